@@ -113,6 +113,15 @@ class Middleware:
     def fileno(self) -> int | None:
         return self.inner.fileno()
 
+    def advance(self, now: float) -> None:
+        """Release whatever is due at `now` (frames held by delaying middleware, down the chain).
+
+        Not part of the Device protocol: `recv`/`recv_batch` already do this, so a runtime only
+        needs it for a send-only device."""
+        adv = getattr(self.inner, "advance", None)
+        if adv is not None:
+            adv(now)
+
     def poll_at(self) -> float | None:
         return self.inner.poll_at()
 

@@ -402,6 +402,7 @@ class FaultInjector(Middleware):
             self._tx.advance(now)
         if self._rx is not None:
             self._rx.advance(now)
+        super().advance(now)  # then whatever the tx lane just handed down
 
     def send(self, frame: bytes, now: float) -> None:
         self._last_now = now
