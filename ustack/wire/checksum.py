@@ -17,7 +17,15 @@ def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     n = int.from_bytes(data, "big")
     if len(data) & 1:
         n <<= 8
-    total = n + initial
+    return fold(n + initial)
+
+
+def fold(total: int) -> int:
+    """Reduce a non-negative sum of 16-bit-aligned pieces to its one's-complement sum, 0..0xffff.
+
+    Pieces may be summed as big integers first: any even-length chunk's value is congruent to the
+    sum of its 16-bit words, so headers can be summed field by field without packing them.
+    """
     s = total % 0xFFFF
     if s == 0 and total:
         return 0xFFFF

@@ -5,13 +5,16 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from .checksum import internet_checksum, ones_sum
+from ._fields import check_ints
+from .checksum import fold
 from .errors import Malformed
+from .ipv4 import _HDR as _IP_HDR
+from .ipv4 import _OFFSET_MASK, FLAG_DF, FLAG_MF, Ipv4Packet
 from .ipv4 import HEADER_LEN as IP_HEADER_LEN
-from .ipv4 import Ipv4Packet
 
 _HDR = struct.Struct("!BBHI")
 HEADER_LEN = 8
+QUOTE_MIN_TRANSPORT = 8  # RFC 792: the quote carries the first 64 bits of the datagram's data
 
 ECHO_REPLY = 0
 DEST_UNREACH = 3
@@ -53,6 +56,8 @@ ERROR_TYPES = frozenset({DEST_UNREACH, SOURCE_QUENCH, REDIRECT, TIME_EXCEEDED, P
 
 
 class IcmpMessage(NamedTuple):
+    """An ICMPv4 message. `parse(emit(m)) == m` except that `payload` comes back a memoryview."""
+
     type: int
     code: int
     rest: int  # second 32-bit word: id<<16|seq for echo, next-hop MTU (low 16 bits) for frag needed
@@ -60,12 +65,17 @@ class IcmpMessage(NamedTuple):
 
     @classmethod
     def parse(cls, buf: bytes | memoryview, verify: bool = True) -> IcmpMessage:
-        if len(buf) < HEADER_LEN:
-            raise Malformed("icmp.truncated", f"{len(buf)} bytes, header needs {HEADER_LEN}")
-        if verify and ones_sum(buf) != 0xFFFF:
-            raise Malformed("icmp.bad_checksum", "checksum does not verify")
-        typ, code, _csum, rest = _HDR.unpack_from(buf)
-        return cls(typ, code, rest, memoryview(buf)[HEADER_LEN:])
+        n = len(buf)
+        if n < HEADER_LEN:
+            raise Malformed("icmp.truncated", f"{n} bytes, header needs {HEADER_LEN}")
+        typ, code, csum, rest = _HDR.unpack_from(buf)
+        if verify:
+            total = int.from_bytes(buf, "big")
+            if n & 1:
+                total <<= 8
+            if fold(total) != 0xFFFF:
+                raise Malformed("icmp.bad_checksum", f"checksum {csum:#06x} does not verify")
+        return tuple.__new__(cls, (typ, code, rest, memoryview(buf)[HEADER_LEN:]))
 
     @classmethod
     def echo(cls, request: bool, ident: int, seq: int, data: bytes = b"") -> IcmpMessage:
@@ -78,7 +88,7 @@ class IcmpMessage(NamedTuple):
         RFC 1812 allows quoting more; 8 bytes is what every receiver can rely on.
         """
         hlen = (offending[0] & 0xF) * 4 if len(offending) else IP_HEADER_LEN
-        quote = bytes(offending[: hlen + 8])
+        quote = bytes(offending[: hlen + QUOTE_MIN_TRANSPORT])
         return cls(typ, code, mtu & 0xFFFF if typ == DEST_UNREACH and code == FRAG_NEEDED else 0, quote)
 
     @property
@@ -98,21 +108,49 @@ class IcmpMessage(NamedTuple):
         return self.type in ERROR_TYPES
 
     def quoted(self) -> tuple[Ipv4Packet, bytes]:
-        """Parse the quoted datagram: its header (checksum not verified, length not trusted)
-        and the transport bytes that follow (at least 8 in a conforming error)."""
+        """Decode the quoted datagram of an error message: its header and the transport bytes after it.
+
+        The quoted header's checksum is not verified (routers may have changed the TTL) and its
+        total length is only used to trim a quote longer than the original datagram. At least 8
+        transport bytes must be present (as Linux requires), so ports can always be read. The
+        returned packet's payload is those same bytes. Raises Malformed ``icmp.not_error`` or
+        ``icmp.bad_quote``.
+        """
+        if self.type not in ERROR_TYPES:
+            raise Malformed("icmp.not_error", f"type {self.type} does not quote a datagram")
         q = memoryview(self.payload)
-        if len(q) < IP_HEADER_LEN:
-            raise Malformed("icmp.bad_quote", f"quoted datagram of {len(q)} bytes")
-        hlen = (q[0] & 0xF) * 4
-        if q[0] >> 4 != 4 or hlen < IP_HEADER_LEN or len(q) < hlen:
-            raise Malformed("icmp.bad_quote", "quoted header is not IPv4")
-        # The quote is truncated by design: rebuild a parseable view with total = what we have.
-        fixed = bytearray(q[:hlen])
-        fixed[2:4] = len(q).to_bytes(2, "big")
-        ip = Ipv4Packet.parse(bytes(fixed) + bytes(q[hlen:]), verify=False)
-        return ip, bytes(q[hlen:])
+        n = len(q)
+        if n < IP_HEADER_LEN:
+            raise Malformed("icmp.bad_quote", f"quoted datagram of {n} bytes, an IPv4 header needs 20")
+        vihl, tos, total, ident, frag, ttl, proto, _csum, src, dst = _IP_HDR.unpack_from(q)
+        if vihl >> 4 != 4:
+            raise Malformed("icmp.bad_quote", f"quoted header has version {vihl >> 4}")
+        hlen = (vihl & 0xF) << 2
+        if hlen < IP_HEADER_LEN:
+            raise Malformed("icmp.bad_quote", f"quoted header has IHL {vihl & 0xF} (< 5)")
+        if n < hlen + QUOTE_MIN_TRANSPORT:
+            raise Malformed(
+                "icmp.bad_quote",
+                f"quote of {n} bytes has {max(n - hlen, 0)} transport bytes after the {hlen}-byte header,"
+                f" need {QUOTE_MIN_TRANSPORT}",
+            )
+        end = total if hlen + QUOTE_MIN_TRANSPORT <= total < n else n
+        transport = bytes(q[hlen:end])
+        ip = Ipv4Packet(
+            src, dst, proto, transport, ttl, ident, bool(frag & FLAG_DF), bool(frag & FLAG_MF),
+            (frag & _OFFSET_MASK) << 3, tos, bytes(q[IP_HEADER_LEN:hlen]),
+        )
+        return ip, transport
 
     def emit(self) -> bytes:
-        body = _HDR.pack(self.type, self.code, 0, self.rest) + bytes(self.payload)
-        csum = internet_checksum(body)
-        return body[:2] + csum.to_bytes(2, "big") + body[4:]
+        """The message with its checksum; ValueError naming a field out of range."""
+        typ, code, rest, payload = self
+        try:
+            body = int.from_bytes(payload, "big")
+            if len(payload) & 1:
+                body <<= 8  # pad to whole 16-bit words
+            s = (typ << 8) + code + rest + body
+            return _HDR.pack(typ, code, ~fold(s) & 0xFFFF, rest) + bytes(payload)
+        except (struct.error, TypeError) as e:
+            check_ints("IcmpMessage", (("type", typ, 8), ("code", code, 8), ("rest", rest, 32)))
+            raise ValueError(f"cannot encode {self!r}: {e}") from e

@@ -5,13 +5,19 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from .checksum import internet_checksum, ones_sum
+from ._fields import check_ints
+from .checksum import fold
 from .errors import Malformed
 from .ipv4 import PROTO_TCP
 
 _HDR = struct.Struct("!HHIIBBHHH")
+_unpack_hdr = _HDR.unpack_from
+_pack_hdr = _HDR.pack
 _U16 = struct.Struct("!H")
 _U32X2 = struct.Struct("!II")
+_TS_BLOCK = struct.Struct("!III")  # NOP NOP TS 10 + TSval + TSecr: what Linux puts on every segment
+_TS_BLOCK_HEAD = 0x0101080A
+_tuple_new = tuple.__new__
 HEADER_LEN = 20
 MAX_OPTIONS = 40
 
@@ -41,6 +47,14 @@ def flags_str(flags: int) -> str:
 
 
 class TcpOptions(NamedTuple):
+    """The TCP options ustack understands; unknown options are skipped by their length.
+
+    Normalisations: `parse` keeps the last of repeated options and stops at EOL; `emit` writes
+    options in Linux's order (MSS, SACK-permitted, timestamps, window scale, SACK) with NOP
+    padding, and keeps only as many SACK blocks (the first ones, which RFC 2018 says are the most
+    recent) as fit in the 40-byte option space: 4 alone, 3 with timestamps.
+    """
+
     mss: int | None = None
     wscale: int | None = None
     sack_perm: bool = False
@@ -49,10 +63,15 @@ class TcpOptions(NamedTuple):
 
     @classmethod
     def parse(cls, b: bytes | memoryview) -> TcpOptions:
+        n = len(b)
+        if n == 12:  # fast path for the usual data-segment layout
+            head, tsval, tsecr = _TS_BLOCK.unpack_from(b)
+            if head == _TS_BLOCK_HEAD:
+                return _tuple_new(cls, (None, None, False, (), (tsval, tsecr)))
         mss = wscale = ts = None
         sack_perm = False
         sack: tuple[tuple[int, int], ...] = ()
-        i, n = 0, len(b)
+        i = 0
         while i < n:
             kind = b[i]
             if kind == OPT_EOL:
@@ -61,10 +80,17 @@ class TcpOptions(NamedTuple):
                 i += 1
                 continue
             if i + 1 >= n:
-                raise Malformed("tcp.bad_option_length", f"option {kind} at {i} has no length byte")
+                raise Malformed("tcp.bad_option_length", f"option {kind} at offset {i} has no length byte")
             olen = b[i + 1]
-            if olen < 2 or i + olen > n:
-                raise Malformed("tcp.bad_option_length", f"option {kind} at {i} claims length {olen}")
+            if olen < 2:
+                raise Malformed(
+                    "tcp.bad_option_length", f"option {kind} at offset {i} claims length {olen} (< 2)"
+                )
+            if i + olen > n:
+                raise Malformed(
+                    "tcp.bad_option_length",
+                    f"option {kind} at offset {i} claims length {olen}, only {n - i} bytes left",
+                )
             if kind == OPT_MSS:
                 if olen != 4:
                     raise Malformed("tcp.bad_option_length", f"MSS option length {olen} (want 4)")
@@ -78,8 +104,13 @@ class TcpOptions(NamedTuple):
                     raise Malformed("tcp.bad_option_length", f"SACK-permitted option length {olen} (want 2)")
                 sack_perm = True
             elif kind == OPT_SACK:
-                if (olen - 2) % 8 or olen < 10:
-                    raise Malformed("tcp.bad_option_length", f"SACK option length {olen}")
+                if olen < 10:
+                    raise Malformed("tcp.bad_option_length", f"SACK option length {olen} (< 10: no block)")
+                if (olen - 2) & 7:
+                    raise Malformed(
+                        "tcp.bad_option_length",
+                        f"SACK option length {olen}: blocks of {olen - 2} bytes, not a multiple of 8",
+                    )
                 sack = tuple(_U32X2.unpack_from(b, j) for j in range(i + 2, i + olen, 8))
             elif kind == OPT_TIMESTAMP:
                 if olen != 10:
@@ -87,40 +118,67 @@ class TcpOptions(NamedTuple):
                 ts = _U32X2.unpack_from(b, i + 2)
             # unknown options are skipped by their length (RFC 9293 3.2)
             i += olen
-        return cls(mss, wscale, sack_perm, sack, ts)
+        return _tuple_new(cls, (mss, wscale, sack_perm, sack, ts))
 
     def emit(self) -> bytes:
-        """Options bytes padded to a multiple of 4, in the order Linux uses."""
-        out = bytearray()
-        if self.mss is not None:
-            out += bytes((OPT_MSS, 4)) + _U16.pack(self.mss)
-        if self.sack_perm and self.ts is not None:
-            out += bytes((OPT_SACK_PERM, 2, OPT_TIMESTAMP, 10)) + _U32X2.pack(*self.ts)
-        else:
-            if self.sack_perm:
-                out += bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERM, 2))
-            if self.ts is not None:
-                out += bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10)) + _U32X2.pack(*self.ts)
-        if self.wscale is not None:
-            out += bytes((OPT_NOP, OPT_WSCALE, 3, self.wscale))
-        if self.sack:
-            room = (MAX_OPTIONS - len(out) - 4) // 8
-            blocks = self.sack[: max(room, 0)]
-            if blocks:
-                out += bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks)))
-                for left, right in blocks:
-                    out += _U32X2.pack(left, right)
+        """Options bytes padded to a multiple of 4, in the order Linux uses.
+
+        ValueError (naming the field) when a value does not fit its option.
+        """
+        mss, wscale, sack_perm, sack, ts = self
+        try:
+            if ts is not None and mss is None and wscale is None and not sack_perm and not sack:
+                return _TS_BLOCK.pack(_TS_BLOCK_HEAD, *ts)  # fast path: data segments
+            out = bytearray()
+            if mss is not None:
+                out += bytes((OPT_MSS, 4)) + _U16.pack(mss)
+            if sack_perm and ts is not None:
+                out += bytes((OPT_SACK_PERM, 2, OPT_TIMESTAMP, 10)) + _U32X2.pack(*ts)
+            else:
+                if sack_perm:
+                    out += bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERM, 2))
+                if ts is not None:
+                    out += _TS_BLOCK.pack(_TS_BLOCK_HEAD, *ts)
+            if wscale is not None:
+                out += bytes((OPT_NOP, OPT_WSCALE, 3, wscale))
+            if sack:
+                room = (MAX_OPTIONS - len(out) - 4) // 8
+                blocks = sack[: max(room, 0)]
+                if blocks:
+                    out += bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks)))
+                    for left, right in blocks:
+                        out += _U32X2.pack(left, right)
+        except (struct.error, TypeError, ValueError) as e:
+            self._check()
+            raise ValueError(f"cannot encode {self!r}: {e}") from e
         if len(out) & 3:
             out += b"\0" * (4 - (len(out) & 3))
-        if len(out) > MAX_OPTIONS:
-            raise ValueError(f"TCP options of {len(out)} bytes exceed {MAX_OPTIONS}")
         return bytes(out)
+
+    def _check(self) -> None:
+        fields: list[tuple[str, object, int]] = []
+        if self.mss is not None:
+            fields.append(("mss", self.mss, 16))
+        if self.wscale is not None:
+            fields.append(("wscale", self.wscale, 8))
+        if self.ts is not None:
+            if not isinstance(self.ts, tuple) or len(self.ts) != 2:
+                raise ValueError(f"TcpOptions.ts must be a (tsval, tsecr) pair, got {self.ts!r}")
+            fields += [("ts[0]", self.ts[0], 32), ("ts[1]", self.ts[1], 32)]
+        for k, block in enumerate(self.sack):
+            if not isinstance(block, tuple) or len(block) != 2:
+                raise ValueError(f"TcpOptions.sack[{k}] must be a (left, right) pair, got {block!r}")
+            fields += [(f"sack[{k}][0]", block[0], 32), (f"sack[{k}][1]", block[1], 32)]
+        check_ints("TcpOptions", tuple(fields))
 
 
 NO_OPTIONS = TcpOptions()
 
 
 class TcpSegment(NamedTuple):
+    """A TCP segment. `parse(emit(s)) == s` modulo the TcpOptions normalisations, `payload`
+    coming back a memoryview, and the reserved/AE bits of byte 12 (not represented: dropped)."""
+
     sport: int
     dport: int
     seq: int
@@ -138,25 +196,53 @@ class TcpSegment(NamedTuple):
 
     @classmethod
     def parse(cls, buf: bytes | memoryview, src: int, dst: int, verify: bool = True) -> TcpSegment:
+        """Decode a segment; `buf` is exactly the IPv4 payload (its length enters the checksum)."""
         n = len(buf)
         if n < HEADER_LEN:
             raise Malformed("tcp.truncated", f"{n} bytes, header needs {HEADER_LEN}")
-        sport, dport, seq, ack, off, flags, window, _csum, urg = _HDR.unpack_from(buf)
-        hlen = (off >> 4) * 4
-        if hlen < HEADER_LEN or hlen > n:
-            raise Malformed("tcp.bad_data_offset", f"data offset {off >> 4} words for {n} bytes")
+        sport, dport, seq, ack, off, flags, window, csum, urg = _unpack_hdr(buf)
+        hlen = (off >> 4) << 2
+        if hlen < HEADER_LEN:
+            raise Malformed("tcp.bad_data_offset", f"data offset {off >> 4} words (< 5)")
+        if hlen > n:
+            raise Malformed("tcp.bad_data_offset", f"data offset {off >> 4} words ({hlen} bytes) > {n} bytes")
         mv = memoryview(buf)
-        if verify and ones_sum(mv, src + dst + PROTO_TCP + n) != 0xFFFF:
-            raise Malformed("tcp.bad_checksum", f"checksum {_csum:#06x} does not verify")
-        opts = TcpOptions.parse(mv[HEADER_LEN:hlen]) if hlen > HEADER_LEN else NO_OPTIONS
-        return cls(sport, dport, seq, ack, flags, window, mv[hlen:], opts, urg)
+        if verify:
+            total = int.from_bytes(mv, "big")
+            if n & 1:
+                total <<= 8
+            # the pseudo-header makes the sum nonzero, so "== 0xffff" is "% 0xffff == 0"
+            if (total + src + dst + PROTO_TCP + n) % 0xFFFF:
+                raise Malformed("tcp.bad_checksum", f"checksum {csum:#06x} does not verify")
+        if hlen == HEADER_LEN:
+            opts = NO_OPTIONS
+        else:
+            opts = TcpOptions.parse(mv[HEADER_LEN:hlen])
+        return _tuple_new(cls, (sport, dport, seq, ack, flags, window, mv[hlen:], opts, urg))
 
     def emit(self, src: int, dst: int) -> bytes:
-        opts = self.options.emit() if self.options is not NO_OPTIONS else b""
+        """Header, options and payload with the checksum; ValueError naming a field out of range."""
+        sport, dport, seq, ack, flags, window, payload, options, urg = self
+        opts = options.emit() if options is not NO_OPTIONS else b""
         hlen = HEADER_LEN + len(opts)
-        hdr = _HDR.pack(self.sport, self.dport, self.seq, self.ack, (hlen >> 2) << 4, self.flags,
-                        self.window, 0, self.urg) + opts
-        payload = self.payload
-        length = hlen + len(payload)
-        csum = internet_checksum(hdr + payload if payload else hdr, src + dst + PROTO_TCP + length)
-        return hdr[:16] + csum.to_bytes(2, "big") + hdr[18:] + bytes(payload)
+        n = len(payload)
+        try:
+            if not (0 <= src <= 0xFFFFFFFF and 0 <= dst <= 0xFFFFFFFF):
+                raise struct.error("address out of range")
+            # one's-complement sum field by field (see checksum.fold): no second pass over bytes
+            body = int.from_bytes(payload, "big") if n else 0
+            if n & 1:
+                body <<= 8
+            s = (sport + dport + seq + ack + (hlen << 10) + flags + window + urg + body
+                 + src + dst + PROTO_TCP + hlen + n)
+            if opts:
+                s += int.from_bytes(opts, "big")
+            hdr = _pack_hdr(sport, dport, seq, ack, hlen << 2, flags, window, ~fold(s) & 0xFFFF, urg)
+        except (struct.error, TypeError) as e:
+            check_ints("TcpSegment", (("sport", sport, 16), ("dport", dport, 16), ("seq", seq, 32),
+                                      ("ack", ack, 32), ("flags", flags, 8), ("window", window, 16),
+                                      ("urg", urg, 16), ("src", src, 32), ("dst", dst, 32)))
+            raise ValueError(f"cannot encode {self!r}: {e}") from e
+        if opts:
+            hdr += opts
+        return hdr + payload if n else hdr
