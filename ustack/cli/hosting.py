@@ -1,0 +1,92 @@
+"""Opening a ustack Host from command-line options, with tracing wired in.
+
+`--trace` prints each frame in and out (the drivers' Tracer) and each TCP state change (the TCP
+layer's trace hook) to stderr; `--trace-file FILE` writes TCP trace events as JSON lines (see
+`ustack.cli.tracefile`) for `ustack plot --kind cwnd`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, TextIO
+
+from .options import UsageError, check_test_net, host_kwargs
+
+
+class OpenedHost:
+    """A started Host plus what the CLI attached to it; a context manager that closes all."""
+
+    def __init__(self, host: Any, args: argparse.Namespace, trace_sink: Any = None) -> None:
+        self.host = host
+        self.args = args
+        self.trace_sink = trace_sink
+
+    def describe(self) -> str:
+        a = self.args
+        kind, name = ("tun", a.tun) if a.tun else ("tap", a.tap)
+        parts = [f"{kind}={name}", f"addr={a.addr}"]
+        if a.peer:
+            parts.append(f"peer={a.peer}")
+        if a.gateway:
+            parts.append(f"gateway={a.gateway}")
+        parts.append(f"mtu={a.mtu}")
+        if a.pcap:
+            parts.append(f"pcap={a.pcap}")
+        return " ".join(parts)
+
+    def alive(self) -> bool:
+        return bool(getattr(self.host, "running", True))
+
+    def close(self) -> None:
+        try:
+            self.host.close()
+        finally:
+            if self.trace_sink is not None:
+                self.trace_sink.close()
+
+    def __enter__(self) -> OpenedHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def stderr_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def open_host(args: argparse.Namespace, *, trace_out: TextIO | None = None, **extra: Any) -> OpenedHost:
+    """`ustack.Host.open(...)` from parsed options; UsageError for what the user got wrong."""
+    from ustack import Host
+
+    from .tracefile import TraceSink
+
+    if not getattr(args, "any_net", False):
+        check_test_net(args.addr, args.peer, args.gateway and args.gateway + "/32")
+    kw = host_kwargs(args)
+    kw.update(extra)
+    clock_origin = time.monotonic()
+    if getattr(args, "trace", False):
+        kw["trace"] = trace_out if trace_out is not None else stderr_line
+    sink = TraceSink.from_args(args, clock_origin=clock_origin,
+                               echo=(kw.get("trace") if getattr(args, "trace", False) else None))
+    try:
+        host = Host.open(**kw)
+    except PermissionError as e:
+        if sink:
+            sink.close()
+        raise UsageError(f"cannot open the device: {e} (run as root, with /dev/net/tun)") from None
+    except (ValueError, TypeError) as e:
+        if sink:
+            sink.close()
+        raise UsageError(str(e)) from None
+    except BaseException:
+        if sink:
+            sink.close()
+        raise
+    if sink is not None:
+        sink.attach(host)
+    return OpenedHost(host, args, sink)

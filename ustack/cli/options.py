@@ -1,0 +1,187 @@
+"""Argument parsing shared by the subcommands: one-line usage errors, device, address and
+fault options, and their conversion into `ustack.Host.open(...)` keyword arguments."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from typing import Any, NoReturn
+
+USAGE_EXIT = 2
+TEST_NET = ipaddress.ip_network("198.18.0.0/15")
+
+
+class UsageError(Exception):
+    """Bad command-line input found after parsing (exit status 2, one line)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the usage block before an error; we print the error on one line only,
+    prefixed with the command path, and exit 2 (the status argparse uses)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(USAGE_EXIT)
+
+
+# -- value parsers (argparse `type=`): ValueError/ArgumentTypeError become one-line errors -------
+def interface_addr(text: str) -> str:
+    """An IPv4 address with prefix, e.g. 198.18.0.2/24 (a bare address means /24)."""
+    try:
+        iface = ipaddress.IPv4Interface(text if "/" in text else text + "/24")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address/prefix: {text!r} ({e})") from None
+    return iface.with_prefixlen
+
+
+def ipv4_addr(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    return value
+
+
+def service_port(text: str) -> int:
+    value = port(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("a service needs a port from 1 to 65535")
+    return value
+
+
+def addr_port(text: str) -> tuple[str, int]:
+    host, sep, p = text.rpartition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected ADDR:PORT, got {text!r}")
+    return ipv4_addr(host or "0.0.0.0"), port(p)
+
+
+def mtu(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an MTU: {text!r}") from None
+    if not 576 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"MTU {value} is outside 576..65535")
+    return value
+
+
+def ifname(text: str) -> str:
+    if not 1 <= len(text) <= 15 or "/" in text or text.strip() != text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"not a valid interface name: {text!r} (1-15 characters)")
+    return text
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+# -- option groups -----------------------------------------------------------------------------
+FAULT_OPTIONS = (
+    # option, spec key, metavar, help
+    ("--loss", "loss", "P", "drop each frame with probability P (0.02 or 2%%)"),
+    ("--duplicate", "duplicate", "P", "duplicate frames with probability P"),
+    ("--reorder", "reorder", "P", "hold frames back so later ones overtake them, probability P"),
+    ("--corrupt", "corrupt", "P", "flip one bit with probability P"),
+    ("--delay", "delay_s", "T", "delay every frame by T (e.g. 20ms)"),
+    ("--jitter", "jitter_s", "T", "add uniform jitter of +-T to the delay"),
+    ("--rate", "rate_bps", "R", "rate limit, e.g. 10mbit"),
+    ("--mtu-cap", "mtu_cap", "N", "drop frames longer than N bytes"),
+)
+
+
+def add_device_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    g = p.add_argument_group("device")
+    dev = g.add_mutually_exclusive_group(required=required)
+    dev.add_argument("--tun", metavar="NAME", type=ifname, help="use (or create) TUN device NAME")
+    dev.add_argument("--tap", metavar="NAME", type=ifname, help="use (or create) TAP device NAME")
+    g.add_argument("--addr", metavar="ADDR/PREFIX", type=interface_addr, required=required,
+                   help="ustack's own address, e.g. 198.18.0.2/24")
+    g.add_argument("--peer", metavar="ADDR/PREFIX", type=interface_addr,
+                   help="give the kernel side of the device this address and bring it up")
+    g.add_argument("--gateway", metavar="ADDR", type=ipv4_addr, help="ustack's default gateway")
+    g.add_argument("--mtu", type=mtu, default=1500, help="link MTU (default 1500)")
+    g.add_argument("--any-net", action="store_true",
+                   help="allow addresses outside 198.18.0.0/15 (the default refuses them)")
+
+
+def add_capture_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("capture and tracing")
+    g.add_argument("--pcap", metavar="FILE", help="write every frame in and out to FILE (pcap)")
+    g.add_argument("--trace", action="store_true",
+                   help="print each frame in/out and each TCP state change, with timestamps")
+    g.add_argument("--trace-file", metavar="FILE",
+                   help="write TCP trace events (state, cwnd, ssthresh, rtt) as JSON lines to FILE, "
+                        "for `ustack plot --kind cwnd`")
+
+
+def add_fault_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fault injection (on the device, both directions; see docs/faults.md)")
+    for opt, _key, metavar, text in FAULT_OPTIONS:
+        g.add_argument(opt, metavar=metavar, help=text)
+    g.add_argument("--faults", metavar="SPEC",
+                   help='all of the above as one spec, e.g. "loss=2%%,reorder=1%%,delay=5ms"')
+    g.add_argument("--seed", type=positive_int, default=None, help="random seed of the faults (default 0)")
+
+
+def fault_config(args: argparse.Namespace) -> Any:
+    """A drivers.FaultConfig from the fault options, or None when no fault was asked for.
+
+    Raises UsageError with a one-line message for bad values."""
+    from ustack.drivers import FaultConfig
+
+    items = []
+    spec = getattr(args, "faults", None)
+    if spec:
+        items.append(spec)
+    for opt, key, _m, _h in FAULT_OPTIONS:
+        value = getattr(args, opt[2:].replace("-", "_"), None)
+        if value is not None:
+            items.append(f"{key}={value}")
+    seed = getattr(args, "seed", None)
+    try:
+        cfg = FaultConfig.from_spec(",".join(items), **({"seed": seed} if seed is not None else {}))
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"bad fault option: {e}") from None
+    if cfg.is_noop and seed is None:
+        return None
+    return cfg
+
+
+def check_test_net(*cidrs: str | None) -> None:
+    """The CLI refuses addresses outside 198.18.0.0/15 unless told otherwise: a stack that
+    answers ARP and sends SYNs has no business on a real network by accident."""
+    for c in cidrs:
+        if c is None:
+            continue
+        net = ipaddress.ip_interface(c).network
+        if not net.subnet_of(TEST_NET):
+            raise UsageError(f"{c} is outside 198.18.0.0/15 (the benchmarking range); "
+                             "pass --any-net to allow it")
+
+
+def host_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for `ustack.Host.open` from the device/capture/fault options."""
+    kw: dict[str, Any] = {"addr": args.addr, "peer": args.peer, "gateway": args.gateway, "mtu": args.mtu,
+                          "pcap": args.pcap, "faults": fault_config(args)}
+    if args.tun:
+        kw["tun"] = args.tun
+    else:
+        kw["tap"] = args.tap
+    return kw
