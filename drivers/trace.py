@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from .base import Device, Middleware
 
+_wire_error = ""
 try:  # drivers know no stack; the wire codecs are an optional dependency of the tracer only
     from ustack import wire as _wire
     from ustack.wire import icmp as _icmp
