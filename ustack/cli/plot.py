@@ -1,0 +1,374 @@
+"""`ustack plot`: TCP time-sequence graphs from a pcap, congestion window from a trace file.
+
+The time-sequence graph is the classic one (tcptrace, Wireshark's Stevens/tcptrace view) for
+the data direction of one connection: each data segment is a vertical bar from its first to its
+last sequence number at the time it was seen, retransmissions (a segment that starts below the
+highest sequence already sent) in red; the ACK line from the other side (a step line); the
+receive-window line (ACK + advertised window, scaled when both SYNs agreed on window scaling);
+SACK blocks as short bars at the time of the ACK that carried them. Sequence numbers are
+relative to the sender's ISN and unwrapped across 2**32.
+
+The analysis (`analyze_pcap`, `seq_series`) needs no matplotlib; drawing needs the `plot` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .options import UsageError
+
+ETH_IPV4 = 0x0800
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_IPV4 = 228
+
+
+@dataclass(frozen=True)
+class Seg:
+    """One TCP segment as captured."""
+    t: float
+    src: int
+    sport: int
+    dst: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    length: int
+    wscale: int | None
+    sack: tuple[tuple[int, int], ...]
+    syn_opts: bool  # carried a SYN (its options negotiate window scaling)
+
+
+@dataclass
+class Conn:
+    """One TCP connection (both directions) found in a capture."""
+    a: tuple[int, int]  # (addr, port) of the endpoint seen first
+    b: tuple[int, int]
+    segs: list[Seg] = field(default_factory=list)
+
+    def bytes_from(self, end: tuple[int, int]) -> int:
+        return sum(s.length for s in self.segs if (s.src, s.sport) == end)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.length for s in self.segs)
+
+    def name(self, sender: tuple[int, int] | None = None) -> str:
+        from ustack.wire.ipv4 import ip_str
+
+        x, y = (self.a, self.b) if sender in (None, self.a) else (self.b, self.a)
+        return f"{ip_str(x[0])}:{x[1]}>{ip_str(y[0])}:{y[1]}"
+
+
+def _ip_payload(frame: bytes, linktype: int) -> bytes | memoryview | None:
+    if linktype == LINKTYPE_ETHERNET:
+        if len(frame) < 14 or int.from_bytes(frame[12:14], "big") != ETH_IPV4:
+            return None
+        return memoryview(frame)[14:]
+    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
+        return frame if frame and frame[0] >> 4 == 4 else None
+    return None
+
+
+def read_segments(path: str) -> Iterator[Seg]:
+    """Every decodable IPv4/TCP segment of a pcap (others, and malformed ones, are skipped)."""
+    from ustack import wire
+    from ustack.drivers import read_pcap
+    from ustack.wire import tcp as tcpw
+
+    for ts, frame, linktype in read_pcap(path):
+        buf = _ip_payload(frame, linktype)
+        if buf is None:
+            continue
+        try:
+            ip = wire.Ipv4Packet.parse(buf)
+            if ip.proto != 6 or ip.mf or ip.frag_offset:
+                continue
+            seg = wire.TcpSegment.parse(ip.payload, ip.src, ip.dst, verify=False)
+        except wire.Malformed:
+            continue
+        opts = seg.options
+        yield Seg(ts, ip.src, seg.sport, ip.dst, seg.dport, seg.seq, seg.ack, seg.flags, seg.window,
+                  len(seg.payload), opts.wscale, tuple(opts.sack or ()), bool(seg.flags & tcpw.SYN))
+
+
+def analyze_pcap(path: str) -> list[Conn]:
+    """The TCP connections of a capture, largest (payload bytes) first.
+
+    A new SYN (without ACK) on a 4-tuple already seen with data starts a new connection."""
+    from ustack.wire import tcp as tcpw
+
+    conns: dict[tuple[tuple[int, int], tuple[int, int]], Conn] = {}
+    done: list[Conn] = []
+    for s in read_segments(path):
+        x, y = (s.src, s.sport), (s.dst, s.dport)
+        key = (x, y) if x <= y else (y, x)
+        c = conns.get(key)
+        if c is not None and s.flags & tcpw.SYN and not s.flags & tcpw.ACK and any(
+                not (q.flags & tcpw.SYN) for q in c.segs):
+            done.append(c)
+            c = None
+        if c is None:
+            c = conns[key] = Conn(x, y)
+        c.segs.append(s)
+    done.extend(conns.values())
+    done.sort(key=lambda c: c.total_bytes, reverse=True)
+    return done
+
+
+def pick_conn(conns: list[Conn], spec: str | None) -> Conn:
+    """The connection named by --conn ("A:P>B:P", "A:P-B:P" or one endpoint "A:P"), or the largest."""
+    if not conns:
+        raise UsageError("no TCP connection in the capture")
+    if not spec:
+        return conns[0]
+    from ustack.wire.ipv4 import ip_int
+
+    ends = []
+    for part in spec.replace(">", "-").split("-"):
+        host, _, port = part.strip().rpartition(":")
+        try:
+            ends.append((ip_int(host), int(port)))
+        except (ValueError, TypeError):
+            raise UsageError(f"--conn: cannot read endpoint {part!r} (want ADDR:PORT)") from None
+    for c in conns:
+        if all(e in (c.a, c.b) for e in ends):
+            return c
+    raise UsageError(f"--conn {spec}: no such connection (try --list)")
+
+
+@dataclass
+class SeqSeries:
+    """What the time-sequence graph shows (relative sequence numbers, seconds from the start)."""
+    conn: str
+    sender: tuple[int, int]
+    data: list[tuple[float, int, int]] = field(default_factory=list)  # (t, start, end) first sends
+    retrans: list[tuple[float, int, int]] = field(default_factory=list)  # (t, start, end)
+    acks: list[tuple[float, int]] = field(default_factory=list)  # (t, ack)
+    window: list[tuple[float, int]] = field(default_factory=list)  # (t, ack + window)
+    sacks: list[tuple[float, int, int]] = field(default_factory=list)  # (t, left, right)
+    bytes_sent: int = 0
+
+    @property
+    def retransmissions(self) -> int:
+        return len(self.retrans)
+
+
+class _Unwrap:
+    """Map 32-bit sequence numbers to integers relative to a base, unwrapping across 2**32."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.last = 0
+
+    def __call__(self, seq: int) -> int:
+        rel = (seq - self.base) & 0xFFFFFFFF
+        # choose the representative of rel mod 2**32 nearest to the last value
+        cand = rel + ((self.last - rel + (1 << 31)) >> 32 << 32)
+        self.last = cand
+        return cand
+
+
+def seq_series(conn: Conn, sender: tuple[int, int] | None = None) -> SeqSeries:
+    """The series of the graph for the data direction (the side that sent most, by default)."""
+    from ustack.wire import tcp as tcpw
+
+    if sender is None:
+        sender = conn.a if conn.bytes_from(conn.a) >= conn.bytes_from(conn.b) else conn.b
+    receiver = conn.b if sender == conn.a else conn.a
+    out_segs = [s for s in conn.segs if (s.src, s.sport) == sender]
+    in_segs = [s for s in conn.segs if (s.src, s.sport) == receiver]
+    if not out_segs:
+        raise UsageError("the chosen sender sent nothing")
+    syn = next((s for s in out_segs if s.flags & tcpw.SYN), None)
+    isn = syn.seq if syn is not None else out_segs[0].seq
+    t0 = conn.segs[0].t
+    # Window scaling applies only when both SYNs carried the option (RFC 7323 2.2).
+    syn_in = next((s for s in in_segs if s.flags & tcpw.SYN), None)
+    rcv_shift = 0
+    if syn is not None and syn_in is not None and syn.wscale is not None and syn_in.wscale is not None:
+        rcv_shift = syn_in.wscale
+
+    series = SeqSeries(conn.name(sender), sender)
+    unwrap_out = _Unwrap(isn)
+    unwrap_in = _Unwrap(isn)
+    highest = None  # highest end sequence sent so far
+    events = sorted([(s.t, 0, s) for s in out_segs] + [(s.t, 1, s) for s in in_segs],
+                    key=lambda e: (e[0], e[1]))
+    for t, side, s in events:
+        t -= t0
+        if side == 0:
+            start = unwrap_out(s.seq) + (1 if s.flags & tcpw.SYN else 0)
+            n = s.length + (1 if s.flags & tcpw.FIN else 0)
+            if n == 0:
+                continue
+            end = start + n
+            if highest is not None and start < highest:
+                series.retrans.append((t, start, end))
+            else:
+                series.data.append((t, start, end))
+                series.bytes_sent += s.length
+            highest = end if highest is None else max(highest, end)
+        elif s.flags & tcpw.ACK:
+            ack = unwrap_in(s.ack)
+            series.acks.append((t, ack))
+            win = s.window if s.flags & tcpw.SYN else s.window << rcv_shift
+            series.window.append((t, ack + win))
+            for left, right in s.sack:
+                series.sacks.append((t, unwrap_in(left), unwrap_in(right)))
+    return series
+
+
+def _figure() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError("plotting needs matplotlib: pip install 'ustack[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _segments(rows: Iterable[tuple[float, int, int]]) -> list[list[tuple[float, int]]]:
+    return [[(t, a), (t, b)] for t, a, b in rows]
+
+
+def draw_seq(series: SeqSeries, output: str, title: str | None = None) -> None:
+    plt = _figure()
+    from matplotlib.collections import LineCollection
+
+    fig, ax = plt.subplots(figsize=(11, 6.5), dpi=110)
+    if series.window:
+        wt, wv = zip(*series.window, strict=True)
+        ax.step(wt, wv, where="post", color="tab:olive", lw=0.9, label="receive window (ack + win)")
+    if series.acks:
+        at, av = zip(*series.acks, strict=True)
+        ax.step(at, av, where="post", color="tab:green", lw=0.9, label="ACK")
+    ax.add_collection(LineCollection(_segments(series.data), colors="tab:blue", lw=1.2, label="data"))
+    if series.sacks:
+        ax.add_collection(LineCollection(_segments(series.sacks), colors="tab:purple", lw=2.5, alpha=0.7,
+                                         label="SACK blocks"))
+    if series.retrans:
+        ax.add_collection(LineCollection(_segments(series.retrans), colors="tab:red", lw=2.0,
+                                         label=f"retransmissions ({series.retransmissions})"))
+        rt = [t for t, _, _ in series.retrans]
+        rs = [b for _, _, b in series.retrans]
+        ax.scatter(rt, rs, marker="x", color="tab:red", s=18, zorder=3)
+    ax.autoscale()
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("relative sequence number (bytes)")
+    ax.set_title(title or f"TCP time-sequence: {series.conn}  ({series.bytes_sent:,} bytes, "
+                          f"{series.retransmissions} retransmissions)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(output)
+    plt.close(fig)
+
+
+@dataclass
+class CwndSeries:
+    conn: str
+    t: list[float] = field(default_factory=list)
+    cwnd: list[float] = field(default_factory=list)
+    ssthresh: list[tuple[float, float]] = field(default_factory=list)
+    retrans: list[float] = field(default_factory=list)
+    states: list[tuple[float, str]] = field(default_factory=list)
+
+
+def cwnd_series(events: list[dict[str, Any]], conn: str | None) -> CwndSeries:
+    with_cwnd = [e for e in events if e.get("ev") == "cwnd" and isinstance(e.get("cwnd"), int | float)]
+    if not with_cwnd:
+        raise UsageError("the trace file has no cwnd events (record one with --trace-file)")
+    names: dict[str, int] = {}
+    for e in with_cwnd:
+        names[e["conn"]] = names.get(e["conn"], 0) + 1
+    if conn:
+        matches = [n for n in names if all(part in n for part in conn.replace("-", ">").split(">"))]
+        if not matches:
+            raise UsageError(f"--conn {conn}: not in the trace (connections: {', '.join(sorted(names))})")
+        name = matches[0]
+    else:
+        name = max(names, key=lambda n: names[n])
+    s = CwndSeries(name)
+    for e in events:
+        if e.get("conn") != name:
+            continue
+        t = float(e["t"])
+        ev = e.get("ev")
+        if ev == "cwnd" and isinstance(e.get("cwnd"), int | float):
+            s.t.append(t)
+            s.cwnd.append(float(e["cwnd"]))
+            th = e.get("ssthresh")
+            if isinstance(th, int | float) and th < 1 << 40:
+                s.ssthresh.append((t, float(th)))
+        elif ev in ("retransmit", "rto"):
+            s.retrans.append(t)
+        elif ev == "state":
+            s.states.append((t, str(e.get("to", ""))))
+    return s
+
+
+def draw_cwnd(series: CwndSeries, output: str, title: str | None = None) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
+    ax.step(series.t, series.cwnd, where="post", color="tab:blue", lw=1.2, label="cwnd")
+    if series.ssthresh:
+        st, sv = zip(*series.ssthresh, strict=True)
+        ax.step(st, sv, where="post", color="tab:orange", lw=0.9, ls="--", label="ssthresh")
+    for i, t in enumerate(series.retrans):
+        ax.axvline(t, color="tab:red", lw=0.6, alpha=0.5, label="retransmission" if i == 0 else None)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("bytes")
+    ax.set_title(title or f"congestion window: {series.conn}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(output)
+    plt.close(fig)
+
+
+def plot_seq(pcap: str, output: str, conn: str | None = None, title: str | None = None) -> SeqSeries:
+    """Draw the time-sequence graph of one connection of `pcap` into `output`; returns its data."""
+    series = seq_series(pick_conn(analyze_pcap(pcap), conn))
+    draw_seq(series, output, title)
+    return series
+
+
+def plot_cwnd(trace: str, output: str, conn: str | None = None, title: str | None = None) -> CwndSeries:
+    from .tracefile import read_trace
+
+    series = cwnd_series(read_trace(trace), conn)
+    draw_cwnd(series, output, title)
+    return series
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    if not os.path.exists(args.file):
+        raise UsageError(f"{args.file}: no such file")
+    if args.kind == "cwnd":
+        cs = plot_cwnd(args.file, args.output, args.conn, args.title)
+        print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} retransmissions")
+        return 0
+    try:
+        conns = analyze_pcap(args.file)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"{args.file}: not a readable pcap ({e})") from None
+    if args.list:
+        for c in conns:
+            print(f"{c.name()}  {c.bytes_from(c.a):>12,} bytes >  {c.bytes_from(c.b):>12,} bytes <  "
+                  f"{len(c.segs)} segments")
+        return 0
+    series = seq_series(pick_conn(conns, args.conn))
+    draw_seq(series, args.output, args.title)
+    print(f"{args.output}: {series.conn}, {series.bytes_sent:,} bytes in {len(series.data)} segments, "
+          f"{series.retransmissions} retransmissions, {len(series.sacks)} SACK blocks")
+    return 0
