@@ -62,14 +62,19 @@ class _TunTapBase:
         self.counters = DeviceCounters()
         self._closed = False
 
+    def _tx_error(self, e: OSError) -> str:
+        reason = _TX_DROP_ERRNOS.get(e.errno)
+        if reason is None:
+            if self._closed and e.errno == errno.EBADF:
+                return "closed"  # a send racing close() is a drop, not a crash
+            raise e
+        return reason
+
     def send(self, frame: bytes, now: float) -> None:
         try:
             n = os.write(self._fd, frame)
         except OSError as e:
-            reason = _TX_DROP_ERRNOS.get(e.errno)
-            if reason is None:
-                raise
-            self.counters.drop_tx(reason)
+            self.counters.drop_tx(self._tx_error(e))
             return
         c = self.counters
         c.tx_frames += 1
@@ -83,10 +88,7 @@ class _TunTapBase:
                 nbytes += write(fd, frame)
                 sent += 1
             except OSError as e:
-                reason = _TX_DROP_ERRNOS.get(e.errno)
-                if reason is None:
-                    raise
-                c.drop_tx(reason)
+                c.drop_tx(self._tx_error(e))
         c.tx_frames += sent
         c.tx_bytes += nbytes
 
@@ -96,7 +98,7 @@ class _TunTapBase:
         except BlockingIOError:
             return None
         except OSError as e:
-            if e.errno == errno.EIO:  # seen while the interface goes down
+            if e.errno == errno.EIO or self._closed:  # interface going down, or closed
                 return None
             raise
         c = self.counters
@@ -114,7 +116,7 @@ class _TunTapBase:
         except BlockingIOError:
             pass
         except OSError as e:
-            if e.errno != errno.EIO:
+            if e.errno != errno.EIO and not self._closed:
                 raise
         if out:
             c = self.counters
@@ -123,7 +125,7 @@ class _TunTapBase:
         return out
 
     def fileno(self) -> int | None:
-        return self._fd
+        return None if self._closed else self._fd
 
     def poll_at(self) -> float | None:
         return None  # readiness comes from the fd
@@ -131,6 +133,7 @@ class _TunTapBase:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._fd = -1  # never write to a recycled fd number after close
             self._dev.close()  # a non-persistent interface disappears with its last fd
 
     def __enter__(self):

@@ -126,6 +126,12 @@ def test_tun_send_counts_drops_instead_of_raising(netns) -> None:
         dev.send_batch([echo_request(), echo_request()], 0.0)
         assert dev.counters.tx_frames == 0 and dev.counters.tx_dropped == 4
         assert set(dev.counters.drops) <= {"tx_link_down", "tx_invalid"}
+    # after close: drops and empties, never a write to a recycled fd number
+    dev.send(echo_request(), 0.0)
+    dev.send_batch([echo_request()], 0.0)
+    assert dev.counters.drops["closed"] == 2
+    assert dev.recv(0.0) is None and dev.recv_batch(0.0) == [] and dev.fileno() is None
+    dev.close()  # idempotent
 
 
 def test_tun_mtu_and_attach_to_persistent_interface(netns) -> None:
