@@ -177,7 +177,7 @@ class BareReceiver:
 
     def run(self, timeout_s: float) -> None:
         fd, read = self.fd, os.read
-        unpack_ip, unpack_tcp = _IP.unpack_from, _TCP.unpack_from
+        unpack_tcp = _TCP.unpack_from
         local, port = self.local, self.port
         poller = select.poll()
         poller.register(fd, select.POLLIN)
@@ -214,7 +214,7 @@ class BareReceiver:
                 if flags & _SYN:
                     rport = sport
                     rcv_nxt = (seq + 1) & 0xFFFFFFFF
-                    opts = struct.pack("!BBH", 2, 4, self.mtu - 40) + struct.pack("!BBBB", 1, 3, 3, self.WSCALE)
+                    opts = struct.pack("!BBHBBBB", 2, 4, self.mtu - 40, 1, 3, 3, self.WSCALE)
                     self._send(_tcp_segment(local, self.remote, port, rport, iss, rcv_nxt, _SYN | _ACK,
                                             65535, opts))
                     ack_base = None
@@ -282,11 +282,9 @@ def ustack_available() -> str | None:
         import ustack
 
         ustack.Host  # noqa: B018 - lazy attribute, imports the runtime
-        import ustack.tcp  # noqa: F401
-        from ustack.core.stack import Stack
+        import ustack.core.stack  # noqa: F401
 
-        if not hasattr(Stack, "tcp") and "tcp" not in getattr(Stack, "__slots__", ()):
-            pass  # an attribute set in __init__: checked when the host opens
+        import ustack.tcp  # noqa: F401
     except Exception as e:  # noqa: BLE001 - any import failure means "not built yet"
         return f"{type(e).__name__}: {e}"
     return None
@@ -389,8 +387,8 @@ class Profiler:
         if not self.available:
             return
         pid = str(os.getpid())
-        common = ["record", "--pid", pid, "--rate", str(self.rate), "--duration", str(int(self.duration_s) + 1),
-                  "--nonblocking"]
+        common = ["record", "--pid", pid, "--rate", str(self.rate),
+                  "--duration", str(int(self.duration_s) + 1), "--nonblocking"]
         for fmt, out in (("flamegraph", self.svg), ("raw", self.raw)):
             self.procs.append(subprocess.Popen([self.py_spy, *common, "--format", fmt, "-o", out],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -451,7 +449,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ack-every", type=int, default=0,
                    help="bare: ACK every N in-order segments as well as once per batch (0: per batch)")
     p.add_argument("--batch", type=int, default=64, help="bare: frames per read batch (default 64)")
-    p.add_argument("--txqueuelen", type=int, default=4096, help="TUN transmit queue, kernel side (default 4096)")
+    p.add_argument("--txqueuelen", type=int, default=4096,
+                   help="TUN transmit queue, kernel side (default 4096)")
     p.add_argument("--profile", action="store_true", help="sample the receiver with py-spy")
     p.add_argument("--profile-out", default=None, help="directory for the profile (default: a temp dir)")
     return p.parse_args(argv)
@@ -470,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     profile_target = args.only or ("ustack" if why_not is None else "bare")
     for name in want:
         if name == "ustack" and why_not is not None:
-            results["runs"].append({"receiver": "ustack", "skipped": f"ustack Host/TCP not available ({why_not})"})
+            results["runs"].append({"receiver": "ustack",
+                                    "skipped": f"ustack Host/TCP not available ({why_not})"})
             continue
         prof = Profiler(prof_dir, name, args.seconds + 5) if args.profile and name == profile_target else None
         if prof:
