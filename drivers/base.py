@@ -8,7 +8,7 @@ same code runs under a real clock and the simulator's virtual one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 MEDIA = ("ip", "ethernet")
 ETHERNET_HEADER_LEN = 14
@@ -128,14 +128,14 @@ class Middleware:
     def close(self) -> None:
         self.inner.close()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         # Only reached for attributes not found normally; guard `inner` itself so a
         # half-constructed object cannot recurse forever.
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

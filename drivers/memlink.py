@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .base import DeviceCounters, check_medium, max_frame_len
 
@@ -157,5 +158,5 @@ class MemLink:
         return seg.attach(f"{name}.a"), seg.attach(f"{name}.b")
 
     @staticmethod
-    def segment(medium: str = "ethernet", mtu: int = 1500, **kw) -> MemSegment:
+    def segment(medium: str = "ethernet", mtu: int = 1500, **kw: Any) -> MemSegment:
         return MemSegment(medium, mtu, **kw)

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterable
+from typing import Any, Self
 
 from .base import DeviceCounters
 
@@ -28,7 +29,7 @@ _TX_DROP_ERRNOS = {
 }
 
 
-def _open_tuntap(name: str, flags: int):
+def _open_tuntap(name: str, flags: int) -> Any:
     import pytun  # imported lazily so memlink-only users need no C extension
 
     return pytun.TunTapDevice(name=name, flags=flags | pytun.IFF_NO_PI)
@@ -136,7 +137,7 @@ class _TunTapBase:
             self._fd = -1  # never write to a recycled fd number after close
             self._dev.close()  # a non-persistent interface disappears with its last fd
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
