@@ -407,6 +407,10 @@ class UstackDut:
     def stack(self) -> Any:
         return self.host.stack
 
+    @property
+    def has_tcp(self) -> bool:
+        return getattr(self.host.stack, "tcp", None) is not None
+
     def counters(self) -> dict[str, int]:
         return self.host.call(self.stack.counters.snapshot)
 
@@ -506,7 +510,7 @@ def _wait_iface_up(name: str, within: float = 2.0) -> None:
 
 
 def ustack_dut_unavailable() -> str | None:
-    """None when ustack's Host with TCP can be used as a DUT, else why not."""
+    """None when ustack's Host can be used as a DUT, else why not (TCP is checked per module)."""
     try:
         import ustack
 
@@ -514,10 +518,8 @@ def ustack_dut_unavailable() -> str | None:
         if not hasattr(host_cls, "open"):
             return "ustack.Host has no open()"
         import ustack.core.stack  # noqa: F401
-
-        import ustack.tcp  # noqa: F401
     except Exception as e:  # noqa: BLE001 - any import failure means "not built yet"
-        return f"ustack Host/TCP not importable: {type(e).__name__}: {e}"
+        return f"ustack Host/Stack not importable: {type(e).__name__}: {e}"
     return None
 
 

@@ -31,6 +31,10 @@ def dut(request, netns):  # noqa: F811 - the netns fixture moves this thread int
             skip_or_fail(reason)
     d, bench = make_dut(request.param)
     d.bench = bench
+    if getattr(request.module, "NEEDS_TCP", False) and not getattr(d, "has_tcp", True):
+        bench.close()
+        d.close_all()
+        skip_or_fail("ustack's Host has no TCP layer (stack.tcp is None)")
     try:
         yield d
     finally:
