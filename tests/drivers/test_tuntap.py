@@ -35,8 +35,10 @@ WAIT_S = 3.0
 
 
 def wait_for(dev, pred: Callable[[bytes], bool], timeout: float = WAIT_S,
-             answer: Callable[[bytes], None] | None = None, max_frames: int = 2000) -> bytes:
-    """First frame satisfying pred; others go to `answer` (e.g. ARP replies). Bounded."""
+             answer: Callable[[bytes], None] | None = None, max_frames: int = 2000,
+             single: bool = False) -> bytes:
+    """First frame satisfying pred; others go to `answer` (e.g. ARP replies). Bounded.
+    `single` reads with recv() instead of recv_batch()."""
     deadline = time.monotonic() + timeout
     seen = 0
     while seen < max_frames:
@@ -44,7 +46,12 @@ def wait_for(dev, pred: Callable[[bytes], bool], timeout: float = WAIT_S,
         if left <= 0:
             break
         select.select([dev.fileno()], [], [], left)
-        for f in dev.recv_batch(time.monotonic()):
+        if single:
+            one = dev.recv(time.monotonic())
+            frames = [] if one is None else [one]
+        else:
+            frames = dev.recv_batch(time.monotonic())
+        for f in frames:
             seen += 1
             if pred(f):
                 return f
@@ -82,7 +89,7 @@ def test_tun_receives_kernel_udp_and_answers_nothing_else(netns) -> None:
         assert dev.medium == "ip" and dev.mtu == 1500 and dev.recv(0.0) is None
         kernel_side_up("ust0", f"{KERNEL}/24", 1500)
         kernel_udp(9)
-        f = wait_for(dev, is_udp_to_us(9))
+        f = wait_for(dev, is_udp_to_us(9), single=True)
         ip = dpkt.ip.IP(f)
         assert socket.inet_ntoa(ip.src) == KERNEL and ip.data.data == b"from-kernel"
         assert dev.counters.rx_frames >= 1 and dev.counters.rx_bytes >= len(f)
@@ -95,7 +102,7 @@ def test_tun_echo_request_gets_kernel_reply(netns) -> None:
         kernel_side_up("ust0", f"{KERNEL}/24", 1500)
         dev.send(echo_request(), 0.0)
         assert dev.counters.tx_frames == 1
-        reply = dpkt.ip.IP(wait_for(dev, is_echo_reply))
+        reply = dpkt.ip.IP(wait_for(dev, is_echo_reply, single=True))
         assert socket.inet_ntoa(reply.dst) == US
         assert reply.data.data.id == 0x77 and reply.data.data.data == b"ustack-ping"
 
