@@ -27,3 +27,7 @@ class Reason(Enum):
     INVALID = "invalid argument"
     WOULD_BLOCK = "would block"
     OP_NOT_SUPP = "operation not supported"
+    # Received ICMP errors that are not "unreachable" (transports may ignore them: Windows UDP
+    # reports TTL expiry only with SIO_UDP_NETRESET, which is off by default)
+    TTL_EXPIRED = "time to live exceeded in transit"  # ICMP time exceeded
+    PARAM_PROBLEM = "parameter problem"  # ICMP parameter problem

@@ -1,0 +1,146 @@
+"""ARP (RFC 826) for the ethernet medium: cache, resolution with retries, bounded wait queues.
+
+The cache learns only what RFC 826 allows a host to learn: the sender of a request aimed at us,
+replies to our own requests, and updates of entries we already hold. Unsolicited news about
+addresses we never asked for is counted and ignored (like Linux with arp_accept=0).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ..wire.arp import OP_REPLY, OP_REQUEST, ArpPacket
+from ..wire.ethernet import BROADCAST_MAC, ETH_ARP, EthernetFrame
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+ZERO_MAC = b"\0" * 6
+
+
+class _Pending:
+    __slots__ = ("tries", "next_at", "queue")
+
+    def __init__(self, next_at: float) -> None:
+        self.tries = 1
+        self.next_at = next_at
+        self.queue: deque[bytes] = deque()  # IPv4 packets waiting for the address
+
+
+class ArpCache:
+    def __init__(self, stack: Stack) -> None:
+        cfg = stack.config
+        self.stack = stack
+        self.counters = stack.counters
+        self.ttl_s = cfg.arp_cache_ttl_s
+        self.retry_s = cfg.arp_retry_s
+        self.tries = cfg.arp_tries
+        self.queue_limit = cfg.arp_queue_limit
+        self.entries: dict[int, tuple[bytes, float]] = {}  # ip -> (mac, expires_at)
+        self.pending: dict[int, _Pending] = {}
+
+    # ---- lookups ------------------------------------------------------------------------------
+    def lookup(self, ip: int, now: float) -> bytes | None:
+        e = self.entries.get(ip)
+        if e is None:
+            return None
+        if now >= e[1]:
+            del self.entries[ip]
+            self.counters.inc("arp.expired")
+            return None
+        return e[0]
+
+    def add_static(self, ip: int, mac: bytes) -> None:
+        self.entries[ip] = (bytes(mac), float("inf"))
+
+    # ---- output -------------------------------------------------------------------------------
+    def send_or_queue(self, next_hop: int, packet: bytes, now: float) -> None:
+        """Frame `packet` for `next_hop`, resolving it first when needed.
+
+        If resolution gives up, each waiting packet goes to `stack._unreachable`, which tells its
+        transport HOST_UNREACH as if an ICMP host unreachable had arrived.
+        """
+        mac = self.lookup(next_hop, now)
+        if mac is not None:
+            self.stack._frame_out(mac, packet)
+            return
+        p = self.pending.get(next_hop)
+        if p is None:
+            p = self.pending[next_hop] = _Pending(now + self.retry_s)
+            self._request(next_hop)
+        if len(p.queue) >= self.queue_limit:
+            p.queue.popleft()
+            self.counters.inc("arp.queue_overflow")
+        p.queue.append(packet)
+        self.counters.inc("arp.queued")
+
+    def _request(self, ip: int) -> None:
+        s = self.stack
+        arp = ArpPacket(OP_REQUEST, s.mac, s.addr, ZERO_MAC, ip).emit()
+        s._raw_out(EthernetFrame.header(BROADCAST_MAC, s.mac, ETH_ARP) + arp)
+        self.counters.inc("arp.requests_out")
+
+    def announce(self) -> None:
+        """Gratuitous ARP: a request for our own address (RFC 5227 announcement form)."""
+        s = self.stack
+        arp = ArpPacket(OP_REQUEST, s.mac, s.addr, ZERO_MAC, s.addr).emit()
+        s._raw_out(EthernetFrame.header(BROADCAST_MAC, s.mac, ETH_ARP) + arp)
+        self.counters.inc("arp.gratuitous_out")
+
+    # ---- input --------------------------------------------------------------------------------
+    def on_arp(self, arp: ArpPacket, now: float) -> None:
+        s = self.stack
+        c = self.counters
+        if arp.op == OP_REQUEST:
+            c.inc("arp.requests_in")
+        else:
+            c.inc("arp.replies_in")
+        spa, sha = arp.spa, arp.sha
+        if spa == s.addr and sha != s.mac:
+            c.inc("arp.addr_conflict")  # someone else claims our address: never learn it
+            return
+        if sha[0] & 1 or sha == ZERO_MAC:
+            c.inc("arp.bad_sender")
+            return
+        for_us = arp.tpa == s.addr
+        if spa != 0 and (for_us or spa in self.entries or spa in self.pending):
+            self._learn(spa, sha, now)
+        elif arp.op == OP_REPLY:
+            c.inc("arp.unsolicited")
+        if arp.op == OP_REQUEST and for_us and spa != s.addr:
+            reply = ArpPacket(OP_REPLY, s.mac, s.addr, sha, spa).emit()
+            s._raw_out(EthernetFrame.header(sha, s.mac, ETH_ARP) + reply)
+            c.inc("arp.replies_out")
+
+    def _learn(self, ip: int, mac: bytes, now: float) -> None:
+        self.entries[ip] = (bytes(mac), now + self.ttl_s)
+        p = self.pending.pop(ip, None)
+        if p is not None:
+            self.counters.inc("arp.resolved")
+            for packet in p.queue:
+                self.stack._frame_out(mac, packet)
+
+    # ---- timers -------------------------------------------------------------------------------
+    def poll(self, now: float) -> None:
+        if not self.pending:
+            return
+        for ip in [ip for ip, p in self.pending.items() if now >= p.next_at]:
+            p = self.pending[ip]
+            if p.tries < self.tries:
+                p.tries += 1
+                p.next_at += self.retry_s
+                if p.next_at <= now:
+                    p.next_at = now + self.retry_s
+                self._request(ip)
+                continue
+            del self.pending[ip]
+            self.counters.inc("arp.resolve_failed")
+            self.counters.inc("arp.queue_dropped", len(p.queue))
+            for packet in p.queue:
+                self.stack._unreachable(packet, now)
+
+    def poll_at(self) -> float | None:
+        if not self.pending:
+            return None
+        return min(p.next_at for p in self.pending.values())

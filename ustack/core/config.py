@@ -1,0 +1,38 @@
+"""Stack configuration: one plain dataclass, every knob with a documented default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class StackConfig:
+    addr: str = "198.18.0.2/24"  # our address and on-link prefix
+    gateway: str | None = None  # default router (None: only the on-link prefix is reachable)
+    mtu: int = 1500  # IP MTU of the device (bytes of IPv4 packet, not counting Ethernet)
+    medium: str = "ip"  # "ip" (TUN: frames are bare IPv4 packets) or "ethernet" (TAP)
+    mac: bytes | None = None  # our MAC on ethernet; None: random locally administered from `seed`
+    seed: int = 0  # seeds stack.rng (ports, IP IDs, RFC 6056/6528 secrets)
+    ephemeral_low: int = 49152  # IANA dynamic range, also the Windows default
+    ephemeral_high: int = 65535
+    ttl: int = 64  # default TTL of what we send
+    verify_checksums: bool = True  # False: trust the device (checksum offload)
+    # ARP (ethernet only)
+    arp_cache_ttl_s: float = 60.0  # a learned entry is used this long, then resolved again
+    arp_retry_s: float = 1.0  # interval between requests for an unresolved address
+    arp_tries: int = 3  # requests sent before the waiting packets fail with HOST_UNREACH
+    arp_queue_limit: int = 32  # packets waiting per unresolved address (oldest dropped beyond)
+    # IPv4 reassembly
+    reassembly_timeout_s: float = 30.0  # RFC 1122 3.3.2: 60 to 120 s recommended, Linux/Windows use 30/60
+    reassembly_mem_limit: int = 4 * 1024 * 1024  # payload bytes held by incomplete datagrams
+    reassembly_max_datagrams: int = 256  # incomplete datagrams at once
+    # ICMP errors we send: token bucket (echo replies are not limited)
+    icmp_rate: float = 100.0  # tokens per second
+    icmp_burst: int = 50
+    echo_broadcast: bool = False  # answer pings sent to a broadcast address (Linux/Windows: no)
+    broadcast_loopback: bool = True  # broadcasts we send are also delivered to our own sockets
+    # UDP
+    udp_rcvbuf: int = 65536  # per-socket receive queue limit in bytes (Windows default)
+    # TCP reads its own settings from here (ustack.tcp defines the type); None: TCP defaults
+    tcp: Any = None

@@ -1,0 +1,174 @@
+"""IPv4 fragmentation (RFC 791) and reassembly (RFC 791, RFC 815, RFC 1122 3.3.2, RFC 5722 spirit)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from ..wire.ipv4 import HEADER_LEN, Ipv4Packet
+from .counters import Counters
+
+
+def fragment(src: int, dst: int, proto: int, payload: bytes | memoryview, ident: int, mtu: int,
+             ttl: int = 64, tos: int = 0) -> list[bytes]:
+    """Split a datagram into packets of at most `mtu` bytes (offsets multiples of 8)."""
+    step = (mtu - HEADER_LEN) & ~7
+    if step <= 0:
+        raise ValueError(f"MTU {mtu} too small to fragment")
+    mv = memoryview(payload)
+    n = len(mv)
+    out = []
+    for off in range(0, n, step):
+        chunk = mv[off:off + step]
+        more = off + step < n
+        hdr = Ipv4Packet(src, dst, proto, b"", ttl, ident, False, more, off, tos).header(len(chunk))
+        out.append(hdr + bytes(chunk))
+    return out
+
+
+class _Datagram:
+    __slots__ = ("deadline", "pieces", "size", "total", "first", "dead")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.pieces: list[tuple[int, int, bytes]] = []  # (start, end, data), unordered
+        self.size = 0  # payload bytes held
+        self.total: int | None = None  # payload length, known once the last fragment arrived
+        self.first: Ipv4Packet | None = None  # the offset-0 fragment (its header and first bytes)
+        self.dead = False  # overlap seen: drop every fragment until the timeout
+
+
+class Reassembler:
+    """Incomplete datagrams keyed by (src, dst, proto, ident), each with a fixed deadline.
+
+    Deadlines are "first fragment + timeout", so insertion order is deadline order and the
+    oldest entry is always first: poll and eviction look only at the front.
+    """
+
+    def __init__(self, counters: Counters, timeout_s: float, mem_limit: int, max_datagrams: int,
+                 on_timeout: Callable[[Ipv4Packet, float], None] | None = None) -> None:
+        self.counters = counters
+        self.timeout_s = timeout_s
+        self.mem_limit = mem_limit
+        self.max_datagrams = max_datagrams
+        self.on_timeout = on_timeout  # called with the first fragment when a datagram expires
+        self.table: OrderedDict[tuple[int, int, int, int], _Datagram] = OrderedDict()
+        self.mem = 0
+
+    def add(self, ip: Ipv4Packet, now: float) -> Ipv4Packet | None:
+        """Take one fragment; return the whole datagram when this one completes it."""
+        c = self.counters
+        c.inc("ipv4.reasm_fragments")
+        key = (ip.src, ip.dst, ip.proto, ip.ident)
+        start = ip.frag_offset
+        data = bytes(ip.payload)
+        end = start + len(data)
+        d = self.table.get(key)
+        if d is not None and d.dead:
+            c.inc("ipv4.reasm_dead_fragment")
+            return None
+        if ip.mf and len(data) & 7:
+            c.inc("ipv4.reasm_bad_length")  # only the last fragment may end off an 8-byte boundary
+            return None
+        if not data and ip.mf:
+            c.inc("ipv4.reasm_bad_length")
+            return None
+        if HEADER_LEN + len(ip.options) + end > 0xFFFF:
+            c.inc("ipv4.reasm_too_big")
+            if d is not None:
+                self._kill(key, d)
+            return None
+        if d is None:
+            if not self._make_room(len(data)):
+                c.inc("ipv4.reasm_mem_limit")
+                return None
+            d = self.table[key] = _Datagram(now + self.timeout_s)
+        # the last fragment fixes the length; everything must agree with it
+        if not ip.mf:
+            if d.total is not None and d.total != end:
+                return self._inconsistent(key, d)
+            d.total = end
+        if d.total is not None and end > d.total:
+            return self._inconsistent(key, d)
+        for s, e, old in d.pieces:
+            if start < e and s < end:
+                if s == start and e == end and old == data:
+                    c.inc("ipv4.reasm_duplicate")
+                    return None
+                c.inc("ipv4.reasm_overlap")
+                self._kill(key, d)
+                return None
+        if self.mem + len(data) > self.mem_limit and not self._make_room(len(data), keep=key):
+            c.inc("ipv4.reasm_mem_limit")
+            self._drop(key, d)
+            return None
+        d.pieces.append((start, end, data))
+        d.size += len(data)
+        self.mem += len(data)
+        if start == 0:
+            d.first = ip._replace(payload=data)
+        if d.total is None or d.size != d.total:
+            return None
+        # size == total and no overlaps: the pieces tile 0..total exactly
+        self._drop(key, d)
+        d.pieces.sort()
+        payload = b"".join(p[2] for p in d.pieces)
+        first = d.first
+        c.inc("ipv4.reasm_ok")
+        return first._replace(payload=payload, mf=False, frag_offset=0)
+
+    def _inconsistent(self, key: tuple[int, int, int, int], d: _Datagram) -> None:
+        self.counters.inc("ipv4.reasm_inconsistent")
+        self._kill(key, d)
+        return None
+
+    def _kill(self, key: tuple[int, int, int, int], d: _Datagram) -> None:
+        """Drop what we hold; later fragments of the same datagram are dropped until the deadline."""
+        self.mem -= d.size
+        d.pieces.clear()
+        d.size = 0
+        d.first = None
+        d.dead = True
+
+    def _drop(self, key: tuple[int, int, int, int], d: _Datagram) -> None:
+        self.mem -= d.size
+        del self.table[key]
+
+    def _make_room(self, need: int, keep: tuple[int, int, int, int] | None = None) -> bool:
+        """Evict the oldest incomplete datagrams (never `keep`) until `need` more bytes fit, and,
+        for a new datagram (keep None), one more slot."""
+        if need > self.mem_limit:
+            return False
+
+        def fits() -> bool:
+            slot_ok = keep is not None or len(self.table) < self.max_datagrams
+            return self.mem + need <= self.mem_limit and slot_ok
+
+        for key in list(self.table):
+            if fits():
+                break
+            if key == keep:
+                continue
+            d = self.table[key]
+            self._drop(key, d)
+            if not d.dead:
+                self.counters.inc("ipv4.reasm_evicted")
+        return fits()
+
+    def poll(self, now: float) -> None:
+        t = self.table
+        while t:
+            key, d = next(iter(t.items()))
+            if d.deadline > now:
+                return
+            self._drop(key, d)
+            if d.dead:
+                continue
+            self.counters.inc("ipv4.reasm_timeout")
+            if d.first is not None and self.on_timeout is not None:
+                self.on_timeout(d.first, now)
+
+    def poll_at(self) -> float | None:
+        if not self.table:
+            return None
+        return next(iter(self.table.values())).deadline

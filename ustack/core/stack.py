@@ -1,0 +1,386 @@
+"""The sans-I/O stack: frames in (`receive`), frames out (`poll`), deadlines (`poll_at`).
+
+No threads, sockets, sleeps or clocks: the caller passes `now` and moves the frames. Ingress is a
+chain of functions (ethernet -> arp | ipv4 -> reassembly -> transport); each drops bad input
+with a named counter. Egress goes through `send_ip` (route, identify, fragment, resolve, frame)
+into one output list that `poll` hands out.
+
+Local destinations (127.0.0.0/8 and our own address) never touch the device: `send_ip` queues
+them and they are delivered in order at the end of the current `receive` or in the next `poll`,
+so a reply generated while handling a looped packet never recurses.
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+from collections import deque
+from typing import Protocol
+
+from ..wire import icmp as icmp_wire
+from ..wire.arp import ArpPacket
+from ..wire.errors import Malformed
+from ..wire.ethernet import BROADCAST_MAC, ETH_ARP, ETH_IPV4, ETH_IPV6, EthernetFrame
+from ..wire.ipv4 import HEADER_LEN, Ipv4Packet, ip_int, quick_header
+from .arp import ArpCache
+from .config import StackConfig
+from .counters import Counters
+from .frag import Reassembler, fragment
+from .icmp import TIME_EXCEEDED_REASSEMBLY, IcmpLayer
+from .ipv4 import IdentAllocator, options_ok
+from .ports import PortTable
+from .reasons import Reason
+from .routing import LIMITED_BROADCAST, LOOPBACK, Routes, is_loopback, is_multicast
+from .udp import UdpLayer
+
+ALL_HOSTS = 0xE0000001  # 224.0.0.1: the only multicast group a host is always in
+MAX_DATAGRAM = 0xFFFF
+_LOOP_BATCH = 10000  # looped packets delivered per call at most (a runaway loop cannot hang us)
+
+
+class Transport(Protocol):
+    proto: int
+
+    def on_packet(self, ip: Ipv4Packet, now: float) -> None: ...
+
+    def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
+                      now: float) -> None: ...
+
+    def poll(self, now: float) -> None: ...
+
+    def poll_at(self) -> float | None: ...
+
+
+def random_mac(rng: random.Random) -> bytes:
+    """A unicast, locally administered MAC (RFC 7042 2.1)."""
+    b = bytearray(rng.getrandbits(48).to_bytes(6, "big"))
+    b[0] = (b[0] & 0xFC) | 0x02
+    return bytes(b)
+
+
+class Stack:
+    def __init__(self, config: StackConfig | None = None) -> None:
+        cfg = config if config is not None else StackConfig()
+        if cfg.medium not in ("ip", "ethernet"):
+            raise ValueError(f"medium must be 'ip' or 'ethernet', not {cfg.medium!r}")
+        if not 68 <= cfg.mtu <= 65535:
+            raise ValueError(f"MTU {cfg.mtu} outside 68..65535 (RFC 791 minimum 68)")
+        self.config = cfg
+        self.rng = random.Random(cfg.seed)
+        self.routes = Routes(cfg.addr, ip_int(cfg.gateway) if cfg.gateway else None)
+        self.addr = self.routes.addr
+        self.mtu = cfg.mtu
+        self.medium = cfg.medium
+        self.ethernet = cfg.medium == "ethernet"
+        self.mac = bytes(cfg.mac) if cfg.mac is not None else random_mac(self.rng)
+        if len(self.mac) != 6:
+            raise ValueError("mac must be 6 bytes")
+        self.verify = cfg.verify_checksums
+        self.counters = Counters()
+        self.internal_errors: deque[str] = deque(maxlen=8)  # tracebacks of swallowed bugs
+        self.transports: dict[int, Transport] = {}
+        self._polled: list[Transport] = []
+        self.udp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
+        self.tcp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
+        self.ports = {6: self.tcp_ports, 17: self.udp_ports}
+        self.ident = IdentAllocator(self.rng)
+        self._out: list[bytes] = []
+        self._loop: deque[Ipv4Packet] = deque()
+        self._last_now = 0.0
+        self._rx_link_broadcast = False  # the frame being handled was link-layer broadcast
+        self.arp = ArpCache(self) if self.ethernet else None
+        self.reassembler = Reassembler(
+            self.counters, cfg.reassembly_timeout_s, cfg.reassembly_mem_limit,
+            cfg.reassembly_max_datagrams, self._reassembly_timeout,
+        )
+        self.icmp = IcmpLayer(self)
+        self.register(self.icmp)
+        self.udp = UdpLayer(self)
+        self.register(self.udp)
+        self.tcp = None
+
+    @classmethod
+    def with_defaults(cls, config: StackConfig | None = None) -> Stack:
+        """A stack with every transport available, TCP included when ustack.tcp provides one."""
+        stack = cls(config)
+        try:
+            from .. import tcp as tcp_pkg
+        except ImportError:  # pragma: no cover - tcp is part of the package
+            return stack
+        layer = getattr(tcp_pkg, "TcpLayer", None)
+        if layer is not None and stack.tcp is None:
+            t = layer(stack)
+            if stack.tcp is None:
+                stack.register(t)
+        return stack
+
+    # ---- transports ---------------------------------------------------------------------------
+    def register(self, transport: Transport) -> None:
+        """Attach a transport for `transport.proto` (replacing any previous one)."""
+        old = self.transports.get(transport.proto)
+        if old is not None:
+            self._polled.remove(old)
+        self.transports[transport.proto] = transport
+        self._polled.append(transport)
+        if transport.proto == 6:
+            self.tcp = transport
+
+    # ---- addresses ----------------------------------------------------------------------------
+    def route(self, dst: int) -> tuple[int, int] | None:
+        return self.routes.route(dst)
+
+    def is_local(self, addr: int) -> bool:
+        return self.routes.is_local(addr)
+
+    def is_broadcast(self, addr: int) -> bool:
+        return self.routes.is_broadcast(addr)
+
+    def is_multicast(self, addr: int) -> bool:
+        return is_multicast(addr)
+
+    # ---- the sans-I/O surface -----------------------------------------------------------------
+    def start(self, now: float) -> None:
+        """Announce ourselves: a gratuitous ARP on ethernet (nothing to do on a TUN)."""
+        self._last_now = now
+        if self.arp is not None:
+            self.arp.announce()
+
+    def receive(self, frame: bytes | bytearray | memoryview, now: float) -> None:
+        """Handle one frame from the device. Never raises: bad input is a counted drop, and a
+        bug is counted as stack.internal_error (its traceback kept in `internal_errors`)."""
+        self._last_now = now
+        try:
+            if self.ethernet:
+                self._on_ethernet(frame, now)
+            else:
+                self._on_ip_frame(frame, now)
+            if self._loop:
+                self._drain_loop(now)
+        except Exception:
+            self._internal_error()
+        finally:
+            self._rx_link_broadcast = False
+
+    def poll(self, now: float) -> list[bytes]:
+        """Fire due timers, deliver looped-back packets, and return the frames to send."""
+        self._last_now = now
+        try:
+            if self._loop:
+                self._drain_loop(now)
+            if self.arp is not None and self.arp.pending:
+                self.arp.poll(now)
+            if self.reassembler.table:
+                self.reassembler.poll(now)
+            for t in self._polled:
+                t.poll(now)
+            if self._loop:
+                self._drain_loop(now)
+        except Exception:
+            self._internal_error()
+        out = self._out
+        self._out = []
+        return out
+
+    def poll_at(self) -> float | None:
+        """The earliest time `poll` has something to do (None: nothing until new input)."""
+        if self._out or self._loop:
+            return self._last_now
+        best = None
+        if self.arp is not None:
+            best = self.arp.poll_at()
+        t = self.reassembler.poll_at()
+        if t is not None and (best is None or t < best):
+            best = t
+        for tr in self._polled:
+            t = tr.poll_at()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _internal_error(self) -> None:
+        self.counters.inc("stack.internal_error")
+        self.internal_errors.append(traceback.format_exc())
+
+    # ---- ingress ------------------------------------------------------------------------------
+    def _on_ip_frame(self, frame: bytes | memoryview, now: float) -> None:
+        if frame and frame[0] >> 4 == 6:
+            self.counters.inc("ipv6.ignored")
+            return
+        self._on_ipv4(frame, now)
+
+    def _on_ethernet(self, frame: bytes | memoryview, now: float) -> None:
+        c = self.counters
+        c.inc("ethernet.in")
+        try:
+            eth = EthernetFrame.parse(frame)
+        except Malformed as e:
+            c.inc(e.reason)
+            return
+        dst = eth.dst
+        if dst != self.mac:
+            if not dst[0] & 1:
+                c.inc("ethernet.not_for_us")
+                return
+            self._rx_link_broadcast = True  # broadcast or multicast frame
+        if eth.src == self.mac:
+            c.inc("ethernet.own_frame")  # our own frame reflected back (a hub, a loop)
+            return
+        et = eth.ethertype
+        if et == ETH_IPV4:
+            self._on_ipv4(eth.payload, now)
+        elif et == ETH_ARP:
+            try:
+                arp = ArpPacket.parse(eth.payload)
+            except Malformed as e:
+                c.inc(e.reason)
+                return
+            self.arp.on_arp(arp, now)
+        elif et == ETH_IPV6:
+            c.inc("ipv6.ignored")
+        else:
+            c.inc("ethernet.unknown_type")
+
+    def _on_ipv4(self, buf: bytes | memoryview, now: float) -> None:
+        c = self.counters
+        c.inc("ipv4.in")
+        try:
+            ip = Ipv4Packet.parse(buf, self.verify)
+        except Malformed as e:
+            c.inc(e.reason)
+            return
+        if ip.options and not options_ok(ip.options):
+            c.inc("ipv4.bad_options")
+            return
+        src, dst = ip.src, ip.dst
+        r = self.routes
+        # RFC 1122 3.2.1.3 / RFC 1812 5.3.7: such sources are impossible; discard silently
+        if src >= 0xE0000000 or r.is_broadcast(src):
+            c.inc("ipv4.bad_source")
+            return
+        if is_loopback(src) or is_loopback(dst):
+            c.inc("ipv4.martian_loopback")  # 127/8 never appears on a real link
+            return
+        if src == self.addr:
+            c.inc("ipv4.martian_own_source")
+            return
+        if dst != self.addr:
+            if not r.is_broadcast(dst) and dst != ALL_HOSTS:
+                c.inc("ipv4.not_for_us")
+                return
+        elif self._rx_link_broadcast:
+            # RFC 1122 3.3.6: a unicast IP destination inside a link-layer broadcast is discarded
+            c.inc("ipv4.link_broadcast_unicast")
+            return
+        if ip.mf or ip.frag_offset:
+            ip = self.reassembler.add(ip, now)
+            if ip is None:
+                return
+        self._deliver(ip, now)
+
+    def _deliver(self, ip: Ipv4Packet, now: float) -> None:
+        t = self.transports.get(ip.proto)
+        if t is None:
+            self.counters.inc("ipv4.unknown_proto")
+            self.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PROTO_UNREACH, ip, now)
+            return
+        self.counters.inc("ipv4.delivered")
+        t.on_packet(ip, now)
+
+    def _drain_loop(self, now: float) -> None:
+        loop = self._loop
+        c = self.counters
+        for _ in range(_LOOP_BATCH):
+            if not loop:
+                return
+            ip = loop.popleft()
+            self._rx_link_broadcast = False
+            c.inc("ipv4.loopback_in")
+            self._deliver(ip, now)
+
+    def _reassembly_timeout(self, first: Ipv4Packet, now: float) -> None:
+        # RFC 792/1122 3.3.2: time exceeded (code 1) only if fragment zero arrived
+        self.icmp.send_error(icmp_wire.TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, first, now)
+
+    # ---- egress -------------------------------------------------------------------------------
+    def send_ip(self, dst: int, proto: int, payload: bytes | bytearray | memoryview, now: float,
+                src: int | None = None, ttl: int | None = None, df: bool = False,
+                tos: int = 0) -> Reason | None:
+        """Send one datagram. Returns None when it left (or was queued for ARP or loopback), or a
+        Reason when nothing was sent: NET_UNREACH (no route), FRAG_NEEDED (DF set and larger than
+        the MTU), MSG_SIZE (over 65535 bytes)."""
+        self._last_now = now
+        c = self.counters
+        if ttl is None:
+            ttl = self.config.ttl
+        n = len(payload)
+        if HEADER_LEN + n > MAX_DATAGRAM:
+            c.inc("ipv4.out_too_big")
+            return Reason.MSG_SIZE
+        r = self.routes
+        if r.is_local(dst):
+            if src is None:
+                src = LOOPBACK if is_loopback(dst) else self.addr
+            c.inc("ipv4.loopback_out")
+            self._loop.append(Ipv4Packet(src, dst, proto, bytes(payload), ttl, 0, df))
+            return None
+        rt = r.route(dst)
+        if rt is None:
+            c.inc("ipv4.no_route")
+            return Reason.NET_UNREACH
+        if src is None:
+            src = rt[0]
+        next_hop = rt[1]
+        if HEADER_LEN + n <= self.mtu:
+            pkt = quick_header(src, dst, proto, n, self.ident.next(dst), ttl, df, tos) + payload
+            self._send_packet(next_hop, pkt, now)
+        elif df:
+            c.inc("ipv4.frag_needed_local")
+            return Reason.FRAG_NEEDED
+        else:
+            frags = fragment(src, dst, proto, payload, self.ident.next(dst), self.mtu, ttl, tos)
+            c.inc("ipv4.fragmented")
+            c.inc("ipv4.fragments_out", len(frags))
+            for f in frags:
+                self._send_packet(next_hop, f, now)
+        c.inc("ipv4.out")
+        if self.config.broadcast_loopback and (dst == LIMITED_BROADCAST or r.is_broadcast(dst)):
+            self._loop.append(Ipv4Packet(src, dst, proto, bytes(payload), ttl, 0, df))
+        return None
+
+    def _send_packet(self, next_hop: int, pkt: bytes, now: float) -> None:
+        if not self.ethernet:
+            self._out.append(pkt)
+            return
+        if next_hop == LIMITED_BROADCAST or self.routes.is_broadcast(next_hop):
+            self._frame_out(BROADCAST_MAC, pkt)
+        elif is_multicast(next_hop):
+            self._frame_out(b"\x01\x00\x5e" + (next_hop & 0x7FFFFF).to_bytes(3, "big"), pkt)
+        else:
+            self.arp.send_or_queue(next_hop, pkt, now)
+
+    def _frame_out(self, mac: bytes, pkt: bytes) -> None:
+        self._out.append(EthernetFrame.header(mac, self.mac, ETH_IPV4) + pkt)
+
+    def _raw_out(self, frame: bytes) -> None:
+        self._out.append(frame)
+
+    def _unreachable(self, packet: bytes, now: float) -> None:
+        """ARP gave up on a packet: tell its transport HOST_UNREACH exactly as an ICMP host
+        unreachable quoting it would (on_icmp_error with the packet's header and payload)."""
+        try:
+            ip = Ipv4Packet.parse(packet, verify=False)
+        except Malformed:
+            return
+        if ip.frag_offset:
+            return  # only the first fragment carries the transport header
+        t = self.transports.get(ip.proto)
+        if t is None:
+            return
+        self.counters.inc("arp.unreachable_reported")
+        data = bytes(ip.payload)
+        t.on_icmp_error(Reason.HOST_UNREACH, ip._replace(payload=data), data, 0, now)
+
+    def __repr__(self) -> str:
+        from ..wire.ipv4 import ip_str
+
+        return f"Stack({ip_str(self.addr)}/{self.routes.prefix} {self.medium} mtu={self.mtu})"

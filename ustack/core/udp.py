@@ -1,0 +1,319 @@
+"""UDP (RFC 768) with Windows socket semantics (shared/winsock-behaviour.md items 50-59).
+
+Demux: a unicast datagram goes to the socket bound to the exact destination address, else to one
+bound to 0.0.0.0 (the specific address wins, item 13); among sockets sharing a port (SO_REUSEADDR)
+the first whose connected peer (if any) matches takes it. Broadcasts (255.255.255.255, the directed
+broadcast, and 224.0.0.1) go to every socket bound to 0.0.0.0 on the port: a socket bound to a
+specific unicast address does not receive them. Nobody listening: ICMP port unreachable (never
+for broadcasts: RFC 1122 3.2.2).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..wire import icmp as icmp_wire
+from ..wire.errors import Malformed
+from ..wire.ipv4 import PROTO_UDP, Ipv4Packet
+from ..wire.udp import UdpDatagram
+from .errors import UsageError
+from .events import ERROR, READ, WRITE
+from .reasons import Reason
+from .routing import LOOPBACK, is_loopback
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+MAX_PAYLOAD = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
+_PORTS = struct.Struct("!HH")
+# ICMP errors a UDP socket records (Windows: the next recv fails with the matching WSA code)
+SOCKET_ERRORS = frozenset({
+    Reason.PORT_UNREACH, Reason.HOST_UNREACH, Reason.NET_UNREACH, Reason.PROTO_UNREACH,
+    Reason.FRAG_NEEDED,
+})
+
+Watcher = Callable[["UdpSocket", int], None]
+
+
+class UdpLayer:
+    """The UDP transport (protocol 17): socket factory, demux, ICMP error matching."""
+
+    proto = PROTO_UDP
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.counters = stack.counters
+        self.ports = stack.udp_ports
+        self.sockets: set[UdpSocket] = set()
+
+    def open(self) -> UdpSocket:
+        s = UdpSocket(self)
+        self.sockets.add(s)
+        return s
+
+    # ---- input --------------------------------------------------------------------------------
+    def on_packet(self, ip: Ipv4Packet, now: float) -> None:
+        c = self.counters
+        c.inc("udp.in")
+        stack = self.stack
+        try:
+            d = UdpDatagram.parse(ip.payload, ip.src, ip.dst, stack.verify)
+        except Malformed as e:
+            c.inc(e.reason)
+            return
+        dst = ip.dst
+        if dst != stack.addr and (stack.is_broadcast(dst) or stack.is_multicast(dst)):
+            owners = self.ports.lookup(0, d.dport)
+            if not owners:
+                c.inc("udp.no_port_broadcast")
+                return
+            for sock in owners:
+                if sock.accepts(ip.src, d.sport):
+                    sock._deliver(d.payload, ip.src, d.sport, now)
+                else:
+                    c.inc("udp.connected_filtered")
+            return
+        owners = self.ports.lookup(dst, d.dport)
+        if not owners:
+            c.inc("udp.no_port")
+            stack.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PORT_UNREACH, ip, now)
+            return
+        for sock in owners:
+            if sock.accepts(ip.src, d.sport):
+                sock._deliver(d.payload, ip.src, d.sport, now)
+                return
+        c.inc("udp.connected_filtered")  # connected elsewhere: discarded (item 54)
+
+    def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
+                      now: float) -> None:
+        c = self.counters
+        if kind not in SOCKET_ERRORS:
+            c.inc("udp.icmp_ignored")
+            return
+        if len(quoted_payload) < 4:
+            c.inc("udp.icmp_bad_quote")
+            return
+        sport, dport = _PORTS.unpack_from(quoted_payload)
+        for sock in self.ports.lookup(quoted.src, sport):
+            if sock.remote is not None and sock.remote != (quoted.dst, dport):
+                continue
+            c.inc("udp.icmp_error")
+            sock._set_error(kind, mtu)
+            return
+        c.inc("udp.icmp_error_no_socket")
+
+    def poll(self, now: float) -> None:
+        return None
+
+    def poll_at(self) -> float | None:
+        return None
+
+
+class UdpSocket:
+    """A UDP endpoint. Misuse raises UsageError; network trouble sets `.error` and fires events."""
+
+    proto = PROTO_UDP
+
+    def __init__(self, layer: UdpLayer) -> None:
+        self.layer = layer
+        self.stack = layer.stack
+        self.binding = None
+        self.remote: tuple[int, int] | None = None
+        self.disconnected = False  # connected once, then dis-connected by an all-zero connect
+        self.error: Reason | None = None
+        self.error_mtu = 0  # next-hop MTU of the last FRAG_NEEDED error
+        self.broadcast = False  # SO_BROADCAST
+        self.rcvbuf = self.stack.config.udp_rcvbuf
+        self.ttl = self.stack.config.ttl
+        self.tos = 0
+        self.queue: deque[tuple[bytes, int, int]] = deque()
+        self.pending_bytes = 0
+        self.shut_rd = False
+        self.shut_wr = False
+        self.closed = False
+        self._watch: Watcher | None = None
+
+    # ---- state --------------------------------------------------------------------------------
+    @property
+    def local(self) -> tuple[int, int] | None:
+        b = self.binding
+        return None if b is None else (b.addr, b.port)
+
+    @property
+    def next_size(self) -> int:
+        return len(self.queue[0][0]) if self.queue else 0
+
+    @property
+    def readable(self) -> bool:
+        """A recvfrom would not block: a datagram is queued or an error is pending."""
+        return bool(self.queue) or self.error is not None
+
+    @property
+    def events(self) -> int:
+        """Current readiness bits (READ when readable, WRITE always once bound, ERROR if pending)."""
+        ev = WRITE if self.binding is not None and not self.shut_wr else 0
+        if self.queue or self.error is not None:
+            ev |= READ
+        if self.error is not None:
+            ev |= ERROR
+        return ev
+
+    def clear_error(self) -> Reason | None:
+        e, self.error = self.error, None
+        return e
+
+    def watch(self, callback: Watcher | None) -> None:
+        self._watch = callback
+
+    def _fire(self, events: int) -> None:
+        cb = self._watch
+        if cb is not None:
+            cb(self, events)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise UsageError(Reason.INVALID, "socket is closed")
+
+    # ---- binding and peers --------------------------------------------------------------------
+    def bind(self, addr: int, port: int, *, reuse: bool = False, exclusive: bool = False) -> None:
+        self._check_open()
+        if self.binding is not None:
+            raise UsageError(Reason.INVALID, "already bound")  # item 11
+        if addr != 0 and not self.stack.is_local(addr):
+            raise UsageError(Reason.ADDR_NOT_AVAIL, "not an address of this host")
+        self.binding = self.layer.ports.bind(addr, port, self, reuse, exclusive)
+        self._fire(WRITE)
+
+    def _autobind(self) -> None:
+        if self.binding is None:
+            self.binding = self.layer.ports.bind(0, 0, self)
+
+    def connect(self, addr: int, port: int) -> None:
+        """Set (or with 0.0.0.0:0 clear) the default peer; binds implicitly (item 52)."""
+        self._check_open()
+        if addr == 0 and port == 0:
+            if self.remote is not None:
+                self.disconnected = True
+            self.remote = None
+            return
+        if addr == 0 or port == 0:
+            raise UsageError(Reason.ADDR_NOT_AVAIL, "peer address or port is zero")
+        stack = self.stack
+        if stack.is_broadcast(addr) and not self.broadcast:
+            raise UsageError(Reason.ACCESS, "broadcast peer without SO_BROADCAST")
+        if not stack.is_local(addr) and stack.route(addr) is None:
+            raise UsageError(Reason.NET_UNREACH, "no route to the peer")
+        self._autobind()
+        peer = (addr, port)
+        if peer != self.remote and self.queue:
+            # the founding document: queued datagrams go when the name changes
+            self.layer.counters.inc("udp.reconnect_discarded", len(self.queue))
+            self.queue.clear()
+            self.pending_bytes = 0
+        self.remote = peer
+        self.disconnected = False
+        self._fire(WRITE)
+
+    def accepts(self, src: int, sport: int) -> bool:
+        r = self.remote
+        return r is None or (r[0] == src and r[1] == sport)
+
+    # ---- sending ------------------------------------------------------------------------------
+    def sendto(self, data: bytes | bytearray | memoryview, addr: int, port: int, now: float) -> int:
+        self._check_open()
+        if self.shut_wr:
+            raise UsageError(Reason.SHUTDOWN, "send side shut down")
+        n = len(data)
+        if n > MAX_PAYLOAD:
+            raise UsageError(Reason.MSG_SIZE, f"{n} bytes > {MAX_PAYLOAD}")
+        if addr == 0 or port == 0:
+            raise UsageError(Reason.ADDR_NOT_AVAIL, "destination address or port is zero")
+        stack = self.stack
+        if not self.broadcast and stack.is_broadcast(addr):
+            raise UsageError(Reason.ACCESS, "broadcast without SO_BROADCAST")
+        if self.binding is None:
+            self._autobind()  # item 57
+        b = self.binding
+        if stack.is_local(addr):
+            src = b.addr or (LOOPBACK if is_loopback(addr) else stack.addr)
+        else:
+            rt = stack.route(addr)
+            if rt is None or is_loopback(b.addr):
+                raise UsageError(Reason.NET_UNREACH, "no route to the destination")
+            src = b.addr or rt[0]
+        pkt = UdpDatagram(b.port, port, data).emit(src, addr)
+        r = stack.send_ip(addr, PROTO_UDP, pkt, now, src=src, ttl=self.ttl, tos=self.tos)
+        if r is not None:
+            raise UsageError(r)
+        self.layer.counters.inc("udp.out")
+        return n
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        if self.remote is None:
+            self._check_open()
+            raise UsageError(Reason.NOT_CONNECTED, "send on an unconnected UDP socket")  # item 50
+        return self.sendto(data, self.remote[0], self.remote[1], now)
+
+    # ---- receiving ----------------------------------------------------------------------------
+    def _deliver(self, payload: memoryview | bytes, src: int, sport: int, now: float) -> None:
+        c = self.layer.counters
+        if self.shut_rd:
+            c.inc("udp.shutdown_dropped")
+            return
+        n = len(payload)
+        if self.pending_bytes + n > self.rcvbuf:
+            c.inc("udp.rcvbuf_overflow")
+            return
+        self.queue.append((bytes(payload), src, sport))
+        self.pending_bytes += n
+        c.inc("udp.delivered")
+        self._fire(READ)
+
+    def recvfrom(self) -> tuple[bytes, int, int] | None:
+        """The next datagram as (data, addr, port), or None when none is queued."""
+        self._check_open()
+        if self.binding is None:
+            raise UsageError(Reason.INVALID, "recv on an unbound UDP socket")  # item 51
+        if self.shut_rd:
+            raise UsageError(Reason.SHUTDOWN, "receive side shut down")  # item 59
+        if not self.queue:
+            return None
+        item = self.queue.popleft()
+        self.pending_bytes -= len(item[0])
+        return item
+
+    def _set_error(self, kind: Reason, mtu: int = 0) -> None:
+        self.error = kind
+        if kind is Reason.FRAG_NEEDED:
+            self.error_mtu = mtu
+        self._fire(ERROR | READ)
+
+    # ---- ending -------------------------------------------------------------------------------
+    def shutdown(self, how: int) -> None:
+        """0: no more receives, 1: no more sends, 2: both (item 59; fine when unconnected)."""
+        self._check_open()
+        if how not in (0, 1, 2):
+            raise UsageError(Reason.INVALID, f"shutdown how={how}")
+        if how in (0, 2):
+            self.shut_rd = True
+            self.queue.clear()
+            self.pending_bytes = 0
+        if how in (1, 2):
+            self.shut_wr = True
+
+    def close(self, now: float | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.binding is not None:
+            self.layer.ports.release(self.binding)
+        self.queue.clear()
+        self.pending_bytes = 0
+        self._watch = None
+        self.layer.sockets.discard(self)
+
+    def __repr__(self) -> str:
+        return f"UdpSocket(local={self.local} remote={self.remote} queued={len(self.queue)})"
