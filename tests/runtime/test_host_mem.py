@@ -1,0 +1,168 @@
+"""Host mechanics (network thread, call/wait, errors, shutdown) on in-memory links with fake
+stacks: no namespace needed. The real-TUN tests are in test_host_tun.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from ustack.drivers import MemLink
+
+from tests.runtime.fakes import FakeStack
+from ustack.runtime.host import Host
+
+
+def net_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("ustack-net-")]
+
+
+@pytest.fixture
+def pair():
+    a_port, b_port = MemLink.pair("ip")
+    a = Host(FakeStack("a"), a_port, name="a")
+    b = Host(FakeStack("b", echo=True), b_port, name="b")
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_echo_between_two_real_time_hosts(pair):
+    a, b = pair
+    for i in range(50):
+        a.call(a.stack.send, b"m%d" % i)
+    assert a.wait(lambda: len(a.stack.inbox) == 50, 5.0)
+    assert a.stack.frames() == [b"re:m%d" % i for i in range(50)]
+    assert b.stack.frames() == [b"m%d" % i for i in range(50)]
+    assert a.errors == b.errors == 0
+
+
+def test_wait_times_out_in_real_time(pair):
+    a, _ = pair
+    t0 = time.monotonic()
+    assert a.wait(lambda: False, 0.2) is False
+    assert 0.19 <= time.monotonic() - t0 < 2.0
+
+
+def test_timers_fire_from_the_network_thread(pair):
+    a, b = pair
+    t0 = a.now()
+    a.call(a.stack.timers.append, t0 + 0.1)  # a new, earlier deadline must wake the thread
+    assert b.wait(lambda: any(f.startswith(b"tick@") for f in b.stack.frames()), 2.0)
+    (t_rx, _), = b.stack.inbox
+    assert t_rx - t0 >= 0.099
+
+
+def test_wait_is_woken_by_another_application_thread(pair):
+    a, _ = pair
+    flag = []
+    th = a.spawn(lambda: (time.sleep(0.05), a.call(flag.append, 1)))
+    assert a.wait(lambda: bool(flag), 5.0)
+    th.join(1)
+
+
+def test_processing_errors_are_counted_and_the_thread_survives():
+    a_port, b_port = MemLink.pair("ip")
+    a = Host(FakeStack("a"), a_port, name="a")
+    b = Host(FakeStack("b", echo=True, explode_on=b"bad"), b_port, name="b")
+    try:
+        for f in (b"bad1", b"ok1", b"bad2", b"ok2"):
+            a.call(a.stack.send, f)
+        assert a.wait(lambda: a.stack.frames() == [b"re:ok1", b"re:ok2"], 5)
+        assert b.errors == 2 and b.running
+        assert b.stack.counters.get("runtime.errors") == 2
+        assert "boom" in b.error_log[0]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_close_stops_the_thread_and_is_idempotent():
+    before = set(net_threads())
+    a_port, _ = MemLink.pair("ip")
+    h = Host(FakeStack(), a_port, name="closing")
+    assert h.running
+    released = []
+    th = threading.Thread(target=lambda: released.append(h.wait(lambda: False, None)))
+    th.start()
+    time.sleep(0.05)
+    h.close()
+    h.close()
+    th.join(2)
+    assert released == [False]  # a waiter without a deadline is released, not left hanging
+    assert not h.running
+    assert set(net_threads()) <= before
+    with Host(FakeStack(), MemLink.pair("ip")[0], name="ctx") as h2:
+        assert h2.running
+    assert not h2.running
+
+
+def test_wait_from_the_network_thread_is_refused():
+    a_port, b_port = MemLink.pair("ip")
+    errors = []
+
+    class Reentrant(FakeStack):
+        def receive(self, frame, now):
+            try:
+                hb.wait(lambda: True, 1)
+            except RuntimeError as e:
+                errors.append(e)
+
+    ha = Host(FakeStack(), a_port, name="a")
+    hb = Host(Reentrant(), b_port, name="b")
+    try:
+        ha.call(ha.stack.send, b"x")
+        deadline = time.monotonic() + 2  # errors is filled by b's thread: a's waits see no event
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(errors) == 1 and hb.running
+    finally:
+        ha.close()
+        hb.close()
+
+
+def test_device_error_stops_cleanly():
+    class Failing:
+        medium, mtu = "ip", 1500
+
+        def __init__(self) -> None:
+            self.r, self.w = __import__("os").pipe()
+
+        def send(self, frame, now):
+            pass
+
+        def recv_batch(self, now, limit=64):
+            raise OSError(77, "File descriptor in bad state")
+
+        def fileno(self):
+            return self.r
+
+        def poll_at(self):
+            return None
+
+        def close(self):
+            import os
+            for fd in (self.r, self.w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    dev = Failing()
+    h = Host(FakeStack(), dev, name="failing")
+    import os
+    os.write(dev.w, b"x")  # make the fd readable
+    deadline = time.monotonic() + 2
+    while h.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not h.running
+    assert isinstance(h.device_error, OSError) and h.device_error.errno == 77
+    assert h.wait(lambda: False, 5) is False  # returns at once: nothing can change any more
+    h.close()
+
+
+def test_locked_context_flushes(pair):
+    a, b = pair
+    with a.locked() as stack:
+        stack.send(b"via-locked")
+    assert a.wait(lambda: a.stack.frames() == [b"re:via-locked"], 2)

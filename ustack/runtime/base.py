@@ -1,0 +1,68 @@
+"""The runtime interface: what Winsock (and any application code) may use to drive a stack.
+
+Two implementations: `ustack.runtime.host.Host` (a network thread on a real device, real time)
+and `ustack.runtime.simulator.SimHost` (hosts on virtual links, virtual time, deterministic).
+Code written only against `Runtime` runs unchanged on both.
+
+Rules of use:
+- Touch `runtime.stack` and its sockets only inside `call(fn)` / `with locked():` (or in a
+  `wait` predicate, which runs under the lock). Leaving either flushes the stack's output,
+  so a send issued by an application thread goes out at once.
+- Block only through `wait` / `sleep` (never `time.sleep` or your own locks): in the
+  simulator, virtual time advances only while every application thread is blocked there.
+- Start helper threads with `spawn` (not `threading.Thread`): in the simulator they then run
+  one at a time under its scheduler; on a real Host they are ordinary threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class TaskHandle(Protocol):
+    name: str
+
+    @property
+    def done(self) -> bool: ...
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait for the task; True if it finished. Re-raises the task's exception."""
+
+    def result(self, timeout_s: float | None = None) -> Any:
+        """The task's return value (re-raises its exception; TimeoutError if not finished)."""
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    stack: Any  # ustack.core.stack.Stack
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(*args) under the stack lock, then flush the stack's output to the device."""
+
+    def locked(self) -> AbstractContextManager[Any]:
+        """`with rt.locked() as stack:` — the lock held for a block; output flushed on exit."""
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float | None = None) -> bool:
+        """Block until predicate() (evaluated under the lock) is true: True; or until
+        timeout_s passes (None: no limit): False. Virtual time in the simulator."""
+
+    def now(self) -> float:
+        """The host clock in seconds (virtual in the simulator)."""
+
+    def sleep(self, s: float) -> None:
+        """Block for s seconds of the host clock."""
+
+    def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> TaskHandle:
+        """Run fn(*args) in an application thread the runtime knows about."""
+
+    def close(self) -> None:
+        """Stop the host and release its device. Idempotent."""
+
+
+class RuntimeClosed(RuntimeError):
+    """The runtime was closed while a thread was blocked in it."""

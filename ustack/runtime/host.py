@@ -1,0 +1,513 @@
+"""Host: one Stack on one real device, driven by one network thread in real time.
+
+The network thread sleeps in poll() on the device fd and a wake pipe, with the timeout given
+by the earliest of `stack.poll_at()` and `device.poll_at()`. When it wakes it reads frames in
+batches, feeds them to the stack, fires timers via `stack.poll(now)` and writes the output.
+
+Application threads never touch the stack outside the lock: `call(fn)` runs fn under the lock
+and then flushes the output in the caller's thread (the lowest-latency option: no thread hop
+before the frame reaches the device); if fn created an earlier deadline than the one the
+network thread sleeps until, the thread is kicked through the wake pipe. `wait(predicate)`
+blocks on a Condition that the network thread notifies after each batch, only when someone
+waits.
+
+Nothing escapes the network thread: an exception from processing is counted (`errors`,
+`last_error`, and the stack counter `runtime.errors`) and the loop goes on; a device error
+(the interface vanished, a read that fails hard) stops the thread cleanly and is kept in
+`device_error`. Threads blocked in `wait` are then released (it returns the predicate's value).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import select
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO, TypeVar
+
+from .base import RuntimeClosed
+
+T = TypeVar("T")
+
+BATCH = 64  # frames per device read
+MAX_BATCHES = 16  # full batches handled per lock hold before application threads get a turn
+_POLLIN = select.POLLIN
+_POLL_BAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
+_INF = math.inf
+_ERROR_LOG_LEN = 20
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None or a <= b:
+        return a
+    return b
+
+
+class ThreadTask:
+    """A plain application thread started by `Host.spawn`; join/result re-raise its exception."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str) -> None:
+        self.name = name
+        self._fn, self._args = fn, args
+        self._value: Any = None
+        self._exc: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            self._value = self._fn(*self._args)
+        except BaseException as e:  # noqa: BLE001 - handed to join()/result()
+            self._exc = e
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            return False
+        if self._exc is not None:
+            raise self._exc
+        return True
+
+    def result(self, timeout_s: float | None = None) -> Any:
+        if not self.join(timeout_s):
+            raise TimeoutError(f"task {self.name} still running after {timeout_s} s")
+        return self._value
+
+
+class Host:
+    """Runs `stack` on `device` in one network thread. See the module docstring."""
+
+    def __init__(self, stack: Any, device: Any, clock: Callable[[], float] = time.monotonic, *,
+                 name: str = "host", start: bool = True) -> None:
+        self.stack = stack
+        self.device = device
+        self.clock = clock
+        self.name = name
+        self.lock = threading.RLock()
+        self._cond = threading.Condition(self.lock)
+        self._waiters = 0
+        self.errors = 0  # exceptions raised by stack processing (counted, never propagated)
+        self.last_error: BaseException | None = None
+        self.error_log: list[str] = []  # the first few, as "Type: message"
+        self.device_error: BaseException | None = None  # why the network thread stopped
+        self.batches = 0  # non-empty device reads handled (visibility for benchmarks)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._wake_sent = False
+        self._sleep_until = _INF  # when the network thread will next look at timers
+        self._stop = False
+        self._closed = False
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._started = False
+        if device.fileno() is None:
+            _hook_in_memory_device(device, self._kick)
+        if start:
+            self.start()
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> Host:
+        """Start the network thread (once); runs `stack.start(now)` first."""
+        with self.lock:
+            if self._started or self._closed:
+                return self
+            self._started = True
+            start = getattr(self.stack, "start", None)
+            if start is not None:
+                try:
+                    start(self.clock())
+                except Exception as e:  # noqa: BLE001 - counted like any processing error
+                    self._count_error(e)
+            self._flush()
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name=f"ustack-net-{self.name}", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the network thread, close the device, release waiters. Idempotent."""
+        with self.lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop = True
+            self._kick()
+            self._cond.notify_all()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(10.0)
+        try:
+            self.device.close()
+        except Exception as e:  # noqa: BLE001 - closing must not fail half-way
+            self._count_error(e)
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    @property
+    def running(self) -> bool:
+        """True while the network thread runs."""
+        return self._running
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running" if self._running else "stopped"
+        return f"Host({self.name!r}, {state}, device={self.device!r})"
+
+    # -- the runtime interface -------------------------------------------------------------------
+    def now(self) -> float:
+        return self.clock()
+
+    def sleep(self, s: float) -> None:
+        if s > 0:
+            time.sleep(s)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) under the stack lock; then the stack's output goes to the device at once."""
+        with self.lock:
+            try:
+                return fn(*args)
+            finally:
+                self._after_app()
+
+    @contextmanager
+    def locked(self) -> Iterator[Any]:
+        """`with host.locked() as stack:` — the lock for a block; output flushed on exit."""
+        with self.lock:
+            try:
+                yield self.stack
+            finally:
+                self._after_app()
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float | None = None) -> bool:
+        """Block until predicate() (run under the lock) is true, or timeout_s passes."""
+        if self._thread is not None and threading.current_thread() is self._thread:
+            raise RuntimeError("host.wait() called from the network thread would deadlock")
+        clock = self.clock
+        deadline = None if timeout_s is None else clock() + timeout_s
+        with self._cond:
+            while True:
+                if predicate():
+                    return True
+                if not self._running:
+                    return False  # nothing will ever change it now
+                if deadline is None:
+                    left = None
+                else:
+                    left = deadline - clock()
+                    if left <= 0:
+                        return False
+                self._waiters += 1
+                try:
+                    self._cond.wait(left)
+                finally:
+                    self._waiters -= 1
+
+    def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> ThreadTask:
+        """Start fn(*args) in a plain application thread."""
+        return ThreadTask(fn, args, name or f"{self.name}-task")
+
+    # -- internals: application side -------------------------------------------------------------
+    def _after_app(self) -> None:
+        """Lock held: flush output, kick the network thread if it sleeps past a new deadline,
+        and wake waiters (an application's action may satisfy another's predicate)."""
+        if self._closed:
+            return
+        self._flush()
+        try:
+            due = _earliest(self.stack.poll_at(), self.device.poll_at())
+        except Exception as e:  # noqa: BLE001
+            self._count_error(e)
+            due = None
+        if due is not None and due < self._sleep_until:
+            self._kick()
+        if self._waiters:
+            self._cond.notify_all()
+
+    def _kick(self) -> None:
+        if not self._wake_sent:
+            self._wake_sent = True
+            try:
+                os.write(self._wake_w, b"\0")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _flush(self) -> None:
+        """Lock held: fire due timers and send everything the stack has queued."""
+        now = self.clock()
+        try:
+            out = self.stack.poll(now)
+        except Exception as e:  # noqa: BLE001
+            self._count_error(e)
+            return
+        if out:
+            send = self.device.send
+            for frame in out:
+                try:
+                    send(frame, now)
+                except OSError as e:
+                    self._device_failed(e)
+                    return
+                except Exception as e:  # noqa: BLE001
+                    self._count_error(e)
+
+    def _count_error(self, e: BaseException) -> None:
+        self.errors += 1
+        self.last_error = e
+        if len(self.error_log) < _ERROR_LOG_LEN:
+            self.error_log.append(f"{type(e).__name__}: {e}")
+        counters = getattr(self.stack, "counters", None)
+        inc = getattr(counters, "inc", None) or getattr(counters, "add", None)
+        if inc is not None:
+            try:
+                inc("runtime.errors")
+            except Exception:  # noqa: BLE001, S110 - counting must never fail the caller
+                pass
+
+    def _device_failed(self, e: BaseException) -> None:
+        if self.device_error is None:
+            self.device_error = e
+        self._stop = True
+        self._kick()
+
+    # -- internals: the network thread -----------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # noqa: BLE001 - nothing escapes the network thread
+            with self.lock:
+                self._count_error(e)
+                if self.device_error is None:
+                    self.device_error = e
+        finally:
+            with self.lock:
+                self._running = False
+                self._sleep_until = _INF
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
+        dev, stack, lock, clock = self.device, self.stack, self.lock, self.clock
+        fd = dev.fileno()
+        poller = select.poll()
+        if fd is not None:
+            poller.register(fd, _POLLIN)
+        wake_r = self._wake_r
+        poller.register(wake_r, _POLLIN)
+        idle_spins = 0
+        while not self._stop:
+            with lock:
+                try:
+                    due = _earliest(stack.poll_at(), dev.poll_at())
+                except Exception as e:  # noqa: BLE001
+                    self._count_error(e)
+                    due = None
+                self._sleep_until = _INF if due is None else due
+            if due is None:
+                timeout_ms = -1
+            else:
+                timeout_ms = max(0, math.ceil((due - clock()) * 1000.0))
+                if timeout_ms == 0 and idle_spins > 100:
+                    timeout_ms = 1  # a deadline that stays in the past must not spin the CPU
+            events = poller.poll(timeout_ms)
+            readable = False
+            for efd, ev in events:
+                if efd == wake_r:
+                    self._drain_wake()
+                elif ev & _POLL_BAD and not ev & _POLLIN:
+                    self._device_failed(OSError(f"device fd reported poll events {ev:#x}"))
+                else:
+                    readable = True
+            if self._stop:
+                break
+            got = self._service(readable)
+            idle_spins = 0 if got or timeout_ms != 0 else idle_spins + 1
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        self._wake_sent = False
+
+    def _service(self, readable: bool) -> int:
+        """One lock hold: read up to MAX_BATCHES batches, feed them, flush, notify."""
+        dev, receive = self.device, self.stack.receive
+        got = 0
+        with self.lock:
+            now = self.clock()
+            for _ in range(MAX_BATCHES):
+                try:
+                    frames = dev.recv_batch(now, BATCH)
+                except OSError as e:
+                    self._device_failed(e)
+                    break
+                except Exception as e:  # noqa: BLE001 - middleware bug: count, keep going
+                    self._count_error(e)
+                    break
+                if not frames:
+                    break
+                got += len(frames)
+                self.batches += 1
+                for frame in frames:
+                    try:
+                        receive(frame, now)
+                    except Exception as e:  # noqa: BLE001
+                        self._count_error(e)
+                if len(frames) < BATCH:
+                    break
+                self._flush()  # ACK what we have before reading more
+                now = self.clock()
+            self._flush()
+            if self._waiters:
+                self._cond.notify_all()
+        return got
+
+    # -- construction from a device name ---------------------------------------------------------
+    @classmethod
+    def open(cls, tun: str | None = None, tap: str | None = None, addr: str = "198.18.0.2/24",
+             peer: str | None = None, gateway: str | None = None, mtu: int = 1500,
+             pcap: str | os.PathLike[str] | BinaryIO | None = None, faults: Any = None,
+             trace: Any = None, seed: int | None = None, tcp: Any = None,
+             mac: bytes | None = None, name: str | None = None, start: bool = True) -> Host:
+        """Open (create) a TUN or TAP device, configure its kernel side (`peer` address, link
+        up), wrap middleware and run a new Stack on it. Returns a started Host.
+
+        faults: a FaultConfig, a dict of FaultConfig fields, a spec string ("loss=2%,seed=3")
+        or a ready FaultInjector class instance is not accepted (it needs the device).
+        trace: True (stderr), a text stream or a callable taking one line.
+        tcp: None (attach the TCP layer when ustack.tcp provides one), False (none), True
+        (must attach), or a callable `tcp(stack)` building the layer.
+        seed: the stack's seed (None: a fresh random one; ISNs must not be predictable).
+        """
+        from ustack import drivers
+
+        if (tun is None) == (tap is None):
+            raise ValueError("give exactly one of tun=NAME or tap=NAME")
+        ifname = tun if tun is not None else tap
+        dev_cls = drivers.TunDevice if tun is not None else drivers.TapDevice
+        raw = dev_cls(ifname, mtu=mtu)
+        device: Any = raw
+        try:
+            drivers.kernel_side_up(raw.name, peer, mtu)
+            clock = time.monotonic
+            device = wrap_device(device, faults=faults, pcap=pcap, trace=trace,
+                                 pcap_ts_offset=time.time() - clock(), trace_origin=clock())
+            if seed is None:
+                seed = random.SystemRandom().getrandbits(63)
+            stack = build_stack(addr=addr, gateway=gateway, mtu=mtu, medium=raw.medium, mac=mac,
+                                seed=seed, tcp=tcp)
+        except BaseException:
+            device.close()
+            raise
+        return cls(stack, device, clock, name=name or raw.name, start=start)
+
+
+def _hook_in_memory_device(device: Any, kick: Callable[[], None]) -> None:
+    """An in-memory device (a MemLink port) has no fd: have it kick our network thread when
+    another thread queues a frame for us (found through the middleware's `inner` chain)."""
+    d = device
+    for _ in range(16):
+        if hasattr(type(d), "on_pending") or "on_pending" in getattr(d, "__dict__", {}):
+            d.on_pending = lambda _port, _due: kick()
+            return
+        d = getattr(d, "inner", None)
+        if d is None:
+            return
+
+
+# -- helpers shared with the simulator -------------------------------------------------------------
+def wrap_device(device: Any, *, faults: Any = None, pcap: Any = None, trace: Any = None,
+                pcap_ts_offset: float = 0.0, trace_origin: float = 0.0) -> Any:
+    """device -> FaultInjector -> PcapWriter -> Tracer (the pcap and trace show what the stack
+    itself sent and received, before tx faults and after rx faults)."""
+    from ustack import drivers
+
+    cfg = fault_config(faults)
+    if cfg is not None:
+        device = drivers.FaultInjector(device, config=cfg)
+    if pcap is not None:
+        device = drivers.PcapWriter(device, pcap, ts_offset=pcap_ts_offset)
+    if trace:
+        out = None if trace is True else trace
+        device = drivers.Tracer(device, out, clock_origin=trace_origin)
+    return device
+
+
+def fault_config(faults: Any, **overrides: Any) -> Any:
+    """A FaultConfig from None / FaultConfig / dict / spec string (None when no faults)."""
+    from dataclasses import replace
+
+    from ustack import drivers
+
+    if faults is None or faults is False:
+        return None
+    if isinstance(faults, drivers.FaultConfig):
+        cfg = replace(faults, **overrides) if overrides else faults
+    elif isinstance(faults, dict):
+        cfg = drivers.FaultConfig(**{**faults, **overrides})
+    elif isinstance(faults, str):
+        cfg = drivers.FaultConfig.from_spec(faults, **overrides)
+    else:
+        raise TypeError(f"faults must be a FaultConfig, dict or spec string, not {type(faults).__name__}")
+    return cfg
+
+
+def build_stack(*, addr: str, gateway: str | None, mtu: int, medium: str, mac: bytes | None,
+                seed: int, tcp: Any = None, **extra: Any) -> Any:
+    """Stack(StackConfig(...)) plus the TCP layer (see Host.open for `tcp`)."""
+    from ustack.core.stack import Stack, StackConfig
+
+    stack = Stack(StackConfig(addr=addr, gateway=gateway, mtu=mtu, medium=medium, mac=mac, seed=seed,
+                              **extra))
+    attach_tcp(stack, tcp)
+    return stack
+
+
+def attach_tcp(stack: Any, tcp: Any) -> None:
+    if tcp is False or getattr(stack, "tcp", None) is not None:
+        return
+    if callable(tcp) and tcp is not True:
+        tcp(stack)
+        return
+    try:
+        from ustack.tcp import TcpLayer  # type: ignore[attr-defined]
+    except ImportError:
+        if tcp is True:
+            raise
+        return
+    layer = TcpLayer(stack)
+    if getattr(stack, "tcp", None) is None:  # a layer that does not register itself
+        register = getattr(stack, "register", None)
+        if register is not None:
+            register(layer)
+        try:
+            stack.tcp = layer
+        except AttributeError:
+            pass
+
+
+__all__ = ["Host", "RuntimeClosed", "ThreadTask", "attach_tcp", "build_stack", "fault_config",
+           "wrap_device"]
