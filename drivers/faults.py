@@ -307,9 +307,9 @@ class _Lane:
     # -- time --------------------------------------------------------------------------------
     def advance(self, now: float) -> None:
         """Release everything due by `now`, stage by stage in time order."""
-        # Upstream events (held-frame timeouts, token-bucket releases) in time order; bounded
-        # because each iteration removes one queued frame.
-        for _ in range(len(self._held) + len(self._rate_q) + 1):
+        # Upstream events (held-frame timeouts, token-bucket releases) in time order. Bounded:
+        # a held frame makes at most two events (timeout, then maybe a rate-queue release).
+        for _ in range(2 * len(self._held) + len(self._rate_q) + 1):
             hold_at = min((h[1] for h in self._held), default=None)
             rate_at = self._rate_next_at()
             t = earliest(hold_at, rate_at)

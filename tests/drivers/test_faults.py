@@ -422,3 +422,16 @@ def test_conservation_and_replay(seed, loss, duplicate, reorder, corrupt, delay_
         match = [o for o in originals.values() if len(o) == len(f)
                  and bin(int.from_bytes(o, "big") ^ int.from_bytes(f, "big")).count("1") <= 1]
         assert match, "output is neither an input nor a one-bit flip of one"
+
+
+def test_held_frames_pass_through_the_rate_queue_in_one_advance() -> None:
+    a, b = MemLink.pair()
+    wire = Recorder(a)
+    fi = FaultInjector(wire, seed=0, reorder=1.0, reorder_depth=100, rate_bps=8000.0)
+    fi.set_config(FaultConfig(seed=0, reorder=1.0, reorder_depth=100, reorder_hold_s=0.5, rate_bps=8000.0))
+    for i in range(4):
+        fi.send(frame(i, 100), 0.0)  # all held until 0.5 s, then serialized 0.1 s apart
+    fi.advance(10.0)  # one late call releases everything, each at its exact time
+    assert fi.poll_at() is None and fi.queued() == 0
+    assert [index(f) for f in b.recv_batch(10.0)] == [0, 1, 2, 3]
+    assert wire.times == pytest.approx([0.5, 0.6, 0.7, 0.8])
