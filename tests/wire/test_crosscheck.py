@@ -174,7 +174,8 @@ def test_tcp_decoded_by_others(src, dst, sport, dport, seq, ack, flags, window, 
     assert bytes(t.payload) == data
     assert _scapy_rebuilt_checksums(s, IP, TCP) == b
     d = dpkt.tcp.TCP(b[20:])
-    assert (d.sport, d.dport, d.seq, d.ack, d.flags, d.win, d.urp) == (sport, dport, seq, ack, flags, window, urg)
+    assert (d.sport, d.dport, d.seq, d.ack, d.flags, d.win, d.urp) == (
+        sport, dport, seq, ack, flags, window, urg)
     assert d.off * 4 == 20 + len(opts.emit())
     assert _dpkt_tcp_options(d.opts) == expected_opts
     assert bytes(d.data) == data
@@ -298,7 +299,8 @@ def test_scapy_udp_and_fragments_parsed_by_ustack(src, dst, sport, dport, data, 
     assert (d.sport, d.dport, bytes(d.payload)) == (sport, dport, data)
     # the same bytes as a fragment: offsets and MF as scapy encodes them
     frag = min(frag, (0xFFFF - 8 - len(data)) >> 3)
-    f = Ipv4Packet.parse(raw(IP(src=src, dst=dst, proto=17, frag=frag, flags="MF" if mf else 0) / Raw(b[20:])))
+    frag_pkt = IP(src=src, dst=dst, proto=17, frag=frag, flags="MF" if mf else 0) / Raw(b[20:])
+    f = Ipv4Packet.parse(raw(frag_pkt))
     assert (f.frag_offset, f.mf, f.df, f.is_fragment) == (frag * 8, mf, False, bool(frag or mf))
 
 
@@ -308,8 +310,8 @@ def test_scapy_udp_and_fragments_parsed_by_ustack(src, dst, sport, dport, data, 
 def test_scapy_icmp_errors_parsed_by_ustack(src, dst, kind, sport, dport) -> None:
     typ, code = kind
     inner = IP(src=dst, dst=src, ttl=3) / UDP(sport=sport, dport=dport) / Raw(b"payload!")
-    s = IP(src=src, dst=dst) / ICMP(type=typ, code=code, nexthopmtu=1400 if (typ, code) == (3, 4) else 0) / IPerror(
-        raw(inner)[:28])
+    mtu = 1400 if (typ, code) == (3, 4) else 0
+    s = IP(src=src, dst=dst) / ICMP(type=typ, code=code, nexthopmtu=mtu) / IPerror(raw(inner)[:28])
     ip = Ipv4Packet.parse(raw(s))
     m = IcmpMessage.parse(ip.payload)
     assert (m.type, m.code, m.is_error) == (typ, code, True)

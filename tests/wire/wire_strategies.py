@@ -5,8 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from ustack.wire import ArpPacket, EthernetFrame, IcmpMessage, Ipv4Packet, TcpOptions, TcpSegment
-from ustack.wire import UdpDatagram  # noqa: F401  (re-exported for tests)
+from ustack.wire import ArpPacket, EthernetFrame, IcmpMessage, Ipv4Packet, TcpOptions, TcpSegment, UdpDatagram
 
 # The machine (and CI) is shared: modest, deterministic example counts. Not a global profile, so
 # other test directories keep their own settings.
