@@ -1,0 +1,1450 @@
+"""The Winsock API over a ustack runtime host: one `Winsock` object per host.
+
+Method names and arguments follow Winsock: integer handles, SOCKET_ERROR / INVALID_SOCKET
+returns, the code in WSAGetLastError (per thread), SOCKADDR_IN structures or their bytes with an
+explicit length, option values as bytes/ctypes with optlen. Blocking calls block the calling
+thread through `host.wait` (virtual time in the Simulator); nonblocking calls never block.
+
+Errors from the stack are translated in exactly one place, `errors.py`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import itertools
+import struct
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ustack.core.errors import UsageError
+from ustack.core.reasons import Reason
+
+from . import constants as C
+from . import errors as E
+from .objects import MSG, WSAEVENT, Window, is_valid_event
+from .structs import (
+    FD_SET,
+    LINGER,
+    SOCKADDR_IN_SIZE,
+    TIMEVAL,
+    WSADATA,
+    WSAMAKESELECTREPLY,
+    WSANETWORKEVENTS,
+)
+from .wsocket import Options, Phase, WSocket
+
+T = TypeVar("T")
+
+_SUPPORTED = ((1, 1), (2, 2))
+_HOOK_SLICE_S = 0.05  # how often a Winsock 1.1 blocking hook runs while a call blocks
+_MAX_DGRAM = 65507
+# TCP states (ustack.tcp.State names) after the handshake completed
+_SYNCHRONIZED = frozenset({"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",
+                           "LAST_ACK", "TIME_WAIT"})
+_CAN_SEND = frozenset({"ESTABLISHED", "CLOSE_WAIT"})
+_BROKEN = (Reason.RESET, Reason.ABORTED, Reason.TIMED_OUT)
+_FD_ORDER = (C.FD_READ, C.FD_WRITE, C.FD_OOB, C.FD_ACCEPT, C.FD_CLOSE)
+_UNSPEC_NAME = object()
+
+
+class _Fail(Exception):  # noqa: N818 - internal control flow: "this call fails with code"
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _api(fail: Any = C.SOCKET_ERROR, *, startup: bool = True, zero: bool = False,
+         inprogress: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a Winsock call: prologue checks, _Fail -> last error + the failure value.
+
+    startup: WSANOTINITIALISED / WSAENETDOWN checks; inprogress: WSAEINPROGRESS while a
+    Winsock 1.1 blocking call of this thread is outstanding; zero: success clears the last
+    error (item 8).
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(self: Winsock, *args: Any, **kw: Any) -> Any:
+            try:
+                if startup:
+                    self._check_started()
+                if inprogress and self._tls_blocking():
+                    raise _Fail(C.WSAEINPROGRESS)
+                result = fn(self, *args, **kw)
+            except _Fail as f:
+                self._set_error(f.code)
+                return fail
+            if zero:
+                self._set_error(0)
+            return result
+
+        return wrapper
+
+    return deco
+
+
+def _usage(e: UsageError) -> _Fail:
+    return _Fail(E.wsa_code(e.reason))
+
+
+# -- buffers: bytes / bytearray / memoryview / ctypes objects, as Winsock's char* + len ---------
+def _in_bytes(buf: Any, length: int | None) -> bytes:
+    """The first `length` bytes of a caller buffer; WSAEFAULT if it is NULL or too short."""
+    if buf is None:
+        raise _Fail(C.WSAEFAULT)
+    try:
+        data = bytes(buf) if not isinstance(buf, bytes) else buf
+    except TypeError:
+        raise _Fail(C.WSAEFAULT) from None
+    if length is None:
+        return data
+    if length < 0 or length > len(data):
+        raise _Fail(C.WSAEFAULT)
+    return data[:length]
+
+
+def _buf_size(buf: Any) -> int:
+    if isinstance(buf, ctypes._SimpleCData | ctypes.Structure | ctypes.Array | ctypes.Union):
+        return ctypes.sizeof(buf)
+    return memoryview(buf).nbytes
+
+
+def _out_check(buf: Any, length: int) -> None:
+    if buf is None or length < 0:
+        raise _Fail(C.WSAEFAULT)
+    try:
+        size = _buf_size(buf)
+        if not isinstance(buf, ctypes._SimpleCData | ctypes.Structure | ctypes.Array | ctypes.Union):
+            if memoryview(buf).readonly:
+                raise _Fail(C.WSAEFAULT)
+    except TypeError:
+        raise _Fail(C.WSAEFAULT) from None
+    if length > size:
+        raise _Fail(C.WSAEFAULT)
+
+
+def _write_out(buf: Any, data: bytes, offset: int = 0) -> None:
+    if isinstance(buf, ctypes._SimpleCData | ctypes.Structure | ctypes.Array | ctypes.Union):
+        ctypes.memmove(ctypes.addressof(buf) + offset, data, len(data))
+    else:
+        mv = memoryview(buf).cast("B")
+        mv[offset:offset + len(data)] = data
+
+
+def _len_value(namelen: Any) -> int | None:
+    """An int* in/out length: ctypes c_int (or anything with .value), a plain int, or None."""
+    if namelen is None:
+        return None
+    if isinstance(namelen, int):
+        return namelen
+    return int(namelen.value)
+
+
+def _len_store(namelen: Any, value: int) -> None:
+    if namelen is not None and not isinstance(namelen, int):
+        namelen.value = value
+
+
+def _parse_sockaddr(name: Any, namelen: int | None, *, allow_unspec: bool = False) -> Any:
+    """(addr:int host order, port) from a SOCKADDR_IN or its bytes; WSAEFAULT / WSAEAFNOSUPPORT."""
+    if name is None or namelen is None:
+        raise _Fail(C.WSAEFAULT)
+    try:
+        raw = bytes(name)
+    except TypeError:
+        raise _Fail(C.WSAEFAULT) from None
+    if namelen < 2 or namelen > len(raw):
+        raise _Fail(C.WSAEFAULT)
+    (family,) = struct.unpack_from("<h", raw, 0)
+    if family == C.AF_UNSPEC and allow_unspec:
+        return _UNSPEC_NAME
+    if namelen < SOCKADDR_IN_SIZE:
+        raise _Fail(C.WSAEFAULT)
+    if family != C.AF_INET:
+        raise _Fail(C.WSAEAFNOSUPPORT)
+    port, addr = struct.unpack_from("!HI", raw, 2)
+    return addr, port
+
+
+def _sockaddr_bytes(addr: int, port: int) -> bytes:
+    return struct.pack("<h", C.AF_INET) + struct.pack("!HI", port, addr) + bytes(8)
+
+
+def _write_sockaddr(name: Any, namelen: Any, addr: int, port: int) -> None:
+    """Fill an output SOCKADDR_IN; WSAEFAULT when *namelen is short or the buffer is."""
+    n = _len_value(namelen)
+    if name is None or n is None or n < SOCKADDR_IN_SIZE:
+        raise _Fail(C.WSAEFAULT)
+    _out_check(name, SOCKADDR_IN_SIZE)
+    _write_out(name, _sockaddr_bytes(addr, port))
+    _len_store(namelen, SOCKADDR_IN_SIZE)
+
+
+class _ThreadState(threading.local):
+    def __init__(self) -> None:
+        self.last_error = 0
+        self.blocking = False  # a Winsock 1.1 blocking call is outstanding in this thread
+        self.cancelled = False
+        self.in_hook = False
+        self.last_from: tuple[int, int] | None = None
+
+
+_registry: weakref.WeakKeyDictionary[Any, Winsock] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+class Winsock:
+    """Winsock for one host (a runtime.Host or a simulated host).
+
+    Options (keyword):
+    - syn_rst_retries / syn_rst_retry_s: how often Windows re-sends a SYN answered by RST before
+      reporting WSAECONNREFUSED (item 25; default 2 retries, 0.5 s apart).
+    - broadcast_connect: "document" (UDP connect to a broadcast address without SO_BROADCAST
+      fails with WSAEACCES, as the connect page says) or "modern" (connect succeeds, the send
+      fails, as current Windows does; item 55).
+    - max_sockets: more open sockets than this -> WSAEMFILE.
+    """
+
+    def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float = 0.5,
+                 broadcast_connect: str = "document", max_sockets: int = 4096) -> None:
+        if broadcast_connect not in ("document", "modern"):
+            raise ValueError("broadcast_connect must be 'document' or 'modern'")
+        self.host = host
+        self.syn_rst_retries = syn_rst_retries
+        self.syn_rst_retry_s = syn_rst_retry_s
+        self.broadcast_connect = broadcast_connect
+        self.max_sockets = max_sockets
+        self.version: tuple[int, int] = (2, 2)
+        self._startups = 0
+        self._sockets: dict[int, WSocket] = {}
+        self._handles = itertools.count(0x104, 4)  # never reused: a stale handle stays invalid
+        self._tls = _ThreadState()
+        self._hooks: dict[int, Callable[[], Any] | None] = {}  # thread id -> 1.1 blocking hook
+        self.callback_errors: list[BaseException] = []  # exceptions caught in stack callbacks
+
+    @classmethod
+    def for_host(cls, host: Any) -> Winsock:
+        """The host's shared Winsock, started (version 2.2) if it was not."""
+        with _registry_lock:
+            ws = _registry.get(host)
+            if ws is None:
+                ws = _registry[host] = cls(host)
+        if ws._startups == 0:
+            ws.WSAStartup(0x0202, WSADATA())
+        return ws
+
+    def __repr__(self) -> str:
+        return f"<Winsock {self.version[0]}.{self.version[1]} on {self.host!r}, {len(self._sockets)} sockets>"
+
+    # == helpers ===================================================================================
+    def _set_error(self, code: int) -> None:
+        self._tls.last_error = code
+
+    def _tls_blocking(self) -> bool:
+        return self._tls.blocking
+
+    def _check_started(self) -> None:
+        if self._startups <= 0:
+            raise _Fail(C.WSANOTINITIALISED)
+        if self._net_down():
+            raise _Fail(C.WSAENETDOWN)
+
+    def _net_down(self) -> bool:
+        return bool(getattr(self.host, "closed", False))
+
+    def _get(self, s: Any) -> WSocket:
+        ws = self._sockets.get(s) if isinstance(s, int) else None
+        if ws is None or ws.closed:
+            raise _Fail(C.WSAENOTSOCK)
+        return ws
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return self.host.call(fn, *args)
+
+    def _now(self) -> float:
+        return self.host.now()
+
+    def _is_v11(self) -> bool:
+        return self.version < (2, 0)
+
+    # -- blocking ---------------------------------------------------------------------------------
+    def _block(self, ws: WSocket | None, ready: Callable[[], bool], timeout_s: float | None) -> str:
+        """Block the calling thread until ready() (run under the lock): "ready", "timeout",
+        "cancelled" (WSACancelBlockingCall), "closed" (closesocket from another thread) or
+        "down" (the host stopped)."""
+        tls = self._tls
+        v11 = self._is_v11()
+        tls.blocking = v11
+        tls.cancelled = False
+        if ws is not None:
+            ws.blockers += 1
+        outcome: list[str] = []
+
+        def pred() -> bool:
+            if tls.cancelled:
+                outcome.append("cancelled")
+            elif ws is not None and ws.closed:
+                outcome.append("closed")
+            elif ready():
+                outcome.append("ready")
+            elif self._net_down():
+                outcome.append("down")
+            return bool(outcome)
+
+        try:
+            deadline = None if timeout_s is None else self._now() + timeout_s
+            while True:
+                hook = self._hooks.get(threading.get_ident()) if v11 else None
+                left = None if deadline is None else max(0.0, deadline - self._now())
+                step = left if hook is None else (_HOOK_SLICE_S if left is None else min(left, _HOOK_SLICE_S))
+                self.host.wait(pred, step)
+                if outcome:
+                    return outcome[-1]
+                if self._net_down():
+                    return "down"
+                if deadline is not None and self._now() >= deadline:
+                    return "timeout"
+                if hook is not None:
+                    tls.in_hook = True
+                    try:
+                        hook()
+                    finally:
+                        tls.in_hook = False
+        finally:
+            tls.blocking = False
+            if ws is not None:
+                ws.blockers -= 1
+
+    def _blocked_fail(self, outcome: str) -> _Fail:
+        if outcome == "down":
+            return _Fail(C.WSAENETDOWN)
+        if outcome == "timeout":
+            return _Fail(C.WSAETIMEDOUT)
+        return _Fail(C.WSAEINTR)  # cancelled, or the socket was closed under the call
+
+    # -- stack socket adapters (the only place that reads stack socket state) --------------------
+    @staticmethod
+    def _tcp_state(ws: WSocket) -> str:
+        return ws.sock.state.name
+
+    @staticmethod
+    def _local(ws: WSocket) -> tuple[int, int] | None:
+        loc = ws.sock.local
+        return None if loc is None else (int(loc[0]), int(loc[1]))
+
+    # -- readiness and notifications (lock held) -------------------------------------------------
+    def _refresh(self, ws: WSocket) -> None:
+        """Advance the connect phase from the stack socket and post/record due events."""
+        if ws.closed:
+            return
+        s = ws.sock
+        if ws.is_tcp and ws.phase is Phase.CONNECTING:
+            state = self._tcp_state(ws)
+            if state in _SYNCHRONIZED:
+                ws.phase = Phase.CONNECTED
+                ws.so_error = 0
+                if ws.reg_kind is not None:
+                    ws.enabled |= C.FD_WRITE  # a fresh connection reports FD_WRITE once
+                self._report(ws, C.FD_CONNECT, 0)
+            elif s.error is not None:
+                code = E.connect_error(s.error, version=self.version, was_bound=True)
+                s.clear_error()
+                ws.phase = Phase.FAILED
+                ws.so_error = code
+                self._report(ws, C.FD_CONNECT, code)
+        if ws.reg_kind is None:
+            return
+        due = self._conditions(ws) & ws.enabled & ws.reg_events
+        for bit in _FD_ORDER:
+            if due & bit:
+                self._report(ws, bit, self._event_error(ws, bit))
+
+    def _event_error(self, ws: WSocket, bit: int) -> int:
+        if bit == C.FD_CLOSE:
+            err = ws.sock.error
+            return E.fd_close_error(err if err in _BROKEN else None)
+        return 0
+
+    def _conditions(self, ws: WSocket) -> int:
+        """FD bits whose condition is true now (FD_CONNECT is an event, never a condition)."""
+        s = ws.sock
+        bits = 0
+        if not ws.is_tcp:
+            if s.readable or (s.error is not None and ws.opts.udp_connreset):
+                bits |= C.FD_READ
+            bits |= C.FD_WRITE
+            return bits
+        if ws.phase is Phase.LISTENING:
+            return C.FD_ACCEPT if s.accept_pending else 0
+        if ws.phase is not Phase.CONNECTED:
+            return 0
+        if s.readable_bytes > 0:
+            bits |= C.FD_READ
+        err = s.error
+        if self._tcp_state(ws) in _CAN_SEND and err is None and s.writable_bytes > 0:
+            bits |= C.FD_WRITE
+        if s.at_eof or err in _BROKEN:
+            bits |= C.FD_CLOSE
+        return bits
+
+    def _report(self, ws: WSocket, bit: int, error: int) -> None:
+        """Post (WSAAsyncSelect) or record (WSAEventSelect) one network event, once until
+        something re-enables it."""
+        if ws.reg_kind is None or not (ws.reg_events & bit) or not (ws.enabled & bit):
+            return
+        ws.enabled &= ~bit
+        if ws.reg_kind == "async":
+            if ws.hwnd is not None:
+                ws.hwnd.post(ws.wmsg, ws.handle, WSAMAKESELECTREPLY(bit, error))
+        else:
+            ws.record |= bit
+            ws.record_errors[bit.bit_length() - 1] = error
+            if ws.event is not None and not ws.event.closed:
+                ws.event.signaled = True
+
+    def _reenable(self, ws: WSocket, bits: int) -> None:
+        if ws.reg_kind is not None:
+            ws.enabled |= bits & ~(C.FD_CONNECT | C.FD_CLOSE)
+            self._refresh(ws)
+
+    def _on_stack_event(self, ws: WSocket, _sock: Any, _events: int) -> None:
+        try:
+            self._refresh(ws)
+        except Exception as e:  # noqa: BLE001 - nothing may escape into the network thread
+            if len(self.callback_errors) < 100:
+                self.callback_errors.append(e)
+
+    def _watch(self, ws: WSocket) -> None:
+        ws.sock.watch(lambda sock, events: self._on_stack_event(ws, sock, events))
+
+    def _readable(self, ws: WSocket) -> bool:
+        s = ws.sock
+        if not ws.is_tcp:
+            return bool(s.readable) or (s.error is not None and ws.opts.udp_connreset)
+        if ws.phase is Phase.LISTENING:
+            return bool(s.accept_pending)
+        if ws.phase is not Phase.CONNECTED:
+            return False
+        return s.readable_bytes > 0 or bool(s.at_eof) or s.error is not None or ws.shut_rd
+
+    def _writable(self, ws: WSocket) -> bool:
+        if not ws.is_tcp:
+            return True
+        if ws.phase is not Phase.CONNECTED:
+            return False
+        s = ws.sock
+        if s.error is not None or ws.shut_wr:
+            return True
+        return self._tcp_state(ws) in _CAN_SEND and s.writable_bytes > 0
+
+    def _excepted(self, ws: WSocket) -> bool:
+        return ws.is_tcp and ws.phase is Phase.FAILED
+
+    # == startup and errors =========================================================================
+    @_api(startup=False, inprogress=False)
+    def WSAStartup(self, wVersionRequested: int, lpWSAData: WSADATA | None) -> int:  # noqa: N802, N803
+        """Negotiate 1.1 or 2.2; returns 0 or the error code itself (not via WSAGetLastError)."""
+        major, minor = wVersionRequested & 0xFF, (wVersionRequested >> 8) & 0xFF
+        if major == 0:
+            return C.WSAVERNOTSUPPORTED
+        if lpWSAData is None:
+            return C.WSAEFAULT
+        if (major, minor) >= (2, 2) or major >= 2:
+            version = (2, 2) if (major, minor) >= (2, 2) else (2, minor)
+        else:
+            version = (1, min(minor, 1)) if minor >= 1 else (1, 0)
+        lpWSAData.wVersion = version[0] | (version[1] << 8)
+        lpWSAData.wHighVersion = 0x0202
+        lpWSAData.iMaxSockets = 0 if version >= (2, 0) else min(self.max_sockets, 0xFFFF)
+        lpWSAData.iMaxUdpDg = 0 if version >= (2, 0) else _MAX_DGRAM
+        lpWSAData.szDescription = b"ustack Winsock 2.2"
+        lpWSAData.szSystemStatus = b"Running"
+        self.version = version if version >= (1, 1) else (1, 1)
+        self._startups += 1
+        return 0
+
+    @_api(startup=False)
+    def WSACleanup(self) -> int:  # noqa: N802
+        """Unmatched -> WSANOTINITIALISED; the last one closes every socket (abortively)."""
+        if self._startups <= 0:
+            raise _Fail(C.WSANOTINITIALISED)
+        self._startups -= 1
+        if self._startups == 0:
+            for ws in list(self._sockets.values()):
+                self._close(ws, abortive=True)
+            self._sockets.clear()
+        return 0
+
+    def WSAGetLastError(self) -> int:  # noqa: N802
+        return self._tls.last_error
+
+    def WSASetLastError(self, iError: int) -> None:  # noqa: N802, N803
+        self._tls.last_error = iError
+
+    # == Winsock 1.1 blocking model ================================================================
+    def WSAIsBlocking(self) -> bool:  # noqa: N802
+        return self._is_v11() and self._tls.blocking
+
+    @_api(inprogress=False)
+    def WSACancelBlockingCall(self) -> int:  # noqa: N802
+        """1.1 only: the outstanding blocking call of this thread fails with WSAEINTR."""
+        if not self._is_v11():
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if not self._tls.blocking:
+            raise _Fail(C.WSAEINVAL)
+        self._tls.cancelled = True
+        return 0
+
+    @_api(fail=None)
+    def WSASetBlockingHook(self, lpBlockFunc: Callable[[], Any]) -> Callable[[], Any] | None:  # noqa: N802, N803
+        """1.1 only: fn() runs in the blocked thread while a blocking call waits; calls it makes
+        fail with WSAEINPROGRESS, except WSACancelBlockingCall/WSAIsBlocking."""
+        if not self._is_v11():
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if lpBlockFunc is None:
+            raise _Fail(C.WSAEFAULT)
+        tid = threading.get_ident()
+        old = self._hooks.get(tid)
+        self._hooks[tid] = lpBlockFunc
+        return old
+
+    @_api()
+    def WSAUnhookBlockingHook(self) -> int:  # noqa: N802
+        if not self._is_v11():
+            raise _Fail(C.WSAEOPNOTSUPP)
+        self._hooks.pop(threading.get_ident(), None)
+        return 0
+
+    # == socket / closesocket =====================================================================
+    @_api(fail=C.INVALID_SOCKET)
+    def socket(self, af: int, type: int, protocol: int) -> int:  # noqa: A002 - Winsock name
+        if af == C.AF_INET6 or af != C.AF_INET:
+            raise _Fail(C.WSAEAFNOSUPPORT)
+        if type == 0:
+            type = C.SOCK_DGRAM if protocol == C.IPPROTO_UDP else C.SOCK_STREAM  # noqa: A001
+        if type not in (C.SOCK_STREAM, C.SOCK_DGRAM):
+            raise _Fail(C.WSAESOCKTNOSUPPORT)
+        want = C.IPPROTO_TCP if type == C.SOCK_STREAM else C.IPPROTO_UDP
+        if protocol not in (0, want):
+            raise _Fail(C.WSAEPROTONOSUPPORT)
+        if len(self._sockets) >= self.max_sockets:
+            raise _Fail(C.WSAEMFILE)
+        stack = self.host.stack
+        if type == C.SOCK_STREAM and getattr(stack, "tcp", None) is None:
+            raise _Fail(C.WSAESOCKTNOSUPPORT)
+        sock = self._call(stack.tcp.open if type == C.SOCK_STREAM else stack.udp.open)
+        ws = WSocket(next(self._handles), type, want, sock)
+        ws.opts.rcvbuf = int(getattr(sock, "rcvbuf", ws.opts.rcvbuf) or ws.opts.rcvbuf)
+        ws.opts.sndbuf = int(getattr(sock, "sndbuf", ws.opts.sndbuf) or ws.opts.sndbuf)
+        self._call(self._watch, ws)
+        self._sockets[ws.handle] = ws
+        return ws.handle
+
+    @_api()
+    def closesocket(self, s: int) -> int:
+        ws = self._get(s)
+        self._close(ws, abortive=False)
+        return 0
+
+    def _close(self, ws: WSocket, *, abortive: bool) -> None:
+        def do() -> None:
+            ws.closed = True
+            ws.reg_kind = None
+            s = ws.sock
+            s.watch(None)
+            if ws.is_tcp:
+                if abortive or (ws.opts.linger_on and ws.opts.linger_s == 0):
+                    s.linger = 0
+                elif ws.opts.linger_on:
+                    s.linger = ws.opts.linger_s
+                else:
+                    s.linger = None
+            s.close(self._now())
+
+        self._call(do)
+        self._sockets.pop(ws.handle, None)
+
+    # == bind / listen / accept ===================================================================
+    @_api(zero=True)
+    def bind(self, s: int, name: Any, namelen: int) -> int:
+        ws = self._get(s)
+        addr, port = _parse_sockaddr(name, namelen)
+        if self._call(self._local, ws) is not None:
+            raise _Fail(C.WSAEINVAL)
+
+        def do() -> None:
+            ws.sock.bind(addr, port, reuse=ws.opts.reuseaddr, exclusive=ws.opts.exclusive)
+            if ws.phase is Phase.FRESH:
+                ws.phase = Phase.BOUND
+
+        try:
+            self._call(do)
+        except UsageError as e:
+            raise _usage(e) from None
+        return 0
+
+    @_api()
+    def listen(self, s: int, backlog: int) -> int:
+        ws = self._get(s)
+        if not ws.is_tcp:
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if ws.phase in (Phase.CONNECTED, Phase.CONNECTING):
+            raise _Fail(C.WSAEISCONN if ws.phase is Phase.CONNECTED else C.WSAEINVAL)
+        if self._call(self._local, ws) is None:
+            raise _Fail(C.WSAEINVAL)  # ≠L: no implicit bind
+        if ws.phase is Phase.LISTENING:
+            return 0
+        if backlog == C.SOMAXCONN or backlog > 200:
+            backlog = 200
+        backlog = max(backlog, 1)
+
+        def do() -> None:
+            ws.sock.listen(backlog)
+            ws.phase = Phase.LISTENING
+            self._refresh(ws)
+
+        try:
+            self._call(do)
+        except UsageError as e:
+            raise _usage(e) from None
+        return 0
+
+    @_api(fail=C.INVALID_SOCKET)
+    def accept(self, s: int, addr: Any = None, addrlen: Any = None) -> int:
+        ws = self._get(s)
+        if not ws.is_tcp:
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if ws.phase is not Phase.LISTENING:
+            raise _Fail(C.WSAEINVAL)
+        if addr is not None:
+            n = _len_value(addrlen)
+            if n is None or n < SOCKADDR_IN_SIZE:
+                raise _Fail(C.WSAEFAULT)
+        if not ws.nonblocking:
+            outcome = self._block(ws, lambda: bool(ws.sock.accept_pending), None)
+            if outcome != "ready":
+                raise self._blocked_fail(outcome)
+        new = self._call(self._accept_one, ws)
+        if new is None:
+            raise _Fail(C.WSAEWOULDBLOCK)
+        if addr is not None:
+            raddr, rport = new.sock.remote
+            _write_sockaddr(addr, addrlen, raddr, rport)
+        elif addrlen is not None and not isinstance(addrlen, int):
+            _len_store(addrlen, SOCKADDR_IN_SIZE)
+        return new.handle
+
+    def _accept_one(self, ws: WSocket) -> WSocket | None:
+        sock = ws.sock.accept()
+        self._reenable(ws, C.FD_ACCEPT)
+        if sock is None:
+            return None
+        # item 21: the new socket inherits options and the event registration
+        new = WSocket(next(self._handles), ws.type, ws.proto, sock, phase=Phase.CONNECTED,
+                      nonblocking=ws.nonblocking, opts=ws.opts.copy())
+        self._apply_tcp_options(new)
+        if ws.reg_kind is not None:
+            new.reg_kind, new.reg_events, new.hwnd, new.wmsg, new.event = (
+                ws.reg_kind, ws.reg_events, ws.hwnd, ws.wmsg, ws.event)
+            new.enabled = ws.reg_events
+        self._sockets[new.handle] = new
+        self._watch(new)
+        self._refresh(new)
+        return new
+
+    def _apply_tcp_options(self, ws: WSocket) -> None:
+        s, o = ws.sock, ws.opts
+        s.nodelay = o.nodelay
+        s.keepalive = o.keepalive
+
+    # == connect ==================================================================================
+    @_api(zero=True)
+    def connect(self, s: int, name: Any, namelen: int) -> int:
+        ws = self._get(s)
+        dest = _parse_sockaddr(name, namelen, allow_unspec=not ws.is_tcp)
+        if not ws.is_tcp:
+            return self._udp_connect(ws, dest)
+        if dest is _UNSPEC_NAME:  # pragma: no cover - allow_unspec is False for TCP
+            raise _Fail(C.WSAEAFNOSUPPORT)
+        addr, port = dest
+        if ws.phase is Phase.LISTENING:
+            raise _Fail(C.WSAEINVAL)
+        if ws.phase is Phase.CONNECTED:
+            raise _Fail(C.WSAEISCONN)
+        if ws.phase is Phase.CONNECTING:
+            raise _Fail(E.connect_error(Reason.ALREADY, version=self.version, was_bound=True))
+        was_bound = self._call(self._local, ws) is not None
+
+        def start() -> None:
+            s = ws.sock
+            s.syn_rst_retries = self.syn_rst_retries
+            s.syn_rst_retry_s = self.syn_rst_retry_s
+            self._apply_tcp_options(ws)
+            s.connect(addr, port, self._now())
+            ws.phase = Phase.CONNECTING
+            ws.so_error = 0
+            if ws.reg_kind is not None:
+                ws.enabled |= C.FD_CONNECT
+            self._refresh(ws)
+
+        try:
+            self._call(start)
+        except UsageError as e:
+            raise _Fail(E.connect_error(e.reason, version=self.version, was_bound=was_bound)) from None
+        if ws.nonblocking:
+            raise _Fail(C.WSAEWOULDBLOCK)  # item 26: even when the peer is local
+        outcome = self._block(ws, lambda: (self._refresh(ws), ws.phase is not Phase.CONNECTING)[1], None)
+        if outcome != "ready":
+            if outcome in ("cancelled", "down"):
+                self._call(lambda: ws.sock.abort(self._now()))
+                ws.phase = Phase.FAILED
+            raise self._blocked_fail(outcome)
+        if ws.phase is Phase.FAILED:
+            raise _Fail(ws.so_error)
+        return 0
+
+    def _udp_connect(self, ws: WSocket, dest: Any) -> int:
+        if dest is _UNSPEC_NAME or dest == (0, 0):
+            addr, port = 0, 0
+        else:
+            addr, port = dest
+
+        def do() -> None:
+            s = ws.sock
+            modern_bcast = (self.broadcast_connect == "modern" and not ws.opts.broadcast
+                            and addr != 0 and self.host.stack.is_broadcast(addr))
+            if modern_bcast:
+                s.broadcast = True  # let the peer be set; send checks SO_BROADCAST (item 55)
+            try:
+                s.connect(addr, port)
+            finally:
+                if modern_bcast:
+                    s.broadcast = ws.opts.broadcast
+            ws.udp_broadcast_peer = modern_bcast
+            if addr == 0 and port == 0:
+                ws.udp_disconnected = True
+                ws.phase = Phase.BOUND
+            else:
+                ws.udp_disconnected = False
+                ws.phase = Phase.CONNECTED
+
+        try:
+            self._call(do)
+        except UsageError as e:
+            raise _usage(e) from None
+        return 0
+
+    @_api(zero=True)
+    def WSAConnect(self, s: int, name: Any, namelen: int, lpCallerData: Any = None,  # noqa: N802, N803
+                   lpCalleeData: Any = None, lpSQOS: Any = None, lpGQOS: Any = None) -> int:  # noqa: N803
+        """connect with (unsupported) QoS and connect data: non-NULL QoS -> WSAEINVAL (item 35)."""
+        self._get(s)
+        if lpSQOS is not None or lpGQOS is not None:
+            raise _Fail(C.WSAEINVAL)
+        if self.connect(s, name, namelen) == C.SOCKET_ERROR:
+            raise _Fail(self.WSAGetLastError())
+        if lpCalleeData is not None and hasattr(lpCalleeData, "len"):
+            lpCalleeData.len = 0
+        return 0
+
+    # == send / recv ==============================================================================
+    @_api(zero=True)
+    def send(self, s: int, buf: Any, len: int, flags: int = 0) -> int:  # noqa: A002
+        ws = self._get(s)
+        data = _in_bytes(buf, len)
+        if flags & C.MSG_OOB and not ws.is_tcp:
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if not ws.is_tcp:
+            return self._udp_send(ws, data, None)
+        return self._tcp_send(ws, data)
+
+    def _tcp_send(self, ws: WSocket, data: bytes) -> int:
+        if ws.phase is not Phase.CONNECTED:
+            raise _Fail(C.WSAENOTCONN)
+        if ws.shut_wr:
+            raise _Fail(C.WSAESHUTDOWN)
+        s = ws.sock
+
+        def broken() -> int | None:
+            err = s.error
+            if err is not None:
+                return E.wsa_code(err)
+            if self._tcp_state(ws) not in _CAN_SEND:
+                return C.WSAESHUTDOWN if ws.shut_wr else C.WSAECONNABORTED
+            return None
+
+        def try_all() -> int:
+            """Nonblocking: all or nothing (item 70); -1 = would block."""
+            code = broken()
+            if code is not None:
+                raise _Fail(code)
+            if s.writable_bytes < len(data):
+                self._reenable(ws, C.FD_WRITE)
+                return -1
+            return s.send(data, self._now()) if data else 0
+
+        if ws.nonblocking or not data:
+            n = self._call(try_all)
+            if n < 0:
+                raise _Fail(C.WSAEWOULDBLOCK)
+            return n
+        sent = 0
+        timeout = ws.opts.sndtimeo_ms / 1000.0 if ws.opts.sndtimeo_ms else None
+        deadline = None if timeout is None else self._now() + timeout
+        while sent < len(data):
+
+            def push(rest: bytes) -> int:
+                code = broken()
+                if code is not None:
+                    raise _Fail(code)
+                return s.send(rest, self._now()) if s.writable_bytes > 0 else 0
+
+            sent += self._call(push, data[sent:])
+            if sent >= len(data):
+                break
+            left = None if deadline is None else deadline - self._now()
+            if left is not None and left <= 0:
+                raise _Fail(C.WSAETIMEDOUT)
+            outcome = self._block(ws, lambda: s.writable_bytes > 0 or broken() is not None, left)
+            if outcome != "ready":
+                raise self._blocked_fail(outcome)
+        return sent
+
+    def _udp_send(self, ws: WSocket, data: bytes, dest: tuple[int, int] | None) -> int:
+        if ws.shut_wr:
+            raise _Fail(C.WSAESHUTDOWN)
+        if len(data) > _MAX_DGRAM:
+            raise _Fail(C.WSAEMSGSIZE)
+        s = ws.sock
+
+        def do() -> int:
+            if dest is None:
+                if ws.phase is not Phase.CONNECTED or s.remote is None:
+                    raise _Fail(C.WSAENOTCONN)  # item 50 (≠L: EDESTADDRREQ)
+                if ws.udp_broadcast_peer and not ws.opts.broadcast:
+                    raise _Fail(C.WSAEACCES)
+                n = s.send(data, self._now())
+            else:
+                n = s.sendto(data, dest[0], dest[1], self._now())
+                if ws.phase is Phase.FRESH:
+                    ws.phase = Phase.BOUND  # item 57: sendto binds implicitly
+            return len(data) if n is None else n
+
+        try:
+            return self._call(do)
+        except UsageError as e:
+            raise _usage(e) from None
+
+    @_api(zero=True)
+    def sendto(self, s: int, buf: Any, len: int, flags: int, to: Any, tolen: int) -> int:  # noqa: A002
+        ws = self._get(s)
+        data = _in_bytes(buf, len)
+        if ws.is_tcp:  # the address is ignored on a connection-oriented socket
+            return self._tcp_send(ws, data)
+        if flags & C.MSG_OOB:
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if to is None:
+            return self._udp_send(ws, data, None)
+        dest = _parse_sockaddr(to, tolen)
+        if dest[0] == 0:
+            raise _Fail(C.WSAEADDRNOTAVAIL)
+        return self._udp_send(ws, data, dest)
+
+    @_api()
+    def recv(self, s: int, buf: Any, len: int, flags: int = 0) -> int:  # noqa: A002
+        ws = self._get(s)
+        _out_check(buf, len)
+        if ws.is_tcp:
+            return self._tcp_recv(ws, buf, len, flags)
+        if ws.udp_disconnected:
+            raise _Fail(C.WSAENOTCONN)
+        data, _addr, _port = self._udp_recv(ws, buf, len, flags)
+        return data
+
+    def _tcp_recv(self, ws: WSocket, buf: Any, n: int, flags: int) -> int:
+        if flags & C.MSG_OOB:
+            raise _Fail(C.WSAEOPNOTSUPP)  # urgent data is not supported by the stack
+        if ws.phase is not Phase.CONNECTED:
+            raise _Fail(C.WSAENOTCONN)
+        if ws.shut_rd:
+            raise _Fail(C.WSAESHUTDOWN)
+        s = ws.sock
+        peek = bool(flags & C.MSG_PEEK)
+        if peek and not hasattr(s, "peek"):
+            raise _Fail(C.WSAEOPNOTSUPP)  # needs TcpSocket.peek (docs/requests-winsock.md)
+        waitall = bool(flags & C.MSG_WAITALL) and not ws.nonblocking and not peek
+        got = bytearray()
+
+        def take() -> int | None:
+            """Bytes moved, 0 at EOF, None = would block; raises _Fail on a broken connection."""
+            try:
+                if s.readable_bytes > 0:
+                    want = n - len(got)
+                    chunk = s.peek(want) if peek else s.recv(want)
+                    got.extend(chunk)
+                    return len(chunk)
+                if s.error is not None:
+                    raise _Fail(E.wsa_code(s.error))
+                if s.at_eof:
+                    return 0
+                return None
+            finally:
+                self._reenable(ws, C.FD_READ | C.FD_OOB)
+
+        if n == 0:
+            return 0
+        timeout = ws.opts.rcvtimeo_ms / 1000.0 if ws.opts.rcvtimeo_ms else None
+        deadline = None if timeout is None else self._now() + timeout
+        while True:
+            r = self._call(take)
+            if r is not None and (r == 0 or not waitall or len(got) >= n):
+                break
+            if ws.nonblocking:
+                if got:
+                    break
+                raise _Fail(C.WSAEWOULDBLOCK)
+            left = None if deadline is None else deadline - self._now()
+            if left is not None and left <= 0:
+                if got:
+                    break
+                raise _Fail(C.WSAETIMEDOUT)  # item 69 (≠L EAGAIN)
+            outcome = self._block(ws, lambda: s.readable_bytes > 0 or s.at_eof or s.error is not None, left)
+            if outcome == "timeout" and got:
+                break
+            if outcome != "ready":
+                raise self._blocked_fail(outcome)
+        _write_out(buf, bytes(got))
+        return len(got)
+
+    def _udp_recv(self, ws: WSocket, buf: Any, n: int, flags: int) -> tuple[int, int, int]:
+        if flags & C.MSG_OOB:
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if ws.shut_rd:
+            raise _Fail(C.WSAESHUTDOWN)
+        s = ws.sock
+        if self._call(self._local, ws) is None:
+            raise _Fail(C.WSAEINVAL)  # item 51 (≠L)
+        peek = bool(flags & C.MSG_PEEK)
+        if peek and not hasattr(s, "peekfrom"):
+            raise _Fail(C.WSAEOPNOTSUPP)  # needs UdpSocket.peekfrom (docs/requests-winsock.md)
+
+        def take() -> tuple[bytes, int, int] | None:
+            try:
+                if s.error is not None:
+                    reason = s.error
+                    s.clear_error()
+                    if ws.opts.udp_connreset:
+                        raise _Fail(E.wsa_code(reason))  # item 56: WSAECONNRESET, stays usable
+                if peek:
+                    return s.peekfrom() if s.readable else None
+                return s.recvfrom()
+            finally:
+                self._reenable(ws, C.FD_READ)
+
+        timeout = ws.opts.rcvtimeo_ms / 1000.0 if ws.opts.rcvtimeo_ms else None
+        deadline = None if timeout is None else self._now() + timeout
+        while True:
+            got = self._call(take)
+            if got is not None:
+                break
+            if ws.nonblocking:
+                raise _Fail(C.WSAEWOULDBLOCK)
+            left = None if deadline is None else deadline - self._now()
+            if left is not None and left <= 0:
+                raise _Fail(C.WSAETIMEDOUT)
+            outcome = self._block(ws, lambda: bool(s.readable) or s.error is not None or ws.shut_rd, left)
+            if outcome != "ready":
+                raise self._blocked_fail(outcome)
+            if ws.shut_rd:
+                raise _Fail(C.WSAESHUTDOWN)
+        data, addr, port = got
+        data = bytes(data)
+        _write_out(buf, data[:n])
+        self._tls.last_from = (addr, port)
+        if len(data) > n:
+            raise _Fail(C.WSAEMSGSIZE)  # item 58: truncated, the rest discarded
+        return len(data), addr, port
+
+    @_api()
+    def recvfrom(self, s: int, buf: Any, len: int, flags: int = 0, from_: Any = None,  # noqa: A002
+                 fromlen: Any = None) -> int:
+        ws = self._get(s)
+        _out_check(buf, len)
+        if from_ is not None:
+            fl = _len_value(fromlen)
+            if fl is None or fl < SOCKADDR_IN_SIZE:
+                raise _Fail(C.WSAEFAULT)
+        if ws.is_tcp:
+            n = self._tcp_recv(ws, buf, len, flags)
+            return n
+        self._tls.last_from = None
+        try:
+            n, addr, port = self._udp_recv(ws, buf, len, flags)
+        except _Fail as f:
+            if f.code == C.WSAEMSGSIZE and from_ is not None and self._tls.last_from is not None:
+                _write_sockaddr(from_, fromlen, *self._tls.last_from)
+            raise
+        if from_ is not None:
+            _write_sockaddr(from_, fromlen, addr, port)
+        return n
+
+    # == shutdown =================================================================================
+    @_api(zero=True)
+    def shutdown(self, s: int, how: int) -> int:
+        ws = self._get(s)
+        if how not in (C.SD_RECEIVE, C.SD_SEND, C.SD_BOTH):
+            raise _Fail(C.WSAEINVAL)
+        if ws.is_tcp and ws.phase is not Phase.CONNECTED:
+            raise _Fail(C.WSAENOTCONN)
+
+        def do() -> None:
+            if how in (C.SD_RECEIVE, C.SD_BOTH):
+                ws.shut_rd = True
+            if how in (C.SD_SEND, C.SD_BOTH):
+                ws.shut_wr = True
+            if ws.is_tcp:
+                if how != C.SD_RECEIVE and self._tcp_state(ws) in _CAN_SEND:
+                    ws.sock.shutdown(how, self._now())
+            else:
+                ws.sock.shutdown(how)
+
+        try:
+            self._call(do)
+        except UsageError as e:
+            raise _usage(e) from None
+        return 0
+
+    # == names ====================================================================================
+    @_api(zero=True)
+    def getsockname(self, s: int, name: Any, namelen: Any) -> int:
+        ws = self._get(s)
+        loc = self._call(self._local, ws)
+        if loc is None:
+            raise _Fail(C.WSAEINVAL)  # item 36 (≠L)
+        _write_sockaddr(name, namelen, *loc)
+        return 0
+
+    @_api()
+    def getpeername(self, s: int, name: Any, namelen: Any) -> int:
+        ws = self._get(s)
+        n = _len_value(namelen)
+        if n is not None and n <= 0 and name is not None:
+            raise _Fail(C.WSAEFAULT)
+        remote = self._call(lambda: ws.sock.remote)
+        if ws.phase is not Phase.CONNECTED or remote is None or (not ws.is_tcp and ws.udp_disconnected):
+            raise _Fail(C.WSAENOTCONN)
+        _write_sockaddr(name, namelen, int(remote[0]), int(remote[1]))
+        return 0
+
+    # == select ===================================================================================
+    @_api()
+    def select(self, nfds: int, readfds: FD_SET | None, writefds: FD_SET | None,
+               exceptfds: FD_SET | None, timeout: TIMEVAL | None) -> int:
+        """nfds is ignored. Sets are rewritten in place; returns the number of (socket, set)
+        pairs that are ready, 0 on timeout."""
+        sets = (readfds, writefds, exceptfds)
+        if all(fs is None or len(fs) == 0 for fs in sets):
+            raise _Fail(C.WSAEINVAL)  # ≠L
+        members = [[self._get(h) for h in fs.fd_array] if fs is not None else [] for fs in sets]
+        if timeout is None:
+            wait_s: float | None = None
+        else:
+            if timeout.tv_sec < 0 or timeout.tv_usec < 0:
+                raise _Fail(C.WSAEINVAL)
+            wait_s = timeout.tv_sec + timeout.tv_usec / 1e6
+        checks = (self._readable, self._writable, self._excepted)
+        result: list[list[int]] = []
+
+        def scan() -> bool:
+            for group in members:
+                for ws in group:
+                    self._refresh(ws)
+            result[:] = [[ws.handle for ws in group if not ws.closed and check(ws)]
+                         for group, check in zip(members, checks, strict=True)]
+            return any(result)
+
+        if not self._call(scan) and wait_s != 0:
+            outcome = self._block(None, scan, wait_s)
+            if outcome in ("cancelled", "down"):
+                raise self._blocked_fail(outcome)
+        for fs, ready in zip(sets, result or [[], [], []], strict=True):
+            if fs is not None:
+                fs.fd_array[:] = ready
+        return sum(len(r) for r in result)
+
+    # == ioctlsocket / WSAIoctl ===================================================================
+    @_api()
+    def ioctlsocket(self, s: int, cmd: int, argp: Any) -> int:
+        ws = self._get(s)
+        cmd &= 0xFFFFFFFF
+        if argp is None:
+            raise _Fail(C.WSAEFAULT)
+        if cmd == C.FIONBIO:
+            on = bool(_len_value(argp))
+            if not on and ws.reg_kind is not None and ws.reg_events:
+                raise _Fail(C.WSAEINVAL)  # item 38: not while WSAAsyncSelect/WSAEventSelect is on
+            ws.nonblocking = on
+            return 0
+        if cmd == C.FIONREAD:
+
+            def pending() -> int:
+                sk = ws.sock
+                if ws.is_tcp:
+                    return sk.readable_bytes if ws.phase is Phase.CONNECTED else 0
+                return sk.pending_bytes
+
+            _len_store(argp, self._call(pending))
+            return 0
+        if cmd == C.SIO_UDP_CONNRESET:
+            if ws.is_tcp:
+                raise _Fail(C.WSAEINVAL)
+            ws.opts.udp_connreset = bool(_len_value(argp))
+            return 0
+        raise _Fail(C.WSAEINVAL)
+
+    @_api()
+    def WSAIoctl(self, s: int, dwIoControlCode: int, lpvInBuffer: Any, cbInBuffer: int,  # noqa: N802, N803
+                 lpvOutBuffer: Any = None, cbOutBuffer: int = 0, lpcbBytesReturned: Any = None,  # noqa: N803
+                 lpOverlapped: Any = None, lpCompletionRoutine: Any = None) -> int:  # noqa: N803
+        """The ioctls of ioctlsocket through WSAIoctl's buffers (no overlapped I/O)."""
+        ws = self._get(s)
+        code = dwIoControlCode & 0xFFFFFFFF
+        if lpOverlapped is not None or lpCompletionRoutine is not None:
+            raise _Fail(C.WSAEOPNOTSUPP)
+        if code in (C.FIONBIO, C.SIO_UDP_CONNRESET):
+            raw = _in_bytes(lpvInBuffer, cbInBuffer)
+            if cbInBuffer < 4:
+                raise _Fail(C.WSAEFAULT)
+            value = ctypes.c_ulong(struct.unpack_from("<I", raw)[0])
+            r = self.ioctlsocket(s, code, value)
+            if r == C.SOCKET_ERROR:
+                raise _Fail(self.WSAGetLastError())
+            _len_store(lpcbBytesReturned, 0)
+            return 0
+        if code == C.FIONREAD:
+            if cbOutBuffer < 4:
+                raise _Fail(C.WSAEFAULT)
+            _out_check(lpvOutBuffer, 4)
+            value = ctypes.c_ulong(0)
+            if self.ioctlsocket(ws.handle, code, value) == C.SOCKET_ERROR:
+                raise _Fail(self.WSAGetLastError())
+            _write_out(lpvOutBuffer, struct.pack("<I", value.value))
+            _len_store(lpcbBytesReturned, 4)
+            return 0
+        raise _Fail(C.WSAEINVAL)
+
+    # == options ==================================================================================
+    _BOOL_SOL = {C.SO_REUSEADDR: "reuseaddr", C.SO_EXCLUSIVEADDRUSE: "exclusive",
+                 C.SO_BROADCAST: "broadcast", C.SO_KEEPALIVE: "keepalive",
+                 C.SO_DONTROUTE: "dontroute", C.SO_OOBINLINE: "oobinline"}
+
+    @_api(zero=True)
+    def setsockopt(self, s: int, level: int, optname: int, optval: Any, optlen: int) -> int:
+        ws = self._get(s)
+        level &= 0xFFFFFFFF
+        if level not in (C.SOL_SOCKET, C.IPPROTO_TCP, C.IPPROTO_IP, C.IPPROTO_UDP):
+            raise _Fail(C.WSAEINVAL)
+        if optval is None:
+            raise _Fail(C.WSAEFAULT)
+        raw = _in_bytes(optval, optlen)
+        o = ws.opts
+
+        def as_int() -> int:
+            if optlen < 4:
+                raise _Fail(C.WSAEFAULT)
+            return struct.unpack_from("<i", raw)[0]
+
+        if level == C.IPPROTO_TCP:
+            if optname != C.TCP_NODELAY or not ws.is_tcp:
+                raise _Fail(C.WSAENOPROTOOPT)
+            o.nodelay = bool(as_int())
+            self._call(self._push_option, ws, "nodelay", o.nodelay)
+            return 0
+        if level != C.SOL_SOCKET:
+            raise _Fail(C.WSAENOPROTOOPT)
+        if optname in self._BOOL_SOL:
+            value = bool(as_int())
+            if optname == C.SO_REUSEADDR and value and o.exclusive:
+                raise _Fail(C.WSAEINVAL)  # item 15
+            if optname == C.SO_EXCLUSIVEADDRUSE and value and o.reuseaddr:
+                raise _Fail(C.WSAEINVAL)
+            setattr(o, self._BOOL_SOL[optname], value)
+            if optname == C.SO_BROADCAST and not ws.is_tcp:
+                self._call(self._push_option, ws, "broadcast", value)
+            if optname == C.SO_KEEPALIVE and ws.is_tcp:
+                self._call(self._push_option, ws, "keepalive", value)
+            return 0
+        if optname == C.SO_LINGER:
+            if not ws.is_tcp:
+                raise _Fail(C.WSAENOPROTOOPT)  # item 67
+            if optlen < ctypes.sizeof(LINGER):
+                raise _Fail(C.WSAEFAULT)
+            onoff, secs = struct.unpack_from("<HH", raw)
+            o.linger_on, o.linger_s = bool(onoff), secs
+            return 0
+        if optname == C.SO_DONTLINGER:
+            if not ws.is_tcp:
+                raise _Fail(C.WSAENOPROTOOPT)
+            o.linger_on = not bool(as_int())
+            return 0
+        if optname in (C.SO_RCVBUF, C.SO_SNDBUF):
+            value = as_int()
+            if value < 0:
+                raise _Fail(C.WSAEINVAL)
+            if optname == C.SO_RCVBUF:
+                o.rcvbuf = value
+                self._call(self._push_option, ws, "rcvbuf", max(value, 1))
+            else:
+                o.sndbuf = value
+                if ws.is_tcp:
+                    self._call(self._push_option, ws, "sndbuf", max(value, 1))
+            return 0
+        if optname in (C.SO_RCVTIMEO, C.SO_SNDTIMEO):
+            value = as_int() & 0xFFFFFFFF
+            if optname == C.SO_RCVTIMEO:
+                o.rcvtimeo_ms = value
+            else:
+                o.sndtimeo_ms = value
+            return 0
+        if optname == C.SO_ERROR:
+            ws.so_error = as_int()  # Windows lets SO_ERROR be set
+            return 0
+        raise _Fail(C.WSAENOPROTOOPT)  # SO_TYPE, SO_ACCEPTCONN (read-only) and unknown names
+
+    @staticmethod
+    def _push_option(ws: WSocket, attr: str, value: Any) -> None:
+        setattr(ws.sock, attr, value)
+
+    @_api(zero=True)
+    def getsockopt(self, s: int, level: int, optname: int, optval: Any, optlen: Any) -> int:
+        ws = self._get(s)
+        level &= 0xFFFFFFFF
+        if level not in (C.SOL_SOCKET, C.IPPROTO_TCP, C.IPPROTO_IP, C.IPPROTO_UDP):
+            raise _Fail(C.WSAEINVAL)
+        n = _len_value(optlen)
+        if optval is None or n is None:
+            raise _Fail(C.WSAEFAULT)
+        o = ws.opts
+        if level == C.IPPROTO_TCP:
+            if optname != C.TCP_NODELAY or not ws.is_tcp:
+                raise _Fail(C.WSAENOPROTOOPT)
+            data = struct.pack("<i", int(o.nodelay))
+        elif level != C.SOL_SOCKET:
+            raise _Fail(C.WSAENOPROTOOPT)
+        elif optname in self._BOOL_SOL:
+            data = struct.pack("<i", int(getattr(o, self._BOOL_SOL[optname])))
+        elif optname == C.SO_LINGER:
+            if not ws.is_tcp:
+                raise _Fail(C.WSAENOPROTOOPT)
+            data = struct.pack("<HH", int(o.linger_on), o.linger_s)
+        elif optname == C.SO_DONTLINGER:
+            if not ws.is_tcp:
+                raise _Fail(C.WSAENOPROTOOPT)
+            data = struct.pack("<i", int(not o.linger_on))
+        elif optname == C.SO_RCVBUF:
+            data = struct.pack("<i", o.rcvbuf)
+        elif optname == C.SO_SNDBUF:
+            data = struct.pack("<i", o.sndbuf)
+        elif optname == C.SO_RCVTIMEO:
+            data = struct.pack("<I", o.rcvtimeo_ms)
+        elif optname == C.SO_SNDTIMEO:
+            data = struct.pack("<I", o.sndtimeo_ms)
+        elif optname == C.SO_ERROR:
+            self._call(self._refresh, ws)
+            data = struct.pack("<i", ws.so_error)  # item 29: reading does not clear it (≠L)
+        elif optname == C.SO_TYPE:
+            data = struct.pack("<i", ws.type)
+        elif optname == C.SO_ACCEPTCONN:
+            data = struct.pack("<i", int(ws.phase is Phase.LISTENING))
+        else:
+            raise _Fail(C.WSAENOPROTOOPT)
+        if n < len(data):
+            raise _Fail(C.WSAEFAULT)  # item 67
+        _out_check(optval, len(data))
+        _write_out(optval, data)
+        _len_store(optlen, len(data))
+        return 0
+
+    # == WSAAsyncSelect / WSAEventSelect ==========================================================
+    def create_window(self, name: str = "") -> Window:
+        """A window handle for WSAAsyncSelect: a message queue the application reads."""
+        return Window(self.host, name)
+
+    CreateWindow = create_window
+
+    @_api()
+    def WSAAsyncSelect(self, s: int, hWnd: Window | None, wMsg: int, lEvent: int) -> int:  # noqa: N802, N803
+        ws = self._get(s)
+        if lEvent and not isinstance(hWnd, Window):
+            raise _Fail(C.WSAEINVAL)
+
+        def do() -> None:
+            ws.nonblocking = True  # item 38
+            if not lEvent:
+                ws.reg_kind, ws.reg_events, ws.hwnd, ws.event = None, 0, None, None
+                return
+            ws.reg_kind, ws.reg_events, ws.hwnd, ws.wmsg, ws.event = "async", lEvent, hWnd, wMsg, None
+            ws.enabled = lEvent  # item 42: every condition currently true is posted again
+            self._refresh(ws)
+
+        self._call(do)
+        return 0
+
+    @_api()
+    def WSAEventSelect(self, s: int, hEventObject: WSAEVENT | None, lNetworkEvents: int) -> int:  # noqa: N802, N803
+        ws = self._get(s)
+        if lNetworkEvents and not is_valid_event(hEventObject):
+            raise _Fail(C.WSAEINVAL)
+
+        def do() -> None:
+            ws.nonblocking = True  # item 38
+            if not lNetworkEvents:
+                ws.reg_kind, ws.reg_events, ws.hwnd, ws.event = None, 0, None, None
+                return
+            if ws.reg_kind == "event":
+                # item 42: what was already reported is not signalled again; new bits are enabled
+                ws.enabled = (ws.enabled & lNetworkEvents) | (lNetworkEvents & ~ws.reg_events)
+            else:
+                ws.enabled = lNetworkEvents
+                ws.record = 0
+            ws.reg_kind, ws.reg_events, ws.event, ws.hwnd = "event", lNetworkEvents, hEventObject, None
+            self._refresh(ws)  # item 48: the event object is never reset here
+
+        self._call(do)
+        return 0
+
+    @_api()
+    def WSAEnumNetworkEvents(self, s: int, hEventObject: WSAEVENT | None,  # noqa: N802, N803
+                             lpNetworkEvents: WSANETWORKEVENTS | None) -> int:  # noqa: N803
+        ws = self._get(s)
+        if lpNetworkEvents is None:
+            raise _Fail(C.WSAEFAULT)
+        if hEventObject is not None and not is_valid_event(hEventObject):
+            raise _Fail(C.WSAEINVAL)
+
+        def do() -> None:
+            self._refresh(ws)
+            bits = ws.record
+            lpNetworkEvents.lNetworkEvents = bits
+            for i in range(C.FD_MAX_EVENTS):
+                if bits & (1 << i):  # item 47: only the entries of reported events are written
+                    lpNetworkEvents.iErrorCode[i] = ws.record_errors[i]
+            ws.record = 0
+            if hEventObject is not None:
+                hEventObject.signaled = False
+
+        self._call(do)
+        return 0
+
+    # -- event objects (no WSAStartup needed: they are plain kernel objects) -----------------------
+    def WSACreateEvent(self) -> WSAEVENT:  # noqa: N802
+        return WSAEVENT()
+
+    def WSACloseEvent(self, hEvent: WSAEVENT) -> bool:  # noqa: N802, N803
+        return self._event_op(hEvent, "close")
+
+    def WSASetEvent(self, hEvent: WSAEVENT) -> bool:  # noqa: N802, N803
+        return self._event_op(hEvent, "set")
+
+    def WSAResetEvent(self, hEvent: WSAEVENT) -> bool:  # noqa: N802, N803
+        return self._event_op(hEvent, "reset")
+
+    def _event_op(self, ev: Any, op: str) -> bool:
+        if not is_valid_event(ev):
+            self._set_error(C.WSA_INVALID_HANDLE)
+            return False
+
+        def do() -> None:
+            if op == "close":
+                ev.closed = True
+            else:
+                ev.signaled = op == "set"
+
+        self._call(do)
+        return True
+
+    def WSAWaitForMultipleEvents(self, cEvents: int, lphEvents: Any, fWaitAll: bool,  # noqa: N802, N803
+                                 dwTimeout: int, fAlertable: bool = False) -> int:  # noqa: N803
+        """Lowest signalled index (WSA_WAIT_EVENT_0 + i), WSA_WAIT_TIMEOUT or WSA_WAIT_FAILED."""
+        if not 0 < cEvents <= C.WSA_MAXIMUM_WAIT_EVENTS or lphEvents is None:
+            self._set_error(C.WSA_INVALID_PARAMETER)
+            return C.WSA_WAIT_FAILED
+        events = list(lphEvents)[:cEvents]
+        if len(events) < cEvents:
+            self._set_error(C.WSA_INVALID_PARAMETER)
+            return C.WSA_WAIT_FAILED
+        if not all(is_valid_event(ev) for ev in events):
+            self._set_error(C.WSA_INVALID_HANDLE)
+            return C.WSA_WAIT_FAILED
+        found: list[int] = []
+
+        def pred() -> bool:
+            if fWaitAll:
+                if all(ev.signaled for ev in events):
+                    found[:] = [0]
+            else:
+                for i, ev in enumerate(events):
+                    if ev.signaled:
+                        found[:] = [i]
+                        break
+            return bool(found)
+
+        timeout_s = None if dwTimeout == C.WSA_INFINITE else dwTimeout / 1000.0
+        if self._call(pred):
+            return C.WSA_WAIT_EVENT_0 + found[0]
+        if timeout_s == 0:
+            return C.WSA_WAIT_TIMEOUT
+        if self.host.wait(pred, timeout_s):
+            return C.WSA_WAIT_EVENT_0 + found[0]
+        return C.WSA_WAIT_TIMEOUT
+
+    # == helpers named like the Windows ones =======================================================
+    @staticmethod
+    def inet_addr(cp: str | bytes) -> int:
+        from .structs import inet_addr
+
+        return inet_addr(cp)
+
+    @staticmethod
+    def inet_ntoa(addr: Any) -> str:
+        from .structs import inet_ntoa
+
+        return inet_ntoa(addr)
+
+    @staticmethod
+    def htons(x: int) -> int:
+        from .structs import htons
+
+        return htons(x)
+
+    @staticmethod
+    def ntohs(x: int) -> int:
+        from .structs import ntohs
+
+        return ntohs(x)
+
+    @staticmethod
+    def htonl(x: int) -> int:
+        from .structs import htonl
+
+        return htonl(x)
+
+    @staticmethod
+    def ntohl(x: int) -> int:
+        from .structs import ntohl
+
+        return ntohl(x)
+
+    # == introspection for tests and tools (not Winsock) ==========================================
+    def stack_socket(self, s: int) -> Any:
+        """The stack socket behind a handle (for tests and diagnostics)."""
+        return self._sockets[s].sock
+
+    def options(self, s: int) -> Options:
+        return self._sockets[s].opts
+
+
+__all__ = ["MSG", "Winsock"]

@@ -1,0 +1,90 @@
+"""Winsock's view of one socket: the handle's state machine, options and event registration.
+
+The stack socket (`ustack.core` UdpSocket / `ustack.tcp` TcpSocket) does the networking; this
+object adds what Winsock defines on top: the connect phases as Windows reports them, SO_ERROR,
+shutdown flags, the nonblocking flag, and the WSAAsyncSelect / WSAEventSelect bookkeeping
+(which events are enabled, the WSAEventSelect record). Everything here is touched under the
+host's lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from . import constants as C
+from .objects import WSAEVENT, Window
+
+
+class Phase(Enum):
+    """Where a socket is in Winsock's terms (not TCP's)."""
+
+    FRESH = "fresh"  # created, not bound
+    BOUND = "bound"
+    LISTENING = "listening"
+    CONNECTING = "connecting"  # TCP: SYN sent, outcome pending
+    CONNECTED = "connected"  # TCP: was established (stays so after shutdown/reset); UDP: has a peer
+    FAILED = "failed"  # TCP: the last connect attempt failed (SO_ERROR holds the code)
+
+
+@dataclass
+class Options:
+    reuseaddr: bool = False
+    exclusive: bool = False
+    broadcast: bool = False
+    keepalive: bool = False
+    nodelay: bool = False
+    linger_on: bool = False
+    linger_s: int = 0
+    rcvbuf: int = 65536
+    sndbuf: int = 65536
+    rcvtimeo_ms: int = 0  # 0: wait forever
+    sndtimeo_ms: int = 0
+    udp_connreset: bool = True  # SIO_UDP_CONNRESET (on by default)
+    dontroute: bool = False
+    oobinline: bool = False
+
+    def copy(self) -> Options:
+        return Options(**vars(self))
+
+
+@dataclass
+class WSocket:
+    handle: int
+    type: int  # SOCK_STREAM / SOCK_DGRAM
+    proto: int  # IPPROTO_TCP / IPPROTO_UDP
+    sock: Any  # the stack socket
+    phase: Phase = Phase.FRESH
+    nonblocking: bool = False
+    opts: Options = field(default_factory=Options)
+    so_error: int = 0  # SO_ERROR: the failed connect's code; reading does not clear it (≠L)
+    shut_rd: bool = False
+    shut_wr: bool = False
+    udp_disconnected: bool = False  # UDP: dis-connected by an all-zero connect (send/recv: ENOTCONN)
+    udp_broadcast_peer: bool = False  # UDP (modern quirk mode): connected to a broadcast address
+    was_bound_before_connect: bool = False
+    closed: bool = False
+    blockers: int = 0  # threads blocked in a call on this socket
+    # notification registration: None, "async" (WSAAsyncSelect) or "event" (WSAEventSelect)
+    reg_kind: str | None = None
+    reg_events: int = 0
+    hwnd: Window | None = None
+    wmsg: int = 0
+    event: WSAEVENT | None = None
+    enabled: int = 0  # FD bits that may be reported now (re-enabled by the calls of item 43)
+    record: int = 0  # WSAEventSelect: network events recorded since WSAEnumNetworkEvents
+    record_errors: list[int] = field(default_factory=lambda: [0] * C.FD_MAX_EVENTS)
+    close_reported: bool = False
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.type == C.SOCK_STREAM
+
+    @property
+    def is_bound(self) -> bool:
+        return self.phase is not Phase.FRESH
+
+    def __repr__(self) -> str:
+        kind = "TCP" if self.is_tcp else "UDP"
+        return f"<WSocket {self.handle:#x} {kind} {self.phase.value}{' closed' if self.closed else ''}>"
