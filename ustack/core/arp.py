@@ -104,7 +104,10 @@ class ArpCache:
             c.inc("arp.bad_sender")
             return
         for_us = arp.tpa == s.addr
-        if spa != 0 and (for_us or spa in self.entries or spa in self.pending):
+        known = spa in self.entries or spa in self.pending
+        # RFC 826 merge: update what we know; create only for a request aimed at us. A reply we
+        # never asked for creates nothing (Linux arp_accept=0).
+        if spa != 0 and (known or (for_us and arp.op == OP_REQUEST)):
             self._learn(spa, sha, now)
         elif arp.op == OP_REPLY:
             c.inc("arp.unsolicited")
