@@ -283,7 +283,6 @@ def ustack_available() -> str | None:
 
         ustack.Host  # noqa: B018 - lazy attribute, imports the runtime
         import ustack.core.stack  # noqa: F401
-
         import ustack.tcp  # noqa: F401
     except Exception as e:  # noqa: BLE001 - any import failure means "not built yet"
         return f"{type(e).__name__}: {e}"

@@ -390,9 +390,8 @@ class UstackDut:
     name = "ustack"
 
     def __init__(self) -> None:
-        from ustack.drivers import kernel_side_up
-
         import ustack
+        from ustack.drivers import kernel_side_up
         from ustack.wire.ipv4 import ip_int, ip_str
 
         self._ip_int, self._ip_str = ip_int, ip_str

@@ -1,0 +1,57 @@
+"""Interop fixtures: a private netns per test, ustack hosts on TUN/TAP that are always closed.
+
+`link` runs a test over TUN and over TAP. `hosts.open(link, ...)` opens a ustack Host on the
+link (see peer.py); every host is closed at teardown. A module that sets `NEEDS_TCP = True`
+skips (fails under CI=true) while ustack has no TCP layer.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.interop import peer  # noqa: E402
+from tests.netns import (  # noqa: E402, F401
+    netns,
+    pytest_collection_modifyitems,
+    pytest_runtest_setup,
+    skip_or_fail,
+)
+
+
+class Hosts:
+    def __init__(self) -> None:
+        self.opened: list = []
+
+    def open(self, link: str, **kw):
+        h = peer.open_host(link, **kw)
+        self.opened.append(h)
+        return h
+
+    def close_all(self) -> None:
+        for h in reversed(self.opened):
+            try:
+                h.close()
+            except Exception:  # noqa: BLE001 - teardown goes on
+                pass
+
+
+@pytest.fixture(params=["tun", "tap"])
+def link(request):
+    return request.param
+
+
+@pytest.fixture
+def hosts(request, netns):  # noqa: F811 - netns moves this thread into a private namespace
+    reason = peer.ustack_unavailable(need_tcp=getattr(request.module, "NEEDS_TCP", False))
+    if reason:
+        skip_or_fail(reason)
+    h = Hosts()
+    try:
+        yield h
+    finally:
+        h.close_all()
