@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
-from ustack.drivers import MemLink
 
 from tests.runtime.fakes import FakeStack
+from ustack.drivers import MemLink
 from ustack.runtime.host import Host
 
 

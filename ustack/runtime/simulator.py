@@ -292,7 +292,7 @@ class Simulator:
     def now(self) -> float:
         return self.clock.t
 
-    def link(self, name: str, medium: str = "ip", mtu: int = 1500, *, faults: Any = None,
+    def link(self, name: str = "default", medium: str | None = None, mtu: int = 1500, *, faults: Any = None,
              latency_s: float | None = None, queue_limit: int = 4096) -> Any:
         """Create (or return) the named link: a MemSegment. `faults` apply to every frame sent
         on it (a tx-side FaultInjector on each port, each with its own derived seed)."""
@@ -301,11 +301,12 @@ class Simulator:
         with self._lock:
             seg = self._links.get(name)
             if seg is not None:
-                if seg.medium != medium:
+                if medium is not None and seg.medium != medium:
                     raise ValueError(f"link {name!r} is {seg.medium}, not {medium}")
                 return seg
-            seg = MemSegment(medium, mtu, latency_s=self.latency_s if latency_s is None else latency_s,
-                             queue_limit=queue_limit, name=name)
+            if latency_s is None:
+                latency_s = self.latency_s
+            seg = MemSegment(medium or "ip", mtu, latency_s=latency_s, queue_limit=queue_limit, name=name)
             self._links[name] = seg
             self._link_faults[name] = fault_config(faults)
             return seg
