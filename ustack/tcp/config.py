@@ -1,0 +1,52 @@
+"""TCP tunables. Defaults follow Windows where Winsock behaviour depends on them (SYN timing,
+data retries, keepalive), and Linux elsewhere (delayed ACK 40 ms, IW10, SACK/timestamps on)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TcpConfig:
+    # buffers
+    sndbuf: int = 1 << 20
+    rcvbuf: int = 1 << 20
+    # options offered in our SYN
+    window_scaling: bool = True
+    sack: bool = True
+    timestamps: bool = True
+    mss: int | None = None  # None: interface MTU - 40
+    # connection establishment (Windows: initial SYN RTO 3 s, 2 retries -> fails after 21 s)
+    syn_rto_s: float = 3.0
+    syn_retries: int = 2
+    synack_retries: int = 2
+    syn_rst_retries: int = 0  # Windows retries SYN after RST (item 25); the Winsock layer sets this
+    syn_rst_retry_s: float = 0.5
+    # data transfer
+    data_retries: int = 5  # Windows TcpMaxDataRetransmissions
+    rto_initial_s: float = 1.0  # RFC 6298 2.1
+    rto_min_s: float = 0.2
+    rto_max_s: float = 60.0
+    nodelay: bool = False
+    delack_s: float = 0.040
+    delack_segments: int = 2  # ACK at least every second full-sized segment (RFC 5681 4.2)
+    initial_cwnd_segments: int = 10  # RFC 6928
+    congestion_control: str = "cubic"  # or "newreno"
+    dupthresh: int = 3
+    persist_min_s: float = 0.2
+    persist_max_s: float = 60.0
+    ooo_max_segments: int = 1024  # out-of-order queue bound (also bounded by rcvbuf)
+    # keepalive (Windows: 2 h idle, 1 s interval, 10 probes)
+    keepalive: bool = False
+    keepalive_idle_s: float = 7200.0
+    keepalive_interval_s: float = 1.0
+    keepalive_probes: int = 10
+    # closing
+    msl_s: float = 30.0  # TIME-WAIT lasts 2*MSL
+    fin_wait2_s: float = 60.0  # orphaned FIN-WAIT-2 lifetime (application closed the socket)
+    rfc1337: bool = True  # ignore RST in TIME-WAIT
+    # listen
+    max_backlog: int = 200  # Windows clamps SOMAXCONN to 200
+    max_syn_backlog: int = 256
+    # RFC 5961 challenge ACKs per second (whole layer)
+    challenge_ack_limit: int = 100

@@ -1,0 +1,1048 @@
+"""One TCP connection: state, the single input pipeline in RFC 9293 3.10.7 order, user calls,
+timers, and one pending error `Reason`. Sending and receiving bookkeeping live in Sender and
+Receiver; this module decides what happens and emits segments through the layer."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..core import events as ev
+from ..core.reasons import Reason
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpSegment
+from . import cc as ccmod
+from .emit import build, sack_option, syn_options
+from .receiver import Receiver
+from .sender import Sender
+from .seq import MASK, diff, ge, gt, in_window, le, lt
+from .state import RECEIVING, State
+from .timers import Timers
+
+if TYPE_CHECKING:
+    from .config import TcpConfig
+    from .layer import TcpLayer
+    from .socket import TcpSocket, TcpSockOpts
+
+_PAWS_IDLE_S = 24 * 24 * 3600.0  # RFC 7323 5.5: TS.Recent is invalid after 24 days idle
+_TS_OPT = struct.Struct("!BBBBII")
+_SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
+                             State.LAST_ACK})
+
+
+class Connection:
+    """A TCB (RFC 9293 3.3.1). Never raises on peer input; misuse is checked by TcpSocket."""
+
+    def __init__(self, layer: TcpLayer, laddr: int, lport: int, raddr: int, rport: int,
+                 opts: TcpSockOpts, now: float, *, passive: bool) -> None:
+        cfg: TcpConfig = layer.config
+        self.layer = layer
+        self.cfg = cfg
+        self.opts = opts
+        self.laddr, self.lport, self.raddr, self.rport = laddr, lport, raddr, rport
+        self.key = (laddr, lport, raddr, rport)
+        self.state = State.CLOSED
+        self.passive = passive
+        self.iss = layer.isn.isn(laddr, lport, raddr, rport, now)
+        self.snd = Sender(self.iss, opts.sndbuf, cfg.rto_initial_s, cfg.rto_min_s, cfg.rto_max_s,
+                          cfg.dupthresh)
+        self.rcv = Receiver(opts.rcvbuf, cfg.ooo_max_segments)
+        self.timers = Timers()
+        self.error: Reason | None = None
+        self.soft_error: Reason | None = None
+        self.sock: TcpSocket | None = None
+        self.binding: Any = None  # the port claim, handed over when the socket closes first
+        self.listener: Any = None  # the Listener while not yet accepted
+        self.on_trace: Callable[..., None] | None = None
+        self.heap_at: float | None = None  # layer bookkeeping: deadline of our heap entry
+        # negotiated options
+        self.our_mss = layer.mss_for(raddr)
+        self.peer_mss = 536
+        self.ts_ok = False
+        self.ts_offset = layer.rng.getrandbits(32)
+        self.ts_recent = 0
+        self.ts_recent_at = 0.0
+        self.sack_ok = False
+        self.offer_wscale = self._wscale_for(opts.rcvbuf) if cfg.window_scaling else None
+        # bookkeeping
+        self.retries = 0
+        self.rst_retries = 0
+        self.rst_seen = False
+        self._rst_resend = False
+        self.orphan = False  # the application closed its socket
+        self.sent_after_peer_fin = False  # for ABORTED (Winsock item 62)
+        self.last_rx_at = now
+        self.keepalive_sent = 0
+        self.persist_backoff = 0
+        self.persist_unanswered = 0
+        self.segs_in = 0
+        self.segs_out = 0
+
+    # ================================================================ helpers
+    @staticmethod
+    def _wscale_for(rcvbuf: int) -> int:
+        s = 0
+        while (rcvbuf >> s) > 0xFFFF and s < 14:
+            s += 1
+        return s
+
+    def _trace(self, kind: str, now: float, **fields: Any) -> None:
+        if self.on_trace is not None:
+            self.on_trace(kind, now, **fields)
+
+    def _set_state(self, new: State, now: float) -> None:
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        if self.on_trace is not None:
+            self.on_trace("state", now, old=old.value, new=new.value)
+        if new is State.TIME_WAIT:
+            t = self.timers
+            t.rto_at = t.delack_at = t.persist_at = t.keepalive_at = t.deadline_at = None
+            t.time_wait_at = now + 2 * self.cfg.msl_s
+        elif new is State.CLOSED:
+            self.timers.clear()
+            self.layer.conn_closed(self)
+
+    def _notify(self, events: int) -> None:
+        sock = self.sock
+        if sock is not None and sock._watcher is not None:
+            sock._fire(events)
+
+    def _tsval(self, now: float) -> int:
+        return (int(now * 1000) + self.ts_offset) & MASK
+
+    def _count(self, name: str) -> None:
+        self.layer.count(name)
+
+    # ================================================================ output
+    def _emit(self, flags: int, seq: int, now: float, payload: bytes | bytearray = b"",
+              opts: bytes | None = None) -> Reason | None:
+        rcv = self.rcv
+        if flags & SYN:
+            window = min(rcv.free(), 0xFFFF)  # never scaled in SYNs (RFC 7323 2.2)
+            if opts is None:
+                opts = b""
+        else:
+            window = rcv.advertise()
+            if opts is None:
+                opts = b""
+                if self.ts_ok:
+                    opts = _TS_OPT.pack(1, 1, 8, 10, self._tsval(now), self.ts_recent)
+                if self.sack_ok and rcv.ooo and flags & ACK:
+                    blocks = rcv.sack_blocks(3 if self.ts_ok else 4)
+                    opts += sack_option(blocks)
+        ack = rcv.rcv_nxt if flags & ACK else 0
+        if flags & ACK:
+            rcv.last_ack_sent = ack
+            rcv.unacked = 0
+            self.timers.delack_at = None
+        seg = build(self.laddr, self.raddr, self.lport, self.rport, seq, ack, flags, window, opts,
+                    payload)
+        self.segs_out += 1
+        return self.layer.output(self, seg, now)
+
+    def _send_ack(self, now: float) -> None:
+        self._emit(ACK, self.snd.snd_nxt, now)
+
+    def _send_rst(self, now: float) -> None:
+        self._emit(RST | ACK, self.snd.snd_nxt, now, opts=b"")
+        self._count("tcp.rst_out")
+
+    def _send_syn(self, now: float) -> Reason | None:
+        cfg = self.cfg
+        ts = (self._tsval(now), 0) if cfg.timestamps else None
+        opts = syn_options(self.our_mss, self.offer_wscale, cfg.sack, ts)
+        return self._emit(SYN, self.iss, now, opts=opts)
+
+    def _send_synack(self, now: float) -> None:
+        ts = (self._tsval(now), self.ts_recent) if self.ts_ok else None
+        wscale = self.rcv.wscale if self._peer_wscale is not None and self.offer_wscale is not None else None
+        opts = syn_options(self.our_mss, wscale, self.sack_ok, ts)
+        self._emit(SYN | ACK, self.iss, now, opts=opts)
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 challenge ACK, rate-limited across the layer."""
+        if self.layer.challenge_ack_allowed(now):
+            self._count("tcp.challenge_ack")
+            self._send_ack(now)
+        else:
+            self._count("tcp.challenge_ack_suppressed")
+
+    # ================================================================ option negotiation
+    _peer_wscale: int | None = None
+
+    def _take_syn_options(self, seg: TcpSegment, now: float) -> None:
+        o = seg.options
+        cfg = self.cfg
+        self.peer_mss = o.mss if o.mss else 536  # RFC 9293 3.7.1 default
+        self._peer_wscale = o.wscale
+        if o.wscale is not None and self.offer_wscale is not None:
+            self.snd.wscale = min(o.wscale, 14)
+            self.rcv.wscale = self.offer_wscale
+        else:
+            self.snd.wscale = 0
+            self.rcv.wscale = 0
+        self.sack_ok = bool(o.sack_perm and cfg.sack)
+        self.snd.sack_ok = self.sack_ok
+        if o.ts is not None and cfg.timestamps:
+            self.ts_ok = True
+            self.ts_recent = o.ts[0]
+            self.ts_recent_at = now
+        else:
+            self.ts_ok = False
+
+    def _synchronized_setup(self) -> None:
+        """Effective MSS and congestion control once the handshake settled the options."""
+        mss = min(self.peer_mss, self.our_mss)
+        if self.ts_ok:
+            mss -= 12
+        mss = max(mss, 64)
+        self.snd.mss = mss
+        self.rcv.mss = self.our_mss - (12 if self.ts_ok else 0)
+        self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments)
+
+    # ================================================================ user calls
+    def open_active(self, now: float) -> Reason | None:
+        self.rcv.adv_right = 0
+        self._set_state(State.SYN_SENT, now)
+        self.snd.snd_nxt = (self.iss + 1) & MASK
+        self.snd.snd_max = self.snd.snd_nxt
+        self.retries = 0
+        self.timers.rto_at = now + self.opts.syn_rto_s
+        self.snd.rtt_seq, self.snd.rtt_at = self.iss, now
+        why = self._send_syn(now)
+        self.layer.touch(self)
+        return why
+
+    def open_passive(self, seg: TcpSegment, listener: Any, now: float) -> None:
+        self.listener = listener
+        self.rcv.start(seg.seq)
+        self._take_syn_options(seg, now)
+        self.snd.snd_nxt = (self.iss + 1) & MASK
+        self.snd.snd_max = self.snd.snd_nxt
+        self.snd.snd_wnd = seg.window  # SYN windows are never scaled
+        self.snd.snd_wl1 = seg.seq
+        self.snd.snd_wl2 = self.iss
+        self._set_state(State.SYN_RCVD, now)
+        self.timers.rto_at = now + self.opts.syn_rto_s
+        self.snd.rtt_seq, self.snd.rtt_at = self.iss, now
+        self._send_synack(now)
+        self.layer.touch(self)
+
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        n = self.snd.queue(data)
+        if n:
+            if self.state is State.CLOSE_WAIT:
+                self.sent_after_peer_fin = True
+            self._output(now)
+            self.layer.touch(self)
+        return n
+
+    def read(self, n: int) -> bytes:
+        out = self.rcv.read(n)
+        if out and self.state in RECEIVING and self.rcv.window_update_due():
+            self.layer.want_output(self)
+        return out
+
+    def shutdown_send(self, now: float) -> None:
+        """Queue our FIN (RFC 9293 CLOSE call): ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK."""
+        if self.snd.fin_queued:
+            return
+        st = self.state
+        if st is State.ESTABLISHED:
+            self._set_state(State.FIN_WAIT_1, now)
+        elif st is State.CLOSE_WAIT:
+            self._set_state(State.LAST_ACK, now)
+        elif st is State.SYN_RCVD:
+            self._set_state(State.FIN_WAIT_1, now)  # FIN goes out once the handshake completes
+        else:
+            return
+        self.snd.fin_queued = True
+        if st is not State.SYN_RCVD:
+            self._output(now)
+        self.layer.touch(self)
+
+    def close(self, now: float) -> None:
+        """Application closes: graceful in the background, or RST if unread data remains."""
+        self.orphan = True
+        st = self.state
+        if st in (State.CLOSED, State.SYN_SENT):
+            self._drop(None, now)
+            return
+        if self.rcv.buf and st in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
+                                   State.FIN_WAIT_2, State.SYN_RCVD):
+            # RFC 9293 3.10.4 / RFC 2525: closing with unread data resets the connection
+            self.abort(now, Reason.ABORTED)
+            return
+        self.shutdown_send(now)
+        if self.state is State.FIN_WAIT_2:
+            self.timers.deadline_at = now + self.cfg.fin_wait2_s
+        self.layer.touch(self)
+
+    def abort(self, now: float, reason: Reason | None = None) -> None:
+        """Abortive close (linger 0, or ABORT call): RST if synchronized, then CLOSED."""
+        if self.state in (State.SYN_RCVD, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
+                          State.CLOSE_WAIT):
+            self._send_rst(now)
+        self._drop(reason, now)
+
+    def _drop(self, reason: Reason | None, now: float) -> None:
+        if reason is not None and self.error is None:
+            self.error = reason
+        self._set_state(State.CLOSED, now)
+
+    def _fail(self, reason: Reason, now: float, events: int) -> None:
+        """The connection died because of the peer or the network: record why, tell the socket."""
+        if self.error is None:
+            self.error = reason
+        self._set_state(State.CLOSED, now)
+        self._notify(events)
+
+    # ================================================================ input pipeline
+    def on_segment(self, seg: TcpSegment, now: float) -> None:
+        """Process one segment (RFC 9293 3.10.7.4 "SEGMENT ARRIVES"). Never raises."""
+        self.segs_in += 1
+        # fast path (header prediction): ESTABLISHED, in order, data, nothing else changes
+        if self.state is State.ESTABLISHED and seg.flags & 0x37 == ACK:
+            rcv = self.rcv
+            snd = self.snd
+            payload = seg.payload
+            n = len(payload)
+            seq = seg.seq
+            if (n and seq == rcv.rcv_nxt and seg.ack == snd.snd_una and not rcv.ooo and not rcv.shut
+                    and n <= ((rcv.adv_right - seq) & MASK) and (seg.window << snd.wscale) == snd.snd_wnd):
+                if self.ts_ok:
+                    ts = seg.options.ts
+                    if ts is None or lt(ts[0], self.ts_recent):
+                        self._slow_path(seg, now)
+                        return
+                    if seq == rcv.last_ack_sent:
+                        self.ts_recent = ts[0]
+                        self.ts_recent_at = now
+                snd.snd_wl1 = seq
+                self.last_rx_at = now
+                self.keepalive_sent = 0
+                rcv.buf += payload
+                rcv.rcv_nxt = (seq + n) & MASK
+                rcv.delivered += n
+                rcv.unacked += n
+                if rcv.unacked >= self.cfg.delack_segments * rcv.mss:
+                    self._send_ack(now)
+                elif self.timers.delack_at is None:
+                    self.timers.delack_at = now + self.cfg.delack_s
+                    self.layer.touch(self)
+                sock = self.sock
+                if sock is not None and sock._watcher is not None:
+                    sock._fire(ev.READ)
+                return
+        self._slow_path(seg, now)
+
+    def _slow_path(self, seg: TcpSegment, now: float) -> None:
+        st = self.state
+        if st is State.SYN_SENT:
+            self._on_syn_sent(seg, now)
+            self.layer.touch(self)
+            return
+        if st is State.CLOSED:
+            return
+        flags = seg.flags
+        seq = seg.seq
+        rcv = self.rcv
+        self.last_rx_at = now
+        self.keepalive_sent = 0
+        seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+
+        # TIME-WAIT: a retransmitted FIN restarts the 2*MSL timer and is ACKed
+        # PAWS (RFC 7323 5.3)
+        ts = seg.options.ts
+        if self.ts_ok and ts is not None and not flags & RST:
+            if lt(ts[0], self.ts_recent) and now - self.ts_recent_at < _PAWS_IDLE_S:
+                self._count("tcp.paws_drop")
+                self._send_ack(now)
+                self.layer.touch(self)
+                return
+
+        # 1. sequence number check
+        if not rcv.acceptable(seq, seg_len):
+            zero_wnd_ok = rcv.rcv_wnd() == 0 and seq == rcv.rcv_nxt
+            if not zero_wnd_ok:
+                if st is State.SYN_RCVD and flags & SYN and not flags & ACK and seq == rcv.irs:
+                    self._send_synack(now)  # our SYN-ACK was lost: the peer repeats its SYN
+                    self._count("tcp.syn_retransmitted_by_peer")
+                elif not flags & RST:
+                    self._count("tcp.out_of_window")
+                    if st is State.TIME_WAIT and flags & FIN:
+                        self.timers.time_wait_at = now + 2 * self.cfg.msl_s
+                    self._send_ack(now)
+                self.layer.touch(self)
+                return
+            # zero window: only the ACK (and RST) of a segment at RCV.NXT are processed
+            seg = seg._replace(payload=b"", flags=flags & ~FIN)
+            flags = seg.flags
+            self._count("tcp.zero_window_drop")
+            self.rcv.unacked = 1 << 30  # make sure an ACK goes out
+
+        # 2. RST (RFC 5961 3.2)
+        if flags & RST:
+            self._on_rst(seg, now)
+            self.layer.touch(self)
+            return
+
+        # 4. SYN in a synchronized state (RFC 5961 4.2); SYN-RECEIVED from LISTEN: back to LISTEN
+        if flags & SYN:
+            if st is State.SYN_RCVD and self.passive:
+                self._count("tcp.syn_in_syn_rcvd")
+                self._drop(None, now)
+                return
+            self._challenge_ack(now)
+            self.layer.touch(self)
+            return
+
+        # 5. ACK
+        if not flags & ACK:
+            self.layer.touch(self)
+            return
+        # timestamps: RFC 7323 4.3 TS.Recent update
+        if self.ts_ok and ts is not None and le(seq, rcv.last_ack_sent) and ge(ts[0], self.ts_recent):
+            self.ts_recent = ts[0]
+            self.ts_recent_at = now
+        if not self._on_ack(seg, now):
+            self.layer.touch(self)
+            return
+        if self.state is State.CLOSED:
+            return
+
+        # 7. segment text, 8. FIN
+        if seg.payload or flags & FIN:
+            self._on_text(seg, now)
+        if rcv.unacked >= (1 << 30):
+            self._send_ack(now)
+        self.layer.touch(self)
+
+    # ---------------------------------------------------------------- SYN-SENT
+    def _on_syn_sent(self, seg: TcpSegment, now: float) -> None:
+        flags = seg.flags
+        snd = self.snd
+        if flags & ACK:
+            if le(seg.ack, self.iss) or gt(seg.ack, snd.snd_max):
+                if not flags & RST:
+                    self.layer.send_rst_for(self.laddr, self.raddr, seg, now)
+                self._count("tcp.bad_ack_syn_sent")
+                return
+        if flags & RST:
+            if not flags & ACK:
+                return  # RFC 9293: an RST without an acceptable ACK is dropped in SYN-SENT
+            self.rst_seen = True
+            if self.rst_retries < self.opts.syn_rst_retries:
+                # Windows retries the SYN after a RST before reporting refusal (item 25)
+                self.rst_retries += 1
+                self._rst_resend = True
+                self.timers.rto_at = now + self.cfg.syn_rst_retry_s
+                self._count("tcp.syn_rst_retry")
+                return
+            self._count("tcp.refused")
+            self._fail(Reason.REFUSED, now, ev.CONNECT | ev.ERROR)
+            return
+        if not flags & SYN:
+            return
+        rcv = self.rcv
+        rcv.start(seg.seq)
+        self._take_syn_options(seg, now)
+        if flags & ACK:
+            if self.ts_ok and seg.options.ts and seg.options.ts[1]:
+                snd.rtt_sample((int(now * 1000) + self.ts_offset - seg.options.ts[1]) % (1 << 32) / 1000)
+            elif snd.rtt_seq is not None and self.retries == 0:
+                snd.rtt_sample(now - snd.rtt_at)
+            snd.rtt_seq = None
+            snd.ack_data(seg.ack)
+            snd.snd_wnd = seg.window  # window in a SYN is never scaled
+            snd.max_snd_wnd = seg.window
+            snd.snd_wl1, snd.snd_wl2 = seg.seq, seg.ack
+            self._synchronized_setup()
+            self.timers.rto_at = None
+            self.retries = 0
+            self._set_state(State.ESTABLISHED, now)
+            self._established(now)
+            if seg.payload:
+                self._on_text(seg._replace(seq=(seg.seq + 1) & MASK, flags=seg.flags & ~SYN), now)
+            if self.state is not State.CLOSED:
+                self._send_ack(now)
+                self._output(now)
+        else:
+            # simultaneous open (RFC 9293 figure 7)
+            self._count("tcp.simultaneous_open")
+            snd.snd_wnd = seg.window
+            snd.snd_wl1 = seg.seq
+            self._set_state(State.SYN_RCVD, now)
+            self.timers.rto_at = now + self.opts.syn_rto_s
+            self.retries = 0
+            self._send_synack(now)
+
+    def _established(self, now: float) -> None:
+        """The handshake completed (either side)."""
+        if self.opts.keepalive:
+            self.timers.keepalive_at = now + self.opts.keepalive_idle_s
+        if self.listener is not None:
+            self.listener.on_established(self, now)
+        else:
+            if self.sock is not None:
+                self.sock.connected_once = True
+            self._notify(ev.CONNECT | ev.WRITE)
+        self._trace("cwnd", now, cwnd=self.snd.cc.cwnd, ssthresh=self.snd.cc.ssthresh)
+
+    # ---------------------------------------------------------------- RST
+    def _on_rst(self, seg: TcpSegment, now: float) -> None:
+        st = self.state
+        if seg.seq != self.rcv.rcv_nxt:
+            self._challenge_ack(now)  # in window but not exact: RFC 5961 3.2
+            return
+        self._count("tcp.rst_in")
+        if st is State.SYN_RCVD:
+            if self.passive:
+                self._drop(None, now)  # back to LISTEN: the listener simply forgets it
+            else:
+                self._fail(Reason.REFUSED, now, ev.CONNECT | ev.ERROR)
+        elif st is State.CLOSE_WAIT and self.sent_after_peer_fin:
+            self._fail(Reason.ABORTED, now, ev.CLOSE | ev.ERROR | ev.READ)
+        elif st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT):
+            self._fail(Reason.RESET, now, ev.CLOSE | ev.ERROR | ev.READ)
+        elif st is State.TIME_WAIT and self.cfg.rfc1337:
+            self._count("tcp.rst_time_wait_ignored")  # RFC 1337 TIME-WAIT assassination hazard
+        else:  # CLOSING, LAST-ACK, TIME-WAIT without RFC 1337
+            self._drop(None, now)
+
+    # ---------------------------------------------------------------- ACK
+    def _on_ack(self, seg: TcpSegment, now: float) -> bool:
+        """Step 5. Returns False when the segment must be dropped."""
+        snd = self.snd
+        ack = seg.ack
+        st = self.state
+        if st is State.SYN_RCVD:
+            if lt(snd.snd_una, ack) and le(ack, snd.snd_max):
+                self._synchronized_setup()
+                snd.snd_wl1 = (seg.seq - 1) & MASK  # force the window update below
+                self.timers.rto_at = None
+                if snd.rtt_seq is not None and self.retries == 0:
+                    snd.rtt_sample(now - snd.rtt_at)
+                snd.rtt_seq = None
+                self.retries = 0
+                fin_queued = snd.fin_queued
+                self._set_state(State.FIN_WAIT_1 if fin_queued else State.ESTABLISHED, now)
+                snd.ack_data(ack)
+                snd.update_window(seg.seq, ack, seg.window)
+                self._established(now)
+                if self.state is State.CLOSED:
+                    return False
+                if fin_queued:
+                    self._output(now)
+                return True
+            self.layer.send_rst_for(self.laddr, self.raddr, seg, now)
+            return False
+        # RFC 5961 5.2: acceptable ACKs are SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT
+        if gt(ack, snd.snd_max) or lt(ack, (snd.snd_una - max(snd.max_snd_wnd, 1)) & MASK):
+            self._count("tcp.bad_ack")
+            self._challenge_ack(now)
+            return False
+        if self.ts_ok and seg.options.ts is not None:
+            tsecr = seg.options.ts[1]
+        else:
+            tsecr = 0
+        if lt(snd.snd_una, ack):
+            self._on_new_ack(seg, ack, tsecr, now)
+            if self.state is State.CLOSED:
+                return False
+        else:
+            new_sack = snd.add_sack(seg.options.sack) if seg.options.sack and snd.sack_ok else False
+            changed = snd.update_window(seg.seq, ack, seg.window)
+            if (ack == snd.snd_una and not seg.payload and not seg.flags & FIN and not changed
+                    and snd.snd_max != snd.snd_una):
+                self._on_dupack(now)
+            elif changed:
+                self._on_window_change(now)
+            elif new_sack and snd.in_recovery:
+                self._output(now)
+        # state-specific ACK handling
+        st = self.state
+        if snd.fin_acked():
+            if st is State.FIN_WAIT_1:
+                self._set_state(State.FIN_WAIT_2, now)
+                if self.orphan:
+                    self.timers.deadline_at = now + self.cfg.fin_wait2_s
+            elif st is State.CLOSING:
+                self._set_state(State.TIME_WAIT, now)
+            elif st is State.LAST_ACK:
+                self._drop(None, now)
+                return False
+        return True
+
+    def _on_new_ack(self, seg: TcpSegment, ack: int, tsecr: int, now: float) -> None:
+        snd = self.snd
+        cc = snd.cc
+        flight_before = snd.outstanding()
+        # RTT sample: timestamps (RFC 7323 4.1) or the one timed segment (Karn)
+        rtt = None
+        if tsecr:
+            rtt = ((int(now * 1000) + self.ts_offset - tsecr) & MASK) / 1000.0
+            if rtt > 60:
+                rtt = None
+        elif snd.rtt_seq is not None and gt(ack, snd.rtt_seq):
+            rtt = now - snd.rtt_at
+            snd.rtt_seq = None
+        if rtt is not None:
+            snd.rtt_sample(rtt)
+        elif snd.backoff:
+            snd.backoff = 0
+            snd._set_rto()
+        if seg.options.sack and snd.sack_ok:
+            snd.add_sack(seg.options.sack)
+        acked = snd.ack_data(ack)
+        snd.update_window(seg.seq, ack, seg.window)
+        self.retries = 0
+        self.persist_backoff = 0
+        self.persist_unanswered = 0
+        snd.dupacks = 0
+        if snd.in_recovery:
+            if ge(ack, snd.recover):
+                snd.in_recovery = False
+                if snd.sack_ok:
+                    cc.on_recovery_exit(now)
+                else:  # RFC 6582 3.2 (3) full acknowledgment
+                    cc.cwnd = min(cc.ssthresh, max(snd.outstanding(), snd.mss) + snd.mss)
+                self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="recovered")
+            elif not snd.sack_ok:
+                # RFC 6582 partial acknowledgment: retransmit the next hole, deflate the window
+                self._retransmit_una(now)
+                cc.cwnd = max(cc.cwnd - acked + snd.mss, snd.mss)
+        else:
+            if cc is not None:
+                cc.on_ack(acked, now, rtt, flight_before)
+                if self.on_trace is not None:
+                    self.on_trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh)
+        # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it
+        self.timers.rto_at = now + snd.rto if snd.snd_max != snd.snd_una else None
+        if self.timers.persist_at is not None and snd.snd_wnd:
+            self.timers.persist_at = None
+        if self.sock is not None and acked:
+            self._notify(ev.WRITE)
+        self._output(now)
+
+    def _on_dupack(self, now: float) -> None:
+        snd = self.snd
+        snd.dupacks += 1
+        self._count("tcp.dupack_in")
+        if snd.in_recovery:
+            if not snd.sack_ok:
+                snd.cc.cwnd += snd.mss  # RFC 6582 / RFC 5681 window inflation
+            self._output(now)
+            return
+        if snd.dupacks >= snd.dupthresh or (snd.sack_ok and snd.lost_end() != snd.snd_una):
+            # RFC 6582 3.2 (1): no new recovery before the previous one is fully acknowledged
+            if not lt(snd.snd_una, snd.recover):
+                self._enter_recovery(now)
+                return
+        if snd.dupacks <= 2 and snd.unsent():
+            self._output(now, extra=snd.dupacks * snd.mss)  # RFC 3042 limited transmit
+
+    def _enter_recovery(self, now: float) -> None:
+        snd = self.snd
+        cc = snd.cc
+        snd.in_recovery = True
+        snd.recover = snd.snd_max
+        snd.high_rxt = snd.snd_una
+        snd.rtt_seq = None
+        cc.on_loss(now, snd.outstanding())
+        self._count("tcp.fast_retransmit")
+        self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="loss")
+        if snd.sack_ok:
+            self._output(now)
+        else:
+            self._retransmit_una(now)
+            cc.cwnd = cc.ssthresh + 3 * snd.mss
+            self._output(now)
+
+    def _retransmit_una(self, now: float) -> None:
+        snd = self.snd
+        n = min(snd.mss, diff(snd.buf_end, snd.snd_una))
+        if n > 0:
+            self._send_data(snd.snd_una, n, now, rexmit=True)
+        elif snd.fin_sent:
+            self._emit(FIN | ACK, snd.snd_una, now)
+        self.timers.rto_at = now + snd.rto
+
+    def _on_window_change(self, now: float) -> None:
+        snd = self.snd
+        if snd.snd_wnd and self.timers.persist_at is not None:
+            self.timers.persist_at = None
+            self.persist_backoff = 0
+        self._output(now)
+
+    # ---------------------------------------------------------------- text and FIN
+    def _on_text(self, seg: TcpSegment, now: float) -> None:
+        rcv = self.rcv
+        st = self.state
+        flags = seg.flags
+        payload = seg.payload
+        seq = seg.seq
+        fin = flags & FIN
+        if st not in RECEIVING:
+            if fin and st is State.TIME_WAIT:
+                self.timers.time_wait_at = now + 2 * self.cfg.msl_s
+                self._send_ack(now)
+            return  # CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent its FIN
+        # trim to the window (RFC 9293 3.10.7.4 first check, "trimmed")
+        nxt = rcv.rcv_nxt
+        skip = diff(nxt, seq)
+        if skip > 0:
+            if skip >= len(payload):
+                if fin and skip == len(payload):
+                    payload = b""
+                else:
+                    payload, fin = b"", 0
+            else:
+                payload = payload[skip:]
+            seq = nxt
+        room = diff(rcv.adv_right, seq)
+        if len(payload) > room:
+            payload = payload[:max(room, 0)]
+            fin = 0
+        n = len(payload)
+        if n and rcv.shut:
+            # Windows: data arriving after shutdown(SD_RECEIVE) resets the connection
+            self._count("tcp.data_after_shutdown")
+            self.abort(now, Reason.ABORTED)
+            self._notify(ev.CLOSE | ev.ERROR)
+            return
+        if seq == nxt:
+            if n:
+                rcv.buf += payload
+                rcv.rcv_nxt = (nxt + n) & MASK
+                rcv.delivered += n
+                rcv.unacked += n
+                hole_filled = False
+                if rcv.ooo:
+                    rcv.pull_ooo()
+                    hole_filled = True
+                if rcv.fin_seq is not None and rcv.fin_seq == rcv.rcv_nxt:
+                    fin = FIN
+                if not fin:
+                    if hole_filled or rcv.unacked >= self.cfg.delack_segments * rcv.mss:
+                        self._send_ack(now)
+                    elif self.timers.delack_at is None:
+                        self.timers.delack_at = now + self.cfg.delack_s
+                self._notify(ev.READ)
+            if fin:
+                self._on_fin(now)
+        else:
+            # out of order: queue and send an immediate duplicate ACK with SACK (RFC 5681 4.2)
+            if n:
+                if not rcv.add_ooo(seq, payload):
+                    self._count("tcp.ooo_drop")
+            if fin:
+                rcv.fin_seq = (seq + n) & MASK
+            self._count("tcp.ooo_in")
+            self._send_ack(now)
+
+    def _on_fin(self, now: float) -> None:
+        rcv = self.rcv
+        rcv.rcv_nxt = (rcv.rcv_nxt + 1) & MASK
+        rcv.eof = True
+        rcv.fin_seq = None
+        st = self.state
+        if st is State.ESTABLISHED:
+            self._set_state(State.CLOSE_WAIT, now)
+        elif st is State.FIN_WAIT_1:
+            self._set_state(State.TIME_WAIT if self.snd.fin_acked() else State.CLOSING, now)
+        elif st is State.FIN_WAIT_2:
+            self._set_state(State.TIME_WAIT, now)
+        self._send_ack(now)
+        self._notify(ev.READ | ev.CLOSE)
+
+    # ================================================================ sending data
+    def _output(self, now: float, extra: int = 0) -> None:
+        """Send what the windows, Nagle and SWS avoidance allow (RFC 9293 3.8.6.2.1, RFC 6675)."""
+        if self.state not in _SENDING_STATES:
+            return
+        snd = self.snd
+        cc = snd.cc
+        if cc is None:
+            return
+        mss = snd.mss
+        if snd.in_recovery and snd.sack_ok:
+            self._sack_recovery_output(now)
+            return
+        nodelay = self.opts.nodelay
+        while True:
+            nxt = snd.snd_nxt
+            limit = None
+            rexmit = lt(nxt, snd.snd_max)
+            if rexmit and snd.sacked:
+                nxt, limit = snd.skip_sacked(nxt)
+                snd.snd_nxt = nxt
+                rexmit = lt(nxt, snd.snd_max)
+            buf_end = snd.buf_end
+            avail = diff(buf_end, nxt)
+            flight = diff(nxt, snd.snd_una)
+            wnd = snd.snd_wnd
+            cw = cc.cwnd + extra
+            usable = (wnd if wnd < cw else cw) - flight
+            if avail > 0:
+                n = mss if mss < avail else avail
+                if limit is not None:
+                    n = min(n, diff(limit, nxt))
+                if n > usable:
+                    n = usable
+                if n <= 0:
+                    if flight == 0 and wnd < avail:
+                        self._arm_persist(now)
+                    return
+                if n < mss and not rexmit:
+                    if not (n == avail and (nodelay or flight == 0)) and not (
+                            snd.max_snd_wnd and n >= snd.max_snd_wnd // 2):
+                        if flight == 0:
+                            self._arm_persist(now)  # SWS override timer
+                        return
+                self._send_data(nxt, n, now, rexmit)
+                continue
+            if snd.fin_queued and avail == 0 and (not snd.fin_sent or rexmit):
+                self._emit(FIN | ACK, nxt, now)
+                snd.fin_sent = True
+                snd.snd_nxt = (nxt + 1) & MASK
+                if gt(snd.snd_nxt, snd.snd_max):
+                    snd.snd_max = snd.snd_nxt
+                if self.state is State.CLOSE_WAIT:
+                    self._set_state(State.LAST_ACK, now)
+                if self.timers.rto_at is None:
+                    self.timers.rto_at = now + snd.rto
+            return
+
+    def _send_data(self, seq: int, n: int, now: float, rexmit: bool) -> None:
+        snd = self.snd
+        off = diff(seq, snd.buf_seq)
+        end = (seq + n) & MASK
+        buf_end = snd.buf_end
+        flags = ACK
+        if end == buf_end:
+            flags |= PSH
+            if snd.fin_queued and not rexmit and not snd.fin_sent and lt(end, snd.snd_una + snd.snd_wnd + 1):
+                flags |= FIN
+        self._emit(flags, seq, now, snd.buf[off:off + n])
+        if rexmit:
+            snd.retransmits += 1
+            if snd.rtt_seq is not None and not self.ts_ok:
+                snd.rtt_seq = None  # Karn: no sample from retransmitted data
+        elif snd.rtt_seq is None and not self.ts_ok:
+            snd.rtt_seq, snd.rtt_at = seq, now
+        if flags & FIN:
+            snd.fin_sent = True
+            end = (end + 1) & MASK
+        if gt(end, snd.snd_nxt):
+            snd.snd_nxt = end
+        if gt(end, snd.snd_max):
+            snd.snd_max = end
+        if self.timers.rto_at is None:
+            self.timers.rto_at = now + snd.rto
+
+    def _sack_recovery_output(self, now: float) -> None:
+        snd = self.snd
+        cc = snd.cc
+        mss = snd.mss
+        while True:
+            lost_end = snd.lost_end()
+            pipe = snd.pipe(lost_end)
+            if cc.cwnd - pipe < mss:
+                return
+            hole = snd.next_hole(lost_end)
+            if hole is not None:
+                s, n = hole
+                data_left = diff(snd.buf_end, s)
+                if data_left <= 0:
+                    if snd.fin_sent:
+                        self._emit(FIN | ACK, s, now)
+                    snd.high_rxt = (s + 1) & MASK
+                    continue
+                n = min(n, mss, data_left)
+                self._send_data(s, n, now, rexmit=True)
+                snd.high_rxt = (s + n) & MASK
+                continue
+            # rule 2: new data, if the receive window allows
+            avail = snd.unsent()
+            room = diff((snd.snd_una + snd.snd_wnd) & MASK, snd.snd_max)
+            if snd.snd_nxt == snd.snd_max and avail > 0 and room > 0:
+                n = min(mss, avail, room)
+                if n < mss and n < avail:
+                    return
+                self._send_data(snd.snd_nxt, n, now, rexmit=False)
+                continue
+            if (snd.fin_queued and not snd.fin_sent and avail == 0
+                    and snd.snd_nxt == snd.snd_max):
+                self._emit(FIN | ACK, snd.snd_nxt, now)
+                snd.fin_sent = True
+                snd.snd_nxt = snd.snd_max = (snd.snd_nxt + 1) & MASK
+            return
+
+    def _arm_persist(self, now: float) -> None:
+        if self.timers.persist_at is None and self.timers.rto_at is None:
+            iv = max(self.cfg.persist_min_s, self.snd.rto) * (1 << min(self.persist_backoff, 16))
+            self.timers.persist_at = now + min(iv, self.cfg.persist_max_s)
+
+    # ================================================================ timers
+    def on_timers(self, now: float) -> None:
+        t = self.timers
+        if t.time_wait_at is not None and now >= t.time_wait_at:
+            self._drop(None, now)
+            return
+        if t.deadline_at is not None and now >= t.deadline_at:
+            self._count("tcp.fin_wait2_timeout")
+            self._drop(None, now)
+            return
+        if t.rto_at is not None and now >= t.rto_at:
+            t.rto_at = None
+            self._on_rto(now)
+            if self.state is State.CLOSED:
+                return
+        if t.delack_at is not None and now >= t.delack_at:
+            t.delack_at = None
+            self._send_ack(now)
+        if t.persist_at is not None and now >= t.persist_at:
+            t.persist_at = None
+            self._on_persist(now)
+            if self.state is State.CLOSED:
+                return
+        if t.keepalive_at is not None and now >= t.keepalive_at:
+            t.keepalive_at = None
+            self._on_keepalive(now)
+
+    def _on_rto(self, now: float) -> None:
+        st = self.state
+        snd = self.snd
+        if st is State.SYN_SENT:
+            if self._rst_resend:
+                self._rst_resend = False  # a SYN repeated after RST does not use up a SYN retry
+                self._send_syn(now)
+                self.timers.rto_at = now + self.opts.syn_rto_s * (1 << self.retries)
+                return
+            self.retries += 1
+            if self.retries > self.opts.syn_retries:
+                self._count("tcp.connect_timeout")
+                self._fail(Reason.REFUSED if self.rst_seen else (self.soft_error or Reason.TIMED_OUT),
+                           now, ev.CONNECT | ev.ERROR)
+                return
+            snd.rtt_seq = None
+            self.timers.rto_at = now + self.opts.syn_rto_s * (1 << self.retries)
+            self._count("tcp.syn_retransmit")
+            self._send_syn(now)
+            return
+        if st is State.SYN_RCVD:
+            self.retries += 1
+            if self.retries > self.cfg.synack_retries:
+                self._count("tcp.synack_timeout")
+                if self.passive:
+                    self._drop(None, now)
+                else:
+                    self._fail(Reason.TIMED_OUT, now, ev.CONNECT | ev.ERROR)
+                return
+            snd.rtt_seq = None
+            self.timers.rto_at = now + self.opts.syn_rto_s * (1 << self.retries)
+            self._send_synack(now)
+            return
+        if snd.snd_max == snd.snd_una:
+            return
+        self.retries += 1
+        if self.retries > self.opts.data_retries:
+            self._count("tcp.data_timeout")
+            self.abort(now)
+            self.error = self.error or Reason.TIMED_OUT
+            self._notify(ev.CLOSE | ev.ERROR | ev.READ)
+            return
+        self._count("tcp.rto")
+        cc = snd.cc
+        if snd.backoff == 0:
+            cc.on_rto(now, snd.outstanding())
+        else:
+            cc.cwnd = snd.mss
+        snd.on_timeout()
+        if snd.backoff >= 2:
+            snd.sacked.clear()  # the peer may have reneged (RFC 2018 section 8)
+        snd.in_recovery = False
+        snd.recover = snd.snd_max
+        snd.high_rxt = snd.snd_una
+        snd.dupacks = 0
+        snd.snd_nxt = snd.snd_una
+        self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="rto")
+        self._output(now)
+        if self.timers.rto_at is None and snd.snd_max != snd.snd_una:
+            self.timers.rto_at = now + snd.rto
+
+    def _on_persist(self, now: float) -> None:
+        snd = self.snd
+        if self.state not in _SENDING_STATES or not snd.unsent():
+            return
+        if self.persist_unanswered > self.opts.data_retries + 10:
+            self._count("tcp.persist_timeout")
+            self.abort(now)
+            self.error = self.error or Reason.TIMED_OUT
+            self._notify(ev.CLOSE | ev.ERROR | ev.READ)
+            return
+        usable = snd.snd_wnd - snd.flight()
+        if usable > 0:
+            # SWS override: send what the window allows
+            self._send_data(snd.snd_nxt, min(usable, snd.unsent(), snd.mss), now, rexmit=False)
+        else:
+            # zero-window probe: one byte beyond the window elicits an ACK with the current window
+            self._count("tcp.zero_window_probe")
+            self._emit(ACK, (snd.snd_una - 1) & MASK, now)
+            self.persist_unanswered += 1
+        self.persist_backoff += 1
+        self._arm_persist(now)
+
+    def _on_keepalive(self, now: float) -> None:
+        if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT) or not self.opts.keepalive:
+            return
+        idle_until = self.last_rx_at + self.opts.keepalive_idle_s
+        if self.keepalive_sent == 0 and now < idle_until:
+            self.timers.keepalive_at = idle_until
+            return
+        if self.keepalive_sent >= self.opts.keepalive_probes:
+            self._count("tcp.keepalive_timeout")
+            self.abort(now)
+            self.error = self.error or Reason.TIMED_OUT
+            self._notify(ev.CLOSE | ev.ERROR | ev.READ)
+            return
+        self.keepalive_sent += 1
+        self._count("tcp.keepalive_probe")
+        self._emit(ACK, (self.snd.snd_una - 1) & MASK, now)
+        self.timers.keepalive_at = now + self.opts.keepalive_interval_s
+
+    def set_keepalive(self, on: bool, now: float) -> None:
+        if on and self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            self.timers.keepalive_at = self.last_rx_at + self.opts.keepalive_idle_s
+        elif not on:
+            self.timers.keepalive_at = None
+        self.layer.touch(self)
+
+    # ================================================================ ICMP
+    def on_icmp(self, kind: Reason, seq: int, mtu: int, now: float) -> None:
+        snd = self.snd
+        if not (in_window(seq, snd.snd_una, diff(snd.snd_max, snd.snd_una) + 1)):
+            self._count("tcp.icmp_out_of_window")  # RFC 5927: the quoted seq must be in flight
+            return
+        if kind is Reason.FRAG_NEEDED:
+            new = mtu - 40 - (12 if self.ts_ok else 0)
+            if 68 <= mtu and new < snd.mss:
+                snd.mss = max(new, 64)
+                self.our_mss = min(self.our_mss, mtu - 40)
+                if snd.cc is not None:
+                    snd.cc.set_mss(snd.mss)
+                    self._count("tcp.pmtu_lowered")
+                    snd.snd_nxt = snd.snd_una  # resend what was too big, in smaller pieces
+                    self._output(now)
+                    self.layer.touch(self)
+            return
+        if self.state is State.SYN_SENT:
+            reason = Reason.REFUSED if kind is Reason.PORT_UNREACH else kind
+            self._count("tcp.icmp_connect_failed")
+            self._fail(reason, now, ev.CONNECT | ev.ERROR)
+            return
+        self.soft_error = kind  # RFC 1122 4.2.3.9: soft error in synchronized states

@@ -1,0 +1,211 @@
+"""TcpLayer: the TCP transport registered with a Stack. Demux, resets for closed ports, the
+deadline heap, ICMP errors, and the factory for sockets."""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..core.reasons import Reason
+from ..wire.errors import Malformed
+from ..wire.ipv4 import Ipv4Packet
+from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from .config import TcpConfig
+from .connection import Connection
+from .emit import build
+from .isn import IsnGenerator
+from .seq import gt
+from .state import State
+
+if TYPE_CHECKING:
+    from .listener import Listener
+    from .socket import TcpSocket
+
+_PORTS_SEQ = struct.Struct("!HHI")
+
+
+class TcpLayer:
+    """The TCP transport (contracts.md "Transport"). Needs from the stack only: send_ip, route,
+    is_local, is_broadcast, tcp_ports, rng, counters, config (mtu, verify_checksums, tcp)."""
+
+    proto = 6
+
+    def __init__(self, stack: Any, config: TcpConfig | None = None) -> None:
+        if config is None:
+            config = getattr(stack.config, "tcp", None) or TcpConfig()
+        self.stack = stack
+        self.config = config
+        self.rng = stack.rng
+        self.isn = IsnGenerator(stack.rng.getrandbits(256).to_bytes(32, "big"))
+        self.counters = stack.counters
+        self.count: Callable[..., None] = stack.counters.inc
+        self.verify = getattr(stack.config, "verify_checksums", True)
+        self.conns: dict[tuple[int, int, int, int], Connection] = {}
+        self._heap: list[tuple[float, int, Connection]] = []
+        self._tick = 0
+        self._pending: set[Connection] = set()
+        self._chal_at = -1.0
+        self._chal_count = 0
+        self.now = 0.0
+        self.on_trace: Callable[..., None] | None = None  # default trace hook for new connections
+        stack.tcp = self
+        stack.register(self)
+
+    # ---- sockets ------------------------------------------------------------------------------
+    def open(self) -> TcpSocket:
+        from .socket import TcpSocket
+
+        return TcpSocket(self)
+
+    def mss_for(self, raddr: int) -> int:
+        if self.config.mss:
+            return self.config.mss
+        mtu = getattr(self.stack, "mtu", None) or getattr(self.stack.config, "mtu", 1500)
+        return mtu - 40
+
+    def in_use(self, laddr: int, lport: int, raddr: int, rport: int) -> bool:
+        return (laddr, lport, raddr, rport) in self.conns
+
+    def add_conn(self, conn: Connection) -> None:
+        self.conns[conn.key] = conn
+
+    def conn_closed(self, conn: Connection) -> None:
+        if self.conns.get(conn.key) is conn:
+            del self.conns[conn.key]
+        if conn.listener is not None:
+            conn.listener.forget(conn)
+        b = getattr(conn, "binding", None)
+        if b is not None and conn.sock is None:
+            self.stack.tcp_ports.release(b)
+            conn.binding = None
+        self._pending.discard(conn)
+
+    # ---- input --------------------------------------------------------------------------------
+    def on_packet(self, ip: Ipv4Packet, now: float) -> None:
+        self.now = now
+        try:
+            seg = TcpSegment.parse(ip.payload, ip.src, ip.dst, self.verify)
+        except Malformed as e:
+            self.count(e.reason)
+            return
+        self.count("tcp.in")
+        conn = self.conns.get((ip.dst, seg.dport, ip.src, seg.sport))
+        if conn is not None:
+            if (conn.state is State.TIME_WAIT and seg.flags & (SYN | ACK | RST) == SYN
+                    and gt(seg.seq, conn.rcv.rcv_nxt)):
+                # RFC 9293 3.10.7.4 / RFC 6191: a new SYN may reopen a TIME-WAIT pair
+                listener = self._listener(ip.dst, seg.dport)
+                if listener is not None:
+                    self.count("tcp.time_wait_reuse")
+                    conn._drop(None, now)
+                    listener.on_segment(seg, ip.dst, ip.src, now)
+                    return
+            conn.on_segment(seg, now)
+            return
+        stack = self.stack
+        if stack.is_broadcast(ip.dst) or ip.dst >> 28 == 0xE or ip.src >> 28 == 0xE:
+            self.count("tcp.not_unicast")
+            return
+        listener = self._listener(ip.dst, seg.dport)
+        if listener is not None:
+            listener.on_segment(seg, ip.dst, ip.src, now)
+            return
+        self.count("tcp.no_port")
+        self.send_rst_for(ip.dst, ip.src, seg, now)
+
+    def _listener(self, addr: int, port: int) -> Listener | None:
+        for owner in self.stack.tcp_ports.lookup(addr, port):
+            listener = getattr(owner, "listener", None)
+            if listener is not None:
+                return listener
+        return None
+
+    def send_rst_for(self, laddr: int, raddr: int, seg: TcpSegment, now: float) -> None:
+        """Reset generation, RFC 9293 3.5.2 / 3.10.7.1: never in answer to a RST."""
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & ACK:
+            b = build(laddr, raddr, seg.dport, seg.sport, seg.ack, 0, RST, 0)
+        else:
+            seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            b = build(laddr, raddr, seg.dport, seg.sport, 0, (seg.seq + seg_len) & 0xFFFFFFFF,
+                      RST | ACK, 0)
+        self.count("tcp.rst_out")
+        self.stack.send_ip(raddr, 6, b, now, src=laddr)
+
+    def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
+                      now: float) -> None:
+        self.now = now
+        if len(quoted_payload) < 8:
+            self.count("tcp.icmp_short_quote")
+            return
+        sport, dport, seq = _PORTS_SEQ.unpack_from(quoted_payload)
+        conn = self.conns.get((quoted.src, sport, quoted.dst, dport))
+        if conn is None:
+            self.count("tcp.icmp_no_conn")
+            return
+        if kind not in (Reason.NET_UNREACH, Reason.HOST_UNREACH, Reason.PORT_UNREACH,
+                        Reason.PROTO_UNREACH, Reason.FRAG_NEEDED):
+            return  # time exceeded, parameter problem: ignored (soft, RFC 1122 4.2.3.9)
+        conn.on_icmp(kind, seq, mtu, now)
+
+    # ---- output -------------------------------------------------------------------------------
+    def output(self, conn: Connection, seg: bytearray, now: float) -> Reason | None:
+        return self.stack.send_ip(conn.raddr, 6, seg, now, src=conn.laddr, df=True)
+
+    def challenge_ack_allowed(self, now: float) -> bool:
+        if now - self._chal_at >= 1.0:
+            self._chal_at = now
+            self._chal_count = 0
+        if self._chal_count >= self.config.challenge_ack_limit:
+            return False
+        self._chal_count += 1
+        return True
+
+    def want_output(self, conn: Connection) -> None:
+        """The application read data: a window update may be due at the next poll."""
+        self._pending.add(conn)
+
+    # ---- timers -------------------------------------------------------------------------------
+    def touch(self, conn: Connection) -> None:
+        """Make sure the heap holds an entry no later than the connection's earliest deadline.
+        Entries whose time no longer matches `conn.heap_at` are stale and skipped."""
+        t = conn.timers.earliest()
+        if t is None:
+            return
+        at = conn.heap_at
+        if at is None or t < at:
+            conn.heap_at = t
+            self._tick += 1
+            heapq.heappush(self._heap, (t, self._tick, conn))
+
+    def poll(self, now: float) -> None:
+        self.now = now
+        if self._pending:
+            pending, self._pending = self._pending, set()
+            for conn in pending:
+                if conn.state is not State.CLOSED and conn.rcv.window_update_due():
+                    self.count("tcp.window_update")
+                    conn._send_ack(now)
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, _, conn = heapq.heappop(heap)
+            if conn.heap_at != at:
+                continue
+            conn.heap_at = None
+            if conn.state is State.CLOSED:
+                continue
+            conn.on_timers(now)
+            if conn.state is not State.CLOSED:
+                self.touch(conn)
+
+    def poll_at(self) -> float | None:
+        if self._pending:
+            return self.now
+        heap = self._heap
+        while heap and heap[0][2].heap_at != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
