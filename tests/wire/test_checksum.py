@@ -7,11 +7,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wire_strategies import u32, wire_settings
 
-from ustack.wire.checksum import fold, internet_checksum, ones_sum, pseudo_sum, reference_checksum, verify
+from ustack.wire.checksum import (
+    SPLIT_ABOVE,
+    fold,
+    internet_checksum,
+    ones_sum,
+    pseudo_sum,
+    reference_checksum,
+    verify,
+    wide_sum,
+)
 
 data_strategy = st.one_of(
     st.binary(max_size=300),
     st.binary(min_size=1, max_size=9),  # short and odd lengths
+    st.binary(min_size=500, max_size=1600),  # past wide_sum's split threshold (512)
+    st.integers(509, 530).map(lambda n: b"\xff" * n),
     st.integers(0, 64).map(lambda n: b"\xff" * n),
     st.integers(0, 64).map(lambda n: b"\x00" * n),
 )
@@ -22,6 +33,16 @@ data_strategy = st.one_of(
 def test_fold_matches_reference(data: bytes, initial: int) -> None:
     assert internet_checksum(data, initial) == reference_checksum(data, initial)
     assert internet_checksum(memoryview(data), initial) == reference_checksum(data, initial)
+    assert internet_checksum(bytearray(data), initial) == reference_checksum(data, initial)
+
+
+@pytest.mark.parametrize("n", [*range(SPLIT_ABOVE - 3, SPLIT_ABOVE + 12), 1459, 1460, 1461, 9001, 65535])
+def test_wide_sum_split_boundaries(n: int) -> None:
+    data = bytes((i * 37 + 11) & 0xFF for i in range(n))
+    assert ~fold(wide_sum(data)) & 0xFFFF == reference_checksum(data)
+    assert wide_sum(memoryview(data)) == wide_sum(data)
+    assert wide_sum(data) % 0xFFFF == (int.from_bytes(data + b"\0" * (n & 1), "big")) % 0xFFFF
+    assert wide_sum(bytes(n)) == 0
 
 
 @wire_settings

@@ -6,7 +6,7 @@ import struct
 from typing import NamedTuple
 
 from ._fields import check_ints
-from .checksum import fold
+from .checksum import fold, wide_sum
 from .errors import Malformed
 from .ipv4 import _HDR as _IP_HDR
 from .ipv4 import _OFFSET_MASK, FLAG_DF, FLAG_MF, Ipv4Packet
@@ -70,10 +70,7 @@ class IcmpMessage(NamedTuple):
             raise Malformed("icmp.truncated", f"{n} bytes, header needs {HEADER_LEN}")
         typ, code, csum, rest = _HDR.unpack_from(buf)
         if verify:
-            total = int.from_bytes(buf, "big")
-            if n & 1:
-                total <<= 8
-            if fold(total) != 0xFFFF:
+            if fold(wide_sum(buf)) != 0xFFFF:
                 raise Malformed("icmp.bad_checksum", f"checksum {csum:#06x} does not verify")
         return tuple.__new__(cls, (typ, code, rest, memoryview(buf)[HEADER_LEN:]))
 
@@ -146,9 +143,7 @@ class IcmpMessage(NamedTuple):
         """The message with its checksum; ValueError naming a field out of range."""
         typ, code, rest, payload = self
         try:
-            body = int.from_bytes(payload, "big")
-            if len(payload) & 1:
-                body <<= 8  # pad to whole 16-bit words
+            body = wide_sum(payload)
             s = (typ << 8) + code + rest + body
             return _HDR.pack(typ, code, ~fold(s) & 0xFFFF, rest) + bytes(payload)
         except (struct.error, TypeError) as e:

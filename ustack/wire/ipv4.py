@@ -99,8 +99,13 @@ class Ipv4Packet(NamedTuple):
             raise Malformed("ipv4.truncated", f"total length {total} > {n} bytes received")
         mv = memoryview(buf)
         # A header never sums to zero (version 4), so "sum == 0xffff" is "sum % 0xffff == 0".
-        if verify and int.from_bytes(mv[:hlen], "big") % 0xFFFF:
-            raise Malformed("ipv4.bad_checksum", f"header checksum {csum:#06x} does not verify")
+        # The fixed part is summed from the fields already unpacked (see checksum.fold).
+        if verify:
+            s = ((vihl + ttl) << 8) + tos + total + ident + frag + proto + csum + src + dst
+            if hlen > HEADER_LEN:
+                s += int.from_bytes(mv[HEADER_LEN:hlen], "big")
+            if s % 0xFFFF:
+                raise Malformed("ipv4.bad_checksum", f"header checksum {csum:#06x} does not verify")
         if frag & 0xBFFF:  # anything but DF: reserved bit or a fragment
             if frag & 0x8000:
                 raise Malformed("ipv4.reserved_flag", "reserved fragment flag set")

@@ -6,7 +6,7 @@ import struct
 from typing import NamedTuple
 
 from ._fields import check_ints
-from .checksum import fold
+from .checksum import SPLIT_ABOVE, fold, wide_sum
 from .errors import Malformed
 from .ipv4 import PROTO_TCP
 
@@ -17,6 +17,8 @@ _U16 = struct.Struct("!H")
 _U32X2 = struct.Struct("!II")
 _TS_BLOCK = struct.Struct("!III")  # NOP NOP TS 10 + TSval + TSecr: what Linux puts on every segment
 _TS_BLOCK_HEAD = 0x0101080A
+_HDR_TS = struct.Struct("!HHIIBBHHHIII")  # header + that block, decoded in one call
+_unpack_hdr_ts = _HDR_TS.unpack_from
 _tuple_new = tuple.__new__
 HEADER_LEN = 20
 MAX_OPTIONS = 40
@@ -198,9 +200,13 @@ class TcpSegment(NamedTuple):
     def parse(cls, buf: bytes | memoryview, src: int, dst: int, verify: bool = True) -> TcpSegment:
         """Decode a segment; `buf` is exactly the IPv4 payload (its length enters the checksum)."""
         n = len(buf)
-        if n < HEADER_LEN:
+        if n >= 32:  # room for a header with NOP NOP TS: decode it all in one call
+            sport, dport, seq, ack, off, flags, window, csum, urg, head, tsval, tsecr = _unpack_hdr_ts(buf)
+        elif n >= HEADER_LEN:
+            sport, dport, seq, ack, off, flags, window, csum, urg = _unpack_hdr(buf)
+            head = 0
+        else:
             raise Malformed("tcp.truncated", f"{n} bytes, header needs {HEADER_LEN}")
-        sport, dport, seq, ack, off, flags, window, csum, urg = _unpack_hdr(buf)
         hlen = (off >> 4) << 2
         if hlen < HEADER_LEN:
             raise Malformed("tcp.bad_data_offset", f"data offset {off >> 4} words (< 5)")
@@ -208,14 +214,19 @@ class TcpSegment(NamedTuple):
             raise Malformed("tcp.bad_data_offset", f"data offset {off >> 4} words ({hlen} bytes) > {n} bytes")
         mv = memoryview(buf)
         if verify:
-            total = int.from_bytes(mv, "big")
-            if n & 1:
-                total <<= 8
+            if n <= SPLIT_ABOVE:  # wide_sum inlined for small segments
+                total = int.from_bytes(mv, "big")
+                if n & 1:
+                    total <<= 8
+            else:
+                total = wide_sum(mv)
             # the pseudo-header makes the sum nonzero, so "== 0xffff" is "% 0xffff == 0"
-            if (total + src + dst + PROTO_TCP + n) % 0xFFFF:
+            if (total + (src + dst + PROTO_TCP + n)) % 0xFFFF:
                 raise Malformed("tcp.bad_checksum", f"checksum {csum:#06x} does not verify")
         if hlen == HEADER_LEN:
             opts = NO_OPTIONS
+        elif hlen == 32 and head == _TS_BLOCK_HEAD:
+            opts = _tuple_new(TcpOptions, (None, None, False, (), (tsval, tsecr)))
         else:
             opts = TcpOptions.parse(mv[HEADER_LEN:hlen])
         return _tuple_new(cls, (sport, dport, seq, ack, flags, window, mv[hlen:], opts, urg))
@@ -230,9 +241,7 @@ class TcpSegment(NamedTuple):
             if not (0 <= src <= 0xFFFFFFFF and 0 <= dst <= 0xFFFFFFFF):
                 raise struct.error("address out of range")
             # one's-complement sum field by field (see checksum.fold): no second pass over bytes
-            body = int.from_bytes(payload, "big") if n else 0
-            if n & 1:
-                body <<= 8
+            body = wide_sum(payload) if n else 0
             s = (sport + dport + seq + ack + (hlen << 10) + flags + window + urg + body
                  + src + dst + PROTO_TCP + hlen + n)
             if opts:

@@ -6,7 +6,7 @@ import struct
 from typing import NamedTuple
 
 from ._fields import check_ints
-from .checksum import fold
+from .checksum import fold, wide_sum
 from .errors import Malformed
 from .ipv4 import PROTO_UDP
 
@@ -39,9 +39,7 @@ class UdpDatagram(NamedTuple):
         mv = memoryview(buf)[:length]
         # checksum 0 means "not computed" (RFC 768); verify everything else
         if verify and csum:
-            total = int.from_bytes(mv, "big")
-            if length & 1:
-                total <<= 8
+            total = wide_sum(mv)
             if (total + src + dst + PROTO_UDP + length) % 0xFFFF:
                 raise Malformed("udp.bad_checksum", f"checksum {csum:#06x} does not verify")
         if dport == 0:
@@ -58,9 +56,7 @@ class UdpDatagram(NamedTuple):
         try:
             if not (0 <= src <= 0xFFFFFFFF and 0 <= dst <= 0xFFFFFFFF):
                 raise struct.error("address out of range")
-            body = int.from_bytes(payload, "big")
-            if n & 1:
-                body <<= 8
+            body = wide_sum(payload)
             s = sport + dport + length + body + src + dst + PROTO_UDP + length
             return _HDR.pack(sport, dport, length, ~fold(s) & 0xFFFF or 0xFFFF) + bytes(payload)
         except (struct.error, TypeError) as e:
