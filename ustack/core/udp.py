@@ -187,9 +187,11 @@ class UdpSocket:
         self.binding = self.layer.ports.bind(addr, port, self, reuse, exclusive)
         self._fire(WRITE)
 
-    def _autobind(self) -> None:
+    def _autobind(self, fire: bool = True) -> None:
         if self.binding is None:
             self.binding = self.layer.ports.bind(0, 0, self)
+            if fire:
+                self._fire(WRITE)
 
     def connect(self, addr: int, port: int) -> None:
         """Set (or with 0.0.0.0:0 clear) the default peer; binds implicitly (item 52)."""
@@ -206,7 +208,7 @@ class UdpSocket:
             raise UsageError(Reason.ACCESS, "broadcast peer without SO_BROADCAST")
         if not stack.is_local(addr) and stack.route(addr) is None:
             raise UsageError(Reason.NET_UNREACH, "no route to the peer")
-        self._autobind()
+        self._autobind(fire=False)
         peer = (addr, port)
         if peer != self.remote and self.queue:
             # the founding document: queued datagrams go when the name changes

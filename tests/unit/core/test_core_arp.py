@@ -27,7 +27,8 @@ def resolve(s, ip=PEER, mac=PEER_MAC, now=0.0):
 
 
 def test_mac_random_locally_administered_unicast_and_seeded():
-    a, b, c = make(medium="ethernet", seed=1), make(medium="ethernet", seed=1), make(medium="ethernet", seed=2)
+    a, b = make(medium="ethernet", seed=1), make(medium="ethernet", seed=1)
+    c = make(medium="ethernet", seed=2)
     assert a.mac == b.mac != c.mac
     assert a.mac[0] & 0x02 and not a.mac[0] & 0x01
     assert make(medium="ethernet", mac=bytes.fromhex("020102030405")).mac == bytes.fromhex("020102030405")
