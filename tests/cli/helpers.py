@@ -1,0 +1,59 @@
+"""Helpers for CLI tests: run `python -m ustack` and read its lines with bounded waits."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+USTACK = [sys.executable, "-m", "ustack"]
+
+
+def ustack(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*USTACK, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+class Proc:
+    """A `ustack` subprocess in its own session (killed by process group on exit)."""
+
+    def __init__(self, *args: str) -> None:
+        self.p = subprocess.Popen([*USTACK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+        self.lines: list[str] = []
+
+    def wait_line(self, prefix: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.p.stdout], [], [], 0.2)
+            if r:
+                line = self.p.stdout.readline()
+                if not line:
+                    break
+                self.lines.append(line.rstrip("\n"))
+                if line.startswith(prefix):
+                    return line.rstrip("\n")
+            elif self.p.poll() is not None:
+                break
+        err = self.p.stderr.read() if self.p.poll() is not None else "(still running)"
+        raise AssertionError(f"no line starting with {prefix!r}; stdout={self.lines!r} stderr={err!r}")
+
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 15) -> tuple[int, str, str]:
+        self.p.send_signal(sig)
+        try:
+            out, err = self.p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            out, err = self.p.communicate()
+            raise AssertionError(f"ustack did not exit {timeout} s after signal {sig}: {err}") from None
+        return self.p.returncode, out, err
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.p.wait(10)

@@ -1,0 +1,54 @@
+"""Bad command lines: one line on stderr, exit status 2, nothing opened."""
+
+from __future__ import annotations
+
+import pytest
+
+from .helpers import ustack
+
+BAD = [
+    [],
+    ["bogus"],
+    ["serve"],
+    ["serve", "--tun", "ust0"],
+    ["serve", "--tun", "ust0", "--tap", "ust1", "--addr", "198.18.0.2/24"],
+    ["serve", "--tun", "ust0", "--addr", "not-an-address"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--udp-echo", "70000"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--echo", "0"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--mtu", "100"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--loss", "1.5"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--delay", "3 parsecs"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--echo", "7", "--http", "7"],
+    ["serve", "--tun", "a-name-far-too-long-for-linux", "--addr", "198.18.0.2/24"],
+    ["serve", "--tun", "ust0", "--addr", "10.0.0.2/24"],
+    ["connect"],
+    ["connect", "198.18.0.1", "80"],
+    ["connect", "198.18.0.1", "http", "--tun", "ust0", "--addr", "198.18.0.2/24"],
+    ["connect", "198.18.0.1", "80", "--tun", "ust0", "--addr", "198.18.0.2/24", "--nonblocking", "poll"],
+    ["connect", "198.18.0.1", "80", "--tun", "ust0", "--addr", "198.18.0.2/24", "--bind", "nonsense"],
+    ["lab", "--mtu", "10"],
+    ["lab", "--loss", "-1"],
+    ["plot"],
+    ["plot", "/nonexistent.pcap", "-o", "x.png"],
+    ["plot", "x.pcap", "-o", "x.png", "--kind", "bananas"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD, ids=lambda a: " ".join(a) or "(nothing)")
+def test_bad_arguments_exit_2_with_one_line(argv, tmp_path):
+    r = ustack(*argv, cwd=tmp_path, timeout=60)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "error" in lines[0]
+    assert r.stdout == ""
+
+
+def test_help_and_version():
+    r = ustack("--help")
+    assert r.returncode == 0 and "serve" in r.stdout and "lab" in r.stdout
+    r = ustack("--version")
+    assert r.returncode == 0 and r.stdout.startswith("ustack ")
+    for cmd in ("serve", "connect", "lab", "plot"):
+        r = ustack(cmd, "--help")
+        assert r.returncode == 0 and "usage: ustack " + cmd in r.stdout

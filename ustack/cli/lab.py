@@ -1,0 +1,175 @@
+"""`ustack lab`: the tour. ustack against the Linux kernel over a real TUN/TAP link, inside a
+private network namespace that disappears with the process.
+
+The process first moves itself into a fresh network namespace (`netns.enter_private_netns`),
+creates the link (kernel 198.18.0.1, ustack 198.18.0.2), starts the kernel-side services
+(`labkernel`), then runs each scenario through ustack's Winsock API and checks what came back.
+Teardown is `finally:` blocks plus the namespace itself: when the process ends, the device,
+addresses, routes and kernel sockets go with it, also after Ctrl-C or a crash.
+
+Exit status: 0 when every scenario behaved as expected, 1 otherwise (or when the lab could not
+run here), 2 for bad options, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from typing import Any
+
+from . import labkernel as K
+from . import netns
+from .labscenarios import SCENARIOS, LabContext, Outcome, Scenario
+from .labview import LabView
+from .options import UsageError, fault_config
+from .tracefile import TraceSink
+
+WATCHDOG_S = 240  # the whole tour normally takes 10-30 s; this only stops a hang
+
+
+class LabFailed(Exception):
+    """The lab could not be set up (no root, no TUN, ...)."""
+
+
+def selected(args: argparse.Namespace) -> list[Scenario]:
+    if not args.only:
+        return list(SCENARIOS)
+    chosen = [s for s in SCENARIOS if any(part in s.id for part in args.only)]
+    if not chosen:
+        raise UsageError(f"--only {' '.join(args.only)}: no such scenario (see --list)")
+    return chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    scenarios = selected(args)
+    if args.list:
+        for s in scenarios:
+            print(f"{s.id:<22} {s.title}  (expects {s.expected})")
+        return 0
+    if args.transfer_mb <= 0 or args.transfer_mb > 1024:
+        raise UsageError("--transfer-mb must be in (0, 1024]")
+    user_faults = fault_config(args)
+    try:
+        transfer_loss = fault_config(argparse.Namespace(faults=f"loss={args.transfer_loss}", seed=None))
+    except UsageError as e:
+        raise UsageError(f"--transfer-loss: {e}") from None
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        print(f"ustack lab: cannot run here: {reason}", file=sys.stderr)
+        return 1
+    # Must happen before any thread exists (rich's live display starts one).
+    try:
+        netns.enter_private_netns()
+    except netns.NetnsError as e:
+        print(f"ustack lab: cannot create a private network namespace: {e}", file=sys.stderr)
+        return 1
+
+    out_dir = args.out or tempfile.mkdtemp(prefix="ustack-lab-")
+    os.makedirs(out_dir, exist_ok=True)
+    pcap = args.pcap or os.path.join(out_dir, "lab.pcap")
+    trace_file = args.trace_file or os.path.join(out_dir, "lab-trace.jsonl")
+    view = LabView(json_mode=args.json, verbose=args.trace)
+    old_alarm = signal.signal(signal.SIGALRM, _watchdog)
+    signal.alarm(WATCHDOG_S)
+    results: list[tuple[Scenario, Outcome]] = []
+    setup_error: str | None = None
+    ctx: LabContext | None = None
+    started = time.monotonic()
+    try:
+        ctx = _setup(args, user_faults, transfer_loss, pcap, trace_file, view)
+        view.header(ctx)
+        for sc in scenarios:
+            results.append((sc, _run_one(sc, ctx, view)))
+    except LabFailed as e:
+        setup_error = str(e)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old_alarm)
+        if ctx is not None:
+            ctx.close()
+    elapsed = time.monotonic() - started
+    if setup_error is not None:
+        view.setup_failed(setup_error)
+        if args.json:
+            print(json.dumps({"ok": False, "error": setup_error}))
+        return 1
+    ok = all(o.passed for _, o in results)
+    view.summary(results, pcap, trace_file, elapsed, ok)
+    if args.json:
+        print(json.dumps(_json_report(ctx, results, pcap, trace_file, elapsed, ok), indent=2))
+    return 0 if ok else 1
+
+
+def _watchdog(signum: int, frame: Any) -> None:
+    raise TimeoutError(f"the lab took longer than {WATCHDOG_S} s")
+
+
+def _setup(args: argparse.Namespace, user_faults: Any, transfer_loss: Any, pcap: str, trace_file: str,
+           view: LabView) -> LabContext:
+    from ustack import Host
+    from ustack.drivers import FaultConfig
+
+    seed = args.seed if args.seed is not None else 7
+    # A FaultInjector is always in the chain (a no-op until asked) so the bulk transfer can turn
+    # loss on for itself when the whole tour is not already running under the user's faults.
+    faults = user_faults if user_faults is not None else FaultConfig(seed=seed)
+    kind = {"tap": args.ifname} if args.tap else {"tun": args.ifname}
+    clock_origin = time.monotonic()
+    sink = TraceSink(open(trace_file, "w", buffering=1 << 16), view.trace_line if args.trace else None,  # noqa: SIM115
+                     clock_origin)
+    try:
+        host = Host.open(**kind, addr=f"{K.USTACK}/{K.PREFIX}", peer=f"{K.KERNEL}/{K.PREFIX}", mtu=args.mtu,
+                         pcap=pcap, faults=faults, trace=view.trace_line if args.trace else None,
+                         seed=seed)
+    except Exception as e:  # noqa: BLE001 - any failure to build the link ends the lab
+        sink.close()
+        what = "TAP" if args.tap else "TUN"
+        raise LabFailed(f"cannot open the {what} device: {type(e).__name__}: {e}") from e
+    ctx = LabContext(args=args, host=host, sink=sink, user_faults=user_faults, transfer_faults=transfer_loss,
+                     transfer_bytes=int(args.transfer_mb * 1_000_000), pcap=pcap)
+    try:
+        sink.attach(host)
+        ctx.configure_tcp()
+        ctx.kernel = K.KernelSide(args.ifname, host.device.medium, ctx.transfer_bytes)
+        ctx.kernel.start()
+        ctx.start_winsock()
+    except Exception as e:  # noqa: BLE001
+        ctx.close()
+        raise LabFailed(f"lab set-up failed: {type(e).__name__}: {e}") from e
+    return ctx
+
+
+def _run_one(sc: Scenario, ctx: LabContext, view: LabView) -> Outcome:
+    view.start(sc)
+    t0 = time.monotonic()
+    try:
+        outcome = sc.fn(ctx)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - a broken scenario is a failed scenario, not a crash
+        rec = ctx.last_recorder
+        outcome = Outcome(False, f"{type(e).__name__}: {e}", rec.calls if rec else [])
+    outcome.seconds = time.monotonic() - t0
+    view.done(sc, outcome)
+    return outcome
+
+
+def _json_report(ctx: LabContext | None, results: list[tuple[Scenario, Outcome]], pcap: str, trace_file: str,
+                 elapsed: float, ok: bool) -> dict[str, Any]:
+    return {
+        "ok": ok,
+        "seconds": round(elapsed, 3),
+        "pcap": pcap,
+        "trace_file": trace_file,
+        "link": ctx.describe() if ctx is not None else None,
+        "scenarios": [
+            {"id": sc.id, "title": sc.title, "expected": sc.expected, "got": o.got, "pass": o.passed,
+             "seconds": round(o.seconds, 4), "calls": [c.as_dict() for c in o.calls], "info": o.info}
+            for sc, o in results
+        ],
+    }

@@ -1,0 +1,215 @@
+"""The kernel's side of the lab: plain Python sockets served by the Linux kernel in the lab's
+private namespace (threads of the lab process), plus the routes that make it misbehave.
+
+    198.18.0.1 (kernel)                    ustack 198.18.0.2
+      tcp/7    echo                      ---- TUN/TAP link ----
+      udp/7    echo (bound to 0.0.0.0, so it also hears broadcasts)
+      tcp/9    sink: counts and hashes what it gets (upload check)
+      tcp/19   source: sends the transfer pattern, then closes (download check)
+      udp/7777 a second sender for the connected-UDP filtering scenario
+      tcp/81, udp/9999  closed
+    198.18.0.77  `unreachable` route (forwarding on): ICMP host unreachable
+    198.18.0.78  `blackhole` route: silence, so connects time out
+
+On a TAP link ustack must resolve .77/.78 by ARP before it sends anything; a small responder
+answers for them with the kernel interface's MAC (what a router doing proxy ARP would do), so
+the frames reach the kernel's routing and the same errors come back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from . import netns
+from .services import http_body_bytes
+
+KERNEL = "198.18.0.1"
+USTACK = "198.18.0.2"
+PREFIX = 24
+BROADCAST = "198.18.0.255"
+UNREACH_HOST = "198.18.0.77"
+BLACKHOLE_HOST = "198.18.0.78"
+NO_ROUTE_HOST = "198.19.0.1"  # outside ustack's /24 and it has no gateway: no route at all
+ECHO_PORT = 7
+SINK_PORT = 9
+SOURCE_PORT = 19
+OTHER_UDP_PORT = 7777
+CLOSED_TCP_PORT = 81
+CLOSED_UDP_PORT = 9999
+IO_TIMEOUT_S = 30.0
+
+
+def pattern_sha256(n: int) -> str:
+    """SHA-256 of the first n bytes of the transfer pattern (byte k is k mod 256)."""
+    h = hashlib.sha256()
+    off = 0
+    while off < n:
+        k = min(1 << 20, n - off)
+        h.update(http_body_bytes(off, k))
+        off += k
+    return h.hexdigest()
+
+
+@dataclass
+class SinkResult:
+    peer: tuple[str, int]
+    nbytes: int
+    sha256: str
+    error: str | None = None
+
+
+class KernelSide:
+    """Kernel-side services and routes of the lab; `close()` stops every thread it started."""
+
+    def __init__(self, ifname: str, medium: str, transfer_bytes: int) -> None:
+        self.ifname = ifname
+        self.medium = medium
+        self.transfer_bytes = transfer_bytes
+        self.sink_results: queue.Queue[SinkResult] = queue.Queue()
+        self.source_done: queue.Queue[tuple[int, str | None]] = queue.Queue()
+        self.udp_seen: queue.Queue[tuple[bytes, tuple[str, int]]] = queue.Queue()
+        self._stop = threading.Event()
+        self._socks: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+
+    # -- setup ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        netns.sysctl("net.ipv4.ip_forward", "1")
+        netns.ip("route", "add", "unreachable", f"{UNREACH_HOST}/32")
+        netns.ip("route", "add", "blackhole", f"{BLACKHOLE_HOST}/32")
+        self._tcp_server(ECHO_PORT, self._echo)
+        self._tcp_server(SINK_PORT, self._sink)
+        self._tcp_server(SOURCE_PORT, self._source)
+        u = self._sock(socket.SOCK_DGRAM, ("0.0.0.0", ECHO_PORT))
+        self._thread("k-udp-echo", self._udp_echo, u)
+        self.other_udp = self._sock(socket.SOCK_DGRAM, (KERNEL, OTHER_UDP_PORT))
+        if self.medium == "ethernet":
+            self._thread("k-proxy-arp", self._proxy_arp, [UNREACH_HOST, BLACKHOLE_HOST])
+
+    def _sock(self, kind: int, addr: tuple[str, int]) -> socket.socket:
+        s = socket.socket(socket.AF_INET, kind)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(addr)
+        s.settimeout(0.25)
+        self._socks.append(s)
+        return s
+
+    def _thread(self, name: str, fn: Any, *args: Any) -> None:
+        t = threading.Thread(target=self._guard, args=(fn, *args), name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except OSError:
+            if not self._stop.is_set():
+                raise
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(1.0)
+
+    # -- TCP ------------------------------------------------------------------------------------
+    def _tcp_server(self, port: int, handler: Any) -> None:
+        ls = self._sock(socket.SOCK_STREAM, (KERNEL, port))
+        ls.listen(64)
+        self._thread(f"k-tcp-{port}", self._accept_loop, ls, handler)
+
+    def _accept_loop(self, ls: socket.socket, handler: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = ls.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(IO_TIMEOUT_S)
+            self._thread("k-conn", self._conn, conn, peer, handler)
+
+    def _conn(self, conn: socket.socket, peer: tuple[str, int], handler: Any) -> None:
+        with conn:
+            handler(conn, peer)
+
+    @staticmethod
+    def _echo(conn: socket.socket, peer: tuple[str, int]) -> None:
+        try:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+        except OSError:
+            pass
+
+    def _sink(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        h = hashlib.sha256()
+        n = 0
+        err = None
+        try:
+            while data := conn.recv(1 << 18):
+                h.update(data)
+                n += len(data)
+        except OSError as e:
+            err = f"{type(e).__name__}: {e}"
+        self.sink_results.put(SinkResult(peer, n, h.hexdigest(), err))
+
+    def _source(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        sent = 0
+        err = None
+        try:
+            while sent < self.transfer_bytes:
+                k = min(1 << 18, self.transfer_bytes - sent)
+                conn.sendall(http_body_bytes(sent, k))
+                sent += k
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(IO_TIMEOUT_S)
+            while conn.recv(65536):  # wait for ustack's FIN so the close is orderly
+                pass
+        except OSError as e:
+            err = f"{type(e).__name__}: {e}"
+        self.source_done.put((sent, err))
+
+    # -- UDP ------------------------------------------------------------------------------------
+    def _udp_echo(self, s: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = s.recvfrom(65535)
+            except TimeoutError:
+                continue
+            self.udp_seen.put((data, peer))
+            s.sendto(data, peer)
+
+    def send_from_other_port(self, data: bytes, port: int) -> None:
+        self.other_udp.sendto(data, (USTACK, port))
+
+    # -- TAP: answer ARP for the unreachable/blackhole addresses --------------------------------
+    def _proxy_arp(self, addrs: list[str]) -> None:
+        ETH_P_ARP = 0x0806
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        s.bind((self.ifname, ETH_P_ARP))
+        s.settimeout(0.25)
+        self._socks.append(s)
+        mine = {socket.inet_aton(a) for a in addrs}
+        mac = s.getsockname()[4]  # the kernel interface's MAC (sysfs would show the parent netns)
+        while not self._stop.is_set():
+            try:
+                frame = s.recv(2048)
+            except TimeoutError:
+                continue
+            if len(frame) < 42 or frame[12:14] != b"\x08\x06":
+                continue
+            htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", frame[14:22])
+            sha, spa, tpa = frame[22:28], frame[28:32], frame[38:42]
+            if op != 1 or tpa not in mine or (htype, ptype, hlen, plen) != (1, 0x0800, 6, 4):
+                continue
+            reply = (sha + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2)
+                     + mac + tpa + sha + spa)
+            s.send(reply)

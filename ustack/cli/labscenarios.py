@@ -1,0 +1,532 @@
+"""The scenarios of `ustack lab`, each a short Winsock program with the result it must give.
+
+Every scenario gets a `LabContext` (the host, its Winsock, the kernel side) and returns an
+`Outcome`: passed or not, what it got in a few words, the Winsock calls it made (recorded by
+`WsRecorder`, so the view shows them with return values, error names and durations) and the
+calls worth showing on its one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import labkernel as K
+from . import netns
+from .wscalls import Call, WsRecorder, format_duration
+
+# The lab's short SYN schedule: first retry after 0.25 s, doubling, 2 retries: gives up at 1.75 s.
+# (Windows: 3 s initial RTO, 2 retries, about 21 s; the simulator tests that one.)
+LAB_SYN_RTO_S = 0.25
+LAB_SYN_RETRIES = 2
+RECV_TIMEOUT_MS = 2000
+UDP_TRIES = 3  # UDP scenarios retry when the tour runs under the user's loss
+CHUNK = 64 * 1024
+
+
+def syn_schedule(rto: float, retries: int) -> tuple[list[float], float]:
+    """Times of each SYN after the first and the moment connect gives up."""
+    times, t = [], 0.0
+    for i in range(retries):
+        t += rto * (2 ** i)
+        times.append(t)
+    return times, t + rto * (2 ** retries)
+
+
+def syn_schedule_text(rto: float = LAB_SYN_RTO_S, retries: int = LAB_SYN_RETRIES) -> str:
+    times, give_up = syn_schedule(rto, retries)
+    shown = ", ".join(f"{t:g} s" for t in [0.0, *times])
+    return f"SYNs at {shown}; gives up at {give_up:g} s"
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    got: str
+    calls: list[Call] = field(default_factory=list)
+    key: list[Call] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Scenario:
+    id: str
+    title: str
+    expected: str
+    fn: Callable[[LabContext], Outcome]
+
+
+@dataclass
+class LabContext:
+    args: argparse.Namespace
+    host: Any
+    sink: Any
+    user_faults: Any
+    transfer_faults: Any
+    transfer_bytes: int
+    pcap: str
+    kernel: K.KernelSide | None = None
+    ws: Any = None
+    last_recorder: WsRecorder | None = None
+
+    # -- set-up / teardown ----------------------------------------------------------------------
+    def configure_tcp(self) -> None:
+        tcp = getattr(self.host.stack, "tcp", None)
+        if tcp is None:
+            return
+        cfg = getattr(tcp, "config", None)
+
+        def short_syn() -> None:
+            cfg.syn_rto_s = LAB_SYN_RTO_S
+            cfg.syn_retries = LAB_SYN_RETRIES
+        if cfg is not None:
+            self.host.call(short_syn)
+
+    def start_winsock(self) -> None:
+        from ustack.winsock import WSADATA, Winsock
+
+        self.ws = Winsock(self.host)
+        if self.ws.WSAStartup(0x0202, WSADATA()) != 0:
+            raise RuntimeError("WSAStartup failed")
+
+    def close(self) -> None:
+        try:
+            if self.ws is not None:
+                self.ws.WSACleanup()
+        except Exception:  # noqa: BLE001 - teardown goes on whatever happens
+            pass
+        if self.kernel is not None:
+            self.kernel.close()
+        try:
+            self.host.close()
+        finally:
+            self.sink.close()
+
+    def describe(self) -> dict[str, Any]:
+        a = self.args
+        return {"device": "tap" if a.tap else "tun", "ifname": a.ifname, "kernel": f"{K.KERNEL}/{K.PREFIX}",
+                "ustack": f"{K.USTACK}/{K.PREFIX}", "mtu": a.mtu,
+                "faults": self.user_faults.to_spec() if self.user_faults is not None else None,
+                "syn_schedule": syn_schedule_text()}
+
+    # -- helpers for scenarios ------------------------------------------------------------------
+    def rec(self) -> WsRecorder:
+        self.last_recorder = WsRecorder(self.ws)
+        return self.last_recorder
+
+    def need_tcp(self) -> None:
+        if getattr(self.host.stack, "tcp", None) is None:
+            raise RuntimeError("this stack has no TCP layer (ustack.tcp.TcpLayer missing)")
+
+    def injector(self) -> Any:
+        from ustack.drivers import FaultInjector
+
+        dev = self.host.device
+        for _ in range(8):
+            if isinstance(dev, FaultInjector):
+                return dev
+            dev = getattr(dev, "inner", None)
+            if dev is None:
+                break
+        return None
+
+    def fault_stats(self) -> dict[str, int]:
+        inj = self.injector()
+        if inj is None:
+            return {}
+        stats: dict[str, int] = {}
+        for lane in ("_tx", "_rx"):
+            ln = getattr(inj, lane, None)
+            if ln is not None:
+                for k, v in ln.stats.items():
+                    stats[k] = stats.get(k, 0) + v
+        return stats
+
+    def counter(self, name: str) -> int:
+        c = self.host.stack.counters
+        return int(self.host.call(lambda: c.get(name)))
+
+    def device_tx_frames(self) -> int:
+        """Frames the stack handed to the device so far (from the outermost middleware's view)."""
+        dev = self.host.device
+        while dev is not None:
+            counters = getattr(dev, "counters", None)
+            if counters is not None and hasattr(counters, "tx_frames"):
+                return int(counters.tx_frames)
+            dev = getattr(dev, "inner", None)
+        return int(self.counter("ipv4.out"))
+
+
+def _udp_socket(r: WsRecorder) -> int:
+    s, call = r.socket(udp=True)
+    if call.failed:
+        raise RuntimeError(call.line())
+    r.setsockopt_int(s, "SOL_SOCKET", "SO_RCVTIMEO", RECV_TIMEOUT_MS)
+    return s
+
+
+# == scenarios ====================================================================================
+def sc_ping(ctx: LabContext) -> Outcome:
+    exe = shutil.which("ping")
+    if exe is None:
+        return Outcome(False, "the `ping` command is missing (apt-get install iputils-ping)")
+    t0 = time.monotonic()
+    p = subprocess.run([exe, "-c", "3", "-i", "0.2", "-W", "2", "-n", K.USTACK], capture_output=True,
+                       text=True, timeout=20)
+    dt = time.monotonic() - t0
+    summary = next((ln for ln in p.stdout.splitlines() if "packets transmitted" in ln), p.stderr.strip())
+    rtt = next((ln.split("=")[1].strip() for ln in p.stdout.splitlines() if ln.startswith("rtt")), "")
+    received = 0
+    for part in summary.split(","):
+        if "received" in part:
+            received = int(part.split()[0])
+    call = Call("ping", f"-c 3 {K.USTACK}", p.returncode, f"{received}/3 replies", seconds=dt,
+                detail=f"rtt min/avg/max/mdev {rtt}" if rtt else "")
+    # Under injected loss a lost echo is expected; one reply still proves the path.
+    need = 3 if ctx.user_faults is None else 1
+    return Outcome(received >= need, f"{received}/3 echo replies", [call], [call],
+                   {"received": received, "rtt": rtt})
+
+
+def sc_udp_echo(ctx: LabContext) -> Outcome:
+    r = ctx.rec()
+    s = _udp_socket(r)
+    payload = b"hello from ustack"
+    got = None
+    for _ in range(UDP_TRIES):
+        sent = r.sendto(s, payload, K.KERNEL, K.ECHO_PORT)
+        data, frm, rc = r.recvfrom(s)
+        if data is not None:
+            got = (data, frm, sent, rc)
+            break
+    r.closesocket(s)
+    if got is None:
+        return Outcome(False, "no echo", r.calls, r.calls[-3:])
+    data, frm, sent, rc = got
+    ok = data == payload and frm == (K.KERNEL, K.ECHO_PORT)
+    return Outcome(ok, f"echo of {len(data)} bytes from {frm[0]}:{frm[1]}", r.calls, [sent, rc])
+
+
+def sc_udp_closed(ctx: LabContext) -> Outcome:
+    W = ctx.ws
+    r = ctx.rec()
+    s = _udp_socket(r)
+    err_call = None
+    for _ in range(UDP_TRIES):
+        sent = r.sendto(s, b"anyone there?", K.KERNEL, K.CLOSED_UDP_PORT)
+        _, _, rc = r.recvfrom(s)
+        if rc.failed and rc.error != _wsa(W, "WSAETIMEDOUT"):
+            err_call = rc
+            break
+    # The socket stays usable afterwards (item 56): an echo still works.
+    ok_after = r.sendto(s, b"still alive", K.KERNEL, K.ECHO_PORT)
+    data, _, after = r.recvfrom(s)
+    r.closesocket(s)
+    if err_call is None:
+        return Outcome(False, "no error on recv", r.calls, r.calls[-4:])
+    ok = err_call.error == _wsa(W, "WSAECONNRESET") and data == b"still alive"
+    return Outcome(ok, f"{err_call.error_name}, then the socket still works", r.calls,
+                   [sent, err_call, ok_after, after])
+
+
+def sc_udp_connected(ctx: LabContext) -> Outcome:
+    r = ctx.rec()
+    assert ctx.kernel is not None
+    s = _udp_socket(r)
+    c = r.connect(s, K.KERNEL, K.ECHO_PORT)
+    name, gs = r.getsockname(s)
+    if c.failed or name is None:
+        return Outcome(False, "connect/getsockname failed", r.calls, r.calls[-2:])
+    port = name[1]
+    counters = ctx.host.stack.counters
+    before = ctx.counter("udp.connected_filtered")
+    ctx.kernel.send_from_other_port(b"stranger", port)
+    r.note(f"kernel sends b'stranger' from {K.KERNEL}:{K.OTHER_UDP_PORT} to port {port}")
+    filtered = ctx.host.wait(lambda: counters.get("udp.connected_filtered") > before, 2.0)
+    sent = r.send(s, b"from the peer?")
+    data, rc = r.recv(s)
+    n, fr = r.fionread(s)
+    r.closesocket(s)
+    ok = filtered and data == b"from the peer?" and n == 0
+    got = ("stranger discarded (udp.connected_filtered), peer's echo received" if ok
+           else f"filtered={filtered}, recv got {data!r}, {n} bytes left")
+    return Outcome(ok, got, r.calls, [c, sent, rc])
+
+
+def sc_udp_broadcast(ctx: LabContext) -> Outcome:
+    W = ctx.ws
+    r = ctx.rec()
+    s = _udp_socket(r)
+    denied = r.sendto(s, b"to everyone", K.BROADCAST, K.ECHO_PORT)
+    opt = r.setsockopt_int(s, "SOL_SOCKET", "SO_BROADCAST", 1)
+    data = sent = rc = None
+    for _ in range(UDP_TRIES):
+        sent = r.sendto(s, b"to everyone", K.BROADCAST, K.ECHO_PORT)
+        data, frm, rc = r.recvfrom(s)
+        if data is not None:
+            break
+    r.closesocket(s)
+    ok = denied.error == _wsa(W, "WSAEACCES") and not opt.failed and sent is not None and not sent.failed \
+        and data == b"to everyone"
+    return Outcome(ok, f"without SO_BROADCAST {denied.error_name or denied.ret_text}; with it sent and echoed"
+                   if ok else "unexpected", r.calls, [denied, opt, sent, rc])
+
+
+def _tcp_connect(ctx: LabContext, addr: str, port: int) -> tuple[WsRecorder, int, Call]:
+    ctx.need_tcp()
+    r = ctx.rec()
+    s, call = r.socket()
+    if call.failed:
+        raise RuntimeError(call.line())
+    return r, s, r.connect(s, addr, port)
+
+
+def sc_tcp_connect(ctx: LabContext) -> Outcome:
+    r, s, c = _tcp_connect(ctx, K.KERNEL, K.ECHO_PORT)
+    name, gs = r.getsockname(s)
+    r.send(s, b"hello, kernel")
+    data, rc = r.recv(s)
+    r.closesocket(s)
+    ephemeral = name is not None and 49152 <= name[1] <= 65535
+    ok = not c.failed and ephemeral and data == b"hello, kernel"
+    got = f"connected from ephemeral port {name[1]}, echo ok" if ok else "unexpected"
+    return Outcome(ok, got, r.calls, [c, gs, rc], {"local_port": name[1] if name else None})
+
+
+def _expect_connect_error(ctx: LabContext, addr: str, port: int, code: str, *,
+                          within: tuple[float, float] | None = None, extra: str = "") -> Outcome:
+    r, s, c = _tcp_connect(ctx, addr, port)
+    r.closesocket(s)
+    ok = c.error == _wsa(ctx.ws, code)
+    if within is not None:
+        ok = ok and within[0] <= c.seconds <= within[1]
+    got = f"{c.error_name or c.ret_text} after {format_duration(c.seconds)}" + (f"; {extra}" if extra else "")
+    return Outcome(ok, got, r.calls, [c], {"seconds": c.seconds})
+
+
+def sc_tcp_refused(ctx: LabContext) -> Outcome:
+    return _expect_connect_error(ctx, K.KERNEL, K.CLOSED_TCP_PORT, "WSAECONNREFUSED")
+
+
+def sc_tcp_timeout(ctx: LabContext) -> Outcome:
+    times, give_up = syn_schedule(LAB_SYN_RTO_S, LAB_SYN_RETRIES)
+    out = _expect_connect_error(ctx, K.BLACKHOLE_HOST, K.ECHO_PORT, "WSAETIMEDOUT",
+                                within=(give_up * 0.9, give_up + 1.5), extra=syn_schedule_text())
+    out.info["syn_schedule"] = syn_schedule_text()
+    return out
+
+
+def sc_tcp_host_unreach(ctx: LabContext) -> Outcome:
+    return _expect_connect_error(ctx, K.UNREACH_HOST, K.ECHO_PORT, "WSAEHOSTUNREACH")
+
+
+def sc_tcp_net_unreach(ctx: LabContext) -> Outcome:
+    ctx.need_tcp()
+    r = ctx.rec()
+    s, _ = r.socket()
+    before = ctx.device_tx_frames()
+    c = r.connect(s, K.NO_ROUTE_HOST, K.ECHO_PORT)
+    sent = ctx.device_tx_frames() - before
+    r.closesocket(s)
+    ok = c.error == _wsa(ctx.ws, "WSAENETUNREACH") and sent == 0
+    got = f"{c.error_name or c.ret_text}, {sent} frames sent"
+    return Outcome(ok, got, r.calls, [c], {"frames_sent": sent})
+
+
+def sc_nb_select(ctx: LabContext) -> Outcome:
+    ctx.need_tcp()
+    r = ctx.rec()
+    s, _ = r.socket()
+    nb = r.fionbio(s, True)
+    c = r.connect(s, K.KERNEL, K.ECHO_PORT)
+    ready, sel = r.select(s, write=True, exc=True, timeout_s=5.0)
+    err, so = r.getsockopt_int(s, "SOL_SOCKET", "SO_ERROR")
+    r.closesocket(s)
+    ok = (not nb.failed and c.error == _wsa(ctx.ws, "WSAEWOULDBLOCK") and sel.ret == 1 and ready["write"]
+          and not ready["except"] and err == 0)
+    got = "WSAEWOULDBLOCK, then writable, SO_ERROR 0" if ok else "unexpected"
+    return Outcome(ok, got, r.calls, [c, sel, so])
+
+
+def sc_nb_async(ctx: LabContext) -> Outcome:
+    ctx.need_tcp()
+    W = ctx.ws
+    import ustack.winsock as C
+
+    r = ctx.rec()
+    s, _ = r.socket()
+    hwnd = W.create_window("lab")
+    msg = C.WM_USER + 1
+    a = r.async_select(s, hwnd, msg, C.FD_CONNECT | C.FD_WRITE | C.FD_CLOSE)
+    c = r.connect(s, K.KERNEL, K.ECHO_PORT)
+    m1, g1 = r.get_message(hwnd, 5.0)
+    m2, g2 = r.get_message(hwnd, 5.0)
+    r.closesocket(s)
+    ok = (not a.failed and c.error == _wsa(W, "WSAEWOULDBLOCK") and m1 is not None
+          and m1.message == msg and m1.wParam == s and m1.lParam == C.WSAMAKESELECTREPLY(C.FD_CONNECT, 0)
+          and m2 is not None and C.WSAGETSELECTEVENT(m2.lParam) == C.FD_WRITE)
+    got = f"FD_CONNECT lParam={m1.lParam:#010x}, then FD_WRITE" if ok else "unexpected"
+    return Outcome(ok, got, r.calls, [c, g1, g2])
+
+
+def sc_nb_event(ctx: LabContext) -> Outcome:
+    ctx.need_tcp()
+    import ustack.winsock as C
+
+    r = ctx.rec()
+    s, _ = r.socket()
+    ev, _ = r.create_event()
+    es = r.event_select(s, ev, C.FD_CONNECT | C.FD_CLOSE)
+    c = r.connect(s, K.KERNEL, K.ECHO_PORT)
+    w = r.wait_events([ev], 5000)
+    ne, en = r.enum_events(s, ev)
+    r.closesocket(s)
+    r.close_event(ev)
+    ok = (not es.failed and c.error == _wsa(ctx.ws, "WSAEWOULDBLOCK") and w.ret == C.WSA_WAIT_EVENT_0
+          and not en.failed and ne.lNetworkEvents & C.FD_CONNECT and ne.iErrorCode[C.FD_CONNECT_BIT] == 0)
+    got = "event signalled, FD_CONNECT with error 0" if ok else "unexpected"
+    return Outcome(ok, got, r.calls, [c, w, en])
+
+
+# -- bulk transfer under loss -----------------------------------------------------------------------
+def _with_transfer_faults(ctx: LabContext) -> tuple[Any, Any]:
+    """Turn on the transfer's loss (unless the whole tour runs under the user's faults)."""
+    inj = ctx.injector()
+    if inj is None or ctx.user_faults is not None:
+        return inj, None
+    old = inj.config
+    new = replace(old, loss=ctx.transfer_faults.loss)
+    ctx.host.call(inj.set_config, new)
+    return inj, old
+
+
+def _restore_faults(ctx: LabContext, inj: Any, old: Any) -> None:
+    if inj is not None and old is not None:
+        ctx.host.call(inj.set_config, old)
+
+
+def _tcp_retransmits(ctx: LabContext) -> int:
+    snap = ctx.host.call(ctx.host.stack.counters.snapshot)
+    return sum(v for k, v in snap.items() if k.startswith("tcp.") and "retrans" in k and "by_peer" not in k)
+
+
+def sc_transfer(ctx: LabContext) -> Outcome:
+    ctx.need_tcp()
+    assert ctx.kernel is not None
+    n = ctx.transfer_bytes
+    expected_sha = K.pattern_sha256(n)
+    from .services import http_body_bytes
+
+    inj, old = _with_transfer_faults(ctx)
+    drops0 = ctx.fault_stats().get("dropped", 0)
+    r = ctx.rec()
+    info: dict[str, Any] = {"bytes": n}
+    try:
+        # upload: ustack -> kernel sink
+        rt0 = _tcp_retransmits(ctx)
+        s, _ = r.socket()
+        c = r.connect(s, K.KERNEL, K.SINK_PORT)
+        if c.failed:
+            return Outcome(False, f"upload connect failed: {c.error_name}", r.calls, [c])
+        t0 = time.monotonic()
+        sent = 0
+        block = http_body_bytes(0, CHUNK)
+        while sent < n:
+            k = min(CHUNK, n - sent)
+            chunk = block[:k] if sent % 256 == 0 else http_body_bytes(sent, k)
+            rv = ctx.ws.send(s, chunk, k, 0)
+            if rv == -1:
+                break
+            sent += rv
+        up_call = Call("send", f"{r.sname(s)}, <{n} bytes in {CHUNK // 1024} KB calls>", sent, str(sent),
+                       seconds=time.monotonic() - t0)
+        if sent < n:
+            err = ctx.ws.WSAGetLastError()
+            from ustack.winsock import wsa_name
+
+            up_call.error, up_call.error_name = err, wsa_name(err)
+        r.calls.append(up_call)
+        r.shutdown(s, "SD_SEND")
+        try:
+            res = ctx.kernel.sink_results.get(timeout=60)
+        except Exception:  # noqa: BLE001
+            res = None
+        up_s = time.monotonic() - t0
+        r.closesocket(s)
+        up_rt = _tcp_retransmits(ctx) - rt0
+        up_ok = res is not None and res.nbytes == n and res.sha256 == expected_sha
+        info["upload"] = {"seconds": round(up_s, 3), "mbps": round(n * 8 / up_s / 1e6, 1),
+                          "ustack_retransmits": up_rt, "kernel_got": res.nbytes if res else None,
+                          "sha256_ok": bool(res and res.sha256 == expected_sha)}
+        # download: kernel source -> ustack
+        k_rt0 = netns.snmp_counter("Tcp", "RetransSegs") or 0
+        s2, _ = r.socket()
+        c2 = r.connect(s2, K.KERNEL, K.SOURCE_PORT)
+        if c2.failed:
+            return Outcome(False, f"download connect failed: {c2.error_name}", r.calls, [c, c2], info)
+        t1 = time.monotonic()
+        h = hashlib.sha256()
+        got = 0
+        deadline = t1 + 120
+        while time.monotonic() < deadline:
+            data, _ = r.recv(s2, 1 << 18, quiet=True)
+            if not data:
+                break
+            h.update(data)
+            got += len(data)
+        down_s = time.monotonic() - t1
+        down_call = Call("recv", f"{r.sname(s2)}, <until 0>", got, f"{got} bytes total", seconds=down_s)
+        r.calls.append(down_call)
+        r.closesocket(s2)
+        k_rt = (netns.snmp_counter("Tcp", "RetransSegs") or 0) - k_rt0
+        down_ok = got == n and h.hexdigest() == expected_sha
+        info["download"] = {"seconds": round(down_s, 3), "mbps": round(n * 8 / down_s / 1e6, 1),
+                            "kernel_retransmits": k_rt, "sha256_ok": h.hexdigest() == expected_sha}
+    finally:
+        _restore_faults(ctx, inj, old)
+    info["frames_dropped_by_faults"] = ctx.fault_stats().get("dropped", 0) - drops0
+    info["loss"] = (ctx.user_faults or ctx.transfer_faults).loss
+    u, d = info["upload"], info["download"]
+    got_text = (f"up {n / 1e6:g} MB {u['mbps']} Mbit/s ({u['ustack_retransmits']} retransmits), "
+                f"down {d['mbps']} Mbit/s ({d['kernel_retransmits']} kernel retransmits), "
+                f"{info['frames_dropped_by_faults']} frames dropped at {info['loss']:.0%} loss, sha256 "
+                f"{'ok' if up_ok and down_ok else 'MISMATCH'}")
+    return Outcome(up_ok and down_ok, got_text, r.calls, [c, up_call, c2, down_call], info)
+
+
+def _wsa(ws: Any, name: str) -> int:
+    import ustack.winsock as C
+
+    return int(getattr(C, name))
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("ping", "kernel ping -> ustack", "3/3 echo replies", sc_ping),
+    Scenario("udp-echo", "UDP echo", "the datagram comes back", sc_udp_echo),
+    Scenario("udp-closed-port", "UDP to a closed port", "WSAECONNRESET on the next recv", sc_udp_closed),
+    Scenario("udp-connected-filter", "connected UDP filters other sources", "only the peer's datagram",
+             sc_udp_connected),
+    Scenario("udp-broadcast", "UDP broadcast without / with SO_BROADCAST", "WSAEACCES, then sent",
+             sc_udp_broadcast),
+    Scenario("tcp-connect", "TCP connect", "0, ephemeral port 49152-65535", sc_tcp_connect),
+    Scenario("tcp-refused", "TCP connect to a closed port", "WSAECONNREFUSED", sc_tcp_refused),
+    Scenario("tcp-timeout", "TCP connect into a blackhole", "WSAETIMEDOUT", sc_tcp_timeout),
+    Scenario("tcp-host-unreachable", "TCP connect, ICMP host unreachable", "WSAEHOSTUNREACH",
+             sc_tcp_host_unreach),
+    Scenario("tcp-net-unreachable", "TCP connect with no route", "WSAENETUNREACH, nothing sent",
+             sc_tcp_net_unreach),
+    Scenario("nonblocking-select", "nonblocking connect + select", "WSAEWOULDBLOCK, then writable",
+             sc_nb_select),
+    Scenario("nonblocking-async", "nonblocking connect + WSAAsyncSelect", "FD_CONNECT message, error 0",
+             sc_nb_async),
+    Scenario("nonblocking-event", "nonblocking connect + WSAEventSelect", "event signalled, FD_CONNECT",
+             sc_nb_event),
+    Scenario("transfer", "bulk transfer both ways under loss", "every byte, in order (SHA-256)", sc_transfer),
+]
