@@ -19,6 +19,7 @@ Nothing escapes the network thread: an exception from processing is counted (`er
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
@@ -336,7 +337,8 @@ class Host:
                 if efd == wake_r:
                     self._drain_wake()
                 elif ev & _POLL_BAD and not ev & _POLLIN:
-                    self._device_failed(OSError(f"device fd reported poll events {ev:#x}"))
+                    self._device_failed(OSError(errno.ENODEV, f"device gone (poll events {ev:#x}: "
+                                                "POLLERR/POLLHUP/POLLNVAL)"))
                 else:
                     readable = True
             if self._stop:
