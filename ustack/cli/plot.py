@@ -306,12 +306,14 @@ def cwnd_series(events: list[dict[str, Any]], conn: str | None) -> CwndSeries:
             s.t.append(t)
             s.cwnd.append(float(e["cwnd"]))
             th = e.get("ssthresh")
-            if isinstance(th, int | float) and th < 1 << 40:
+            if isinstance(th, int | float) and th < 1 << 30:  # "infinite" ssthresh is not drawn
                 s.ssthresh.append((t, float(th)))
+            if e.get("event") in ("loss", "rto"):
+                s.retrans.append(t)
         elif ev in ("retransmit", "rto"):
             s.retrans.append(t)
         elif ev == "state":
-            s.states.append((t, str(e.get("to", ""))))
+            s.states.append((t, str(e.get("new", e.get("to", "")))))
     return s
 
 

@@ -2,21 +2,22 @@
 
 File format, one JSON object per line (times in seconds since the host was opened):
 
-    {"t": 0.0012, "conn": "198.18.0.2:49731>198.18.0.1:7", "ev": "state", "from": "SYN_SENT",
-     "to": "ESTABLISHED"}
-    {"t": 0.0450, "conn": "...", "ev": "cwnd", "cwnd": 14600, "ssthresh": null, "srtt": 0.0004, "rto": 0.2,
-     "flight": 2920, "mss": 1460}
-    {"t": 0.0461, "conn": "...", "ev": "retransmit", "seq": 123456, "len": 1460, "why": "rto"}
+    {"t": 0.0012, "conn": "198.18.0.2:49731>198.18.0.1:7", "ev": "state", "old": "SYN_SENT",
+     "new": "ESTABLISHED"}
+    {"t": 0.0450, "conn": "...", "ev": "cwnd", "cwnd": 14600, "ssthresh": 2147483647}
+    {"t": 0.0461, "conn": "...", "ev": "cwnd", "cwnd": 7300, "ssthresh": 7300, "event": "loss"}
 
-`ev` names and the extra fields are whatever the TCP layer's trace hook reports; `t`, `conn`
-and `ev` are always present. `ustack plot --kind cwnd` reads the `cwnd` events (and marks
-`retransmit` and `state` events).
+`ev` and the extra fields are what the TCP layer's trace hook reports (`ustack.tcp`:
+`state` with old/new, `cwnd` with cwnd/ssthresh and an optional `event` of "loss", "rto" or
+"recovered"); `t`, `conn` and `ev` are always present. `ustack plot --kind cwnd` draws the
+`cwnd` events and marks the loss/rto ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,15 +25,14 @@ from typing import Any, TextIO
 
 
 def conn_name(conn: Any) -> str:
-    """"laddr:lport>raddr:rport" of a TCP connection (or repr when it has no endpoints yet)."""
+    """"laddr:lport>raddr:rport" of a TCP connection (its `key` 4-tuple), or "?" if unknown."""
     from ustack.wire.ipv4 import ip_str
 
     try:
-        la, lp = conn.local
-        ra, rp = conn.remote
+        la, lp, ra, rp = conn.key
         return f"{ip_str(la)}:{lp}>{ip_str(ra)}:{rp}"
-    except Exception:  # noqa: BLE001 - unbound or half-built connection
-        return f"conn@{id(conn):x}"
+    except Exception:  # noqa: BLE001 - not a connection
+        return "?"
 
 
 def _plain(v: Any) -> Any:
@@ -68,20 +68,34 @@ class TraceSink:
         return cls(out, echo, clock_origin)
 
     def attach(self, host: Any) -> bool:
-        """Hook into the host's TCP layer; False when the layer offers no trace hook."""
+        """Hook into the host's TCP layer; False when the layer offers no trace hook.
+
+        The layer copies its `on_trace(kind, now, **fields)` hook into each new connection."""
         tcp = getattr(host.stack, "tcp", None)
-        if tcp is None:
+        if tcp is None or not hasattr(tcp, "on_trace"):
             return False
-        for attr in ("on_trace", "trace_hook"):
-            if hasattr(tcp, attr):
-                setattr(tcp, attr, self.event)
-                return True
-        return False
+        tcp.on_trace = self.hook
+        return True
+
+    def hook(self, kind: str, now: float, **fields: Any) -> None:
+        """The TCP layer's trace hook. It does not name the connection, so take it from the
+        caller's frame: the hook is only ever called from methods of the Connection."""
+        conn = None
+        frame = sys._getframe(1)
+        for _ in range(3):
+            if frame is None:
+                break
+            cand = frame.f_locals.get("self")
+            if cand is not None and hasattr(cand, "key") and hasattr(cand, "state"):
+                conn = cand
+                break
+            frame = frame.f_back
+        self.event(conn, kind, fields, now)
 
     def event(self, conn: Any, ev: str, fields: dict[str, Any] | None = None,
               now: float | None = None) -> None:
         t = (now if now is not None else self.clock()) - self.origin
-        name = conn_name(conn) if not isinstance(conn, str) else conn
+        name = conn if isinstance(conn, str) else conn_name(conn)
         rec = {"t": round(t, 6), "conn": name, "ev": ev}
         if fields:
             for k, v in fields.items():
@@ -90,9 +104,12 @@ class TraceSink:
             self.events += 1
             if self.out is not None:
                 self.out.write(json.dumps(rec, separators=(",", ":")) + "\n")
-            if self.echo is not None and ev in ("state", "retransmit", "rto"):
-                extra = " ".join(f"{k}={v}" for k, v in rec.items() if k not in ("t", "conn", "ev"))
-                self.echo(f"{t:12.6f} TCP {name} {ev} {extra}")
+            if self.echo is not None and (ev == "state" or rec.get("event") in ("loss", "rto")):
+                if ev == "state":
+                    what = f"{rec.get('old')} -> {rec.get('new')}"
+                else:
+                    what = (f"{rec.get('event')}: cwnd {rec.get('cwnd')} ssthresh {rec.get('ssthresh')}")
+                self.echo(f"{t:12.6f} TCP {name} {what}")
 
     def close(self) -> None:
         if self.out is not None:

@@ -1,0 +1,115 @@
+"""`ustack connect HOST PORT`: one Winsock connect on ustack, every call printed.
+
+    WSAStartup(2.2) = 0  wVersion 2.2
+    socket(AF_INET, SOCK_STREAM, IPPROTO_TCP) = s1
+    connect(s1, 198.18.0.1:81) = SOCKET_ERROR  WSAECONNREFUSED (10061)  [3.2 ms]
+    closesocket(s1) = 0
+    WSACleanup() = 0
+
+Exit status: 0 when the connect succeeded, 1 when Winsock reported an error, 2 for a usage
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .hosting import open_host
+from .wscalls import WsRecorder
+
+WINSOCK_FAILED = 1
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    import ustack.winsock as W
+
+    with open_host(args) as opened:
+        ws = W.Winsock(opened.host)
+        rec = WsRecorder(ws, echo=_print)
+        if rec.startup().ret != 0:
+            return WINSOCK_FAILED
+        try:
+            return _connect(args, ws, rec)
+        finally:
+            rec.cleanup()
+
+
+def _connect(args: argparse.Namespace, ws: Any, rec: WsRecorder) -> int:
+    import ustack.winsock as W
+
+    s, call = rec.socket(udp=args.udp)
+    if call.failed:
+        return WINSOCK_FAILED
+    try:
+        if args.broadcast and rec.setsockopt_int(s, "SOL_SOCKET", "SO_BROADCAST", 1).failed:
+            return WINSOCK_FAILED
+        if args.bind is not None and rec.bind(s, *args.bind).failed:
+            return WINSOCK_FAILED
+        mode = args.nonblocking
+        hwnd = event = None
+        if mode == "select":
+            if rec.fionbio(s, True).failed:
+                return WINSOCK_FAILED
+        elif mode == "async":
+            hwnd = ws.create_window("connect")
+            if rec.async_select(s, hwnd, W.WM_USER + 1, W.FD_CONNECT | W.FD_WRITE | W.FD_CLOSE).failed:
+                return WINSOCK_FAILED
+        elif mode == "event":
+            event, _ = rec.create_event()
+            if rec.event_select(s, event, W.FD_CONNECT | W.FD_CLOSE).failed:
+                return WINSOCK_FAILED
+        c = rec.connect(s, args.host, args.port)
+        if c.failed:
+            if mode is None or c.error != W.WSAEWOULDBLOCK:
+                return WINSOCK_FAILED
+            error = _complete(args, rec, s, mode, hwnd, event)
+            if error != 0:
+                return WINSOCK_FAILED
+        rec.getsockname(s)
+        rec.getpeername(s)
+        if event is not None:
+            rec.event_select(s, event, 0)
+            rec.close_event(event)
+        return 0
+    finally:
+        rec.closesocket(s)
+
+
+def _complete(args: argparse.Namespace, rec: WsRecorder, s: int, mode: str, hwnd: Any, event: Any) -> int:
+    """Wait for a nonblocking connect to finish; its Winsock error code (0 on success)."""
+    import ustack.winsock as W
+
+    timeout = args.timeout
+    if mode == "select":
+        ready, sel = rec.select(s, write=True, exc=True, timeout_s=timeout)
+        if sel.failed:
+            return sel.error or -1
+        if sel.ret == 0:
+            rec.note(f"no outcome within {timeout:g} s")
+            return W.WSAETIMEDOUT
+        err, _ = rec.getsockopt_int(s, "SOL_SOCKET", "SO_ERROR")
+        return err if err is not None else -1
+    if mode == "async":
+        for _ in range(8):  # FD_WRITE may be queued after FD_CONNECT; stop at FD_CONNECT
+            msg, _ = rec.get_message(hwnd, timeout)
+            if msg is None:
+                rec.note(f"no message within {timeout:g} s")
+                return W.WSAETIMEDOUT
+            if W.WSAGETSELECTEVENT(msg.lParam) & W.FD_CONNECT:
+                return W.WSAGETSELECTERROR(msg.lParam)
+        return -1
+    wait = rec.wait_events([event], int(timeout * 1000))
+    if wait.ret != W.WSA_WAIT_EVENT_0:
+        return W.WSAETIMEDOUT
+    ne, en = rec.enum_events(s, event)
+    if en.failed or not ne.lNetworkEvents & W.FD_CONNECT:
+        return -1
+    return int(ne.iErrorCode[W.FD_CONNECT_BIT])
+
