@@ -62,3 +62,67 @@ def udp_client(host: Any, dst: str, port: int, payloads: list[bytes], timeout_s:
     finally:
         host.call(sock.close, host.now())
     return out
+
+
+def tcp_echo_server(host: Any, port: int, timeout_s: float = 30.0, ready: list | None = None) -> int:
+    """Accept one connection and echo everything until the peer closes. Returns bytes echoed."""
+    lsock = host.call(host.stack.tcp.open)
+    host.call(lsock.bind, 0, port)
+    host.call(lsock.listen, 4)
+    if ready is not None:
+        ready.append(lsock)
+    try:
+        if not host.wait(lambda: lsock.accept_pending > 0, timeout_s):
+            raise TimeoutError("no connection to accept")
+        conn = host.call(lsock.accept)
+        total = 0
+        pending = b""
+        while True:
+            host.wait(lambda p=pending: conn.readable_bytes > 0 or conn.at_eof or conn.error is not None
+                      or (bool(p) and conn.writable_bytes > 0), timeout_s)
+            if conn.error is not None:
+                raise ConnectionError(conn.error)
+            chunk = host.call(conn.recv, 65536)
+            pending += chunk
+            if pending:
+                n = host.call(lambda p=pending: conn.send(p, host.now()))
+                total += n
+                pending = pending[n:]
+            if host.call(lambda: conn.at_eof) and not pending:
+                break
+        host.call(lambda: conn.close(host.now()))
+        return total
+    finally:
+        host.call(lambda: lsock.close(host.now()))
+
+
+def tcp_exchange(host: Any, dst: str, port: int, data: bytes, timeout_s: float = 30.0) -> bytes:
+    """Connect, send `data` (all of it), half-close, read until EOF. Returns what came back."""
+    sock = host.call(host.stack.tcp.open)
+    host.call(lambda: sock.connect(ip_int(dst), port, host.now()))
+    from ustack.tcp import State
+
+    if not host.wait(lambda: sock.state is State.ESTABLISHED or sock.error is not None, timeout_s):
+        raise TimeoutError("connect")
+    if sock.error is not None:
+        raise ConnectionError(sock.error)
+    view = memoryview(data)
+    got = bytearray()
+    sent_fin = False
+    while True:
+        if view:
+            n = host.call(lambda v=view: sock.send(v, host.now()))
+            view = view[n:]
+        elif not sent_fin:
+            host.call(lambda: sock.shutdown(1, host.now()))
+            sent_fin = True
+        got += host.call(sock.recv, 1 << 20)
+        if host.call(lambda: sock.at_eof):
+            break
+        if sock.error is not None:
+            raise ConnectionError(sock.error)
+        if not host.wait(lambda v=view: sock.readable_bytes > 0 or sock.at_eof or sock.error is not None
+                         or (bool(v) and sock.writable_bytes > 0), timeout_s):
+            raise TimeoutError(f"stalled after {len(got)} bytes back")
+    host.call(lambda: sock.close(host.now()))
+    return bytes(got)

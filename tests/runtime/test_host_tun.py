@@ -187,3 +187,34 @@ def test_pcap_and_faults_middleware(netns, tmp_path):
     from ustack.drivers import read_pcap
 
     assert list(read_pcap(pcap)) == []  # the pcap shows what the stack saw: nothing
+
+
+def test_kernel_tcp_client_and_echo_app_thread(host):
+    pytest.importorskip("ustack.tcp")
+    from tests.runtime.apps import tcp_echo_server
+
+    ready: list = []
+    server = host.spawn(tcp_echo_server, host, 8007, 10.0, ready, name="tcp-echo")
+    deadline = time.monotonic() + 5
+    while not ready and time.monotonic() < deadline:
+        time.sleep(0.005)
+    data = bytes(range(256)) * 4096  # 1 MiB
+    got = bytearray()
+    with socket.create_connection((USTACK, 8007), timeout=10) as s:
+        s.settimeout(10)
+        reader = threading.Thread(target=lambda: _read_all(s, got, len(data)))
+        reader.start()
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        reader.join(20)
+    assert bytes(got) == data
+    assert server.result(10) == len(data)
+    assert host.errors == 0 and host.running
+
+
+def _read_all(s: socket.socket, out: bytearray, n: int) -> None:
+    while len(out) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk

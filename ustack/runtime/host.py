@@ -489,26 +489,23 @@ def build_stack(*, addr: str, gateway: str | None, mtu: int, medium: str, mac: b
 
 
 def attach_tcp(stack: Any, tcp: Any) -> None:
+    """tcp: None (attach ustack.tcp.TcpLayer when importable), True (must attach), False (no
+    TCP), a callable `tcp(stack)` that builds the layer, or a TcpConfig for the layer."""
     if tcp is False or getattr(stack, "tcp", None) is not None:
         return
-    if callable(tcp) and tcp is not True:
+    if callable(tcp) and not isinstance(tcp, bool):
         tcp(stack)
         return
     try:
-        from ustack.tcp import TcpLayer  # type: ignore[attr-defined]
+        from ustack.tcp import TcpLayer
     except ImportError:
         if tcp is True:
             raise
         return
-    layer = TcpLayer(stack)
+    layer = TcpLayer(stack) if tcp is None or tcp is True else TcpLayer(stack, tcp)
     if getattr(stack, "tcp", None) is None:  # a layer that does not register itself
-        register = getattr(stack, "register", None)
-        if register is not None:
-            register(layer)
-        try:
-            stack.tcp = layer
-        except AttributeError:
-            pass
+        stack.register(layer)
+        stack.tcp = layer
 
 
 __all__ = ["Host", "RuntimeClosed", "ThreadTask", "attach_tcp", "build_stack", "fault_config",
