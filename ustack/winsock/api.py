@@ -200,21 +200,20 @@ class Winsock:
     """Winsock for one host (a runtime.Host or a simulated host).
 
     Options (keyword):
-    - syn_rst_retries / syn_rst_retry_s: how often Windows re-sends a SYN answered by RST before
-      reporting WSAECONNREFUSED (item 25; default 2 retries, 0.5 s apart).
+    - syn_rst_retries: how often Windows re-sends a SYN answered by RST before reporting
+      WSAECONNREFUSED (item 25; default 2; the interval is TcpConfig.syn_rst_retry_s, 0.5 s).
     - broadcast_connect: "document" (UDP connect to a broadcast address without SO_BROADCAST
       fails with WSAEACCES, as the connect page says) or "modern" (connect succeeds, the send
       fails, as current Windows does; item 55).
     - max_sockets: more open sockets than this -> WSAEMFILE.
     """
 
-    def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float = 0.5,
+    def __init__(self, host: Any, *, syn_rst_retries: int = 2,
                  broadcast_connect: str = "document", max_sockets: int = 4096) -> None:
         if broadcast_connect not in ("document", "modern"):
             raise ValueError("broadcast_connect must be 'document' or 'modern'")
         self.host = host
         self.syn_rst_retries = syn_rst_retries
-        self.syn_rst_retry_s = syn_rst_retry_s
         self.broadcast_connect = broadcast_connect
         self.max_sockets = max_sockets
         self.version: tuple[int, int] = (2, 2)
@@ -680,8 +679,7 @@ class Winsock:
 
         def start() -> None:
             s = ws.sock
-            s.syn_rst_retries = self.syn_rst_retries
-            s.syn_rst_retry_s = self.syn_rst_retry_s
+            s.syn_rst_retries = self.syn_rst_retries  # item 25: the interval is TcpConfig's
             self._apply_tcp_options(ws)
             s.connect(addr, port, self._now())
             ws.phase = Phase.CONNECTING
@@ -1006,8 +1004,7 @@ class Winsock:
             if how in (C.SD_SEND, C.SD_BOTH):
                 ws.shut_wr = True
             if ws.is_tcp:
-                if how != C.SD_RECEIVE and self._tcp_state(ws) in _CAN_SEND:
-                    ws.sock.shutdown(how, self._now())
+                ws.sock.shutdown(how, self._now())
             else:
                 ws.sock.shutdown(how)
 

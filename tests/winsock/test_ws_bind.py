@@ -1,0 +1,122 @@
+"""Section D: bind and address reuse (Windows semantics, ≠L where marked)."""
+
+from __future__ import annotations
+
+import ctypes
+
+from ustack.winsock import (
+    SO_EXCLUSIVEADDRUSE,
+    SO_REUSEADDR,
+    SOCKADDR_IN,
+    SOL_SOCKET,
+    WSAEACCES,
+    WSAEADDRINUSE,
+    WSAEADDRNOTAVAIL,
+    WSAEAFNOSUPPORT,
+    WSAEFAULT,
+    WSAEINVAL,
+)
+
+from .wsutil import ME, PEER, bind, fail, listener, name_of, recv_from, sa, sendto, setopt_int, tcp, udp
+
+
+def test_item_11_bind_name_checks(net) -> None:
+    """bind: NULL name, namelen 0 or < 16 -> WSAEFAULT; unknown family -> WSAEAFNOSUPPORT."""
+    ws = net.ws
+    s = udp(ws)
+    fail(ws, ws.bind(s, None, 16), WSAEFAULT)
+    fail(ws, ws.bind(s, sa(ME, 0), 0), WSAEFAULT)
+    fail(ws, ws.bind(s, sa(ME, 0), 15), WSAEFAULT)
+    fail(ws, ws.bind(s, bytes(sa(ME, 0))[:8], 16), WSAEFAULT)  # namelen beyond the buffer
+    fail(ws, ws.bind(s, SOCKADDR_IN.make(ME, 0, family=23), 16), WSAEAFNOSUPPORT)
+
+
+def test_item_11_bind_address_checks(net) -> None:
+    """bind: an address not on the host or 255.255.255.255 -> WSAEADDRNOTAVAIL; twice -> WSAEINVAL; port 0
+    is ephemeral."""
+    ws = net.ws
+    s = udp(ws)
+    fail(ws, ws.bind(s, sa(PEER, 0), 16), WSAEADDRNOTAVAIL)
+    fail(ws, ws.bind(s, sa("255.255.255.255", 0), 16), WSAEADDRNOTAVAIL)
+    bind(ws, s, ME, 0)
+    addr, port = name_of(ws, s)
+    assert addr == ME and 49152 <= port <= 65535
+    fail(ws, ws.bind(s, sa(ME, 0), 16), WSAEINVAL)
+    t = tcp(ws)
+    bind(ws, t, "0.0.0.0", 0)
+    fail(ws, ws.bind(t, sa("0.0.0.0", 0), 16), WSAEINVAL)
+
+
+def test_item_12_same_address_in_use(net) -> None:
+    """A second socket on the same addr:port (bound or listening) -> WSAEADDRINUSE."""
+    ws = net.ws
+    a = udp(ws)
+    bind(ws, a, ME, 4000)
+    fail(ws, ws.bind(udp(ws), sa(ME, 4000), 16), WSAEADDRINUSE)
+    lst = listener(ws, 4001)
+    assert lst
+    fail(ws, ws.bind(tcp(ws), sa("0.0.0.0", 4001), 16), WSAEADDRINUSE)
+
+
+def test_item_13_specific_and_wildcard_coexist(net) -> None:
+    """≠L: ME:p and 0.0.0.0:p may both be bound; the specific address receives the datagram."""
+    ws, pws = net.ws, net.pws
+    wild = udp(ws)
+    bind(ws, wild, "0.0.0.0", 4100)
+    spec = udp(ws)
+    bind(ws, spec, ME, 4100)
+    sender = udp(pws)
+    assert sendto(pws, sender, b"to-specific", ME, 4100) == 11
+    data, _ = recv_from(ws, spec)
+    assert data == b"to-specific"
+    from .wsutil import set_nonblocking
+
+    set_nonblocking(ws, wild)
+    fail(ws, ws.recv(wild, bytearray(10), 10, 0), 10035)
+
+
+def test_item_13_loopback_and_wildcard_coexist(net) -> None:
+    """≠L: 127.0.0.1:p and 0.0.0.0:p may both be bound."""
+    ws = net.ws
+    bind(ws, udp(ws), "0.0.0.0", 4200)
+    bind(ws, udp(ws), "127.0.0.1", 4200)
+    bind(ws, tcp(ws), "0.0.0.0", 4201)
+    bind(ws, tcp(ws), "127.0.0.1", 4201)
+
+
+def test_item_14_reuseaddr_only_on_second_socket(net) -> None:
+    """≠L: SO_REUSEADDR only on the second socket -> WSAEACCES; on both -> both bind."""
+    ws = net.ws
+    a = udp(ws)
+    bind(ws, a, ME, 4300)
+    b = udp(ws)
+    assert setopt_int(ws, b, SOL_SOCKET, SO_REUSEADDR, 1) == 0
+    fail(ws, ws.bind(b, sa(ME, 4300), 16), WSAEACCES)
+    c, d = udp(ws), udp(ws)
+    for s in (c, d):
+        assert setopt_int(ws, s, SOL_SOCKET, SO_REUSEADDR, 1) == 0
+        bind(ws, s, ME, 4301)
+
+
+def test_item_14_exclusive_holder_denies_reuse(net) -> None:
+    """A holder with SO_EXCLUSIVEADDRUSE makes a later SO_REUSEADDR bind fail with WSAEACCES."""
+    ws = net.ws
+    a = udp(ws)
+    assert setopt_int(ws, a, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1) == 0
+    bind(ws, a, ME, 4310)
+    b = udp(ws)
+    assert setopt_int(ws, b, SOL_SOCKET, SO_REUSEADDR, 1) == 0
+    fail(ws, ws.bind(b, sa(ME, 4310), 16), WSAEACCES)
+
+
+def test_item_15_reuse_and_exclusive_are_exclusive(net) -> None:
+    """Setting SO_REUSEADDR while SO_EXCLUSIVEADDRUSE is set (or the reverse) -> WSAEINVAL."""
+    ws = net.ws
+    a = udp(ws)
+    assert setopt_int(ws, a, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1) == 0
+    fail(ws, setopt_int(ws, a, SOL_SOCKET, SO_REUSEADDR, 1), WSAEINVAL)
+    b = udp(ws)
+    assert setopt_int(ws, b, SOL_SOCKET, SO_REUSEADDR, 1) == 0
+    fail(ws, setopt_int(ws, b, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1), WSAEINVAL)
+    assert setopt_int(ws, b, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 0) == 0  # clearing is fine
+    assert ctypes.c_int(0).value == 0
