@@ -38,27 +38,30 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     budget = 0.1 if args.quick else 1.0
 
-    seg = TcpSegment(40000, 80, 123456789, 987654321, ACK | PSH, 64240, b"x" * args.payload,
-                     TcpOptions(ts=(1000, 2000)))
-    pkt = Ipv4Packet(SRC, DST, 6, seg.emit(SRC, DST), ident=1, df=True).emit()
-    pkt_mv = memoryview(pkt)
+    def packet(payload: int) -> tuple[TcpSegment, memoryview]:
+        seg = TcpSegment(40000, 80, 123456789, 987654321, ACK | PSH, 64240, b"x" * payload,
+                         TcpOptions(ts=(1000, 2000)))
+        return seg, memoryview(Ipv4Packet(SRC, DST, 6, seg.emit(SRC, DST), ident=1, df=True).emit())
 
-    def ustack_parse() -> object:
-        ip = Ipv4Packet.parse(pkt_mv)
-        return TcpSegment.parse(ip.payload, ip.src, ip.dst)
+    def parser(pkt_mv: memoryview, verify: bool) -> Callable[[], object]:
+        def parse() -> object:
+            ip = Ipv4Packet.parse(pkt_mv, verify)
+            return TcpSegment.parse(ip.payload, ip.src, ip.dst, verify)
+        return parse
 
-    def ustack_parse_noverify() -> object:
-        ip = Ipv4Packet.parse(pkt_mv, False)
-        return TcpSegment.parse(ip.payload, ip.src, ip.dst, False)
+    def emitter(seg: TcpSegment) -> Callable[[], bytes]:
+        def emit() -> bytes:
+            body = seg.emit(SRC, DST)
+            return quick_header(SRC, DST, 6, len(body), 1, 64, True) + body
+        return emit
 
-    def ustack_emit() -> bytes:
-        body = seg.emit(SRC, DST)
-        return quick_header(SRC, DST, 6, len(body), 1, 64, True) + body
-
+    seg, pkt_mv = packet(args.payload)
+    pkt = bytes(pkt_mv)
+    big_seg, big_mv = packet(1460)
     rows: list[tuple[str, float]] = []
-    rows.append(("ustack parse IPv4+TCP (checksums verified)", per_call_us(ustack_parse, budget)))
-    rows.append(("ustack parse IPv4+TCP (verify=False)", per_call_us(ustack_parse_noverify, budget)))
-    rows.append(("ustack emit TCP + quick_header", per_call_us(ustack_emit, budget)))
+    rows.append(("ustack parse IPv4+TCP (checksums verified)", per_call_us(parser(pkt_mv, True), budget)))
+    rows.append(("ustack parse IPv4+TCP (verify=False)", per_call_us(parser(pkt_mv, False), budget)))
+    rows.append(("ustack emit TCP + quick_header", per_call_us(emitter(seg), budget)))
     try:
         import dpkt
 
@@ -73,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("scapy parse IPv4+TCP", per_call_us(lambda: IP(pkt), budget / 2)))
     except ImportError:
         print("scapy not installed: skipped", file=sys.stderr)
+    if args.payload != 1460:
+        rows.append(("ustack parse, 1460-byte payload (verified)", per_call_us(parser(big_mv, True), budget)))
+        rows.append(("ustack parse, 1460-byte payload (verify=False)",
+                     per_call_us(parser(big_mv, False), budget)))
+        rows.append(("ustack emit, 1460-byte payload", per_call_us(emitter(big_seg), budget)))
 
     hdr20 = pkt[:20]
     mss = bytes(range(256)) * 5 + bytes(180)  # 1460 bytes
@@ -89,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print(parse_rows: list[tuple[str, float, float]], cks: list[tuple[str, float, float]], payload: int) -> None:
+def _print(parse_rows: list[tuple[str, float, float]], cks: list[tuple[str, float, float]],
+           payload: int) -> None:
     title = f"IPv4+TCP ({payload}-byte payload, NOP NOP TS options): µs per call"
     try:
         from rich.console import Console

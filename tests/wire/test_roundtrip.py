@@ -129,3 +129,26 @@ def test_full_stack_frame(seg: TcpSegment, src: int, dst: int) -> None:
     seg2 = TcpSegment.parse(ip2.payload, ip2.src, ip2.dst)
     assert (seg2.sport, seg2.dport, seg2.seq, seg2.ack, bytes(seg2.payload)) == (
         seg.sport, seg.dport, seg.seq, seg.ack, bytes(seg.payload))
+
+
+def test_payloads_are_views_into_the_input_not_copies() -> None:
+    src, dst = 0xC6120001, 0xC6120002
+    seg = TcpSegment(1, 2, 3, 4, 0x18, 100, b"data", TcpOptions(ts=(1, 2)))
+    frame = bytearray(EthernetFrame(b"\x02" * 6, b"\x04" * 6, 0x0800,
+                                    Ipv4Packet(src, dst, 6, seg.emit(src, dst)).emit()).emit())
+    eth = EthernetFrame.parse(frame)
+    ip = Ipv4Packet.parse(eth.payload)
+    tcp = TcpSegment.parse(ip.payload, ip.src, ip.dst)
+    for view in (eth.payload, ip.payload, tcp.payload):
+        assert isinstance(view, memoryview) and view.obj is frame
+    assert bytes(tcp.payload) == b"data"
+
+
+def test_icmp_quote_with_ip_options() -> None:
+    src, dst = 0xC6120001, 0xC6120002
+    offending = Ipv4Packet(src, dst, 6, TcpSegment(1234, 80, 5, 0, 0x02, 100).emit(src, dst),
+                           options=b"\x94\x04\x00\x00").emit()  # router alert
+    m = IcmpMessage.parse(IcmpMessage.error(3, 4, offending, mtu=576).emit())
+    ip, transport = m.quoted()
+    assert (ip.options, ip.src, ip.dst, m.mtu) == (b"\x94\x04\x00\x00", src, dst, 576)
+    assert transport == offending[24:32]

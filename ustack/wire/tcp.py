@@ -241,11 +241,12 @@ class TcpSegment(NamedTuple):
             if not (0 <= src <= 0xFFFFFFFF and 0 <= dst <= 0xFFFFFFFF):
                 raise struct.error("address out of range")
             # one's-complement sum field by field (see checksum.fold): no second pass over bytes
-            body = wide_sum(payload) if n else 0
-            s = (sport + dport + seq + ack + (hlen << 10) + flags + window + urg + body
+            s = (sport + dport + seq + ack + (hlen << 10) + flags + window + urg
                  + src + dst + PROTO_TCP + hlen + n)
             if opts:
                 s += int.from_bytes(opts, "big")
+            if n:
+                s += wide_sum(payload)  # the one big integer, added last
             hdr = _pack_hdr(sport, dport, seq, ack, hlen << 2, flags, window, ~fold(s) & 0xFFFF, urg)
         except (struct.error, TypeError) as e:
             check_ints("TcpSegment", (("sport", sport, 16), ("dport", dport, 16), ("seq", seq, 32),
