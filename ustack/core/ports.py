@@ -150,6 +150,11 @@ class PortTable:
         lst = self._by_port.get(port)
         if not lst:
             return []
+        if len(lst) == 1:  # the common case, without building two lists
+            b = lst[0]
+            if b.connection or (b.addr != ANY and (b.addr != addr or addr == ANY)):
+                return []
+            return [b.owner]
         exact = [b.owner for b in lst if b.addr == addr and addr != ANY and not b.connection]
         wild = [b.owner for b in lst if b.addr == ANY and not b.connection]
         return exact + wild

@@ -77,6 +77,10 @@ class Stack:
             raise ValueError("mac must be 6 bytes")
         self.verify = cfg.verify_checksums
         self.counters = Counters()
+        self._cnt = self.counters._c  # the hot path increments the dict directly
+        self._dbcast = -1 if self.routes.directed_broadcast is None else self.routes.directed_broadcast
+        self._network = self.routes.network
+        self._network_is_bcast = self.routes.directed_broadcast is not None
         self.internal_errors: deque[str] = deque(maxlen=8)  # tracebacks of swallowed bugs
         self.transports: dict[int, Transport] = {}
         self._polled: list[Transport] = []
@@ -241,50 +245,57 @@ class Stack:
             c.inc("ethernet.unknown_type")
 
     def _on_ipv4(self, buf: bytes | memoryview, now: float) -> None:
-        c = self.counters
-        c.inc("ipv4.in")
+        cnt = self._cnt
+        cnt["ipv4.in"] += 1
         try:
             ip = Ipv4Packet.parse(buf, self.verify)
         except Malformed as e:
-            c.inc(e.reason)
+            cnt[e.reason] += 1
             return
+        src, dst = ip[0], ip[1]
         if ip.options and not options_ok(ip.options):
-            c.inc("ipv4.bad_options")
+            cnt["ipv4.bad_options"] += 1
             return
-        src, dst = ip.src, ip.dst
-        r = self.routes
-        # RFC 1122 3.2.1.3 / RFC 1812 5.3.7: such sources are impossible; discard silently
-        if src >= 0xE0000000 or r.is_broadcast(src):
-            c.inc("ipv4.bad_source")
+        # RFC 1122 3.2.1.3 / RFC 1812 5.3.7: impossible sources are discarded silently
+        if src >= 0xE0000000 or src == self._dbcast or (src == self._network and self._network_is_bcast):
+            cnt["ipv4.bad_source"] += 1
             return
-        if is_loopback(src) or is_loopback(dst):
-            c.inc("ipv4.martian_loopback")  # 127/8 never appears on a real link
+        if src >> 24 == 127 or dst >> 24 == 127:
+            cnt["ipv4.martian_loopback"] += 1  # 127/8 never appears on a real link
             return
         if src == self.addr:
-            c.inc("ipv4.martian_own_source")
+            cnt["ipv4.martian_own_source"] += 1
             return
         if dst != self.addr:
-            if not r.is_broadcast(dst) and dst != ALL_HOSTS:
-                c.inc("ipv4.not_for_us")
+            if dst != ALL_HOSTS and not self.routes.is_broadcast(dst):
+                cnt["ipv4.not_for_us"] += 1
                 return
         elif self._rx_link_broadcast:
             # RFC 1122 3.3.6: a unicast IP destination inside a link-layer broadcast is discarded
-            c.inc("ipv4.link_broadcast_unicast")
+            cnt["ipv4.link_broadcast_unicast"] += 1
             return
         if ip.mf or ip.frag_offset:
             ip = self.reassembler.add(ip, now)
             if ip is None:
                 return
-        self._deliver(ip, now)
+        t = self.transports.get(ip.proto)
+        if t is None:
+            self._unknown_proto(ip, now)
+            return
+        cnt["ipv4.delivered"] += 1
+        t.on_packet(ip, now)
 
     def _deliver(self, ip: Ipv4Packet, now: float) -> None:
         t = self.transports.get(ip.proto)
         if t is None:
-            self.counters.inc("ipv4.unknown_proto")
-            self.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PROTO_UNREACH, ip, now)
+            self._unknown_proto(ip, now)
             return
-        self.counters.inc("ipv4.delivered")
+        self._cnt["ipv4.delivered"] += 1
         t.on_packet(ip, now)
+
+    def _unknown_proto(self, ip: Ipv4Packet, now: float) -> None:
+        self.counters.inc("ipv4.unknown_proto")
+        self.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PROTO_UNREACH, ip, now)
 
     def _drain_loop(self, now: float) -> None:
         loop = self._loop

@@ -46,6 +46,7 @@ class UdpLayer:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.counters = stack.counters
+        self._cnt = stack.counters._c
         self.ports = stack.udp_ports
         self.sockets: set[UdpSocket] = set()
 
@@ -57,12 +58,13 @@ class UdpLayer:
     # ---- input --------------------------------------------------------------------------------
     def on_packet(self, ip: Ipv4Packet, now: float) -> None:
         c = self.counters
-        c.inc("udp.in")
+        cnt = self._cnt
+        cnt["udp.in"] += 1
         stack = self.stack
         try:
             d = UdpDatagram.parse(ip.payload, ip.src, ip.dst, stack.verify)
         except Malformed as e:
-            c.inc(e.reason)
+            cnt[e.reason] += 1
             return
         dst = ip.dst
         if dst != stack.addr and (stack.is_broadcast(dst) or stack.is_multicast(dst)):
@@ -261,18 +263,20 @@ class UdpSocket:
 
     # ---- receiving ----------------------------------------------------------------------------
     def _deliver(self, payload: memoryview | bytes, src: int, sport: int, now: float) -> None:
-        c = self.layer.counters
+        cnt = self.layer._cnt
         if self.shut_rd:
-            c.inc("udp.shutdown_dropped")
+            cnt["udp.shutdown_dropped"] += 1
             return
         n = len(payload)
         if self.pending_bytes + n > self.rcvbuf:
-            c.inc("udp.rcvbuf_overflow")
+            cnt["udp.rcvbuf_overflow"] += 1
             return
         self.queue.append((bytes(payload), src, sport))
         self.pending_bytes += n
-        c.inc("udp.delivered")
-        self._fire(READ)
+        cnt["udp.delivered"] += 1
+        cb = self._watch
+        if cb is not None:
+            cb(self, READ)
 
     def recvfrom(self) -> tuple[bytes, int, int] | None:
         """The next datagram as (data, addr, port), or None when none is queued."""
