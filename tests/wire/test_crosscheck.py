@@ -339,3 +339,17 @@ def test_scapy_arp_parsed_by_ustack(hwsrc, hwdst, op, psrc, pdst) -> None:
     assert (eth.dst, eth.src, eth.ethertype) == (b"\xff" * 6, hwsrc, 0x0806)
     a = ArpPacket.parse(eth.payload)
     assert a == ArpPacket(op, hwsrc, ip_int(psrc), hwdst, ip_int(pdst))
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["IPOption_Router_Alert", "IPOption_NOP", "IPOption_RR", "IPOption_Timestamp", "IPOption_LSRR"],
+)
+def test_scapy_ip_options_kept_raw_by_ustack(option: str) -> None:
+    opt = getattr(scapy_all, option)()
+    b = raw(IP(src="198.18.0.1", dst="198.18.0.2", options=[opt]) / UDP(sport=1, dport=2) / Raw(b"x"))
+    s = IP(b)
+    ip = Ipv4Packet.parse(b)
+    assert ip.header_len() == s.ihl * 4 and ip.options == b[20:s.ihl * 4]
+    assert UdpDatagram.parse(ip.payload, ip.src, ip.dst).payload == b"x"
+    assert ip.emit() == b  # re-emitted bit for bit, checksum included

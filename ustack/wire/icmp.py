@@ -76,13 +76,15 @@ class IcmpMessage(NamedTuple):
 
     @classmethod
     def echo(cls, request: bool, ident: int, seq: int, data: bytes = b"") -> IcmpMessage:
+        """An echo request/reply; `ident` and `seq` are taken modulo 2**16 (ping counters wrap)."""
         return cls(ECHO_REQUEST if request else ECHO_REPLY, 0, (ident & 0xFFFF) << 16 | (seq & 0xFFFF), data)
 
     @classmethod
     def error(cls, typ: int, code: int, offending: bytes | memoryview, mtu: int = 0) -> IcmpMessage:
         """An error quoting the offending datagram's header and first 8 payload bytes (RFC 792).
 
-        RFC 1812 allows quoting more; 8 bytes is what every receiver can rely on.
+        RFC 1812 allows quoting more; 8 bytes is what every receiver can rely on. `mtu` (low 16
+        bits) is sent only for destination unreachable / fragmentation needed.
         """
         hlen = (offending[0] & 0xF) * 4 if len(offending) else IP_HEADER_LEN
         quote = bytes(offending[: hlen + QUOTE_MIN_TRANSPORT])
