@@ -357,13 +357,21 @@ class Connection:
         # TIME-WAIT: a retransmitted FIN restarts the 2*MSL timer and is ACKed
         # PAWS (RFC 7323 5.3)
         ts = seg.options.ts
-        if self.ts_ok and ts is not None and not flags & RST:
+        if self.ts_ok and ts is not None and not flags & RST and (seg_len or seq != rcv.rcv_nxt):
+            # pure ACKs at RCV.NXT carry no data to protect: a reordered ACK is not a duplicate
             if lt(ts[0], self.ts_recent) and now - self.ts_recent_at < _PAWS_IDLE_S:
                 self._count("tcp.paws_drop")
                 self._send_ack(now)
                 self.layer.touch(self)
                 return
 
+        # simultaneous open: the peer's SYN-ACK repeats its SYN; take it as the ACK it carries
+        if (st is State.SYN_RCVD and not self.passive and flags & (SYN | ACK) == SYN | ACK
+                and seq == rcv.irs):
+            seq = (seq + 1) & MASK
+            flags &= ~SYN
+            seg = seg._replace(seq=seq, flags=flags)
+            seg_len -= 1
         # 1. sequence number check
         if not rcv.acceptable(seq, seg_len):
             zero_wnd_ok = rcv.rcv_wnd() == 0 and seq == rcv.rcv_nxt

@@ -76,10 +76,10 @@ class Receiver:
         return raw
 
     def window_update_due(self) -> bool:
-        """After the application read: is the window now worth announcing (>= 2 MSS or half the
-        buffer more than last advertised)?"""
-        grow = self.free() - self.rcv_wnd()
-        return grow >= 2 * self.mss or grow >= self.rcvbuf // 2
+        """After the application read: is the window worth announcing now? Yes when it grew by at
+        least an MSS and doubled, or grew by half the buffer (like Linux's cleanup_rbuf rule)."""
+        free, wnd = self.free(), self.rcv_wnd()
+        return free - wnd >= self.mss and (free >= 2 * wnd or free - wnd >= self.rcvbuf // 2)
 
     # -- acceptability (RFC 9293 3.10.7.4, first check) -----------------------------------------
     def acceptable(self, seq: int, seg_len: int) -> bool:
