@@ -12,7 +12,8 @@ class StackConfig:
     gateway: str | None = None  # default router (None: only the on-link prefix is reachable)
     mtu: int = 1500  # IP MTU of the device (bytes of IPv4 packet, not counting Ethernet)
     medium: str = "ip"  # "ip" (TUN: frames are bare IPv4 packets) or "ethernet" (TAP)
-    mac: bytes | None = None  # our MAC on ethernet; None: random locally administered from `seed`
+    mac: bytes | str | None = None  # our MAC on ethernet ("02:00:..." accepted); None: random
+    # locally administered, from `seed`
     seed: int = 0  # seeds stack.rng (ports, IP IDs, RFC 6056/6528 secrets)
     ephemeral_low: int = 49152  # IANA dynamic range, also the Windows default
     ephemeral_high: int = 65535

@@ -20,7 +20,7 @@ from typing import Protocol
 from ..wire import icmp as icmp_wire
 from ..wire.arp import ArpPacket
 from ..wire.errors import Malformed
-from ..wire.ethernet import BROADCAST_MAC, ETH_ARP, ETH_IPV4, ETH_IPV6, EthernetFrame
+from ..wire.ethernet import BROADCAST_MAC, ETH_ARP, ETH_IPV4, ETH_IPV6, EthernetFrame, mac_bytes
 from ..wire.ipv4 import HEADER_LEN, Ipv4Packet, ip_int, quick_header
 from .arp import ArpCache
 from .config import StackConfig
@@ -72,7 +72,10 @@ class Stack:
         self.mtu = cfg.mtu
         self.medium = cfg.medium
         self.ethernet = cfg.medium == "ethernet"
-        self.mac = bytes(cfg.mac) if cfg.mac is not None else random_mac(self.rng)
+        if isinstance(cfg.mac, str):
+            self.mac = mac_bytes(cfg.mac)
+        else:
+            self.mac = bytes(cfg.mac) if cfg.mac is not None else random_mac(self.rng)
         if len(self.mac) != 6:
             raise ValueError("mac must be 6 bytes")
         self.verify = cfg.verify_checksums

@@ -208,3 +208,29 @@ def test_bad_ethernet_frames_counted(estack, frame, counter):
 def test_own_reflected_frame_dropped(estack):
     estack.receive(arp_frame(OP_REQUEST, estack.mac, ME, b"\0" * 6, ME), 0.0)
     assert estack.counters.get("ethernet.own_frame") == 1
+
+
+def test_arp_probe_for_our_address_is_defended(estack):
+    # RFC 5227 probe: sender IP 0.0.0.0 asks who has our address; we answer, learn nothing
+    estack.receive(arp_frame(OP_REQUEST, PEER_MAC, 0, b"\0" * 6, ME), 0.0)
+    (f,) = estack.poll(0.0)
+    e, a = decode_arp(f)
+    assert (a.op, a.spa, a.tha, a.tpa, e.dst) == (OP_REPLY, ME, PEER_MAC, 0, PEER_MAC)
+    assert 0 not in estack.arp.entries
+
+
+def test_gratuitous_arp_updates_known_entry(estack):
+    estack.receive(arp_frame(OP_REQUEST, PEER_MAC, PEER, b"\0" * 6, ME), 0.0)
+    estack.poll(0.0)
+    new_mac = bytes.fromhex("020000000042")
+    estack.receive(arp_frame(OP_REQUEST, new_mac, PEER, b"\0" * 6, PEER), 1.0)
+    assert estack.poll(1.0) == []  # a gratuitous ARP is not answered
+    estack.send_ip(PEER, 253, b"x", 1.0)
+    (f,) = estack.poll(1.0)
+    assert EthernetFrame.parse(f).dst == new_mac
+
+
+def test_multicast_sender_mac_rejected(estack):
+    estack.receive(arp_frame(OP_REQUEST, b"\x01\0\x5e\0\0\1", PEER, b"\0" * 6, ME), 0.0)
+    assert estack.counters.get("arp.bad_sender") == 1
+    assert estack.poll(0.0) == []

@@ -198,3 +198,69 @@ def test_fuzz_reassembly_any_order(chunks, dup, size):
         s.receive(fr[i], 0.0)
     assert u.recvfrom() == (data, PEER, 1)
     assert_no_internal_error(s)
+
+
+def test_tcp_connect_fails_host_unreach_when_arp_fails():
+    from ustack.core import Reason
+
+    s = make_stack(StackConfig(medium="ethernet", seed=3))
+    assert s.tcp is not None and s.transports[6] is s.tcp
+    t = s.tcp.open()
+    t.connect(0xC6120009, 80, 0.0)
+    for now in (0.0, 1.0, 2.0):
+        s.poll(now)
+        assert t.error is None
+    s.poll(3.0)
+    assert t.error is Reason.HOST_UNREACH
+    assert s.counters.get("arp.unreachable_reported") >= 1
+    assert_no_internal_error(s)
+
+
+def test_poll_at_earliest_of_arp_and_reassembly():
+    from ustack.core.frag import fragment
+
+    s = make(medium="ethernet", arp_retry_s=1.0, reassembly_timeout_s=0.5)
+    s.send_ip(PEER, 253, b"x", 10.0)
+    s.poll(10.0)
+    assert s.poll_at() == 11.0
+    fr = fragment(PEER, ME, 17, bytes(3000), 5, 1500)
+    s.receive(s.mac + b"\x02" + bytes(5) + b"\x08\x00" + fr[1], 10.2)
+    assert s.poll_at() == 10.7
+    s.poll(10.7)
+    assert s.poll_at() == 11.0
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        make(medium="wifi")
+    with pytest.raises(ValueError):
+        make(mtu=60)
+    with pytest.raises(ValueError):
+        make(mac=b"\x02\x00")
+    assert make(medium="ethernet", mac="02:aa:bb:cc:dd:ee").mac == bytes.fromhex("02aabbccddee")
+
+
+def test_counters_basics():
+    from ustack.core import Counters
+
+    c = Counters()
+    c.inc("udp.in")
+    c.inc("udp.in", 2)
+    c.inc("zz.custom")
+    assert c.get("udp.in") == 3 and c["udp.in"] == 3 and c.get("never") == 0
+    assert c.snapshot() == {"udp.in": 3, "zz.custom": 1}
+    assert c.table() == [("udp", "in", 3), ("zz", "custom", 1)]
+    assert "udp.in" in repr(c)
+
+
+def test_same_seed_same_frames():
+    def trace(seed):
+        s = make(seed=seed, medium="ethernet")
+        s.start(0.0)
+        u = s.udp.open()
+        u.sendto(b"x" * 3000, PEER, 53, 0.0)
+        u.sendto(b"y", 0xC6120003, 53, 0.0)
+        return s.poll(0.0) + s.poll(1.0)
+
+    assert trace(11) == trace(11)
+    assert trace(11) != trace(12)
