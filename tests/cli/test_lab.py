@@ -1,0 +1,107 @@
+"""`ustack lab` end to end: the tour against the Linux kernel in the namespace the lab makes
+for itself. Its exit status, its JSON report, its pcap (tshark must find nothing malformed)
+and a time-sequence plot of the lossy transfer in it."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+
+import pytest
+
+from tests.netns import require_netns, require_tool
+from ustack.cli import plot
+
+from .helpers import ustack
+
+pytestmark = pytest.mark.netns
+
+SCENARIO_IDS = {
+    "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
+    "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
+    "nonblocking-async", "nonblocking-event", "transfer",
+}
+
+
+def _run_lab(out_dir, *extra):
+    require_netns()
+    require_tool("ping")
+    r = ustack("lab", "--json", "--out", str(out_dir), *extra, timeout=240)
+    try:
+        report = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"lab printed no JSON (exit {r.returncode}): {r.stdout[-2000:]} {r.stderr[-2000:]}")
+    return r, report
+
+
+@pytest.fixture(scope="module")
+def tun_lab(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab-tun")
+    return out, *_run_lab(out)
+
+
+def _failures(report):
+    return [(s["id"], s["expected"], s["got"]) for s in report.get("scenarios", []) if not s["pass"]]
+
+
+def test_lab_exits_0_and_every_scenario_behaves(tun_lab):
+    out, r, report = tun_lab
+    assert r.returncode == 0, (_failures(report), r.stderr[-3000:])
+    assert report["ok"] is True
+    assert {s["id"] for s in report["scenarios"]} == SCENARIO_IDS
+    assert report["seconds"] < 60  # "well under a minute"
+
+
+def test_lab_report_shows_the_winsock_calls(tun_lab):
+    _, _, report = tun_lab
+    by_id = {s["id"]: s for s in report["scenarios"]}
+    refused = [c for c in by_id["tcp-refused"]["calls"] if c["call"] == "connect"]
+    assert refused[0]["line"] == "connect(s1, 198.18.0.1:81) = SOCKET_ERROR  WSAECONNREFUSED (10061)"
+    assert refused[0]["error"] == 10061
+    timeout = by_id["tcp-timeout"]
+    assert "SYNs at 0 s, 0.25 s, 0.75 s; gives up at 1.75 s" in timeout["got"]
+    assert 1.5 <= timeout["info"]["seconds"] <= 3.5
+    assert by_id["tcp-net-unreachable"]["info"]["frames_sent"] == 0
+    port = by_id["tcp-connect"]["info"]["local_port"]
+    assert 49152 <= port <= 65535
+    async_lines = [c["line"] for c in by_id["nonblocking-async"]["calls"] if c["call"] == "GetMessage"]
+    assert "lParam=0x00000010 (FD_CONNECT, error 0)" in async_lines[0]
+    udp_closed = [c for c in by_id["udp-closed-port"]["calls"] if c["call"] == "recvfrom"]
+    assert udp_closed[0]["error_name"] == "WSAECONNRESET"
+    transfer = by_id["transfer"]["info"]
+    assert transfer["upload"]["sha256_ok"] and transfer["download"]["sha256_ok"]
+    assert transfer["frames_dropped_by_faults"] > 0  # the loss really was injected
+
+
+def test_lab_pcap_has_no_malformed_packets(tun_lab):
+    out, _, report = tun_lab
+    tshark = require_tool("tshark")
+    pcap = report["pcap"]
+    r = subprocess.run([tshark, "-r", pcap, "-n", "-Y", "_ws.malformed || _ws.expert.severity >= error",
+                        "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "", f"malformed frames in {pcap}: {r.stdout[:500]}"
+    count = subprocess.run([tshark, "-r", pcap, "-n", "-T", "fields", "-e", "frame.number",
+                            "-Y", "tcp.flags.syn==1"], capture_output=True, text=True, timeout=180)
+    assert len(count.stdout.split()) >= 10  # the capture holds the tour's handshakes
+
+
+def test_plot_of_the_lab_pcap_shows_retransmissions(tun_lab, tmp_path):
+    _, _, report = tun_lab
+    png = tmp_path / "seq.png"
+    series = plot.plot_seq(report["pcap"], str(png))
+    assert series.bytes_sent == 20_000_000  # the upload is the largest connection
+    assert series.retransmissions > 0
+    assert len(series.sacks) > 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24])[0] > 500
+    cwnd = plot.plot_cwnd(report["trace_file"], str(tmp_path / "cwnd.png"))
+    assert len(cwnd.cwnd) > 10 and cwnd.retrans
+
+
+def test_lab_over_tap_under_user_faults(tmp_path):
+    r, report = _run_lab(tmp_path, "--tap", "--loss", "0.01", "--seed", "3", "--transfer-mb", "4")
+    assert r.returncode == 0, (_failures(report), r.stderr[-3000:])
+    assert report["link"]["device"] == "tap" and "loss=0.01" in report["link"]["faults"]
