@@ -79,7 +79,8 @@ class Receiver:
         """After the application read: is the window worth announcing now? Yes when it grew by at
         least an MSS and doubled, or grew by half the buffer (like Linux's cleanup_rbuf rule)."""
         free, wnd = self.free(), self.rcv_wnd()
-        return free - wnd >= self.mss and (free >= 2 * wnd or free - wnd >= self.rcvbuf // 2)
+        step = min(self.mss, max(self.rcvbuf // 2, 1))
+        return free - wnd >= step and (free >= 2 * wnd or free - wnd >= self.rcvbuf // 2)
 
     # -- acceptability (RFC 9293 3.10.7.4, first check) -----------------------------------------
     def acceptable(self, seq: int, seg_len: int) -> bool:

@@ -188,7 +188,8 @@ class Harness:
 
     def pseg(self, flags: str = ".", seq: int = 0, ack: int = 0, **kw: Any) -> TcpSegment:
         """A segment from the peer to the current connection's local port."""
-        kw.setdefault("dport", self.lport)
+        if "dport" not in kw:
+            kw["dport"] = self.lport
         return seg(flags, seq, ack, **kw)
 
 
