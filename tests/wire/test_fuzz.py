@@ -62,6 +62,19 @@ def test_tcp(buf, src: int, dst: int, verify: bool) -> None:
     seg = _accepts_or_malformed(TcpSegment.parse, buf, src, dst, verify)
     if seg is not None:
         seg.emit(src, dst)
+        # the inlined NOP-NOP-TS fast path decodes exactly like the general option parser
+        hlen = (buf[12] >> 4) * 4
+        if hlen > 20:
+            assert seg.options == TcpOptions.parse(bytes(buf[20:hlen]))
+
+
+@wire_settings
+@given(st.tuples(u32, u32), st.integers(1, 28))
+def test_tcp_options_fast_path_equals_general_path(ts, pad: int) -> None:
+    fast = TcpOptions.parse(b"\x01\x01\x08\x0a" + ts[0].to_bytes(4, "big") + ts[1].to_bytes(4, "big"))
+    general = TcpOptions.parse(b"\x01\x01\x08\x0a" + ts[0].to_bytes(4, "big") + ts[1].to_bytes(4, "big")
+                               + b"\0" * pad)
+    assert fast == general == TcpOptions(ts=ts)
 
 
 @wire_settings
