@@ -35,5 +35,8 @@ class StackConfig:
     broadcast_loopback: bool = True  # broadcasts we send are also delivered to our own sockets
     # UDP
     udp_rcvbuf: int = 65536  # per-socket receive queue limit in bytes (Windows default)
+    # Broadcasts reach sockets bound to 0.0.0.0. True: also sockets bound to our unicast address
+    # (reported Windows behaviour, not verified against the reference; off by default)
+    udp_broadcast_to_specific: bool = False
     # TCP reads its own settings from here (ustack.tcp defines the type); None: TCP defaults
     tcp: Any = None

@@ -4,8 +4,8 @@ Demux: a unicast datagram goes to the socket bound to the exact destination addr
 bound to 0.0.0.0 (the specific address wins, item 13); among sockets sharing a port (SO_REUSEADDR)
 the first whose connected peer (if any) matches takes it. Broadcasts (255.255.255.255, the directed
 broadcast, and 224.0.0.1) go to every socket bound to 0.0.0.0 on the port: a socket bound to a
-specific unicast address does not receive them. Nobody listening: ICMP port unreachable (never
-for broadcasts: RFC 1122 3.2.2).
+specific unicast address does not receive them (unless `config.udp_broadcast_to_specific`).
+Nobody listening: ICMP port unreachable (never for broadcasts: RFC 1122 3.2.2).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class UdpLayer:
         self._cnt = stack.counters._c
         self.ports = stack.udp_ports
         self.sockets: set[UdpSocket] = set()
+        self.broadcast_to_specific = stack.config.udp_broadcast_to_specific
 
     def open(self) -> UdpSocket:
         s = UdpSocket(self)
@@ -68,7 +69,7 @@ class UdpLayer:
             return
         dst = ip.dst
         if dst != stack.addr and (stack.is_broadcast(dst) or stack.is_multicast(dst)):
-            owners = self.ports.lookup(0, d.dport)
+            owners = self.ports.lookup(stack.addr if self.broadcast_to_specific else 0, d.dport)
             if not owners:
                 c.inc("udp.no_port_broadcast")
                 return

@@ -175,7 +175,8 @@ def test_fuzz_receive_never_raises(frames, medium):
     u.bind(0, 0)
     for i, f in enumerate(frames):
         if medium == "ethernet":
-            f = (s.mac if i % 2 else b"\xff" * 6) + b"\x02" + bytes(5) + b"\x08\x00" + f
+            etype = b"\x08\x06" if i % 3 == 2 else b"\x08\x00"
+            f = (s.mac if i % 2 else b"\xff" * 6) + b"\x02" + bytes(5) + etype + f
         s.receive(f, float(i))
         s.poll(float(i))
     s.poll(100.0)

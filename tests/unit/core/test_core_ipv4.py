@@ -249,8 +249,10 @@ def test_ident_allocator_bounded():
 
 
 # ---- loopback --------------------------------------------------------------------------------
+@pytest.mark.parametrize("medium", ["ip", "ethernet"])
 @pytest.mark.parametrize("dst", [LO, ip_int("127.9.8.7"), ME])
-def test_loopback_never_touches_the_device(stack, dst):
+def test_loopback_never_touches_the_device(dst, medium):
+    stack = make(medium=medium)
     rx = stack.udp.open()
     rx.bind(0, 4000)
     tx = stack.udp.open()

@@ -332,3 +332,13 @@ def test_socket_repr_and_error_clear(stack):
     u = stack.udp.open()
     assert "UdpSocket" in repr(u)
     assert u.clear_error() is None
+
+
+def test_broadcast_to_specific_option():
+    s = make(udp_broadcast_to_specific=True)
+    w, sp, lo = s.udp.open(), s.udp.open(), s.udp.open()
+    w.bind(0, 8000)
+    sp.bind(ME, 8000)
+    lo.bind(LO, 8000)
+    s.receive(udp_frame(PEER, BCAST, 1, 8000, b"b"), 0.0)
+    assert sp.pending_bytes == 1 and w.pending_bytes == 1 and lo.pending_bytes == 0
