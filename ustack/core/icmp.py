@@ -44,6 +44,16 @@ class EchoReply(NamedTuple):
     at: float
 
 
+class EchoError(NamedTuple):
+    """An echo request of ours failed: an ICMP error quoted it, or ARP could not resolve."""
+
+    dst: int
+    ident: int
+    seq: int
+    kind: Reason
+    at: float
+
+
 class IcmpLayer:
     """The ICMP "transport" (protocol 1), registered with the stack like UDP and TCP."""
 
@@ -61,6 +71,9 @@ class IcmpLayer:
         # Echo replies: a hook, and a small queue (the newest 256) for callers that poll.
         self.on_echo_reply: Callable[[EchoReply], None] | None = None
         self.replies: deque[EchoReply] = deque(maxlen=256)
+        # Failed echo requests (unreachable, TTL expired...): a hook and the newest 256
+        self.on_echo_error: Callable[[EchoError], None] | None = None
+        self.echo_errors: deque[EchoError] = deque(maxlen=256)
 
     # ---- sending ------------------------------------------------------------------------------
     def ping(self, dst: int, ident: int, seq: int, payload: bytes, now: float,
@@ -174,14 +187,23 @@ class IcmpLayer:
         mtu = msg.mtu if kind is Reason.FRAG_NEEDED else 0
         c.inc(f"icmp.in_type{msg.type}_code{msg.code}")
         t = s.transports.get(quoted.proto)
-        if t is None or t is self:
+        if t is None:
             c.inc("icmp.error_no_transport")
             return
         t.on_icmp_error(kind, quoted, transport_bytes, mtu, now)
 
     def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
                       now: float) -> None:
-        self.counters.inc("icmp.error_about_echo")
+        """An error about an ICMP message we sent: report it when it quotes an echo request."""
+        if len(quoted_payload) < 8 or quoted_payload[0] != I.ECHO_REQUEST:
+            self.counters.inc("icmp.error_about_icmp")
+            return
+        self.counters.inc("icmp.echo_errors")
+        err = EchoError(quoted.dst, int.from_bytes(quoted_payload[4:6], "big"),
+                        int.from_bytes(quoted_payload[6:8], "big"), kind, now)
+        self.echo_errors.append(err)
+        if self.on_echo_error is not None:
+            self.on_echo_error(err)
 
     def poll(self, now: float) -> None:
         return None

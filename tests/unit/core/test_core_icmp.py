@@ -268,3 +268,23 @@ def test_other_types_ignored(stack, typ, counter):
 def test_outputs_are_valid_ip(stack):
     stack.receive(udp_frame(PEER, ME, 1, 9999, b"x"), 0.0)
     assert all(p.proto == 1 for p in ips(stack.poll(0.0)))
+
+
+def test_error_about_our_ping_reported(stack):
+    got = []
+    stack.icmp.on_echo_error = got.append
+    stack.icmp.ping(PEER, 0x77, 9, b"abc", 0.0)
+    (f,) = stack.poll(0.0)
+    stack.receive(icmp_frame(PEER, ME, IcmpMessage.error(3, 1, f)), 0.5)
+    stack.receive(icmp_frame(PEER, ME, IcmpMessage.error(11, 0, f)), 0.6)
+    assert [(e.dst, e.ident, e.seq, e.kind, e.at) for e in got] == [
+        (PEER, 0x77, 9, Reason.HOST_UNREACH, 0.5), (PEER, 0x77, 9, Reason.TTL_EXPIRED, 0.6)]
+    assert list(stack.icmp.echo_errors) == got
+
+
+def test_ping_arp_failure_reported(estack):
+    estack.icmp.ping(OTHER, 1, 2, b"", 0.0)
+    for t in (0.0, 1.0, 2.0, 3.0):
+        estack.poll(t)
+    (e,) = estack.icmp.echo_errors
+    assert (e.dst, e.ident, e.seq, e.kind) == (OTHER, 1, 2, Reason.HOST_UNREACH)
