@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -343,7 +344,8 @@ def run_ustack(args, port: int = 5002) -> dict:
         counters = {}
         try:
             snap = host.call(stack.counters.snapshot)
-            counters = {k: v for k, v in snap.items() if k.startswith(("tcp.", "ipv4.drop", "ipv4.in"))}
+            keep = ("tcp.", "ipv4.drop", "ipv4.in", "ipv4.out")
+            counters = {k: v for k, v in snap.items() if k.startswith(keep)}
         except Exception:  # noqa: BLE001
             pass
     finally:
@@ -406,11 +408,19 @@ class Profiler:
         return {"svg": self.svg, "raw": self.raw, **summarize_collapsed(self.raw)}
 
 
+_LINENO = re.compile(r":\d+\)$")
+
+
 def summarize_collapsed(path: str, top: int = 15) -> dict:
-    """Top functions by own (leaf) and total (inclusive) samples from py-spy's raw format."""
+    """Top functions by own (leaf) and total (inclusive) samples from py-spy's raw format.
+
+    Line numbers are folded into functions, and stacks of the kernel-sender thread (time it
+    spends inside sendall, i.e. the kernel's own TCP work) are left out: percentages are of
+    the receiver's samples (the network thread and the application thread).
+    """
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    samples = 0
+    samples = sender = 0
     try:
         with open(path) as f:
             for line in f:
@@ -418,10 +428,12 @@ def summarize_collapsed(path: str, top: int = 15) -> dict:
                 if not stack or not n.isdigit():
                     continue
                 k = int(n)
-                frames = stack.split(";")
-                if frames and frames[0].startswith(("process ", "thread ")):
-                    frames = [fr for fr in frames if not fr.startswith(("process ", "thread "))]
+                frames = [_LINENO.sub(")", fr) for fr in stack.split(";")
+                          if not fr.startswith(("process ", "thread "))]
                 if not frames:
+                    continue
+                if any(fr.startswith("KernelSender.run") for fr in frames):
+                    sender += k
                     continue
                 samples += k
                 own[frames[-1]] += k
@@ -429,9 +441,11 @@ def summarize_collapsed(path: str, top: int = 15) -> dict:
                     total[fr] += k
     except OSError as e:
         return {"error": str(e)}
+
     def fmt(c: Counter[str]) -> list[tuple[str, float]]:
         return [(fr, round(100.0 * n / samples, 1)) for fr, n in c.most_common(top)] if samples else []
-    return {"samples": samples, "top_own_pct": fmt(own), "top_total_pct": fmt(total)}
+    return {"samples": samples, "sender_samples": sender, "top_own_pct": fmt(own),
+            "top_total_pct": fmt(total)}
 
 
 # --------------------------------------------------------------------------- main
@@ -513,9 +527,12 @@ def print_table(results: dict) -> None:
             if "error" in prof:
                 print(f"          profile: {prof['error']}")
             else:
-                print(f"          profile: {prof['svg']} ({prof['samples']} samples); top own time:")
-                for fr, pct in prof["top_own_pct"][:10]:
-                    print(f"            {pct:5.1f}%  {fr}")
+                print(f"          profile: {prof['svg']} ({prof['samples']} receiver samples, "
+                      f"{prof['sender_samples']} in the kernel sender thread left out)")
+                for title, key in (("own", "top_own_pct"), ("total", "top_total_pct")):
+                    print(f"          top {title} time:")
+                    for fr, pct in prof[key][:12]:
+                        print(f"            {pct:5.1f}%  {fr}")
     if "ratio_ustack_over_bare" in results:
         print(f"  ratio ustack/bare: {results['ratio_ustack_over_bare']:.3f}")
 
