@@ -1,0 +1,118 @@
+"""Section J: closing and broken TCP connections."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from ustack.winsock import (
+    LINGER,
+    SO_ERROR,
+    SO_LINGER,
+    SOL_SOCKET,
+    WSAECONNABORTED,
+    WSAECONNRESET,
+    WSAEINVAL,
+    WSAENOTCONN,
+    WSAESHUTDOWN,
+)
+
+from .wsutil import PEER, accept_in_task, fail, getopt_int, listener, recv_some, sa, send_all, tcp
+
+
+def _pair(net, port: int) -> tuple[int, int]:
+    acc = accept_in_task(net, listener(net.pws, port))
+    c = tcp(net.ws)
+    assert net.ws.connect(c, sa(PEER, port), 16) == 0
+    (a,) = acc.result()
+    return c, a
+
+
+def _reset_by_peer(net, a: int) -> None:
+    assert net.pws.setsockopt(a, SOL_SOCKET, SO_LINGER, LINGER(1, 0), ctypes.sizeof(LINGER)) == 0
+    assert net.pws.closesocket(a) == 0
+    net.me.sleep(0.1)
+
+
+def test_item_60_recv_zero_repeatedly_after_graceful_close(net) -> None:
+    """After a graceful close, recv returns 0 again and again (after the remaining data)."""
+    ws, pws = net.ws, net.pws
+    c, a = _pair(net, 8500)
+    send_all(pws, a, b"last words")
+    assert pws.closesocket(a) == 0
+    assert recv_some(ws, c) == b"last words"
+    for _ in range(3):
+        assert ws.recv(c, bytearray(10), 10, 0) == 0
+
+
+def test_item_61_reset_by_peer(net) -> None:
+    """≠L: after a peer RST, recv and send -> WSAECONNRESET; SO_ERROR stays 0."""
+    ws = net.ws
+    c, a = _pair(net, 8510)
+    _reset_by_peer(net, a)
+    fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAECONNRESET)
+    fail(ws, ws.send(c, b"x", 1, 0), WSAECONNRESET)
+    fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAECONNRESET)
+    assert getopt_int(ws, c, SOL_SOCKET, SO_ERROR) == 0
+
+
+def test_item_61_blocked_recv_sees_reset(net) -> None:
+    """A recv blocked when the RST arrives fails with WSAECONNRESET."""
+    ws = net.ws
+    c, a = _pair(net, 8515)
+
+    def later() -> None:
+        net.peer.sleep(1.0)
+        _reset_by_peer(net, a)
+
+    task = net.sim.spawn(later)
+    fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAECONNRESET)
+    task.join()
+
+
+@pytest.mark.xfail(strict=True, reason="ustack.tcp: a connection whose application closed does not "
+                   "yet answer new data with RST (RFC 1122 4.2.2.13); see docs/requests-winsock.md")
+def test_item_62_send_to_fully_closed_peer_then_recv_aborted(net) -> None:
+    """Send to a peer that fully closed succeeds; the following recv -> WSAECONNABORTED."""
+    ws, pws = net.ws, net.pws
+    c, a = _pair(net, 8520)
+    assert pws.closesocket(a) == 0
+    assert ws.recv(c, bytearray(10), 10, 0) == 0  # the FIN
+    assert ws.send(c, b"anyone?", 7, 0) == 7
+    net.me.sleep(0.5)  # the peer answers with RST
+    fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAECONNABORTED)
+
+
+def test_item_63_shutdown_checks(net) -> None:
+    """shutdown on an unconnected or listening TCP socket -> WSAENOTCONN; bad how -> WSAEINVAL;
+    send after SD_SEND and recv after SD_RECEIVE -> WSAESHUTDOWN (≠L EPIPE)."""
+    ws, pws = net.ws, net.pws
+    fail(ws, ws.shutdown(tcp(ws), 1), WSAENOTCONN)
+    fail(ws, ws.shutdown(listener(ws, 8530), 1), WSAENOTCONN)
+    c, a = _pair(net, 8531)
+    fail(ws, ws.shutdown(c, 3), WSAEINVAL)
+    assert ws.shutdown(c, 1) == 0
+    fail(ws, ws.send(c, b"x", 1, 0), WSAESHUTDOWN)
+    assert pws.recv(a, bytearray(10), 10, 0) == 0  # the peer saw our FIN
+    send_all(pws, a, b"still open")
+    assert recv_some(ws, c) == b"still open"  # half-close: our receive side works
+    assert ws.shutdown(c, 0) == 0
+    fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAESHUTDOWN)
+
+
+def test_item_64_send_on_unconnected_tcp(net) -> None:
+    """send on an unconnected TCP socket -> WSAENOTCONN."""
+    ws = net.ws
+    fail(ws, ws.send(tcp(ws), b"x", 1, 0), WSAENOTCONN)
+    fail(ws, ws.send(listener(ws, 8540), b"x", 1, 0), WSAENOTCONN)
+    fail(ws, ws.recv(tcp(ws), bytearray(1), 1, 0), WSAENOTCONN)
+
+
+def test_linger_zero_close_sends_rst(net) -> None:
+    """SO_LINGER {1, 0} makes closesocket abortive: the peer's recv fails with WSAECONNRESET."""
+    ws, pws = net.ws, net.pws
+    c, a = _pair(net, 8550)
+    assert ws.setsockopt(c, SOL_SOCKET, SO_LINGER, LINGER(1, 0), 4) == 0
+    assert ws.closesocket(c) == 0
+    fail(pws, pws.recv(a, bytearray(4), 4, 0), WSAECONNRESET)

@@ -1,0 +1,168 @@
+"""Section K: select and socket options; blocking timeouts; nonblocking sends."""
+
+from __future__ import annotations
+
+import ctypes
+
+from ustack.winsock import (
+    FD_SET,
+    FIONREAD,
+    IPPROTO_TCP,
+    LINGER,
+    SO_ACCEPTCONN,
+    SO_BROADCAST,
+    SO_ERROR,
+    SO_KEEPALIVE,
+    SO_LINGER,
+    SO_RCVBUF,
+    SO_RCVTIMEO,
+    SO_SNDBUF,
+    SO_SNDTIMEO,
+    SO_TYPE,
+    SOCK_STREAM,
+    SOL_SOCKET,
+    TCP_NODELAY,
+    TIMEVAL,
+    WSAEFAULT,
+    WSAEINVAL,
+    WSAENOPROTOOPT,
+    WSAENOTSOCK,
+    WSAETIMEDOUT,
+    WSAEWOULDBLOCK,
+)
+
+from .wsutil import (
+    ME,
+    PEER,
+    accept_in_task,
+    bind,
+    fail,
+    getopt_int,
+    listener,
+    recv_some,
+    sa,
+    sendto,
+    set_nonblocking,
+    setopt_int,
+    tcp,
+    udp,
+)
+
+
+def test_item_65_select_argument_rules(net) -> None:
+    """≠L: select with all sets NULL or empty -> WSAEINVAL; a closed socket in any set -> WSAENOTSOCK;
+    the result counts (socket, set) pairs and nfds is ignored."""
+    ws, pws = net.ws, net.pws
+    fail(ws, ws.select(0, None, None, None, TIMEVAL(0, 0)), WSAEINVAL)
+    fail(ws, ws.select(0, FD_SET(), FD_SET(), FD_SET(), TIMEVAL(0, 0)), WSAEINVAL)
+    dead = udp(ws)
+    assert ws.closesocket(dead) == 0
+    fail(ws, ws.select(0, FD_SET(), FD_SET(dead), None, TIMEVAL(0, 0)), WSAENOTSOCK)
+    s = udp(ws)
+    bind(ws, s, ME, 8600)
+    sendto(pws, udp(pws), b"x", ME, 8600)
+    net.me.sleep(0.01)
+    r, w, x = FD_SET(s), FD_SET(s), FD_SET(s)
+    assert ws.select(12345, r, w, x, TIMEVAL(0, 0)) == 2  # readable and writable: two pairs
+    assert (s in r, s in w, s in x) == (True, True, False)
+
+
+def test_item_67_option_errors(net) -> None:
+    """Invalid level -> WSAEINVAL; SO_LINGER on UDP -> WSAENOPROTOOPT; short optlen -> WSAEFAULT."""
+    ws = net.ws
+    u, t = udp(ws), tcp(ws)
+    fail(ws, ws.setsockopt(u, 0x1234, SO_BROADCAST, ctypes.c_int(1), 4), WSAEINVAL)
+    fail(ws, ws.getsockopt(u, 0x1234, SO_TYPE, ctypes.c_int(), ctypes.c_int(4)), WSAEINVAL)
+    fail(ws, ws.setsockopt(u, SOL_SOCKET, SO_LINGER, LINGER(1, 5), 4), WSAENOPROTOOPT)
+    fail(ws, ws.getsockopt(u, SOL_SOCKET, SO_LINGER, LINGER(), ctypes.c_int(4)), WSAENOPROTOOPT)
+    fail(ws, ws.setsockopt(t, SOL_SOCKET, SO_RCVBUF, ctypes.c_int(1), 2), WSAEFAULT)
+    fail(ws, ws.getsockopt(t, SOL_SOCKET, SO_RCVBUF, ctypes.c_int(), ctypes.c_int(2)), WSAEFAULT)
+    fail(ws, ws.setsockopt(t, SOL_SOCKET, SO_LINGER, LINGER(1, 5), 2), WSAEFAULT)
+    fail(ws, ws.setsockopt(t, SOL_SOCKET, SO_RCVBUF, None, 4), WSAEFAULT)
+    fail(ws, ws.setsockopt(t, SOL_SOCKET, 0x7777, ctypes.c_int(1), 4), WSAENOPROTOOPT)
+    fail(ws, ws.setsockopt(u, IPPROTO_TCP, TCP_NODELAY, ctypes.c_int(1), 4), WSAENOPROTOOPT)
+
+
+def test_item_67_option_round_trips(net) -> None:
+    """Options read back what was set, with Winsock's sizes (LINGER is 4 bytes, BOOL/int/DWORD 4)."""
+    ws = net.ws
+    t = tcp(ws)
+    for opt, val in ((SO_KEEPALIVE, 1), (SO_RCVBUF, 20000), (SO_SNDBUF, 30000), (SO_RCVTIMEO, 1500),
+                     (SO_SNDTIMEO, 2500)):
+        assert setopt_int(ws, t, SOL_SOCKET, opt, val) == 0
+        assert getopt_int(ws, t, SOL_SOCKET, opt) == val
+    assert setopt_int(ws, t, IPPROTO_TCP, TCP_NODELAY, 1) == 0
+    assert getopt_int(ws, t, IPPROTO_TCP, TCP_NODELAY) == 1
+    assert ws.stack_socket(t).nodelay is True and ws.stack_socket(t).rcvbuf == 20000
+    assert ws.setsockopt(t, SOL_SOCKET, SO_LINGER, LINGER(1, 7), 4) == 0
+    out, n = LINGER(), ctypes.c_int(4)
+    assert ws.getsockopt(t, SOL_SOCKET, SO_LINGER, out, n) == 0 and (out.l_onoff, out.l_linger) == (1, 7)
+    assert getopt_int(ws, t, SOL_SOCKET, SO_TYPE) == SOCK_STREAM
+    assert getopt_int(ws, t, SOL_SOCKET, SO_ACCEPTCONN) == 0
+    assert getopt_int(ws, t, SOL_SOCKET, SO_ERROR) == 0
+    raw = bytearray(4)
+    n = ctypes.c_int(4)
+    assert ws.getsockopt(t, SOL_SOCKET, SO_RCVBUF, raw, n) == 0 and int.from_bytes(raw, "little") == 20000
+    assert ws.setsockopt(t, SOL_SOCKET, SO_SNDBUF, (40000).to_bytes(4, "little"), 4) == 0
+    assert getopt_int(ws, t, SOL_SOCKET, SO_SNDBUF) == 40000
+
+
+def test_item_69_rcvtimeo_expiry(net) -> None:
+    """≠L: SO_RCVTIMEO expiry on a blocking recv -> WSAETIMEDOUT (Linux: EAGAIN), TCP and UDP."""
+    ws = net.ws
+    acc = accept_in_task(net, listener(net.pws, 8610))
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 8610), 16) == 0
+    assert setopt_int(ws, c, SOL_SOCKET, SO_RCVTIMEO, 1200) == 0
+    t0 = net.me.now()
+    fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAETIMEDOUT)
+    assert abs(net.me.now() - t0 - 1.2) < 1e-6
+    u = udp(ws)
+    bind(ws, u)
+    assert setopt_int(ws, u, SOL_SOCKET, SO_RCVTIMEO, 300) == 0
+    t0 = net.me.now()
+    fail(ws, ws.recvfrom(u, bytearray(10), 10, 0, None, None), WSAETIMEDOUT)
+    assert abs(net.me.now() - t0 - 0.3) < 1e-6
+    acc.join()
+
+
+def test_item_70_nonblocking_send_all_or_nothing(net) -> None:
+    """A nonblocking TCP send sends everything or fails with WSAEWOULDBLOCK; never a partial count."""
+    ws, pws = net.ws, net.pws
+    acc = accept_in_task(net, listener(pws, 8620))
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 8620), 16) == 0
+    (a,) = acc.result()
+    sock = ws.stack_socket(c)
+    net.me.call(lambda: setattr(sock, "sndbuf", 10000))
+    assert setopt_int(pws, a, SOL_SOCKET, SO_RCVBUF, 4000) == 0
+    set_nonblocking(ws, c)
+    sent = []
+    for _ in range(20):
+        r = ws.send(c, b"z" * 3000, 3000, 0)
+        if r == -1:
+            assert ws.WSAGetLastError() == WSAEWOULDBLOCK
+            break
+        assert r == 3000
+        sent.append(r)
+    else:
+        raise AssertionError("the send buffer never filled")
+    assert 3 <= len(sent) <= 5
+    total = 0
+    while total < sum(sent):
+        total += len(recv_some(pws, a, 65536))
+    assert total == sum(sent)
+
+
+def test_fionread_counts_pending_bytes(net) -> None:
+    """ioctlsocket(FIONREAD) reports the bytes waiting (TCP stream bytes, UDP queued bytes)."""
+    ws, pws = net.ws, net.pws
+    u = udp(ws)
+    bind(ws, u, ME, 8630)
+    src = udp(pws)
+    sendto(pws, src, b"12345", ME, 8630)
+    sendto(pws, src, b"678", ME, 8630)
+    net.me.sleep(0.01)
+    v = ctypes.c_ulong()
+    assert ws.ioctlsocket(u, FIONREAD, v) == 0 and v.value == 8
+    fail(ws, ws.ioctlsocket(u, 0x12345678, v), WSAEINVAL)
