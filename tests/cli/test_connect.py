@@ -1,0 +1,93 @@
+"""`ustack connect` against the Linux kernel in a private namespace: the printed Winsock calls
+and the exit status (0 success, 1 Winsock error, 2 usage error)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from tests.netns import run_in_netns
+
+from .helpers import ustack
+
+pytestmark = pytest.mark.netns
+
+DEV = ["--tun", "ust0", "--addr", "198.18.0.2/24", "--peer", "198.18.0.1/24"]
+
+
+def _with_kernel_listener(cases: list[list[str]]) -> list[tuple[int, str, str]]:
+    """Run each `ustack connect` with a kernel TCP listener on port 7 (bound before the link
+    exists, to 0.0.0.0, so it serves whichever TUN the command creates)."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", 7))
+    ls.listen(16)
+    ls.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                c, _ = ls.accept()
+                c.close()
+            except OSError:
+                pass
+    t = threading.Thread(target=accept_loop, daemon=True)
+    t.start()
+    out = []
+    try:
+        for args in cases:
+            r = ustack("connect", *args, *DEV, timeout=60)
+            out.append((r.returncode, r.stdout, r.stderr))
+    finally:
+        stop.set()
+        t.join(2)
+        ls.close()
+    return out
+
+
+CASES = {
+    "blocking-ok": (["198.18.0.1", "7"], 0,
+                    ["connect(s1, 198.18.0.1:7) = 0", "getsockname(s1) = 0  198.18.0.2:",
+                     "getpeername(s1) = 0  198.18.0.1:7"]),
+    "refused": (["198.18.0.1", "81"], 1,
+                ["connect(s1, 198.18.0.1:81) = SOCKET_ERROR  WSAECONNREFUSED (10061)"]),
+    "net-unreachable": (["198.19.0.1", "7"], 1,
+                        ["connect(s1, 198.19.0.1:7) = SOCKET_ERROR  WSAENETUNREACH (10051)"]),
+    "select-ok": (["198.18.0.1", "7", "--nonblocking", "select"], 0,
+                  ["ioctlsocket(s1, FIONBIO, 1) = 0",
+                   "connect(s1, 198.18.0.1:7) = SOCKET_ERROR  WSAEWOULDBLOCK (10035)",
+                   "= 1  ready in writefds", "getsockopt(s1, SOL_SOCKET, SO_ERROR) = 0  value 0"]),
+    "async-refused": (["198.18.0.1", "81", "--nonblocking", "async"], 1,
+                      ["lParam=0x274d0010 (FD_CONNECT, error 10061 WSAECONNREFUSED)"]),
+    "event-ok": (["198.18.0.1", "7", "--nonblocking", "event"], 0,
+                 ["WSAWaitForMultipleEvents(1, events, FALSE, 30000, FALSE) = WSA_WAIT_EVENT_0+0",
+                  "lNetworkEvents=FD_CONNECT iErrorCode[FD_CONNECT_BIT]=0"]),
+    "bind": (["198.18.0.1", "7", "--bind", "198.18.0.2:40000"], 0,
+             ["bind(s1, 198.18.0.2:40000) = 0", "getsockname(s1) = 0  198.18.0.2:40000"]),
+    "udp-broadcast-denied": (["198.18.0.255", "7", "--udp"], 1,
+                             ["connect(s1, 198.18.0.255:7) = SOCKET_ERROR  WSAEACCES (10013)"]),
+    "udp-broadcast-allowed": (["198.18.0.255", "7", "--udp", "--broadcast"], 0,
+                              ["setsockopt(s1, SOL_SOCKET, SO_BROADCAST, 1) = 0",
+                               "connect(s1, 198.18.0.255:7) = 0"]),
+}
+
+
+@pytest.fixture(scope="module")
+def results():
+    names = list(CASES)
+    got = run_in_netns(_with_kernel_listener, [CASES[n][0] for n in names], timeout=180)
+    return dict(zip(names, got, strict=True))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_connect_prints_calls_and_exit_status(results, name):
+    _, code, lines = CASES[name]
+    rc, out, err = results[name]
+    assert rc == code, (out, err)
+    for line in lines:
+        assert line in out, out
+    assert out.splitlines()[0] == "WSAStartup(2.2) = 0  wVersion 2.2"
+    assert out.splitlines()[-1] == "WSACleanup() = 0"
