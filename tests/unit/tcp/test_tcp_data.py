@@ -1,0 +1,326 @@
+"""Data transfer: delayed ACKs, out-of-order queue and SACK generation, windows, Nagle, persist."""
+
+from __future__ import annotations
+
+import pytest
+from tcphelpers import PEER_ISS, Harness
+
+from ustack.core import events as ev
+from ustack.wire.tcp import TcpOptions
+
+MSS = 1460
+
+
+def est(**kw):
+    h = Harness(**kw)
+    s, c = h.established(options=TcpOptions(mss=MSS))
+    return h, s, c
+
+
+def data(h, c, at, off, n, **kw):
+    h.peer_sends(at, h.pseg(".", PEER_ISS + 1 + off, c.iss + 1, payload=bytes([65 + off % 26]) * n, **kw))
+
+
+# ---- delayed ACK ---------------------------------------------------------------------------------
+def test_single_segment_ack_delayed_40ms():
+    h, s, c = est()
+    data(h, c, 1.0, 0, 100)
+    h.expect_nothing(1.039)
+    h.expect_out(1.040, [dict(flags=".", ack=PEER_ISS + 101)])
+
+
+def test_every_second_full_segment_acked_at_once():
+    h, s, c = est()
+    data(h, c, 1.0, 0, MSS)
+    h.expect_nothing(1.0)
+    data(h, c, 1.0, MSS, MSS)
+    h.expect_out(1.0, [dict(flags=".", ack=PEER_ISS + 1 + 2 * MSS)])
+    h.expect_nothing(2.0)
+
+
+def test_delack_configurable():
+    h, s, c = est(delack_s=0.2)
+    data(h, c, 1.0, 0, 10)
+    h.expect_nothing(1.19)
+    h.expect_out(1.2, [dict(flags=".")])
+
+
+def test_ack_piggybacked_on_data_cancels_delack():
+    h, s, c = est()
+    data(h, c, 1.0, 0, 10)
+    s.send(b"reply", 1.01)
+    h.expect_out(1.01, [dict(flags="P.", ack=PEER_ISS + 11, payload=b"reply")])
+    h.expect_nothing(1.2)
+
+
+def test_read_event_fires_on_data():
+    h, s, c = est()
+    h.events.clear()
+    data(h, c, 1.0, 0, 10)
+    assert h.events == [ev.READ]
+
+
+# ---- out of order and SACK ----------------------------------------------------------------------
+def test_out_of_order_gets_immediate_dupack():
+    h, s, c = est()
+    data(h, c, 1.0, 100, 100)
+    h.expect_out(1.0, [dict(flags=".", ack=PEER_ISS + 1)])
+    assert s.readable_bytes == 0
+
+
+def test_hole_fill_delivers_and_acks_immediately():
+    h, s, c = est()
+    data(h, c, 1.0, 100, 100)
+    data(h, c, 1.0, 200, 50)
+    h.take()
+    data(h, c, 1.1, 0, 100)
+    h.expect_out(1.1, [dict(flags=".", ack=PEER_ISS + 251)])
+    assert len(s.recv(1000)) == 250
+
+
+def test_sack_blocks_most_recent_first():
+    h = Harness(sack=True)
+    s, c = h.established(options=TcpOptions(mss=MSS, sack_perm=True))
+    base = PEER_ISS + 1
+    data(h, c, 1.0, 100, 100)
+    h.expect_out(1.0, [dict(sack=((base + 100, base + 200),))])
+    data(h, c, 1.0, 300, 100)
+    h.expect_out(1.0, [dict(sack=((base + 300, base + 400), (base + 100, base + 200)))])
+    data(h, c, 1.0, 500, 100)
+    data(h, c, 1.0, 700, 100)
+    got = h.out(1.0)[-1]
+    assert got.options.sack[0] == (base + 700, base + 800)
+    assert len(got.options.sack) == 4  # no timestamps: room for four blocks
+    data(h, c, 1.0, 200, 100)  # joins the first two blocks
+    got = h.out(1.0)[-1]
+    assert got.options.sack[0] == (base + 100, base + 400)
+
+
+def test_sack_blocks_limited_to_three_with_timestamps():
+    h = Harness(sack=True, timestamps=True)
+    s, c = h.established(options=TcpOptions(mss=MSS, sack_perm=True, ts=(1, 0)))
+    for i in range(5):
+        h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1 + 100 + 200 * i, c.iss + 1, payload=b"x" * 100,
+                                 options=TcpOptions(ts=(2, 0))))
+    got = h.out(1.0)[-1]
+    assert len(got.options.sack) == 3
+
+
+def test_no_sack_blocks_when_not_permitted():
+    h = Harness(sack=True)
+    s, c = h.established(options=TcpOptions(mss=MSS))
+    data(h, c, 1.0, 100, 100)
+    h.expect_out(1.0, [dict(sack=())])
+
+
+def test_out_of_order_fin_processed_after_hole_filled():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg("F.", PEER_ISS + 101, c.iss + 1, payload=b"b" * 10))
+    h.take()
+    assert not s.at_eof
+    data(h, c, 1.1, 0, 100)
+    assert s.conn.rcv.eof
+    assert len(s.recv(1000)) == 110 and s.at_eof
+    h.expect_out(1.1, [dict(flags=".", ack=PEER_ISS + 112)])
+
+
+def test_ooo_queue_bounded():
+    h, s, c = est(ooo_max_segments=2)
+    data(h, c, 1.0, 100, 10)
+    data(h, c, 1.0, 200, 10)
+    data(h, c, 1.0, 300, 10)
+    assert len(c.rcv.ooo) == 2
+    assert h.stack.counters.get("tcp.ooo_drop") == 1
+
+
+def test_ooo_overlapping_blocks_merge():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 11, c.iss + 1, payload=b"bbbbb"))
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 14, c.iss + 1, payload=b"cccccc"))
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, payload=b"aaaaaaaaaa"))
+    assert s.recv(100) == b"aaaaaaaaaabbbcccccc"
+
+
+# ---- receive window -----------------------------------------------------------------------------
+def test_window_shrinks_as_buffer_fills_and_reopens_on_read():
+    h = Harness(rcvbuf=4000)
+    s, c = h.established(options=TcpOptions(mss=MSS))
+    data(h, c, 1.0, 0, 1460)
+    data(h, c, 1.0, 1460, 1460)
+    h.expect_out(1.0, [dict(window=4000 - 2920)])
+    s.recv(4000)
+    h.expect_out(1.0, [dict(flags=".", window=4000)])  # window update after the read
+
+
+def test_no_window_update_for_small_read():
+    h = Harness(rcvbuf=20000)
+    s, c = h.established(options=TcpOptions(mss=MSS))
+    data(h, c, 1.0, 0, 1460)
+    data(h, c, 1.0, 1460, 1460)
+    h.take()
+    s.recv(100)
+    h.expect_nothing(1.0)
+
+
+def test_receiver_sws_avoidance_holds_small_openings():
+    h = Harness(rcvbuf=3000)
+    s, c = h.established(options=TcpOptions(mss=1000))
+    for i in range(3):
+        data(h, c, 1.0, 1000 * i, 1000)
+    out = h.out(1.1)
+    assert out[-1].window == 0
+    s.recv(100)  # 100 bytes free: below min(rcvbuf/2, mss) -> keep advertising 0
+    data(h, c, 1.2, 3000, 0)
+    h.peer_sends(1.3, h.pseg(".", PEER_ISS + 3001, c.iss + 1))
+    assert c.rcv.advertise() == 0
+    s.recv(2000)
+    assert c.rcv.advertise() == 2100
+
+
+def test_window_scaling_applied_both_ways():
+    h = Harness(window_scaling=True, rcvbuf=1 << 20)
+    s, c = h.established(options=TcpOptions(mss=MSS, wscale=3), window=1000)
+    assert c.rcv.wscale == 5 and c.snd.wscale == 3
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=1000))
+    assert c.snd.snd_wnd == 8000
+    data(h, c, 1.0, 0, 10)
+    got = h.out(1.1)[-1]
+    assert got.window == ((1 << 20) - 10) >> 5
+
+
+def test_window_scaling_off_when_peer_does_not_offer():
+    h = Harness(window_scaling=True, rcvbuf=1 << 20)
+    s, c = h.established(options=TcpOptions(mss=MSS))
+    assert c.rcv.wscale == 0 and c.snd.wscale == 0
+    data(h, c, 1.0, 0, 10)
+    assert h.out(1.1)[-1].window == 65535
+
+
+# ---- sending: Nagle, buffers, windows -------------------------------------------------------------
+def test_nagle_holds_small_segment_while_unacked():
+    h, s, c = est()
+    s.send(b"a", 1.0)
+    h.expect_out(1.0, [dict(payload=b"a")])
+    s.send(b"b", 1.0)
+    s.send(b"c", 1.0)
+    h.expect_nothing(1.0)
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 2))
+    h.expect_out(1.1, [dict(payload=b"bc")])
+
+
+def test_nodelay_sends_at_once():
+    h, s, c = est()
+    s.nodelay = True
+    s.send(b"a", 1.0)
+    s.send(b"b", 1.0)
+    h.expect_out(1.0, [dict(payload=b"a"), dict(payload=b"b")])
+
+
+def test_setting_nodelay_flushes():
+    h, s, c = est()
+    s.send(b"a", 1.0)
+    s.send(b"b", 1.0)
+    h.take()
+    s.nodelay = True
+    h.expect_out(1.0, [dict(payload=b"b")])
+
+
+def test_full_segments_not_delayed_by_nagle():
+    h, s, c = est()
+    s.send(b"x" * (3 * MSS), 1.0)
+    h.expect_out(1.0, [dict(len=MSS)] * 3)
+
+
+def test_send_limited_by_peer_window():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=2 * MSS))
+    s.send(b"x" * 5000, 1.0)
+    h.expect_out(1.0, [dict(len=MSS), dict(len=MSS)])
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 1 + MSS, window=2 * MSS))
+    h.expect_out(1.1, [dict(len=MSS, seq=c.iss + 1 + 2 * MSS)])
+
+
+def test_sender_sws_avoidance_holds_small_window_remainder():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=2000))
+    s.send(b"x" * 5000, 1.0)
+    h.expect_out(1.0, [dict(len=MSS)])  # 540 more would fit: too small (max window 65535)
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 1 + MSS, window=2000))
+    h.expect_out(1.1, [dict(len=MSS)])
+
+
+def test_send_limited_by_initial_cwnd():
+    h, s, c = est(sndbuf=100000)
+    s.send(b"x" * 100000, 1.0)
+    assert len(h.out(1.0)) == 10  # RFC 6928 IW10
+
+
+def test_sndbuf_limits_send():
+    h, s, c = est(sndbuf=1000)
+    assert s.writable_bytes == 1000
+    assert s.send(b"x" * 1500, 1.0) == 1000
+    assert s.send(b"y", 1.0) == 0
+    assert s.writable_bytes == 0
+    h.take()
+    h.events.clear()
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 1001))
+    assert s.writable_bytes == 1000
+    assert any(e & ev.WRITE for e in h.events)
+
+
+def test_slow_start_grows_cwnd():
+    h, s, c = est(sndbuf=1 << 20)
+    s.send(b"x" * 200000, 1.0)
+    h.take()
+    cw = c.snd.cc.cwnd
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 1 + 2 * MSS))
+    assert c.snd.cc.cwnd == cw + MSS
+    assert len(h.out(1.1)) == 3
+
+
+# ---- zero window and persist ------------------------------------------------------------------------
+def test_zero_window_probe_with_backoff():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=0))
+    s.send(b"hello", 1.0)
+    h.expect_nothing(1.0)
+    rto = c.snd.rto
+    out1 = h.out(1.0 + rto)
+    assert len(out1) == 1 and out1[0].seq == c.iss and len(out1[0].payload) == 0
+    h.expect_nothing(1.0 + 3 * rto - 0.001)
+    assert len(h.out(1.0 + 3 * rto)) == 1  # backed off: 2x
+    assert len(h.out(4.9)) == 2  # 1.0 + 7*rto, 1.0 + 15*rto
+    h.peer_sends(5.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=1000))
+    h.expect_out(5.0, [dict(payload=b"hello")])
+
+
+def test_zero_window_probes_do_not_abort_while_answered():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=0))
+    s.send(b"hello", 1.0)
+    t = 1.0
+    for _ in range(30):
+        t += 61
+        out = h.out(t)
+        assert out
+        h.peer_sends(t, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=0))
+        c.persist_unanswered = 0 if out else c.persist_unanswered
+    assert s.error is None
+
+
+def test_window_opening_without_ack_progress_resumes_sending():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=0))
+    s.send(b"abc", 1.0)
+    h.peer_sends(1.05, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=100))
+    h.expect_out(1.05, [dict(payload=b"abc")])
+
+
+@pytest.mark.parametrize("n", [1, 1000, MSS + 1])
+def test_every_byte_arrives_once(n):
+    h, s, c = est()
+    payload = bytes(range(256)) * (n // 256 + 1)
+    payload = payload[:n]
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, payload=payload[: n // 2]))
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1 + n // 2, c.iss + 1, payload=payload[n // 2:]))
+    assert s.recv(10 * n) == payload
