@@ -151,8 +151,8 @@ class UdpSocket:
 
     @property
     def readable(self) -> bool:
-        """A recvfrom would not block: a datagram is queued or an error is pending."""
-        return bool(self.queue) or self.error is not None
+        """A datagram is queued (a pending `.error` is separate: check both for select)."""
+        return bool(self.queue)
 
     @property
     def events(self) -> int:
@@ -196,7 +196,7 @@ class UdpSocket:
             if fire:
                 self._fire(WRITE)
 
-    def connect(self, addr: int, port: int) -> None:
+    def connect(self, addr: int, port: int, now: float | None = None) -> None:
         """Set (or with 0.0.0.0:0 clear) the default peer; binds implicitly (item 52)."""
         self._check_open()
         if addr == 0 and port == 0:
@@ -292,6 +292,15 @@ class UdpSocket:
         self.pending_bytes -= len(item[0])
         return item
 
+    def peekfrom(self) -> tuple[bytes, int, int] | None:
+        """Like recvfrom, without taking the datagram off the queue (MSG_PEEK)."""
+        self._check_open()
+        if self.binding is None:
+            raise UsageError(Reason.INVALID, "recv on an unbound UDP socket")
+        if self.shut_rd:
+            raise UsageError(Reason.SHUTDOWN, "receive side shut down")
+        return self.queue[0] if self.queue else None
+
     def _set_error(self, kind: Reason, mtu: int = 0) -> None:
         self.error = kind
         if kind is Reason.FRAG_NEEDED:
@@ -299,7 +308,7 @@ class UdpSocket:
         self._fire(ERROR | READ)
 
     # ---- ending -------------------------------------------------------------------------------
-    def shutdown(self, how: int) -> None:
+    def shutdown(self, how: int, now: float | None = None) -> None:
         """0: no more receives, 1: no more sends, 2: both (item 59; fine when unconnected)."""
         self._check_open()
         if how not in (0, 1, 2):

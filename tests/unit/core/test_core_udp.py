@@ -342,3 +342,15 @@ def test_broadcast_to_specific_option():
     lo.bind(LO, 8000)
     s.receive(udp_frame(PEER, BCAST, 1, 8000, b"b"), 0.0)
     assert sp.pending_bytes == 1 and w.pending_bytes == 1 and lo.pending_bytes == 0
+
+
+def test_peekfrom_does_not_consume(stack):
+    u = stack.udp.open()
+    usage(Reason.INVALID, u.peekfrom)
+    u.bind(0, 9)
+    assert u.peekfrom() is None
+    stack.receive(udp_frame(PEER, ME, 1, 9, b"peek"), 0.0)
+    assert u.peekfrom() == (b"peek", PEER, 1)
+    assert u.peekfrom() == (b"peek", PEER, 1) and u.pending_bytes == 4
+    assert u.recvfrom() == (b"peek", PEER, 1)
+    assert u.peekfrom() is None and not u.readable
