@@ -37,6 +37,8 @@ class ArpCache:
         self.retry_s = cfg.arp_retry_s
         self.tries = cfg.arp_tries
         self.queue_limit = cfg.arp_queue_limit
+        self.cache_limit = cfg.arp_cache_limit
+        self.pending_limit = cfg.arp_pending_limit
         self.entries: dict[int, tuple[bytes, float]] = {}  # ip -> (mac, expires_at)
         self.pending: dict[int, _Pending] = {}
 
@@ -67,6 +69,9 @@ class ArpCache:
             return
         p = self.pending.get(next_hop)
         if p is None:
+            if len(self.pending) >= self.pending_limit:
+                self.counters.inc("arp.pending_overflow")
+                return
             p = self.pending[next_hop] = _Pending(now + self.retry_s)
             self._request(next_hop)
         if len(p.queue) >= self.queue_limit:
@@ -117,7 +122,12 @@ class ArpCache:
             c.inc("arp.replies_out")
 
     def _learn(self, ip: int, mac: bytes, now: float) -> None:
-        self.entries[ip] = (bytes(mac), now + self.ttl_s)
+        entries = self.entries
+        if ip not in entries and len(entries) >= self.cache_limit:
+            del entries[next(iter(entries))]  # the oldest learned entry
+            self.counters.inc("arp.cache_evicted")
+        entries.pop(ip, None)  # re-insert: dict order stays oldest-first
+        entries[ip] = (bytes(mac), now + self.ttl_s)
         p = self.pending.pop(ip, None)
         if p is not None:
             self.counters.inc("arp.resolved")

@@ -24,6 +24,8 @@ class StackConfig:
     arp_retry_s: float = 1.0  # interval between requests for an unresolved address
     arp_tries: int = 3  # requests sent before the waiting packets fail with HOST_UNREACH
     arp_queue_limit: int = 32  # packets waiting per unresolved address (oldest dropped beyond)
+    arp_cache_limit: int = 1024  # learned entries (oldest evicted beyond: a spoofing flood is bounded)
+    arp_pending_limit: int = 256  # addresses being resolved at once (new ones dropped beyond)
     # IPv4 reassembly
     reassembly_timeout_s: float = 30.0  # RFC 1122 3.3.2: 60 to 120 s recommended, Linux/Windows use 30/60
     reassembly_mem_limit: int = 4 * 1024 * 1024  # payload bytes held by incomplete datagrams

@@ -234,3 +234,18 @@ def test_multicast_sender_mac_rejected(estack):
     estack.receive(arp_frame(OP_REQUEST, b"\x01\0\x5e\0\0\1", PEER, b"\0" * 6, ME), 0.0)
     assert estack.counters.get("arp.bad_sender") == 1
     assert estack.poll(0.0) == []
+
+
+def test_cache_and_pending_are_bounded():
+    s = make(medium="ethernet", arp_cache_limit=8, arp_pending_limit=4)
+    for i in range(20):
+        mac = bytes([2, 0, 0, 0, 1, i])
+        s.receive(arp_frame(OP_REQUEST, mac, 0xC6120100 + i, b"\0" * 6, ME), float(i))
+    assert len(s.arp.entries) == 8
+    assert s.counters.get("arp.cache_evicted") == 12
+    assert 0xC6120100 + 19 in s.arp.entries and 0xC6120100 not in s.arp.entries
+    s.poll(20.0)
+    for i in range(10):
+        s.send_ip(0xC6120010 + i, 253, b"x", 20.0)
+    assert len(s.arp.pending) == 4
+    assert s.counters.get("arp.pending_overflow") == 6
