@@ -113,7 +113,7 @@ def tcp_exchange(host: Any, dst: str, port: int, data: bytes, timeout_s: float =
         if view:
             n = host.call(lambda v=view: sock.send(v, host.now()))
             view = view[n:]
-        elif not sent_fin:
+        if not view and not sent_fin:
             host.call(lambda: sock.shutdown(1, host.now()))
             sent_fin = True
         got += host.call(sock.recv, 1 << 20)
@@ -126,3 +126,35 @@ def tcp_exchange(host: Any, dst: str, port: int, data: bytes, timeout_s: float =
             raise TimeoutError(f"stalled after {len(got)} bytes back")
     host.call(lambda: sock.close(host.now()))
     return bytes(got)
+
+
+def tcp_sink_server(host: Any, port: int, timeout_s: float = 30.0) -> int:
+    """Accept one connection, read to EOF, answer with the SHA-256 of what came, close.
+    Data flows one way only (the answer goes after EOF). Returns the byte count."""
+    import hashlib
+
+    lsock = host.call(host.stack.tcp.open)
+    host.call(lsock.bind, 0, port)
+    host.call(lsock.listen, 1)
+    try:
+        if not host.wait(lambda: lsock.accept_pending > 0, timeout_s):
+            raise TimeoutError("no connection to accept")
+        conn = host.call(lsock.accept)
+        h = hashlib.sha256()
+        total = 0
+        while True:
+            if not host.wait(lambda: conn.readable_bytes > 0 or conn.at_eof or conn.error is not None,
+                             timeout_s):
+                raise TimeoutError(f"stalled after {total} bytes")
+            if conn.error is not None:
+                raise ConnectionError(conn.error)
+            chunk = host.call(conn.recv, 1 << 20)
+            h.update(chunk)
+            total += len(chunk)
+            if not chunk and host.call(lambda: conn.at_eof):
+                break
+        host.call(lambda: conn.send(h.digest(), host.now()))
+        host.call(lambda: conn.close(host.now()))
+        return total
+    finally:
+        host.call(lambda: lsock.close(host.now()))
