@@ -482,3 +482,36 @@ def test_item_35_wsaconnect(net) -> None:
     fail(ws, ws.WSAConnect(s, sa(PEER, 8190), 16), WSAEISCONN)
     fail(ws, ws.WSAConnect(tcp(ws), sa(PEER, 8191), 16), WSAECONNREFUSED)
     acc.join()
+
+
+def test_item_0_connect_binds_unbound_socket(net) -> None:
+    """An unbound socket gets a unique local association on connect and is then bound (bind -> WSAEINVAL)."""
+    ws = net.ws
+    acc = accept_in_task(net, listener(net.pws, 8200), 2)
+    a, b = tcp(ws), tcp(ws)
+    assert _connect(ws, a, PEER, 8200) == 0 and _connect(ws, b, PEER, 8200) == 0
+    assert name_of(ws, a)[0] == ME and name_of(ws, a)[1] != name_of(ws, b)[1]
+    fail(ws, ws.bind(a, sa("0.0.0.0", 0), 16), WSAEINVAL)
+    acc.join()
+
+
+def test_item_0_nonblocking_completion_three_ways(net) -> None:
+    """Nonblocking completion is seen by select writability, a WSAAsyncSelect FD_CONNECT and a
+    WSAEventSelect event."""
+    from ustack.winsock import FD_CONNECT, WSA_WAIT_EVENT_0, WSAGETSELECTERROR, WSAGETSELECTEVENT
+
+    ws = net.ws
+    acc = accept_in_task(net, listener(net.pws, 8210), 3)
+    s1, s2, s3 = tcp(ws), tcp(ws), tcp(ws)
+    set_nonblocking(ws, s1)
+    win = ws.create_window()
+    assert ws.WSAAsyncSelect(s2, win, 0x401, FD_CONNECT) == 0
+    ev = ws.WSACreateEvent()
+    assert ws.WSAEventSelect(s3, ev, FD_CONNECT) == 0
+    for s in (s1, s2, s3):
+        fail(ws, _connect(ws, s, PEER, 8210), WSAEWOULDBLOCK)
+    assert select1(ws, s1, timeout=5.0) == (False, True, False)
+    m = win.GetMessage(timeout_s=5.0)
+    assert (m.wParam, WSAGETSELECTEVENT(m.lParam), WSAGETSELECTERROR(m.lParam)) == (s2, FD_CONNECT, 0)
+    assert ws.WSAWaitForMultipleEvents(1, [ev], False, 5000, False) == WSA_WAIT_EVENT_0
+    acc.join()

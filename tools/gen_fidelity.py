@@ -1,0 +1,293 @@
+"""Generate docs/winsock-fidelity.md from the Winsock tests.
+
+Every numbered item of the Winsock behaviour reference has tests named `test_item_<N>_...`
+in tests/winsock/; the first docstring paragraph of each test says which behaviour it shows.
+This tool reads those tests (statically, with `ast`: nothing is run) and writes one table
+per section: item, what the reference asks, the tests, and their status. Status comes from
+the test's markers: a plain test must pass ("tested"), `xfail(strict=True)` is a known gap
+in a lower layer (its reason is shown), `netns` tests run against the Linux kernel on a TUN.
+
+    python tools/gen_fidelity.py           # rewrite docs/winsock-fidelity.md
+    python tools/gen_fidelity.py --check   # exit 1 if the committed file is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests" / "winsock"
+OUT = ROOT / "docs" / "winsock-fidelity.md"
+
+# The reference's items in short form (our words). "≠L" marks where Windows differs from Linux.
+SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
+    ("0. connect (the founding document)", [
+        (0, "connect: implicit bind, TCP handshake, UDP default peer, nonblocking completion, "
+            "reconnect after failure, and the page's error list code by code"),
+    ]),
+    ("A. Constants", [
+        (1, "error codes have Winsock's numbers"),
+        (2, "SOCKET_ERROR = -1, INVALID_SOCKET = ~0 at pointer width"),
+        (3, "FD_* bits and FD_MAX_EVENTS"),
+        (4, "WSAWaitForMultipleEvents constants"),
+        (5, "WSAAsyncSelect lParam: event low word, error high word"),
+        (6, "ioctl codes and option numbers"),
+    ]),
+    ("B. Startup, last error, handles", [
+        (7, "WSANOTINITIALISED before startup and for an unmatched cleanup; stale handles after cleanup"),
+        (8, "successful calls clear the last error; the last error is per thread"),
+        (9, "closed or unknown handles are WSAENOTSOCK"),
+    ]),
+    ("C. socket()", [
+        (10, "family/type/protocol checks; (AF_INET, 0, 0) is TCP"),
+    ]),
+    ("D. bind and address reuse", [
+        (11, "name/namelen checks, foreign or broadcast address, binding twice, port 0"),
+        (12, "same addr:port twice is WSAEADDRINUSE"),
+        (13, "≠L: a specific address and the wildcard may share a port; the specific wins"),
+        (14, "≠L: SO_REUSEADDR only on the second socket is WSAEACCES; on both, both bind"),
+        (15, "SO_REUSEADDR and SO_EXCLUSIVEADDRUSE exclude each other (WSAEINVAL)"),
+    ]),
+    ("E. listen and accept", [
+        (17, "listen on UDP, unbound (≠L), twice, connected"),
+        (18, "≠L: a full accept queue refuses (RST) instead of dropping the SYN"),
+        (20, "accept argument and state checks"),
+        (21, "accepted sockets inherit options and the event registration"),
+    ]),
+    ("F. TCP connect", [
+        (23, "blocking success; getsockname/getpeername"),
+        (24, "refused; then listed in exceptfds"),
+        (25, "≠L: SYN repeated after RST before WSAECONNREFUSED"),
+        (26, "nonblocking connect is WSAEWOULDBLOCK even locally"),
+        (27, "second connect while pending: WSAEALREADY (1.1: WSAEINVAL)"),
+        (28, "while pending: getsockname works, send/recv WSAENOTCONN"),
+        (29, "≠L: nonblocking outcome via select; SO_ERROR persists after reading"),
+        (30, "connect again after a failed nonblocking attempt"),
+        (31, "connect on a connected/accepted socket, even after shutdown: WSAEISCONN"),
+        (32, "connect on a listening socket: WSAEINVAL"),
+        (33, "destination 0.0.0.0 or port 0: WSAEADDRNOTAVAIL"),
+        (34, "WSAEFAULT, WSAEAFNOSUPPORT, WSAETIMEDOUT (21 s, configurable), WSAENETUNREACH, "
+             "WSAEHOSTUNREACH (ARP or ICMP), WSAEADDRINUSE"),
+        (35, "WSAConnect; non-NULL QoS is WSAEINVAL"),
+    ]),
+    ("G. getsockname / getpeername", [
+        (36, "≠L: getsockname unbound is WSAEINVAL; short namelen WSAEFAULT"),
+        (37, "getpeername not connected WSAENOTCONN; namelen 0 WSAEFAULT"),
+    ]),
+    ("H. WSAAsyncSelect / WSAEventSelect / WSAEnumNetworkEvents", [
+        (38, "registration makes the socket nonblocking; FIONBIO=0 refused until cleared"),
+        (39, "a new registration replaces the old; one event per message"),
+        (40, "FD_CONNECT then FD_WRITE; failure code in the high word"),
+        (42, "re-registering: WSAAsyncSelect re-posts, WSAEventSelect does not re-signal"),
+        (43, "re-enabling rules; FD_READ/FD_ACCEPT level-triggered; FD_WRITE only after WSAEWOULDBLOCK"),
+        (45, "FD_CLOSE codes (graceful 0, reset WSAECONNABORTED); local close posts nothing"),
+        (47, "WSAEnumNetworkEvents copies, clears, resets; writes only set bits' codes"),
+        (48, "WSAEventSelect never resets the event object"),
+        (49, "WSAWaitForMultipleEvents: lowest index, parameter and handle errors"),
+    ]),
+    ("I. UDP", [
+        (50, "≠L: send unconnected is WSAENOTCONN"),
+        (51, "≠L: recv unbound is WSAEINVAL; bound empty nonblocking WSAEWOULDBLOCK"),
+        (52, "UDP connect is immediate and binds"),
+        (53, "all-zero connect dis-connects"),
+        (54, "connected sockets drop other peers; reconnecting discards the queue"),
+        (55, "broadcast needs SO_BROADCAST (WSAEACCES); document vs modern connect"),
+        (56, "ICMP port unreachable makes the next recv WSAECONNRESET; SIO_UDP_CONNRESET"),
+        (57, "sendto binds implicitly to 0.0.0.0:ephemeral"),
+        (58, "short recvfrom buffer: WSAEMSGSIZE, truncated, rest discarded"),
+        (59, "shutdown on unconnected UDP, then WSAESHUTDOWN"),
+    ]),
+    ("J. Closing and broken TCP connections", [
+        (60, "recv returns 0 repeatedly after a graceful close"),
+        (61, "≠L: after RST, recv/send WSAECONNRESET; SO_ERROR stays 0"),
+        (62, "send to a fully closed peer succeeds, then recv WSAECONNABORTED"),
+        (63, "shutdown checks; WSAESHUTDOWN after SD_SEND/SD_RECEIVE (≠L)"),
+        (64, "send on unconnected TCP: WSAENOTCONN"),
+    ]),
+    ("K. select and options", [
+        (65, "≠L: select argument rules; counts (socket, set) pairs"),
+        (66, "a listener with a pending connection is readable"),
+        (67, "option errors: level, SO_LINGER on UDP, short optlen"),
+        (69, "≠L: SO_RCVTIMEO expiry is WSAETIMEDOUT"),
+        (70, "nonblocking TCP send: all or WSAEWOULDBLOCK"),
+    ]),
+    ("L. Winsock 1.1 blocking semantics", [
+        (72, "one blocking call per thread; others WSAEINPROGRESS"),
+        (73, "WSACancelBlockingCall: WSAEINTR / WSAEINVAL; 1.1 only"),
+    ]),
+]
+
+CONNECT_ERRORS = [
+    "WSANOTINITIALISED", "WSAENETDOWN", "WSAEADDRINUSE", "WSAEINTR", "WSAEINPROGRESS", "WSAEALREADY",
+    "WSAEADDRNOTAVAIL", "WSAEAFNOSUPPORT", "WSAECONNREFUSED", "WSAEFAULT", "WSAEINVAL", "WSAEISCONN",
+    "WSAENETUNREACH", "WSAENOBUFS", "WSAENOTSOCK", "WSAETIMEDOUT", "WSAEWOULDBLOCK", "WSAEACCES",
+]
+
+DECISIONS = """\
+## Decisions where the reference leaves room
+
+- **Destination port 0** (item 33, uncertain): WSAEADDRNOTAVAIL, like the all-zero address.
+- **UDP connect to a broadcast address** (item 55): the document's WSAEACCES by default;
+  `Winsock(host, broadcast_connect="modern")` gives current Windows' behaviour (connect
+  succeeds, the send fails with WSAEACCES).
+- **SYN after RST** (item 25): 2 retries, 0.5 s apart (`Winsock(syn_rst_retries=...)`, the
+  interval is `TcpConfig.syn_rst_retry_s`), so a refusal takes about 1 s in ustack.
+- **Data retransmissions exhausted** (not in the reference): the connection's reason is
+  TIMED_OUT, reported as WSAETIMEDOUT by recv/send and by FD_CLOSE.
+- **Port exhaustion in connect**: an unbound socket that finds no ephemeral port gets
+  WSAENOBUFS (what Windows reports); a bound socket whose 4-tuple is taken gets WSAEADDRINUSE.
+- **FD_CLOSE timing**: posted when the peer's FIN has arrived and every byte before it was
+  read (Microsoft's documented order), so FD_READ comes first when data is pending.
+- **Buffered data and RST**: bytes received before a peer RST stay readable; the error is
+  reported once they are read.
+- **WSAENETDOWN**: reported when the host (runtime) is closed; a call blocked at that moment
+  fails with WSAENETDOWN.
+- **WSAEINTR in Winsock 2.2**: a blocking call fails with WSAEINTR when another thread closes
+  its socket (there is no WSACancelBlockingCall in 2.2).
+- **Winsock 1.1 blocking hook**: WSASetBlockingHook's function runs in the blocked thread
+  every 50 ms of (virtual) time; calls it makes fail with WSAEINPROGRESS except
+  WSACancelBlockingCall, WSAIsBlocking and the last-error calls.
+- **MSG_PEEK / MSG_OOB**: WSAEOPNOTSUPP until the stack can peek (docs/requests-winsock.md);
+  urgent data is not supported.
+- **Windows for WSAAsyncSelect** are message queues (`Winsock.create_window()`), read with
+  `GetMessage(timeout_s)` / `PeekMessage()`; posting never blocks.
+"""
+
+
+@dataclass
+class TestInfo:
+    file: str
+    name: str
+    item: int
+    doc: str
+    status: str
+
+
+def _marker_status(fn: ast.FunctionDef, module_netns: bool) -> str:
+    status = "tested"
+    netns = module_netns
+    for dec in fn.decorator_list:
+        text = ast.unparse(dec)
+        if "xfail" in text:
+            reason = ""
+            if isinstance(dec, ast.Call):
+                for kw in dec.keywords:
+                    if kw.arg == "reason":
+                        try:
+                            reason = ast.literal_eval(kw.value)
+                        except ValueError:
+                            reason = ast.unparse(kw.value)
+            return f"known gap: {reason}" if reason else "known gap"
+        if "skip" in text:
+            return "skipped"
+        if "netns" in text:
+            netns = True
+    if "netns" in [a.arg for a in fn.args.args]:
+        netns = True
+    return status + (" (Linux kernel over TUN, netns)" if netns else "")
+
+
+def collect(tests_dir: Path = TESTS) -> list[TestInfo]:
+    out: list[TestInfo] = []
+    for path in sorted(tests_dir.glob("test_*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        module_netns = any(
+            isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark"
+                                                 for t in node.targets)
+            and "netns" in ast.unparse(node.value)
+            for node in tree.body
+        )
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            m = re.match(r"test_item_(\d+)_", node.name)
+            if not m:
+                continue
+            doc = ast.get_docstring(node) or ""
+            first = " ".join(doc.split("\n\n")[0].split())
+            out.append(TestInfo(path.name, node.name, int(m.group(1)), first,
+                                _marker_status(node, module_netns)))
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render(tests: list[TestInfo] | None = None) -> str:
+    tests = collect() if tests is None else tests
+    by_item: dict[int, list[TestInfo]] = {}
+    for t in tests:
+        by_item.setdefault(t.item, []).append(t)
+    known = {n for _, items in SECTIONS for n, _ in items}
+    lines = [
+        "# Winsock fidelity",
+        "",
+        "<!-- Generated by tools/gen_fidelity.py from tests/winsock; do not edit by hand. -->",
+        "",
+        "Each numbered item of the Winsock behaviour reference, the tests that show ustack doing",
+        "it, and their status. *tested*: the test must pass in CI (Simulator, virtual time, unless",
+        "marked as a kernel test); *known gap*: an `xfail(strict=True)` test waiting for a lower",
+        "layer (docs/requests-winsock.md); *missing*: no test yet. ≠L marks Windows behaviour that",
+        "differs from Linux: ustack follows Windows.",
+        "",
+    ]
+    total = len(known)
+    covered = sum(1 for n in known if any(t.status.startswith("tested") for t in by_item.get(n, [])))
+    lines += [f"Items covered by passing tests: **{covered} of {total}**; tests: {len(tests)}.", ""]
+    for title, items in SECTIONS:
+        lines += [f"## {title}", "", "| item | behaviour | test | status |", "|---|---|---|---|"]
+        for n, what in items:
+            rows = by_item.get(n, [])
+            if not rows:
+                lines.append(f"| {n} | {_cell(what)} | — | **missing** |")
+                continue
+            for i, t in enumerate(rows):
+                item_cell = str(n) if i == 0 else ""
+                what_cell = _cell(what) if i == 0 else ""
+                test_cell = f"`{t.name}`: {_cell(t.doc)}"
+                lines.append(f"| {item_cell} | {what_cell} | {test_cell} | {_cell(t.status)} |")
+        lines.append("")
+        if title.startswith("0."):
+            lines += ["### The connect page's error list", "", "| code | test | status |", "|---|---|---|"]
+            for code in CONNECT_ERRORS:
+                pattern = re.compile(rf"test_item_0_connect_error_{code}(_|$)")
+                rows = [t for t in by_item.get(0, []) if pattern.match(t.name)]
+                if not rows:
+                    lines.append(f"| {code} | — | **missing** |")
+                for t in rows:
+                    lines.append(f"| {code} | `{t.name}` ({t.file}) | {_cell(t.status)} |")
+            lines.append("")
+    stray = sorted({t.item for t in tests} - known)
+    if stray:
+        lines += ["## Tests naming items outside the reference", ""]
+        lines += [f"- item {n}: " + ", ".join(f"`{t.name}`" for t in by_item[n]) for n in stray]
+        lines.append("")
+    lines.append(DECISIONS)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    ap.add_argument("--output", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    text = render()
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date: run python tools/gen_fidelity.py", file=sys.stderr)
+            return 1
+        return 0
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
