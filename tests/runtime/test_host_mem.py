@@ -90,7 +90,7 @@ def test_close_stops_the_thread_and_is_idempotent():
     h.close()
     th.join(2)
     assert released == [False]  # a waiter without a deadline is released, not left hanging
-    assert not h.running
+    assert not h.running and h.down and h.closed
     assert set(net_threads()) <= before
     with Host(FakeStack(), MemLink.pair("ip")[0], name="ctx") as h2:
         assert h2.running
@@ -157,6 +157,7 @@ def test_device_error_stops_cleanly():
         time.sleep(0.01)
     assert not h.running
     assert isinstance(h.device_error, OSError) and h.device_error.errno == 77
+    assert h.down and not h.closed
     assert h.wait(lambda: False, 5) is False  # returns at once: nothing can change any more
     h.close()
 

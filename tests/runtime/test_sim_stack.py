@@ -151,3 +151,17 @@ def test_delay_fault_moves_delivery_in_virtual_time(sim):
     assert b.wait(lambda: sb.readable, 1)
     assert b.now() == pytest.approx(0.25)
     assert b.faults.stats["delayed"] == 1
+
+
+def test_pcap_is_readable_after_run_and_host_down_after_close(tmp_path):
+    sim = Simulator(seed=1)
+    a = sim.add_host("198.18.0.1/24", name="a", pcap=str(tmp_path / "a.pcap"))
+    b = sim.add_host("198.18.0.2/24", name="b")
+    sim.spawn(udp_echo, b, 7, 1, 1.0)
+    sim.spawn(udp_client, a, "198.18.0.2", 7, [b"x"])
+    sim.run()
+    frames = list(read_pcap(tmp_path / "a.pcap"))
+    assert len(frames) == 2 and all(ts == 0.0 for ts, _, _ in frames)
+    assert not a.down
+    sim.close()
+    assert a.down and b.down

@@ -60,6 +60,10 @@ class Runtime(Protocol):
     def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> TaskHandle:
         """Run fn(*args) in an application thread the runtime knows about."""
 
+    @property
+    def down(self) -> bool:
+        """True once the network is unusable (closed, or the device failed)."""
+
     def close(self) -> None:
         """Stop the host and release its device. Idempotent."""
 

@@ -167,6 +167,12 @@ class Host:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def down(self) -> bool:
+        """True when the network is unusable: closed, or the network thread stopped (device
+        error: see `device_error`). Blocking calls should then fail (WSAENETDOWN)."""
+        return self._closed or (self._started and not self._running)
+
     def __enter__(self) -> Host:
         return self
 

@@ -192,6 +192,11 @@ class SimHost:
             except Exception as e:  # noqa: BLE001
                 self._count_error(e)
 
+    @property
+    def down(self) -> bool:
+        """True once this host or its simulator is closed."""
+        return self.closed or self.sim._closed
+
     def __enter__(self) -> SimHost:
         return self
 
@@ -422,6 +427,9 @@ class Simulator:
                 self._block(finished, timeout)
             finally:
                 me._in_run = False
+                for h in self.hosts:
+                    if h.pcap is not None:
+                        h.pcap.flush()  # readable by tools right after run() returns
             failed = [t for t in self._spawned if t.state == DONE and t._exc is not None and not t._reported]
             self._spawned = [t for t in self._spawned if t.state != DONE or t in failed]
             for t in failed:
