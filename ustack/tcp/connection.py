@@ -806,7 +806,7 @@ class Connection:
                         self._arm_persist(now)
                     return
                 if n < mss and not rexmit:
-                    if not (n == avail and (nodelay or flight == 0)) and not (
+                    if not (n == avail and (nodelay or flight == 0 or snd.fin_queued)) and not (
                             snd.max_snd_wnd and n >= snd.max_snd_wnd // 2):
                         if flight == 0:
                             self._arm_persist(now)  # SWS override timer
