@@ -126,6 +126,7 @@ class UdpSocket:
         self.binding = None
         self.remote: tuple[int, int] | None = None
         self.disconnected = False  # connected once, then dis-connected by an all-zero connect
+        self._last_connect: tuple[int, int] | None = None  # name given to the previous connect
         self.error: Reason | None = None
         self.error_mtu = 0  # next-hop MTU of the last FRAG_NEEDED error
         self.broadcast = False  # SO_BROADCAST
@@ -197,12 +198,18 @@ class UdpSocket:
                 self._fire(WRITE)
 
     def connect(self, addr: int, port: int, now: float | None = None) -> None:
-        """Set (or with 0.0.0.0:0 clear) the default peer; binds implicitly (item 52)."""
+        """Set (or with 0.0.0.0:0 clear) the default peer; binds implicitly (item 52).
+
+        The founding document: "datagrams queued for receipt are discarded if name is different
+        from the previous connect". Read literally: the first connect keeps the queue; any later
+        connect, dis-connect included, whose name differs from the previous one empties it.
+        """
         self._check_open()
         if addr == 0 and port == 0:
             if self.remote is not None:
                 self.disconnected = True
             self.remote = None
+            self._renamed((0, 0))
             return
         if addr == 0 or port == 0:
             raise UsageError(Reason.ADDR_NOT_AVAIL, "peer address or port is zero")
@@ -212,15 +219,18 @@ class UdpSocket:
         if not stack.is_local(addr) and stack.route(addr) is None:
             raise UsageError(Reason.NET_UNREACH, "no route to the peer")
         self._autobind(fire=False)
-        peer = (addr, port)
-        if peer != self.remote and self.queue:
-            # the founding document: queued datagrams go when the name changes
+        self._renamed((addr, port))
+        self.remote = (addr, port)
+        self.disconnected = False
+        self._fire(WRITE)
+
+    def _renamed(self, name: tuple[int, int]) -> None:
+        last = self._last_connect
+        self._last_connect = name
+        if last is not None and last != name and self.queue:
             self.layer.counters.inc("udp.reconnect_discarded", len(self.queue))
             self.queue.clear()
             self.pending_bytes = 0
-        self.remote = peer
-        self.disconnected = False
-        self._fire(WRITE)
 
     def accepts(self, src: int, sport: int) -> bool:
         r = self.remote

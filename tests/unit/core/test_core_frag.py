@@ -8,6 +8,7 @@ from scapy.layers.inet import IP, UDP, defragment
 
 from ustack.core.frag import fragment
 from ustack.wire import IcmpMessage, Ipv4Packet, UdpDatagram
+from ustack.wire.checksum import internet_checksum
 
 
 def frags_of(payload: bytes, ident=0x1234, mtu=1500, src=PEER, dst=ME, proto=17):
@@ -169,8 +170,13 @@ def test_max_datagrams_bound():
 
 
 def test_fragment_past_65535_rejected(stack):
-    # payload ending past 65535: the codec refuses it
-    stack.receive(Ipv4Packet(PEER, ME, 17, bytes(16), ident=9, frag_offset=65520).emit(), 0.0)
+    # payload ending past 65535: the codec refuses it (built by patching a valid header,
+    # since the emitter refuses such a fragment too)
+    raw = bytearray(Ipv4Packet(PEER, ME, 17, bytes(16), ident=9, frag_offset=8).emit())
+    raw[6:8] = (65520 >> 3).to_bytes(2, "big")
+    raw[10:12] = b"\0\0"
+    raw[10:12] = internet_checksum(bytes(raw[:20])).to_bytes(2, "big")
+    stack.receive(bytes(raw), 0.0)
     assert stack.counters.get("ipv4.bad_fragment") == 1
     # payload fits but header + payload would exceed 65535 after reassembly (ping of death)
     stack.receive(Ipv4Packet(PEER, ME, 17, bytes(8), ident=9, mf=True).emit(), 0.0)

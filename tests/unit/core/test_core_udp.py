@@ -354,3 +354,17 @@ def test_peekfrom_does_not_consume(stack):
     assert u.peekfrom() == (b"peek", PEER, 1) and u.pending_bytes == 4
     assert u.recvfrom() == (b"peek", PEER, 1)
     assert u.peekfrom() is None and not u.readable
+
+
+def test_first_connect_keeps_queue_disconnect_with_new_name_discards(stack):
+    u = stack.udp.open()
+    u.bind(0, 9)
+    stack.receive(udp_frame(PEER, ME, 53, 9, b"early"), 0.0)
+    u.connect(PEER, 53)  # no previous connect: nothing to compare with, queue kept
+    assert u.recvfrom() == (b"early", PEER, 53)
+    stack.receive(udp_frame(PEER, ME, 53, 9, b"later"), 0.0)
+    u.connect(0, 0)  # the dis-connect is a different name than the previous connect
+    assert u.recvfrom() is None
+    stack.receive(udp_frame(OTHER, ME, 53, 9, b"x"), 0.0)
+    u.connect(0, 0)  # same name as the previous connect: kept
+    assert u.pending_bytes == 1
