@@ -36,6 +36,7 @@ from .udp import UdpLayer
 ALL_HOSTS = 0xE0000001  # 224.0.0.1: the only multicast group a host is always in
 MAX_DATAGRAM = 0xFFFF
 _LOOP_BATCH = 10000  # looped packets delivered per call at most (a runaway loop cannot hang us)
+_ROUTE_LOCAL, _ROUTE_UNICAST, _ROUTE_BROADCAST, _ROUTE_NONE = range(4)
 
 
 class Transport(Protocol):
@@ -91,6 +92,8 @@ class Stack:
         self.tcp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
         self.ports = {6: self.tcp_ports, 17: self.udp_ports}
         self.ident = IdentAllocator(self.rng)
+        self._ttl = cfg.ttl
+        self._route_cache: dict[int, tuple[int, int, int]] = {}
         self._out: list[bytes] = []
         self._loop: deque[Ipv4Packet] = deque()
         self._last_now = 0.0
@@ -323,43 +326,64 @@ class Stack:
         Reason when nothing was sent: NET_UNREACH (no route), FRAG_NEEDED (DF set and larger than
         the MTU), MSG_SIZE (over 65535 bytes)."""
         self._last_now = now
-        c = self.counters
+        cnt = self._cnt
         if ttl is None:
-            ttl = self.config.ttl
+            ttl = self._ttl
         n = len(payload)
-        if HEADER_LEN + n > MAX_DATAGRAM:
-            c.inc("ipv4.out_too_big")
+        if n > MAX_DATAGRAM - HEADER_LEN:
+            cnt["ipv4.out_too_big"] += 1
             return Reason.MSG_SIZE
-        r = self.routes
-        if r.is_local(dst):
+        rc = self._route_cache.get(dst)
+        if rc is None:
+            rc = self._classify(dst)
+        kind, rsrc, next_hop = rc
+        if kind == _ROUTE_LOCAL:
+            cnt["ipv4.loopback_out"] += 1
             if src is None:
-                src = LOOPBACK if is_loopback(dst) else self.addr
-            c.inc("ipv4.loopback_out")
+                src = rsrc
             self._loop.append(Ipv4Packet(src, dst, proto, bytes(payload), ttl, 0, df))
             return None
-        rt = r.route(dst)
-        if rt is None:
-            c.inc("ipv4.no_route")
+        if kind == _ROUTE_NONE:
+            cnt["ipv4.no_route"] += 1
             return Reason.NET_UNREACH
         if src is None:
-            src = rt[0]
-        next_hop = rt[1]
+            src = rsrc
         if HEADER_LEN + n <= self.mtu:
             pkt = quick_header(src, dst, proto, n, self.ident.next(dst), ttl, df, tos) + payload
-            self._send_packet(next_hop, pkt, now)
+            if self.ethernet:
+                self._send_packet(next_hop, pkt, now)
+            else:
+                self._out.append(pkt)
         elif df:
-            c.inc("ipv4.frag_needed_local")
+            cnt["ipv4.frag_needed_local"] += 1
             return Reason.FRAG_NEEDED
         else:
             frags = fragment(src, dst, proto, payload, self.ident.next(dst), self.mtu, ttl, tos)
-            c.inc("ipv4.fragmented")
-            c.inc("ipv4.fragments_out", len(frags))
+            cnt["ipv4.fragmented"] += 1
+            cnt["ipv4.fragments_out"] += len(frags)
             for f in frags:
                 self._send_packet(next_hop, f, now)
-        c.inc("ipv4.out")
-        if self.config.broadcast_loopback and (dst == LIMITED_BROADCAST or r.is_broadcast(dst)):
+        cnt["ipv4.out"] += 1
+        if kind == _ROUTE_BROADCAST and self.config.broadcast_loopback:
             self._loop.append(Ipv4Packet(src, dst, proto, bytes(payload), ttl, 0, df))
         return None
+
+    def _classify(self, dst: int) -> tuple[int, int, int]:
+        """(kind, source address, next hop) for `dst`, cached (routes never change)."""
+        r = self.routes
+        if r.is_local(dst):
+            rc = (_ROUTE_LOCAL, LOOPBACK if is_loopback(dst) else self.addr, dst)
+        else:
+            rt = r.route(dst)
+            if rt is None:
+                rc = (_ROUTE_NONE, 0, 0)
+            else:
+                rc = (_ROUTE_BROADCAST if r.is_broadcast(dst) else _ROUTE_UNICAST, rt[0], rt[1])
+        cache = self._route_cache
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[dst] = rc
+        return rc
 
     def _send_packet(self, next_hop: int, pkt: bytes, now: float) -> None:
         if not self.ethernet:
