@@ -73,10 +73,11 @@ def test_arp(arp: ArpPacket, match: str) -> None:
         ("frag_offset", -8, r"frag_offset -8"),
         ("options", b"\x01" * 41, r"options of 41 bytes exceed 40"),
         ("payload", bytes(65516), r"IPv4 packet of 65536 bytes exceeds 65535"),
+        ("frag_offset", 65528, r"fragment at offset 65528 with 8 bytes ends past 65535"),
     ],
 )
 def test_ipv4(field: str, value, match: str) -> None:
-    pkt = Ipv4Packet(SRC, DST, 17, b"")._replace(**{field: value})
+    pkt = Ipv4Packet(SRC, DST, 17, b"12345678")._replace(**{field: value})
     rejects(pkt.emit, match=match)
 
 

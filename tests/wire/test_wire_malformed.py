@@ -163,6 +163,15 @@ def test_ipv4_fragment_past_65535() -> None:
     assert (ok.mf, ok.frag_offset, ok.is_fragment) == (True, 65520, True)
 
 
+def test_ipv4_fragment_end_boundary() -> None:
+    last = Ipv4Packet(SRC, DST, 17, b"x" * 7, frag_offset=65528)  # last byte is number 65534
+    assert Ipv4Packet.parse(last.emit()).frag_offset == 65528
+    b = bytearray(last.emit() + b"y")
+    b[2:4] = (len(b)).to_bytes(2, "big")  # 8 bytes at 65528: one byte too far
+    e = malformed(Ipv4Packet.parse, with_ip_checksum(b))
+    assert e.reason == "ipv4.bad_fragment" and "offset 65528 with 8 bytes" in e.detail
+
+
 def test_ipv4_options_are_kept_raw_and_skipped() -> None:
     # a record-route option with a nonsense pointer, and an unknown option: never interpreted
     opts = bytes((7, 7, 99, 0, 0, 0, 0, 0xFE))

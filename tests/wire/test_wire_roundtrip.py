@@ -89,6 +89,18 @@ def test_udp(d: UdpDatagram, src: int, dst: int) -> None:
     assert UdpDatagram.parse(raw, src, dst) == d
 
 
+def test_udp_checksum_computing_to_zero_is_sent_as_all_ones() -> None:
+    # pseudo-header + header words sum to 40 with these values; the payload word makes it 0xffff
+    d = UdpDatagram(1, 2, b"\xff\xd7")
+    raw = d.emit(0, 0)
+    assert raw[6:8] == b"\xff\xff"  # RFC 768: 0 would mean "no checksum"
+    assert UdpDatagram.parse(raw, 0, 0) == d
+    from scapy.all import IP, UDP
+    from scapy.all import raw as scapy_raw
+
+    assert scapy_raw(IP(src="0.0.0.0", dst="0.0.0.0") / UDP(sport=1, dport=2) / b"\xff\xd7")[20:] == raw
+
+
 @wire_settings
 @given(tcp_options)
 def test_tcp_options(opts: TcpOptions) -> None:

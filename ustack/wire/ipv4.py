@@ -147,6 +147,8 @@ class Ipv4Packet(NamedTuple):
             raise ValueError(
                 f"Ipv4Packet.frag_offset {offset} is not a multiple of 8 in 0..{MAX_FRAG_OFFSET}"
             )
+        if offset + payload_len > 0xFFFF:
+            raise ValueError(f"fragment at offset {offset} with {payload_len} bytes ends past 65535")
         frag = (offset >> 3) | (FLAG_DF if self.df else 0) | (FLAG_MF if self.mf else 0)
         vihl = 0x40 | (hlen >> 2)
         tos, ident, ttl, proto, src, dst = self.tos, self.ident, self.ttl, self.proto, self.src, self.dst
