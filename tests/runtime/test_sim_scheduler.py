@@ -291,3 +291,45 @@ def test_real_join_does_not_hang_thanks_to_the_lease():
     th.join(5)  # a real join: the main thread holds the baton but is away from the simulator
     assert out == [False, 5.0]
     assert sim.lease_revocations >= 1
+
+
+def test_busy_polling_task_lets_virtual_time_move():
+    sim = Simulator(latency_s=0.001)
+    a, b = two_fake_hosts(sim, echo_b=False)
+
+    def sender() -> None:
+        a.sleep(1.5)
+        a.call(a.stack.send, b"late")
+
+    def poller() -> tuple[int, float]:
+        polls = 0
+        while not b.call(lambda: bool(b.stack.inbox)):  # never blocks: a nonblocking recv loop
+            polls += 1
+        return polls, b.now()
+
+    sim.spawn(sender)
+    p = sim.spawn(poller)
+    sim.run()
+    polls, t = p.result()
+    assert t == pytest.approx(1.501)
+    assert polls < 10 * sim.spin_limit and sim.spin_yields >= 1
+
+
+def test_zero_timeout_waits_count_as_polling():
+    sim = Simulator()
+    a, b = two_fake_hosts(sim, echo_b=False)
+    a.stack.timers = [3.0]
+    n = 0
+    while not b.wait(lambda: bool(b.stack.inbox), 0):
+        n += 1
+    assert b.stack.frames() == [b"tick@3"] and sim.now == 3.0
+
+
+def test_sends_in_a_loop_stay_at_one_instant():
+    sim = Simulator()  # zero latency: a long sending loop does not move the clock
+    a, b = two_fake_hosts(sim, echo_b=False)
+    for i in range(1000):
+        a.call(a.stack.send, b"%d" % i)
+    assert sim.now == 0.0
+    a.sleep(0)
+    assert len(b.stack.inbox) == 1000

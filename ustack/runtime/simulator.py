@@ -156,7 +156,7 @@ class SimHost:
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         with self.sim._lock:
-            self.sim._baton_at = time.monotonic()
+            self.sim._note_call()
             try:
                 return fn(*args)
             finally:
@@ -166,6 +166,7 @@ class SimHost:
     @contextmanager
     def locked(self) -> Iterator[Any]:
         with self.sim._lock:
+            self.sim._note_call()
             try:
                 yield self.stack
             finally:
@@ -265,7 +266,8 @@ class Simulator:
 
     def __init__(self, seed: int = 0, *, start_time: float = 0.0, latency_s: float = 0.0,
                  wall_limit_s: float = 60.0, time_limit_s: float | None = None,
-                 stall_limit_s: float = 7 * 86400.0, lease_s: float | None = 2.0) -> None:
+                 stall_limit_s: float = 7 * 86400.0, lease_s: float | None = 2.0,
+                 spin_limit: int | None = 200) -> None:
         self.seed = seed
         self.clock = VirtualClock(start_time)
         self.latency_s = latency_s  # default for links created implicitly
@@ -274,6 +276,9 @@ class Simulator:
         self.stall_limit_s = stall_limit_s
         self.lease_s = lease_s
         self.lease_revocations = 0  # times a holder lost the baton by staying away too long
+        self.spin_limit = spin_limit
+        self.spin_yields = 0  # implicit yields of busy-polling tasks
+        self._spins = 0  # calls by the running task since it last blocked
         self.errors = 0  # processing errors over all hosts
         self.hosts: list[SimHost] = []
         self._lock = threading.RLock()
@@ -522,11 +527,16 @@ class Simulator:
                 return True
             if timeout_s is not None and timeout_s <= 0:
                 if predicate is not None:
+                    self._note_call()  # a zero-timeout poll that found nothing: maybe a spin
                     return False
-                me.state = RUNNABLE  # sleep(0): let the other runnable tasks go first
+                # sleep(0): deliver what is due now, then let the other runnable tasks go first
+                if self._settle():
+                    self._wake_ready()
+                me.state = RUNNABLE
                 self._runnable.append(me)
                 self._switch(me)
                 return None
+            self._spins = 0
             me._predicate = predicate
             me._deadline = None if timeout_s is None else self.clock.t + timeout_s
             me._outcome = None
@@ -537,6 +547,28 @@ class Simulator:
             if isinstance(out, BaseException):
                 raise out
             return out
+
+    def _note_call(self) -> None:
+        """Lock held. Count a non-blocking use of the simulator by the running task; after
+        `spin_limit` in a row it is busy-polling (a nonblocking recv loop, select with a zero
+        timeout): let the simulation move on to its next event, as a real network would
+        while the thread spins. Deterministic: it depends only on the number of calls."""
+        self._baton_at = time.monotonic()
+        limit = self.spin_limit
+        if limit is None or self._in_network:
+            return
+        me = self._tasks.get(threading.get_ident())
+        if me is None or self._running is not me:
+            return
+        self._spins += 1
+        if self._spins < limit:
+            return
+        self._spins = 0
+        self.spin_yields += 1
+        nxt = _earliest(self._network_next_at(),
+                        min((t._deadline for t in self._waiting if t._deadline is not None), default=None))
+        dt = 0.0 if nxt is None else max(0.0, nxt - self.clock.t)
+        self._block(None, dt)
 
     def _switch(self, me: Task) -> None:
         """`me` gave up the baton: hand it on (advancing the network if needed), then park."""
