@@ -87,6 +87,8 @@ class Reassembler:
         if not ip.mf:
             if d.total is not None and d.total != end:
                 return self._inconsistent(key, d)
+            if d.total is None and any(e > end for _, e, _ in d.pieces):
+                return self._inconsistent(key, d)  # earlier fragments reach past this "last" one
             d.total = end
         if d.total is not None and end > d.total:
             return self._inconsistent(key, d)
@@ -109,11 +111,14 @@ class Reassembler:
             d.first = ip._replace(payload=data)
         if d.total is None or d.size != d.total:
             return None
-        # size == total and no overlaps: the pieces tile 0..total exactly
+        # size == total, every piece inside 0..total, no overlaps: the pieces tile it exactly
         self._drop(key, d)
+        first = d.first
+        if first is None:  # cannot happen given the checks above; never deliver a headless datagram
+            self.counters.inc("ipv4.reasm_inconsistent")
+            return None
         d.pieces.sort()
         payload = b"".join(p[2] for p in d.pieces)
-        first = d.first
         c.inc("ipv4.reasm_ok")
         return first._replace(payload=payload, mf=False, frag_offset=0)
 

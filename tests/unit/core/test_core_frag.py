@@ -215,3 +215,11 @@ def test_single_fragment_error_never_sent_for_nonzero_offset(stack):
     # a lone non-first fragment that completes nothing must never trigger an error
     stack.receive(frags_of(udp_frame(PEER, ME, 1, 9999, bytes(3000))[20:])[1], 0.0)
     assert stack.poll(0.0) == []
+
+
+def test_last_fragment_shorter_than_earlier_fragments_drops_datagram(stack):
+    # found by fuzzing: a "last" fragment that ends before data already received
+    stack.receive(Ipv4Packet(PEER, ME, 17, bytes(1480), ident=9, mf=True, frag_offset=1480).emit(), 0.0)
+    stack.receive(Ipv4Packet(PEER, ME, 17, bytes(8), ident=9, mf=False, frag_offset=8).emit(), 0.0)
+    assert stack.counters.get("ipv4.reasm_inconsistent") == 1
+    assert stack.counters.get("ipv4.reasm_ok") == 0
