@@ -76,6 +76,7 @@ class Connection:
         self.persist_backoff = 0
         self.persist_unanswered = 0
         self.segs_in = 0
+        self.ack_every = 2 * 536
         self.segs_out = 0
 
     # ================================================================ helpers
@@ -201,6 +202,7 @@ class Connection:
         mss = max(mss, 64)
         self.snd.mss = mss
         self.rcv.mss = self.our_mss - (12 if self.ts_ok else 0)
+        self.ack_every = self.cfg.delack_segments * self.rcv.mss  # bytes: ACK every 2nd full segment
         self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments)
 
     # ================================================================ user calls
@@ -328,7 +330,7 @@ class Connection:
                 rcv.rcv_nxt = (seq + n) & MASK
                 rcv.delivered += n
                 rcv.unacked += n
-                if rcv.unacked >= self.cfg.delack_segments * rcv.mss:
+                if rcv.unacked >= self.ack_every:
                     self._send_ack(now)
                 elif self.timers.delack_at is None:
                     self.timers.delack_at = now + self.cfg.delack_s
@@ -735,7 +737,7 @@ class Connection:
                 if rcv.fin_seq is not None and rcv.fin_seq == rcv.rcv_nxt:
                     fin = FIN
                 if not fin:
-                    if hole_filled or rcv.unacked >= self.cfg.delack_segments * rcv.mss:
+                    if hole_filled or rcv.unacked >= self.ack_every:
                         self._send_ack(now)
                     elif self.timers.delack_at is None:
                         self.timers.delack_at = now + self.cfg.delack_s
