@@ -27,11 +27,12 @@ def _with_kernel_listener(cases: list[list[str]]) -> list[tuple[int, str, str]]:
     ls.settimeout(0.2)
     stop = threading.Event()
 
+    held = []  # accepted connections stay open: a close would race with FD_CONNECT (FD_CLOSE)
+
     def accept_loop() -> None:
         while not stop.is_set():
             try:
-                c, _ = ls.accept()
-                c.close()
+                held.append(ls.accept()[0])
             except OSError:
                 pass
     t = threading.Thread(target=accept_loop, daemon=True)
@@ -45,6 +46,8 @@ def _with_kernel_listener(cases: list[list[str]]) -> list[tuple[int, str, str]]:
         stop.set()
         t.join(2)
         ls.close()
+        for c in held:
+            c.close()
     return out
 
 
