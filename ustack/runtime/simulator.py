@@ -589,6 +589,7 @@ class Simulator:
                 self._check_holder()
         me.state = RUNNING
         self._baton_at = time.monotonic()
+        self._spins = 0
 
     def _check_holder(self) -> None:
         """A parked thread's check that the baton holder is still alive (an adopted thread
