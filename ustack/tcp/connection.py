@@ -449,7 +449,7 @@ class Connection:
                 # Windows retries the SYN after a RST before reporting refusal (item 25)
                 self.rst_retries += 1
                 self._rst_resend = True
-                self.timers.rto_at = now + self.cfg.syn_rst_retry_s
+                self.timers.rto_at = now + self.opts.syn_rst_retry_s
                 self._count("tcp.syn_rst_retry")
                 return
             self._count("tcp.refused")
@@ -718,9 +718,10 @@ class Connection:
             payload = payload[:max(room, 0)]
             fin = 0
         n = len(payload)
-        if n and rcv.shut:
-            # Windows: data arriving after shutdown(SD_RECEIVE) resets the connection
-            self._count("tcp.data_after_shutdown")
+        if n and (rcv.shut or self.orphan):
+            # RFC 1122 4.2.2.13: data nobody will read (the application closed, or on Windows
+            # shut down receiving) resets the connection
+            self._count("tcp.data_after_close")
             self.abort(now, Reason.ABORTED)
             self._notify(ev.CLOSE | ev.ERROR)
             return
@@ -827,8 +828,13 @@ class Connection:
                     self.timers.rto_at = now + snd.rto
             return
 
-    def _send_data(self, seq: int, n: int, now: float, rexmit: bool) -> None:
+    def _send_data(self, seq: int, n: int, now: float, rexmit: bool) -> int:
+        """Send n bytes from `seq` (fewer if SACK blocks take option space); returns bytes sent."""
         snd = self.snd
+        if self.sack_ok and self.rcv.ooo:
+            room = snd.mss - 4 - 8 * min(len(self.rcv.ooo), 3 if self.ts_ok else 4)
+            if n > room:
+                n = room
         off = diff(seq, snd.buf_seq)
         end = (seq + n) & MASK
         buf_end = snd.buf_end
@@ -853,6 +859,7 @@ class Connection:
             snd.snd_max = end
         if self.timers.rto_at is None:
             self.timers.rto_at = now + snd.rto
+        return n
 
     def _sack_recovery_output(self, now: float) -> None:
         snd = self.snd
@@ -872,8 +879,7 @@ class Connection:
                         self._emit(FIN | ACK, s, now)
                     snd.high_rxt = (s + 1) & MASK
                     continue
-                n = min(n, mss, data_left)
-                self._send_data(s, n, now, rexmit=True)
+                n = self._send_data(s, min(n, mss, data_left), now, rexmit=True)
                 snd.high_rxt = (s + n) & MASK
                 continue
             # rule 2: new data, if the receive window allows

@@ -25,7 +25,7 @@ class TcpSockOpts:
 
     __slots__ = ("nodelay", "keepalive", "keepalive_idle_s", "keepalive_interval_s",
                  "keepalive_probes", "linger", "rcvbuf", "sndbuf", "syn_retries", "syn_rto_s",
-                 "syn_rst_retries", "data_retries")
+                 "syn_rst_retries", "syn_rst_retry_s", "data_retries")
 
     def __init__(self, cfg: TcpConfig) -> None:
         self.nodelay = cfg.nodelay
@@ -39,6 +39,7 @@ class TcpSockOpts:
         self.syn_retries = cfg.syn_retries
         self.syn_rto_s = cfg.syn_rto_s
         self.syn_rst_retries = cfg.syn_rst_retries
+        self.syn_rst_retry_s = cfg.syn_rst_retry_s
         self.data_retries = cfg.data_retries
 
     def copy(self) -> TcpSockOpts:
@@ -73,6 +74,7 @@ class TcpSocket:
     syn_retries = _opt("syn_retries", "SYN retransmissions before TIMED_OUT")
     syn_rto_s = _opt("syn_rto_s", "initial SYN retransmission timeout (doubles)")
     syn_rst_retries = _opt("syn_rst_retries", "SYNs repeated after a RST before REFUSED (Windows)")
+    syn_rst_retry_s = _opt("syn_rst_retry_s", "interval before a SYN is repeated after a RST")
     data_retries = _opt("data_retries", "data retransmissions before TIMED_OUT")
 
     def __init__(self, layer: TcpLayer, opts: TcpSockOpts | None = None) -> None:
@@ -306,6 +308,19 @@ class TcpSocket:
         if n <= 0:
             return b""
         return c.read(n)
+
+    def peek(self, n: int) -> bytes:
+        """Like recv, but the bytes stay buffered (MSG_PEEK)."""
+        self._check_open()
+        if self.shut_rd:
+            raise UsageError(Reason.SHUTDOWN, "receive side shut down")
+        c = self.conn
+        if c is None or self.listener is not None:
+            raise UsageError(Reason.NOT_CONNECTED, "not connected")
+        if not self.connected_once and c.state in (State.SYN_SENT, State.SYN_RCVD, State.CLOSED):
+            if c.error is None:
+                raise UsageError(Reason.NOT_CONNECTED, "not connected")
+        return bytes(c.rcv.buf[:n]) if n > 0 else b""
 
     # ---- closing ------------------------------------------------------------------------------
     def shutdown(self, how: int, now: float) -> None:

@@ -285,3 +285,15 @@ def test_keepalive_off_by_default():
     h, s, c = est()
     h.expect_nothing(10000.0)
     assert c.state is State.ESTABLISHED
+
+
+def test_data_to_orphaned_connection_gets_rst():
+    # RFC 1122 4.2.2.13; makes Winsock item 62 work for the peer
+    h, s, c = est()
+    s.close(1.0)
+    h.take()
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 2))
+    assert c.state is State.FIN_WAIT_2
+    h.peer_sends(1.2, h.pseg("P.", PEER_ISS + 1, c.iss + 2, payload=b"anyone?"))
+    h.expect_out(1.2, [dict(flags="R.", seq=c.iss + 2)])
+    assert c.state is State.CLOSED

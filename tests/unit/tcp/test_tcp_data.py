@@ -324,3 +324,16 @@ def test_every_byte_arrives_once(n):
     h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, payload=payload[: n // 2]))
     h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1 + n // 2, c.iss + 1, payload=payload[n // 2:]))
     assert s.recv(10 * n) == payload
+
+
+def test_data_segments_shrink_to_fit_sack_blocks():
+    # MSS excludes options (RFC 6691): SACK blocks on a data segment reduce its payload
+    h = Harness(sack=True, sndbuf=100000)
+    s, c = h.established(options=TcpOptions(mss=MSS, sack_perm=True))
+    data(h, c, 1.0, 100, 100)  # out of order: we now carry one SACK block
+    h.take()
+    s.send(b"x" * 5000, 1.0)
+    out = h.out(1.0)
+    assert all(len(o.payload) <= MSS - 12 for o in out)
+    assert out[0].options.sack and len(out[0].payload) == MSS - 12
+    assert [len(o.payload) for o in out] == [MSS - 12] * 3  # Nagle holds the 656-byte tail

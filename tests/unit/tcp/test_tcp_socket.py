@@ -253,3 +253,24 @@ def test_listener_close_releases_port():
     lst.close(0.0)
     h.listen()
     assert LPORT
+
+
+def test_peek_does_not_consume():
+    h = Harness()
+    s, c = h.established()
+    h.peer_sends(0.1, h.pseg(".", PEER_ISS + 1, c.iss + 1, payload=b"abcdef"))
+    assert s.peek(3) == b"abc" and s.peek(100) == b"abcdef"
+    assert s.recv(100) == b"abcdef"
+    assert s.peek(10) == b""
+
+
+def test_syn_rst_retry_interval_per_socket():
+    h = Harness()
+    s = h.socket()
+    s.syn_rst_retries = 1
+    s.syn_rst_retry_s = 2.0
+    s.connect(REMOTE, RPORT, 0.0)
+    syn = h.take()[0]
+    h.peer_sends(0.01, seg("R.", 0, syn.seq + 1, dport=syn.sport))
+    h.expect_nothing(2.0)
+    h.expect_out(2.01, [dict(flags="S")])
