@@ -4,7 +4,7 @@ import random
 
 import pytest
 from corehelpers import ME, PEER, assert_no_internal_error, make
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ustack.core import Stack, StackConfig, make_stack
@@ -265,3 +265,21 @@ def test_same_seed_same_frames():
 
     assert trace(11) == trace(11)
     assert trace(11) != trace(12)
+
+
+@settings(max_examples=300, deadline=None)
+@example([(0, 2, 1, True, 0), (0, 1, 1, False, 0)])  # a "last" fragment before received data
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 8), st.integers(0, 5), st.booleans(),
+                          st.sampled_from([0, 3])), max_size=12))
+def test_fuzz_random_fragments_never_break_reassembly(frags):
+    s = make(reassembly_mem_limit=200)
+    u = s.udp.open()
+    u.bind(0, 9)
+    for ident, off8, len8, mf, extra in frags:
+        data = bytes([ident + 1]) * (8 * len8 + (0 if mf else extra))
+        s.receive(Ipv4Packet(PEER, ME, 99, data, ident=ident, mf=mf, frag_offset=8 * off8).emit(), 0.0)
+        r = s.reassembler
+        assert r.mem == sum(d.size for d in r.table.values()) <= 200
+    s.poll(100.0)
+    assert not s.reassembler.table and s.reassembler.mem == 0
+    assert_no_internal_error(s)
