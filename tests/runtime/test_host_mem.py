@@ -167,3 +167,42 @@ def test_locked_context_flushes(pair):
     with a.locked() as stack:
         stack.send(b"via-locked")
     assert a.wait(lambda: a.stack.frames() == [b"re:via-locked"], 2)
+
+
+def test_call_flushes_in_the_callers_thread():
+    a_port, b_port = MemLink.pair("ip")
+    h = Host(FakeStack("a"), a_port, name="a")
+    try:
+        h.call(h.stack.send, b"now")
+        # no thread hop: by the time call() returns, the frame is on the link
+        assert b_port.pending() == 1 and b_port.recv(h.now()) == b"now"
+    finally:
+        h.close()
+
+
+def test_spawned_thread_task_result_and_exception(pair):
+    a, _ = pair
+    ok = a.spawn(lambda x: x * 2, 21)
+    assert ok.result(5) == 42 and ok.done
+    bad = a.spawn(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        bad.join(5)
+
+
+def test_many_app_threads_wait_concurrently(pair):
+    a, b = pair
+    n = 8
+    results: list = []
+    lock = threading.Lock()
+
+    def waiter(i: int) -> None:
+        got = a.wait(lambda: (b"re:m%d" % i) in a.stack.frames(), 5)
+        with lock:
+            results.append((i, got))
+
+    tasks = [a.spawn(waiter, i) for i in range(n)]
+    for i in range(n):
+        a.call(a.stack.send, b"m%d" % i)
+    for t in tasks:
+        t.join(5)
+    assert sorted(results) == [(i, True) for i in range(n)]

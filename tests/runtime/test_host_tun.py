@@ -218,3 +218,18 @@ def _read_all(s: socket.socket, out: bytearray, n: int) -> None:
         if not chunk:
             break
         out += chunk
+
+
+def test_trace_middleware_shows_the_ping(netns):
+    import io
+
+    out = io.StringIO()
+    h = Host.open(tap=IF, addr=f"{USTACK}/24", peer=f"{KERNEL}/24", seed=5, trace=out)
+    try:
+        assert ping(1).returncode == 0
+    finally:
+        h.close()
+    text = out.getvalue()
+    assert re.search(r"< .*ICMP echo request", text), text
+    assert re.search(r"> .*ICMP echo reply", text), text
+    assert "ARP" in text
