@@ -176,3 +176,18 @@ def test_output_frames_for_ttl_default(stack):
     s = make(ttl=128)
     s.send_ip(PEER, 253, b"", 0.0)
     assert ips(s.poll(0.0))[0].ttl == 128
+
+
+def test_every_core_counter_is_described():
+    import re
+    from pathlib import Path
+
+    import ustack.core
+    from ustack.core.counters import DESCRIPTIONS, describe
+
+    src = "".join(p.read_text() for p in Path(ustack.core.__file__).parent.glob("*.py"))
+    names = set(re.findall(r'(?:inc\(|cnt\[)"([a-z0-9_]+\.[a-z0-9_.]+)"', src))
+    assert len(names) > 60
+    assert names - set(DESCRIPTIONS) == set()
+    assert describe("udp.no_port").startswith("drop:")
+    assert describe("icmp.in_type3_code3") and describe("nope.nothing") == ""
