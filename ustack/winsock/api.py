@@ -252,7 +252,9 @@ class Winsock:
             raise _Fail(C.WSAENETDOWN)
 
     def _net_down(self) -> bool:
-        return bool(getattr(self.host, "closed", False))
+        """The host was closed, or its network thread stopped (a real Host whose device failed)."""
+        host = self.host
+        return bool(getattr(host, "closed", False)) or getattr(host, "running", True) is False
 
     def _get(self, s: Any) -> WSocket:
         ws = self._sockets.get(s) if isinstance(s, int) else None

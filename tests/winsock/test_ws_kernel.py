@@ -1,0 +1,213 @@
+"""Connect outcomes and UDP rules over a real TUN against the Linux kernel, in a private netns.
+
+ustack (198.18.0.2) runs on a TUN whose kernel side is 198.18.0.1/24; the kernel plays the
+peer with ordinary sockets and routes. Every wait is bounded; only 198.18.0.0/15 is used.
+Under CI=true these tests fail (not skip) when namespaces or TUN are unavailable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket as pysocket
+import threading
+import time
+
+import pytest
+
+from ustack.winsock import (
+    SO_BROADCAST,
+    SO_ERROR,
+    SO_RCVTIMEO,
+    SO_REUSEADDR,
+    SOL_SOCKET,
+    WSADATA,
+    WSAEACCES,
+    WSAEADDRINUSE,
+    WSAECONNREFUSED,
+    WSAECONNRESET,
+    WSAEHOSTUNREACH,
+    WSAENETUNREACH,
+    WSAETIMEDOUT,
+    WSAEWOULDBLOCK,
+    Winsock,
+)
+
+from .wsutil import (
+    bind,
+    fail,
+    getopt_int,
+    name_of,
+    peer_of,
+    recv_some,
+    sa,
+    select1,
+    send_all,
+    sendto,
+    set_nonblocking,
+    setopt_int,
+    tcp,
+    udp,
+)
+
+pytestmark = pytest.mark.netns
+
+KERNEL = "198.18.0.1"
+US = "198.18.0.2"
+HOST_UNREACH_DST = "198.18.0.77"
+BLACKHOLE_DST = "198.18.0.78"
+IFNAME = "wsk0"
+
+
+@pytest.fixture
+def kernel(netns):
+    """(host, ws, netns): a ustack Host on a TUN in this test's private namespace, Winsock 2.2 up."""
+    import ustack
+
+    host = ustack.Host.open(tun=IFNAME, addr=f"{US}/24", peer=f"{KERNEL}/24", seed=7)
+    try:
+        netns.sysctl("net.ipv4.ip_forward", "1")
+        netns.ip("route", "add", "unreachable", f"{HOST_UNREACH_DST}/32")
+        netns.ip("route", "add", "blackhole", f"{BLACKHOLE_DST}/32")
+        ws = Winsock(host)
+        assert ws.WSAStartup(0x0202, WSADATA()) == 0
+        yield host, ws, netns
+    finally:
+        host.close()
+
+
+def _kernel_listener(port: int) -> pysocket.socket:
+    k = pysocket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+    k.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+    k.bind((KERNEL, port))
+    k.listen(4)
+    k.settimeout(5.0)
+    return k
+
+
+def test_item_23_kernel_connect_success(kernel) -> None:
+    """Over TUN: blocking connect to a kernel listener -> 0; names, and data both ways."""
+    host, ws, _ = kernel
+    with _kernel_listener(7100) as k:
+        s = tcp(ws)
+        assert setopt_int(ws, s, SOL_SOCKET, SO_RCVTIMEO, 5000) == 0  # bounded waits
+        assert ws.connect(s, sa(KERNEL, 7100), 16) == 0
+        conn, addr = k.accept()
+        with conn:
+            conn.settimeout(5.0)
+            assert addr == name_of(ws, s)
+            assert peer_of(ws, s) == (KERNEL, 7100)
+            send_all(ws, s, b"hello kernel")
+            assert conn.recv(100) == b"hello kernel"
+            conn.sendall(b"hello ustack")
+            assert recv_some(ws, s) == b"hello ustack"
+        assert ws.closesocket(s) == 0
+
+
+def test_item_24_kernel_closed_port_refused(kernel) -> None:
+    """Over TUN: a closed kernel port answers RST -> WSAECONNREFUSED (after Windows' SYN retries),
+    exceptfds set."""
+    host, ws, _ = kernel
+    s = tcp(ws)
+    t0 = time.monotonic()
+    fail(ws, ws.connect(s, sa(KERNEL, 7101), 16), WSAECONNREFUSED)
+    assert 0.9 < time.monotonic() - t0 < 4.0
+    assert select1(ws, s) == (False, False, True)
+
+
+def test_item_34_kernel_blackhole_times_out(kernel) -> None:
+    """Over TUN: a kernel blackhole route -> WSAETIMEDOUT with a short SYN schedule (0.3 s, 1 retry)."""
+    host, ws, _ = kernel
+    s = tcp(ws)
+    sock = ws.stack_socket(s)
+    host.call(lambda: (setattr(sock, "syn_rto_s", 0.3), setattr(sock, "syn_retries", 1)))
+    t0 = time.monotonic()
+    fail(ws, ws.connect(s, sa(BLACKHOLE_DST, 80), 16), WSAETIMEDOUT)
+    assert 0.8 < time.monotonic() - t0 < 5.0
+
+
+def test_item_34_kernel_icmp_host_unreachable(kernel) -> None:
+    """Over TUN: the kernel's ICMP host unreachable (an 'unreachable' route) -> WSAEHOSTUNREACH,
+    nonblocking via SO_ERROR."""
+    host, ws, _ = kernel
+    s = tcp(ws)
+    fail(ws, ws.connect(s, sa(HOST_UNREACH_DST, 80), 16), WSAEHOSTUNREACH)
+    t = tcp(ws)
+    set_nonblocking(ws, t)
+    fail(ws, ws.connect(t, sa(HOST_UNREACH_DST, 81), 16), WSAEWOULDBLOCK)
+    assert select1(ws, t, timeout=4.0) == (False, False, True)
+    assert getopt_int(ws, t, SOL_SOCKET, SO_ERROR) == WSAEHOSTUNREACH
+
+
+def test_item_34_kernel_no_route_net_unreachable(kernel) -> None:
+    """Over TUN: no route on ustack's side -> WSAENETUNREACH at once, nothing sent on the link."""
+    host, ws, _ = kernel
+    before = host.call(lambda: host.stack.counters.get("ipv4.out"))
+    fail(ws, ws.connect(tcp(ws), sa("198.19.200.1", 80), 16), WSAENETUNREACH)
+    assert host.call(lambda: host.stack.counters.get("ipv4.out")) == before
+
+
+def test_item_12_kernel_address_in_use(kernel) -> None:
+    """Over TUN: a second bind of the same addr:port -> WSAEADDRINUSE; a taken 4-tuple to the kernel ->
+    WSAEADDRINUSE."""
+    host, ws, _ = kernel
+    a = udp(ws)
+    bind(ws, a, US, 7200)
+    fail(ws, ws.bind(udp(ws), sa(US, 7200), 16), WSAEADDRINUSE)
+    with _kernel_listener(7102) as k:
+        x, y = tcp(ws), tcp(ws)
+        for s in (x, y):
+            assert setopt_int(ws, s, SOL_SOCKET, SO_REUSEADDR, 1) == 0
+            bind(ws, s, US, 7201)
+        assert ws.connect(x, sa(KERNEL, 7102), 16) == 0
+        fail(ws, ws.connect(y, sa(KERNEL, 7102), 16), WSAEADDRINUSE)
+        k.accept()[0].close()
+
+
+def test_item_55_kernel_broadcast_needs_so_broadcast(kernel) -> None:
+    """Over TUN: sendto the subnet broadcast without SO_BROADCAST -> WSAEACCES; with it the kernel receives
+    it."""
+    host, ws, _ = kernel
+    with pysocket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM) as k:
+        k.bind(("0.0.0.0", 7300))
+        k.settimeout(3.0)
+        s = udp(ws)
+        fail(ws, sendto(ws, s, b"bc", "198.18.0.255", 7300), WSAEACCES)
+        assert setopt_int(ws, s, SOL_SOCKET, SO_BROADCAST, 1) == 0
+        assert sendto(ws, s, b"broadcast", "198.18.0.255", 7300) == 9
+        data, addr = k.recvfrom(100)
+        assert data == b"broadcast" and addr[0] == US
+
+
+def test_item_54_kernel_connected_udp_filters(kernel) -> None:
+    """Over TUN: a connected UDP socket takes datagrams only from its peer; an ICMP port unreachable ->
+    WSAECONNRESET."""
+    host, ws, _ = kernel
+    with pysocket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM) as good, \
+            pysocket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM) as other:
+        good.bind((KERNEL, 7400))
+        other.bind((KERNEL, 7401))
+        s = udp(ws)
+        assert setopt_int(ws, s, SOL_SOCKET, SO_RCVTIMEO, 5000) == 0
+        bind(ws, s, US, 7402)
+        assert ws.connect(s, sa(KERNEL, 7400), 16) == 0
+        other.sendto(b"intruder", (US, 7402))
+        good.sendto(b"friend", (US, 7402))
+        assert recv_some(ws, s) == b"friend"
+        set_nonblocking(ws, s)
+        time.sleep(0.2)
+        fail(ws, ws.recv(s, bytearray(10), 10, 0), WSAEWOULDBLOCK)
+        c = udp(ws)
+        assert setopt_int(ws, c, SOL_SOCKET, SO_RCVTIMEO, 5000) == 0
+        assert ws.connect(c, sa(KERNEL, 7499), 16) == 0  # nobody there: the kernel sends ICMP
+        send_all(ws, c, b"ping")
+        got = []
+
+        def waiter() -> None:
+            got.append(ws.recv(c, bytearray(10), 10, 0))
+            got.append(ws.WSAGetLastError())
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        t.join(5.0)
+        assert got == [-1, WSAECONNRESET]
+    assert ctypes.c_int(0).value == 0
