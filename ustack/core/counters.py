@@ -25,7 +25,16 @@ class Counters:
         return self._c.get(name, 0)
 
     def snapshot(self) -> dict[str, int]:
-        """A copy of every counter that has been touched (name -> value)."""
+        """A copy of every counter that has been touched (name -> value).
+
+        Safe to call from another thread without the stack lock: a copy that races with the
+        network thread adding a new name is simply retried.
+        """
+        for _ in range(100):
+            try:
+                return dict(self._c)
+            except RuntimeError:  # dictionary changed size during iteration
+                continue
         return dict(self._c)
 
     def table(self) -> list[tuple[str, str, int]]:
@@ -36,7 +45,7 @@ class Counters:
         """
         order = {p: i for i, p in enumerate(("stack", "ethernet", "arp", "ipv4", "icmp", "udp", "tcp"))}
         rows = []
-        for full, value in self._c.items():
+        for full, value in self.snapshot().items():
             proto, _, name = full.partition(".")
             rows.append((proto, name or proto, value))
         rows.sort(key=lambda r: (order.get(r[0], len(order)), r[0], r[1]))
