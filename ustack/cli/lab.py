@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 from . import labkernel as K
@@ -29,6 +30,7 @@ from .labview import LabView
 from .options import UsageError, fault_config
 from .tracefile import TraceSink
 
+DEFAULT_SEED = 7  # the lab is reproducible run to run: same ports, same ISNs, same fault pattern
 WATCHDOG_S = 240  # the whole tour normally takes 10-30 s; this only stops a hang
 
 
@@ -53,11 +55,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.transfer_mb <= 0 or args.transfer_mb > 1024:
         raise UsageError("--transfer-mb must be in (0, 1024]")
+    seed = args.seed if args.seed is not None else DEFAULT_SEED
     user_faults = fault_config(args)
+    if user_faults is not None:
+        user_faults = None if user_faults.is_noop else replace(user_faults, seed=seed)
     try:
         transfer_loss = fault_config(argparse.Namespace(faults=f"loss={args.transfer_loss}", seed=None))
     except UsageError as e:
         raise UsageError(f"--transfer-loss: {e}") from None
+    if transfer_loss is None:  # --transfer-loss 0
+        from ustack.drivers import FaultConfig
+
+        transfer_loss = FaultConfig()
     reason = netns.unavailable_reason()
     if reason is not None:
         print(f"ustack lab: cannot run here: {reason}", file=sys.stderr)
@@ -81,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     ctx: LabContext | None = None
     started = time.monotonic()
     try:
-        ctx = _setup(args, user_faults, transfer_loss, pcap, trace_file, view)
+        ctx = _setup(args, seed, user_faults, transfer_loss, pcap, trace_file, view)
         view.header(ctx)
         for sc in scenarios:
             results.append((sc, _run_one(sc, ctx, view)))
@@ -109,12 +118,11 @@ def _watchdog(signum: int, frame: Any) -> None:
     raise TimeoutError(f"the lab took longer than {WATCHDOG_S} s")
 
 
-def _setup(args: argparse.Namespace, user_faults: Any, transfer_loss: Any, pcap: str, trace_file: str,
-           view: LabView) -> LabContext:
+def _setup(args: argparse.Namespace, seed: int, user_faults: Any, transfer_loss: Any, pcap: str,
+           trace_file: str, view: LabView) -> LabContext:
     from ustack import Host
     from ustack.drivers import FaultConfig
 
-    seed = args.seed if args.seed is not None else 7
     # A FaultInjector is always in the chain (a no-op until asked) so the bulk transfer can turn
     # loss on for itself when the whole tour is not already running under the user's faults.
     faults = user_faults if user_faults is not None else FaultConfig(seed=seed)

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nonblocking connect, completion seen via select, WSAAsyncSelect or WSAEventSelect")
     c.add_argument("--bind", metavar="ADDR:PORT", type=o.addr_port, help="bind before connecting")
     c.add_argument("--broadcast", action="store_true", help="set SO_BROADCAST first")
-    c.add_argument("--timeout", metavar="S", type=float, default=30.0,
+    c.add_argument("--timeout", metavar="S", type=o.seconds, default=30.0,
                    help="give up waiting for a nonblocking connect after S seconds (default 30)")
     o.add_device_options(c)
     o.add_capture_options(c)
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--trace", action="store_true", help="print every frame and TCP state change")
     lab.add_argument("--trace-file", metavar="FILE",
                      help="TCP trace events as JSON lines (default DIR/lab-trace.jsonl)")
-    o.add_fault_options(lab)
+    o.add_fault_options(lab, seed_default="7: the lab's runs repeat; it also seeds the stack")
     lab.set_defaults(run="ustack.cli.lab:run")
 
     # plot -------------------------------------------------------------------------------------
@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "or with --kind cwnd the congestion window over time from a "
                                     "`--trace-file` of ustack. Needs the `plot` extra (matplotlib).")
     pl.add_argument("file", metavar="FILE", help="a pcap (seq) or a JSON-lines trace file (cwnd)")
-    pl.add_argument("-o", "--output", metavar="PNG", required=True, help="image to write (.png, .svg, .pdf)")
+    pl.add_argument("-o", "--output", metavar="PNG", help="image to write (.png, .svg, .pdf); required "
+                    "unless --list")
     pl.add_argument("--kind", choices=("seq", "cwnd"), default="seq", help="graph kind (default seq)")
     pl.add_argument("--conn", metavar="ADDR:PORT-ADDR:PORT",
                     help="the connection to draw (default: the one carrying most data); "

@@ -82,6 +82,16 @@ def ifname(text: str) -> str:
     return text
 
 
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{value} s is outside (0, 86400]")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text, 10)
@@ -127,17 +137,18 @@ def add_capture_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--trace", action="store_true",
                    help="print each frame in/out and each TCP state change, with timestamps")
     g.add_argument("--trace-file", metavar="FILE",
-                   help="write TCP trace events (state, cwnd, ssthresh, rtt) as JSON lines to FILE, "
-                        "for `ustack plot --kind cwnd`")
+                   help="write TCP trace events (state changes, cwnd and ssthresh) as JSON lines to "
+                        "FILE, for `ustack plot --kind cwnd`")
 
 
-def add_fault_options(p: argparse.ArgumentParser) -> None:
+def add_fault_options(p: argparse.ArgumentParser, seed_default: str = "0") -> None:
     g = p.add_argument_group("fault injection (on the device, both directions; see docs/faults.md)")
     for opt, _key, metavar, text in FAULT_OPTIONS:
         g.add_argument(opt, metavar=metavar, help=text)
     g.add_argument("--faults", metavar="SPEC",
                    help='all of the above as one spec, e.g. "loss=2%%,reorder=1%%,delay=5ms"')
-    g.add_argument("--seed", type=positive_int, default=None, help="random seed of the faults (default 0)")
+    g.add_argument("--seed", type=positive_int, default=None,
+                   help=f"random seed of the faults (default {seed_default})")
 
 
 def fault_config(args: argparse.Namespace) -> Any:

@@ -356,6 +356,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not os.path.exists(args.file):
         raise UsageError(f"{args.file}: no such file")
+    if not args.output and not args.list:
+        raise UsageError("the image to write is missing: -o FILE.png")
     if args.kind == "cwnd":
         cs = plot_cwnd(args.file, args.output, args.conn, args.title)
         print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} retransmissions")
