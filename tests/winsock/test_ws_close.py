@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ctypes
 
-import pytest
-
 from ustack.winsock import (
     LINGER,
     SO_ERROR,
@@ -71,8 +69,6 @@ def test_item_61_blocked_recv_sees_reset(net) -> None:
     task.join()
 
 
-@pytest.mark.xfail(strict=True, reason="ustack.tcp: a connection whose application closed does not "
-                   "yet answer new data with RST (RFC 1122 4.2.2.13); see docs/requests-winsock.md")
 def test_item_62_send_to_fully_closed_peer_then_recv_aborted(net) -> None:
     """Send to a peer that fully closed succeeds; the following recv -> WSAECONNABORTED."""
     ws, pws = net.ws, net.pws
