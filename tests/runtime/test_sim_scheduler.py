@@ -333,3 +333,55 @@ def test_sends_in_a_loop_stay_at_one_instant():
     assert sim.now == 0.0
     a.sleep(0)
     assert len(b.stack.inbox) == 1000
+
+
+class _Periodic(FakeStack):
+    """Something due every `period` seconds of virtual time, forever."""
+
+    def __init__(self, sim: Simulator, period: float) -> None:
+        super().__init__("periodic")
+        self.period = period
+        self.next_at = period
+
+    def poll(self, now):
+        while self.next_at <= now:
+            self.next_at += self.period
+        return super().poll(now)
+
+    def poll_at(self):
+        return self.next_at
+
+
+def test_wall_clock_limit_bounds_a_phase():
+    sim = Simulator(wall_limit_s=0.3, stall_limit_s=1e12)
+    a, _ = two_fake_hosts(sim)
+    sim.add_host("198.18.0.3/24", name="p", stack=_Periodic(sim, 0.001))
+    wall = time.monotonic()
+    with pytest.raises(SimulationTimeout, match="wall-clock"):
+        a.wait(lambda: False)
+    assert 0.3 <= time.monotonic() - wall < 5.0
+
+
+def test_virtual_time_limit():
+    sim = Simulator(time_limit_s=100.0)
+    a, _ = two_fake_hosts(sim)
+    assert a.wait(lambda: False, 50) is False
+    with pytest.raises(SimulationTimeout, match="virtual time limit"):
+        a.sleep(80)
+    assert sim.now <= 100.0
+
+
+def test_a_deadline_stuck_in_the_past_is_a_livelock_error_not_a_hang():
+    from ustack.runtime.simulator import SimulationError
+
+    class Stuck(FakeStack):
+        def poll_at(self):
+            return 0.5  # never cleared by poll()
+
+    sim = Simulator()
+    a, _ = two_fake_hosts(sim)
+    sim.add_host("198.18.0.3/24", name="s", stack=Stuck())
+    wall = time.monotonic()
+    with pytest.raises(SimulationError, match="livelock"):
+        a.sleep(1.0)
+    assert time.monotonic() - wall < 30
