@@ -371,3 +371,18 @@ def test_tcp_options_linux_syn_layout() -> None:
     linux_syn = bytes.fromhex("020405b40402080a0001e2400000000001030307")
     assert TcpOptions.parse(linux_syn) == TcpOptions(1460, 7, True, (), (123456, 0))
     assert TcpOptions(1460, 7, True, (), (123456, 0)).emit() == linux_syn
+
+
+def test_reason_catalogue_matches_the_codecs() -> None:
+    """Every reason raised in ustack/wire is described in errors.REASONS, and nothing else is."""
+    import re
+    from pathlib import Path
+
+    import ustack.wire
+    from ustack.wire.errors import REASONS
+
+    here = Path(ustack.wire.__file__).parent
+    src = "".join(p.read_text() for p in here.glob("*.py") if p.name != "errors.py")
+    raised = set(re.findall(r'Malformed\(\s*"([a-z0-9_]+\.[a-z0-9_]+)"', src))
+    assert raised == set(REASONS)
+    assert all(text.startswith("drop: ") for text in REASONS.values())

@@ -12,3 +12,33 @@ class Malformed(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+# Every `Malformed.reason` the codecs raise, with what it means (all are drops). The stack counts
+# rejections under these names; a test keeps this catalogue in sync with the codecs' source.
+REASONS: dict[str, str] = {
+    "ethernet.truncated": "drop: frame shorter than the 14-byte Ethernet header",
+    "ethernet.not_ethernet_ii": "drop: 802.3 frame (length field < 0x0600), not Ethernet II",
+    "arp.truncated": "drop: ARP packet shorter than 28 bytes",
+    "arp.unsupported": "drop: ARP not for IPv4 over Ethernet (htype, ptype or address lengths)",
+    "arp.bad_op": "drop: ARP operation neither request (1) nor reply (2)",
+    "ipv4.truncated": "drop: IPv4 header or total length longer than the bytes received",
+    "ipv4.bad_version": "drop: IP version is not 4",
+    "ipv4.bad_header_length": "drop: IPv4 IHL below 5",
+    "ipv4.bad_length": "drop: IPv4 total length below the header length",
+    "ipv4.bad_checksum": "drop: IPv4 header checksum does not verify",
+    "ipv4.reserved_flag": "drop: IPv4 reserved flag bit set",
+    "ipv4.bad_fragment": "drop: IPv4 fragment ending past byte 65535",
+    "icmp.truncated": "drop: ICMP message shorter than 8 bytes",
+    "icmp.bad_checksum": "drop: ICMP checksum does not verify",
+    "icmp.not_error": "drop: quoted datagram asked of an ICMP type that carries none",
+    "icmp.bad_quote": "drop: ICMP error quoting no IPv4 header plus 8 bytes",
+    "udp.truncated": "drop: UDP datagram shorter than 8 bytes",
+    "udp.bad_length": "drop: UDP length field below 8 or beyond the IP payload",
+    "udp.bad_checksum": "drop: UDP checksum does not verify",
+    "udp.bad_port": "drop: UDP destination port 0",
+    "tcp.truncated": "drop: TCP segment shorter than 20 bytes",
+    "tcp.bad_data_offset": "drop: TCP data offset below 5 words or past the segment",
+    "tcp.bad_checksum": "drop: TCP checksum does not verify",
+    "tcp.bad_option_length": "drop: TCP option with a missing, impossible or wrong length",
+}
