@@ -52,3 +52,23 @@ def test_help_and_version():
     for cmd in ("serve", "connect", "lab", "plot"):
         r = ustack(cmd, "--help")
         assert r.returncode == 0 and "usage: ustack " + cmd in r.stdout
+
+
+def test_cli_reference_documents_every_option():
+    """docs/cli.md names every option of every subcommand (the docs match argparse)."""
+    import argparse
+    from pathlib import Path
+
+    from ustack.cli.main import build_parser
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, p in sub.choices.items():
+        assert f"## ustack {name}" in doc
+        for action in p._actions:
+            for opt in action.option_strings:
+                if opt.startswith("--") and opt != "--help" and f"`{opt}" not in doc:
+                    missing.append(f"{name} {opt}")
+    assert not missing, missing
