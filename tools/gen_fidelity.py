@@ -152,8 +152,8 @@ DECISIONS = """\
 - **Winsock 1.1 blocking hook**: WSASetBlockingHook's function runs in the blocked thread
   every 50 ms of (virtual) time; calls it makes fail with WSAEINPROGRESS except
   WSACancelBlockingCall, WSAIsBlocking and the last-error calls.
-- **MSG_PEEK / MSG_OOB**: WSAEOPNOTSUPP until the stack can peek (docs/requests-winsock.md);
-  urgent data is not supported.
+- **MSG_PEEK** leaves the bytes (TCP) or the datagram (UDP) queued; a short UDP buffer still
+  gives WSAEMSGSIZE. **MSG_OOB**: WSAEOPNOTSUPP (urgent data is not supported).
 - **Windows for WSAAsyncSelect** are message queues (`Winsock.create_window()`), read with
   `GetMessage(timeout_s)` / `PeekMessage()`; posting never blocks.
 """

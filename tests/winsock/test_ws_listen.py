@@ -170,3 +170,23 @@ def test_item_66_listener_with_pending_connection_is_readable(net) -> None:
     assert select1(ws, lst) == (True, False, False)
     assert ws.accept(lst, None, None) != SOCKET_ERROR
     assert select1(ws, lst) == (False, False, False)
+
+
+def test_item_21_accepted_socket_inherits_event_select(net) -> None:
+    """An accepted socket inherits the listener's WSAEventSelect registration (same event object)."""
+    from ustack.winsock import WSA_WAIT_EVENT_0, WSANETWORKEVENTS
+
+    ws = net.ws
+    lst = listener(ws, 8260)
+    ev = ws.WSACreateEvent()
+    assert ws.WSAEventSelect(lst, ev, FD_ACCEPT | FD_READ) == 0
+    c = tcp(net.pws)
+    assert net.pws.connect(c, sa(ME, 8260), 16) == 0
+    assert ws.WSAWaitForMultipleEvents(1, [ev], False, 1000, False) == WSA_WAIT_EVENT_0
+    ne = WSANETWORKEVENTS()
+    assert ws.WSAEnumNetworkEvents(lst, ev, ne) == 0 and ne.lNetworkEvents == FD_ACCEPT
+    a = ws.accept(lst, None, None)
+    assert a != INVALID_SOCKET
+    assert net.pws.send(c, b"hi", 2, 0) == 2
+    assert ws.WSAWaitForMultipleEvents(1, [ev], False, 1000, False) == WSA_WAIT_EVENT_0
+    assert ws.WSAEnumNetworkEvents(a, ev, ne) == 0 and ne.lNetworkEvents == FD_READ

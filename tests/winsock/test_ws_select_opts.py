@@ -166,3 +166,25 @@ def test_fionread_counts_pending_bytes(net) -> None:
     v = ctypes.c_ulong()
     assert ws.ioctlsocket(u, FIONREAD, v) == 0 and v.value == 8
     fail(ws, ws.ioctlsocket(u, 0x12345678, v), WSAEINVAL)
+
+
+def test_msg_peek_leaves_data_queued(net) -> None:
+    """recv with MSG_PEEK returns the data and leaves it queued (TCP bytes, UDP datagram)."""
+    from ustack.winsock import MSG_PEEK, WSAEMSGSIZE
+
+    ws, pws = net.ws, net.pws
+    acc = accept_in_task(net, listener(pws, 8640))
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 8640), 16) == 0
+    (a,) = acc.result()
+    assert pws.send(a, b"peekaboo", 8, 0) == 8
+    buf = bytearray(4)
+    assert ws.recv(c, buf, 4, MSG_PEEK) == 4 and bytes(buf) == b"peek"
+    assert recv_some(ws, c, 100) == b"peekaboo"
+    u = udp(ws)
+    bind(ws, u, ME, 8641)
+    sendto(pws, udp(pws), b"datagram", ME, 8641)
+    small = bytearray(4)
+    fail(ws, ws.recv(u, small, 4, MSG_PEEK), WSAEMSGSIZE)
+    assert bytes(small) == b"data"
+    assert recv_some(ws, u, 100) == b"datagram"

@@ -263,7 +263,11 @@ class Winsock:
         return ws
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return self.host.call(fn, *args)
+        """fn under the host lock; a UsageError from the stack becomes the call's WSA code."""
+        try:
+            return self.host.call(fn, *args)
+        except UsageError as e:
+            raise _usage(e) from None
 
     def _now(self) -> float:
         return self.host.now()
@@ -581,10 +585,7 @@ class Winsock:
             if ws.phase is Phase.FRESH:
                 ws.phase = Phase.BOUND
 
-        try:
-            self._call(do)
-        except UsageError as e:
-            raise _usage(e) from None
+        self._call(do)
         return 0
 
     @_api()
@@ -607,10 +608,7 @@ class Winsock:
             ws.phase = Phase.LISTENING
             self._refresh(ws)
 
-        try:
-            self._call(do)
-        except UsageError as e:
-            raise _usage(e) from None
+        self._call(do)
         return 0
 
     @_api(fail=C.INVALID_SOCKET)
@@ -691,7 +689,7 @@ class Winsock:
             self._refresh(ws)
 
         try:
-            self._call(start)
+            self.host.call(start)
         except UsageError as e:
             raise _Fail(E.connect_error(e.reason, version=self.version, was_bound=was_bound)) from None
         if ws.nonblocking:
@@ -731,10 +729,7 @@ class Winsock:
                 ws.udp_disconnected = False
                 ws.phase = Phase.CONNECTED
 
-        try:
-            self._call(do)
-        except UsageError as e:
-            raise _usage(e) from None
+        self._call(do)
         return 0
 
     @_api(zero=True)
@@ -833,10 +828,7 @@ class Winsock:
                     ws.phase = Phase.BOUND  # item 57: sendto binds implicitly
             return len(data) if n is None else n
 
-        try:
-            return self._call(do)
-        except UsageError as e:
-            raise _usage(e) from None
+        return self._call(do)
 
     @_api(zero=True)
     def sendto(self, s: int, buf: Any, len: int, flags: int, to: Any, tolen: int) -> int:  # noqa: A002
@@ -873,8 +865,6 @@ class Winsock:
             raise _Fail(C.WSAESHUTDOWN)
         s = ws.sock
         peek = bool(flags & C.MSG_PEEK)
-        if peek and not hasattr(s, "peek"):
-            raise _Fail(C.WSAEOPNOTSUPP)  # needs TcpSocket.peek (docs/requests-winsock.md)
         waitall = bool(flags & C.MSG_WAITALL) and not ws.nonblocking and not peek
         got = bytearray()
 
@@ -928,8 +918,6 @@ class Winsock:
         if self._call(self._local, ws) is None:
             raise _Fail(C.WSAEINVAL)  # item 51 (≠L)
         peek = bool(flags & C.MSG_PEEK)
-        if peek and not hasattr(s, "peekfrom"):
-            raise _Fail(C.WSAEOPNOTSUPP)  # needs UdpSocket.peekfrom (docs/requests-winsock.md)
 
         def take() -> tuple[bytes, int, int] | None:
             try:
@@ -1010,10 +998,7 @@ class Winsock:
             else:
                 ws.sock.shutdown(how)
 
-        try:
-            self._call(do)
-        except UsageError as e:
-            raise _usage(e) from None
+        self._call(do)
         return 0
 
     # == names ====================================================================================
