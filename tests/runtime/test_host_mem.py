@@ -206,3 +206,63 @@ def test_many_app_threads_wait_concurrently(pair):
     for t in tasks:
         t.join(5)
     assert sorted(results) == [(i, True) for i in range(n)]
+
+
+class _AlwaysReadable:
+    """A device whose fd is always readable but which never yields a frame (a TUN whose
+    reads fail with EIO, swallowed by the driver)."""
+
+    medium, mtu = "ip", 1500
+
+    def __init__(self, name: str | None) -> None:
+        import os
+
+        self.r, self.w = os.pipe()
+        os.write(self.w, b"x")
+        if name is not None:
+            self.name = name
+        self.reads = 0
+
+    def send(self, frame, now):
+        pass
+
+    def recv_batch(self, now, limit=64):
+        self.reads += 1
+        return []
+
+    def fileno(self):
+        return self.r
+
+    def poll_at(self):
+        return None
+
+    def close(self):
+        import os
+
+        for fd in (self.r, self.w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def test_readable_fd_without_frames_on_a_vanished_interface_stops_the_host():
+    dev = _AlwaysReadable("ust-gone-0")
+    h = Host(FakeStack(), dev, name="vanished")
+    deadline = time.monotonic() + 3
+    while h.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not h.running and h.down
+    assert "device gone" in str(h.device_error)
+    h.close()
+
+
+def test_readable_fd_without_frames_does_not_spin():
+    dev = _AlwaysReadable(None)
+    h = Host(FakeStack(), dev, name="noisy")
+    try:
+        time.sleep(0.3)
+        assert h.running
+        assert dev.reads < 3000  # about one read per millisecond, not a busy loop
+    finally:
+        h.close()

@@ -323,6 +323,7 @@ class Host:
         wake_r = self._wake_r
         poller.register(wake_r, _POLLIN)
         idle_spins = 0
+        empty_reads = 0  # fd readable, yet no frame: EIO swallowed by the driver, link gone?
         while not self._stop:
             with lock:
                 try:
@@ -351,6 +352,23 @@ class Host:
                 break
             got = self._service(readable)
             idle_spins = 0 if got or timeout_ms != 0 else idle_spins + 1
+            if readable and not got:
+                empty_reads += 1
+                if empty_reads >= 100:
+                    if empty_reads % 100 == 0 and self._device_vanished():
+                        self._device_failed(OSError(errno.ENODEV, "device gone: readable but no frames"))
+                        break
+                    time.sleep(0.001)  # never spin the CPU on a fd that stays readable
+            else:
+                empty_reads = 0
+
+    def _device_vanished(self) -> bool:
+        name = getattr(self.device, "name", None)
+        if not isinstance(name, str):
+            return False
+        from ustack.drivers import interface_exists
+
+        return not interface_exists(name)
 
     def _drain_wake(self) -> None:
         try:
