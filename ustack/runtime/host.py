@@ -421,12 +421,17 @@ class Host:
         """Open (create) a TUN or TAP device, configure its kernel side (`peer` address, link
         up), wrap middleware and run a new Stack on it. Returns a started Host.
 
-        faults: a FaultConfig, a dict of FaultConfig fields, a spec string ("loss=2%,seed=3")
-        or a ready FaultInjector class instance is not accepted (it needs the device).
-        trace: True (stderr), a text stream or a callable taking one line.
-        tcp: None (attach the TCP layer when ustack.tcp provides one), False (none), True
-        (must attach), or a callable `tcp(stack)` building the layer.
+        peer: the kernel side's address with prefix ("198.18.0.1/24"); None: link up only.
+        faults: a FaultConfig, a dict of FaultConfig fields or a spec string
+        ("loss=2%,delay=10ms,seed=3"); applied between the device and the pcap/trace.
+        pcap: a path or binary file; records what the stack sends and receives (wall-clock
+        timestamps). trace: True (stderr), a text stream or a callable taking one line.
+        tcp: None (attach ustack.tcp.TcpLayer when available), False (no TCP), True (must
+        attach), a TcpConfig, or a callable `tcp(stack)` that builds the layer.
         seed: the stack's seed (None: a fresh random one; ISNs must not be predictable).
+        mac: the stack's MAC on a TAP (None: derived from the seed).
+        start: False returns the host without its network thread (call `start()`).
+        The device is closed again if anything here fails.
         """
         from ustack import drivers
 
