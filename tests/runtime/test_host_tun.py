@@ -233,3 +233,18 @@ def test_trace_middleware_shows_the_ping(netns):
     assert re.search(r"< .*ICMP echo request", text), text
     assert re.search(r"> .*ICMP echo reply", text), text
     assert "ARP" in text
+
+
+def test_open_failure_closes_the_device(netns):
+    with pytest.raises(Exception):  # noqa: B017 - whatever the stack's config check raises
+        Host.open(tun=IF, addr="198.18.0.2/99", peer=f"{KERNEL}/24")
+    gone = subprocess.run(["ip", "link", "show", IF], capture_output=True, text=True, timeout=5)
+    assert gone.returncode != 0
+    assert not net_threads()
+
+
+def test_open_needs_exactly_one_device():
+    with pytest.raises(ValueError, match="exactly one"):
+        Host.open()
+    with pytest.raises(ValueError, match="exactly one"):
+        Host.open(tun="a", tap="b")
