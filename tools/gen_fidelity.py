@@ -128,6 +128,36 @@ CONNECT_ERRORS = [
     "WSAENETUNREACH", "WSAENOBUFS", "WSAENOTSOCK", "WSAETIMEDOUT", "WSAEWOULDBLOCK", "WSAEACCES",
 ]
 
+API = """\
+## The API in brief
+
+`ustack.winsock.Winsock(host)` (one per host: a `ustack.Host` on a TUN/TAP, or a simulated
+host) exposes the Winsock calls as methods with Winsock's arguments and results: integer
+handles, `SOCKET_ERROR` / `INVALID_SOCKET`, the code in `WSAGetLastError()` (per thread),
+`SOCKADDR_IN` ctypes structures (or their 16 bytes) with an explicit length, option values as
+ctypes objects or bytes with `optlen`, `FD_SET` and `TIMEVAL` for `select`. Every constant and
+structure is importable from `ustack.winsock` with its Windows value.
+
+Calls: WSAStartup, WSACleanup, WSAGetLastError, WSASetLastError, socket, closesocket, bind,
+listen, accept, connect, WSAConnect, send, recv, sendto, recvfrom, shutdown, select,
+ioctlsocket (FIONBIO, FIONREAD, SIO_UDP_CONNRESET), WSAIoctl (the same codes),
+setsockopt/getsockopt (SO_REUSEADDR, SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_LINGER,
+SO_DONTLINGER, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO, SO_SNDTIMEO, SO_KEEPALIVE, SO_ERROR, SO_TYPE,
+SO_ACCEPTCONN, TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with
+`Winsock.create_window()` message queues), WSAEventSelect, WSACreateEvent, WSACloseEvent,
+WSASetEvent, WSAResetEvent, WSAEnumNetworkEvents, WSAWaitForMultipleEvents, WSAIsBlocking,
+WSACancelBlockingCall, WSASetBlockingHook, WSAUnhookBlockingHook (Winsock 1.1), inet_addr,
+inet_ntoa, htons, ntohs, htonl, ntohl.
+
+Blocking calls block only the calling thread, through the runtime's `wait` (virtual time in
+the Simulator), and honour SO_RCVTIMEO / SO_SNDTIMEO; nonblocking calls never block. One
+table, `ustack/winsock/errors.py`, turns the stack's reasons into WSA codes.
+
+`ustack.socket.socket(host, family, type)` is the same model with Python's socket API
+(addresses as `("198.18.0.1", 80)`, `settimeout`, context manager); failures raise
+`WinsockError`, an OSError with `.winerror`, `.wsa_name` and the closest POSIX `.errno`.
+"""
+
 DECISIONS = """\
 ## Decisions where the reference leaves room
 
@@ -268,6 +298,7 @@ def render(tests: list[TestInfo] | None = None) -> str:
         lines += ["## Tests naming items outside the reference", ""]
         lines += [f"- item {n}: " + ", ".join(f"`{t.name}`" for t in by_item[n]) for n in stray]
         lines.append("")
+    lines.append(API)
     lines.append(DECISIONS)
     return "\n".join(lines)
 

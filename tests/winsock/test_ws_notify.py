@@ -177,8 +177,8 @@ def test_item_43_fd_read_is_level_triggered(net) -> None:
 
 
 def test_item_43_fd_write_only_after_wouldblock(net) -> None:
-    """FD_WRITE comes again only after a send failed with WSAEWOULDBLOCK (a successful send does not re-
-    enable it)."""
+    """FD_WRITE comes again only after a send failed with WSAEWOULDBLOCK (a successful send does not
+    re-enable it)."""
     ws, pws = net.ws, net.pws
     c, a = _connected_pair(net, 8360)
     sock = ws.stack_socket(c)

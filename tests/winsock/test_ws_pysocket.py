@@ -101,3 +101,62 @@ def test_pysocket_tcp_refused_and_timeout(net) -> None:
     with pytest.raises(TimeoutError):
         d.connect((SILENT, 80))
     assert abs(net.me.now() - t0 - 1.0) < 0.01
+
+
+def test_pysocket_accept_timeout_and_nonblocking_connect(net) -> None:
+    """accept honours settimeout; a nonblocking connect raises BlockingIOError and connect_ex returns
+    10035."""
+    srv = us.socket(net.peer)
+    srv.bind(("", 9400))
+    srv.listen(5)
+    srv.settimeout(0.75)
+    t0 = net.peer.now()
+    with pytest.raises(TimeoutError):
+        srv.accept()
+    assert abs(net.peer.now() - t0 - 0.75) < 0.01
+    c = us.socket(net.me)
+    c.setblocking(False)
+    assert c.connect_ex((PEER, 9400)) == WSAEWOULDBLOCK
+    srv.settimeout(5)
+    conn, addr = srv.accept()
+    assert conn.gettimeout() is None and addr == c.getsockname()
+    d = us.socket(net.me)
+    d.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        d.connect((PEER, 9400))
+    conn.close()
+    srv.close()
+
+
+def test_pysocket_options_and_recv_into(net) -> None:
+    """setsockopt/getsockopt with ints and bytes, recv_into, shutdown and the closed-socket error."""
+    srv = us.socket(net.peer)
+    srv.setsockopt(us.SOL_SOCKET, us.SO_REUSEADDR, 1)
+    assert srv.getsockopt(us.SOL_SOCKET, us.SO_REUSEADDR) == 1
+    srv.bind((PEER, 9500))
+    srv.listen()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.sendall(b"0123456789")
+        conn.shutdown(us.SHUT_WR)
+        assert conn.recv(10) == b""
+        conn.close()
+
+    task = net.sim.spawn(serve)
+    c = us.create_connection(net.me, (PEER, 9500), timeout=5, source_address=(ME, 9501))
+    assert c.getsockname() == (ME, 9501)
+    c.setsockopt(us.IPPROTO_TCP, us.TCP_NODELAY, 1)
+    assert c.getsockopt(us.IPPROTO_TCP, us.TCP_NODELAY) == 1
+    assert c.getsockopt(us.SOL_SOCKET, us.SO_TYPE) == us.SOCK_STREAM
+    assert len(c.getsockopt(us.SOL_SOCKET, us.SO_LINGER, 4)) == 4
+    buf = bytearray(4)
+    assert c.recv_into(buf) == 4 and buf == b"0123"
+    assert c.recv(100, us.MSG_WAITALL) == b"456789"
+    c.shutdown(us.SHUT_RDWR)
+    task.join()
+    c.close()
+    c.close()  # idempotent, as in Python
+    with pytest.raises(OSError):
+        c.send(b"x")
+    assert "closed" in repr(c)
