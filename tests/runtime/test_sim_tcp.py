@@ -85,11 +85,9 @@ def test_lossy_tcp_transfer_is_intact_and_deterministic(tmp_path, seed):
     assert p3 != p1
 
 
-@pytest.mark.xfail(reason="ustack.tcp: a data segment that also carries SACK blocks exceeds the MTU and "
-                          "is refused locally (ipv4.frag_needed_local), so bidirectional transfers "
-                          "under loss time out", strict=False)
 @pytest.mark.parametrize("seed", [0, 9, 10])
 def test_lossy_bidirectional_echo(seed):
+    """Data both ways under loss: data segments that carry SACK blocks must still fit the MTU."""
     with Simulator(seed=seed, latency_s=0.002) as sim:
         a = sim.add_host("198.18.0.1/24", name="a")
         b = sim.add_host("198.18.0.2/24", name="b", faults="loss=2%")
@@ -99,6 +97,7 @@ def test_lossy_bidirectional_echo(seed):
         sim.run()
         assert client.result() == data
         assert a.stack.counters.get("ipv4.frag_needed_local") == 0
+        assert b.stack.counters.get("ipv4.frag_needed_local") == 0
 
 
 def test_busy_scenario_is_identical_across_processes(tmp_path):
