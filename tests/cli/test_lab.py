@@ -105,3 +105,39 @@ def test_lab_over_tap_under_user_faults(tmp_path):
     r, report = _run_lab(tmp_path, "--tap", "--loss", "0.01", "--seed", "3", "--transfer-mb", "4")
     assert r.returncode == 0, (_failures(report), r.stderr[-3000:])
     assert report["link"]["device"] == "tap" and "loss=0.01" in report["link"]["faults"]
+
+
+def test_lab_ctrl_c_tears_down_and_exits_130(tmp_path):
+    """SIGINT in the middle of the tour (during the 1.75 s SYN timeout): cleanup, exit 130."""
+    import signal
+
+    from .helpers import Proc
+
+    require_netns()
+    p = Proc("lab", "--only", "tcp-refused", "--only", "tcp-timeout", "--out", str(tmp_path))
+    try:
+        p.wait_line("PASS tcp-refused", timeout=60)
+        code, out, err = p.terminate(signal.SIGINT, timeout=20)
+    finally:
+        p.kill()
+    assert code == 130, (out, err)
+    assert "interrupted" in err
+
+
+def test_lab_without_root_says_why(monkeypatch, capsys):
+    from ustack.cli import main as cli_main
+    from ustack.cli import netns as lab_netns
+
+    monkeypatch.setattr(lab_netns.os, "geteuid", lambda: 1000)
+    assert cli_main.main(["lab", "--only", "ping"]) == 1
+    err = capsys.readouterr().err
+    assert "needs root" in err and len(err.strip().splitlines()) == 1
+
+
+def test_lab_list_needs_nothing():
+    r = ustack("lab", "--list")
+    assert r.returncode == 0
+    assert [ln.split()[0] for ln in r.stdout.splitlines()] == [
+        "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
+        "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
+        "nonblocking-async", "nonblocking-event", "transfer"]
