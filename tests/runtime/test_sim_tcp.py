@@ -106,12 +106,15 @@ def test_busy_scenario_is_identical_across_processes(tmp_path):
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    root = str(Path(__file__).resolve().parents[2])
     outs = []
     for hashseed in ("1", "4242"):
-        env = dict(os.environ, PYTHONHASHSEED=hashseed, PYTHONPATH=os.getcwd())
+        env = dict(os.environ, PYTHONHASHSEED=hashseed, PYTHONPATH=root)
         res = subprocess.run([sys.executable, "-m", "tests.runtime.scenario_multi", "5",
-                              str(tmp_path / hashseed)], capture_output=True, text=True, timeout=100, env=env)
+                              str(tmp_path / hashseed)], capture_output=True, text=True, timeout=100, env=env,
+                             cwd=root)
         assert res.returncode == 0, res.stderr
         outs.append(res.stdout)
     assert outs[0] == outs[1]
