@@ -266,3 +266,25 @@ def test_readable_fd_without_frames_does_not_spin():
         assert dev.reads < 3000  # about one read per millisecond, not a busy loop
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("medium", ["ip", "ethernet"])
+def test_real_stacks_in_real_time_over_a_memlink(medium):
+    from tests.runtime.apps import udp_client, udp_echo
+    from ustack.runtime.host import build_stack
+
+    pa, pb = MemLink.pair(medium)
+    a = Host(build_stack(addr="198.18.0.1/24", gateway=None, mtu=1500, medium=medium, mac=None, seed=1),
+             pa, name="ra")
+    b = Host(build_stack(addr="198.18.0.2/24", gateway=None, mtu=1500, medium=medium, mac=None, seed=2),
+             pb, name="rb")
+    try:
+        server = b.spawn(udp_echo, b, 7000, 5, 5.0)
+        time.sleep(0.05)  # let the echo bind (real time: no scheduler here)
+        got = udp_client(a, "198.18.0.2", 7000, [b"%d" % i for i in range(5)], 2.0)
+        assert got == [b"%d" % i for i in range(5)]
+        assert server.result(5) == 5
+        assert a.errors == b.errors == 0
+    finally:
+        a.close()
+        b.close()
