@@ -184,6 +184,8 @@ DECISIONS = """\
   WSACancelBlockingCall, WSAIsBlocking and the last-error calls.
 - **MSG_PEEK** leaves the bytes (TCP) or the datagram (UDP) queued; a short UDP buffer still
   gives WSAEMSGSIZE. **MSG_OOB**: WSAEOPNOTSUPP (urgent data is not supported).
+- **SO_LINGER with a nonzero time**: closesocket returns at once and the connection closes
+  gracefully in the background ({1, 0} is an abortive close with RST, as on Windows).
 - **Windows for WSAAsyncSelect** are message queues (`Winsock.create_window()`), read with
   `GetMessage(timeout_s)` / `PeekMessage()`; posting never blocks.
 """

@@ -198,6 +198,9 @@ def test_item_56_sio_udp_connreset_off(net) -> None:
     assert sendto(ws, u, b"ping", PEER, 7062) == 4
     set_nonblocking(ws, u)
     net.me.sleep(0.01)
+    assert net.me.stack.counters.get("udp.icmp_error") == 1  # the ICMP did arrive
+    r = FD_SET(u)
+    assert ws.select(0, r, None, None, TIMEVAL(0, 0)) == 0  # ... and is not a readable condition
     fail(ws, ws.recvfrom(u, bytearray(8), 8, 0, None, None), WSAEWOULDBLOCK)
 
 

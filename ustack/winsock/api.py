@@ -346,6 +346,8 @@ class Winsock:
         if ws.closed:
             return
         s = ws.sock
+        if not ws.is_tcp and not ws.opts.udp_connreset and s.error is not None:
+            s.clear_error()  # SIO_UDP_CONNRESET off: ICMP errors are ignored entirely
         if ws.is_tcp and ws.phase is Phase.CONNECTING:
             state = self._tcp_state(ws)
             if state in _SYNCHRONIZED:
