@@ -279,8 +279,11 @@ def test_real_stacks_in_real_time_over_a_memlink(medium):
     b = Host(build_stack(addr="198.18.0.2/24", gateway=None, mtu=1500, medium=medium, mac=None, seed=2),
              pb, name="rb")
     try:
-        server = b.spawn(udp_echo, b, 7000, 5, 5.0)
-        time.sleep(0.05)  # let the echo bind (real time: no scheduler here)
+        ready: list = []
+        server = b.spawn(udp_echo, b, 7000, 5, 5.0, ready)
+        deadline = time.monotonic() + 5
+        while not ready and time.monotonic() < deadline:  # real time: wait for the bind
+            time.sleep(0.002)
         got = udp_client(a, "198.18.0.2", 7000, [b"%d" % i for i in range(5)], 2.0)
         assert got == [b"%d" % i for i in range(5)]
         assert server.result(5) == 5
