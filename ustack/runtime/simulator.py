@@ -283,6 +283,7 @@ class Simulator:
         self.hosts: list[SimHost] = []
         self._lock = threading.RLock()
         self._links: dict[str, Any] = {}
+        self._sniffers: list[Any] = []  # link pcaps
         self._link_faults: dict[str, Any] = {}
         self._host_count = 0
         self._tasks: dict[int, Task] = {}  # thread ident -> task
@@ -303,10 +304,12 @@ class Simulator:
         return self.clock.t
 
     def link(self, name: str = "default", medium: str | None = None, mtu: int = 1500, *, faults: Any = None,
-             latency_s: float | None = None, queue_limit: int = 4096) -> Any:
+             latency_s: float | None = None, queue_limit: int = 4096, pcap: Any = None) -> Any:
         """Create (or return) the named link: a MemSegment. `faults` apply to every frame sent
-        on it (a tx-side FaultInjector on each port, each with its own derived seed)."""
-        from ustack.drivers import MemSegment
+        on it (a tx-side FaultInjector on each port, each with its own derived seed). `pcap`
+        (path or binary file) records the wire: every frame that goes on the link, after
+        the senders' faults, stamped with its delivery time."""
+        from ustack.drivers import MemSegment, PcapWriter
 
         with self._lock:
             seg = self._links.get(name)
@@ -319,19 +322,24 @@ class Simulator:
             seg = MemSegment(medium or "ip", mtu, latency_s=latency_s, queue_limit=queue_limit, name=name)
             self._links[name] = seg
             self._link_faults[name] = fault_config(faults)
+            if pcap is not None:
+                sniffer = PcapWriter(seg.attach(f"{name}.pcap"), pcap, direction="rx")
+                sniffer.inner.on_pending = lambda port, due: sniffer.recv_batch(due, 1 << 30)
+                self._sniffers.append(sniffer)
             return seg
 
     def add_host(self, addr: str, name: str | None = None, gateway: str | None = None, mtu: int = 1500,
                  medium: str = "ip", faults: Any = None, link: str | None = None, pcap: Any = None, *,
                  tcp: Any = None, stack: Any = None, mac: bytes | None = None,
-                 seed: int | None = None) -> SimHost:
+                 seed: int | None = None, trace: Any = None) -> SimHost:
         """A new host on `link` (default: the simulator's shared link "default").
 
         faults: FaultConfig / dict / spec string for a FaultInjector on this host's port (its
         seed is mixed with the simulator's). pcap: path or binary file recording what this
         stack sends and receives, timestamped in virtual time. stack: a ready stack object
         instead of building Stack(StackConfig(...)). seed: the stack's seed (default: derived
-        from the simulator's seed and the host's index).
+        from the simulator's seed and the host's index). trace: True (stderr), a text stream or
+        a callable taking one line: one line per frame, in virtual time.
         """
         from ustack import drivers
 
@@ -359,6 +367,8 @@ class Simulator:
             writer = None
             if pcap is not None:
                 writer = dev = drivers.PcapWriter(dev, pcap)
+            if trace:
+                dev = drivers.Tracer(dev, None if trace is True else trace)
             if stack is None:
                 if medium == "ethernet" and mac is None:
                     mac = bytes((0x02, 0x75, 0x73, 0x00, (index + 1) >> 8 & 0xFF, (index + 1) & 0xFF))
@@ -435,6 +445,8 @@ class Simulator:
                 for h in self.hosts:
                     if h.pcap is not None:
                         h.pcap.flush()  # readable by tools right after run() returns
+                for sniffer in self._sniffers:
+                    sniffer.flush()
             failed = [t for t in self._spawned if t.state == DONE and t._exc is not None and not t._reported]
             self._spawned = [t for t in self._spawned if t.state != DONE or t in failed]
             for t in failed:
@@ -455,6 +467,8 @@ class Simulator:
             self._closed = True
             for h in list(self.hosts):
                 h.close()
+            for sniffer in self._sniffers:
+                sniffer.close()
             for t in list(self._tasks.values()):
                 t._cv.notify_all()
 
