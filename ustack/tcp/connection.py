@@ -77,6 +77,7 @@ class Connection:
         self.persist_unanswered = 0
         self.segs_in = 0
         self.ack_every = 2 * 536
+        self.tlp_sent = False
         self.segs_out = 0
 
     # ================================================================ helpers
@@ -100,7 +101,7 @@ class Connection:
             self.on_trace("state", now, old=old.value, new=new.value)
         if new is State.TIME_WAIT:
             t = self.timers
-            t.rto_at = t.delack_at = t.persist_at = t.keepalive_at = t.deadline_at = None
+            t.rto_at = t.probe_at = t.delack_at = t.persist_at = t.keepalive_at = t.deadline_at = None
             t.time_wait_at = now + 2 * self.cfg.msl_s
         elif new is State.CLOSED:
             self.timers.clear()
@@ -475,7 +476,7 @@ class Connection:
             self.retries = 0
             self._set_state(State.ESTABLISHED, now)
             self._established(now)
-            if seg.payload:
+            if seg.payload or flags & FIN:
                 self._on_text(seg._replace(seq=(seg.seq + 1) & MASK, flags=seg.flags & ~SYN), now)
             if self.state is not State.CLOSED:
                 self._send_ack(now)
@@ -566,8 +567,11 @@ class Connection:
         else:
             new_sack = snd.add_sack(seg.options.sack) if seg.options.sack and snd.sack_ok else False
             changed = snd.update_window(seg.seq, ack, seg.window)
-            if (ack == snd.snd_una and not seg.payload and not seg.flags & FIN and not changed
-                    and snd.snd_max != snd.snd_una):
+            if snd.snd_wnd == 0:
+                self.retries = 0  # the peer is alive, only its window is closed (RFC 9293 3.8.6.1)
+            if ack == snd.snd_una and snd.snd_max != snd.snd_una and (
+                    new_sack or (not seg.payload and not seg.flags & FIN and not changed)):
+                # RFC 6675 counts ACKs with new SACK information even when the window moved
                 self._on_dupack(now)
             elif changed:
                 self._on_window_change(now)
@@ -612,6 +616,7 @@ class Connection:
         self.retries = 0
         self.persist_backoff = 0
         self.persist_unanswered = 0
+        self.tlp_sent = False
         snd.dupacks = 0
         if snd.in_recovery:
             if ge(ack, snd.recover):
@@ -631,7 +636,12 @@ class Connection:
                 if self.on_trace is not None:
                     self.on_trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it
-        self.timers.rto_at = now + snd.rto if snd.snd_max != snd.snd_una else None
+        if snd.snd_max != snd.snd_una:
+            self.timers.rto_at = now + snd.rto
+            if not snd.in_recovery and snd.srtt is not None and self.cfg.tail_loss_probe:
+                self.timers.probe_at = now + max(2 * snd.srtt, 0.01)
+        else:
+            self.timers.rto_at = self.timers.probe_at = None
         if self.timers.persist_at is not None and snd.snd_wnd:
             self.timers.persist_at = None
         if self.sock is not None and acked:
@@ -642,6 +652,13 @@ class Connection:
         snd = self.snd
         snd.dupacks += 1
         self._count("tcp.dupack_in")
+        if snd.in_recovery and snd.sack_ok and snd.rxt_mark is not None and snd.sacked:
+            # data sent after our retransmission of SND.UNA was SACKed: that retransmission is
+            # lost too (like Linux's lost-retransmit detection); retransmit the holes again
+            if gt(snd.sacked[-1][1], snd.rxt_mark):
+                snd.rxt_mark = None
+                snd.high_rxt = snd.snd_una
+                self._count("tcp.lost_retransmit")
         if snd.in_recovery:
             if not snd.sack_ok:
                 snd.cc.cwnd += snd.mss  # RFC 6582 / RFC 5681 window inflation
@@ -658,6 +675,8 @@ class Connection:
     def _enter_recovery(self, now: float) -> None:
         snd = self.snd
         cc = snd.cc
+        self.timers.probe_at = None
+        snd.rxt_mark = None
         snd.in_recovery = True
         snd.recover = snd.snd_max
         snd.high_rxt = snd.snd_una
@@ -666,6 +685,15 @@ class Connection:
         self._count("tcp.fast_retransmit")
         self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="loss")
         if snd.sack_ok:
+            # RFC 6675 (4.3): the first presumed-lost segment goes out whatever the pipe says
+            lost_end = snd.lost_end()
+            if lost_end == snd.snd_una:
+                lost_end = (snd.snd_una + snd.mss) & MASK  # entered on DupThresh dupacks alone
+            hole = snd.next_hole(lost_end)
+            if hole is not None and lt(hole[0], snd.buf_end):
+                s, n = hole
+                n = self._send_data(s, min(n, snd.mss, diff(snd.buf_end, s)), now, rexmit=True)
+                snd.high_rxt = (s + n) & MASK
             self._output(now)
         else:
             self._retransmit_una(now)
@@ -846,6 +874,8 @@ class Connection:
         self._emit(flags, seq, now, snd.buf[off:off + n])
         if rexmit:
             snd.retransmits += 1
+            if seq == snd.snd_una:
+                snd.rxt_mark = snd.snd_max
             if snd.rtt_seq is not None and not self.ts_ok:
                 snd.rtt_seq = None  # Karn: no sample from retransmitted data
         elif snd.rtt_seq is None and not self.ts_ok:
@@ -859,6 +889,11 @@ class Connection:
             snd.snd_max = end
         if self.timers.rto_at is None:
             self.timers.rto_at = now + snd.rto
+        if (not rexmit and not snd.in_recovery and snd.srtt is not None and not self.tlp_sent
+                and self.cfg.tail_loss_probe):
+            # RFC 8985 tail loss probe: 2*SRTT, plus the peer's delayed-ACK time for one segment
+            pto = 2 * snd.srtt + (self.cfg.delack_s if diff(snd.snd_max, snd.snd_una) <= snd.mss else 0)
+            self.timers.probe_at = now + max(pto, 0.01)
         return n
 
     def _sack_recovery_output(self, now: float) -> None:
@@ -918,6 +953,9 @@ class Connection:
             self._on_rto(now)
             if self.state is State.CLOSED:
                 return
+        if t.probe_at is not None and now >= t.probe_at:
+            t.probe_at = None
+            self._on_probe(now)
         if t.delack_at is not None and now >= t.delack_at:
             t.delack_at = None
             self._send_ack(now)
@@ -973,6 +1011,7 @@ class Connection:
             self._notify(ev.CLOSE | ev.ERROR | ev.READ)
             return
         self._count("tcp.rto")
+        self.timers.probe_at = None
         cc = snd.cc
         if snd.backoff == 0:
             cc.on_rto(now, snd.outstanding())
@@ -987,9 +1026,36 @@ class Connection:
         snd.dupacks = 0
         snd.snd_nxt = snd.snd_una
         self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="rto")
+        before = self.segs_out
         self._output(now)
+        if self.segs_out == before and snd.snd_wnd == 0:
+            # zero window with data outstanding: the retransmission doubles as a window probe
+            self._retransmit_una(now)
         if self.timers.rto_at is None and snd.snd_max != snd.snd_una:
             self.timers.rto_at = now + snd.rto
+
+    def _on_probe(self, now: float) -> None:
+        """RFC 8985 TLP: a tail segment went unanswered for a PTO: send one segment (new data if
+        the peer's window allows, else the last one again) so SACK recovery can start instead of
+        an RTO."""
+        snd = self.snd
+        if (self.state not in _SENDING_STATES or snd.in_recovery or snd.snd_max == snd.snd_una
+                or lt(snd.snd_nxt, snd.snd_max) or self.tlp_sent):
+            return
+        self.tlp_sent = True
+        self._count("tcp.tail_loss_probe")
+        room = diff((snd.snd_una + snd.snd_wnd) & MASK, snd.snd_max)
+        if snd.unsent() and room > 0:
+            self._send_data(snd.snd_nxt, min(snd.mss, snd.unsent(), room), now, rexmit=False)
+            return
+        data_end = snd.buf_end
+        if snd.fin_sent and snd.snd_max == ((data_end + 1) & MASK) and data_end == snd.snd_una:
+            self._emit(FIN | ACK, data_end, now)
+            return
+        n = min(snd.mss, diff(data_end, snd.snd_una))
+        if n > 0:
+            self._send_data((data_end - n) & MASK, n, now, rexmit=True)
+        self.timers.rto_at = now + snd.rto
 
     def _on_persist(self, now: float) -> None:
         snd = self.snd

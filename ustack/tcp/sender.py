@@ -16,7 +16,7 @@ class Sender:
                  "max_snd_wnd", "wscale", "buf", "buf_seq", "sndbuf", "fin_queued", "fin_sent",
                  "mss", "cc", "srtt", "rttvar", "rto", "rto_min", "rto_max", "backoff", "rtt_seq",
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
-                 "retries", "dupthresh", "retransmits", "bytes_acked")
+                 "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3) -> None:
@@ -54,6 +54,7 @@ class Sender:
         self.dupthresh = dupthresh
         self.retransmits = 0
         self.bytes_acked = 0
+        self.rxt_mark: int | None = None  # SND.MAX when SND.UNA was last retransmitted
 
     # -- buffer -----------------------------------------------------------------------------------
     @property

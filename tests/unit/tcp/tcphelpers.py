@@ -89,6 +89,7 @@ class Harness:
         cfg.setdefault("timestamps", False)
         cfg.setdefault("sack", False)
         cfg.setdefault("window_scaling", False)
+        cfg.setdefault("tail_loss_probe", False)  # tested on its own; keeps RTO timing exact
         cfg.setdefault("rcvbuf", 65535)
         cfg.setdefault("sndbuf", 65536)
         self.config = TcpConfig(**cfg)

@@ -337,3 +337,19 @@ def test_data_segments_shrink_to_fit_sack_blocks():
     assert all(len(o.payload) <= MSS - 12 for o in out)
     assert out[0].options.sack and len(out[0].payload) == MSS - 12
     assert [len(o.payload) for o in out] == [MSS - 12] * 3  # Nagle holds the 656-byte tail
+
+
+def test_window_closing_with_data_outstanding_probes_without_timing_out():
+    h, s, c = est(data_retries=2)
+    s.send(b"x" * 2000, 1.0)
+    h.take()
+    h.peer_sends(1.01, h.pseg(".", PEER_ISS + 1, c.iss + 1001, window=0))  # half acked, window 0
+    t = 1.01
+    for _ in range(6):  # more timeouts than data_retries: the peer answers each probe
+        t = c.timers.rto_at
+        out = h.out(t)
+        assert out and out[0].seq == c.iss + 1001
+        h.peer_sends(t + 0.01, h.pseg(".", PEER_ISS + 1, c.iss + 1001, window=0))
+    assert s.error is None and c.state.name == "ESTABLISHED"
+    h.peer_sends(t + 0.02, h.pseg(".", PEER_ISS + 1, c.iss + 1001, window=5000))
+    assert c.snd.snd_wnd == 5000
