@@ -211,3 +211,62 @@ def test_item_54_kernel_connected_udp_filters(kernel) -> None:
         t.join(5.0)
         assert got == [-1, WSAECONNRESET]
     assert ctypes.c_int(0).value == 0
+
+
+def test_item_40_kernel_async_and_event_connect(kernel) -> None:
+    """Over TUN, real time: WSAAsyncSelect posts FD_CONNECT then FD_WRITE; WSAEventSelect signals
+    FD_CONNECT with the refusal code."""
+    from ustack.winsock import (
+        FD_CONNECT,
+        FD_CONNECT_BIT,
+        FD_WRITE,
+        WSA_WAIT_EVENT_0,
+        WSAGETSELECTERROR,
+        WSAGETSELECTEVENT,
+        WSANETWORKEVENTS,
+    )
+
+    host, ws, _ = kernel
+    with _kernel_listener(7500) as k:
+        s = tcp(ws)
+        win = ws.create_window()
+        assert ws.WSAAsyncSelect(s, win, 0x401, FD_CONNECT | FD_WRITE) == 0
+        fail(ws, ws.connect(s, sa(KERNEL, 7500), 16), WSAEWOULDBLOCK)
+        got = []
+        for _ in range(2):
+            m = win.GetMessage(timeout_s=5.0)
+            assert m is not None
+            got.append((WSAGETSELECTEVENT(m.lParam), WSAGETSELECTERROR(m.lParam)))
+        assert got == [(FD_CONNECT, 0), (FD_WRITE, 0)]
+        k.accept()[0].close()
+    t = tcp(ws)
+    ev = ws.WSACreateEvent()
+    assert ws.WSAEventSelect(t, ev, FD_CONNECT) == 0
+    fail(ws, ws.connect(t, sa(KERNEL, 7501), 16), WSAEWOULDBLOCK)
+    assert ws.WSAWaitForMultipleEvents(1, [ev], False, 5000, False) == WSA_WAIT_EVENT_0
+    ne = WSANETWORKEVENTS()
+    assert ws.WSAEnumNetworkEvents(t, ev, ne) == 0
+    assert ne.lNetworkEvents == FD_CONNECT and ne.iErrorCode[FD_CONNECT_BIT] == WSAECONNREFUSED
+
+
+def test_pysocket_over_kernel(kernel) -> None:
+    """ustack.socket against kernel sockets: a TCP exchange and a refused connect, over TUN."""
+    from ustack import socket as us
+
+    host, _, _ = kernel
+    with _kernel_listener(7600) as k:
+        c = us.create_connection(host, (KERNEL, 7600), timeout=5)
+        conn, addr = k.accept()
+        with conn, c:
+            assert addr == c.getsockname()
+            c.sendall(b"x" * 100000)
+            got = 0
+            conn.settimeout(5)
+            while got < 100000:
+                got += len(conn.recv(65536))
+            conn.sendall(b"done")
+            assert c.recv(10) == b"done"
+    d = us.socket(host)
+    with pytest.raises(ConnectionRefusedError):
+        d.connect((KERNEL, 7601))
+    d.close()
