@@ -255,6 +255,9 @@ def test_item_0_connect_error_WSAETIMEDOUT(net) -> None:
     t0 = net.me.now()
     fail(ws, _connect(ws, s, SILENT, 80), WSAETIMEDOUT)
     assert abs(net.me.now() - t0 - 21.0) < 0.01
+    acc = accept_in_task(net, listener(net.pws, 8060))
+    assert _connect(ws, s, PEER, 8060) == 0  # the page: after WSAETIMEDOUT the socket may connect again
+    acc.join()
 
 
 def test_item_0_connect_error_WSAEWOULDBLOCK(net) -> None:
