@@ -290,7 +290,8 @@ def cwnd_series(events: list[dict[str, Any]], conn: str | None) -> CwndSeries:
     for e in with_cwnd:
         names[e["conn"]] = names.get(e["conn"], 0) + 1
     if conn:
-        matches = [n for n in names if all(part in n for part in conn.replace("-", ">").split(">"))]
+        wanted = {part.strip() for part in conn.replace("-", ">").split(">") if part.strip()}
+        matches = [n for n in names if wanted <= set(n.split(">"))]
         if not matches:
             raise UsageError(f"--conn {conn}: not in the trace (connections: {', '.join(sorted(names))})")
         name = matches[0]
