@@ -77,6 +77,7 @@ class Connection:
         self.persist_unanswered = 0
         self.segs_in = 0
         self.ack_every = 2 * 536
+        self.ack_stretch = 16 * 536
         self.tlp_sent = False
         self.segs_out = 0
 
@@ -204,6 +205,7 @@ class Connection:
         self.snd.mss = mss
         self.rcv.mss = self.our_mss - (12 if self.ts_ok else 0)
         self.ack_every = self.cfg.delack_segments * self.rcv.mss  # bytes: ACK every 2nd full segment
+        self.ack_stretch = max(self.cfg.ack_stretch_segments, self.cfg.delack_segments) * self.rcv.mss
         self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments)
 
     # ================================================================ user calls
@@ -332,7 +334,12 @@ class Connection:
                 rcv.delivered += n
                 rcv.unacked += n
                 if rcv.unacked >= self.ack_every:
-                    self._send_ack(now)
+                    # ACK due: send it at the end of this receive batch (layer.poll), one ACK for
+                    # the whole batch (like GRO), unless the stretch limit is reached
+                    if rcv.unacked >= self.ack_stretch:
+                        self._send_ack(now)
+                    else:
+                        self.layer.ack_soon(self)
                 elif self.timers.delack_at is None:
                     self.timers.delack_at = now + self.cfg.delack_s
                     self.layer.touch(self)

@@ -46,6 +46,7 @@ class TcpLayer:
         self._heap: list[tuple[float, int, Connection]] = []
         self._tick = 0
         self._pending: set[Connection] = set()
+        self._acks: list[Connection] = []
         self._chal_at = -1.0
         self._chal_count = 0
         self.now = 0.0
@@ -165,6 +166,10 @@ class TcpLayer:
         self._chal_count += 1
         return True
 
+    def ack_soon(self, conn: Connection) -> None:
+        """An ACK is due: send it at the next poll (the end of the current receive batch)."""
+        self._acks.append(conn)
+
     def want_output(self, conn: Connection) -> None:
         """The application read data: a window update may be due at the next poll."""
         self._pending.add(conn)
@@ -184,6 +189,11 @@ class TcpLayer:
 
     def poll(self, now: float) -> None:
         self.now = now
+        if self._acks:
+            acks, self._acks = self._acks, []
+            for conn in acks:
+                if conn.rcv.unacked and conn.state is not State.CLOSED:
+                    conn._send_ack(now)
         if self._pending:
             pending, self._pending = self._pending, set()
             for conn in pending:
@@ -203,7 +213,7 @@ class TcpLayer:
                 self.touch(conn)
 
     def poll_at(self) -> float | None:
-        if self._pending:
+        if self._pending or self._acks:
             return self.now
         heap = self._heap
         while heap and heap[0][2].heap_at != heap[0][0]:

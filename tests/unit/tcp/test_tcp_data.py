@@ -157,7 +157,7 @@ def test_no_window_update_for_small_read():
     s, c = h.established(options=TcpOptions(mss=MSS))
     data(h, c, 1.0, 0, 1460)
     data(h, c, 1.0, 1460, 1460)
-    h.take()
+    h.out(1.0)
     s.recv(100)
     h.expect_nothing(1.0)
 
@@ -353,3 +353,27 @@ def test_window_closing_with_data_outstanding_probes_without_timing_out():
     assert s.error is None and c.state.name == "ESTABLISHED"
     h.peer_sends(t + 0.02, h.pseg(".", PEER_ISS + 1, c.iss + 1001, window=5000))
     assert c.snd.snd_wnd == 5000
+
+
+def test_acks_coalesced_within_a_receive_batch():
+    h, s, c = est()
+    for i in range(8):  # one batch: no poll in between
+        h.layer.on_packet(_ip(h, c, i * MSS, MSS), 1.0)
+    assert h.take() == []
+    h.expect_out(1.0, [dict(flags=".", ack=PEER_ISS + 1 + 8 * MSS)])  # one ACK at the batch end
+
+
+def test_ack_stretch_limit_forces_ack():
+    h, s, c = est(ack_stretch_segments=4)
+    for i in range(4):
+        h.layer.on_packet(_ip(h, c, i * MSS, MSS), 1.0)
+    got = h.take()
+    assert len(got) == 1 and got[0].ack == PEER_ISS + 1 + 4 * MSS
+
+
+def _ip(h, c, off, n):
+    from tcphelpers import LOCAL, REMOTE
+
+    from ustack.wire.ipv4 import Ipv4Packet
+    raw = h.pseg(".", PEER_ISS + 1 + off, c.iss + 1, payload=b"z" * n).emit(REMOTE, LOCAL)
+    return Ipv4Packet(REMOTE, LOCAL, 6, memoryview(raw))
