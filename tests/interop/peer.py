@@ -280,3 +280,17 @@ def stop_process(p: subprocess.Popen, timeout: float = 5.0) -> int | None:
             os.killpg(p.pid, 9)
             p.wait(5)
     return p.returncode
+
+
+def fault_stats(host: Any) -> dict[str, int]:
+    """What the host's FaultInjector did (walks the middleware chain); {} when there is none."""
+    from ustack.drivers import FaultInjector
+
+    dev = host.device
+    for _ in range(8):
+        if isinstance(dev, FaultInjector):
+            return host.call(lambda d=dev: d.stats)
+        dev = getattr(dev, "inner", None)
+        if dev is None:
+            break
+    return {}
