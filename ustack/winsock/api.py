@@ -24,14 +24,23 @@ from ustack.core.reasons import Reason
 
 from . import constants as C
 from . import errors as E
+from . import options as O
+from . import readiness as R
+from .buffers import UNSPEC_NAME as _UNSPEC_NAME
+from .buffers import WsaFail as _Fail
+from .buffers import in_bytes as _in_bytes
+from .buffers import len_store as _len_store
+from .buffers import len_value as _len_value
+from .buffers import out_check as _out_check
+from .buffers import parse_sockaddr as _parse_sockaddr
+from .buffers import write_out as _write_out
+from .buffers import write_sockaddr as _write_sockaddr
 from .objects import MSG, WSAEVENT, Window, is_valid_event
 from .structs import (
     FD_SET,
-    LINGER,
     SOCKADDR_IN_SIZE,
     TIMEVAL,
     WSADATA,
-    WSAMAKESELECTREPLY,
     WSANETWORKEVENTS,
 )
 from .wsocket import Options, Phase, WSocket
@@ -41,19 +50,6 @@ T = TypeVar("T")
 _SUPPORTED = ((1, 1), (2, 2))
 _HOOK_SLICE_S = 0.05  # how often a Winsock 1.1 blocking hook runs while a call blocks
 _MAX_DGRAM = 65507
-# TCP states (ustack.tcp.State names) after the handshake completed
-_SYNCHRONIZED = frozenset({"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",
-                           "LAST_ACK", "TIME_WAIT"})
-_CAN_SEND = frozenset({"ESTABLISHED", "CLOSE_WAIT"})
-_BROKEN = (Reason.RESET, Reason.ABORTED, Reason.TIMED_OUT)
-_FD_ORDER = (C.FD_READ, C.FD_WRITE, C.FD_OOB, C.FD_ACCEPT, C.FD_CLOSE)
-_UNSPEC_NAME = object()
-
-
-class _Fail(Exception):  # noqa: N818 - internal control flow: "this call fails with code"
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 def _api(fail: Any = C.SOCKET_ERROR, *, startup: bool = True, zero: bool = False,
@@ -88,99 +84,6 @@ def _api(fail: Any = C.SOCKET_ERROR, *, startup: bool = True, zero: bool = False
 
 def _usage(e: UsageError) -> _Fail:
     return _Fail(E.wsa_code(e.reason))
-
-
-# -- buffers: bytes / bytearray / memoryview / ctypes objects, as Winsock's char* + len ---------
-def _in_bytes(buf: Any, length: int | None) -> bytes:
-    """The first `length` bytes of a caller buffer; WSAEFAULT if it is NULL or too short."""
-    if buf is None:
-        raise _Fail(C.WSAEFAULT)
-    try:
-        data = bytes(buf) if not isinstance(buf, bytes) else buf
-    except TypeError:
-        raise _Fail(C.WSAEFAULT) from None
-    if length is None:
-        return data
-    if length < 0 or length > len(data):
-        raise _Fail(C.WSAEFAULT)
-    return data[:length]
-
-
-def _buf_size(buf: Any) -> int:
-    if isinstance(buf, ctypes._SimpleCData | ctypes.Structure | ctypes.Array | ctypes.Union):
-        return ctypes.sizeof(buf)
-    return memoryview(buf).nbytes
-
-
-def _out_check(buf: Any, length: int) -> None:
-    if buf is None or length < 0:
-        raise _Fail(C.WSAEFAULT)
-    try:
-        size = _buf_size(buf)
-        if not isinstance(buf, ctypes._SimpleCData | ctypes.Structure | ctypes.Array | ctypes.Union):
-            if memoryview(buf).readonly:
-                raise _Fail(C.WSAEFAULT)
-    except TypeError:
-        raise _Fail(C.WSAEFAULT) from None
-    if length > size:
-        raise _Fail(C.WSAEFAULT)
-
-
-def _write_out(buf: Any, data: bytes, offset: int = 0) -> None:
-    if isinstance(buf, ctypes._SimpleCData | ctypes.Structure | ctypes.Array | ctypes.Union):
-        ctypes.memmove(ctypes.addressof(buf) + offset, data, len(data))
-    else:
-        mv = memoryview(buf).cast("B")
-        mv[offset:offset + len(data)] = data
-
-
-def _len_value(namelen: Any) -> int | None:
-    """An int* in/out length: ctypes c_int (or anything with .value), a plain int, or None."""
-    if namelen is None:
-        return None
-    if isinstance(namelen, int):
-        return namelen
-    return int(namelen.value)
-
-
-def _len_store(namelen: Any, value: int) -> None:
-    if namelen is not None and not isinstance(namelen, int):
-        namelen.value = value
-
-
-def _parse_sockaddr(name: Any, namelen: int | None, *, allow_unspec: bool = False) -> Any:
-    """(addr:int host order, port) from a SOCKADDR_IN or its bytes; WSAEFAULT / WSAEAFNOSUPPORT."""
-    if name is None or namelen is None:
-        raise _Fail(C.WSAEFAULT)
-    try:
-        raw = bytes(name)
-    except TypeError:
-        raise _Fail(C.WSAEFAULT) from None
-    if namelen < 2 or namelen > len(raw):
-        raise _Fail(C.WSAEFAULT)
-    (family,) = struct.unpack_from("<h", raw, 0)
-    if family == C.AF_UNSPEC and allow_unspec:
-        return _UNSPEC_NAME
-    if namelen < SOCKADDR_IN_SIZE:
-        raise _Fail(C.WSAEFAULT)
-    if family != C.AF_INET:
-        raise _Fail(C.WSAEAFNOSUPPORT)
-    port, addr = struct.unpack_from("!HI", raw, 2)
-    return addr, port
-
-
-def _sockaddr_bytes(addr: int, port: int) -> bytes:
-    return struct.pack("<h", C.AF_INET) + struct.pack("!HI", port, addr) + bytes(8)
-
-
-def _write_sockaddr(name: Any, namelen: Any, addr: int, port: int) -> None:
-    """Fill an output SOCKADDR_IN; WSAEFAULT when *namelen is short or the buffer is."""
-    n = _len_value(namelen)
-    if name is None or n is None or n < SOCKADDR_IN_SIZE:
-        raise _Fail(C.WSAEFAULT)
-    _out_check(name, SOCKADDR_IN_SIZE)
-    _write_out(name, _sockaddr_bytes(addr, port))
-    _len_store(namelen, SOCKADDR_IN_SIZE)
 
 
 class _ThreadState(threading.local):
@@ -330,92 +233,20 @@ class Winsock:
             return _Fail(C.WSAETIMEDOUT)
         return _Fail(C.WSAEINTR)  # cancelled, or the socket was closed under the call
 
-    # -- stack socket adapters (the only place that reads stack socket state) --------------------
+    # -- readiness (ustack/winsock/readiness.py; lock held) ---------------------------------------
     @staticmethod
     def _tcp_state(ws: WSocket) -> str:
-        return ws.sock.state.name
+        return R.tcp_state(ws)
 
     @staticmethod
     def _local(ws: WSocket) -> tuple[int, int] | None:
-        loc = ws.sock.local
-        return None if loc is None else (int(loc[0]), int(loc[1]))
+        return R.local(ws)
 
-    # -- readiness and notifications (lock held) -------------------------------------------------
     def _refresh(self, ws: WSocket) -> None:
-        """Advance the connect phase from the stack socket and post/record due events."""
-        if ws.closed:
-            return
-        s = ws.sock
-        if not ws.is_tcp and not ws.opts.udp_connreset and s.error is not None:
-            s.clear_error()  # SIO_UDP_CONNRESET off: ICMP errors are ignored entirely
-        if ws.is_tcp and ws.phase is Phase.CONNECTING:
-            state = self._tcp_state(ws)
-            if state in _SYNCHRONIZED:
-                ws.phase = Phase.CONNECTED
-                ws.so_error = 0
-                if ws.reg_kind is not None:
-                    ws.enabled |= C.FD_WRITE  # a fresh connection reports FD_WRITE once
-                self._report(ws, C.FD_CONNECT, 0)
-            elif s.error is not None:
-                code = E.connect_error(s.error, version=self.version, was_bound=True)
-                s.clear_error()
-                ws.phase = Phase.FAILED
-                ws.so_error = code
-                self._report(ws, C.FD_CONNECT, code)
-        if ws.reg_kind is None:
-            return
-        due = self._conditions(ws) & ws.enabled & ws.reg_events
-        for bit in _FD_ORDER:
-            if due & bit:
-                self._report(ws, bit, self._event_error(ws, bit))
-
-    def _event_error(self, ws: WSocket, bit: int) -> int:
-        if bit == C.FD_CLOSE:
-            err = ws.sock.error
-            return E.fd_close_error(err if err in _BROKEN else None)
-        return 0
-
-    def _conditions(self, ws: WSocket) -> int:
-        """FD bits whose condition is true now (FD_CONNECT is an event, never a condition)."""
-        s = ws.sock
-        bits = 0
-        if not ws.is_tcp:
-            if s.readable or (s.error is not None and ws.opts.udp_connreset):
-                bits |= C.FD_READ
-            bits |= C.FD_WRITE
-            return bits
-        if ws.phase is Phase.LISTENING:
-            return C.FD_ACCEPT if s.accept_pending else 0
-        if ws.phase is not Phase.CONNECTED:
-            return 0
-        if s.readable_bytes > 0:
-            bits |= C.FD_READ
-        err = s.error
-        if self._tcp_state(ws) in _CAN_SEND and err is None and s.writable_bytes > 0:
-            bits |= C.FD_WRITE
-        if s.at_eof or err in _BROKEN:
-            bits |= C.FD_CLOSE
-        return bits
-
-    def _report(self, ws: WSocket, bit: int, error: int) -> None:
-        """Post (WSAAsyncSelect) or record (WSAEventSelect) one network event, once until
-        something re-enables it."""
-        if ws.reg_kind is None or not (ws.reg_events & bit) or not (ws.enabled & bit):
-            return
-        ws.enabled &= ~bit
-        if ws.reg_kind == "async":
-            if ws.hwnd is not None:
-                ws.hwnd.post(ws.wmsg, ws.handle, WSAMAKESELECTREPLY(bit, error))
-        else:
-            ws.record |= bit
-            ws.record_errors[bit.bit_length() - 1] = error
-            if ws.event is not None and not ws.event.closed:
-                ws.event.signaled = True
+        R.refresh(ws, self.version)
 
     def _reenable(self, ws: WSocket, bits: int) -> None:
-        if ws.reg_kind is not None:
-            ws.enabled |= bits & ~(C.FD_CONNECT | C.FD_CLOSE)
-            self._refresh(ws)
+        R.reenable(ws, bits, self.version)
 
     def _on_stack_event(self, ws: WSocket, _sock: Any, _events: int) -> None:
         try:
@@ -426,29 +257,6 @@ class Winsock:
 
     def _watch(self, ws: WSocket) -> None:
         ws.sock.watch(lambda sock, events: self._on_stack_event(ws, sock, events))
-
-    def _readable(self, ws: WSocket) -> bool:
-        s = ws.sock
-        if not ws.is_tcp:
-            return bool(s.readable) or (s.error is not None and ws.opts.udp_connreset)
-        if ws.phase is Phase.LISTENING:
-            return bool(s.accept_pending)
-        if ws.phase is not Phase.CONNECTED:
-            return False
-        return s.readable_bytes > 0 or bool(s.at_eof) or s.error is not None or ws.shut_rd
-
-    def _writable(self, ws: WSocket) -> bool:
-        if not ws.is_tcp:
-            return True
-        if ws.phase is not Phase.CONNECTED:
-            return False
-        s = ws.sock
-        if s.error is not None or ws.shut_wr:
-            return True
-        return self._tcp_state(ws) in _CAN_SEND and s.writable_bytes > 0
-
-    def _excepted(self, ws: WSocket) -> bool:
-        return ws.is_tcp and ws.phase is Phase.FAILED
 
     # == startup and errors =========================================================================
     @_api(startup=False, inprogress=False)
@@ -769,7 +577,7 @@ class Winsock:
             err = s.error
             if err is not None:
                 return E.wsa_code(err)
-            if self._tcp_state(ws) not in _CAN_SEND:
+            if self._tcp_state(ws) not in R.CAN_SEND:
                 return C.WSAESHUTDOWN if ws.shut_wr else C.WSAECONNABORTED
             return None
 
@@ -1041,7 +849,7 @@ class Winsock:
             if timeout.tv_sec < 0 or timeout.tv_usec < 0:
                 raise _Fail(C.WSAEINVAL)
             wait_s = timeout.tv_sec + timeout.tv_usec / 1e6
-        checks = (self._readable, self._writable, self._excepted)
+        checks = (R.readable, R.writable, R.excepted)
         result: list[list[int]] = []
 
         def scan() -> bool:
@@ -1122,131 +930,29 @@ class Winsock:
             return 0
         raise _Fail(C.WSAEINVAL)
 
-    # == options ==================================================================================
-    _BOOL_SOL = {C.SO_REUSEADDR: "reuseaddr", C.SO_EXCLUSIVEADDRUSE: "exclusive",
-                 C.SO_BROADCAST: "broadcast", C.SO_KEEPALIVE: "keepalive",
-                 C.SO_DONTROUTE: "dontroute", C.SO_OOBINLINE: "oobinline"}
-
+    # == options (encoding and rules in options.py) ==============================================
     @_api(zero=True)
     def setsockopt(self, s: int, level: int, optname: int, optval: Any, optlen: int) -> int:
         ws = self._get(s)
-        level &= 0xFFFFFFFF
-        if level not in (C.SOL_SOCKET, C.IPPROTO_TCP, C.IPPROTO_IP, C.IPPROTO_UDP):
-            raise _Fail(C.WSAEINVAL)
+        O.check_level(level)
         if optval is None:
             raise _Fail(C.WSAEFAULT)
         raw = _in_bytes(optval, optlen)
-        o = ws.opts
-
-        def as_int() -> int:
-            if optlen < 4:
-                raise _Fail(C.WSAEFAULT)
-            return struct.unpack_from("<i", raw)[0]
-
-        if level == C.IPPROTO_TCP:
-            if optname != C.TCP_NODELAY or not ws.is_tcp:
-                raise _Fail(C.WSAENOPROTOOPT)
-            o.nodelay = bool(as_int())
-            self._call(self._push_option, ws, "nodelay", o.nodelay)
-            return 0
-        if level != C.SOL_SOCKET:
-            raise _Fail(C.WSAENOPROTOOPT)
-        if optname in self._BOOL_SOL:
-            value = bool(as_int())
-            if optname == C.SO_REUSEADDR and value and o.exclusive:
-                raise _Fail(C.WSAEINVAL)  # item 15
-            if optname == C.SO_EXCLUSIVEADDRUSE and value and o.reuseaddr:
-                raise _Fail(C.WSAEINVAL)
-            setattr(o, self._BOOL_SOL[optname], value)
-            if optname == C.SO_BROADCAST and not ws.is_tcp:
-                self._call(self._push_option, ws, "broadcast", value)
-            if optname == C.SO_KEEPALIVE and ws.is_tcp:
-                self._call(self._push_option, ws, "keepalive", value)
-            return 0
-        if optname == C.SO_LINGER:
-            if not ws.is_tcp:
-                raise _Fail(C.WSAENOPROTOOPT)  # item 67
-            if optlen < ctypes.sizeof(LINGER):
-                raise _Fail(C.WSAEFAULT)
-            onoff, secs = struct.unpack_from("<HH", raw)
-            o.linger_on, o.linger_s = bool(onoff), secs
-            return 0
-        if optname == C.SO_DONTLINGER:
-            if not ws.is_tcp:
-                raise _Fail(C.WSAENOPROTOOPT)
-            o.linger_on = not bool(as_int())
-            return 0
-        if optname in (C.SO_RCVBUF, C.SO_SNDBUF):
-            value = as_int()
-            if value < 0:
-                raise _Fail(C.WSAEINVAL)
-            if optname == C.SO_RCVBUF:
-                o.rcvbuf = value
-                self._call(self._push_option, ws, "rcvbuf", max(value, 1))
-            else:
-                o.sndbuf = value
-                if ws.is_tcp:
-                    self._call(self._push_option, ws, "sndbuf", max(value, 1))
-            return 0
-        if optname in (C.SO_RCVTIMEO, C.SO_SNDTIMEO):
-            value = as_int() & 0xFFFFFFFF
-            if optname == C.SO_RCVTIMEO:
-                o.rcvtimeo_ms = value
-            else:
-                o.sndtimeo_ms = value
-            return 0
-        if optname == C.SO_ERROR:
-            ws.so_error = as_int()  # Windows lets SO_ERROR be set
-            return 0
-        raise _Fail(C.WSAENOPROTOOPT)  # SO_TYPE, SO_ACCEPTCONN (read-only) and unknown names
-
-    @staticmethod
-    def _push_option(ws: WSocket, attr: str, value: Any) -> None:
-        setattr(ws.sock, attr, value)
+        pushes = O.set_option(ws, level & 0xFFFFFFFF, optname, raw)
+        if pushes:
+            self._call(O.push, ws, pushes)
+        return 0
 
     @_api(zero=True)
     def getsockopt(self, s: int, level: int, optname: int, optval: Any, optlen: Any) -> int:
         ws = self._get(s)
-        level &= 0xFFFFFFFF
-        if level not in (C.SOL_SOCKET, C.IPPROTO_TCP, C.IPPROTO_IP, C.IPPROTO_UDP):
-            raise _Fail(C.WSAEINVAL)
+        O.check_level(level)
         n = _len_value(optlen)
         if optval is None or n is None:
             raise _Fail(C.WSAEFAULT)
-        o = ws.opts
-        if level == C.IPPROTO_TCP:
-            if optname != C.TCP_NODELAY or not ws.is_tcp:
-                raise _Fail(C.WSAENOPROTOOPT)
-            data = struct.pack("<i", int(o.nodelay))
-        elif level != C.SOL_SOCKET:
-            raise _Fail(C.WSAENOPROTOOPT)
-        elif optname in self._BOOL_SOL:
-            data = struct.pack("<i", int(getattr(o, self._BOOL_SOL[optname])))
-        elif optname == C.SO_LINGER:
-            if not ws.is_tcp:
-                raise _Fail(C.WSAENOPROTOOPT)
-            data = struct.pack("<HH", int(o.linger_on), o.linger_s)
-        elif optname == C.SO_DONTLINGER:
-            if not ws.is_tcp:
-                raise _Fail(C.WSAENOPROTOOPT)
-            data = struct.pack("<i", int(not o.linger_on))
-        elif optname == C.SO_RCVBUF:
-            data = struct.pack("<i", o.rcvbuf)
-        elif optname == C.SO_SNDBUF:
-            data = struct.pack("<i", o.sndbuf)
-        elif optname == C.SO_RCVTIMEO:
-            data = struct.pack("<I", o.rcvtimeo_ms)
-        elif optname == C.SO_SNDTIMEO:
-            data = struct.pack("<I", o.sndtimeo_ms)
-        elif optname == C.SO_ERROR:
-            self._call(self._refresh, ws)
-            data = struct.pack("<i", ws.so_error)  # item 29: reading does not clear it (≠L)
-        elif optname == C.SO_TYPE:
-            data = struct.pack("<i", ws.type)
-        elif optname == C.SO_ACCEPTCONN:
-            data = struct.pack("<i", int(ws.phase is Phase.LISTENING))
-        else:
-            raise _Fail(C.WSAENOPROTOOPT)
+        if optname == C.SO_ERROR:
+            self._call(self._refresh, ws)  # a connect outcome may be due
+        data = O.get_option(ws, level & 0xFFFFFFFF, optname)
         if n < len(data):
             raise _Fail(C.WSAEFAULT)  # item 67
         _out_check(optval, len(data))

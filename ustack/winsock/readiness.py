@@ -1,0 +1,132 @@
+"""Readiness of a socket in Winsock's terms, and the WSAAsyncSelect / WSAEventSelect events.
+
+`refresh(ws, version)` is the heart: it advances a pending TCP connect from the stack socket
+(to CONNECTED or FAILED, with SO_ERROR), then posts (WSAAsyncSelect) or records
+(WSAEventSelect) each network event whose condition is true and which is enabled. An event is
+disabled once reported and re-enabled only by the calls of item 43 (`reenable`). `readable`,
+`writable` and `excepted` are select()'s three questions. Everything runs under the host lock.
+This module is the only one that reads stack socket state for readiness.
+"""
+
+from __future__ import annotations
+
+from ustack.core.reasons import Reason
+
+from . import constants as C
+from . import errors as E
+from .structs import WSAMAKESELECTREPLY
+from .wsocket import Phase, WSocket
+
+# TCP states (ustack.tcp.State names) after the handshake completed
+SYNCHRONIZED = frozenset({"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",
+                          "LAST_ACK", "TIME_WAIT"})
+CAN_SEND = frozenset({"ESTABLISHED", "CLOSE_WAIT"})
+BROKEN = (Reason.RESET, Reason.ABORTED, Reason.TIMED_OUT)
+FD_ORDER = (C.FD_READ, C.FD_WRITE, C.FD_OOB, C.FD_ACCEPT, C.FD_CLOSE)
+
+
+def tcp_state(ws: WSocket) -> str:
+    return ws.sock.state.name
+
+def local(ws: WSocket) -> tuple[int, int] | None:
+    loc = ws.sock.local
+    return None if loc is None else (int(loc[0]), int(loc[1]))
+
+def refresh(ws: WSocket, version: tuple[int, int]) -> None:
+    """Advance the connect phase from the stack socket and post/record due events."""
+    if ws.closed:
+        return
+    s = ws.sock
+    if not ws.is_tcp and not ws.opts.udp_connreset and s.error is not None:
+        s.clear_error()  # SIO_UDP_CONNRESET off: ICMP errors are ignored entirely
+    if ws.is_tcp and ws.phase is Phase.CONNECTING:
+        state = tcp_state(ws)
+        if state in SYNCHRONIZED:
+            ws.phase = Phase.CONNECTED
+            ws.so_error = 0
+            if ws.reg_kind is not None:
+                ws.enabled |= C.FD_WRITE  # a fresh connection reports FD_WRITE once
+            report(ws, C.FD_CONNECT, 0)
+        elif s.error is not None:
+            code = E.connect_error(s.error, version=version, was_bound=True)
+            s.clear_error()
+            ws.phase = Phase.FAILED
+            ws.so_error = code
+            report(ws, C.FD_CONNECT, code)
+    if ws.reg_kind is None:
+        return
+    due = conditions(ws) & ws.enabled & ws.reg_events
+    for bit in FD_ORDER:
+        if due & bit:
+            report(ws, bit, event_error(ws, bit))
+
+def event_error(ws: WSocket, bit: int) -> int:
+    if bit == C.FD_CLOSE:
+        err = ws.sock.error
+        return E.fd_close_error(err if err in BROKEN else None)
+    return 0
+
+def conditions(ws: WSocket) -> int:
+    """FD bits whose condition is true now (FD_CONNECT is an event, never a condition)."""
+    s = ws.sock
+    bits = 0
+    if not ws.is_tcp:
+        if s.readable or (s.error is not None and ws.opts.udp_connreset):
+            bits |= C.FD_READ
+        bits |= C.FD_WRITE
+        return bits
+    if ws.phase is Phase.LISTENING:
+        return C.FD_ACCEPT if s.accept_pending else 0
+    if ws.phase is not Phase.CONNECTED:
+        return 0
+    if s.readable_bytes > 0:
+        bits |= C.FD_READ
+    err = s.error
+    if tcp_state(ws) in CAN_SEND and err is None and s.writable_bytes > 0:
+        bits |= C.FD_WRITE
+    if s.at_eof or err in BROKEN:
+        bits |= C.FD_CLOSE
+    return bits
+
+def report(ws: WSocket, bit: int, error: int) -> None:
+    """Post (WSAAsyncSelect) or record (WSAEventSelect) one network event, once until
+    something re-enables it."""
+    if ws.reg_kind is None or not (ws.reg_events & bit) or not (ws.enabled & bit):
+        return
+    ws.enabled &= ~bit
+    if ws.reg_kind == "async":
+        if ws.hwnd is not None:
+            ws.hwnd.post(ws.wmsg, ws.handle, WSAMAKESELECTREPLY(bit, error))
+    else:
+        ws.record |= bit
+        ws.record_errors[bit.bit_length() - 1] = error
+        if ws.event is not None and not ws.event.closed:
+            ws.event.signaled = True
+
+def reenable(ws: WSocket, bits: int, version: tuple[int, int]) -> None:
+    if ws.reg_kind is not None:
+        ws.enabled |= bits & ~(C.FD_CONNECT | C.FD_CLOSE)
+        refresh(ws, version)
+
+def readable(ws: WSocket) -> bool:
+    s = ws.sock
+    if not ws.is_tcp:
+        return bool(s.readable) or (s.error is not None and ws.opts.udp_connreset)
+    if ws.phase is Phase.LISTENING:
+        return bool(s.accept_pending)
+    if ws.phase is not Phase.CONNECTED:
+        return False
+    return s.readable_bytes > 0 or bool(s.at_eof) or s.error is not None or ws.shut_rd
+
+def writable(ws: WSocket) -> bool:
+    if not ws.is_tcp:
+        return True
+    if ws.phase is not Phase.CONNECTED:
+        return False
+    s = ws.sock
+    if s.error is not None or ws.shut_wr:
+        return True
+    return tcp_state(ws) in CAN_SEND and s.writable_bytes > 0
+
+def excepted(ws: WSocket) -> bool:
+    return ws.is_tcp and ws.phase is Phase.FAILED
