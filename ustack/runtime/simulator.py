@@ -1,13 +1,13 @@
 """Simulator: several hosts on in-memory links, in virtual time, deterministic for a seed.
 
 Network: each host is a Stack on a MemSegment port (one shared link per simulator unless a
-host names another), optionally behind a FaultInjector and a PcapWriter. Frames and timers
-are processed at virtual instants; the clock jumps straight to the next instant at which
-something is due.
+host names another), optionally behind a FaultInjector, a PcapWriter and a Tracer. A link may
+have faults of its own and a pcap of the wire. Frames and timers are processed at virtual
+instants; the clock jumps straight to the next instant at which something is due.
 
 Application threads: tests and Winsock code block in `host.wait(...)` / `host.sleep(...)`.
-Every thread that does so becomes a *task* of the simulator, and exactly one task runs at a
-time (it holds the baton). When the running task blocks, the scheduler hands the baton to the
+Every thread that does so is a *task* of the simulator, and exactly one task runs at a time
+(it holds the baton). When the running task blocks, the scheduler hands the baton to the
 next runnable task in FIFO order; when none is runnable, it advances the network (deliver
 frames, fire the earliest deadline, move the clock) until some waiter's predicate becomes
 true or its deadline passes. So a 21-second timeout takes milliseconds of wall time, and the
@@ -15,12 +15,17 @@ same seed gives the same run, frame for frame.
 
 - `sim.spawn(fn, *args)` starts a task (it first runs when the current holder blocks, as in
   asyncio); `task.join()` / `task.result()` wait for it in virtual time and re-raise its
-  exception. The main test thread needs no spawn: its first wait/sleep/run adopts it.
+  exception. The thread that creates the Simulator holds the baton from the start; any other
+  thread is adopted at its first wait/sleep and then queues for the baton.
+- Busy-polling (nonblocking calls in a loop) works: after `spin_limit` non-blocking calls in a
+  row the running task yields and the clock moves to the next event.
 - Deadlock: if every task waits without a deadline and the network is idle, the waiters get
   `SimulationDeadlock` (a task in `sim.run()` only if nobody else is waiting).
 - Safety: one scheduling phase (no task running) is bounded by `wall_limit_s` of real time
   and, when no waiter has a deadline, by `stall_limit_s` of virtual time; virtual time as a
-  whole by `time_limit_s`. Past a limit, the waiters get `SimulationTimeout`.
+  whole by `time_limit_s`. Past a limit, the waiters get `SimulationTimeout`. A holder that
+  stays away from the simulator for `lease_s` of wall time (blocked in a real Thread.join)
+  loses the baton so the others are not stuck; determinism is then lost, not liveness.
 - Processing errors never propagate: they are counted per host (`errors`, `last_error`) and
   in `sim.errors`.
 """
