@@ -140,6 +140,7 @@ def _setup(args: argparse.Namespace, seed: int, user_faults: Any, transfer_loss:
         raise LabFailed(f"cannot open the {what} device: {type(e).__name__}: {e}") from e
     ctx = LabContext(args=args, host=host, sink=sink, user_faults=user_faults, transfer_faults=transfer_loss,
                      transfer_bytes=int(args.transfer_mb * 1_000_000), pcap=pcap)
+    ctx.step = view.step
     try:
         sink.attach(host)
         ctx.configure_tcp()

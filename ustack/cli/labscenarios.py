@@ -75,6 +75,7 @@ class LabContext:
     kernel: K.KernelSide | None = None
     ws: Any = None
     last_recorder: WsRecorder | None = None
+    step: Callable[[str, int, int], None] = lambda name, done, total: None  # long-step progress
 
     # -- set-up / teardown ----------------------------------------------------------------------
     def configure_tcp(self) -> None:
@@ -457,6 +458,8 @@ def sc_transfer(ctx: LabContext) -> Outcome:
         sent = 0
         block = http_body_bytes(0, CHUNK)
         while sent < n:
+            if sent % (16 * CHUNK) == 0:
+                ctx.step("upload", sent, n)
             k = min(CHUNK, n - sent)
             chunk = block[:k] if sent % 256 == 0 else http_body_bytes(sent, k)
             rv = ctx.ws.send(s, chunk, k, 0)
@@ -499,6 +502,7 @@ def sc_transfer(ctx: LabContext) -> Outcome:
                 break
             h.update(data)
             got += len(data)
+            ctx.step("download", got, n)
         down_s = time.monotonic() - t1
         down_call = Call("recv", f"{r.sname(s2)}, <until 0>", got, f"{got} bytes total", seconds=down_s)
         r.calls.append(down_call)

@@ -37,6 +37,7 @@ class LabView:
         self.quiet = json_mode
         self._progress: Progress | None = None
         self._task: Any = None
+        self._steps: dict[str, Any] = {}  # long steps (the transfer): their own byte progress bars
         self._total = 0
 
     # -- progress -------------------------------------------------------------------------------
@@ -65,8 +66,20 @@ class LabView:
         if self._progress is not None:
             self._progress.update(self._task, description=sc.title)
 
+    def step(self, name: str, done: int, total: int) -> None:
+        """Progress of a long step inside a scenario (bytes of a transfer); TTY only."""
+        if self._progress is None:
+            return
+        task = self._steps.get(name)
+        if task is None:
+            task = self._steps[name] = self._progress.add_task(f"  {name}", total=total)
+        self._progress.update(task, completed=done)
+
     def done(self, sc: Any, outcome: Any) -> None:
         if self._progress is not None:
+            for task in self._steps.values():
+                self._progress.remove_task(task)
+            self._steps.clear()
             self._progress.advance(self._task)
         if self.quiet:
             return
