@@ -169,6 +169,10 @@ DECISIONS = """\
   interval is `TcpConfig.syn_rst_retry_s`), so a refusal takes about 1 s in ustack.
 - **Data retransmissions exhausted** (not in the reference): the connection's reason is
   TIMED_OUT, reported as WSAETIMEDOUT by recv/send and by FD_CLOSE.
+- **ICMP errors on UDP** (item 56 and beyond): port/protocol unreachable and parameter problem
+  surface as WSAECONNRESET, host/net unreachable as WSAEHOSTUNREACH/WSAENETUNREACH, time
+  exceeded as WSAENETRESET (Microsoft's recv page: "the time to live has expired"),
+  fragmentation needed as WSAEMSGSIZE.
 - **Port exhaustion in connect**: an unbound socket that finds no ephemeral port gets
   WSAENOBUFS (what Windows reports); a bound socket whose 4-tuple is taken gets WSAEADDRINUSE.
 - **FD_CLOSE timing**: posted when the peer's FIN has arrived and every byte before it was

@@ -82,3 +82,33 @@ def test_item_6_sockaddr_in_layout_and_byte_order_helpers() -> None:
     assert W.inet_ntoa(s.sin_addr) == "198.18.0.1"
     assert W.inet_addr("bogus") == W.INADDR_NONE
     assert W.inet_ntoa(W.inet_addr("0x7f.1")) == "127.0.0.1"  # BSD short forms
+
+
+def test_reason_table_covers_every_reason() -> None:
+    """errors.py maps every core Reason to a WSA code, with the quirks in one place."""
+    from ustack.core.reasons import Reason
+    from ustack.winsock import errors as E
+
+    assert set(E.REASON_TO_WSA) == set(Reason)
+    assert E.connect_error(Reason.ALREADY, version=(1, 1), was_bound=True) == W.WSAEINVAL
+    assert E.connect_error(Reason.ALREADY, version=(2, 2), was_bound=True) == W.WSAEALREADY
+    assert E.connect_error(Reason.ADDR_IN_USE, version=(2, 2), was_bound=False) == W.WSAENOBUFS
+    assert E.connect_error(Reason.ADDR_IN_USE, version=(2, 2), was_bound=True) == W.WSAEADDRINUSE
+    assert E.fd_close_error(None) == 0
+    assert E.fd_close_error(Reason.RESET) == W.WSAECONNABORTED
+    assert E.wsa_code(Reason.PORT_UNREACH) == W.WSAECONNRESET
+
+
+def test_winsock_error_posix_mapping() -> None:
+    """WinsockError maps every WSAE code to a POSIX errno and picks the matching OSError subclass."""
+    import errno
+
+    from ustack.winsock.errors import WSA_NAMES, WinsockError
+
+    for code, name in WSA_NAMES.items():
+        if name.startswith("WSAE"):
+            e = WinsockError(code)
+            assert e.winerror == code and e.wsa_name == name and e.errno != errno.EIO, name
+    assert isinstance(WinsockError(W.WSAETIMEDOUT), TimeoutError)
+    assert isinstance(WinsockError(W.WSAECONNRESET), ConnectionResetError)
+    assert isinstance(WinsockError(W.WSAEWOULDBLOCK), BlockingIOError)

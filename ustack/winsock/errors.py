@@ -36,6 +36,11 @@ REASON_TO_WSA: dict[Reason, int] = {
     Reason.INVALID: C.WSAEINVAL,
     Reason.WOULD_BLOCK: C.WSAEWOULDBLOCK,
     Reason.OP_NOT_SUPP: C.WSAEOPNOTSUPP,
+    # ICMP time exceeded on a datagram socket: recv reports WSAENETRESET ("the time to live
+    # has expired", Microsoft's recv page); a parameter problem is reported like the other
+    # ICMP errors that break a datagram exchange.
+    Reason.TTL_EXPIRED: C.WSAENETRESET,
+    Reason.PARAM_PROBLEM: C.WSAECONNRESET,
 }
 
 
@@ -150,6 +155,10 @@ _POSIX: dict[int, int] = {
     C.WSAETIMEDOUT: _errno.ETIMEDOUT,
     C.WSAECONNREFUSED: _errno.ECONNREFUSED,
     C.WSAEHOSTDOWN: _errno.EHOSTDOWN,
+    C.WSAETOOMANYREFS: _errno.ETOOMANYREFS,
+    C.WSAELOOP: _errno.ELOOP,
+    C.WSAENAMETOOLONG: _errno.ENAMETOOLONG,
+    C.WSAEDISCON: _errno.ESHUTDOWN,
     C.WSAEHOSTUNREACH: _errno.EHOSTUNREACH,
     C.WSANOTINITIALISED: _errno.EINVAL,
 }
