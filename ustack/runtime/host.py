@@ -112,8 +112,9 @@ class Host:
         self._running = False
         self._thread: threading.Thread | None = None
         self._started = False
+        self._hooked: Any = None  # the in-memory port whose on_pending kicks us
         if device.fileno() is None:
-            _hook_in_memory_device(device, self._kick)
+            self._hooked = _hook_in_memory_device(device, self._kick)
         if start:
             self.start()
 
@@ -152,7 +153,11 @@ class Host:
             self.device.close()
         except Exception as e:  # noqa: BLE001 - closing must not fail half-way
             self._count_error(e)
-        for fd in (self._wake_r, self._wake_w):
+        if self._hooked is not None:
+            self._hooked.on_pending = None  # no more kicks from the peer's thread
+        # Invalidate before closing: a late kick must never write into a reused fd number.
+        fds, self._wake_r, self._wake_w = (self._wake_r, self._wake_w), -1, -1
+        for fd in fds:
             try:
                 os.close(fd)
             except OSError:
@@ -256,8 +261,11 @@ class Host:
     def _kick(self) -> None:
         if not self._wake_sent:
             self._wake_sent = True
+            fd = self._wake_w
+            if fd < 0:
+                return
             try:
-                os.write(self._wake_w, b"\0")
+                os.write(fd, b"\0")
             except (BlockingIOError, OSError):
                 pass
 
@@ -456,17 +464,19 @@ class Host:
         return cls(stack, device, clock, name=name or raw.name, start=start)
 
 
-def _hook_in_memory_device(device: Any, kick: Callable[[], None]) -> None:
+def _hook_in_memory_device(device: Any, kick: Callable[[], None]) -> Any:
     """An in-memory device (a MemLink port) has no fd: have it kick our network thread when
-    another thread queues a frame for us (found through the middleware's `inner` chain)."""
+    another thread queues a frame for us (found through the middleware's `inner` chain).
+    Returns the hooked device, or None."""
     d = device
     for _ in range(16):
         if hasattr(type(d), "on_pending") or "on_pending" in getattr(d, "__dict__", {}):
             d.on_pending = lambda _port, _due: kick()
-            return
+            return d
         d = getattr(d, "inner", None)
         if d is None:
-            return
+            return None
+    return None
 
 
 # -- helpers shared with the simulator -------------------------------------------------------------
