@@ -132,3 +132,14 @@ def _trace_body() -> dict:
         return {"exit": code, "err": err}
     finally:
         p.kill()
+
+
+def _device_busy_body() -> tuple[int, str]:
+    r = ustack("serve", "--tun", "lo", "--addr", "198.18.0.2/24", "--udp-echo", "7", timeout=30)
+    return r.returncode, r.stderr
+
+
+def test_serve_device_that_cannot_be_opened_exits_1_with_one_line():
+    code, err = run_in_netns(_device_busy_body, timeout=60)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "cannot open the device" in err

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .options import UsageError, check_test_net, host_kwargs
+from .options import CommandError, UsageError, check_test_net, host_kwargs
 
 
 class OpenedHost:
@@ -75,17 +75,15 @@ def open_host(args: argparse.Namespace, *, trace_out: TextIO | None = None, **ex
                                echo=(kw.get("trace") if getattr(args, "trace", False) else None))
     try:
         host = Host.open(**kw)
-    except PermissionError as e:
+    except BaseException as e:
         if sink:
             sink.close()
-        raise UsageError(f"cannot open the device: {e} (run as root, with /dev/net/tun)") from None
-    except (ValueError, TypeError) as e:
-        if sink:
-            sink.close()
-        raise UsageError(str(e)) from None
-    except BaseException:
-        if sink:
-            sink.close()
+        if isinstance(e, PermissionError):
+            raise CommandError(f"cannot open the device: {e} (needs root and /dev/net/tun)") from None
+        if isinstance(e, (ValueError, TypeError)):
+            raise UsageError(str(e)) from None
+        if isinstance(e, (OSError, RuntimeError)):
+            raise CommandError(f"cannot open the device: {e}") from None
         raise
     if sink is not None:
         sink.attach(host)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from . import options as o
-from .options import USAGE_EXIT, OneLineParser, UsageError
+from .options import USAGE_EXIT, CommandError, OneLineParser, UsageError
 
 DESCRIPTION = ("ustack: a pure-Python TCP/UDP/IPv4 stack on TUN/TAP with a Winsock-style API. "
                "Start with `ustack lab` (as root).")
@@ -125,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         sys.stderr.write(f"ustack {args.command}: error: {e}\n")
         return USAGE_EXIT
+    except CommandError as e:
+        sys.stderr.write(f"ustack {args.command}: {e}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"ustack {args.command}: interrupted\n")
         return 130

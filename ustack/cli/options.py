@@ -16,6 +16,10 @@ class UsageError(Exception):
     """Bad command-line input found after parsing (exit status 2, one line)."""
 
 
+class CommandError(Exception):
+    """The command cannot do its job here, e.g. the device cannot be opened (exit 1, one line)."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints the usage block before an error; we print the error on one line only,
     prefixed with the command path, and exit 2 (the status argparse uses)."""
