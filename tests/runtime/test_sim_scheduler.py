@@ -385,3 +385,11 @@ def test_a_deadline_stuck_in_the_past_is_a_livelock_error_not_a_hang():
     with pytest.raises(SimulationError, match="livelock"):
         a.sleep(1.0)
     assert time.monotonic() - wall < 30
+
+
+def test_run_on_a_network_that_never_idles_says_so():
+    sim = Simulator(stall_limit_s=30.0)
+    sim.add_host("198.18.0.3/24", name="p", stack=_Periodic(sim, 1.0))
+    with pytest.raises(SimulationTimeout, match="until="):
+        sim.run()
+    assert sim.run(until=40.0) == 40.0  # with a bound it simply stops there

@@ -691,9 +691,13 @@ class Simulator:
                     f"virtual time limit {self.time_limit_s} s reached"), everyone=True)
                 continue
             if t_wait is None and nxt - t0 > self.stall_limit_s:
+                hint = ""
+                if any(t._in_run for t in self._waiting):
+                    hint = ("; sim.run() without until= waits for the network to go idle, and its "
+                            "timers keep firing")
                 self._fail_waiters(SimulationTimeout(
                     f"stall: {self.stall_limit_s} s of virtual time passed with every task waiting "
-                    f"without a deadline and none waking (t={clock.t:.6f})"), everyone=True)
+                    f"without a deadline and none waking (t={clock.t:.6f}){hint}"), everyone=True)
                 continue
             if steps & 63 == 0 and time.monotonic() - wall0 > self.wall_limit_s:
                 self._fail_waiters(SimulationTimeout(
