@@ -75,6 +75,24 @@ def kernel(netns):
         host.close()
 
 
+def _connect(ws: Winsock, s: int, addr: str, port: int, limit_s: float = 10.0) -> int:
+    """A blocking connect run in a helper thread and bounded in real time; its result, with
+    its last error copied to this thread (so `fail` can check it)."""
+    out: list[int] = []
+
+    def run() -> None:
+        out.append(ws.connect(s, sa(addr, port), 16))
+        out.append(ws.WSAGetLastError())
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(limit_s)
+    if len(out) < 2:
+        pytest.fail(f"blocking connect to {addr}:{port} still running after {limit_s} s")
+    ws.WSASetLastError(out[1])
+    return out[0]
+
+
 def _kernel_listener(port: int) -> pysocket.socket:
     k = pysocket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
     k.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
@@ -90,7 +108,7 @@ def test_item_23_kernel_connect_success(kernel) -> None:
     with _kernel_listener(7100) as k:
         s = tcp(ws)
         assert setopt_int(ws, s, SOL_SOCKET, SO_RCVTIMEO, 5000) == 0  # bounded waits
-        assert ws.connect(s, sa(KERNEL, 7100), 16) == 0
+        assert _connect(ws, s, KERNEL, 7100) == 0
         conn, addr = k.accept()
         with conn:
             conn.settimeout(5.0)
@@ -109,7 +127,7 @@ def test_item_24_kernel_closed_port_refused(kernel) -> None:
     host, ws, _ = kernel
     s = tcp(ws)
     t0 = time.monotonic()
-    fail(ws, ws.connect(s, sa(KERNEL, 7101), 16), WSAECONNREFUSED)
+    fail(ws, _connect(ws, s, KERNEL, 7101), WSAECONNREFUSED)
     assert 0.9 < time.monotonic() - t0 < 4.0
     assert select1(ws, s) == (False, False, True)
 
@@ -121,7 +139,7 @@ def test_item_34_kernel_blackhole_times_out(kernel) -> None:
     sock = ws.stack_socket(s)
     host.call(lambda: (setattr(sock, "syn_rto_s", 0.3), setattr(sock, "syn_retries", 1)))
     t0 = time.monotonic()
-    fail(ws, ws.connect(s, sa(BLACKHOLE_DST, 80), 16), WSAETIMEDOUT)
+    fail(ws, _connect(ws, s, BLACKHOLE_DST, 80), WSAETIMEDOUT)
     assert 0.8 < time.monotonic() - t0 < 5.0
 
 
@@ -130,7 +148,7 @@ def test_item_34_kernel_icmp_host_unreachable(kernel) -> None:
     nonblocking via SO_ERROR."""
     host, ws, _ = kernel
     s = tcp(ws)
-    fail(ws, ws.connect(s, sa(HOST_UNREACH_DST, 80), 16), WSAEHOSTUNREACH)
+    fail(ws, _connect(ws, s, HOST_UNREACH_DST, 80), WSAEHOSTUNREACH)
     t = tcp(ws)
     set_nonblocking(ws, t)
     fail(ws, ws.connect(t, sa(HOST_UNREACH_DST, 81), 16), WSAEWOULDBLOCK)
@@ -158,8 +176,8 @@ def test_item_12_kernel_address_in_use(kernel) -> None:
         for s in (x, y):
             assert setopt_int(ws, s, SOL_SOCKET, SO_REUSEADDR, 1) == 0
             bind(ws, s, US, 7201)
-        assert ws.connect(x, sa(KERNEL, 7102), 16) == 0
-        fail(ws, ws.connect(y, sa(KERNEL, 7102), 16), WSAEADDRINUSE)
+        assert _connect(ws, x, KERNEL, 7102) == 0
+        fail(ws, _connect(ws, y, KERNEL, 7102), WSAEADDRINUSE)
         k.accept()[0].close()
 
 
