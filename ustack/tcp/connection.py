@@ -1056,6 +1056,8 @@ class Connection:
             self._send_data(snd.snd_nxt, min(snd.mss, snd.unsent(), room), now, rexmit=False)
             return
         data_end = snd.buf_end
+        if lt(snd.snd_max, data_end):
+            data_end = snd.snd_max  # the last segment sent, not queued data
         if snd.fin_sent and snd.snd_max == ((data_end + 1) & MASK) and data_end == snd.snd_una:
             self._emit(FIN | ACK, data_end, now)
             return

@@ -20,8 +20,8 @@ class Timers:
 
     def earliest(self) -> float | None:
         best = None
-        for t in (self.rto_at, self.probe_at, self.delack_at, self.persist_at, self.keepalive_at, self.time_wait_at,
-                  self.deadline_at):
+        for t in (self.rto_at, self.probe_at, self.delack_at, self.persist_at, self.keepalive_at,
+                  self.time_wait_at, self.deadline_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best

@@ -133,7 +133,7 @@ class Harness:
     def expect_out(self, at: float, expected: list[dict]) -> list[TcpSegment]:
         got = self.out(at)
         assert len(got) == len(expected), f"expected {len(expected)} segments, got {describe(got)}"
-        for g, e in zip(got, expected):
+        for g, e in zip(got, expected, strict=True):
             match(g, **e)
         return got
 

@@ -117,7 +117,7 @@ def test_rst_to_syn_refuses():
 def test_syn_rst_retries_repeat_the_syn_first():
     h = Harness(syn_rst_retries=2, syn_rst_retry_s=0.5)
     s, syn = h.connect()
-    for i in range(2):
+    for _ in range(2):
         h.peer_sends(h.now + 0.001, seg("R.", 0, syn.seq + 1, dport=syn.sport))
         assert s.error is None
         h.expect_out(h.now + 0.5, [dict(flags="S", seq=syn.seq)])

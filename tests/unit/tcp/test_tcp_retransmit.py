@@ -231,3 +231,93 @@ def test_fin_after_data_retransmitted_with_data():
     assert s.state is State.FIN_WAIT_1
     ack(h, c, 2.1, 4)
     assert s.state is State.FIN_WAIT_2
+
+
+def test_sack_dupack_counted_even_when_window_moves():
+    # Linux grows its window on every ACK; RFC 6675 counts ACKs that SACK new data as dupacks
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 6000, 1.0)
+    h.take()
+    for i, w in enumerate((30000, 31000, 32000)):
+        ack(h, c, 1.1, 0, window=w, options=sack_opts(c, (1000, 2000 + 1000 * i)))
+    assert c.snd.in_recovery
+    assert h.out(1.1)[0].seq == c.iss + 1
+
+
+def test_lost_retransmission_detected_by_later_sack():
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 30000, 1.0)
+    assert len(h.out(1.0)) == 10
+    for hi in (2000, 3000, 4000):  # segment 0 lost; limited transmit sends 10000 and 11000
+        ack(h, c, 1.1, 0, options=sack_opts(c, (1000, hi)))
+    out = h.out(1.1)
+    assert out[-1].seq == c.iss + 1  # recovery: segment 0 retransmitted
+    ack(h, c, 1.12, 0, options=sack_opts(c, (1000, 12000)))  # (the RTO would fire at 1.2)
+    out = h.out(1.12)
+    assert out and all(o.seq - c.iss - 1 >= 12000 for o in out)  # pipe is small: new data
+    # data sent after the retransmission is SACKed while segment 0 is still missing
+    ack(h, c, 1.14, 0, options=sack_opts(c, (1000, 13000)))
+    out = h.out(1.14)
+    assert out and out[0].seq == c.iss + 1
+    assert h.stack.counters.get("tcp.lost_retransmit") == 1
+
+
+def tlp_est(window=65535, **kw):
+    """Established with SRTT = 0.1 s (the SYN-ACK took 0.1 s), TLP on."""
+    from tcphelpers import seg
+    h = Harness(tail_loss_probe=True, **kw)
+    s, syn = h.connect()
+    h.lport = syn.sport
+    h.peer_sends(0.1, seg("S.", PEER_ISS, syn.seq + 1, window, dport=syn.sport,
+                          options=TcpOptions(mss=MSS)))
+    h.take()
+    s.nodelay = True
+    return h, s, s.conn
+
+
+def test_tail_loss_probe_sends_last_segment_before_rto():
+    h, s, c = tlp_est()
+    assert c.snd.srtt == 0.1 and c.snd.rto == pytest.approx(0.3)
+    s.send(b"y" * 3000, 1.0)
+    assert len(h.out(1.0)) == 3
+    h.expect_nothing(1.1999)
+    out = h.out(1.2)  # PTO = 2 * SRTT, before the RTO at 1.3
+    assert [(o.seq - c.iss - 1, len(o.payload)) for o in out] == [(2000, 1000)]
+    assert h.stack.counters.get("tcp.tail_loss_probe") == 1
+    assert c.snd.cc.cwnd == 10 * MSS  # a probe is not a congestion signal
+    h.expect_nothing(1.4)  # one probe per tail; the RTO was pushed to 1.2 + RTO
+    assert h.stack.counters.get("tcp.rto") == 0
+
+
+def test_tail_loss_probe_for_single_segment_waits_for_delayed_ack():
+    h, s, c = tlp_est()
+    s.send(b"y" * 100, 1.0)
+    h.take()
+    h.expect_nothing(1.2399)
+    h.expect_out(1.24, [dict(len=100)])  # 2 * SRTT + 40 ms delayed-ACK allowance
+
+
+def test_tail_loss_probe_sends_new_data_when_available():
+    h, s, c = tlp_est(window=3000, sndbuf=100000)
+    s.send(b"y" * 5000, 1.0)
+    assert len(h.out(1.0)) == 3  # window-limited
+    h.peer_sends(1.05, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=3500))  # SWS holds 500 bytes
+    h.expect_nothing(1.05)
+    out = h.out(1.25)
+    assert [(o.seq - c.iss - 1, len(o.payload)) for o in out] == [(3000, 500)]
+
+
+def test_tail_loss_probe_repeats_last_sent_segment_not_queued_data():
+    h, s, c = tlp_est(window=3000, sndbuf=100000)
+    s.send(b"y" * 5000, 1.0)
+    assert len(h.out(1.0)) == 3
+    out = h.out(1.2)
+    assert [(o.seq - c.iss - 1, len(o.payload)) for o in out] == [(2000, 1000)]
+
+
+def test_tail_loss_probe_off_by_config():
+    h = Harness(tail_loss_probe=False)
+    s, c = h.established(options=TcpOptions(mss=MSS))
+    s.send(b"y" * 3000, 1.0)
+    h.take()
+    h.expect_nothing(1.0 + c.snd.rto - 0.001)
