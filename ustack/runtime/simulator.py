@@ -271,7 +271,7 @@ class Simulator:
 
     def __init__(self, seed: int = 0, *, start_time: float = 0.0, latency_s: float = 0.0,
                  wall_limit_s: float = 60.0, time_limit_s: float | None = None,
-                 stall_limit_s: float = 7 * 86400.0, lease_s: float | None = 2.0,
+                 stall_limit_s: float = 86400.0, lease_s: float | None = 2.0,
                  spin_limit: int | None = 200) -> None:
         self.seed = seed
         self.clock = VirtualClock(start_time)
