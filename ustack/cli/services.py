@@ -42,6 +42,17 @@ def chargen_line(i: int) -> bytes:
     return rot[:72] + b"\r\n"
 
 
+def _start_thread(fn: Callable[[], None], name: str) -> threading.Thread:
+    t = threading.Thread(target=fn, name=name, daemon=True)
+    t.start()
+    return t
+
+
+def _finished(t: Any) -> bool:
+    alive = getattr(t, "is_alive", None)
+    return not alive() if alive is not None else bool(getattr(t, "done", False))
+
+
 class Closed(Exception):
     """The connection ended (EOF, error, or the service set is stopping)."""
 
@@ -101,10 +112,14 @@ class Stream:
 class ServiceSet:
     """The services of one `ustack serve`: start them, then `stop()` them all."""
 
-    def __init__(self, host: Any, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, host: Any, log: Callable[[str], None] | None = None,
+                 spawn: Callable[..., Any] | None = None) -> None:
+        """`spawn(fn, name=...)` starts an application thread (default: a daemon thread; give
+        `sim.spawn` to run the services as Simulator tasks in virtual time)."""
         self.host = host
+        self.spawn = spawn or _start_thread
         self.stop_event = threading.Event()
-        self.threads: list[threading.Thread] = []
+        self.threads: list[Any] = []
         self.listeners: list[Any] = []
         self.log = log or (lambda line: None)
         self.stats: dict[str, int] = {"udp_echoed": 0, "tcp_accepted": 0, "http_requests": 0}
@@ -119,11 +134,10 @@ class ServiceSet:
                 pass
             except Exception as e:  # noqa: BLE001 - one broken service must not kill serve
                 self.log(f"{name}: {type(e).__name__}: {e}")
-        t = threading.Thread(target=body, name=name, daemon=True)
+        t = self.spawn(body, name=name)
         with self._lock:
-            self.threads = [x for x in self.threads if x.is_alive()]
+            self.threads = [x for x in self.threads if not _finished(x)]
             self.threads.append(t)
-        t.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:
         self.stop_event.set()
