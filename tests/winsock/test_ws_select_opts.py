@@ -9,6 +9,7 @@ from ustack.winsock import (
     FIONREAD,
     IPPROTO_TCP,
     LINGER,
+    SIOCATMARK,
     SO_ACCEPTCONN,
     SO_BROADCAST,
     SO_ERROR,
@@ -166,6 +167,14 @@ def test_fionread_counts_pending_bytes(net) -> None:
     v = ctypes.c_ulong()
     assert ws.ioctlsocket(u, FIONREAD, v) == 0 and v.value == 8
     fail(ws, ws.ioctlsocket(u, 0x12345678, v), WSAEINVAL)
+    fail(ws, ws.ioctlsocket(u, FIONREAD, None), WSAEFAULT)
+    t = tcp(ws)
+    mark = ctypes.c_ulong(0)
+    assert ws.ioctlsocket(t, SIOCATMARK, mark) == 0 and mark.value == 1  # no urgent data
+    out = bytearray(4)
+    got = ctypes.c_ulong()
+    assert ws.WSAIoctl(u, FIONREAD, None, 0, out, 4, got) == 0
+    assert int.from_bytes(out, "little") == 8 and got.value == 4
 
 
 def test_msg_peek_leaves_data_queued(net) -> None:

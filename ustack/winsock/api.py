@@ -892,6 +892,11 @@ class Winsock:
 
             _len_store(argp, self._call(pending))
             return 0
+        if cmd == C.SIOCATMARK:
+            if not ws.is_tcp:
+                raise _Fail(C.WSAEINVAL)
+            _len_store(argp, 1)  # TRUE: no urgent data is waiting (the stack has none)
+            return 0
         if cmd == C.SIO_UDP_CONNRESET:
             if ws.is_tcp:
                 raise _Fail(C.WSAEINVAL)
