@@ -71,6 +71,15 @@ class TraceSink:
         """Hook into the host's TCP layer; False when the layer offers no trace hook.
 
         The layer copies its `on_trace(kind, now, **fields)` hook into each new connection."""
+        # Share the frame tracer's time origin, so frame lines and TCP lines interleave correctly.
+        dev = getattr(host, "device", None)
+        for _ in range(8):
+            if dev is None:
+                break
+            if hasattr(dev, "clock_origin"):
+                self.origin = dev.clock_origin
+                break
+            dev = getattr(dev, "inner", None)
         tcp = getattr(host.stack, "tcp", None)
         if tcp is None or not hasattr(tcp, "on_trace"):
             return False
@@ -109,7 +118,7 @@ class TraceSink:
                     what = f"{rec.get('old')} -> {rec.get('new')}"
                 else:
                     what = (f"{rec.get('event')}: cwnd {rec.get('cwnd')} ssthresh {rec.get('ssthresh')}")
-                self.echo(f"{t:12.6f} TCP {name} {what}")
+                self.echo(f"{t:.6f} TCP {name} {what}")
 
     def close(self) -> None:
         if self.out is not None:
