@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old_alarm)
         if ctx is not None:
+            ctx.snapshot()
             ctx.close()
     elapsed = time.monotonic() - started
     if setup_error is not None:
@@ -176,6 +177,8 @@ def _json_report(ctx: LabContext | None, results: list[tuple[Scenario, Outcome]]
         "pcap": pcap,
         "trace_file": trace_file,
         "link": ctx.describe() if ctx is not None else None,
+        "counters": ctx.counters if ctx is not None else {},
+        "faults_done": ctx.faults_done if ctx is not None else {},
         "scenarios": [
             {"id": sc.id, "title": sc.title, "expected": sc.expected, "got": o.got, "pass": o.passed,
              "seconds": round(o.seconds, 4), "calls": [c.as_dict() for c in o.calls], "info": o.info}

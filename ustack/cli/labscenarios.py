@@ -76,6 +76,8 @@ class LabContext:
     ws: Any = None
     last_recorder: WsRecorder | None = None
     step: Callable[[str, int, int], None] = lambda name, done, total: None  # long-step progress
+    counters: dict[str, int] = field(default_factory=dict)  # the stack's, at the end of the tour
+    faults_done: dict[str, int] = field(default_factory=dict)  # what the FaultInjector did
 
     # -- set-up / teardown ----------------------------------------------------------------------
     def configure_tcp(self) -> None:
@@ -96,6 +98,14 @@ class LabContext:
         self.ws = Winsock(self.host)
         if self.ws.WSAStartup(0x0202, WSADATA()) != 0:
             raise RuntimeError("WSAStartup failed")
+
+    def snapshot(self) -> None:
+        """Keep the stack's counters and the injector's statistics for the report."""
+        try:
+            self.counters = dict(self.host.call(self.host.stack.counters.snapshot))
+            self.faults_done = self.fault_stats()
+        except Exception:  # noqa: BLE001 - a report without counters is still a report
+            pass
 
     def close(self) -> None:
         try:
