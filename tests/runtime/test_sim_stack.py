@@ -191,3 +191,19 @@ def test_link_pcap_records_the_wire_after_faults(tmp_path):
     assert any(f[6:12] != a_mac for _, f, _ in wire)  # b's frames are there too
     assert wire[0][0] == pytest.approx(0.01)  # stamped with the delivery time
     assert "ARP" in trace.getvalue() and "UDP" in trace.getvalue()
+
+
+def test_link_options_on_an_existing_link(tmp_path):
+    with Simulator() as sim:
+        a = sim.add_host("198.18.0.1/24", name="a")
+        b = sim.add_host("198.18.0.2/24", name="b")
+        with pytest.raises(ValueError, match="exists"):
+            sim.link("default", faults="loss=1%")
+        with pytest.raises(ValueError, match="is ip"):
+            sim.link("default", "ethernet")
+        sim.link("default", pcap=str(tmp_path / "late.pcap"))  # a capture can start any time
+        sa, sb = a.call(a.stack.udp.open), b.call(b.stack.udp.open)
+        b.call(sb.bind, 0, 9)
+        a.call(lambda: sa.sendto(b"x", ip_int("198.18.0.2"), 9, a.now()))
+        assert b.wait(lambda: sb.readable, 1)
+    assert len(list(read_pcap(tmp_path / "late.pcap"))) == 1

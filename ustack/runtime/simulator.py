@@ -314,13 +314,18 @@ class Simulator:
         on it (a tx-side FaultInjector on each port, each with its own derived seed). `pcap`
         (path or binary file) records the wire: every frame that goes on the link, after
         the senders' faults, stamped with its delivery time."""
-        from ustack.drivers import MemSegment, PcapWriter
+        from ustack.drivers import MemSegment
 
         with self._lock:
             seg = self._links.get(name)
             if seg is not None:
                 if medium is not None and seg.medium != medium:
                     raise ValueError(f"link {name!r} is {seg.medium}, not {medium}")
+                if faults is not None:
+                    raise ValueError(f"link {name!r} exists: give its faults when it is created "
+                                     "(before the first add_host on it)")
+                if pcap is not None:
+                    self._sniff(seg, pcap)
                 return seg
             if latency_s is None:
                 latency_s = self.latency_s
@@ -328,10 +333,16 @@ class Simulator:
             self._links[name] = seg
             self._link_faults[name] = fault_config(faults)
             if pcap is not None:
-                sniffer = PcapWriter(seg.attach(f"{name}.pcap"), pcap, direction="rx")
-                sniffer.inner.on_pending = lambda port, due: sniffer.recv_batch(due, 1 << 30)
-                self._sniffers.append(sniffer)
+                self._sniff(seg, pcap)
             return seg
+
+    def _sniff(self, seg: Any, pcap: Any) -> None:
+        """A passive port that writes every frame on the segment to `pcap` at delivery time."""
+        from ustack.drivers import PcapWriter
+
+        sniffer = PcapWriter(seg.attach(f"{seg.name}.pcap"), pcap, direction="rx")
+        sniffer.inner.on_pending = lambda port, due: sniffer.recv_batch(due, 1 << 30)
+        self._sniffers.append(sniffer)
 
     def add_host(self, addr: str, name: str | None = None, gateway: str | None = None, mtu: int = 1500,
                  medium: str = "ip", faults: Any = None, link: str | None = None, pcap: Any = None, *,
