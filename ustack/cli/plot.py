@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .options import UsageError
+from .options import CommandError, UsageError
 
 ETH_IPV4 = 0x0800
 LINKTYPE_ETHERNET = 1
@@ -228,7 +228,7 @@ def _figure() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise UsageError("plotting needs matplotlib: pip install 'ustack[plot]'") from None
+        raise CommandError("plotting needs matplotlib: pip install 'ustack[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
