@@ -338,3 +338,25 @@ def test_item_47_event_select_read_and_close_record(net) -> None:
     assert ws.WSAEnumNetworkEvents(c, ev, ne) == 0
     assert ne.lNetworkEvents == FD_CLOSE and ne.iErrorCode[FD_CLOSE_BIT] == 0
     assert ne.iErrorCode[FD_READ_BIT] == 0
+
+
+def test_item_40_fd_connect_for_udp_and_connected_sockets(net) -> None:
+    """FD_CONNECT is posted for a UDP connect (it succeeds at once) and when registering a socket that is
+    already connected; an accepted socket does not get one from the inherited registration."""
+    ws = net.ws
+    u = udp(ws)
+    win = ws.create_window()
+    assert ws.WSAAsyncSelect(u, win, WM_SOCK, FD_CONNECT) == 0
+    assert _events(win, 0.1) == []
+    assert ws.connect(u, sa(PEER, 8430), 16) == 0
+    assert _events(win) == [(u, FD_CONNECT, 0)]
+    c, _a = _connected_pair(net, 8431)
+    assert ws.WSAAsyncSelect(c, win, WM_SOCK, FD_CONNECT | FD_WRITE) == 0
+    assert _events(win) == [(c, FD_CONNECT, 0), (c, FD_WRITE, 0)]
+    lst = listener(ws, 8432)
+    assert ws.WSAAsyncSelect(lst, win, WM_SOCK, FD_ACCEPT | FD_CONNECT) == 0
+    assert net.pws.connect(tcp(net.pws), sa(ME, 8432), 16) == 0
+    assert _events(win) == [(lst, FD_ACCEPT, 0)]
+    acc = ws.accept(lst, None, None)
+    assert acc != -1
+    assert _events(win, 0.2) == []

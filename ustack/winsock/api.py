@@ -458,7 +458,7 @@ class Winsock:
         if ws.reg_kind is not None:
             new.reg_kind, new.reg_events, new.hwnd, new.wmsg, new.event = (
                 ws.reg_kind, ws.reg_events, ws.hwnd, ws.wmsg, ws.event)
-            new.enabled = ws.reg_events
+            new.enabled = ws.reg_events & ~C.FD_CONNECT  # inherited, not a new registration
         self._sockets[new.handle] = new
         self._watch(new)
         self._refresh(new)
@@ -538,6 +538,9 @@ class Winsock:
             else:
                 ws.udp_disconnected = False
                 ws.phase = Phase.CONNECTED
+                if ws.reg_kind is not None:
+                    ws.enabled |= C.FD_CONNECT  # posted even though it succeeded at once
+                self._refresh(ws)
 
         self._call(do)
         return 0

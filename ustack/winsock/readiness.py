@@ -22,15 +22,17 @@ SYNCHRONIZED = frozenset({"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT
                           "LAST_ACK", "TIME_WAIT"})
 CAN_SEND = frozenset({"ESTABLISHED", "CLOSE_WAIT"})
 BROKEN = (Reason.RESET, Reason.ABORTED, Reason.TIMED_OUT)
-FD_ORDER = (C.FD_READ, C.FD_WRITE, C.FD_OOB, C.FD_ACCEPT, C.FD_CLOSE)
+FD_ORDER = (C.FD_CONNECT, C.FD_READ, C.FD_WRITE, C.FD_OOB, C.FD_ACCEPT, C.FD_CLOSE)
 
 
 def tcp_state(ws: WSocket) -> str:
     return ws.sock.state.name
 
+
 def local(ws: WSocket) -> tuple[int, int] | None:
     loc = ws.sock.local
     return None if loc is None else (int(loc[0]), int(loc[1]))
+
 
 def refresh(ws: WSocket, version: tuple[int, int]) -> None:
     """Advance the connect phase from the stack socket and post/record due events."""
@@ -60,25 +62,31 @@ def refresh(ws: WSocket, version: tuple[int, int]) -> None:
         if due & bit:
             report(ws, bit, event_error(ws, bit))
 
+
 def event_error(ws: WSocket, bit: int) -> int:
     if bit == C.FD_CLOSE:
         err = ws.sock.error
         return E.fd_close_error(err if err in BROKEN else None)
     return 0
 
+
 def conditions(ws: WSocket) -> int:
-    """FD bits whose condition is true now (FD_CONNECT is an event, never a condition)."""
+    """FD bits whose condition is true now. FD_CONNECT counts as a condition while the socket
+    is connected: Microsoft lists it among what a (re-)registration reports."""
     s = ws.sock
     bits = 0
     if not ws.is_tcp:
         if s.readable or (s.error is not None and ws.opts.udp_connreset):
             bits |= C.FD_READ
         bits |= C.FD_WRITE
+        if ws.phase is Phase.CONNECTED:
+            bits |= C.FD_CONNECT
         return bits
     if ws.phase is Phase.LISTENING:
         return C.FD_ACCEPT if s.accept_pending else 0
     if ws.phase is not Phase.CONNECTED:
         return 0
+    bits |= C.FD_CONNECT
     if s.readable_bytes > 0:
         bits |= C.FD_READ
     err = s.error
@@ -87,6 +95,7 @@ def conditions(ws: WSocket) -> int:
     if s.at_eof or err in BROKEN:
         bits |= C.FD_CLOSE
     return bits
+
 
 def report(ws: WSocket, bit: int, error: int) -> None:
     """Post (WSAAsyncSelect) or record (WSAEventSelect) one network event, once until
@@ -103,10 +112,12 @@ def report(ws: WSocket, bit: int, error: int) -> None:
         if ws.event is not None and not ws.event.closed:
             ws.event.signaled = True
 
+
 def reenable(ws: WSocket, bits: int, version: tuple[int, int]) -> None:
     if ws.reg_kind is not None:
         ws.enabled |= bits & ~(C.FD_CONNECT | C.FD_CLOSE)
         refresh(ws, version)
+
 
 def readable(ws: WSocket) -> bool:
     s = ws.sock
@@ -118,6 +129,7 @@ def readable(ws: WSocket) -> bool:
         return False
     return s.readable_bytes > 0 or bool(s.at_eof) or s.error is not None or ws.shut_rd
 
+
 def writable(ws: WSocket) -> bool:
     if not ws.is_tcp:
         return True
@@ -127,6 +139,7 @@ def writable(ws: WSocket) -> bool:
     if s.error is not None or ws.shut_wr:
         return True
     return tcp_state(ws) in CAN_SEND and s.writable_bytes > 0
+
 
 def excepted(ws: WSocket) -> bool:
     return ws.is_tcp and ws.phase is Phase.FAILED
