@@ -216,6 +216,16 @@ class TcpLayer:
         if self._pending or self._acks:
             return self.now
         heap = self._heap
-        while heap and heap[0][2].heap_at != heap[0][0]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        while heap:
+            at, _, conn = heap[0]
+            if conn.heap_at != at:
+                heapq.heappop(heap)  # stale: a newer entry exists or the connection is gone
+                continue
+            t = conn.timers.earliest()
+            if t is not None and t <= at:
+                return at
+            heapq.heappop(heap)  # the deadline moved later or went away: re-file it lazily
+            conn.heap_at = None
+            if t is not None and conn.state is not State.CLOSED:
+                self.touch(conn)
+        return None
