@@ -18,7 +18,7 @@ one after the other in the same namespace and process:
 Throughput is counted at the receiver: payload bytes delivered in order, from the first data
 byte to the FIN. The ratio ustack/bare is printed when both ran.
 
-    python tools/bench_rx.py [--mtu 1500] [--mb 200] [--seconds 10] [--json]
+    python tools/bench_rx.py [--mtu 1500] [--mb 200] [--seconds 10] [--repeat N] [--json]
                              [--only bare|ustack] [--profile [--profile-out DIR]]
 
 `--profile` samples the ustack receiver (or the bare one with `--only bare`) with py-spy
@@ -457,6 +457,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="sender stops after this long (default 10)")
     p.add_argument("--only", choices=("bare", "ustack"), help="run one receiver only")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds (receivers alternate); medians and their ratio are reported")
     p.add_argument("--window-mb", type=int, default=1,
                    help="bare: receive window to advertise; ustack: rcvbuf if settable (default 1)")
     p.add_argument("--ack-every", type=int, default=0,
@@ -480,24 +482,33 @@ def main(argv: list[str] | None = None) -> int:
     why_not = ustack_available()
     prof_dir = args.profile_out or tempfile.mkdtemp(prefix="bench_rx_prof_")
     profile_target = args.only or ("ustack" if why_not is None else "bare")
+    for rnd in range(args.repeat):  # alternate receivers so drifting machine load hits both
+        for name in want:
+            if name == "ustack" and why_not is not None:
+                if rnd == 0:
+                    results["runs"].append({"receiver": "ustack",
+                                            "skipped": f"ustack Host/TCP not available ({why_not})"})
+                continue
+            profile_now = args.profile and name == profile_target and rnd == 0
+            prof = Profiler(prof_dir, name, args.seconds + 5) if profile_now else None
+            if prof:
+                prof.start()
+            try:
+                res = run_bare(args) if name == "bare" else run_ustack(args)
+            except Exception as e:  # noqa: BLE001 - report, keep going with the other receiver
+                res = {"receiver": name, "error": f"{type(e).__name__}: {e}"}
+            res["round"] = rnd
+            if prof:
+                res["profile"] = prof.stop()
+            results["runs"].append(res)
+    medians = {}
     for name in want:
-        if name == "ustack" and why_not is not None:
-            results["runs"].append({"receiver": "ustack",
-                                    "skipped": f"ustack Host/TCP not available ({why_not})"})
-            continue
-        prof = Profiler(prof_dir, name, args.seconds + 5) if args.profile and name == profile_target else None
-        if prof:
-            prof.start()
-        try:
-            res = run_bare(args) if name == "bare" else run_ustack(args)
-        except Exception as e:  # noqa: BLE001 - report, keep going with the other receiver
-            res = {"receiver": name, "error": f"{type(e).__name__}: {e}"}
-        if prof:
-            res["profile"] = prof.stop()
-        results["runs"].append(res)
-    rates = {r["receiver"]: r.get("mb_per_s") for r in results["runs"]}
-    if rates.get("bare") and rates.get("ustack"):
-        results["ratio_ustack_over_bare"] = round(rates["ustack"] / rates["bare"], 3)
+        rates = sorted(r["mb_per_s"] for r in results["runs"] if r["receiver"] == name and r.get("mb_per_s"))
+        if rates:
+            medians[name] = round(rates[len(rates) // 2], 1)
+    results["median_mb_per_s"] = medians
+    if medians.get("bare") and medians.get("ustack"):
+        results["ratio_ustack_over_bare"] = round(medians["ustack"] / medians["bare"], 3)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -533,6 +544,8 @@ def print_table(results: dict) -> None:
                     print(f"          top {title} time:")
                     for fr, pct in prof[key][:12]:
                         print(f"            {pct:5.1f}%  {fr}")
+    if len(results["runs"]) > 2:
+        print("  median: " + "  ".join(f"{k} {v} MB/s" for k, v in results["median_mb_per_s"].items()))
     if "ratio_ustack_over_bare" in results:
         print(f"  ratio ustack/bare: {results['ratio_ustack_over_bare']:.3f}")
 
