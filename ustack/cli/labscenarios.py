@@ -164,15 +164,11 @@ class LabContext:
         c = self.host.stack.counters
         return int(self.host.call(lambda: c.get(name)))
 
-    def device_tx_frames(self) -> int:
-        """Frames the stack handed to the device so far (from the outermost middleware's view)."""
-        dev = self.host.device
-        while dev is not None:
-            counters = getattr(dev, "counters", None)
-            if counters is not None and hasattr(counters, "tx_frames"):
-                return int(counters.tx_frames)
-            dev = getattr(dev, "inner", None)
-        return int(self.counter("ipv4.out"))
+    def frames_sent(self) -> int:
+        """What the stack itself has emitted so far (IPv4 packets and ARP requests), counted
+        before any fault injection, so a dropped frame still counts as sent."""
+        snap = self.host.call(self.host.stack.counters.snapshot)
+        return int(snap.get("ipv4.out", 0)) + int(snap.get("arp.requests_out", 0))
 
 
 def _udp_socket(r: WsRecorder) -> int:
@@ -358,9 +354,9 @@ def sc_tcp_net_unreach(ctx: LabContext) -> Outcome:
     ctx.need_tcp()
     r = ctx.rec()
     s, _ = r.socket()
-    before = ctx.device_tx_frames()
+    before = ctx.frames_sent()
     c = r.connect(s, K.NO_ROUTE_HOST, K.ECHO_PORT)
-    sent = ctx.device_tx_frames() - before
+    sent = ctx.frames_sent() - before
     r.closesocket(s)
     ok = c.error == _wsa(ctx.ws, "WSAENETUNREACH") and sent == 0
     got = f"{c.error_name or c.ret_text}, {sent} frames sent"
