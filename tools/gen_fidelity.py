@@ -167,8 +167,11 @@ DECISIONS = """\
   succeeds, the send fails with WSAEACCES).
 - **SYN after RST** (item 25): 2 retries, 0.5 s apart (`Winsock(syn_rst_retries=...)`, the
   interval is `TcpConfig.syn_rst_retry_s`), so a refusal takes about 1 s in ustack.
-- **Data retransmissions exhausted** (not in the reference): the connection's reason is
-  TIMED_OUT, reported as WSAETIMEDOUT by recv/send and by FD_CLOSE.
+- **Retransmissions exhausted on an established connection** (not in the reference): data or
+  keepalive probes unanswered end the connection; recv/send and FD_CLOSE report
+  WSAECONNABORTED, Microsoft's code for "a data transmission time-out" (a connect attempt
+  that times out is WSAETIMEDOUT). Windows reports a keepalive failure as WSAENETRESET; the
+  stack does not yet tell the two apart (docs/requests-winsock.md).
 - **ICMP errors on UDP** (item 56 and beyond): port/protocol unreachable and parameter problem
   surface as WSAECONNRESET, host/net unreachable as WSAEHOSTUNREACH/WSAENETUNREACH, time
   exceeded as WSAENETRESET (Microsoft's recv page: "the time to live has expired"),

@@ -112,3 +112,24 @@ def test_linger_zero_close_sends_rst(net) -> None:
     assert ws.setsockopt(c, SOL_SOCKET, SO_LINGER, LINGER(1, 0), 4) == 0
     assert ws.closesocket(c) == 0
     fail(pws, pws.recv(a, bytearray(4), 4, 0), WSAECONNRESET)
+
+
+def test_data_retransmission_timeout_is_connaborted(net) -> None:
+    """A peer that vanishes mid-connection: once retransmissions run out, recv/send fail with
+    WSAECONNABORTED and FD_CLOSE carries WSAECONNABORTED (Windows' "data transmission time-out")."""
+    from ustack.winsock import FD_CLOSE, WSAGETSELECTERROR, WSAGETSELECTEVENT
+
+    ws = net.ws
+    c, _a = _pair(net, 8560)
+    sock = ws.stack_socket(c)
+    net.me.call(lambda: setattr(sock, "data_retries", 3))
+    win = ws.create_window()
+    assert ws.WSAAsyncSelect(c, win, 0x401, FD_CLOSE) == 0
+    net.peer.close()  # the peer disappears from the link without a word
+    assert ws.send(c, b"hello?", 6, 0) == 6
+    m = win.GetMessage(timeout_s=600)
+    assert m is not None and WSAGETSELECTEVENT(m.lParam) == FD_CLOSE
+    assert WSAGETSELECTERROR(m.lParam) == WSAECONNABORTED
+    fail(ws, ws.recv(c, bytearray(4), 4, 0), WSAECONNABORTED)
+    fail(ws, ws.send(c, b"x", 1, 0), WSAECONNABORTED)
+    assert net.me.stack.counters.get("tcp.data_timeout") == 1

@@ -579,7 +579,7 @@ class Winsock:
         def broken() -> int | None:
             err = s.error
             if err is not None:
-                return E.wsa_code(err)
+                return E.broken_error(err)
             if self._tcp_state(ws) not in R.CAN_SEND:
                 return C.WSAESHUTDOWN if ws.shut_wr else C.WSAECONNABORTED
             return None
@@ -690,7 +690,7 @@ class Winsock:
                     got.extend(chunk)
                     return len(chunk)
                 if s.error is not None:
-                    raise _Fail(E.wsa_code(s.error))
+                    raise _Fail(E.broken_error(s.error))
                 if s.at_eof:
                     return 0
                 return None

@@ -63,6 +63,18 @@ def connect_error(reason: Reason, *, version: tuple[int, int], was_bound: bool) 
     return wsa_code(reason)
 
 
+def broken_error(reason: Reason) -> int:
+    """WSA code of recv/send on a TCP connection that was established and then died.
+
+    Retransmissions (data or keepalive probes) running out is WSAECONNABORTED on Windows
+    ("aborted by the software in your host ... due to a data transmission time-out"), not
+    the WSAETIMEDOUT a connect attempt reports.
+    """
+    if reason is Reason.TIMED_OUT:
+        return C.WSAECONNABORTED
+    return wsa_code(reason)
+
+
 def fd_close_error(reason: Reason | None) -> int:
     """iErrorCode / high word of FD_CLOSE: 0 for a graceful close; a reset is reported as
     WSAECONNABORTED, which is what real Windows posts (the documentation says WSAECONNRESET)."""
@@ -70,7 +82,7 @@ def fd_close_error(reason: Reason | None) -> int:
         return 0
     if reason in (Reason.RESET, Reason.ABORTED):
         return C.WSAECONNABORTED
-    return wsa_code(reason)
+    return broken_error(reason)
 
 
 def fd_connect_error(reason: Reason | None, *, version: tuple[int, int]) -> int:
