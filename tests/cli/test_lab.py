@@ -105,6 +105,10 @@ def test_lab_over_tap_under_user_faults(tmp_path):
     r, report = _run_lab(tmp_path, "--tap", "--loss", "0.01", "--seed", "3", "--transfer-mb", "4")
     assert r.returncode == 0, (_failures(report), r.stderr[-3000:])
     assert report["link"]["device"] == "tap" and "loss=0.01" in report["link"]["faults"]
+    assert report["faults_done"]["dropped"] > 0
+    # The TAP capture is Ethernet: the plot decodes it too and sees the retransmissions.
+    series = plot.seq_series(plot.pick_conn(plot.analyze_pcap(report["pcap"]), None))
+    assert series.bytes_sent == 4_000_000 and series.retransmissions > 0
 
 
 def test_lab_ctrl_c_tears_down_and_exits_130(tmp_path):

@@ -117,3 +117,21 @@ def test_plot_cwnd_from_trace(tmp_path):
     s = plot.plot_cwnd(str(trace), str(out))
     assert len(s.cwnd) == 50 and s.retrans == [0.3] and max(s.cwnd) > min(s.cwnd)
     assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_time_window_zooms(tmp_path):
+    cap = tmp_path / "lossy.pcap"
+    write_lossy_capture(cap)
+    full = plot.seq_series(plot.analyze_pcap(str(cap))[0])
+    part = plot.clip_seq(full, 0.0105, 0.0215)
+    assert part.retrans == full.retrans  # the retransmission at 0.021 s is inside
+    assert 0 < len(part.data) < len(full.data)
+    assert all(0.0105 <= t <= 0.0215 for t, _ in part.acks)
+    r = subprocess.run([sys.executable, "-m", "ustack", "plot", str(cap), "-o", str(tmp_path / "z.png"),
+                        "--time", "0.0105:0.0215"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "z.png").read_bytes()[:8] == PNG_MAGIC
+    for bad in ("2:1", "x:y", "5"):
+        r = subprocess.run([sys.executable, "-m", "ustack", "plot", str(cap), "-o", str(tmp_path / "z.png"),
+                            "--time", bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)

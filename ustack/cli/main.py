@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--conn", metavar="ADDR:PORT-ADDR:PORT",
                     help="the connection to draw (default: the one carrying most data); "
                          "one endpoint ADDR:PORT also selects")
+    pl.add_argument("--time", metavar="START:END",
+                    help="zoom: only seconds START to END from the connection's first segment (seq)")
     pl.add_argument("--list", action="store_true", help="list the TCP connections found and exit")
     pl.add_argument("--title", help="figure title")
     pl.set_defaults(run="ustack.cli.plot:run")

@@ -239,6 +239,32 @@ def _segments(rows: Iterable[tuple[float, int, int]]) -> list[list[tuple[float, 
     return [[(t, a), (t, b)] for t, a, b in rows]
 
 
+def clip_seq(series: SeqSeries, t0: float | None, t1: float | None) -> SeqSeries:
+    """Only what happened between t0 and t1 (seconds from the connection's first segment)."""
+    lo = float("-inf") if t0 is None else t0
+    hi = float("inf") if t1 is None else t1
+
+    def keep(rows: list[Any]) -> list[Any]:
+        return [r for r in rows if lo <= r[0] <= hi]
+    return SeqSeries(series.conn, series.sender, keep(series.data), keep(series.retrans), keep(series.acks),
+                     keep(series.window), keep(series.sacks), series.bytes_sent)
+
+
+def parse_window(text: str | None) -> tuple[float | None, float | None]:
+    """"0.5:1.2", "0.5:" or ":1.2" (seconds) for --time."""
+    if not text:
+        return None, None
+    a, sep, b = text.partition(":")
+    try:
+        t0 = float(a) if a.strip() else None
+        t1 = float(b) if b.strip() else None
+    except ValueError:
+        raise UsageError(f"--time {text!r}: want START:END in seconds, e.g. 0.5:1.5") from None
+    if not sep or (t0 is not None and t1 is not None and t1 <= t0):
+        raise UsageError(f"--time {text!r}: want START:END in seconds with START < END")
+    return t0, t1
+
+
 def draw_seq(series: SeqSeries, output: str, title: str | None = None) -> None:
     plt = _figure()
     from matplotlib.collections import LineCollection
@@ -373,6 +399,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{len(c.segs)} segments")
         return 0
     series = seq_series(pick_conn(conns, args.conn))
+    t0, t1 = parse_window(args.time)
+    if t0 is not None or t1 is not None:
+        series = clip_seq(series, t0, t1)
+        if not series.data and not series.retrans and not series.acks:
+            raise UsageError(f"--time {args.time}: nothing happened in that window")
     draw_seq(series, args.output, args.title)
     print(f"{args.output}: {series.conn}, {series.bytes_sent:,} bytes in {len(series.data)} segments, "
           f"{series.retransmissions} retransmissions, {len(series.sacks)} SACK blocks")
