@@ -79,6 +79,7 @@ class Connection:
         self.ack_every = 2 * 536
         self.ack_stretch = 16 * 536
         self.tlp_sent = False
+        self._oow_ack_at = -1.0
         self.segs_out = 0
 
     # ================================================================ helpers
@@ -393,7 +394,13 @@ class Connection:
                     self._count("tcp.out_of_window")
                     if st is State.TIME_WAIT and flags & FIN:
                         self.timers.time_wait_at = now + 2 * self.cfg.msl_s
-                    self._send_ack(now)
+                    if seg.payload or flags & FIN or now - self._oow_ack_at >= 0.5:
+                        # pure ACKs out of window are answered at most twice a second: two
+                        # confused ends must not ACK each other forever (like Linux)
+                        self._oow_ack_at = now
+                        self._send_ack(now)
+                    else:
+                        self._count("tcp.out_of_window_ack_suppressed")
                 self.layer.touch(self)
                 return
             # zero window: only the ACK (and RST) of a segment at RCV.NXT are processed

@@ -208,3 +208,20 @@ def test_sequence_wraparound_transfer():
     h.peer_sends(0.1, h.pseg(".", peer + 41, syn.seq + 1, payload=b"b" * 40, dport=syn.sport))
     assert s.recv(100) == b"a" * 40 + b"b" * 40
     assert s.conn.rcv.rcv_nxt == (peer + 81) & 0xFFFFFFFF
+
+
+def test_out_of_window_pure_acks_answered_at_most_twice_a_second():
+    h, s, c = est()
+    for i in range(5):
+        h.peer_sends(0.1 + i * 0.01, h.pseg(".", PEER_ISS + 90000, c.iss + 1))
+    assert len(h.out(0.2)) == 1
+    h.peer_sends(0.7, h.pseg(".", PEER_ISS + 90000, c.iss + 1))
+    assert len(h.out(0.7)) == 1
+    assert h.stack.counters.get("tcp.out_of_window_ack_suppressed") == 4
+
+
+def test_out_of_window_data_always_acked():
+    h, s, c = est()
+    for i in range(3):
+        h.peer_sends(0.1, h.pseg(".", PEER_ISS + 90000, c.iss + 1, payload=b"d"))
+    assert len(h.out(0.1)) == 3
