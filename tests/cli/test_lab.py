@@ -107,7 +107,7 @@ def test_lab_over_tap_under_user_faults(tmp_path):
     assert report["link"]["device"] == "tap" and "loss=0.01" in report["link"]["faults"]
     assert report["faults_done"]["dropped"] > 0
     # The TAP capture is Ethernet: the plot decodes it too and sees the retransmissions.
-    series = plot.seq_series(plot.pick_conn(plot.analyze_pcap(report["pcap"]), None))
+    series = plot.seq_series(plot.pick_conn(plot.analyze_pcap(report["pcap"]), "198.18.0.1:9"))
     assert series.bytes_sent == 4_000_000 and series.retransmissions > 0
 
 
