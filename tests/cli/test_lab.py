@@ -90,7 +90,7 @@ def test_lab_pcap_has_no_malformed_packets(tun_lab):
 def test_plot_of_the_lab_pcap_shows_retransmissions(tun_lab, tmp_path):
     _, _, report = tun_lab
     png = tmp_path / "seq.png"
-    series = plot.plot_seq(report["pcap"], str(png))
+    series = plot.plot_seq(report["pcap"], str(png), conn="198.18.0.1:9")
     assert series.bytes_sent == 20_000_000  # the upload is the largest connection
     assert series.retransmissions > 0
     assert len(series.sacks) > 0
