@@ -145,3 +145,15 @@ def test_lab_list_needs_nothing():
         "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
         "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
         "nonblocking-async", "nonblocking-event", "transfer"]
+
+
+def test_lab_piped_output_is_plain(tmp_path):
+    require_netns()
+    r = ustack("lab", "--only", "tcp-net-unreachable", "--only", "udp-echo", "--out", str(tmp_path),
+               timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b[" not in r.stdout  # no colour or cursor codes when piped
+    lines = r.stdout.splitlines()
+    assert any(ln.startswith("PASS tcp-net-unreachable") and "WSAENETUNREACH (10051)" in ln for ln in lines)
+    assert any(ln.startswith("2/2 passed") for ln in lines)
+    assert any(ln.startswith("pcap:  " + str(tmp_path)) for ln in lines)
