@@ -15,7 +15,6 @@ import functools
 import itertools
 import struct
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -95,7 +94,6 @@ class _ThreadState(threading.local):
         self.last_from: tuple[int, int] | None = None
 
 
-_registry: weakref.WeakKeyDictionary[Any, Winsock] = weakref.WeakKeyDictionary()
 _registry_lock = threading.Lock()
 
 
@@ -129,11 +127,13 @@ class Winsock:
 
     @classmethod
     def for_host(cls, host: Any) -> Winsock:
-        """The host's shared Winsock, started (version 2.2) if it was not."""
+        """The host's shared Winsock, started (version 2.2) if it was not. Kept on the host
+        object itself, so it lives exactly as long as the host."""
         with _registry_lock:
-            ws = _registry.get(host)
+            ws = getattr(host, "_ustack_winsock", None)
             if ws is None:
-                ws = _registry[host] = cls(host)
+                ws = cls(host)
+                host._ustack_winsock = ws
         if ws._startups == 0:
             ws.WSAStartup(0x0202, WSADATA())
         return ws
