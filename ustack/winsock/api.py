@@ -600,17 +600,18 @@ class Winsock:
                 raise _Fail(C.WSAEWOULDBLOCK)
             return n
         sent = 0
+        view = memoryview(data)  # slices of the rest without copying it each round
         timeout = ws.opts.sndtimeo_ms / 1000.0 if ws.opts.sndtimeo_ms else None
         deadline = None if timeout is None else self._now() + timeout
         while sent < len(data):
 
-            def push(rest: bytes) -> int:
+            def push(rest: memoryview) -> int:
                 code = broken()
                 if code is not None:
                     raise _Fail(code)
                 return s.send(rest, self._now()) if s.writable_bytes > 0 else 0
 
-            sent += self._call(push, data[sent:])
+            sent += self._call(push, view[sent:])
             if sent >= len(data):
                 break
             left = None if deadline is None else deadline - self._now()
