@@ -157,3 +157,12 @@ def test_lab_piped_output_is_plain(tmp_path):
     assert any(ln.startswith("PASS tcp-net-unreachable") and "WSAENETUNREACH (10051)" in ln for ln in lines)
     assert any(ln.startswith("2/2 passed") for ln in lines)
     assert any(ln.startswith("pcap:  " + str(tmp_path)) for ln in lines)
+
+
+def test_lab_watchdog_aborts_a_tour_that_takes_too_long(tmp_path):
+    require_netns()
+    r = ustack("lab", "--only", "tcp-timeout", "--watchdog", "1", "--json", "--out", str(tmp_path),
+               timeout=60)
+    assert r.returncode == 1
+    report = json.loads(r.stdout)
+    assert report["ok"] is False and "took longer than 1 s" in report["error"]

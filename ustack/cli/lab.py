@@ -31,11 +31,16 @@ from .options import UsageError, fault_config
 from .tracefile import TraceSink
 
 DEFAULT_SEED = 7  # the lab is reproducible run to run: same ports, same ISNs, same fault pattern
-WATCHDOG_S = 240  # the whole tour normally takes 10-30 s; this only stops a hang
+WATCHDOG_BASE_S = 120  # the whole tour normally takes 5-30 s; the watchdog only stops a hang
+WATCHDOG_PER_MB_S = 4
 
 
 class LabFailed(Exception):
     """The lab could not be set up (no root, no TUN, ...)."""
+
+
+class LabTimeout(BaseException):  # noqa: N818 - not an Exception: no scenario may swallow it
+    """The watchdog fired: something hangs. Ends the whole tour."""
 
 
 def selected(args: argparse.Namespace) -> list[Scenario]:
@@ -83,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
     pcap = args.pcap or os.path.join(out_dir, "lab.pcap")
     trace_file = args.trace_file or os.path.join(out_dir, "lab-trace.jsonl")
     view = LabView(json_mode=args.json, verbose=args.trace)
-    old_alarm = signal.signal(signal.SIGALRM, _watchdog)
-    signal.alarm(WATCHDOG_S)
+    watchdog_s = args.watchdog or int(WATCHDOG_BASE_S + WATCHDOG_PER_MB_S * args.transfer_mb)
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise LabTimeout(f"the lab took longer than {watchdog_s} s")
+
+    old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(watchdog_s)
     results: list[tuple[Scenario, Outcome]] = []
     setup_error: str | None = None
     ctx: LabContext | None = None
@@ -96,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
             results.append((sc, _run_one(sc, ctx, view)))
     except LabFailed as e:
         setup_error = str(e)
+    except LabTimeout as e:
+        setup_error = f"{e} (after {len(results)} scenarios; aborted)"
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old_alarm)
@@ -113,10 +125,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_json_report(ctx, results, pcap, trace_file, elapsed, ok), indent=2))
     return 0 if ok else 1
-
-
-def _watchdog(signum: int, frame: Any) -> None:
-    raise TimeoutError(f"the lab took longer than {WATCHDOG_S} s")
 
 
 def _setup(args: argparse.Namespace, seed: int, user_faults: Any, transfer_loss: Any, pcap: str,

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--only", metavar="NAME", action="append", default=[],
                      help="run only the scenarios whose id contains NAME (repeatable)")
     lab.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    lab.add_argument("--watchdog", metavar="S", type=o.positive_int, default=0,
+                     help="abort the tour after S seconds (default 120 + 4 per MB of transfer)")
     lab.add_argument("--json", action="store_true", help="one JSON document on stdout instead of the view")
     lab.add_argument("--out", metavar="DIR", default=None,
                      help="directory for the pcap and trace files (default: a new temporary directory)")
