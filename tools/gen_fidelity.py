@@ -140,7 +140,7 @@ structure is importable from `ustack.winsock` with its Windows value.
 
 Calls: WSAStartup, WSACleanup, WSAGetLastError, WSASetLastError, socket, closesocket, bind,
 listen, accept, connect, WSAConnect, send, recv, sendto, recvfrom, shutdown, select,
-ioctlsocket (FIONBIO, FIONREAD, SIO_UDP_CONNRESET), WSAIoctl (the same codes),
+ioctlsocket (FIONBIO, FIONREAD, SIOCATMARK, SIO_UDP_CONNRESET), WSAIoctl (the same codes),
 setsockopt/getsockopt (SO_REUSEADDR, SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_LINGER,
 SO_DONTLINGER, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO, SO_SNDTIMEO, SO_KEEPALIVE, SO_ERROR, SO_TYPE,
 SO_ACCEPTCONN, TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with
@@ -193,6 +193,10 @@ DECISIONS = """\
   gives WSAEMSGSIZE. **MSG_OOB**: WSAEOPNOTSUPP (urgent data is not supported).
 - **SO_LINGER with a nonzero time**: closesocket returns at once and the connection closes
   gracefully in the background ({1, 0} is an abortive close with RST, as on Windows).
+- **FD_CONNECT without a pending connect**: following Microsoft's list of when each event is
+  reported, FD_CONNECT is also posted for a UDP connect (it succeeds at once) and when a
+  socket that is already connected is registered; a socket created by accept does not get
+  one from the registration it inherits.
 - **Windows for WSAAsyncSelect** are message queues (`Winsock.create_window()`), read with
   `GetMessage(timeout_s)` / `PeekMessage()`; posting never blocks.
 """
