@@ -645,7 +645,9 @@ class Connection:
                 self._retransmit_una(now)
                 cc.cwnd = max(cc.cwnd - acked + snd.mss, snd.mss)
         else:
-            if cc is not None:
+            # grow only while the window is what limits us (RFC 7661): an application- or
+            # receiver-limited sender must not build a huge, untested cwnd
+            if cc is not None and 2 * flight_before >= cc.cwnd:
                 cc.on_ack(acked, now, rtt, flight_before)
                 if self.on_trace is not None:
                     self.on_trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh)

@@ -377,3 +377,13 @@ def _ip(h, c, off, n):
     from ustack.wire.ipv4 import Ipv4Packet
     raw = h.pseg(".", PEER_ISS + 1 + off, c.iss + 1, payload=b"z" * n).emit(REMOTE, LOCAL)
     return Ipv4Packet(REMOTE, LOCAL, 6, memoryview(raw))
+
+
+def test_cwnd_does_not_grow_when_application_limited():
+    h, s, c = est()
+    s.nodelay = True
+    cw = c.snd.cc.cwnd
+    for i in range(20):
+        s.send(b"x" * 100, 1.0 + i)
+        h.peer_sends(1.0 + i + 0.01, h.pseg(".", PEER_ISS + 1, c.iss + 1 + 100 * (i + 1)))
+    assert c.snd.cc.cwnd == cw

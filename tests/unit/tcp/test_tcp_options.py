@@ -232,7 +232,7 @@ def test_trace_hook_sees_states_and_cwnd():
     seen = []
     h.layer.on_trace = lambda kind, now, **f: seen.append((kind, f))
     s, c = h.established(options=TcpOptions(mss=1000))
-    s.send(b"x" * 3000, 1.0)
+    s.send(b"x" * 20000, 1.0)  # cwnd-limited: 10 segments in flight
     h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 3001))
     kinds = [k for k, _ in seen]
     assert ("state", {"old": "SYN-SENT", "new": "ESTABLISHED"}) in seen
