@@ -468,6 +468,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="TUN transmit queue, kernel side (default 4096)")
     p.add_argument("--profile", action="store_true", help="sample the receiver with py-spy")
     p.add_argument("--profile-out", default=None, help="directory for the profile (default: a temp dir)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="draw MB/s per receiver (and the profile's top functions) with matplotlib")
     return p.parse_args(argv)
 
 
@@ -509,11 +511,55 @@ def main(argv: list[str] | None = None) -> int:
     results["median_mb_per_s"] = medians
     if medians.get("bare") and medians.get("ustack"):
         results["ratio_ustack_over_bare"] = round(medians["ustack"] / medians["bare"], 3)
+    if args.plot:
+        results["plot"] = plot(results, args.plot)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print_table(results)
     return 0
+
+
+def plot(results: dict, path: str) -> str:
+    """Bar chart of the median MB/s per receiver (rounds as dots); the top own-time functions of
+    the profile beside it when there is one. Returns the path, or why nothing was drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed (pip install -e '.[plot]')"
+    prof = next((r["profile"] for r in results["runs"] if r.get("profile", {}).get("top_own_pct")), None)
+    fig, axes = plt.subplots(1, 2 if prof else 1, figsize=(11 if prof else 5, 4), squeeze=False)
+    ax = axes[0][0]
+    names = list(results["median_mb_per_s"])
+    ax.bar(names, [results["median_mb_per_s"][n] for n in names], color=["#999999", "#2a6fbb"][:len(names)])
+    for i, n in enumerate(names):
+        pts = [r["mb_per_s"] for r in results["runs"] if r["receiver"] == n and r.get("mb_per_s")]
+        ax.plot([i] * len(pts), pts, "k.", alpha=0.6)
+    title = f"TUN receive, MTU {results['mtu']}"
+    if "ratio_ustack_over_bare" in results:
+        title += f": ustack/bare = {results['ratio_ustack_over_bare']:.2f}"
+    ax.set_title(title)
+    ax.set_ylabel("MB/s (10^6 bytes)")
+    if prof:
+        ax2 = axes[0][1]
+        top = prof["top_own_pct"][:10][::-1]
+        ax2.barh([_short(fr) for fr, _ in top], [pct for _, pct in top], color="#2a6fbb")
+        ax2.set_xlabel("% of receiver samples (own time)")
+        ax2.set_title("where ustack's receive time goes (py-spy)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _short(frame: str) -> str:
+    """"Connection.on_segment (ustack/tcp/connection.py)" -> "Connection.on_segment (tcp/connection)"."""
+    func, _, where = frame.partition(" (")
+    where = where.rstrip(")").replace("ustack/", "").replace(".py", "")
+    return f"{func} ({where})" if where else func
 
 
 def print_table(results: dict) -> None:
