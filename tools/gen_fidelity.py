@@ -191,8 +191,11 @@ DECISIONS = """\
   WSACancelBlockingCall, WSAIsBlocking and the last-error calls.
 - **MSG_PEEK** leaves the bytes (TCP) or the datagram (UDP) queued; a short UDP buffer still
   gives WSAEMSGSIZE. **MSG_OOB**: WSAEOPNOTSUPP (urgent data is not supported).
-- **SO_LINGER with a nonzero time**: closesocket returns at once and the connection closes
-  gracefully in the background ({1, 0} is an abortive close with RST, as on Windows).
+- **SO_LINGER** (Microsoft's closesocket page): {1, 0} is an abortive close (RST); {1, t} on a
+  blocking socket waits up to t s for the queued data to be acknowledged and resets the
+  connection if it was not; on a nonblocking socket with data still queued, closesocket
+  fails with WSAEWOULDBLOCK and the socket stays open. Otherwise the close is graceful and
+  happens in the background.
 - **FD_CONNECT without a pending connect**: following Microsoft's list of when each event is
   reported, FD_CONNECT is also posted for a UDP connect (it succeeds at once) and when a
   socket that is already connected is registered; a socket created by accept does not get

@@ -133,3 +133,40 @@ def test_data_retransmission_timeout_is_connaborted(net) -> None:
     fail(ws, ws.recv(c, bytearray(4), 4, 0), WSAECONNABORTED)
     fail(ws, ws.send(c, b"x", 1, 0), WSAECONNABORTED)
     assert net.me.stack.counters.get("tcp.data_timeout") == 1
+
+
+def test_linger_timeout_blocking_close(net) -> None:
+    """SO_LINGER {1, t} on a blocking socket: closesocket waits until the data is acknowledged
+    (then the peer reads it all and EOF), or at most t s, after which the connection is reset."""
+    from ustack.winsock import SO_RCVBUF, WSAEWOULDBLOCK
+
+    from .wsutil import set_nonblocking, setopt_int
+
+    ws, pws = net.ws, net.pws
+    c, a = _pair(net, 8570)
+    assert ws.setsockopt(c, SOL_SOCKET, SO_LINGER, LINGER(1, 5), 4) == 0
+    send_all(ws, c, b"q" * 50000)
+    t0 = net.me.now()
+    assert ws.closesocket(c) == 0
+    assert net.me.now() - t0 < 1.0  # acknowledged quickly
+    got = b""
+    while chunk := recv_some(pws, a, 65536):
+        got += chunk
+    assert got == b"q" * 50000
+
+    d, b = _pair(net, 8571)
+    assert setopt_int(pws, b, SOL_SOCKET, SO_RCVBUF, 2000) == 0  # the peer never reads
+    assert ws.setsockopt(d, SOL_SOCKET, SO_LINGER, LINGER(1, 2), 4) == 0
+    send_all(ws, d, b"z" * 100000)
+    set_nonblocking(ws, d)
+    fail(ws, ws.closesocket(d), WSAEWOULDBLOCK)  # nonblocking, data queued: not closed
+    set_nonblocking(ws, d, False)
+    t0 = net.me.now()
+    assert ws.closesocket(d) == 0
+    assert abs(net.me.now() - t0 - 2.0) < 0.01  # waited the linger time, then reset
+    fail(ws, ws.closesocket(d), 10038)
+    net.peer.sleep(0.1)
+    buf = bytearray(1 << 20)
+    while (r := pws.recv(b, buf, len(buf), 0)) > 0:
+        pass
+    assert r == -1 and pws.WSAGetLastError() == WSAECONNRESET

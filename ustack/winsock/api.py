@@ -45,6 +45,8 @@ from .structs import (
 from .wsocket import Options, Phase, WSocket
 
 T = TypeVar("T")
+# TCP states in which our side still has data or a FIN to get acknowledged
+_DRAINING = frozenset({"ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT_1", "CLOSING", "LAST_ACK"})
 
 _SUPPORTED = ((1, 1), (2, 2))
 _HOOK_SLICE_S = 0.05  # how often a Winsock 1.1 blocking hook runs while a call blocks
@@ -360,9 +362,29 @@ class Winsock:
 
     @_api()
     def closesocket(self, s: int) -> int:
+        """Graceful close in the background; SO_LINGER {1, 0}: abortive (RST); SO_LINGER {1, t}
+        on a blocking socket: wait up to t s for the queued data to be acknowledged, then
+        reset; on a nonblocking socket with data still queued: WSAEWOULDBLOCK (not closed)."""
         ws = self._get(s)
+        o = ws.opts
+        timed = ws.is_tcp and o.linger_on and o.linger_s > 0
+        if timed and ws.nonblocking and self._call(self._unacked, ws):
+            raise _Fail(C.WSAEWOULDBLOCK)
         self._close(ws, abortive=False)
+        if timed and not ws.nonblocking:
+            sock = ws.sock
+            outcome = self._block(None, lambda: R.tcp_state(ws) not in _DRAINING, float(o.linger_s))
+            if outcome == "timeout":
+                self._call(lambda: sock.abort(self._now()))
         return 0
+
+    @staticmethod
+    def _unacked(ws: WSocket) -> bool:
+        """Sent data not yet acknowledged (or not yet sent) on a TCP socket."""
+        s = ws.sock
+        if R.tcp_state(ws) not in R.CAN_SEND:
+            return R.tcp_state(ws) in _DRAINING
+        return s.writable_bytes < s.sndbuf
 
     def _close(self, ws: WSocket, *, abortive: bool) -> None:
         def do() -> None:
@@ -371,12 +393,8 @@ class Winsock:
             s = ws.sock
             s.watch(None)
             if ws.is_tcp:
-                if abortive or (ws.opts.linger_on and ws.opts.linger_s == 0):
-                    s.linger = 0
-                elif ws.opts.linger_on:
-                    s.linger = ws.opts.linger_s
-                else:
-                    s.linger = None
+                # {1, 0} resets; {1, t} is a graceful close whose wait closesocket does itself
+                s.linger = 0 if abortive or (ws.opts.linger_on and ws.opts.linger_s == 0) else None
             s.close(self._now())
 
         self._call(do)
