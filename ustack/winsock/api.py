@@ -425,14 +425,13 @@ class Winsock:
             raise _Fail(C.WSAEISCONN if ws.phase is Phase.CONNECTED else C.WSAEINVAL)
         if self._call(self._local, ws) is None:
             raise _Fail(C.WSAEINVAL)  # ≠L: no implicit bind
-        if ws.phase is Phase.LISTENING:
-            return 0
-        if backlog == C.SOMAXCONN or backlog > 200:
-            backlog = 200
-        backlog = max(backlog, 1)
+        if backlog < 0:
+            backlog = -backlog  # SOMAXCONN_HINT(n)
+        # SOMAXCONN means "the maximum"; the stack clamps to its own limit (Windows: 200)
+        backlog = max(1, min(backlog, 0xFFFF))
 
         def do() -> None:
-            ws.sock.listen(backlog)
+            ws.sock.listen(backlog)  # again on a listening socket: 0, the new backlog applies
             ws.phase = Phase.LISTENING
             self._refresh(ws)
 
@@ -450,13 +449,12 @@ class Winsock:
             n = _len_value(addrlen)
             if n is None or n < SOCKADDR_IN_SIZE:
                 raise _Fail(C.WSAEFAULT)
-        if not ws.nonblocking:
+        while (new := self._call(self._accept_one, ws)) is None:
+            if ws.nonblocking:
+                raise _Fail(C.WSAEWOULDBLOCK)
             outcome = self._block(ws, lambda: bool(ws.sock.accept_pending), None)
             if outcome != "ready":
                 raise self._blocked_fail(outcome)
-        new = self._call(self._accept_one, ws)
-        if new is None:
-            raise _Fail(C.WSAEWOULDBLOCK)
         if addr is not None:
             raddr, rport = new.sock.remote
             _write_sockaddr(addr, addrlen, raddr, rport)
