@@ -181,3 +181,33 @@ def _ip_csum(header: bytes) -> bytes:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return (~s & 0xFFFF).to_bytes(2, "big")
+
+
+def test_udp_with_zero_checksum_is_accepted(dut, bench):
+    """RFC 768: an all-zero checksum means the sender computed none."""
+    s = dut.udp_bind(5354)
+    raw = bytearray(bytes(IP(src=bench.ip, dst=bench.dut_ip) / UDP(sport=40002, dport=5354) / Raw(b"nock")))
+    raw[26:28] = b"\0\0"
+    bench.send(bytes(raw))
+    assert dut.udp_recvfrom(s, within=1.0) == (b"nock", bench.ip, 40002)
+
+
+def test_overlapping_fragments_are_dropped(dut, bench):
+    """RFC 5722 spirit for IPv4 (Linux drops the whole datagram): no reply from overlapping parts."""
+    from scapy.layers.inet import fragment
+
+    whole = IP(bytes(echo(bench, 0x99, 1, payload=bytes(64), id=777)))
+    raw = bytes(whole)
+    hdr, body = raw[:20], raw[20:]
+    def frag(offset, data, more):
+        p = IP(hdr)
+        p.frag, p.flags = offset // 8, ("MF" if more else 0)
+        p.len = 20 + len(data)
+        del p.chksum
+        return bytes(p)[:20] + data
+    bench.send(frag(0, body[:32], True))
+    bench.send(frag(24, body[24:], False))  # bytes 24..31 arrive twice
+    assert bench.expect_nothing(is_echo_reply(0x99, 1), within=1.0), bench.describe_seen()
+    for f in fragment(IP(bytes(echo(bench, 0x99, 2, payload=bytes(64), id=778))), fragsize=32):
+        bench.send(f)  # the same shape without overlap is answered
+    assert bench.expect(is_echo_reply(0x99, 2), within=2.0) is not None, bench.describe_seen()

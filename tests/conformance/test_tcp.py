@@ -296,3 +296,53 @@ def test_rst_answering_syn_refuses_connect(dut, bench):
         flow = bench.tcp(syn.sport, 7001)
         flow.send("RA", seq=0, ack=syn.seq + 1)
     assert dut.error(s) == "refused"
+
+
+def test_dut_probes_a_zero_window_and_resumes_when_it_opens(dut, bench):
+    lsock = dut.listen(PORT)
+    flow = bench.tcp(PORT)
+    flow.handshake(window=0)  # the bench's receive window is closed from the start
+    data_start = flow.rcv_nxt
+    conn = dut.accept(lsock, within=2.0)
+    assert conn is not None
+    assert dut.send(conn, b"0123456789") == 10
+    probe = None
+    for _ in range(3):  # the first probe comes after an RTO-like delay
+        pkt = bench.expect(flow.matches, within=2.0)
+        if pkt is not None:
+            probe = pkt[TCP]
+            break
+    assert probe is not None, f"no zero-window probe within 6 s:\n{bench.describe_seen()}"
+    assert len(bytes(probe.payload)) <= 1, "more than one byte sent into a zero window"
+    flow.send("A", window=0, ack=data_start)  # answer the probe: still closed, nothing taken
+    flow.send("A", window=65535, ack=data_start)  # now open it
+    got = bytearray(10)
+    have = set()
+    end = time.monotonic() + 4.0
+    while len(have) < 10 and time.monotonic() < end:
+        pkt = bench.expect(flow.matches, within=max(0.05, end - time.monotonic()))
+        if pkt is None:
+            break
+        seg = pkt[TCP]
+        data = bytes(seg.payload)
+        off = (seg.seq - data_start) & 0xFFFFFFFF
+        for k, b in enumerate(data):
+            if off + k < 10:
+                got[off + k] = b
+                have.add(off + k)
+        if data:
+            flow.send("A", window=65535, ack=(data_start + len(have)) & 0xFFFFFFFF)
+    assert len(have) == 10 and bytes(got) == b"0123456789", (sorted(have), bytes(got))
+
+
+def test_close_with_unread_data_sends_rst(dut, bench):
+    """RFC 2525 2.17 / RFC 1122 4.2.2.13: closing with unread received data resets the peer."""
+    flow, conn = establish(dut, bench)
+    flow.send("PA", b"never read")
+    assert flow.expect("A", within=2.0, ack=flow.snd_nxt) is not None
+    dut.close(conn)
+    rst = flow.expect("RA", within=2.0)
+    if rst is None:
+        rst = flow.expect("R", within=0.1)
+    assert rst is not None, f"no RST after close with unread data:\n{bench.describe_seen()}"
+    assert rst.seq == flow.rcv_nxt
