@@ -287,7 +287,7 @@ def draw_seq(series: SeqSeries, output: str, title: str | None = None) -> None:
         rs = [b for _, _, b in series.retrans]
         ax.scatter(rt, rs, marker="x", color="tab:red", s=18, zorder=3)
     ax.autoscale()
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time (s) from the connection's first segment")
     ax.set_ylabel("relative sequence number (bytes)")
     ax.set_title(title or f"TCP time-sequence: {series.conn}  ({series.bytes_sent:,} bytes, "
                           f"{series.retransmissions} retransmissions)")
@@ -324,10 +324,11 @@ def cwnd_series(events: list[dict[str, Any]], conn: str | None) -> CwndSeries:
     else:
         name = max(names, key=lambda n: names[n])
     s = CwndSeries(name)
+    t0 = min(float(e["t"]) for e in events if e.get("conn") == name)  # the connection's first event
     for e in events:
         if e.get("conn") != name:
             continue
-        t = float(e["t"])
+        t = float(e["t"]) - t0
         ev = e.get("ev")
         if ev == "cwnd" and isinstance(e.get("cwnd"), int | float):
             s.t.append(t)
@@ -352,8 +353,9 @@ def draw_cwnd(series: CwndSeries, output: str, title: str | None = None) -> None
         st, sv = zip(*series.ssthresh, strict=True)
         ax.step(st, sv, where="post", color="tab:orange", lw=0.9, ls="--", label="ssthresh")
     for i, t in enumerate(series.retrans):
-        ax.axvline(t, color="tab:red", lw=0.6, alpha=0.5, label="retransmission" if i == 0 else None)
-    ax.set_xlabel("time (s)")
+        ax.axvline(t, color="tab:red", lw=0.6, alpha=0.5,
+                   label="loss event (fast retransmit or RTO)" if i == 0 else None)
+    ax.set_xlabel("time (s) from the connection's first event")
     ax.set_ylabel("bytes")
     ax.set_title(title or f"congestion window: {series.conn}")
     ax.grid(True, alpha=0.3)
@@ -387,7 +389,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("the image to write is missing: -o FILE.png")
     if args.kind == "cwnd":
         cs = plot_cwnd(args.file, args.output, args.conn, args.title)
-        print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} retransmissions")
+        print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} loss events")
         return 0
     try:
         conns = analyze_pcap(args.file)
