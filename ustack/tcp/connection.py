@@ -330,7 +330,11 @@ class Connection:
                 snd.snd_wl1 = seq
                 self.last_rx_at = now
                 self.keepalive_sent = 0
-                rcv.buf += payload
+                buf = rcv.buf
+                if type(payload) is memoryview and type(payload.obj) is not bytes:
+                    payload = bytes(payload)  # a view of a mutable buffer: copy (see RecvBuffer)
+                buf.chunks.append(payload)
+                buf.size += n
                 rcv.rcv_nxt = (seq + n) & MASK
                 rcv.delivered += n
                 rcv.unacked += n
@@ -771,7 +775,7 @@ class Connection:
             return
         if seq == nxt:
             if n:
-                rcv.buf += payload
+                rcv.buf.append(payload)
                 rcv.rcv_nxt = (nxt + n) & MASK
                 rcv.delivered += n
                 rcv.unacked += n

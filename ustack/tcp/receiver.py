@@ -5,10 +5,76 @@ from __future__ import annotations
 from .seq import MASK, diff, gt, in_window, le, lt
 
 
+class RecvBuffer:
+    """In-order bytes the application has not read: a list of chunks and a byte count.
+
+    Chunks are usually memoryviews into the received frames (immutable `bytes`), so taking a
+    segment costs no copy; the one copy happens in `read`. Views of mutable buffers are copied
+    on arrival, since a device might reuse them."""
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        if type(data) is memoryview and type(data.obj) is not bytes:
+            data = bytes(data)
+        self.chunks.append(data)
+        self.size += len(data)
+
+    def __iadd__(self, data: bytes | bytearray | memoryview) -> RecvBuffer:
+        self.append(data)
+        return self
+
+    def read(self, n: int) -> bytes:
+        chunks = self.chunks
+        if n >= self.size:
+            out = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self.size = 0
+            return out
+        parts = []
+        need = n
+        i = 0
+        while need:
+            c = chunks[i]
+            m = len(c)
+            if m <= need:
+                parts.append(c)
+                need -= m
+                i += 1
+            else:
+                mv = c if type(c) is memoryview else memoryview(c)
+                parts.append(mv[:need])
+                chunks[i] = mv[need:]
+                need = 0
+        del chunks[:i]
+        self.size -= n
+        return b"".join(parts)
+
+    def peek(self, n: int) -> bytes:
+        if n >= self.size:
+            return b"".join(self.chunks)
+        out = bytearray()
+        for c in self.chunks:
+            out += c[: n - len(out)]
+            if len(out) >= n:
+                break
+        return bytes(out)
+
+
 class Receiver:
     """Receive sequence space (RFC 9293 3.3.1) and the application's receive buffer.
 
-    `buf` holds in-order bytes the application has not read; `ooo` holds out-of-order blocks as
+    `buf` (a RecvBuffer) holds in-order bytes the application has not read; `ooo` holds out-of-order blocks as
     `[start, bytearray, stamp]`, disjoint, non-adjacent and sorted, bounded by the window (which
     never exceeds the free buffer space) and by `ooo_max` blocks.
     """
@@ -20,7 +86,7 @@ class Receiver:
     def __init__(self, rcvbuf: int, ooo_max: int = 1024) -> None:
         self.irs = 0
         self.rcv_nxt = 0
-        self.buf = bytearray()
+        self.buf = RecvBuffer()
         self.rcvbuf = rcvbuf
         self.wscale = 0  # our shift (applied to the windows we advertise)
         self.adv_right = 0  # right edge of the last advertised window (never moves left)
@@ -151,7 +217,7 @@ class Receiver:
             self.ooo_bytes -= len(data)
             if skip < len(data):
                 chunk = data[skip:] if skip else data
-                self.buf += chunk
+                self.buf.append(chunk)
                 self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
                 moved += len(chunk)
         self.delivered += moved
@@ -165,14 +231,7 @@ class Receiver:
         return [(b[0], (b[0] + len(b[1])) & MASK) for b in blocks]
 
     def read(self, n: int) -> bytes:
-        buf = self.buf
-        if n >= len(buf):
-            out = bytes(buf)
-            buf.clear()
-            return out
-        out = bytes(buf[:n])
-        del buf[:n]
-        return out
+        return self.buf.read(n)
 
     def in_order_fin_due(self) -> bool:
         return self.fin_seq is not None and le(self.fin_seq, self.rcv_nxt)

@@ -320,7 +320,7 @@ class TcpSocket:
         if not self.connected_once and c.state in (State.SYN_SENT, State.SYN_RCVD, State.CLOSED):
             if c.error is None:
                 raise UsageError(Reason.NOT_CONNECTED, "not connected")
-        return bytes(c.rcv.buf[:n]) if n > 0 else b""
+        return c.rcv.buf.peek(n) if n > 0 else b""
 
     # ---- closing ------------------------------------------------------------------------------
     def shutdown(self, how: int, now: float) -> None:

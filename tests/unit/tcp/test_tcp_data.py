@@ -387,3 +387,22 @@ def test_cwnd_does_not_grow_when_application_limited():
         s.send(b"x" * 100, 1.0 + i)
         h.peer_sends(1.0 + i + 0.01, h.pseg(".", PEER_ISS + 1, c.iss + 1 + 100 * (i + 1)))
     assert c.snd.cc.cwnd == cw
+
+
+def test_recv_buffer_reads_across_chunks():
+    from ustack.tcp.receiver import RecvBuffer
+    b = RecvBuffer()
+    for part in (b"abc", memoryview(b"defgh"), bytearray(b"ij")):
+        b.append(part)
+    assert len(b) == 10 and b.peek(4) == b"abcd"
+    assert b.read(4) == b"abcd" and b.read(2) == b"ef" and len(b) == 4
+    assert b.peek(100) == b"ghij" and b.read(100) == b"ghij" and not b
+
+
+def test_recv_buffer_copies_views_of_mutable_buffers():
+    from ustack.tcp.receiver import RecvBuffer
+    frame = bytearray(b"hello")
+    b = RecvBuffer()
+    b.append(memoryview(frame)[1:4])
+    frame[1:4] = b"XXX"  # a device reusing its buffer must not change queued data
+    assert b.read(10) == b"ell"

@@ -22,7 +22,7 @@ def _rcv(wnd: int) -> Receiver:
     r = Receiver(wnd if wnd else 1000)
     r.start(999)  # RCV.NXT = 1000
     if wnd == 0:
-        r.buf += b"x" * 1000
+        r.buf.append(b"x" * 1000)
         r.adv_right = r.rcv_nxt
     else:
         r.adv_right = 1000 + wnd
