@@ -1,0 +1,42 @@
+"""The docs this side owns state numbers that come from the code; keep them honest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ustack.cli import labscenarios
+from ustack.core.config import StackConfig
+from ustack.tcp.config import TcpConfig
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_differences_from_linux_match_the_defaults():
+    doc = (DOCS / "differences-from-linux.md").read_text()
+    tcp = TcpConfig()
+    assert (tcp.syn_rto_s, tcp.syn_retries) == (3.0, 2)
+    assert "initial RTO 3 s, 2 retries: a connect to a silent host fails after 21 s" in doc
+    assert labscenarios.syn_schedule(tcp.syn_rto_s, tcp.syn_retries)[1] == 21.0
+    assert tcp.data_retries == 5 and "| 5 (Windows `TcpMaxDataRetransmissions`)" in doc
+    cfg = StackConfig(addr="198.18.0.2/24")
+    assert f"{cfg.ephemeral_low}-{cfg.ephemeral_high} (IANA, Windows)" in doc
+    assert (tcp.keepalive_idle_s, tcp.keepalive_interval_s, tcp.keepalive_probes) == (7200.0, 1.0, 10)
+    assert "2 h idle, 1 s interval, 10 probes" in doc
+    assert tcp.max_backlog == 200 and "clamped to 200" in doc
+    assert tcp.initial_cwnd_segments == 10 and tcp.congestion_control == "cubic"
+    assert (tcp.delack_s, tcp.delack_segments, tcp.ack_stretch_segments) == (0.040, 2, 16)
+    assert "one ACK for up to 16 segments" in doc
+    import inspect
+
+    from ustack.winsock import Winsock
+
+    rst_retries = inspect.signature(Winsock.__init__).parameters["syn_rst_retries"].default
+    assert (rst_retries, tcp.syn_rst_retry_s) == (2, 0.5) and "retries twice, 0.5 s apart" in doc
+
+
+def test_cli_doc_states_the_lab_syn_schedule():
+    doc = (DOCS / "cli.md").read_text()
+    assert labscenarios.syn_schedule_text() == "SYNs at 0 s, 0.25 s, 0.75 s; gives up at 1.75 s"
+    assert "SYNs at 0, 0.25 and 0.75 s, giving up at 1.75 s" in doc
+    for sc in labscenarios.SCENARIOS:
+        assert f"| `{sc.id}` |" in doc, sc.id
