@@ -891,7 +891,13 @@ class Connection:
             flags |= PSH
             if snd.fin_queued and not rexmit and not snd.fin_sent and lt(end, snd.snd_una + snd.snd_wnd + 1):
                 flags |= FIN
-        self._emit(flags, seq, now, snd.buf[off:off + n])
+        whole = memoryview(snd.buf)
+        part = whole[off:off + n]
+        try:
+            self._emit(flags, seq, now, part)  # build() copies once, straight from the buffer
+        finally:
+            part.release()  # the send buffer must not stay exported: it is resized on ACKs
+            whole.release()
         if rexmit:
             snd.retransmits += 1
             if seq == snd.snd_una:
