@@ -131,6 +131,14 @@ class TcpSocket:
         return len(self.conn.rcv.buf) if self.conn is not None else 0
 
     @property
+    def readable(self) -> bool:
+        """A recv (or accept) would not block: data, EOF, a pending connection or an error."""
+        if self.listener is not None:
+            return bool(self.listener.accept_queue)
+        c = self.conn
+        return c is not None and (bool(c.rcv.buf) or c.rcv.eof) or self.error is not None
+
+    @property
     def at_eof(self) -> bool:
         """The peer's FIN has been received and every byte before it read."""
         c = self.conn

@@ -222,6 +222,6 @@ def test_out_of_window_pure_acks_answered_at_most_twice_a_second():
 
 def test_out_of_window_data_always_acked():
     h, s, c = est()
-    for i in range(3):
+    for _ in range(3):
         h.peer_sends(0.1, h.pseg(".", PEER_ISS + 90000, c.iss + 1, payload=b"d"))
     assert len(h.out(0.1)) == 3

@@ -274,3 +274,17 @@ def test_syn_rst_retry_interval_per_socket():
     h.peer_sends(0.01, seg("R.", 0, syn.seq + 1, dport=syn.sport))
     h.expect_nothing(2.0)
     h.expect_out(2.01, [dict(flags="S")])
+
+
+def test_readable_property():
+    h = Harness()
+    lst = h.listen()
+    assert not lst.readable
+    h.peer_sends(0.0, seg("S", PEER_ISS, 0))
+    sa = h.take()[0]
+    h.peer_sends(0.0, seg(".", PEER_ISS + 1, sa.seq + 1))
+    assert lst.readable
+    s = lst.accept()
+    assert not s.readable
+    h.peer_sends(0.1, seg("F.", PEER_ISS + 1, sa.seq + 1))
+    assert s.readable and s.at_eof
