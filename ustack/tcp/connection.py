@@ -80,6 +80,7 @@ class Connection:
         self.ack_stretch = 16 * 536
         self.tlp_sent = False
         self._oow_ack_at = -1.0
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.segs_out = 0
 
     # ================================================================ helpers
@@ -134,8 +135,14 @@ class Connection:
                 opts = b""
                 if self.ts_ok:
                     opts = _TS_OPT.pack(1, 1, 8, 10, self._tsval(now), self.ts_recent)
-                if self.sack_ok and rcv.ooo and flags & ACK:
-                    blocks = rcv.sack_blocks(3 if self.ts_ok else 4)
+                if self.sack_ok and flags & ACK and (rcv.ooo or self._dsack is not None):
+                    limit = 3 if self.ts_ok else 4
+                    if self._dsack is not None:
+                        # RFC 2883: report the duplicate first; lets the sender undo and adapt
+                        blocks = [self._dsack] + rcv.sack_blocks(limit - 1)
+                        self._dsack = None
+                    else:
+                        blocks = rcv.sack_blocks(limit)
                     opts += sack_option(blocks)
         ack = rcv.rcv_nxt if flags & ACK else 0
         if flags & ACK:
@@ -208,6 +215,25 @@ class Connection:
         self.ack_every = self.cfg.delack_segments * self.rcv.mss  # bytes: ACK every 2nd full segment
         self.ack_stretch = max(self.cfg.ack_stretch_segments, self.cfg.delack_segments) * self.rcv.mss
         self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments)
+
+    def info(self) -> dict[str, Any]:
+        """A snapshot for tools (like Linux's TCP_INFO / `ss -i`)."""
+        snd, rcv = self.snd, self.rcv
+        cc = snd.cc
+        return {
+            "state": self.state.value, "local": (self.laddr, self.lport),
+            "remote": (self.raddr, self.rport), "mss": snd.mss, "rcv_mss": rcv.mss,
+            "srtt_s": snd.srtt, "rttvar_s": snd.rttvar, "rto_s": snd.rto,
+            "cwnd": cc.cwnd if cc else None, "ssthresh": cc.ssthresh if cc else None,
+            "cc": cc.name if cc else self.cfg.congestion_control,
+            "snd_wnd": snd.snd_wnd, "rcv_wnd": rcv.rcv_wnd(), "snd_wscale": snd.wscale,
+            "rcv_wscale": rcv.wscale,
+            "in_flight": snd.outstanding(), "unsent": snd.unsent(), "unread": len(rcv.buf),
+            "ooo_blocks": len(rcv.ooo), "sacked_blocks": len(snd.sacked), "in_recovery": snd.in_recovery,
+            "retransmits": snd.retransmits, "bytes_acked": snd.bytes_acked, "bytes_received": rcv.delivered,
+            "segs_in": self.segs_in, "segs_out": self.segs_out, "sack": self.sack_ok,
+            "timestamps": self.ts_ok, "error": self.error.name if self.error else None,
+        }
 
     # ================================================================ user calls
     def open_active(self, now: float) -> Reason | None:
@@ -396,6 +422,9 @@ class Connection:
                     self._count("tcp.syn_retransmitted_by_peer")
                 elif not flags & RST:
                     self._count("tcp.out_of_window")
+                    if seg.payload and self.sack_ok and lt(seq, rcv.rcv_nxt):
+                        end = (seq + len(seg.payload)) & MASK
+                        self._dsack = (seq, end if le(end, rcv.rcv_nxt) else rcv.rcv_nxt)
                     if st is State.TIME_WAIT and flags & FIN:
                         self.timers.time_wait_at = now + 2 * self.cfg.msl_s
                     if seg.payload or flags & FIN or now - self._oow_ack_at >= 0.5:
@@ -753,6 +782,8 @@ class Connection:
         nxt = rcv.rcv_nxt
         skip = diff(nxt, seq)
         if skip > 0:
+            if payload and self.sack_ok:
+                self._dsack = (seq, (seq + min(skip, len(payload))) & MASK)
             if skip >= len(payload):
                 if fin and skip == len(payload):
                     payload = b""

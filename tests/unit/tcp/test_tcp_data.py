@@ -406,3 +406,26 @@ def test_recv_buffer_copies_views_of_mutable_buffers():
     b.append(memoryview(frame)[1:4])
     frame[1:4] = b"XXX"  # a device reusing its buffer must not change queued data
     assert b.read(10) == b"ell"
+
+
+def test_duplicate_segment_reported_with_dsack():
+    h = Harness(sack=True)
+    s, c = h.established(options=TcpOptions(mss=MSS, sack_perm=True))
+    base = PEER_ISS + 1
+    data(h, c, 1.0, 0, 100)
+    h.out(1.1)
+    data(h, c, 1.2, 0, 100)  # the same segment again: our ACK was lost
+    h.expect_out(1.2, [dict(ack=base + 100, sack=((base, base + 100),))])
+    data(h, c, 1.3, 300, 100)  # later ACKs carry only normal blocks
+    h.expect_out(1.3, [dict(sack=((base + 300, base + 400),))])
+
+
+def test_partial_duplicate_reported_with_dsack_then_data_taken():
+    h = Harness(sack=True)
+    s, c = h.established(options=TcpOptions(mss=MSS, sack_perm=True))
+    base = PEER_ISS + 1
+    data(h, c, 1.0, 0, 100)
+    data(h, c, 1.0, 50, 100)  # 50 old bytes, 50 new
+    assert s.readable_bytes == 150
+    got = h.out(1.1)
+    assert got[-1].options.sack[0] == (base + 50, base + 100)

@@ -288,3 +288,12 @@ def test_readable_property():
     assert not s.readable
     h.peer_sends(0.1, seg("F.", PEER_ISS + 1, sa.seq + 1))
     assert s.readable and s.at_eof
+
+
+def test_connection_info_snapshot():
+    h = Harness()
+    s, c = h.established()
+    s.send(b"x" * 100, 0.0)
+    i = c.info()
+    assert i["state"] == "ESTABLISHED" and i["in_flight"] == 100 and i["mss"] == 536
+    assert i["cc"] == "cubic" and i["error"] is None and i["segs_out"] == 3  # SYN, ACK, data
