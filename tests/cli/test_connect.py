@@ -94,3 +94,18 @@ def test_connect_prints_calls_and_exit_status(results, name):
         assert line in out, out
     assert out.splitlines()[0] == "WSAStartup(2.2) = 0  wVersion 2.2"
     assert out.splitlines()[-1] == "WSACleanup() = 0"
+
+
+def _stats_body() -> tuple[int, str]:
+    r = ustack("connect", "198.18.0.1", "81", *DEV, "--stats", "--delay", "5ms", timeout=60)
+    return r.returncode, r.stderr
+
+
+def test_stats_print_the_counters_and_the_faults():
+    code, err = run_in_netns(_stats_body, timeout=90)
+    assert code == 1  # refused
+    lines = err.splitlines()
+    assert "tcp:" in lines and "ipv4:" in lines
+    assert any(ln.split()[-1] == "active_open" and ln.split()[0] == "1" for ln in lines)
+    assert any(ln.startswith("faults tx: seen 3, delayed 3") for ln in lines), lines  # SYN + 2 retries
+    assert any(ln.split()[-1] == "refused" for ln in lines)

@@ -39,7 +39,39 @@ class OpenedHost:
     def alive(self) -> bool:
         return bool(getattr(self.host, "running", True))
 
+    def stats_lines(self) -> list[str]:
+        """The stack's counters grouped by protocol, then what the fault injector did."""
+        lines = []
+        try:
+            table = self.host.call(self.host.stack.counters.table)
+        except Exception:  # noqa: BLE001 - stats are best effort at exit
+            table = []
+        proto = None
+        for p, name, value in table:
+            if p != proto:
+                lines.append(f"{p}:")
+                proto = p
+            lines.append(f"    {value:>12}  {name}")
+        from ustack.drivers import FaultInjector
+
+        dev = getattr(self.host, "device", None)
+        for _ in range(8):
+            if dev is None:
+                break
+            if isinstance(dev, FaultInjector):
+                for n in ("tx", "rx"):
+                    done = {k: v for k, v in dev.lane_stats(n).items() if v}
+                    what = ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing"
+                    lines.append(f"faults {n}: {what}")
+                break
+            dev = getattr(dev, "inner", None)
+        return lines
+
     def close(self) -> None:
+        if getattr(self.args, "stats", False):
+            for line in self.stats_lines():
+                sys.stderr.write(line + "\n")
+            sys.stderr.flush()
         try:
             self.host.close()
         finally:

@@ -150,15 +150,7 @@ class LabContext:
 
     def fault_stats(self) -> dict[str, int]:
         inj = self.injector()
-        if inj is None:
-            return {}
-        stats: dict[str, int] = {}
-        for lane in ("_tx", "_rx"):
-            ln = getattr(inj, lane, None)
-            if ln is not None:
-                for k, v in ln.stats.items():
-                    stats[k] = stats.get(k, 0) + v
-        return stats
+        return dict(inj.stats) if inj is not None else {}
 
     def counter(self, name: str) -> int:
         c = self.host.stack.counters

@@ -140,6 +140,8 @@ def add_capture_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pcap", metavar="FILE", help="write every frame in and out to FILE (pcap)")
     g.add_argument("--trace", action="store_true",
                    help="print each frame in/out and each TCP state change, with timestamps")
+    g.add_argument("--stats", action="store_true",
+                   help="print the stack's counters (like netstat -s) and the fault injector's on exit")
     g.add_argument("--trace-file", metavar="FILE",
                    help="write TCP trace events (state changes, cwnd and ssthresh) as JSON lines to "
                         "FILE, for `ustack plot --kind cwnd`")
