@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     ok = all(o.passed for _, o in results)
     view.summary(results, pcap, trace_file, elapsed, ok)
+    if args.stats and ctx is not None:
+        view.stats(ctx.counters, ctx.faults_done)
     if args.json:
         print(json.dumps(_json_report(ctx, results, pcap, trace_file, elapsed, ok), indent=2))
     return 0 if ok else 1

@@ -128,3 +128,18 @@ class LabView:
         self.console.print(f"{passed}/{len(results)} passed in {elapsed:.1f} s: {verdict}")
         self.console.print(f"pcap:  {pcap}   (ustack plot {pcap} -o seq.png)")
         self.console.print(f"trace: {trace_file}   (ustack plot {trace_file} --kind cwnd -o cwnd.png)")
+
+    def stats(self, counters: dict[str, int], faults: dict[str, int]) -> None:
+        """The stack's counters grouped by protocol (netstat -s style), then the faults."""
+        if self.quiet:
+            return
+        self.console.print()
+        proto = None
+        for name in sorted(counters, key=lambda n: (n.split(".")[0], n)):
+            p, _, rest = name.partition(".")
+            if p != proto:
+                self.console.print(f"[bold]{escape(p)}:[/bold]")
+                proto = p
+            self.console.print(f"    {counters[name]:>12}  {escape(rest)}")
+        done = ", ".join(f"{k} {v}" for k, v in faults.items() if v) or "nothing"
+        self.console.print(f"[bold]faults:[/bold] {escape(done)}")

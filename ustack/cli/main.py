@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="directory for the pcap and trace files (default: a new temporary directory)")
     lab.add_argument("--pcap", metavar="FILE", help="where to write the capture (default DIR/lab.pcap)")
     lab.add_argument("--trace", action="store_true", help="print every frame and TCP state change")
+    lab.add_argument("--stats", action="store_true",
+                     help="print the stack's counters and the fault injector's statistics at the end")
     lab.add_argument("--trace-file", metavar="FILE",
                      help="TCP trace events as JSON lines (default DIR/lab-trace.jsonl)")
     o.add_fault_options(lab, seed_default="7: the lab's runs repeat; it also seeds the stack")
