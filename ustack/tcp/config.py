@@ -34,6 +34,7 @@ class TcpConfig:
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "cubic"  # or "newreno"
     dupthresh: int = 3
+    max_dupthresh: int = 10  # D-SACKs (spurious retransmissions) raise the threshold up to this
     tail_loss_probe: bool = True  # RFC 8985 TLP: probe a silent tail before the RTO fires
     persist_min_s: float = 0.2
     persist_max_s: float = 60.0

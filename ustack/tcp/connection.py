@@ -607,6 +607,11 @@ class Connection:
             tsecr = seg.options.ts[1]
         else:
             tsecr = 0
+        sack = seg.options.sack
+        if sack and snd.sack_ok and snd.retransmits:
+            left, right = sack[0]
+            if le(right, ack) or (len(sack) > 1 and ge(left, sack[1][0]) and le(right, sack[1][1])):
+                self._on_dsack(now)
         if lt(snd.snd_una, ack):
             self._on_new_ack(seg, ack, tsecr, now)
             if self.state is State.CLOSED:
@@ -713,7 +718,7 @@ class Connection:
                 snd.cc.cwnd += snd.mss  # RFC 6582 / RFC 5681 window inflation
             self._output(now)
             return
-        if snd.dupacks >= snd.dupthresh or (snd.sack_ok and snd.lost_end() != snd.snd_una):
+        if snd.dupacks >= snd.thresh() or (snd.sack_ok and snd.lost_end() != snd.snd_una):
             # RFC 6582 3.2 (1): no new recovery before the previous one is fully acknowledged
             if not lt(snd.snd_una, snd.recover):
                 self._enter_recovery(now)
@@ -721,9 +726,33 @@ class Connection:
         if snd.dupacks <= 2 and snd.unsent():
             self._output(now, extra=snd.dupacks * snd.mss)  # RFC 3042 limited transmit
 
+    def _on_dsack(self, now: float) -> None:
+        """The peer got one of our segments twice (RFC 2883): a retransmission was spurious,
+        most likely because of reordering. Tolerate more reordering from now on (like Linux's
+        reordering metric) and undo the window reduction once every retransmission of the
+        episode proved spurious (RFC 3708)."""
+        snd = self.snd
+        self._count("tcp.dsack_in")
+        if snd.dupthresh < self.cfg.max_dupthresh:
+            snd.dupthresh += 1
+        if snd.undo is not None:
+            snd.undo_retrans -= 1
+            if snd.undo_retrans <= 0:
+                cwnd, ssthresh = snd.undo
+                snd.undo = None
+                cc = snd.cc
+                if cwnd > cc.cwnd:
+                    cc.cwnd = cwnd
+                if ssthresh > cc.ssthresh:
+                    cc.ssthresh = ssthresh
+                self._count("tcp.spurious_recovery_undone")
+                self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="undo")
+
     def _enter_recovery(self, now: float) -> None:
         snd = self.snd
         cc = snd.cc
+        snd.undo = (cc.cwnd, cc.ssthresh)
+        snd.undo_retrans = 0
         self.timers.probe_at = None
         snd.rxt_mark = None
         snd.in_recovery = True
@@ -931,6 +960,7 @@ class Connection:
             whole.release()
         if rexmit:
             snd.retransmits += 1
+            snd.undo_retrans += 1
             if seq == snd.snd_una:
                 snd.rxt_mark = snd.snd_max
             if snd.rtt_seq is not None and not self.ts_ok:
@@ -1069,6 +1099,8 @@ class Connection:
             return
         self._count("tcp.rto")
         self.timers.probe_at = None
+        snd.undo = None  # no undo across a timeout
+        snd.dupthresh = self.cfg.dupthresh  # a timeout: stop trusting the reordering estimate
         cc = snd.cc
         if snd.backoff == 0:
             cc.on_rto(now, snd.outstanding())

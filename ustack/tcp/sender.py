@@ -16,7 +16,7 @@ class Sender:
                  "max_snd_wnd", "wscale", "buf", "buf_seq", "sndbuf", "fin_queued", "fin_sent",
                  "mss", "cc", "srtt", "rttvar", "rto", "rto_min", "rto_max", "backoff", "rtt_seq",
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
-                 "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark")
+                 "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo", "undo_retrans")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3) -> None:
@@ -55,6 +55,8 @@ class Sender:
         self.retransmits = 0
         self.bytes_acked = 0
         self.rxt_mark: int | None = None  # SND.MAX when SND.UNA was last retransmitted
+        self.undo: tuple[int, int] | None = None  # (cwnd, ssthresh) before the current recovery
+        self.undo_retrans = 0  # retransmissions of that recovery not yet shown spurious by D-SACK
 
     # -- buffer -----------------------------------------------------------------------------------
     @property
@@ -174,15 +176,26 @@ class Sender:
     def sacked_bytes(self) -> int:
         return sum(diff(r, left) for left, r in self.sacked)
 
+    def thresh(self) -> int:
+        """DupThresh in use: raised by D-SACKs for reordering, but at most half the segments in
+        flight (so a small window can still detect loss without a timeout; cf. RFC 5827)."""
+        d = self.dupthresh
+        if d > 3:
+            half = diff(self.snd_max, self.snd_una) // (2 * self.mss)
+            if half < d:
+                d = half if half > 3 else 3
+        return d
+
     def lost_end(self) -> int:
         """Everything unSACKed below this sequence number is lost (RFC 6675 IsLost, per hole)."""
-        limit = (self.dupthresh - 1) * self.mss
+        thresh = self.thresh()
+        limit = (thresh - 1) * self.mss
         acc = 0
         count = 0
         for left, right in reversed(self.sacked):
             count += 1
             acc += diff(right, left)
-            if count >= self.dupthresh or acc > limit:
+            if count >= thresh or acc > limit:
                 return left
         return self.snd_una
 

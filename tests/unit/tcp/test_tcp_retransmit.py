@@ -321,3 +321,31 @@ def test_tail_loss_probe_off_by_config():
     s.send(b"y" * 3000, 1.0)
     h.take()
     h.expect_nothing(1.0 + c.snd.rto - 0.001)
+
+
+def test_dsack_undoes_spurious_recovery_and_raises_dupthresh():
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 10000, 1.0)
+    h.take()
+    for hi in (2000, 3000, 5000):  # segment 0 only reordered, but it looks lost
+        ack(h, c, 1.1, 0, options=sack_opts(c, (1000, hi)))
+    out = h.out(1.1)
+    assert out[0].seq == c.iss + 1 and c.snd.in_recovery
+    before = c.snd.undo[0]
+    assert c.snd.cc.cwnd < before
+    # the original arrives, then our retransmission: the peer reports it with a D-SACK
+    ack(h, c, 1.12, 5000)
+    ack(h, c, 1.13, 5000, options=sack_opts(c, (0, 1000)))
+    assert c.snd.cc.cwnd >= before
+    assert c.snd.dupthresh == 4
+    assert h.stack.counters.get("tcp.spurious_recovery_undone") == 1
+
+
+def test_dupthresh_capped():
+    h, s, c = est(sack=True, sndbuf=100000, max_dupthresh=5)
+    s.send(b"x" * 3000, 1.0)
+    h.take()
+    h.out(1.0 + c.snd.rto)  # one retransmission, so D-SACKs are believable
+    for i in range(10):
+        ack(h, c, 1.5 + i * 0.001, 1000, options=sack_opts(c, (0, 1000)))
+    assert c.snd.dupthresh == 5
