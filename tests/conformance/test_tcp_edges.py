@@ -1,0 +1,163 @@
+"""TCP edge cases: SYN-SENT checks, listener queues, trimming, FIN with data, bad checksums,
+retransmission and fast retransmit. Both DUTs unless a case says why not."""
+
+import time
+
+import pytest
+
+from tests.conformance.bench import TCP
+
+pytestmark = pytest.mark.netns
+NEEDS_TCP = True
+
+PORT = 8080
+
+
+def establish(dut, bench, port=PORT):
+    lsock = dut.listen(port)
+    flow = bench.tcp(port)
+    flow.handshake()
+    conn = dut.accept(lsock, within=2.0)
+    assert conn is not None
+    return flow, conn
+
+
+def dut_syn(dut, bench, port):
+    """Start a DUT connect to the bench; returns (socket, flow positioned after the SYN)."""
+    s = dut.connect(bench.ip, port)
+    pkt = bench.expect(lambda p: TCP in p and p[TCP].dport == port and p[TCP].flags == 0x02, within=2.0)
+    assert pkt is not None, f"no SYN from connect():\n{bench.describe_seen()}"
+    syn = pkt[TCP]
+    flow = bench.tcp(syn.sport, port)
+    flow.rcv_nxt = (syn.seq + 1) & 0xFFFFFFFF
+    return s, flow, syn
+
+
+# ------------------------------------------------------------------ SYN-SENT (RFC 9293 3.10.7.3)
+
+def test_synack_with_unacceptable_ack_gets_rst_and_connect_continues(dut, bench):
+    s, flow, syn = dut_syn(dut, bench, 7002)
+    bad_ack = (syn.seq + 1000) & 0xFFFFFFFF
+    flow.send("SA", ack=bad_ack, options=[("MSS", 1460)])
+    rst = flow.expect("R", within=2.0, seq=bad_ack, track=False)
+    assert rst is not None, f"no RST <SEQ=SEG.ACK> for a bad SYN-ACK:\n{bench.describe_seen()}"
+    assert dut.error(s) is None  # still connecting
+    flow.snd_nxt = flow.iss
+    flow.send("SA", options=[("MSS", 1460)])  # now a good one completes the handshake
+    assert flow.expect("A", within=3.0, ack=flow.snd_nxt) is not None, bench.describe_seen()
+
+
+def test_rst_without_ack_in_syn_sent_is_ignored(dut, bench):
+    s, flow, syn = dut_syn(dut, bench, 7003)
+    flow.send("R", seq=0)
+    time.sleep(0.2)
+    assert dut.error(s) is None
+    flow.send("SA", options=[("MSS", 1460)])
+    assert flow.expect("A", within=3.0, ack=flow.snd_nxt) is not None, bench.describe_seen()
+
+
+# ------------------------------------------------------------------ listener queues
+
+@pytest.mark.parametrize("dut", ["ustack"], indirect=True)
+def test_syn_to_full_accept_queue_is_refused(dut, bench):
+    """Winsock behaviour (TCP issue): a full accept queue answers a new SYN with RST, so the
+    client sees 'connection refused'. Linux drops the SYN silently instead (the client retries)."""
+    dut.listen(PORT, backlog=1)
+    first = bench.tcp(PORT)
+    first.handshake()
+    time.sleep(0.1)
+    rsts = 0
+    for _ in range(3):  # the queue holds `backlog` or slightly more: keep knocking
+        flow = bench.tcp(PORT)
+        flow.send("S", options=[("MSS", 1460)])
+        seg = flow.next_segment(within=2.0)
+        if seg is not None and seg.flags & 0x04:
+            assert seg.ack == (flow.iss + 1) & 0xFFFFFFFF
+            rsts += 1
+            break
+        if seg is not None and seg.flags & 0x12 == 0x12:
+            flow.send("A")
+    assert rsts == 1, f"no RST for a SYN to a full accept queue:\n{bench.describe_seen()}"
+
+
+def test_closing_listener_resets_unaccepted_connections(dut, bench):
+    lsock = dut.listen(PORT)
+    flow = bench.tcp(PORT)
+    flow.handshake()
+    time.sleep(0.1)  # the connection is in the accept queue, never accepted
+    dut.close(lsock)
+    rst = flow.expect(None, within=2.0)
+    assert rst is not None and rst.flags & 0x04, \
+        f"no RST to an unaccepted connection:\n{bench.describe_seen()}"
+    assert rst.seq == flow.rcv_nxt
+
+
+# ------------------------------------------------------------------ segment text
+
+def test_partly_old_segment_is_trimmed_and_new_part_delivered(dut, bench):
+    flow, conn = establish(dut, bench)
+    flow.send("PA", b"hello ")
+    assert flow.expect("A", within=2.0, ack=flow.snd_nxt) is not None
+    flow.send("PA", b"o world", seq=flow.snd_nxt - 2)  # "o " again, then 5 new bytes
+    flow.snd_nxt = (flow.snd_nxt + 5) & 0xFFFFFFFF
+    assert flow.expect("A", within=2.0, ack=flow.snd_nxt) is not None, bench.describe_seen()
+    got = b""
+    end = time.monotonic() + 2.0
+    while len(got) < 12 and time.monotonic() < end:
+        got += dut.recv(conn, within=0.5) or b""
+    assert got == b"hello world", got
+
+
+def test_fin_with_data_delivers_then_eof(dut, bench):
+    flow, conn = establish(dut, bench)
+    flow.send("FPA", b"last words")
+    assert flow.expect("A", within=2.0, ack=flow.snd_nxt) is not None, bench.describe_seen()
+    assert dut.recv(conn, within=1.0) == b"last words"
+    assert dut.recv(conn, within=1.0) == b""
+
+
+def test_data_with_bad_tcp_checksum_is_dropped(dut, bench):
+    flow, conn = establish(dut, bench)
+    raw = bytearray(bytes(flow.segment("PA", b"corrupt")))
+    raw[36] ^= 0x5A  # TCP checksum
+    bench.send(bytes(raw))
+    assert bench.expect_nothing(flow.matches, within=0.5), bench.describe_seen()
+    assert dut.recv(conn, within=0.2) is None
+    flow.send("PA", b"intact")
+    assert flow.expect("A", within=2.0, ack=flow.snd_nxt) is not None
+    assert dut.recv(conn, within=1.0) == b"intact"
+
+
+# ------------------------------------------------------------------ retransmission
+
+def test_unacknowledged_data_is_retransmitted(dut, bench):
+    flow, conn = establish(dut, bench)
+    assert dut.send(conn, b"r" * 100) == 100
+    first = flow.expect("A", within=2.0, track=False)
+    assert first is not None and len(bytes(first.payload)) == 100
+    again = flow.expect("A", within=4.0, seq=first.seq, track=False)  # a tail-loss probe or an RTO
+    assert again is not None, f"no retransmission within 4 s:\n{bench.describe_seen()}"
+    assert bytes(again.payload) == bytes(first.payload)
+
+
+def test_three_duplicate_acks_trigger_fast_retransmit(dut, bench):
+    flow, conn = establish(dut, bench)
+    data = bytes(range(256)) * 45  # 8 segments of 1460 fit the initial window (RFC 6928: 10)
+    assert dut.send(conn, data) == len(data)
+    segs = []
+    end = time.monotonic() + 2.0
+    while len(segs) < 8 and time.monotonic() < end:
+        seg = flow.expect("A", within=1.0, track=False)
+        if seg is not None and bytes(seg.payload):
+            segs.append(seg)
+    assert len(segs) == 8, f"expected 8 data segments in the initial window:\n{bench.describe_seen()}"
+    first_end = (segs[0].seq + len(bytes(segs[0].payload))) & 0xFFFFFFFF
+    # One ACK of the first segment, then three duplicates (segments 3-5 "arrived"): the second
+    # is lost. (With fewer than 4 segments outstanding Linux takes 3 dupacks as reordering.)
+    for _ in range(4):
+        flow.send("A", ack=first_end)
+    t0 = time.monotonic()
+    rtx = flow.expect("A", within=2.0, seq=segs[1].seq, track=False)
+    elapsed = time.monotonic() - t0
+    assert rtx is not None, f"no retransmission of the lost segment:\n{bench.describe_seen()}"
+    assert elapsed < 0.15, f"retransmitted after {elapsed:.3f} s: an RTO, not fast retransmit"
