@@ -79,6 +79,7 @@ class Connection:
         self.ack_every = 2 * 536
         self.ack_stretch = 16 * 536
         self.tlp_sent = False
+        self.ack_queued = False  # in the layer's end-of-batch ACK list
         self._oow_ack_at = -1.0
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.segs_out = 0
@@ -369,7 +370,8 @@ class Connection:
                     # the whole batch (like GRO), unless the stretch limit is reached
                     if rcv.unacked >= self.ack_stretch:
                         self._send_ack(now)
-                    else:
+                    elif not self.ack_queued:
+                        self.ack_queued = True
                         self.layer.ack_soon(self)
                 elif self.timers.delack_at is None:
                     self.timers.delack_at = now + self.cfg.delack_s

@@ -192,6 +192,7 @@ class TcpLayer:
         if self._acks:
             acks, self._acks = self._acks, []
             for conn in acks:
+                conn.ack_queued = False
                 if conn.rcv.unacked and conn.state is not State.CLOSED:
                     conn._send_ack(now)
         if self._pending:
