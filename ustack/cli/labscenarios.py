@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ustack import winsock as W
+
 from . import labkernel as K
 from . import netns
 from .wscalls import Call, WsRecorder, format_duration
@@ -214,14 +216,13 @@ def sc_udp_echo(ctx: LabContext) -> Outcome:
 
 
 def sc_udp_closed(ctx: LabContext) -> Outcome:
-    W = ctx.ws
     r = ctx.rec()
     s = _udp_socket(r)
     err_call = None
     for _ in range(UDP_TRIES):
         sent = r.sendto(s, b"anyone there?", K.KERNEL, K.CLOSED_UDP_PORT)
         _, _, rc = r.recvfrom(s)
-        if rc.failed and rc.error != _wsa(W, "WSAETIMEDOUT"):
+        if rc.failed and rc.error != W.WSAETIMEDOUT:
             err_call = rc
             break
     # The socket stays usable afterwards (item 56): an echo still works.
@@ -230,7 +231,7 @@ def sc_udp_closed(ctx: LabContext) -> Outcome:
     r.closesocket(s)
     if err_call is None:
         return Outcome(False, "no error on recv", r.calls, r.calls[-4:])
-    ok = err_call.error == _wsa(W, "WSAECONNRESET") and data == b"still alive"
+    ok = err_call.error == W.WSAECONNRESET and data == b"still alive"
     return Outcome(ok, f"{err_call.error_name}, then the socket still works", r.calls,
                    [sent, err_call, ok_after, after])
 
@@ -276,7 +277,6 @@ def sc_udp_connected(ctx: LabContext) -> Outcome:
 
 
 def sc_udp_broadcast(ctx: LabContext) -> Outcome:
-    W = ctx.ws
     r = ctx.rec()
     s = _udp_socket(r)
     denied = r.sendto(s, b"to everyone", K.BROADCAST, K.ECHO_PORT)
@@ -288,7 +288,7 @@ def sc_udp_broadcast(ctx: LabContext) -> Outcome:
         if data is not None:
             break
     r.closesocket(s)
-    ok = denied.error == _wsa(W, "WSAEACCES") and not opt.failed and sent is not None and not sent.failed \
+    ok = denied.error == W.WSAEACCES and not opt.failed and sent is not None and not sent.failed \
         and data == b"to everyone"
     return Outcome(ok, f"without SO_BROADCAST {denied.error_name or denied.ret_text}; with it sent and echoed"
                    if ok else "unexpected", r.calls, [denied, opt, sent, rc])
@@ -319,7 +319,7 @@ def _expect_connect_error(ctx: LabContext, addr: str, port: int, code: str, *,
                           within: tuple[float, float] | None = None, extra: str = "") -> Outcome:
     r, s, c = _tcp_connect(ctx, addr, port)
     r.closesocket(s)
-    ok = c.error == _wsa(ctx.ws, code)
+    ok = c.error == getattr(W, code)
     if within is not None:
         ok = ok and within[0] <= c.seconds <= within[1]
     got = f"{c.error_name or c.ret_text} after {format_duration(c.seconds)}" + (f"; {extra}" if extra else "")
@@ -350,7 +350,7 @@ def sc_tcp_net_unreach(ctx: LabContext) -> Outcome:
     c = r.connect(s, K.NO_ROUTE_HOST, K.ECHO_PORT)
     sent = ctx.frames_sent() - before
     r.closesocket(s)
-    ok = c.error == _wsa(ctx.ws, "WSAENETUNREACH") and sent == 0
+    ok = c.error == W.WSAENETUNREACH and sent == 0
     got = f"{c.error_name or c.ret_text}, {sent} frames sent"
     return Outcome(ok, got, r.calls, [c], {"frames_sent": sent})
 
@@ -364,7 +364,7 @@ def sc_nb_select(ctx: LabContext) -> Outcome:
     ready, sel = r.select(s, write=True, exc=True, timeout_s=5.0)
     err, so = r.getsockopt_int(s, "SOL_SOCKET", "SO_ERROR")
     r.closesocket(s)
-    ok = (not nb.failed and c.error == _wsa(ctx.ws, "WSAEWOULDBLOCK") and sel.ret == 1 and ready["write"]
+    ok = (not nb.failed and c.error == W.WSAEWOULDBLOCK and sel.ret == 1 and ready["write"]
           and not ready["except"] and err == 0)
     got = "WSAEWOULDBLOCK, then writable, SO_ERROR 0" if ok else "unexpected"
     return Outcome(ok, got, r.calls, [c, sel, so])
@@ -372,40 +372,35 @@ def sc_nb_select(ctx: LabContext) -> Outcome:
 
 def sc_nb_async(ctx: LabContext) -> Outcome:
     ctx.need_tcp()
-    W = ctx.ws
-    import ustack.winsock as C
-
     r = ctx.rec()
     s, _ = r.socket()
-    hwnd = W.create_window("lab")
-    msg = C.WM_USER + 1
-    a = r.async_select(s, hwnd, msg, C.FD_CONNECT | C.FD_WRITE | C.FD_CLOSE)
+    hwnd = ctx.ws.create_window("lab")
+    msg = W.WM_USER + 1
+    a = r.async_select(s, hwnd, msg, W.FD_CONNECT | W.FD_WRITE | W.FD_CLOSE)
     c = r.connect(s, K.KERNEL, K.ECHO_PORT)
     m1, g1 = r.get_message(hwnd, 5.0)
     m2, g2 = r.get_message(hwnd, 5.0)
     r.closesocket(s)
-    ok = (not a.failed and c.error == _wsa(W, "WSAEWOULDBLOCK") and m1 is not None
-          and m1.message == msg and m1.wParam == s and m1.lParam == C.WSAMAKESELECTREPLY(C.FD_CONNECT, 0)
-          and m2 is not None and C.WSAGETSELECTEVENT(m2.lParam) == C.FD_WRITE)
+    ok = (not a.failed and c.error == W.WSAEWOULDBLOCK and m1 is not None
+          and m1.message == msg and m1.wParam == s and m1.lParam == W.WSAMAKESELECTREPLY(W.FD_CONNECT, 0)
+          and m2 is not None and W.WSAGETSELECTEVENT(m2.lParam) == W.FD_WRITE)
     got = f"FD_CONNECT lParam={m1.lParam:#010x}, then FD_WRITE" if ok else "unexpected"
     return Outcome(ok, got, r.calls, [c, g1, g2])
 
 
 def sc_nb_event(ctx: LabContext) -> Outcome:
     ctx.need_tcp()
-    import ustack.winsock as C
-
     r = ctx.rec()
     s, _ = r.socket()
     ev, _ = r.create_event()
-    es = r.event_select(s, ev, C.FD_CONNECT | C.FD_CLOSE)
+    es = r.event_select(s, ev, W.FD_CONNECT | W.FD_CLOSE)
     c = r.connect(s, K.KERNEL, K.ECHO_PORT)
     w = r.wait_events([ev], 5000)
     ne, en = r.enum_events(s, ev)
     r.closesocket(s)
     r.close_event(ev)
-    ok = (not es.failed and c.error == _wsa(ctx.ws, "WSAEWOULDBLOCK") and w.ret == C.WSA_WAIT_EVENT_0
-          and not en.failed and ne.lNetworkEvents & C.FD_CONNECT and ne.iErrorCode[C.FD_CONNECT_BIT] == 0)
+    ok = (not es.failed and c.error == W.WSAEWOULDBLOCK and w.ret == W.WSA_WAIT_EVENT_0
+          and not en.failed and ne.lNetworkEvents & W.FD_CONNECT and ne.iErrorCode[W.FD_CONNECT_BIT] == 0)
     got = "event signalled, FD_CONNECT with error 0" if ok else "unexpected"
     return Outcome(ok, got, r.calls, [c, w, en])
 
@@ -519,12 +514,6 @@ def sc_transfer(ctx: LabContext) -> Outcome:
                 f"{info['frames_dropped_by_faults']} frames dropped at {info['loss']:.0%} loss, sha256 "
                 f"{'ok' if up_ok and down_ok else 'MISMATCH'}")
     return Outcome(up_ok and down_ok, got_text, r.calls, [c, up_call, c2, down_call], info)
-
-
-def _wsa(ws: Any, name: str) -> int:
-    import ustack.winsock as C
-
-    return int(getattr(C, name))
 
 
 SCENARIOS: list[Scenario] = [
