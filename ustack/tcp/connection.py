@@ -15,7 +15,7 @@ from . import cc as ccmod
 from .emit import build, sack_option, syn_options
 from .receiver import Receiver
 from .sender import Sender
-from .seq import MASK, diff, ge, gt, in_window, le, lt
+from .seq import MASK, diff, ge, gt, in_window, le, lt, smax
 from .state import RECEIVING, State
 from .timers import Timers
 
@@ -755,6 +755,7 @@ class Connection:
         cc = snd.cc
         snd.undo = (cc.cwnd, cc.ssthresh)
         snd.undo_retrans = 0
+        snd.rescued = False
         self.timers.probe_at = None
         snd.rxt_mark = None
         snd.in_recovery = True
@@ -1020,6 +1021,18 @@ class Connection:
                 self._emit(FIN | ACK, snd.snd_nxt, now)
                 snd.fin_sent = True
                 snd.snd_nxt = snd.snd_max = (snd.snd_nxt + 1) & MASK
+                return
+            # rule 4, rescue retransmission (once per recovery): nothing new may be sent, so
+            # resend the highest unSACKed segment; its SACK or ACK ends a tail without an RTO
+            if not snd.rescued and (avail <= 0 or room <= 0):
+                top = snd.buf_end if lt(snd.buf_end, snd.snd_max) else snd.snd_max
+                if snd.sacked and not lt(snd.sacked[-1][1], top):
+                    top = snd.sacked[-1][0]  # the tail itself is SACKed: below the last block
+                n = min(mss, diff(top, smax(snd.high_rxt, snd.snd_una)))
+                if n > 0:
+                    snd.rescued = True
+                    self._send_data((top - n) & MASK, n, now, rexmit=True)
+                    self._count("tcp.rescue_retransmit")
             return
 
     def _arm_persist(self, now: float) -> None:

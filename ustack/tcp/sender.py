@@ -16,7 +16,8 @@ class Sender:
                  "max_snd_wnd", "wscale", "buf", "buf_seq", "sndbuf", "fin_queued", "fin_sent",
                  "mss", "cc", "srtt", "rttvar", "rto", "rto_min", "rto_max", "backoff", "rtt_seq",
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
-                 "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo", "undo_retrans")
+                 "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
+                 "undo_retrans", "rescued")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3) -> None:
@@ -56,6 +57,7 @@ class Sender:
         self.bytes_acked = 0
         self.rxt_mark: int | None = None  # SND.MAX when SND.UNA was last retransmitted
         self.undo: tuple[int, int] | None = None  # (cwnd, ssthresh) before the current recovery
+        self.rescued = False  # RFC 6675 rescue retransmission done in this recovery
         self.undo_retrans = 0  # retransmissions of that recovery not yet shown spurious by D-SACK
 
     # -- buffer -----------------------------------------------------------------------------------
