@@ -135,3 +135,15 @@ def test_plot_time_window_zooms(tmp_path):
         r = subprocess.run([sys.executable, "-m", "ustack", "plot", str(cap), "-o", str(tmp_path / "z.png"),
                             "--time", bad], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+
+
+def test_directed_conn_picks_the_sender(tmp_path):
+    """--conn B>A draws the direction B sends in (here: only ACKs, so no data but the ACK line)."""
+    cap = tmp_path / "lossy.pcap"
+    write_lossy_capture(cap)
+    c = plot.pick_conn(plot.analyze_pcap(str(cap)), "198.18.0.1:80>198.18.0.2:40000")
+    s = plot.seq_series(c, plot.sender_of("198.18.0.1:80>198.18.0.2:40000"))
+    assert s.conn == "198.18.0.1:80>198.18.0.2:40000"
+    assert s.bytes_sent == 0 and s.retransmissions == 0
+    assert s.acks[-1][1] == 1  # A acknowledged only B's SYN
+    assert plot.sender_of("198.18.0.1:80-198.18.0.2:40000") is None

@@ -142,6 +142,16 @@ def pick_conn(conns: list[Conn], spec: str | None) -> Conn:
     raise UsageError(f"--conn {spec}: no such connection (try --list)")
 
 
+def sender_of(spec: str | None) -> tuple[int, int] | None:
+    """The data sender named by a directed --conn "A:P>B:P" (A:P), else None (the busier side)."""
+    if not spec or ">" not in spec:
+        return None
+    from ustack.wire.ipv4 import ip_int
+
+    host, _, port = spec.split(">")[0].strip().rpartition(":")
+    return ip_int(host), int(port)
+
+
 @dataclass
 class SeqSeries:
     """What the time-sequence graph shows (relative sequence numbers, seconds from the start)."""
@@ -367,7 +377,7 @@ def draw_cwnd(series: CwndSeries, output: str, title: str | None = None) -> None
 
 def plot_seq(pcap: str, output: str, conn: str | None = None, title: str | None = None) -> SeqSeries:
     """Draw the time-sequence graph of one connection of `pcap` into `output`; returns its data."""
-    series = seq_series(pick_conn(analyze_pcap(pcap), conn))
+    series = seq_series(pick_conn(analyze_pcap(pcap), conn), sender_of(conn))
     draw_seq(series, output, title)
     return series
 
@@ -400,7 +410,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{c.name()}  {c.bytes_from(c.a):>12,} bytes >  {c.bytes_from(c.b):>12,} bytes <  "
                   f"{len(c.segs)} segments")
         return 0
-    series = seq_series(pick_conn(conns, args.conn))
+    series = seq_series(pick_conn(conns, args.conn), sender_of(args.conn))
     t0, t1 = parse_window(args.time)
     if t0 is not None or t1 is not None:
         series = clip_seq(series, t0, t1)
