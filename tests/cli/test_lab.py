@@ -166,3 +166,28 @@ def test_lab_watchdog_aborts_a_tour_that_takes_too_long(tmp_path):
     assert r.returncode == 1
     report = json.loads(r.stdout)
     assert report["ok"] is False and "took longer than 1 s" in report["error"]
+
+
+def test_plot_retransmissions_agree_with_tshark(tun_lab):
+    """Cross-check the plot's analysis against Wireshark's: a segment starting below the highest
+    sequence already seen is what tshark flags as a retransmission (fast, spurious) or, when it
+    never saw the original (dropped before the capture point), out-of-order."""
+    _, _, report = tun_lab
+    tshark = require_tool("tshark")
+    flagged = ("(tcp.analysis.retransmission || tcp.analysis.fast_retransmission || "
+               "tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order) && tcp.len > 0")
+    r = subprocess.run([tshark, "-r", report["pcap"], "-n", "-Y", flagged, "-T", "fields",
+                        "-e", "tcp.srcport", "-e", "tcp.dstport"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split() for ln in r.stdout.splitlines() if ln.strip()]
+    conns = plot.analyze_pcap(report["pcap"])
+    upload = plot.seq_series(plot.pick_conn(conns, "198.18.0.1:9"))
+    download = plot.seq_series(plot.pick_conn(conns, "198.18.0.1:19"))
+    assert upload.retransmissions == sum(1 for _, dport in rows if dport == "9") > 0
+    assert download.retransmissions == sum(1 for sport, _ in rows if sport == "19") > 0
+    # ... and close to the kernel's own RetransSegs for the run (a retransmission that was
+    # itself dropped before the capture point is counted by the kernel but never seen)
+    by_id = {s["id"]: s for s in report["scenarios"]}
+    kernel = by_id["transfer"]["info"]["download"]["kernel_retransmits"]
+    assert 0.85 * kernel <= download.retransmissions <= kernel
