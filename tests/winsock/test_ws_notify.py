@@ -177,29 +177,45 @@ def test_item_43_fd_read_is_level_triggered(net) -> None:
 
 
 def test_item_43_fd_write_only_after_wouldblock(net) -> None:
-    """FD_WRITE comes again only after a send failed with WSAEWOULDBLOCK (a successful send does not
-    re-enable it)."""
+    """FD_WRITE comes again only after a send failed with WSAEWOULDBLOCK, and only once space has
+    freed up (not at the failing send itself); a successful send does not re-enable it."""
+    from ustack.winsock import SO_RCVBUF, SO_SNDBUF
+
+    from .wsutil import setopt_int
+
     ws, pws = net.ws, net.pws
-    c, a = _connected_pair(net, 8360)
-    sock = ws.stack_socket(c)
-    net.me.call(lambda: setattr(sock, "sndbuf", 4096))
+    lst = tcp(pws)
+    assert setopt_int(pws, lst, SOL_SOCKET, SO_RCVBUF, 2000) == 0  # inherited: a small window
+    bind(pws, lst, PEER, 8360)
+    assert pws.listen(lst, 5) == 0
+    acc = accept_in_task(net, lst)
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 8360), 16) == 0
+    (a,) = acc.result()
+    assert setopt_int(ws, c, SOL_SOCKET, SO_SNDBUF, 4096) == 0
     win = ws.create_window()
     assert ws.WSAAsyncSelect(c, win, WM_SOCK, FD_WRITE) == 0
     assert _events(win) == [(c, FD_WRITE, 0)]
-    assert ws.send(c, b"x" * 100, 100, 0) == 100
-    assert _events(win, 0.2) == []
-    big = b"y" * 8192
-    fail(ws, ws.send(c, big, len(big), 0), WSAEWOULDBLOCK)  # item 70: all or nothing
-    got = 0
+    big = b"y" * 10000
+    assert ws.send(c, big, len(big), 0) == len(big)  # not full yet: taken whole (item 70)
+    assert _events(win, 0.5) == []  # a successful send does not re-enable FD_WRITE
+    fail(ws, ws.send(c, b"z", 1, 0), WSAEWOULDBLOCK)  # now the buffer is over SO_SNDBUF
+    assert _events(win, 1.0) == []  # re-enabled, but no space yet: nothing posted
+    fail(ws, ws.send(c, b"z", 1, 0), WSAEWOULDBLOCK)
+    assert _events(win, 0.5) == []
     pws.ioctlsocket(a, FIONBIO, ctypes.c_ulong(1))
-    for _ in range(50):
+    got = 0
+    for _ in range(200):
         buf = bytearray(65536)
         r = pws.recv(a, buf, len(buf), 0)
         got += max(r, 0)
-        if got >= 100:
+        if got >= len(big):
             break
         net.peer.sleep(0.05)
-    assert _events(win) == [(c, FD_WRITE, 0)]
+    assert got == len(big)
+    assert _events(win) == [(c, FD_WRITE, 0)]  # space again: posted exactly once
+    assert ws.send(c, b"more", 4, 0) == 4
+    assert _events(win, 0.5) == []
 
 
 def test_item_43_fd_accept_reenabled_by_accept(net) -> None:

@@ -601,14 +601,22 @@ class Winsock:
             return None
 
         def try_all() -> int:
-            """Nonblocking: all or nothing (item 70); -1 = would block."""
+            """Nonblocking: all or nothing (item 70); -1 = would block.
+
+            As in Windows' AFD, a send is taken whole whenever the send buffer is not full,
+            even if it is larger than the free space (the buffer is overcommitted until it
+            drains); WSAEWOULDBLOCK only when it is full. That failure re-enables FD_WRITE,
+            which is then posted once space frees up (item 43), not at once."""
             code = broken()
             if code is not None:
                 raise _Fail(code)
-            if s.writable_bytes < len(data):
+            if not data:
+                return 0
+            free = s.writable_bytes
+            if free <= 0:
                 self._reenable(ws, C.FD_WRITE)
                 return -1
-            return s.send(data, self._now()) if data else 0
+            return self._send_overcommit(ws, data, free)
 
         if ws.nonblocking or not data:
             n = self._call(try_all)
@@ -637,6 +645,20 @@ class Winsock:
             if outcome != "ready":
                 raise self._blocked_fail(outcome)
         return sent
+
+    def _send_overcommit(self, ws: WSocket, data: bytes | memoryview, free: int) -> int:
+        """Queue all of data on the TCP socket (lock held), letting the send buffer exceed
+        SO_SNDBUF for this one call; it stays unwritable until it has drained below."""
+        s = ws.sock
+        extra = len(data) - free
+        if extra <= 0:
+            return s.send(data, self._now())
+        limit = s.sndbuf
+        s.sndbuf = limit + extra
+        try:
+            return s.send(data, self._now())
+        finally:
+            s.sndbuf = limit
 
     def _udp_send(self, ws: WSocket, data: bytes, dest: tuple[int, int] | None) -> int:
         if ws.shut_wr:
