@@ -29,6 +29,9 @@ def test_item_11_bind_name_checks(net) -> None:
     fail(ws, ws.bind(s, sa(ME, 0), 15), WSAEFAULT)
     fail(ws, ws.bind(s, bytes(sa(ME, 0))[:8], 16), WSAEFAULT)  # namelen beyond the buffer
     fail(ws, ws.bind(s, SOCKADDR_IN.make(ME, 0, family=23), 16), WSAEAFNOSUPPORT)
+    fail(ws, ws.bind(s, SOCKADDR_IN.make(ME, 0, family=0x1234), 16), WSAEAFNOSUPPORT)
+    fail(ws, ws.bind(s, SOCKADDR_IN.make(ME, 0, family=0x1234), 8), WSAEFAULT)  # length first
+    assert ws.getsockname(s, SOCKADDR_IN(), ctypes.c_int(16)) == -1  # none of these bound it
 
 
 def test_item_11_bind_address_checks(net) -> None:

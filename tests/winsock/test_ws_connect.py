@@ -401,6 +401,11 @@ def test_item_31_connect_on_connected_or_accepted(net) -> None:
     assert ws.shutdown(s, 2) == 0
     fail(ws, _connect(ws, s, PEER, 8170), WSAEISCONN)
     fail(pws, _connect(pws, c, ME, 9), WSAEISCONN)
+    assert pws.shutdown(c, 2) == 0
+    fail(pws, _connect(pws, c, ME, 9), WSAEISCONN)
+    net.me.sleep(1.0)  # both FINs exchanged: the connections are gone, the sockets still connected
+    fail(ws, _connect(ws, s, PEER, 8170), WSAEISCONN)
+    fail(pws, _connect(pws, c, ME, 9), WSAEISCONN)
 
 
 def test_item_32_connect_on_listening_socket(net) -> None:

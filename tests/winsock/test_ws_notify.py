@@ -376,3 +376,46 @@ def test_item_40_fd_connect_for_udp_and_connected_sockets(net) -> None:
     acc = ws.accept(lst, None, None)
     assert acc != -1
     assert _events(win, 0.2) == []
+
+
+def test_item_43_fd_connect_and_fd_close_never_reenabled(net) -> None:
+    """FD_CONNECT and FD_CLOSE are posted once: recv (even returning 0 again and again) and send do not
+    bring them back; FD_CLOSE comes after the data before the FIN was read."""
+    ws, pws = net.ws, net.pws
+    lst = listener(pws, 8440)
+    acc = accept_in_task(net, lst)
+    c = tcp(ws)
+    win = ws.create_window()
+    assert ws.WSAAsyncSelect(c, win, WM_SOCK, FD_CONNECT | FD_READ | FD_CLOSE) == 0
+    fail(ws, ws.connect(c, sa(PEER, 8440), 16), WSAEWOULDBLOCK)
+    assert _events(win) == [(c, FD_CONNECT, 0)]
+    (a,) = acc.result()
+    send_all(ws, c, b"ping")
+    assert _events(win, 0.2) == []
+    assert recv_some(pws, a) == b"ping"  # (unread data would make the close a reset)
+    send_all(pws, a, b"x")
+    assert pws.closesocket(a) == 0
+    assert _events(win) == [(c, FD_READ, 0)]
+    assert recv_some(ws, c) == b"x"
+    assert _events(win) == [(c, FD_CLOSE, 0)]
+    for _ in range(3):
+        assert ws.recv(c, bytearray(8), 8, 0) == 0
+    assert _events(win, 0.5) == []
+
+
+def test_item_43_udp_fd_read_level_triggered_by_recvfrom(net) -> None:
+    """UDP: one FD_READ for several queued datagrams; each recvfrom that leaves more queued posts it again;
+    none once the queue is empty."""
+    ws, pws = net.ws, net.pws
+    s = udp(ws)
+    bind(ws, s, ME, 8450)
+    win = ws.create_window()
+    assert ws.WSAAsyncSelect(s, win, WM_SOCK, FD_READ) == 0
+    src = udp(pws)
+    for d in (b"one", b"two", b"three"):
+        assert sendto(pws, src, d, ME, 8450) == len(d)
+    assert _events(win) == [(s, FD_READ, 0)]
+    for want, more in ((b"one", True), (b"two", True), (b"three", False)):
+        buf = bytearray(16)
+        assert ws.recvfrom(s, buf, 16, 0, None, None) == len(want) and bytes(buf[:len(want)]) == want
+        assert _events(win, 0.2) == ([(s, FD_READ, 0)] if more else [])

@@ -59,6 +59,9 @@ def test_item_65_select_argument_rules(net) -> None:
     dead = udp(ws)
     assert ws.closesocket(dead) == 0
     fail(ws, ws.select(0, FD_SET(), FD_SET(dead), None, TIMEVAL(0, 0)), WSAENOTSOCK)
+    live = udp(ws)
+    fail(ws, ws.select(0, FD_SET(live, dead), None, None, TIMEVAL(0, 0)), WSAENOTSOCK)
+    fail(ws, ws.select(0, None, FD_SET(live), FD_SET(dead), None), WSAENOTSOCK)  # no wait: fails at once
     s = udp(ws)
     bind(ws, s, ME, 8600)
     sendto(pws, udp(pws), b"x", ME, 8600)
@@ -66,6 +69,11 @@ def test_item_65_select_argument_rules(net) -> None:
     r, w, x = FD_SET(s), FD_SET(s), FD_SET(s)
     assert ws.select(12345, r, w, x, TIMEVAL(0, 0)) == 2  # readable and writable: two pairs
     assert (s in r, s in w, s in x) == (True, True, False)
+    t = udp(ws)
+    bind(ws, t)
+    r, w = FD_SET(s, t), FD_SET(s, t)
+    assert ws.select(-1, r, w, None, TIMEVAL(0, 0)) == 3  # s readable; s and t writable
+    assert list(r) == [s] and sorted(w) == sorted([s, t])
 
 
 def test_item_67_option_errors(net) -> None:
