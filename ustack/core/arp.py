@@ -34,6 +34,7 @@ class ArpCache:
         self.stack = stack
         self.counters = stack.counters
         self.ttl_s = cfg.arp_cache_ttl_s
+        self.refresh_s = min(cfg.arp_refresh_s, cfg.arp_cache_ttl_s)
         self.retry_s = cfg.arp_retry_s
         self.tries = cfg.arp_tries
         self.queue_limit = cfg.arp_queue_limit
@@ -41,17 +42,26 @@ class ArpCache:
         self.pending_limit = cfg.arp_pending_limit
         self.entries: dict[int, tuple[bytes, float]] = {}  # ip -> (mac, expires_at)
         self.pending: dict[int, _Pending] = {}
+        self.refreshing: dict[int, float] = {}  # ip -> when the next unicast re-confirmation may go
 
     # ---- lookups ------------------------------------------------------------------------------
     def lookup(self, ip: int, now: float) -> bytes | None:
+        """The MAC for `ip`, or None when unknown or expired. Using an entry close to its expiry
+        sends a unicast request to re-confirm it (see `StackConfig.arp_refresh_s`)."""
         e = self.entries.get(ip)
         if e is None:
             return None
-        if now >= e[1]:
+        mac, expires_at = e
+        if now >= expires_at:
             del self.entries[ip]
+            self.refreshing.pop(ip, None)
             self.counters.inc("arp.expired")
             return None
-        return e[0]
+        if now >= expires_at - self.refresh_s and now >= self.refreshing.get(ip, now):
+            self.refreshing[ip] = now + self.retry_s
+            self._request(ip, mac)
+            self.counters.inc("arp.refresh_out")
+        return mac
 
     def add_static(self, ip: int, mac: bytes) -> None:
         self.entries[ip] = (bytes(mac), float("inf"))
@@ -80,10 +90,10 @@ class ArpCache:
         p.queue.append(packet)
         self.counters.inc("arp.queued")
 
-    def _request(self, ip: int) -> None:
+    def _request(self, ip: int, to: bytes = BROADCAST_MAC) -> None:
         s = self.stack
         arp = ArpPacket(OP_REQUEST, s.mac, s.addr, ZERO_MAC, ip).emit()
-        s._raw_out(EthernetFrame.header(BROADCAST_MAC, s.mac, ETH_ARP) + arp)
+        s._raw_out(EthernetFrame.header(to, s.mac, ETH_ARP) + arp)
         self.counters.inc("arp.requests_out")
 
     def announce(self) -> None:
@@ -124,8 +134,11 @@ class ArpCache:
     def _learn(self, ip: int, mac: bytes, now: float) -> None:
         entries = self.entries
         if ip not in entries and len(entries) >= self.cache_limit:
-            del entries[next(iter(entries))]  # the oldest learned entry
+            oldest = next(iter(entries))
+            del entries[oldest]
+            self.refreshing.pop(oldest, None)
             self.counters.inc("arp.cache_evicted")
+        self.refreshing.pop(ip, None)
         entries.pop(ip, None)  # re-insert: dict order stays oldest-first
         entries[ip] = (bytes(mac), now + self.ttl_s)
         p = self.pending.pop(ip, None)

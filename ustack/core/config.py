@@ -21,6 +21,10 @@ class StackConfig:
     verify_checksums: bool = True  # False: trust the device (checksum offload)
     # ARP (ethernet only)
     arp_cache_ttl_s: float = 60.0  # a learned entry is used this long, then resolved again
+    # An entry in use this close to expiring is re-confirmed by a unicast request to the cached
+    # MAC (RFC 1122 2.3.2.1; Linux's STALE -> PROBE), at most every arp_retry_s: the answer
+    # extends it, so busy traffic never waits for a broadcast resolution. 0 disables.
+    arp_refresh_s: float = 5.0
     arp_retry_s: float = 1.0  # interval between requests for an unresolved address
     arp_tries: int = 3  # requests sent before the waiting packets fail with HOST_UNREACH
     arp_queue_limit: int = 32  # packets waiting per unresolved address (oldest dropped beyond)

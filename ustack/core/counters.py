@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..wire.errors import REASONS
+
 
 class Counters:
     __slots__ = ("_c",)
@@ -56,7 +58,8 @@ class Counters:
 
 
 # What each counter of the core means. "drop:" marks input or output the stack discarded.
-# (Codec rejections use the `Malformed.reason` names listed at the end.)
+# (Codec rejections are counted under their `Malformed.reason`; `describe` finds those in
+# `ustack.wire.REASONS`.)
 DESCRIPTIONS: dict[str, str] = {
     "stack.internal_error": "drop: a bug raised while handling a frame or timer (traceback kept)",
     "ethernet.in": "frames received on an ethernet (TAP) device",
@@ -80,6 +83,7 @@ DESCRIPTIONS: dict[str, str] = {
     "arp.queue_dropped": "drop: packets that waited for a resolution that failed",
     "arp.unreachable_reported": "HOST_UNREACH reported to a transport after ARP failed",
     "arp.expired": "cache entries that aged out",
+    "arp.refresh_out": "unicast requests re-confirming a cache entry in use before it expires",
     "arp.cache_evicted": "cache entries evicted because the cache was full",
     "ipv4.in": "IPv4 packets received from the device",
     "ipv4.delivered": "datagrams handed to a transport (ICMP, UDP, TCP)",
@@ -142,13 +146,13 @@ DESCRIPTIONS: dict[str, str] = {
     "udp.icmp_error": "ICMP errors recorded on a socket",
     "udp.icmp_error_no_socket": "drop: ICMP error matching no socket",
     "udp.icmp_ignored": "drop: ICMP error UDP does not report (time exceeded...)",
-    "udp.icmp_bad_quote": "drop: ICMP error quoting fewer than 4 UDP bytes",
 }
 
 
 def describe(name: str) -> str:
-    """A one-line explanation of a counter ('' when unknown). Codec rejections are drops."""
-    text = DESCRIPTIONS.get(name)
+    """A one-line explanation of a counter ('' when unknown). Codec rejections (the
+    `Malformed.reason` names, catalogued in `ustack.wire.REASONS`) are drops."""
+    text = DESCRIPTIONS.get(name) or REASONS.get(name)
     if text is not None:
         return text
     if name.startswith(("icmp.in_type", "icmp.out_type")):

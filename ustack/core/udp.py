@@ -96,9 +96,8 @@ class UdpLayer:
         if kind not in SOCKET_ERRORS:
             c.inc("udp.icmp_ignored")
             return
-        if len(quoted_payload) < 4:
-            c.inc("udp.icmp_bad_quote")
-            return
+        # ICMP quotes carry >= 8 transport bytes (IcmpMessage.quoted checks it) and an ARP failure
+        # quotes a whole datagram we built, so the ports are always there.
         sport, dport = _PORTS.unpack_from(quoted_payload)
         for sock in self.ports.lookup(quoted.src, sport):
             if sock.remote is not None and sock.remote != (quoted.dst, dport):

@@ -150,7 +150,7 @@ def test_queue_bounded_oldest_dropped():
 
 
 def test_cache_expiry_triggers_new_request():
-    s = make(medium="ethernet", arp_cache_ttl_s=60.0)
+    s = make(medium="ethernet", arp_cache_ttl_s=60.0, arp_refresh_s=0)
     s.send_ip(PEER, 253, b"a", 0.0)
     s.poll(0.0)
     resolve(s)
@@ -162,6 +162,58 @@ def test_cache_expiry_triggers_new_request():
     (f,) = s.poll(60.5)
     assert decode_arp(f)[1].op == OP_REQUEST
     assert s.counters.get("arp.expired") == 1
+
+
+def learned(**kw):
+    s = make(medium="ethernet", arp_cache_ttl_s=60.0, **kw)
+    s.send_ip(PEER, 253, b"a", 0.0)
+    s.poll(0.0)
+    resolve(s)
+    s.poll(0.0)
+    return s
+
+
+def test_entry_in_use_is_refreshed_by_unicast_before_it_expires():
+    s = learned()
+    s.send_ip(PEER, 253, b"b", 54.0)  # more than 5 s left: used as is
+    (f,) = s.poll(54.0)
+    assert EthernetFrame.parse(f).ethertype == 0x0800
+    s.send_ip(PEER, 253, b"c", 55.5)  # inside the refresh window
+    probe, data = s.poll(55.5)
+    assert EthernetFrame.parse(data).dst == PEER_MAC  # the packet does not wait
+    e, a = decode_arp(probe)
+    assert e.dst == PEER_MAC and (a.op, a.tpa, a.spa) == (OP_REQUEST, PEER, ME)  # unicast, not BC
+    s.send_ip(PEER, 253, b"d", 56.0)  # a probe is outstanding: none more within arp_retry_s
+    assert len(s.poll(56.0)) == 1
+    resolve(s, now=56.1)  # the peer answers: the entry lives 60 s from now
+    assert s.arp.entries[PEER][1] == pytest.approx(116.1) and not s.arp.refreshing
+    s.send_ip(PEER, 253, b"e", 100.0)
+    (f,) = s.poll(100.0)
+    assert EthernetFrame.parse(f).dst == PEER_MAC
+    c = s.counters
+    assert (c.get("arp.refresh_out"), c.get("arp.requests_out"), c.get("arp.expired")) == (1, 2, 0)
+
+
+def test_unanswered_refresh_repeats_each_retry_then_the_entry_expires():
+    s = learned()
+    probes = 0
+    for t in (55.0, 55.5, 56.0, 57.0, 59.9):
+        s.send_ip(PEER, 253, b"x", t)
+        probes += sum(EthernetFrame.parse(f).ethertype == 0x0806 for f in s.poll(t))
+    assert probes == 4  # 55.0, 56.0, 57.0, 59.9 (55.5 is within arp_retry_s of the first)
+    s.send_ip(PEER, 253, b"y", 60.0)
+    (f,) = s.poll(60.0)
+    e, a = decode_arp(f)
+    assert e.dst == BC and a.op == OP_REQUEST  # expired: resolved from scratch
+    assert s.counters.get("arp.expired") == 1 and not s.arp.refreshing
+
+
+def test_idle_entry_is_not_refreshed():
+    s = learned()
+    for t in (50.0, 56.0, 59.0):
+        assert s.poll(t) == []
+    assert s.poll_at() is None
+    assert s.counters.get("arp.refresh_out") == 0
 
 
 def test_broadcast_needs_no_arp(estack):

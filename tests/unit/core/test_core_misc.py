@@ -191,3 +191,14 @@ def test_every_core_counter_is_described():
     assert names - set(DESCRIPTIONS) == set()
     assert describe("udp.no_port").startswith("drop:")
     assert describe("icmp.in_type3_code3") and describe("nope.nothing") == ""
+
+
+def test_codec_rejections_are_described_from_the_wire_catalogue(stack):
+    from ustack.core.counters import describe
+    from ustack.wire import REASONS
+
+    assert all(describe(name) == text for name, text in REASONS.items())
+    stack.receive(b"\x45\x00\x00\x14" + b"\x00" * 16, 0.0)  # a header whose checksum is wrong
+    (name,) = [n for n in stack.counters.snapshot() if n != "ipv4.in"]
+    assert name == "ipv4.bad_checksum"
+    assert describe(name).startswith("drop: IPv4 header checksum")
