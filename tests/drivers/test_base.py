@@ -3,6 +3,7 @@
 import io
 
 import pytest
+
 import ustack.drivers.trace as trace_mod
 from ustack.drivers import Device, DeviceCounters, FaultInjector, MemLink, Middleware, PcapWriter, Tracer
 from ustack.drivers.base import earliest, max_frame_len

@@ -5,6 +5,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ustack.drivers import Device, FaultConfig, FaultInjector, MemLink, Middleware
 from ustack.drivers.faults import SPEC_HELP
 

@@ -1,6 +1,7 @@
 """In-memory links: FIFO delivery, virtual-time latency, hubs, limits, counters."""
 
 import pytest
+
 from ustack.drivers import Device, MemLink, MemSegment
 
 

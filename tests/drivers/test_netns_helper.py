@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-from ustack.drivers import TunDevice, interface_exists
 
 from tests.netns import (
     NetnsChildError,
@@ -17,6 +16,7 @@ from tests.netns import (
     run_in_netns,
     skip_or_fail,
 )
+from ustack.drivers import TunDevice, interface_exists
 
 HOST_NS = _ns_inode()
 

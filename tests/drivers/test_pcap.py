@@ -8,6 +8,9 @@ from pathlib import Path
 
 import dpkt
 import pytest
+
+from tests.drivers.frames import MAC_A, echo, eth, syn, udp
+from tests.netns import skip_or_fail
 from ustack.drivers import (
     LINKTYPE_ETHERNET,
     LINKTYPE_RAW,
@@ -16,9 +19,6 @@ from ustack.drivers import (
     PcapWriter,
     read_pcap,
 )
-
-from tests.drivers.frames import MAC_A, echo, eth, syn, udp
-from tests.netns import skip_or_fail
 from ustack.wire import EthernetFrame
 
 

@@ -5,9 +5,9 @@ import io
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ustack.drivers import MemLink, Tracer, format_frame
 
 from tests.drivers.frames import MAC_A, MAC_B, A, B, echo, eth, syn, udp
+from ustack.drivers import MemLink, Tracer, format_frame
 from ustack.wire import EthernetFrame, IcmpMessage, Ipv4Packet, TcpOptions, TcpSegment, UdpDatagram
 
 SYN_LINE = ("IP 198.18.0.2.49152 > 198.18.0.1.7: Flags [S], seq 123, win 65535, "

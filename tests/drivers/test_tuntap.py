@@ -16,6 +16,8 @@ import dpkt
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
+
+from tests.netns import require_tool, run_in_netns
 from ustack.drivers import (
     PcapWriter,
     TapDevice,
@@ -25,8 +27,6 @@ from ustack.drivers import (
     kernel_side_up,
     read_pcap,
 )
-
-from tests.netns import require_tool, run_in_netns
 
 KERNEL, US = "198.18.0.1", "198.18.0.2"
 US_MAC = "02:00:00:00:00:02"
