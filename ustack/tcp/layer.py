@@ -8,6 +8,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..core import events as ev
 from ..core.reasons import Reason
 from ..wire.errors import Malformed
 from ..wire.ipv4 import Ipv4Packet
@@ -157,6 +158,23 @@ class TcpLayer:
     def output(self, conn: Connection, seg: bytearray, now: float) -> Reason | None:
         return self.stack.send_ip(conn.raddr, 6, seg, now, src=conn.laddr, df=True)
 
+    def _internal_error(self) -> None:
+        import traceback
+
+        self.count("tcp.internal_error")
+        log = getattr(self.stack, "internal_errors", None)
+        if log is not None:
+            log.append(traceback.format_exc())
+
+    def _kill(self, conn: Connection, now: float) -> None:
+        """A connection whose code failed: reset it and forget it (its state is suspect)."""
+        conn.timers.clear()
+        try:
+            conn._fail(Reason.ABORTED, now, ev.CLOSE | ev.ERROR)
+        except Exception:
+            conn.state = State.CLOSED
+            self.conn_closed(conn)
+
     def challenge_ack_allowed(self, now: float) -> bool:
         if now - self._chal_at >= 1.0:
             self._chal_at = now
@@ -202,6 +220,7 @@ class TcpLayer:
                     self.count("tcp.window_update")
                     conn._send_ack(now)
         heap = self._heap
+        fired = []
         while heap and heap[0][0] <= now:
             at, _, conn = heapq.heappop(heap)
             if conn.heap_at != at:
@@ -209,9 +228,16 @@ class TcpLayer:
             conn.heap_at = None
             if conn.state is State.CLOSED:
                 continue
-            conn.on_timers(now)
+            try:
+                conn.on_timers(now)
+            except Exception:  # a bug must not stop every other connection's timers
+                self._internal_error()
+                self._kill(conn, now)
+                continue
             if conn.state is not State.CLOSED:
-                self.touch(conn)
+                fired.append(conn)
+        for conn in fired:  # re-filed after the loop: each connection fires at most once a poll
+            self.touch(conn)
 
     def poll_at(self) -> float | None:
         if self._pending or self._acks:

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tcphelpers import PEER_ISS, RPORT, Harness, seg
 
+from ustack.core.reasons import Reason
 from ustack.tcp import State
 from ustack.wire.tcp import TcpOptions
 
@@ -74,3 +75,19 @@ def test_stale_heap_entries_skipped():
         h.peer_sends(float(i) * 0.001, h.pseg(".", PEER_ISS + 1, c.iss + 2 + i))
     assert h.layer.poll_at() is None or h.layer.poll_at() >= h.now
     assert len(h.layer._heap) <= 2
+
+
+def test_a_failing_timer_does_not_stop_other_connections():
+    h = Harness()
+    s1, c1 = h.established()
+    s2, syn2 = h.connect(port=RPORT + 1)
+
+    def boom(now):
+        raise RuntimeError("bug")
+    c1.on_timers = boom
+    c1.timers.rto_at = 0.5
+    h.layer.touch(c1)
+    h.out(3.0)  # c2's SYN retransmission at 3 s still happens
+    assert h.stack.counters.get("tcp.internal_error") == 1
+    assert s2.conn.retries == 1
+    assert s1.error is Reason.ABORTED and s1.state is State.CLOSED  # the broken one is reset
