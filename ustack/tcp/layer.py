@@ -104,7 +104,11 @@ class TcpLayer:
                     conn._drop(None, now)
                     listener.on_segment(seg, ip.dst, ip.src, now)
                     return
-            conn.on_segment(seg, now)
+            try:
+                conn.on_segment(seg, now)
+            except Exception:  # a bug: reset this connection, count it, keep the stack going
+                self._internal_error()
+                self._kill(conn, now)
             return
         stack = self.stack
         if stack.is_broadcast(ip.dst) or ip.dst >> 28 == 0xE or ip.src >> 28 == 0xE:

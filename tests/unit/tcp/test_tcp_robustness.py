@@ -91,3 +91,15 @@ def test_a_failing_timer_does_not_stop_other_connections():
     assert h.stack.counters.get("tcp.internal_error") == 1
     assert s2.conn.retries == 1
     assert s1.error is Reason.ABORTED and s1.state is State.CLOSED  # the broken one is reset
+
+
+def test_a_failing_segment_handler_resets_only_that_connection():
+    h = Harness()
+    s1, c1 = h.established()
+
+    def boom(seg, now):
+        raise RuntimeError("bug")
+    c1.on_segment = boom
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c1.iss + 1, payload=b"x"))
+    assert h.stack.counters.get("tcp.internal_error") == 1
+    assert s1.error is Reason.ABORTED and not h.layer.conns
