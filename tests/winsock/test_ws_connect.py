@@ -300,6 +300,26 @@ def test_item_25_syn_retried_after_rst(net) -> None:
     assert net.me.stack.counters.get("tcp.syn_rst_retry") == 2
 
 
+def test_item_25_interval_per_winsock() -> None:
+    """Winsock(syn_rst_retry_s=1.0) sets the wait before each repeated SYN on its sockets: refusal after
+    ~2 s, the figure real Windows shows on loopback; other hosts' sockets keep the default."""
+    from .wsutil import make_net
+
+    n = make_net(seed=6, syn_rst_retry_s=1.0)
+    try:
+        s = tcp(n.ws)
+        t0 = n.me.now()
+        fail(n.ws, _connect(n.ws, s, PEER, 8122), WSAECONNREFUSED)
+        assert abs(n.me.now() - t0 - 2.0) < 0.01
+        assert n.me.stack.counters.get("tcp.syn_rst_retry") == 2
+        p = tcp(n.pws)
+        t0 = n.peer.now()
+        fail(n.pws, _connect(n.pws, p, ME, 8123), WSAECONNREFUSED)
+        assert abs(n.peer.now() - t0 - 1.0) < 0.01
+    finally:
+        n.close()
+
+
 def test_item_25_no_retry_when_configured_off() -> None:
     """With syn_rst_retries=0 (Linux-like), refusal is reported at once."""
     from .wsutil import make_net

@@ -138,9 +138,13 @@ def test_item_34_kernel_blackhole_times_out(kernel) -> None:
     s = tcp(ws)
     sock = ws.stack_socket(s)
     host.call(lambda: (setattr(sock, "syn_rto_s", 0.3), setattr(sock, "syn_retries", 1)))
+    tx0 = host.device.counters.tx_frames
+    rx0 = host.device.counters.rx_frames
     t0 = time.monotonic()
     fail(ws, _connect(ws, s, BLACKHOLE_DST, 80), WSAETIMEDOUT)
     assert 0.8 < time.monotonic() - t0 < 5.0
+    assert host.device.counters.tx_frames - tx0 == 2  # the SYN and its one retry, both swallowed
+    assert host.device.counters.rx_frames == rx0  # the kernel answered nothing
 
 
 def test_item_34_kernel_icmp_host_unreachable(kernel) -> None:
@@ -148,7 +152,9 @@ def test_item_34_kernel_icmp_host_unreachable(kernel) -> None:
     nonblocking via SO_ERROR."""
     host, ws, _ = kernel
     s = tcp(ws)
+    icmp0 = host.call(lambda: host.stack.counters.get("icmp.in"))
     fail(ws, _connect(ws, s, HOST_UNREACH_DST, 80), WSAEHOSTUNREACH)
+    assert host.call(lambda: host.stack.counters.get("icmp.in")) > icmp0  # the kernel's ICMP did it
     t = tcp(ws)
     set_nonblocking(ws, t)
     fail(ws, ws.connect(t, sa(HOST_UNREACH_DST, 81), 16), WSAEWOULDBLOCK)
@@ -156,12 +162,36 @@ def test_item_34_kernel_icmp_host_unreachable(kernel) -> None:
     assert getopt_int(ws, t, SOL_SOCKET, SO_ERROR) == WSAEHOSTUNREACH
 
 
+def _kernel_rx_packets(netns) -> int:
+    """Packets the kernel side of the TUN has received (i.e. what ustack put on the link)."""
+    import json
+
+    out = netns.ip("-j", "-s", "link", "show", IFNAME).stdout
+    return int(json.loads(out)[0]["stats64"]["rx"]["packets"])
+
+
 def test_item_34_kernel_no_route_net_unreachable(kernel) -> None:
-    """Over TUN: no route on ustack's side -> WSAENETUNREACH at once, nothing sent on the link."""
-    host, ws, _ = kernel
-    before = host.call(lambda: host.stack.counters.get("ipv4.out"))
-    fail(ws, ws.connect(tcp(ws), sa("198.19.200.1", 80), 16), WSAENETUNREACH)
-    assert host.call(lambda: host.stack.counters.get("ipv4.out")) == before
+    """Over TUN: no route on ustack's side -> WSAENETUNREACH at once (blocking and nonblocking), and
+    nothing is sent: the TUN device's tx counter and the kernel's rx counter do not move."""
+    host, ws, netns = kernel
+    dev = host.device
+    probe = udp(ws)  # first show the counters do move when something is sent
+    tx0, rx0 = dev.counters.tx_frames, _kernel_rx_packets(netns)
+    assert sendto(ws, probe, b"counted", KERNEL, 9) == 7
+    deadline = time.monotonic() + 3.0
+    while _kernel_rx_packets(netns) == rx0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert dev.counters.tx_frames == tx0 + 1 and _kernel_rx_packets(netns) == rx0 + 1
+    tx0, rx0 = dev.counters.tx_frames, _kernel_rx_packets(netns)
+    t0 = time.monotonic()
+    fail(ws, _connect(ws, tcp(ws), "198.19.200.1", 80), WSAENETUNREACH)
+    assert time.monotonic() - t0 < 1.0  # at once, not after SYN retries
+    t = tcp(ws)
+    set_nonblocking(ws, t)
+    fail(ws, ws.connect(t, sa("198.19.200.1", 81), 16), WSAENETUNREACH)
+    time.sleep(0.3)
+    assert dev.counters.tx_frames == tx0
+    assert _kernel_rx_packets(netns) == rx0
 
 
 def test_item_12_kernel_address_in_use(kernel) -> None:
