@@ -248,3 +248,44 @@ def test_open_needs_exactly_one_device():
         Host.open()
     with pytest.raises(ValueError, match="exactly one"):
         Host.open(tun="a", tap="b")
+
+
+def test_open_with_gateway_and_mtu_as_a_context_manager(netns, link, tmp_path):
+    """`ustack.Host.open(tun=|tap=, addr, peer, gateway, mtu, pcap)` used with `with`: the MTU
+    reaches both sides, off-link traffic goes to the gateway, and leaving the block closes it."""
+    import ustack
+    from ustack.drivers import read_pcap
+
+    pcap = tmp_path / "gw.pcap"
+    far = "198.19.0.9"  # off the /24, inside the test range: only reachable via the gateway
+    with ustack.Host.open(**{link: IF}, addr=f"{USTACK}/24", peer=f"{KERNEL}/24", gateway=KERNEL,
+                          mtu=1280, pcap=str(pcap), seed=6) as h:
+        assert h.running and h.stack.mtu == 1280
+        assert "mtu 1280" in netns.ip("link", "show", IF).stdout
+        out = ping(2, size=2000)  # fragmented both ways at 1280
+        assert out.returncode == 0 and "2008 bytes from" in out.stdout, out.stdout + out.stderr
+        u = h.call(h.stack.udp.open)
+        h.call(lambda: u.sendto(b"via the gateway", ip_int(far), 9, h.now()))
+        kernel_mac = h.device.mac if link == "tap" else None  # TapDevice.mac: the kernel side's
+
+        # on a TAP the datagram waits for the gateway's ARP reply, then leaves
+        assert h.wait(lambda: h.stack.arp is None or not h.stack.arp.pending, 2.0)
+        assert h.stack.counters.get("udp.out") == 1
+    assert h.closed and not h.running and not net_threads()
+    assert subprocess.run(["ip", "link", "show", IF], capture_output=True, timeout=5).returncode != 0
+    frames = [f for _, f, _ in read_pcap(pcap)]
+    ours = []
+    for f in frames:
+        if link == "tap":
+            if f[12:14] != b"\x08\x00":
+                continue
+            eth_dst, f = f[:6], f[14:]
+        else:
+            eth_dst = None
+        if f[12:16] == socket.inet_aton(USTACK):
+            assert len(f) <= 1280
+            if f[16:20] == socket.inet_aton(far):
+                ours.append(eth_dst)
+    assert len(ours) == 1, "the off-link datagram was not sent"
+    if link == "tap":
+        assert ours[0] == kernel_mac  # framed for the gateway's MAC, not broadcast
