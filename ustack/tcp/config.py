@@ -30,7 +30,7 @@ class TcpConfig:
     nodelay: bool = False
     delack_s: float = 0.040
     delack_segments: int = 2  # ACK at least every second full-sized segment (RFC 5681 4.2)...
-    ack_stretch_segments: int = 16  # ...but within one receive batch, one ACK for up to this many
+    ack_stretch_segments: int = 32  # ...but within one receive batch, one ACK for up to this many
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "cubic"  # or "newreno"
     dupthresh: int = 3

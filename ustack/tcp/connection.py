@@ -77,7 +77,7 @@ class Connection:
         self.persist_unanswered = 0
         self.segs_in = 0
         self.ack_every = 2 * 536
-        self.ack_stretch = 16 * 536
+        self.ack_stretch = 32 * 536
         self.tlp_sent = False
         self.ack_queued = False  # in the layer's end-of-batch ACK list
         self._oow_ack_at = -1.0
