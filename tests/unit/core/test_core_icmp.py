@@ -197,6 +197,31 @@ def test_icmp_unreachable_sets_udp_socket_error(stack, code, reason):
     assert u.clear_error() is reason and u.error is None
 
 
+# RFC 1122 3.2.2.1 / RFC 1812 5.2.7.1: codes 2-4 are about us (the destination host answered),
+# 0, 1 and 5-15 about the path; the prohibited codes are soft errors reported as unreachable.
+ALL_UNREACH_CODES = {
+    0: Reason.NET_UNREACH, 1: Reason.HOST_UNREACH, 2: Reason.PROTO_UNREACH, 3: Reason.PORT_UNREACH,
+    4: Reason.FRAG_NEEDED, 5: Reason.HOST_UNREACH, 6: Reason.NET_UNREACH, 7: Reason.HOST_UNREACH,
+    8: Reason.HOST_UNREACH, 9: Reason.NET_UNREACH, 10: Reason.HOST_UNREACH, 11: Reason.NET_UNREACH,
+    12: Reason.HOST_UNREACH, 13: Reason.HOST_UNREACH, 14: Reason.HOST_UNREACH, 15: Reason.HOST_UNREACH,
+}
+
+
+@pytest.mark.parametrize("code", sorted(ALL_UNREACH_CODES))
+def test_every_unreachable_code_reaches_the_socket_and_the_pinger(code):
+    s = make()
+    u = s.udp.open()
+    f = sent_udp(s, u)
+    s.receive(icmp_frame(PEER, ME, IcmpMessage.error(3, code, f, mtu=1000)), 0.1)
+    assert u.error is ALL_UNREACH_CODES[code]
+    assert u.error_mtu == (1000 if code == 4 else 0)
+    assert s.counters.get(f"icmp.in_type3_code{code}") == 1
+    s.icmp.ping(PEER, 9, 1, b"abcdefgh", 0.2)
+    (req,) = s.poll(0.2)
+    s.receive(icmp_frame(PEER, ME, IcmpMessage.error(3, code, req)), 0.3)
+    assert s.icmp.echo_errors[-1][:4] == (PEER, 9, 1, ALL_UNREACH_CODES[code])
+
+
 def test_frag_needed_carries_mtu(stack):
     u = stack.udp.open()
     f = sent_udp(stack, u)
