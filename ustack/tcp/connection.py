@@ -525,10 +525,12 @@ class Connection:
             self.retries = 0
             self._set_state(State.ESTABLISHED, now)
             self._established(now)
+            before = self.segs_out
             if seg.payload or flags & FIN:
                 self._on_text(seg._replace(seq=(seg.seq + 1) & MASK, flags=seg.flags & ~SYN), now)
             if self.state is not State.CLOSED:
-                self._send_ack(now)
+                if self.segs_out == before:
+                    self._send_ack(now)
                 self._output(now)
         else:
             # simultaneous open (RFC 9293 figure 7)
