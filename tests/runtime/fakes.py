@@ -67,3 +67,41 @@ class _Counters:
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self.c)
+
+
+class PipeDevice:
+    """A device whose fd is the read end of a pipe: `poke()` makes it readable. It sends nothing
+    anywhere and `recv_batch` yields no frame; subclasses change that to fake device trouble."""
+
+    medium, mtu = "ip", 1500
+
+    def __init__(self) -> None:
+        import os
+
+        self.r, self.w = os.pipe()
+
+    def poke(self) -> None:
+        import os
+
+        os.write(self.w, b"x")
+
+    def send(self, frame: bytes, now: float) -> None:
+        pass
+
+    def recv_batch(self, now: float, limit: int = 64) -> list[bytes]:
+        return []
+
+    def fileno(self) -> int:
+        return self.r
+
+    def poll_at(self) -> None:
+        return None
+
+    def close(self) -> None:
+        import os
+
+        for fd in (self.r, self.w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.runtime.fakes import FakeStack
+from tests.runtime.fakes import FakeStack, PipeDevice
 from ustack.drivers import MemLink
 from ustack.runtime.host import Host
 
@@ -122,36 +122,13 @@ def test_wait_from_the_network_thread_is_refused():
 
 
 def test_device_error_stops_cleanly():
-    class Failing:
-        medium, mtu = "ip", 1500
-
-        def __init__(self) -> None:
-            self.r, self.w = __import__("os").pipe()
-
-        def send(self, frame, now):
-            pass
-
+    class Failing(PipeDevice):
         def recv_batch(self, now, limit=64):
             raise OSError(77, "File descriptor in bad state")
 
-        def fileno(self):
-            return self.r
-
-        def poll_at(self):
-            return None
-
-        def close(self):
-            import os
-            for fd in (self.r, self.w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-
     dev = Failing()
     h = Host(FakeStack(), dev, name="failing")
-    import os
-    os.write(dev.w, b"x")  # make the fd readable
+    dev.poke()  # make the fd readable
     deadline = time.monotonic() + 2
     while h.running and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -208,42 +185,20 @@ def test_many_app_threads_wait_concurrently(pair):
     assert sorted(results) == [(i, True) for i in range(n)]
 
 
-class _AlwaysReadable:
+class _AlwaysReadable(PipeDevice):
     """A device whose fd is always readable but which never yields a frame (a TUN whose
     reads fail with EIO, swallowed by the driver)."""
 
-    medium, mtu = "ip", 1500
-
     def __init__(self, name: str | None) -> None:
-        import os
-
-        self.r, self.w = os.pipe()
-        os.write(self.w, b"x")
+        super().__init__()
+        self.poke()
         if name is not None:
             self.name = name
         self.reads = 0
 
-    def send(self, frame, now):
-        pass
-
     def recv_batch(self, now, limit=64):
         self.reads += 1
         return []
-
-    def fileno(self):
-        return self.r
-
-    def poll_at(self):
-        return None
-
-    def close(self):
-        import os
-
-        for fd in (self.r, self.w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def test_readable_fd_without_frames_on_a_vanished_interface_stops_the_host():

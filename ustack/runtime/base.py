@@ -70,3 +70,41 @@ class Runtime(Protocol):
 
 class RuntimeClosed(RuntimeError):
     """The runtime was closed while a thread was blocked in it."""
+
+
+def earliest(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, None meaning "never" (a two-argument hot-path helper)."""
+    if a is None:
+        return b
+    if b is None or a <= b:
+        return a
+    return b
+
+
+ERROR_LOG_LEN = 20
+
+
+class ErrorLog:
+    """Processing errors a runtime swallowed (nothing escapes the network side): counted in
+    `errors` and in the stack's "runtime.errors" counter, the newest in `last_error`, the first
+    ERROR_LOG_LEN as "Type: message" lines in `error_log`."""
+
+    stack: Any
+
+    def __init__(self) -> None:
+        self.errors = 0
+        self.last_error: BaseException | None = None
+        self.error_log: list[str] = []
+
+    def _count_error(self, e: BaseException) -> None:
+        self.errors += 1
+        self.last_error = e
+        if len(self.error_log) < ERROR_LOG_LEN:
+            self.error_log.append(f"{type(e).__name__}: {e}")
+        counters = getattr(self.stack, "counters", None)
+        inc = getattr(counters, "inc", None)
+        if inc is not None:
+            try:
+                inc("runtime.errors")
+            except Exception:  # noqa: BLE001, S110 - counting must never fail the caller
+                pass

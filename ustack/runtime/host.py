@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, TypeVar
 
-from .base import RuntimeClosed
+from .base import ErrorLog, RuntimeClosed
+from .base import earliest as _earliest
 
 T = TypeVar("T")
 
@@ -39,15 +40,6 @@ MAX_BATCHES = 16  # full batches handled per lock hold before application thread
 _POLLIN = select.POLLIN
 _POLL_BAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _INF = math.inf
-_ERROR_LOG_LEN = 20
-
-
-def _earliest(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None or a <= b:
-        return a
-    return b
 
 
 class ThreadTask:
@@ -85,8 +77,10 @@ class ThreadTask:
         return self._value
 
 
-class Host:
-    """Runs `stack` on `device` in one network thread. See the module docstring."""
+class Host(ErrorLog):
+    """Runs `stack` on `device` in one network thread. See the module docstring.
+
+    `errors`, `last_error`, `error_log`: processing errors swallowed (see ErrorLog)."""
 
     def __init__(self, stack: Any, device: Any, clock: Callable[[], float] = time.monotonic, *,
                  name: str = "host", start: bool = True) -> None:
@@ -97,9 +91,7 @@ class Host:
         self.lock = threading.RLock()
         self._cond = threading.Condition(self.lock)
         self._waiters = 0
-        self.errors = 0  # exceptions raised by stack processing (counted, never propagated)
-        self.last_error: BaseException | None = None
-        self.error_log: list[str] = []  # the first few, as "Type: message"
+        ErrorLog.__init__(self)
         self.device_error: BaseException | None = None  # why the network thread stopped
         self.batches = 0  # non-empty device reads handled (visibility for benchmarks)
         self._wake_r, self._wake_w = os.pipe()
@@ -287,19 +279,6 @@ class Host:
                     return
                 except Exception as e:  # noqa: BLE001
                     self._count_error(e)
-
-    def _count_error(self, e: BaseException) -> None:
-        self.errors += 1
-        self.last_error = e
-        if len(self.error_log) < _ERROR_LOG_LEN:
-            self.error_log.append(f"{type(e).__name__}: {e}")
-        counters = getattr(self.stack, "counters", None)
-        inc = getattr(counters, "inc", None) or getattr(counters, "add", None)
-        if inc is not None:
-            try:
-                inc("runtime.errors")
-            except Exception:  # noqa: BLE001, S110 - counting must never fail the caller
-                pass
 
     def _device_failed(self, e: BaseException) -> None:
         if self.device_error is None:

@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from .base import ErrorLog
+from .base import earliest as _earliest
 from .clock import VirtualClock
 from .host import build_stack, fault_config
 
@@ -51,7 +53,6 @@ NEW, RUNNABLE, RUNNING, WAITING, DONE = "new", "runnable", "running", "waiting",
 _PARK_CHECK_S = 0.05  # a parked thread checks this often whether the baton holder died
 _MAX_ROUNDS = 100_000  # host-processing rounds at one instant before calling it a livelock
 _BATCH = 256
-_ERROR_LOG_LEN = 20
 
 
 class SimulationError(RuntimeError):
@@ -68,14 +69,6 @@ class SimulationTimeout(SimulationError):
 
 class SimulationClosed(SimulationError):
     """The simulator was closed while this thread was blocked in it."""
-
-
-def _earliest(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None or a <= b:
-        return a
-    return b
 
 
 class Task:
@@ -133,7 +126,7 @@ class Task:
         return f"Task({self.name!r}, {self.state})"
 
 
-class SimHost:
+class SimHost(ErrorLog):
     """One simulated host; implements the runtime interface (see ustack.runtime.base)."""
 
     def __init__(self, sim: Simulator, name: str, stack: Any, device: Any, port: Any, link: str,
@@ -146,9 +139,7 @@ class SimHost:
         self.link = link
         self.faults = faults  # the FaultInjector, if any
         self.pcap = pcap  # the PcapWriter, if any
-        self.errors = 0
-        self.last_error: BaseException | None = None
-        self.error_log: list[str] = []
+        ErrorLog.__init__(self)
         self.closed = False
 
     # -- runtime interface -----------------------------------------------------------------------
@@ -252,18 +243,8 @@ class SimHost:
                 self._count_error(e)
 
     def _count_error(self, e: BaseException) -> None:
-        self.errors += 1
         self.sim.errors += 1
-        self.last_error = e
-        if len(self.error_log) < _ERROR_LOG_LEN:
-            self.error_log.append(f"{type(e).__name__}: {e}")
-        counters = getattr(self.stack, "counters", None)
-        inc = getattr(counters, "inc", None) or getattr(counters, "add", None)
-        if inc is not None:
-            try:
-                inc("runtime.errors")
-            except Exception:  # noqa: BLE001, S110
-                pass
+        super()._count_error(e)
 
 
 class Simulator:
@@ -508,13 +489,7 @@ class Simulator:
         task = self._tasks.get(me.ident)  # type: ignore[arg-type]
         if task is not None and task.thread is me:
             if self._running is not task:  # its lease was revoked: queue up for the baton again
-                if self._running is None:
-                    self._running = task
-                    task.state = RUNNING
-                else:
-                    task.state = RUNNABLE
-                    self._runnable.append(task)
-                    self._park(task)
+                self._take_baton(task)
             self._baton_at = time.monotonic()
             return task
         if task is not None:  # a dead thread's ident was reused
@@ -524,6 +499,11 @@ class Simulator:
         task = Task(self, me.name, index, adopted=True)
         task.thread = me
         self._tasks[me.ident] = task  # type: ignore[index]
+        self._take_baton(task)
+        return task
+
+    def _take_baton(self, task: Task) -> None:
+        """The calling thread's `task` runs now if nobody holds the baton, else queues and parks."""
         if self._running is None:
             self._running = task
             task.state = RUNNING
@@ -531,7 +511,6 @@ class Simulator:
             task.state = RUNNABLE
             self._runnable.append(task)
             self._park(task)
-        return task
 
     def _forget(self, task: Task) -> None:
         task.state = DONE
