@@ -114,31 +114,23 @@ def test_options_are_checked_for_structure(stack, opts, ok):
     assert stack.counters.get("ipv4.bad_options") == (0 if ok else 1)
 
 
-@pytest.mark.parametrize("src,counter", [
-    (ip_int("255.255.255.255"), "ipv4.bad_source"),
-    (BCAST, "ipv4.bad_source"),
-    (ip_int("224.0.0.5"), "ipv4.bad_source"),
-    (ip_int("240.0.0.1"), "ipv4.bad_source"),
-    (LO, "ipv4.martian_loopback"),
-    (ME, "ipv4.martian_own_source"),
+@pytest.mark.parametrize("src,dst,counter", [
+    # impossible sources (RFC 1122 3.2.1.3)
+    (ip_int("255.255.255.255"), ME, "ipv4.bad_source"),
+    (BCAST, ME, "ipv4.bad_source"),
+    (ip_int("224.0.0.5"), ME, "ipv4.bad_source"),
+    (ip_int("240.0.0.1"), ME, "ipv4.bad_source"),
+    (LO, ME, "ipv4.martian_loopback"),
+    (ME, ME, "ipv4.martian_own_source"),
+    # destinations that are neither ours nor a broadcast (a host does not forward)
+    (PEER, OTHER, "ipv4.not_for_us"),
+    (PEER, ip_int("224.0.0.5"), "ipv4.not_for_us"),
+    (PEER, LO, "ipv4.martian_loopback"),
 ])
-def test_impossible_sources_dropped(stack, src, counter):
+def test_impossible_source_or_foreign_destination_dropped(stack, src, dst, counter):
     u = stack.udp.open()
     u.bind(0, 9)
-    stack.receive(udp_frame(src, ME, 1000, 9, b"x"), 0.0)
-    assert stack.counters.get(counter) == 1
-    assert u.recvfrom() is None
-
-
-@pytest.mark.parametrize("dst,counter", [
-    (OTHER, "ipv4.not_for_us"),
-    (ip_int("224.0.0.5"), "ipv4.not_for_us"),
-    (LO, "ipv4.martian_loopback"),
-])
-def test_not_our_destination_dropped(stack, dst, counter):
-    u = stack.udp.open()
-    u.bind(0, 9)
-    stack.receive(udp_frame(PEER, dst, 1000, 9, b"x"), 0.0)
+    stack.receive(udp_frame(src, dst, 1000, 9, b"x"), 0.0)
     assert stack.counters.get(counter) == 1
     assert u.recvfrom() is None
     assert stack.poll(0.0) == []
