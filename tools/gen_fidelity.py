@@ -122,6 +122,73 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
     ]),
 ]
 
+# Where the reference's item comes from: "win" = seen on real Windows (Wine's checks), "doc" =
+# Microsoft's documentation only, "uncertain" = neither settles it (ustack's choice is in NOTES).
+SOURCES: dict[int, str] = {
+    0: "doc", 1: "doc", 2: "doc", 3: "doc", 4: "doc", 5: "doc", 6: "doc", 18: "doc", 23: "doc",
+    28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "win", 58: "doc",
+    72: "doc", 73: "doc", 55: "doc+win", 56: "doc+win", 27: "win+doc", 32: "win+doc",
+    40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
+}
+
+# Per item: what ustack chose where the reference leaves room, and any deviation from it.
+NOTES: dict[int, str] = {
+    0: "WSAEINTR in 2.2: a blocking connect fails with it when another thread closes the socket; "
+       "WSAENETDOWN: the host (runtime) is closed; WSAENOBUFS: no ephemeral port left for an "
+       "unbound socket (a bound one whose 4-tuple is taken gets WSAEADDRINUSE). UDP connect to a "
+       "broadcast address: the document's WSAEACCES (see 55).",
+    8: "Calls that do not succeed leave their code; recv/recvfrom success leaves the last error as it was.",
+    11: "A namelen shorter than 16 is checked before the family (WSAEFAULT first).",
+    18: "listen clamps the backlog to 1..TcpConfig.max_backlog (SOMAXCONN = the maximum). The RST "
+        "that refuses a client is answered with Windows' SYN-after-RST retries (25), so the "
+        "refusal is seen after about 1 s.",
+    25: "**Deviation (configurable):** 2 repeated SYNs, 0.5 s apart (TcpConfig.syn_rst_retry_s), so a "
+        "refusal takes about 1 s, where the reference measures about 2 s on Windows' loopback. "
+        "`Winsock(host, syn_rst_retry_s=1.0)` gives the 2 s (set per socket); "
+        "`syn_rst_retries=0` turns the quirk off (Linux-like).",
+    29: "SO_ERROR keeps the failed attempt's code until the next connect starts.",
+    33: "**Uncertain, chosen:** destination port 0 is WSAEADDRNOTAVAIL, like the all-zero address.",
+    34: "Windows' schedule by default: SYN + 2 retries, RTO 3 s doubling (21 s); per socket "
+        "`syn_rto_s` / `syn_retries` on the stack socket. ARP failure is reported after the "
+        "stack's `arp_tries` x `arp_retry_s` (before 21 s).",
+    40: "FD_CONNECT is also posted for a UDP connect (it succeeds at once) and when a connected "
+        "socket is (re-)registered (Microsoft's list of when events are reported); an accepted "
+        "socket gets none from the registration it inherits.",
+    42: "WSAEventSelect re-registration enables only bits that were not registered before; the "
+        "record of events not yet enumerated is kept.",
+    43: "FD_WRITE re-enabled by a WSAEWOULDBLOCK send is posted when buffer space frees up, not at "
+        "the failing send. FD_OOB: urgent data is not supported (MSG_OOB is WSAEOPNOTSUPP), so it "
+        "never fires.",
+    45: "Follows real Windows where the documentation differs: a reset gives FD_CLOSE with "
+        "WSAECONNABORTED (documented: WSAECONNRESET). FD_CLOSE is posted once the data before the "
+        "FIN has been read (FD_READ first). A data or keepalive time-out gives WSAECONNABORTED.",
+    49: "fWaitAll=TRUE returns WSA_WAIT_EVENT_0 when all are signalled; fAlertable is accepted but "
+        "there is no I/O completion (WSA_WAIT_IO_COMPLETION is never returned).",
+    52: "The implicit bind of a UDP connect is 0.0.0.0:ephemeral (getsockname shows 0.0.0.0), as "
+        "for sendto (57).",
+    54: "The very first connect keeps datagrams queued before it (the document read literally: only "
+        "a name different from the previous connect's discards them).",
+    55: "Default: the founding document (connect without SO_BROADCAST is WSAEACCES). "
+        "`Winsock(host, broadcast_connect=\"modern\")`: current Windows (connect succeeds, the send "
+        "fails with WSAEACCES).",
+    56: "Other ICMP errors on UDP: protocol unreachable and parameter problem -> WSAECONNRESET, "
+        "host/net unreachable -> WSAEHOSTUNREACH/WSAENETUNREACH, time exceeded -> WSAENETRESET, "
+        "fragmentation needed -> WSAEMSGSIZE. SIO_UDP_CONNRESET off ignores them entirely.",
+    61: "Bytes received before the RST stay readable; the error comes once they are read.",
+    62: "Relies on the peer answering data after its close with RST (RFC 1122 4.2.2.13), which "
+        "ustack's TCP and Linux do.",
+    65: "A closed socket in any set fails at once, before any wait; a negative timeval is WSAEINVAL.",
+    69: "SO_SNDTIMEO expiry on a blocking send is WSAETIMEDOUT too; 0 waits forever.",
+    70: "As Windows' AFD does, a nonblocking send is taken whole whenever the send buffer is not "
+        "full, even beyond SO_SNDBUF (the buffer is overcommitted until it drains); "
+        "WSAEWOULDBLOCK only when it is full. So a send larger than SO_SNDBUF never blocks forever.",
+    72: "The 1.1 blocking hook (WSASetBlockingHook) runs in the blocked thread every 50 ms of "
+        "(virtual) time; WSACancelBlockingCall, WSAIsBlocking and the last-error calls are "
+        "allowed from it.",
+    73: "Winsock 2.2 applications: WSACancelBlockingCall and WSASetBlockingHook fail with "
+        "WSAEOPNOTSUPP (they were removed in 2.0).",
+}
+
 CONNECT_ERRORS = [
     "WSANOTINITIALISED", "WSAENETDOWN", "WSAEADDRINUSE", "WSAEINTR", "WSAEINPROGRESS", "WSAEALREADY",
     "WSAEADDRNOTAVAIL", "WSAEAFNOSUPPORT", "WSAECONNREFUSED", "WSAEFAULT", "WSAEINVAL", "WSAEISCONN",
@@ -165,8 +232,12 @@ DECISIONS = """\
 - **UDP connect to a broadcast address** (item 55): the document's WSAEACCES by default;
   `Winsock(host, broadcast_connect="modern")` gives current Windows' behaviour (connect
   succeeds, the send fails with WSAEACCES).
-- **SYN after RST** (item 25): 2 retries, 0.5 s apart (`Winsock(syn_rst_retries=...)`, the
-  interval is `TcpConfig.syn_rst_retry_s`), so a refusal takes about 1 s in ustack.
+- **SYN after RST** (item 25): 2 retries, 0.5 s apart by default, so a refusal takes about 1 s
+  in ustack where Windows' loopback shows about 2 s; `Winsock(syn_rst_retries=...,
+  syn_rst_retry_s=...)` sets both on every socket it connects (1.0 s gives Windows' 2 s).
+- **Nonblocking send** (items 43, 70): taken whole while the send buffer is not full, even
+  beyond SO_SNDBUF, as Windows' AFD does; FD_WRITE after a WSAEWOULDBLOCK is posted once
+  space frees up.
 - **Retransmissions exhausted on an established connection** (not in the reference): data or
   keepalive probes unanswered end the connection; recv/send and FD_CLOSE report
   WSAECONNABORTED, Microsoft's code for "a data transmission time-out" (a connect attempt
@@ -280,24 +351,32 @@ def render(tests: list[TestInfo] | None = None) -> str:
         "it, and their status. *tested*: the test must pass in CI (Simulator, virtual time, unless",
         "marked as a kernel test); *known gap*: an `xfail(strict=True)` test waiting for a lower",
         "layer (docs/requests-winsock.md); *missing*: no test yet. ≠L marks Windows behaviour that",
-        "differs from Linux: ustack follows Windows.",
+        "differs from Linux: ustack follows Windows. The source of each item: *win* seen on real",
+        "Windows (Wine's conformance checks), *doc* Microsoft's documentation, *uncertain* neither",
+        "(the last column says what ustack chose). The last column also records every place where",
+        "ustack knowingly differs from the reference.",
         "",
     ]
     total = len(known)
     covered = sum(1 for n in known if any(t.status.startswith("tested") for t in by_item.get(n, [])))
     lines += [f"Items covered by passing tests: **{covered} of {total}**; tests: {len(tests)}.", ""]
     for title, items in SECTIONS:
-        lines += [f"## {title}", "", "| item | behaviour | test | status |", "|---|---|---|---|"]
+        lines += [f"## {title}", "", "| item | behaviour (source) | test | status | decision / deviation |",
+                  "|---|---|---|---|---|"]
         for n, what in items:
             rows = by_item.get(n, [])
+            what_text = f"{what} ({SOURCES.get(n, 'win')})"
+            note = _cell(NOTES.get(n, "—"))
             if not rows:
-                lines.append(f"| {n} | {_cell(what)} | — | **missing** |")
+                lines.append(f"| {n} | {_cell(what_text)} | — | **missing** | {note} |")
                 continue
             for i, t in enumerate(rows):
-                item_cell = str(n) if i == 0 else ""
-                what_cell = _cell(what) if i == 0 else ""
+                first = i == 0
+                item_cell = str(n) if first else ""
+                what_cell = _cell(what_text) if first else ""
                 test_cell = f"`{t.name}`: {_cell(t.doc)}"
-                lines.append(f"| {item_cell} | {what_cell} | {test_cell} | {_cell(t.status)} |")
+                lines.append(f"| {item_cell} | {what_cell} | {test_cell} | {_cell(t.status)} | "
+                             f"{note if first else ''} |")
         lines.append("")
         if title.startswith("0."):
             lines += ["### The connect page's error list", "", "| code | test | status |", "|---|---|---|"]

@@ -60,6 +60,7 @@ def test_item_65_select_argument_rules(net) -> None:
     assert ws.closesocket(dead) == 0
     fail(ws, ws.select(0, FD_SET(), FD_SET(dead), None, TIMEVAL(0, 0)), WSAENOTSOCK)
     live = udp(ws)
+    fail(ws, ws.select(0, FD_SET(live), None, None, TIMEVAL(-1, 0)), WSAEINVAL)
     fail(ws, ws.select(0, FD_SET(live, dead), None, None, TIMEVAL(0, 0)), WSAENOTSOCK)
     fail(ws, ws.select(0, None, FD_SET(live), FD_SET(dead), None), WSAENOTSOCK)  # no wait: fails at once
     s = udp(ws)
@@ -133,6 +134,28 @@ def test_item_69_rcvtimeo_expiry(net) -> None:
     fail(ws, ws.recvfrom(u, bytearray(10), 10, 0, None, None), WSAETIMEDOUT)
     assert abs(net.me.now() - t0 - 0.3) < 1e-6
     acc.join()
+
+
+def test_item_69_sndtimeo_expiry(net) -> None:
+    """SO_SNDTIMEO expiry on a blocking TCP send that cannot complete (the peer does not read) ->
+    WSAETIMEDOUT after the timeout, not a partial count."""
+    from .wsutil import setopt_int as setopt
+
+    ws, pws = net.ws, net.pws
+    lst = tcp(pws)
+    assert setopt(pws, lst, SOL_SOCKET, SO_RCVBUF, 2000) == 0
+    bind(pws, lst, PEER, 8611)
+    assert pws.listen(lst, 5) == 0
+    acc = accept_in_task(net, lst)
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 8611), 16) == 0
+    acc.join()
+    assert setopt(ws, c, SOL_SOCKET, SO_SNDBUF, 4096) == 0
+    assert setopt(ws, c, SOL_SOCKET, SO_SNDTIMEO, 800) == 0
+    data = b"s" * 50000
+    t0 = net.me.now()
+    fail(ws, ws.send(c, data, len(data), 0), WSAETIMEDOUT)
+    assert abs(net.me.now() - t0 - 0.8) < 0.01
 
 
 def test_item_70_nonblocking_send_all_or_nothing(net) -> None:
