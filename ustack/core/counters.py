@@ -63,6 +63,7 @@ class Counters:
 DESCRIPTIONS: dict[str, str] = {
     "stack.internal_error": "drop: a bug raised while handling a frame or timer (traceback kept)",
     "ethernet.in": "frames received on an ethernet (TAP) device",
+    "ethernet.out": "frames handed to an ethernet (TAP) device (IPv4 and ARP)",
     "ethernet.not_for_us": "drop: unicast frame for another MAC",
     "ethernet.own_frame": "drop: our own frame came back (hub, loop)",
     "ethernet.unknown_type": "drop: ethertype other than IPv4, ARP, IPv6",
@@ -114,6 +115,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ipv4.reasm_evicted": "drop: incomplete datagram evicted to bound memory",
     "ipv4.reasm_mem_limit": "drop: fragment refused by the reassembly memory limit",
     "icmp.in": "ICMP messages received",
+    "icmp.out": "ICMP messages sent (echo requests and replies, errors)",
     "icmp.echo_requests_in": "echo requests received",
     "icmp.echo_replies_out": "echo replies sent",
     "icmp.echo_requests_out": "echo requests sent (ping)",

@@ -81,7 +81,14 @@ class IcmpLayer:
         """Send an echo request; the reply arrives as an `EchoReply` (hook and `replies`)."""
         msg = IcmpMessage.echo(True, ident, seq, bytes(payload)).emit()
         self.counters.inc("icmp.echo_requests_out")
-        return self.stack.send_ip(dst, PROTO_ICMP, msg, now, ttl=ttl)
+        return self._send(dst, msg, now, ttl=ttl)
+
+    def _send(self, dst: int, msg: bytes, now: float, src: int | None = None,
+              ttl: int | None = None) -> Reason | None:
+        r = self.stack.send_ip(dst, PROTO_ICMP, msg, now, src=src, ttl=ttl)
+        if r is None:
+            self.counters.inc("icmp.out")
+        return r
 
     def send_error(self, typ: int, code: int, ip: Ipv4Packet, now: float, mtu: int = 0) -> bool:
         """Send an ICMP error about the received datagram `ip` unless RFC 1122 forbids it or the
@@ -111,7 +118,7 @@ class IcmpLayer:
         src = ip.dst if s.is_local(ip.dst) else None
         c.inc("icmp.errors_out")
         c.inc(f"icmp.out_type{typ}_code{code}")
-        s.send_ip(ip.src, PROTO_ICMP, msg, now, src=src)
+        self._send(ip.src, msg, now, src=src)
         return True
 
     def _take_token(self, now: float) -> bool:
@@ -163,7 +170,7 @@ class IcmpLayer:
             return
         src = ip.dst if s.is_local(ip.dst) else None
         reply = IcmpMessage(I.ECHO_REPLY, 0, msg.rest, msg.payload).emit()
-        if s.send_ip(ip.src, PROTO_ICMP, reply, now, src=src) is None:
+        if self._send(ip.src, reply, now, src=src) is None:
             c.inc("icmp.echo_replies_out")
 
     def _on_error(self, msg: IcmpMessage, now: float) -> None:

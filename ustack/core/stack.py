@@ -189,6 +189,8 @@ class Stack:
             self._internal_error()
         out = self._out
         self._out = []
+        if out and self.ethernet:
+            self._cnt["ethernet.out"] += len(out)  # once per poll, not per frame
         return out
 
     def poll_at(self) -> float | None:

@@ -143,6 +143,36 @@ def test_counters_table_grouped():
     assert s.counters.snapshot()["udp.no_port"] == 1
 
 
+@pytest.mark.parametrize("medium", ["ip", "ethernet"])
+def test_counters_in_and_out_per_protocol_like_netstat(medium):
+    a = make(medium=medium, addr="198.18.0.1/24", seed=1)
+    b = make(medium=medium, seed=2)
+    a.start(0.0)
+    b.start(0.0)
+    ua, ub = a.udp.open(), b.udp.open()
+    ub.bind(0, 7)
+    a.icmp.ping(ME, 1, 1, b"ping", 0.0)
+    ua.sendto(b"hello", ME, 7, 0.0)
+    ua.sendto(b"closed", ME, 8, 0.0)
+    for _ in range(5):
+        for x, y in ((a, b), (b, a)):
+            for f in x.poll(0.0):
+                y.receive(f, 0.0)
+    ca, cb = a.counters, b.counters
+    assert len(a.icmp.replies) == 1 and ub.recvfrom()[0] == b"hello" and ua.error is not None
+    assert (ca.get("udp.out"), cb.get("udp.in")) == (2, 2)
+    assert (ca.get("icmp.out"), cb.get("icmp.in")) == (1, 1)  # the echo request
+    assert (cb.get("icmp.out"), ca.get("icmp.in")) == (2, 2)  # echo reply, port unreachable
+    assert ca.get("ipv4.out") == cb.get("ipv4.in") == 3
+    assert cb.get("ipv4.out") == ca.get("ipv4.in") == 2
+    if medium == "ethernet":
+        # gratuitous ARP, an ARP request and 3 datagrams; b: its announcement, an ARP reply, 2
+        assert (ca.get("ethernet.out"), cb.get("ethernet.in")) == (5, 5)
+        assert (cb.get("ethernet.out"), ca.get("ethernet.in")) == (4, 4)
+    rows = {(p, n): v for p, n, v in ca.table()}
+    assert rows[("udp", "out")] == 2 and rows[("icmp", "in")] == 2
+
+
 def valid_frames():
     udp = st.builds(
         lambda sp, dp, data: Ipv4Packet(PEER, ME, 17, UdpDatagram(sp, dp, data).emit(PEER, ME)).emit(),
