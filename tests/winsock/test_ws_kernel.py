@@ -212,14 +212,19 @@ def test_item_12_kernel_address_in_use(kernel) -> None:
 
 
 def test_item_55_kernel_broadcast_needs_so_broadcast(kernel) -> None:
-    """Over TUN: sendto the subnet broadcast without SO_BROADCAST -> WSAEACCES; with it the kernel receives
-    it."""
+    """Over TUN: sendto a broadcast address (or a UDP connect to one) without SO_BROADCAST -> WSAEACCES
+    and nothing is sent; with the option the kernel receives it."""
     host, ws, _ = kernel
     with pysocket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM) as k:
         k.bind(("0.0.0.0", 7300))
         k.settimeout(3.0)
         s = udp(ws)
+        tx0 = host.device.counters.tx_frames
         fail(ws, sendto(ws, s, b"bc", "198.18.0.255", 7300), WSAEACCES)
+        fail(ws, sendto(ws, s, b"bc", "255.255.255.255", 7300), WSAEACCES)
+        c = udp(ws)
+        fail(ws, ws.connect(c, sa("198.18.0.255", 7300), 16), WSAEACCES)  # the founding document
+        assert host.device.counters.tx_frames == tx0  # refused before anything went out
         assert setopt_int(ws, s, SOL_SOCKET, SO_BROADCAST, 1) == 0
         assert sendto(ws, s, b"broadcast", "198.18.0.255", 7300) == 9
         data, addr = k.recvfrom(100)

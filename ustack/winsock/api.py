@@ -165,6 +165,9 @@ class Winsock:
     def _net_down(self) -> bool:
         """The host was closed, or its network thread stopped (a real Host whose device failed)."""
         host = self.host
+        down = getattr(host, "down", None)  # the runtime contract's flag
+        if down is not None:
+            return bool(down)
         return bool(getattr(host, "closed", False)) or getattr(host, "running", True) is False
 
     def _get(self, s: Any) -> WSocket:
