@@ -56,9 +56,9 @@ def test_item_12_same_address_in_use(net) -> None:
     a = udp(ws)
     bind(ws, a, ME, 4000)
     fail(ws, ws.bind(udp(ws), sa(ME, 4000), 16), WSAEADDRINUSE)
-    lst = listener(ws, 4001)
-    assert lst
+    listener(ws, 4001)
     fail(ws, ws.bind(tcp(ws), sa("0.0.0.0", 4001), 16), WSAEADDRINUSE)
+    fail(ws, ws.bind(tcp(ws), sa("0.0.0.0", 4001), 16), WSAEADDRINUSE)  # every later socket too
 
 
 def test_item_13_specific_and_wildcard_coexist(net) -> None:
@@ -79,10 +79,22 @@ def test_item_13_specific_and_wildcard_coexist(net) -> None:
 
 
 def test_item_13_loopback_and_wildcard_coexist(net) -> None:
-    """≠L: 127.0.0.1:p and 0.0.0.0:p may both be bound."""
+    """≠L: 127.0.0.1:p and 0.0.0.0:p may both be bound; a datagram to 127.0.0.1:p goes to the loopback
+    socket, one to the host's address to the wildcard socket."""
+    from .wsutil import set_nonblocking
+
     ws = net.ws
-    bind(ws, udp(ws), "0.0.0.0", 4200)
-    bind(ws, udp(ws), "127.0.0.1", 4200)
+    wild, lo = udp(ws), udp(ws)
+    bind(ws, wild, "0.0.0.0", 4200)
+    bind(ws, lo, "127.0.0.1", 4200)
+    src = udp(ws)
+    assert sendto(ws, src, b"to-lo", "127.0.0.1", 4200) == 5
+    assert sendto(ws, src, b"to-me", ME, 4200) == 5
+    assert recv_from(ws, lo)[0] == b"to-lo"
+    assert recv_from(ws, wild)[0] == b"to-me"
+    for s in (wild, lo):
+        set_nonblocking(ws, s)
+        fail(ws, ws.recv(s, bytearray(8), 8, 0), 10035)
     bind(ws, tcp(ws), "0.0.0.0", 4201)
     bind(ws, tcp(ws), "127.0.0.1", 4201)
 
@@ -122,4 +134,6 @@ def test_item_15_reuse_and_exclusive_are_exclusive(net) -> None:
     assert setopt_int(ws, b, SOL_SOCKET, SO_REUSEADDR, 1) == 0
     fail(ws, setopt_int(ws, b, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1), WSAEINVAL)
     assert setopt_int(ws, b, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 0) == 0  # clearing is fine
-    assert ctypes.c_int(0).value == 0
+    v, n = ctypes.c_int(7), ctypes.c_int(4)
+    assert ws.getsockopt(b, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, v, n) == 0 and v.value == 0
+    assert ws.getsockopt(b, SOL_SOCKET, SO_REUSEADDR, v, n) == 0 and v.value == 1
