@@ -57,15 +57,16 @@ _FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # --------------------------------------------------------------------------- namespace plumbing
 
-def ensure_private_netns(argv: list[str]) -> None:
-    """Re-exec this script under `unshare -n` unless already inside the namespace we made."""
+def ensure_private_netns(argv: list[str], script: str | None = None) -> None:
+    """Re-exec `script` (default: this one) under `unshare -n` unless already inside the
+    namespace we made."""
     if os.environ.get(NETNS_ENV) == "1":
         return
     unshare = shutil.which("unshare")
     if unshare is None:
         sys.exit("bench_rx: `unshare` not found (util-linux); refusing to run outside a private netns")
     env = dict(os.environ, **{NETNS_ENV: "1"})
-    os.execvpe(unshare, [unshare, "-n", sys.executable, os.path.abspath(__file__), *argv], env)
+    os.execvpe(unshare, [unshare, "-n", sys.executable, script or os.path.abspath(__file__), *argv], env)
 
 
 def _ip(*args: str) -> None:
@@ -414,9 +415,9 @@ _LINENO = re.compile(r":\d+\)$")
 def summarize_collapsed(path: str, top: int = 15) -> dict:
     """Top functions by own (leaf) and total (inclusive) samples from py-spy's raw format.
 
-    Line numbers are folded into functions, and stacks of the kernel-sender thread (time it
-    spends inside sendall, i.e. the kernel's own TCP work) are left out: percentages are of
-    the receiver's samples (the network thread and the application thread).
+    Line numbers are folded into functions, and stacks of the kernel peer's thread (time it
+    spends inside sendall/recv, i.e. the kernel's own TCP work) are left out: percentages are
+    of the Python stack's samples (the network thread and the application thread).
     """
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -432,7 +433,7 @@ def summarize_collapsed(path: str, top: int = 15) -> dict:
                           if not fr.startswith(("process ", "thread "))]
                 if not frames:
                     continue
-                if any(fr.startswith("KernelSender.run") for fr in frames):
+                if any(fr.startswith(("KernelSender.run", "KernelReceiver.run")) for fr in frames):
                     sender += k
                     continue
                 samples += k
