@@ -39,13 +39,14 @@ def ustack_unavailable(need_tcp: bool = False) -> str | None:
 
 
 def open_host(link: str, *, faults: Any = None, pcap: Any = None, mtu: int = 1500, seed: int = 1,
-              ifname: str = IFNAME) -> Any:
-    """ustack.Host on a fresh TUN or TAP (`link` is "tun" or "tap"), kernel side configured."""
+              ifname: str = IFNAME, **extra: Any) -> Any:
+    """ustack.Host on a fresh TUN or TAP (`link` is "tun" or "tap"), kernel side configured.
+    `extra` goes to Host.open (e.g. tcp=TcpConfig(...))."""
     import ustack
 
     kw = {link: ifname}
     return ustack.Host.open(**kw, addr=f"{USTACK_IP}/24", peer=f"{KERNEL_IP}/24", mtu=mtu,
-                            faults=faults, pcap=pcap, seed=seed)
+                            faults=faults, pcap=pcap, seed=seed, **extra)
 
 
 def ip_int(addr: str) -> int:

@@ -165,3 +165,26 @@ def test_200_concurrent_kernel_connections_to_ustack(hosts, link):
     host.call(lambda: lsock.close(host.now()))
     assert ustack_leftovers(host) == []
     assert kernel_leftovers(7300) == []
+
+
+def test_time_wait_entries_expire_after_two_msl(hosts, link):
+    """With a short MSL configured, ustack's TIME-WAIT entries from 100 active closes are all
+    gone after 2*MSL: nothing is left behind at all."""
+    from ustack.tcp.config import TcpConfig
+
+    host = hosts.open(link, tcp=TcpConfig(msl_s=0.25))
+    srv = KernelServer(7400, echo_handler)
+    try:
+        for _ in range(100):
+            s = UstackStream.connect(host, KERNEL_IP, 7400, timeout=5)
+            s.sendall(b"x")
+            assert s.recv_exact(1, timeout=5) == b"x"
+            s.close()
+        states = [state_name(c) for c in ustack_tcp_connections(host)]
+        assert states and set(states) <= {"TIME_WAIT", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSING"}, states
+        end = time.monotonic() + 3.0
+        while ustack_tcp_connections(host) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert ustack_tcp_connections(host) == []
+    finally:
+        srv.close()
