@@ -137,6 +137,7 @@ NOTES: dict[int, str] = {
        "WSAENETDOWN: the host (runtime) is closed; WSAENOBUFS: no ephemeral port left for an "
        "unbound socket (a bound one whose 4-tuple is taken gets WSAEADDRINUSE). UDP connect to a "
        "broadcast address: the document's WSAEACCES (see 55).",
+    7: "The last WSACleanup resets open connections (RST), as Microsoft documents.",
     8: "Calls that do not succeed leave their code; recv/recvfrom success leaves the last error as it was.",
     11: "A namelen shorter than 16 is checked before the family (WSAEFAULT first).",
     18: "listen clamps the backlog to 1..TcpConfig.max_backlog (SOMAXCONN = the maximum). The RST "
@@ -151,9 +152,11 @@ NOTES: dict[int, str] = {
     34: "Windows' schedule by default: SYN + 2 retries, RTO 3 s doubling (21 s); per socket "
         "`syn_rto_s` / `syn_retries` on the stack socket. ARP failure is reported after the "
         "stack's `arp_tries` x `arp_retry_s` (before 21 s).",
+    37: "The connection state is checked before the arguments: an unconnected socket is "
+        "WSAENOTCONN even with a NULL name or namelen 0 (Wine's order); connected, those are WSAEFAULT.",
     40: "FD_CONNECT is also posted for a UDP connect (it succeeds at once) and when a connected "
-        "socket is (re-)registered (Microsoft's list of when events are reported); an accepted "
-        "socket gets none from the registration it inherits.",
+        "socket is (re-)registered (Microsoft's list of when events are reported), once per "
+        "connect call; an accepted socket gets none from the registration it inherits.",
     42: "WSAEventSelect re-registration enables only bits that were not registered before; the "
         "record of events not yet enumerated is kept.",
     43: "FD_WRITE re-enabled by a WSAEWOULDBLOCK send is posted when buffer space frees up, not at "

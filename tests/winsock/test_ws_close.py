@@ -16,7 +16,7 @@ from ustack.winsock import (
     WSAESHUTDOWN,
 )
 
-from .wsutil import PEER, accept_in_task, fail, getopt_int, listener, recv_some, sa, send_all, tcp
+from .wsutil import PEER, accept_in_task, fail, getopt_int, listener, recv_some, sa, select1, send_all, tcp
 
 
 def _pair(net, port: int) -> tuple[int, int]:
@@ -41,6 +41,7 @@ def test_item_60_recv_zero_repeatedly_after_graceful_close(net) -> None:
     assert pws.closesocket(a) == 0
     assert recv_some(ws, c) == b"last words"
     for _ in range(3):
+        assert select1(ws, c) == (True, True, False)  # readable: recv will not block (it returns 0)
         assert ws.recv(c, bytearray(10), 10, 0) == 0
 
 
@@ -49,6 +50,7 @@ def test_item_61_reset_by_peer(net) -> None:
     ws = net.ws
     c, a = _pair(net, 8510)
     _reset_by_peer(net, a)
+    assert select1(ws, c)[0] is True  # readable: the recv fails at once
     fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAECONNRESET)
     fail(ws, ws.send(c, b"x", 1, 0), WSAECONNRESET)
     fail(ws, ws.recv(c, bytearray(10), 10, 0), WSAECONNRESET)

@@ -153,9 +153,14 @@ def test_item_37_getpeername_checks(net) -> None:
     ws = net.ws
     s = tcp(ws)
     fail(ws, ws.getpeername(s, SOCKADDR_IN(), ctypes.c_int(16)), WSAENOTCONN)
+    fail(ws, ws.getpeername(s, None, None), WSAENOTCONN)  # the state is checked first
+    fail(ws, ws.getpeername(s, SOCKADDR_IN(), ctypes.c_int(0)), WSAENOTCONN)
     acc = accept_in_task(net, listener(net.pws, 8240))
     assert ws.connect(s, sa(PEER, 8240), 16) == 0
     fail(ws, ws.getpeername(s, SOCKADDR_IN(), ctypes.c_int(0)), WSAEFAULT)
+    fail(ws, ws.getpeername(s, SOCKADDR_IN(), ctypes.c_int(15)), WSAEFAULT)
+    fail(ws, ws.getpeername(s, None, None), WSAEFAULT)
+    fail(ws, ws.getpeername(listener(ws, 8241), SOCKADDR_IN(), ctypes.c_int(16)), WSAENOTCONN)
     assert peer_of(ws, s) == (PEER, 8240)
     acc.join()
 

@@ -366,6 +366,8 @@ def test_item_40_fd_connect_for_udp_and_connected_sockets(net) -> None:
     assert _events(win, 0.1) == []
     assert ws.connect(u, sa(PEER, 8430), 16) == 0
     assert _events(win) == [(u, FD_CONNECT, 0)]
+    assert ws.connect(u, sa(PEER, 8433), 16) == 0  # every connect call reports it
+    assert _events(win) == [(u, FD_CONNECT, 0)]
     c, _a = _connected_pair(net, 8431)
     assert ws.WSAAsyncSelect(c, win, WM_SOCK, FD_CONNECT | FD_WRITE) == 0
     assert _events(win) == [(c, FD_CONNECT, 0), (c, FD_WRITE, 0)]
@@ -419,3 +421,24 @@ def test_item_43_udp_fd_read_level_triggered_by_recvfrom(net) -> None:
         buf = bytearray(16)
         assert ws.recvfrom(s, buf, 16, 0, None, None) == len(want) and bytes(buf[:len(want)]) == want
         assert _events(win, 0.2) == ([(s, FD_READ, 0)] if more else [])
+
+
+def test_item_56_icmp_error_posts_fd_read(net) -> None:
+    """A UDP socket registered for FD_READ gets FD_READ when an ICMP port unreachable arrives (the
+    recv it invites fails with WSAECONNRESET); with SIO_UDP_CONNRESET off, nothing is posted."""
+    from ustack.winsock import SIO_UDP_CONNRESET, WSAECONNRESET
+
+    ws = net.ws
+    for connreset in (1, 0):
+        u = udp(ws)
+        bind(ws, u)
+        assert ws.ioctlsocket(u, SIO_UDP_CONNRESET, ctypes.c_ulong(connreset)) == 0
+        win = ws.create_window()
+        assert ws.WSAAsyncSelect(u, win, WM_SOCK, FD_READ) == 0
+        assert sendto(ws, u, b"anyone?", PEER, 8460) == 7  # nobody listens there
+        if connreset:
+            assert _events(win) == [(u, FD_READ, 0)]
+            fail(ws, ws.recvfrom(u, bytearray(8), 8, 0, None, None), WSAECONNRESET)
+        else:
+            assert _events(win) == []
+        fail(ws, ws.recvfrom(u, bytearray(8), 8, 0, None, None), WSAEWOULDBLOCK)

@@ -198,3 +198,20 @@ def test_item_73_cancel_is_11_only(net) -> None:
     assert ws.WSASetBlockingHook(lambda: False) is None
     assert ws.WSAGetLastError() == WSAEOPNOTSUPP
     assert ws.WSAIsBlocking() is False
+
+
+def test_item_7_last_cleanup_resets_open_connections(net) -> None:
+    """The last WSACleanup closes every socket abortively (Microsoft: they are reset): the peer's recv
+    fails with WSAECONNRESET."""
+    from ustack.winsock import WSAECONNRESET
+
+    from .wsutil import accept_in_task, listener
+
+    ws, pws = net.ws, net.pws
+    acc = accept_in_task(net, listener(pws, 5600))
+    s = tcp(ws)
+    assert ws.connect(s, sa(PEER, 5600), 16) == 0
+    (a,) = acc.result()
+    assert ws.WSACleanup() == 0
+    net.peer.sleep(0.1)
+    fail(pws, pws.recv(a, bytearray(8), 8, 0), WSAECONNRESET)

@@ -877,13 +877,10 @@ class Winsock:
     @_api()
     def getpeername(self, s: int, name: Any, namelen: Any) -> int:
         ws = self._get(s)
-        n = _len_value(namelen)
-        if n is not None and n <= 0 and name is not None:
-            raise _Fail(C.WSAEFAULT)
         remote = self._call(lambda: ws.sock.remote)
         if ws.phase is not Phase.CONNECTED or remote is None or (not ws.is_tcp and ws.udp_disconnected):
-            raise _Fail(C.WSAENOTCONN)
-        _write_sockaddr(name, namelen, int(remote[0]), int(remote[1]))
+            raise _Fail(C.WSAENOTCONN)  # checked before the arguments, even NULL ones
+        _write_sockaddr(name, namelen, int(remote[0]), int(remote[1]))  # WSAEFAULT: short *namelen
         return 0
 
     # == select ===================================================================================
