@@ -95,6 +95,9 @@ def test_pysocket_tcp_refused_and_timeout(net) -> None:
         c.connect((PEER, 9300))
     assert ei.value.winerror == WSAECONNREFUSED and ei.value.errno == errno.ECONNREFUSED
     assert c.connect_ex((PEER, 9300)) == WSAECONNREFUSED
+    with pytest.raises(ConnectionRefusedError) as ei:  # with a timeout: select's exceptfds, SO_ERROR
+        us.create_connection(net.me, (PEER, 9301), timeout=5)
+    assert ei.value.winerror == WSAECONNREFUSED
     d = us.socket(net.me, us.AF_INET, us.SOCK_STREAM)
     d.settimeout(1.0)
     t0 = net.me.now()

@@ -15,6 +15,7 @@ from ustack.winsock import (
     TIMEVAL,
     WSAEACCES,
     WSAECONNRESET,
+    WSAEFAULT,
     WSAEINVAL,
     WSAEMSGSIZE,
     WSAENOTCONN,
@@ -221,6 +222,7 @@ def test_item_58_recvfrom_truncates_with_msgsize(net) -> None:
     src = udp(pws)
     assert sendto(pws, src, b"0123456789", ME, 7080) == 10
     assert sendto(pws, src, b"next", ME, 7080) == 4
+    fail(ws, ws.recvfrom(s, bytearray(16), 16, 0, SOCKADDR_IN(), ctypes.c_int(8)), WSAEFAULT)  # short fromlen
     buf = bytearray(4)
     frm = SOCKADDR_IN()
     fl = ctypes.c_int(16)
