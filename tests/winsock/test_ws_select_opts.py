@@ -239,3 +239,37 @@ def test_msg_peek_leaves_data_queued(net) -> None:
     fail(ws, ws.recv(u, small, 4, MSG_PEEK), WSAEMSGSIZE)
     assert bytes(small) == b"data"
     assert recv_some(ws, u, 100) == b"datagram"
+
+
+def test_nonblocking_calls_never_block(net) -> None:
+    """Nonblocking connect, accept, recv, recvfrom, send-when-full, select with a zero timeval and
+    WSAWaitForMultipleEvents with 0 ms all return without any (virtual) time passing."""
+    from ustack.winsock import SO_SNDBUF, WSA_WAIT_TIMEOUT
+
+    from .wsutil import SILENT
+
+    ws, pws = net.ws, net.pws
+    lst = listener(ws, 8650)
+    set_nonblocking(ws, lst)
+    u = udp(ws)
+    bind(ws, u)
+    set_nonblocking(ws, u)
+    c = tcp(ws)
+    set_nonblocking(ws, c)
+    acc = accept_in_task(net, listener(pws, 8651))
+    full = tcp(ws)
+    assert ws.connect(full, sa(PEER, 8651), 16) == 0
+    acc.join()
+    assert setopt_int(ws, full, SOL_SOCKET, SO_SNDBUF, 1) == 0
+    set_nonblocking(ws, full)
+    t0 = net.me.now()
+    fail(ws, ws.connect(c, sa(SILENT, 80), 16), WSAEWOULDBLOCK)
+    fail(ws, ws.accept(lst, None, None), WSAEWOULDBLOCK)
+    fail(ws, ws.recv(u, bytearray(8), 8, 0), WSAEWOULDBLOCK)
+    fail(ws, ws.recvfrom(u, bytearray(8), 8, 0, None, None), WSAEWOULDBLOCK)
+    sent_once = ws.send(full, b"x" * 100000, 100000, 0)
+    assert sent_once == 100000  # taken whole (item 70) ...
+    fail(ws, ws.send(full, b"y", 1, 0), WSAEWOULDBLOCK)  # ... then full
+    assert ws.select(0, FD_SET(u, lst), None, None, TIMEVAL(0, 0)) == 0
+    assert ws.WSAWaitForMultipleEvents(1, [ws.WSACreateEvent()], False, 0, False) == WSA_WAIT_TIMEOUT
+    assert net.me.now() == t0
