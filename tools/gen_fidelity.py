@@ -123,10 +123,11 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
 ]
 
 # Where the reference's item comes from: "win" = seen on real Windows (Wine's checks), "doc" =
-# Microsoft's documentation only, "uncertain" = neither settles it (ustack's choice is in NOTES).
+# Microsoft's documentation (or headers) only, "ref" = stated by the reference without a source,
+# "uncertain" = neither settles it (ustack's choice is in NOTES).
 SOURCES: dict[int, str] = {
-    0: "doc", 1: "doc", 2: "doc", 3: "doc", 4: "doc", 5: "doc", 6: "doc", 18: "doc", 23: "doc",
-    28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "win", 58: "doc",
+    0: "doc", 1: "doc", 2: "doc", 3: "doc", 4: "doc", 5: "doc", 6: "doc", 18: "doc", 23: "ref",
+    28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
     72: "doc", 73: "doc", 55: "doc+win", 56: "doc+win", 27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
@@ -355,9 +356,9 @@ def render(tests: list[TestInfo] | None = None) -> str:
         "marked as a kernel test); *known gap*: an `xfail(strict=True)` test waiting for a lower",
         "layer (docs/requests-winsock.md); *missing*: no test yet. ≠L marks Windows behaviour that",
         "differs from Linux: ustack follows Windows. The source of each item: *win* seen on real",
-        "Windows (Wine's conformance checks), *doc* Microsoft's documentation, *uncertain* neither",
-        "(the last column says what ustack chose). The last column also records every place where",
-        "ustack knowingly differs from the reference.",
+        "Windows (Wine's conformance checks), *doc* Microsoft's documentation, *ref* the reference",
+        "without a source, *uncertain* neither (the last column says what ustack chose). The last",
+        "column also records every place where ustack knowingly differs from the reference.",
         "",
     ]
     total = len(known)
