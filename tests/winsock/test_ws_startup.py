@@ -159,15 +159,27 @@ def test_item_72_one_blocking_call_per_thread(net11) -> None:
     ws = net11.ws
     seen: list[tuple[int, int, bool]] = []
 
+    other = udp(ws)
+    others: list[tuple[int, int]] = []
+
     def hook() -> bool:
         if not seen:
             r = ws.socket(AF_INET, SOCK_DGRAM, 0)
             seen.append((r, ws.WSAGetLastError(), ws.WSAIsBlocking()))
+            for call in (lambda: ws.bind(other, sa("0.0.0.0", 0), 16),
+                         lambda: ws.connect(other, sa(PEER, 9), 16),
+                         lambda: ws.sendto(other, b"x", 1, 0, sa(PEER, 9), 16),
+                         lambda: ws.setsockopt(other, SOL_SOCKET, 0x20, ctypes.c_int(1), 4),
+                         lambda: ws.closesocket(other)):
+                ws.WSASetLastError(0)
+                others.append((call(), ws.WSAGetLastError()))
             ws.WSACancelBlockingCall()
         return False
 
     r, err = _blocking_recv_with_hook(ws, hook)
     assert seen == [(INVALID_SOCKET, WSAEINPROGRESS, True)]
+    assert others == [(SOCKET_ERROR, WSAEINPROGRESS)] * 5
+    assert ws.closesocket(other) == 0  # the hook's closesocket did nothing
     assert (r, err) == (SOCKET_ERROR, WSAEINTR)
     assert not ws.WSAIsBlocking()
 
