@@ -75,6 +75,11 @@ def test_item_6_sockaddr_in_layout_and_byte_order_helpers() -> None:
     """SOCKADDR_IN is 16 bytes in Windows layout; htons/inet_addr/inet_ntoa behave as on Windows."""
     s = W.SOCKADDR_IN.make("198.18.0.1", 80)
     assert ctypes.sizeof(s) == 16
+    # 64-bit Windows sizes (LONG and u_long are 32 bits there, whatever the host's C long is)
+    assert ctypes.sizeof(W.TIMEVAL) == 8 and ctypes.sizeof(W.LINGER) == 4
+    assert ctypes.sizeof(W.WSANETWORKEVENTS) == 44 and W.WSANETWORKEVENTS.iErrorCode.offset == 4
+    assert ctypes.sizeof(W.WSADATA) == 408 and W.WSADATA.szDescription.offset == 16
+    assert ctypes.sizeof(W.u_long) == 4 and ctypes.sizeof(W.IN_ADDR) == 4
     assert bytes(s) == bytes.fromhex("0200" "0050" "c6120001") + bytes(8)
     assert W.htons(0x1234) == 0x3412 and W.ntohs(0x3412) == 0x1234
     assert W.htonl(0x01020304) == 0x04030201 and W.ntohl(0x04030201) == 0x01020304

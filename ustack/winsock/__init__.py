@@ -43,6 +43,7 @@ from .structs import (
     inet_ntoa,
     ntohl,
     ntohs,
+    u_long,
 )
 
 _MODULES = ("annotations", "api", "constants", "errors", "objects", "structs", "wsocket")

@@ -10,7 +10,6 @@ Errors from the stack are translated in exactly one place, `errors.py`.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import itertools
 import struct
@@ -41,6 +40,7 @@ from .structs import (
     TIMEVAL,
     WSADATA,
     WSANETWORKEVENTS,
+    u_long,
 )
 from .wsocket import Options, Phase, WSocket
 
@@ -967,7 +967,7 @@ class Winsock:
             raw = _in_bytes(lpvInBuffer, cbInBuffer)
             if cbInBuffer < 4:
                 raise _Fail(C.WSAEFAULT)
-            value = ctypes.c_ulong(struct.unpack_from("<I", raw)[0])
+            value = u_long(struct.unpack_from("<I", raw)[0])
             r = self.ioctlsocket(s, code, value)
             if r == C.SOCKET_ERROR:
                 raise _Fail(self.WSAGetLastError())
@@ -977,7 +977,7 @@ class Winsock:
             if cbOutBuffer < 4:
                 raise _Fail(C.WSAEFAULT)
             _out_check(lpvOutBuffer, 4)
-            value = ctypes.c_ulong(0)
+            value = u_long(0)
             if self.ioctlsocket(ws.handle, code, value) == C.SOCKET_ERROR:
                 raise _Fail(self.WSAGetLastError())
             _write_out(lpvOutBuffer, struct.pack("<I", value.value))

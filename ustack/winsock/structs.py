@@ -14,6 +14,11 @@ from .constants import AF_INET, FD_MAX_EVENTS, FD_SETSIZE, INADDR_NONE
 
 SOCKADDR_IN_SIZE = 16
 
+# Windows' LONG and u_long are 32 bits even on 64-bit Windows (LLP64); ctypes.c_long follows the
+# host (64 bits on Linux), so the structures spell the width out.
+LONG = ctypes.c_int32
+u_long = ctypes.c_uint32  # noqa: N816 - the Windows type name (ioctlsocket's argp points at one)
+
 
 class IN_ADDR(ctypes.Structure):  # noqa: N801 - Windows name
     # S_addr holds the address in network byte order, exactly as in memory on Windows.
@@ -54,7 +59,7 @@ SOCKADDR = SOCKADDR_IN
 
 
 class TIMEVAL(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
+    _fields_ = [("tv_sec", LONG), ("tv_usec", LONG)]
 
 
 class LINGER(ctypes.Structure):
@@ -75,7 +80,7 @@ class WSADATA(ctypes.Structure):
 
 
 class WSANETWORKEVENTS(ctypes.Structure):
-    _fields_ = [("lNetworkEvents", ctypes.c_long), ("iErrorCode", ctypes.c_int * FD_MAX_EVENTS)]
+    _fields_ = [("lNetworkEvents", LONG), ("iErrorCode", ctypes.c_int * FD_MAX_EVENTS)]
 
 
 class FD_SET:  # noqa: N801
