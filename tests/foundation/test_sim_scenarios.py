@@ -216,3 +216,32 @@ def test_same_seed_same_run_byte_identical_wire(runs, medium, tmp_path):
 @pytest.mark.parametrize("medium", MEDIA)
 def test_different_seed_different_run(runs, medium):
     assert runs(1, medium)["wire"] != runs(2, medium)["wire"]
+
+
+@pytest.mark.parametrize("medium", MEDIA)
+def test_wire_pcap_opens_in_tshark_without_malformed_packets(runs, medium, tmp_path):
+    """The simulated wire's pcap (fragments, ICMP errors, ARP on the TAP-like link) decodes in
+    tshark with no malformed packet and no bad checksum."""
+    import subprocess
+
+    from tests.netns import require_tool
+
+    tshark = require_tool("tshark")
+    path = tmp_path / f"wire-{medium}.pcap"
+    path.write_bytes(runs(1, medium)["wire"])
+
+    def run(*args: str) -> list[str]:
+        out = subprocess.run([tshark, "-n", "-r", str(path), *args], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        return [line for line in out.stdout.splitlines() if line.strip()]
+
+    assert len(run()) > 50
+    bad = run("-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-Y",
+              '_ws.malformed || _ws.expert.severity == "Error" || ip.checksum.status == "Bad" || '
+              'udp.checksum.status == "Bad" || icmp.checksum.status == "Bad"')
+    assert bad == [], "\n".join(bad)
+    protocols = "\n".join(run("-T", "fields", "-e", "frame.protocols"))
+    assert "icmp" in protocols and "udp" in protocols
+    if medium == "ethernet":
+        assert "arp" in protocols
