@@ -289,3 +289,21 @@ def test_open_with_gateway_and_mtu_as_a_context_manager(netns, link, tmp_path):
     assert len(ours) == 1, "the off-link datagram was not sent"
     if link == "tap":
         assert ours[0] == kernel_mac  # framed for the gateway's MAC, not broadcast
+
+
+def test_kernel_port_unreachable_is_recorded_on_the_ustack_socket(host):
+    """ustack -> kernel UDP to a closed port: the kernel's ICMP port unreachable is matched by
+    its quote to the connected socket that sent the datagram, and to no other."""
+    from ustack.core.reasons import Reason
+
+    def setup():
+        a, b = host.stack.udp.open(), host.stack.udp.open()
+        a.connect(ip_int(KERNEL), 9, host.now())  # discard port: nobody listens in the netns
+        b.connect(ip_int(KERNEL), 10, host.now())
+        a.send(b"anyone?", host.now())
+        return a, b
+
+    a, b = host.call(setup)
+    assert host.wait(lambda: a.error is not None, 3.0)
+    assert a.error is Reason.PORT_UNREACH and b.error is None
+    assert host.stack.counters.get("icmp.in_type3_code3") >= 1
