@@ -182,10 +182,12 @@ NOTES: dict[int, str] = {
     62: "Relies on the peer answering data after its close with RST (RFC 1122 4.2.2.13), which "
         "ustack's TCP and Linux do.",
     65: "A closed socket in any set fails at once, before any wait; a negative timeval is WSAEINVAL.",
-    69: "SO_SNDTIMEO expiry on a blocking send is WSAETIMEDOUT too; 0 waits forever.",
+    69: "SO_SNDTIMEO expiry on a blocking send is WSAETIMEDOUT too (a blocking send waits only "
+        "while the send buffer is full: see 70); 0 waits forever.",
     70: "As Windows' AFD does, a nonblocking send is taken whole whenever the send buffer is not "
         "full, even beyond SO_SNDBUF (the buffer is overcommitted until it drains); "
-        "WSAEWOULDBLOCK only when it is full. So a send larger than SO_SNDBUF never blocks forever.",
+        "WSAEWOULDBLOCK only when it is full. So a send larger than SO_SNDBUF never blocks forever. "
+        "A blocking send works the same way and waits only while the buffer is full.",
     72: "The 1.1 blocking hook (WSASetBlockingHook) runs in the blocked thread every 50 ms of "
         "(virtual) time; WSACancelBlockingCall, WSAIsBlocking and the last-error calls are "
         "allowed from it.",

@@ -137,8 +137,8 @@ def test_item_69_rcvtimeo_expiry(net) -> None:
 
 
 def test_item_69_sndtimeo_expiry(net) -> None:
-    """SO_SNDTIMEO expiry on a blocking TCP send that cannot complete (the peer does not read) ->
-    WSAETIMEDOUT after the timeout, not a partial count."""
+    """SO_SNDTIMEO expiry on a blocking TCP send that cannot complete (the send buffer is full and the
+    peer does not read) -> WSAETIMEDOUT after the timeout, not a partial count."""
     from .wsutil import setopt_int as setopt
 
     ws, pws = net.ws, net.pws
@@ -154,7 +154,9 @@ def test_item_69_sndtimeo_expiry(net) -> None:
     assert setopt(ws, c, SOL_SOCKET, SO_SNDTIMEO, 800) == 0
     data = b"s" * 50000
     t0 = net.me.now()
-    fail(ws, ws.send(c, data, len(data), 0), WSAETIMEDOUT)
+    assert ws.send(c, data, len(data), 0) == len(data)  # buffer not full: taken whole at once
+    assert net.me.now() == t0
+    fail(ws, ws.send(c, data, len(data), 0), WSAETIMEDOUT)  # now full, and the peer does not read
     assert abs(net.me.now() - t0 - 0.8) < 0.01
 
 

@@ -641,10 +641,12 @@ class Winsock:
         while sent < len(data):
 
             def push(rest: memoryview) -> int:
+                """Like a nonblocking send: the whole rest as soon as the buffer is not full."""
                 code = broken()
                 if code is not None:
                     raise _Fail(code)
-                return s.send(rest, self._now()) if s.writable_bytes > 0 else 0
+                free = s.writable_bytes
+                return self._send_overcommit(ws, rest, free) if free > 0 else 0
 
             sent += self._call(push, view[sent:])
             if sent >= len(data):
