@@ -163,3 +163,40 @@ def test_rst_does_not_end_time_wait_rfc1337(dut, bench):
     again = flow.expect(None, within=2.0)
     assert again is not None and not again.flags.R and again.ack == flow.snd_nxt, \
         f"TIME-WAIT did not survive a RST:\n{bench.describe_seen()}"
+
+
+# ------------------------------------------------------------------ RFC 7323 in use
+
+def test_peer_window_is_scaled_by_its_shift(dut, bench):
+    """Our SYN says shift 7, so a window field of 2 means 256 bytes: the DUT sends no more."""
+    lsock, flow, _ = establish(dut, bench, [("MSS", 1460), ("NOP", None), ("WScale", 7)])
+    conn = accept(dut, flow, lsock, window=2)
+    data_start = flow.rcv_nxt
+    assert dut.send(conn, b"s" * 2000) == 2000
+    sent = 0  # highest byte offset sent (retransmissions and probes resend the same bytes)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        seg = flow.next_segment(within=max(0.05, end - time.monotonic()))
+        if seg is None:
+            break
+        sent = max(sent, (seg.seq + len(bytes(seg.payload)) - data_start) & 0xFFFFFFFF)
+    assert 0 < sent <= 256, f"DUT sent {sent} bytes into a 256-byte window"
+
+
+def test_paws_drops_a_segment_with_an_old_timestamp(dut, bench):
+    """RFC 7323 5.3: TSval older than TS.Recent -> drop, ACK, no data delivered."""
+    lsock, flow, synack = establish(dut, bench, [("MSS", 1460), ("Timestamp", (1000, 0))])
+    dut_ts = option(synack, "Timestamp")
+    assert dut_ts is not None
+    ts_ack = [("NOP", None), ("NOP", None), ("Timestamp", (1001, dut_ts[0]))]
+    conn = accept(dut, flow, lsock, options=ts_ack)
+    flow.send("PA", b"fresh", options=[("NOP", None), ("NOP", None), ("Timestamp", (5000, dut_ts[0]))])
+    assert flow.expect("A", within=2.0, ack=flow.snd_nxt) is not None, bench.describe_seen()
+    assert dut.recv(conn, within=1.0) == b"fresh"
+    flow.send("PA", b"stale", options=[("NOP", None), ("NOP", None), ("Timestamp", (4000, dut_ts[0]))])
+    ack = flow.expect("A", within=2.0)
+    assert ack is not None, f"no ACK for a PAWS-rejected segment:\n{bench.describe_seen()}"
+    assert ack.ack == flow.snd_nxt - 5  # "stale" not accepted
+    ts = option(ack, "Timestamp")
+    assert ts is not None and ts[1] == 5000  # TS.Recent stayed at the newest valid TSval
+    assert dut.recv(conn, within=0.3) is None
