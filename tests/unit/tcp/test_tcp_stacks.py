@@ -69,10 +69,11 @@ class Wire:
 
 
 def transfer(seed: int, size: int, loss: float, reorder: float, cc: str = "cubic",
-             sack: bool = True, timestamps: bool = True) -> Wire:
-    tcp = TcpConfig(congestion_control=cc, sack=sack, timestamps=timestamps, rcvbuf=256 * 1024,
+             sack: bool = True, timestamps: bool = True, rcvbuf: int = 256 * 1024,
+             delay: float = 0.001, read_every: int = 1) -> Wire:
+    tcp = TcpConfig(congestion_control=cc, sack=sack, timestamps=timestamps, rcvbuf=rcvbuf,
                     sndbuf=256 * 1024, data_retries=15)
-    w = Wire(seed, loss, reorder, tcp=tcp)
+    w = Wire(seed, loss, reorder, delay=delay, tcp=tcp)
     lst = w.b.tcp.open()
     lst.bind(0, 80)
     lst.listen(5)
@@ -83,15 +84,18 @@ def transfer(seed: int, size: int, loss: float, reorder: float, cc: str = "cubic
     data = random.Random(seed).randbytes(size)
     got = bytearray()
     sent = 0
+    steps = 0
     while len(got) < size:
         if sent < size:
             sent += cli.send(data[sent:sent + 65536], w.now)
             if sent == size:
                 cli.shutdown(1, w.now)
-        chunk = srv.recv(1 << 20)
+        steps += 1
+        chunk = srv.recv(1 << 20) if steps % read_every == 0 else b""
         got += chunk
         if len(got) < size:
-            assert w.step(), f"stalled at {len(got)}/{size}"
+            # idle is fine while the slow reader has not had its turn yet
+            assert w.step() or steps % read_every, f"stalled at {len(got)}/{size}"
         assert w.now < 600
     assert bytes(got) == data
     w.run_until(lambda: srv.at_eof)
@@ -142,3 +146,42 @@ def test_connect_to_silent_host_times_out_after_21_s():
     w.run_until(lambda: cli.error is not None)
     assert cli.error is Reason.TIMED_OUT
     assert 20.9 < w.now < 21.1
+
+
+@pytest.mark.parametrize("seed,loss,reorder", [(21, 0.10, 0.0), (22, 0.05, 0.30), (23, 0.0, 0.5)])
+def test_harsh_links_still_deliver_everything(seed, loss, reorder):
+    transfer(seed, 150_000, loss=loss, reorder=reorder)
+
+
+def test_tiny_receive_buffer_with_loss_and_slow_reader():
+    # zero windows, persist probes and window updates, all under loss
+    transfer(31, 100_000, loss=0.05, reorder=0.0, rcvbuf=4096, read_every=7)
+
+
+def test_long_delay_path():
+    w = transfer(41, 300_000, loss=0.01, reorder=0.0, delay=0.05)
+    assert w.now > 0.5
+
+
+def test_both_directions_at_once():
+    w = Wire(51, loss=0.03, reorder=0.05)
+    lst = w.b.tcp.open()
+    lst.bind(0, 80)
+    lst.listen(5)
+    cli = w.a.tcp.open()
+    cli.connect(B, 80, w.now)
+    w.run_until(lambda: lst.accept_pending > 0)
+    srv = lst.accept()
+    up, down = random.Random(1).randbytes(200_000), random.Random(2).randbytes(200_000)
+    got_up, got_down = bytearray(), bytearray()
+    su = sd = 0
+    while len(got_up) < len(up) or len(got_down) < len(down):
+        if su < len(up):
+            su += cli.send(up[su:su + 8192], w.now)
+        if sd < len(down):
+            sd += srv.send(down[sd:sd + 8192], w.now)
+        got_up += srv.recv(1 << 20)
+        got_down += cli.recv(1 << 20)
+        assert w.step() or (len(got_up) == len(up) and len(got_down) == len(down))
+        assert w.now < 300
+    assert bytes(got_up) == up and bytes(got_down) == down
