@@ -293,6 +293,9 @@ class LinuxDut:
 
         self.dev = TunDevice(IFNAME, mtu=MTU)
         kernel_side_up(self.dev.name, f"{DUT_IP}/24", mtu=MTU)
+        # with its directed broadcast, as a host on a /24 would have it (ustack always does)
+        subprocess.run(["ip", "addr", "replace", f"{DUT_IP}/24", "brd", "+", "dev", self.dev.name],
+                       check=True, capture_output=True, timeout=10)
         set_sysctl("net.ipv4.icmp_ratelimit", "0")  # one ICMP error per case is enough, but be sure
         self.socks: list[socket.socket] = []
         self._errors: dict[int, str] = {}

@@ -211,3 +211,35 @@ def test_overlapping_fragments_are_dropped(dut, bench):
     for f in fragment(IP(bytes(echo(bench, 0x99, 2, payload=bytes(64), id=778))), fragsize=32):
         bench.send(f)  # the same shape without overlap is answered
     assert bench.expect(is_echo_reply(0x99, 2), within=2.0) is not None, bench.describe_seen()
+
+
+def test_unknown_protocol_gets_protocol_unreachable(dut, bench):
+    probe = IP(src=bench.ip, dst=bench.dut_ip, proto=253, id=4242) / Raw(b"experimental")
+    bench.send(probe)
+    err = bench.expect(lambda p: ICMP in p and p[ICMP].type == 3, within=2.0)
+    assert err is not None, f"no ICMP for an unknown protocol:\n{bench.describe_seen()}"
+    assert err[ICMP].code == 2  # protocol unreachable
+    assert bytes(err[ICMP].payload)[:28] == bytes(probe)[:28]
+
+
+def test_no_icmp_error_for_a_broadcast_destination(dut, bench):
+    """RFC 1122 3.2.2: no ICMP error about a datagram sent to a broadcast address."""
+    bench.send(IP(src=bench.ip, dst="198.18.0.255") / UDP(sport=40003, dport=9999) / Raw(b"b"))
+    bench.send(IP(src=bench.ip, dst="255.255.255.255") / UDP(sport=40003, dport=9999) / Raw(b"b"))
+    assert bench.expect_nothing(lambda p: ICMP in p, within=1.0), bench.describe_seen()
+
+
+@pytest.mark.parametrize("src", ["0.0.0.0", "224.0.0.5", "198.18.0.255", "127.0.0.1"])
+def test_no_icmp_error_to_an_invalid_source(dut, bench, src):
+    """RFC 1122 3.2.2 / 3.2.1.3: no ICMP error to a source that does not name a single host.
+    Linux answers a directed-broadcast source unless reverse-path filtering is on (a fresh
+    namespace has it off), so the Linux DUT gets rp_filter=1 here."""
+    if dut.name == "linux":
+        from ustack.drivers import set_sysctl
+
+        for scope in ("all", "cnf0"):
+            set_sysctl(f"net.ipv4.conf.{scope}.rp_filter", "1")
+    bench.send(IP(src=src, dst=bench.dut_ip) / UDP(sport=40004, dport=9999) / Raw(b"s"))
+    assert bench.expect_nothing(None, within=1.0), bench.describe_seen()
+    # The bench only sees packets addressed to it; make sure nothing went anywhere else either.
+    assert not [p for p in bench.seen if ICMP in p], bench.describe_seen()
