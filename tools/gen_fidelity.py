@@ -143,11 +143,10 @@ NOTES: dict[int, str] = {
     11: "A namelen shorter than 16 is checked before the family (WSAEFAULT first).",
     18: "listen clamps the backlog to 1..TcpConfig.max_backlog (SOMAXCONN = the maximum). The RST "
         "that refuses a client is answered with Windows' SYN-after-RST retries (25), so the "
-        "refusal is seen after about 1 s.",
-    25: "**Deviation (configurable):** 2 repeated SYNs, 0.5 s apart (TcpConfig.syn_rst_retry_s), so a "
-        "refusal takes about 1 s, where the reference measures about 2 s on Windows' loopback. "
-        "`Winsock(host, syn_rst_retry_s=1.0)` gives the 2 s (set per socket); "
-        "`syn_rst_retries=0` turns the quirk off (Linux-like).",
+        "refusal is seen after about 2 s.",
+    25: "2 repeated SYNs, 1 s apart, so a refusal takes about 2 s, as the reference measures on "
+        "Windows' loopback. Configurable per Winsock: `Winsock(host, syn_rst_retry_s=0.5)` (set on "
+        "every socket it connects); `syn_rst_retries=0` turns the quirk off (Linux-like).",
     29: "SO_ERROR keeps the failed attempt's code until the next connect starts.",
     33: "**Uncertain, chosen:** destination port 0 is WSAEADDRNOTAVAIL, like the all-zero address.",
     34: "Windows' schedule by default: SYN + 2 retries, RTO 3 s doubling (21 s); per socket "
@@ -238,9 +237,9 @@ DECISIONS = """\
 - **UDP connect to a broadcast address** (item 55): the document's WSAEACCES by default;
   `Winsock(host, broadcast_connect="modern")` gives current Windows' behaviour (connect
   succeeds, the send fails with WSAEACCES).
-- **SYN after RST** (item 25): 2 retries, 0.5 s apart by default, so a refusal takes about 1 s
-  in ustack where Windows' loopback shows about 2 s; `Winsock(syn_rst_retries=...,
-  syn_rst_retry_s=...)` sets both on every socket it connects (1.0 s gives Windows' 2 s).
+- **SYN after RST** (item 25): 2 retries, 1 s apart by default, so a refusal takes about 2 s as
+  on Windows' loopback; `Winsock(syn_rst_retries=..., syn_rst_retry_s=...)` sets both on every
+  socket it connects.
 - **Nonblocking send** (items 43, 70): taken whole while the send buffer is not full, even
   beyond SO_SNDBUF, as Windows' AFD does; FD_WRITE after a WSAEWOULDBLOCK is posted once
   space frees up.

@@ -24,14 +24,15 @@ def test_differences_from_linux_match_the_defaults():
     assert "2 h idle, 1 s interval, 10 probes" in doc
     assert tcp.max_backlog == 200 and "clamped to 200" in doc
     assert tcp.initial_cwnd_segments == 10 and tcp.congestion_control == "cubic"
-    assert (tcp.delack_s, tcp.delack_segments, tcp.ack_stretch_segments) == (0.040, 2, 16)
-    assert "one ACK for up to 16 segments" in doc
+    assert (tcp.delack_s, tcp.delack_segments, tcp.ack_stretch_segments) == (0.040, 2, 32)
+    assert "one ACK for up to 32 segments" in doc
     import inspect
 
     from ustack.winsock import Winsock
 
-    rst_retries = inspect.signature(Winsock.__init__).parameters["syn_rst_retries"].default
-    assert (rst_retries, tcp.syn_rst_retry_s) == (2, 0.5) and "retries twice, 0.5 s apart" in doc
+    params = inspect.signature(Winsock.__init__).parameters
+    rst = (params["syn_rst_retries"].default, params["syn_rst_retry_s"].default)
+    assert rst == (2, 1.0) and "retries twice, 1 s apart" in doc
 
 
 def test_cli_doc_states_the_lab_syn_schedule():

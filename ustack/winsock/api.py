@@ -106,15 +106,15 @@ class Winsock:
     - syn_rst_retries: how often Windows re-sends a SYN answered by RST before reporting
       WSAECONNREFUSED (item 25; default 2).
     - syn_rst_retry_s: the wait before each of those SYNs, set on every socket this Winsock
-      connects (None: the TCP layer's default, TcpConfig.syn_rst_retry_s = 0.5 s, so a refusal
-      takes about 1 s; 1.0 gives the ~2 s real Windows shows on loopback).
+      connects (default 1.0 s, so a refusal takes about 2 s as on Windows' loopback; None: the
+      TCP layer's TcpConfig.syn_rst_retry_s).
     - broadcast_connect: "document" (UDP connect to a broadcast address without SO_BROADCAST
       fails with WSAEACCES, as the connect page says) or "modern" (connect succeeds, the send
       fails, as current Windows does; item 55).
     - max_sockets: more open sockets than this -> WSAEMFILE.
     """
 
-    def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float | None = None,
+    def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float | None = 1.0,
                  broadcast_connect: str = "document", max_sockets: int = 4096) -> None:
         if broadcast_connect not in ("document", "modern"):
             raise ValueError("broadcast_connect must be 'document' or 'modern'")
