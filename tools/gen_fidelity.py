@@ -167,8 +167,9 @@ NOTES: dict[int, str] = {
         "FIN has been read (FD_READ first). A data or keepalive time-out gives WSAECONNABORTED.",
     49: "fWaitAll=TRUE returns WSA_WAIT_EVENT_0 when all are signalled; fAlertable is accepted but "
         "there is no I/O completion (WSA_WAIT_IO_COMPLETION is never returned).",
-    52: "The implicit bind of a UDP connect is 0.0.0.0:ephemeral (getsockname shows 0.0.0.0), as "
-        "for sendto (57).",
+    52: "The implicit bind of a UDP connect is 0.0.0.0:ephemeral, as for sendto (57); while "
+        "connected, getsockname reports the local address of the route to the peer (Microsoft's "
+        "getsockname page), and 0.0.0.0 again after an all-zero dis-connect.",
     54: "The very first connect keeps datagrams queued before it (the document read literally: only "
         "a name different from the previous connect's discards them).",
     55: "Default: the founding document (connect without SO_BROADCAST is WSAEACCES). "

@@ -78,9 +78,13 @@ def test_item_52_udp_connect_is_immediate(net) -> None:
     assert ws.connect(s, sa(PEER, 7001), 16) == 0
     assert net.me.now() == t0
     addr, port = name_of(ws, s)
-    assert addr == "0.0.0.0" and port >= 49152
+    # bound to 0.0.0.0:ephemeral; once connected, getsockname reports the address the route to
+    # the peer uses (Microsoft's getsockname page: known after connect)
+    assert addr == ME and port >= 49152
     assert ws.connect(s, sa(PEER, 7002), 16) == 0
     assert peer_of(ws, s) == (PEER, 7002)
+    assert ws.connect(s, sa("0.0.0.0", 0), 16) == 0  # dis-connect: back to the wildcard name
+    assert name_of(ws, s) == ("0.0.0.0", port)
 
 
 def test_item_53_all_zero_address_disconnects(net) -> None:

@@ -253,6 +253,21 @@ class Winsock:
     def _local(ws: WSocket) -> tuple[int, int] | None:
         return R.local(ws)
 
+    def _sockname(self, ws: WSocket) -> tuple[int, int] | None:
+        """The bound name; a connected UDP socket bound to 0.0.0.0 reports the local address its
+        route to the peer uses, as Microsoft documents for getsockname after connect."""
+        loc = R.local(ws)
+        if loc is None or loc[0] != 0 or ws.is_tcp or ws.udp_disconnected:
+            return loc
+        remote = ws.sock.remote
+        if remote is None:
+            return loc
+        stack = self.host.stack
+        if stack.is_local(remote[0]):
+            return (remote[0], loc[1])  # loopback and our own addresses: the peer's address is ours
+        route = stack.route(remote[0])
+        return loc if route is None else (int(route[0]), loc[1])
+
     def _refresh(self, ws: WSocket) -> None:
         R.refresh(ws, self.version)
 
@@ -870,7 +885,7 @@ class Winsock:
     @_api(zero=True)
     def getsockname(self, s: int, name: Any, namelen: Any) -> int:
         ws = self._get(s)
-        loc = self._call(self._local, ws)
+        loc = self._call(self._sockname, ws)
         if loc is None:
             raise _Fail(C.WSAEINVAL)  # item 36 (≠L)
         _write_sockaddr(name, namelen, *loc)
