@@ -423,10 +423,10 @@ def _restore_faults(ctx: LabContext, inj: Any, old: Any) -> None:
 
 
 def _tcp_retransmits(ctx: LabContext) -> int:
-    """Retransmission events of ustack's TCP so far: fast retransmits plus RTO expiries (the
-    TCP layer counts events, not segments; SACK recovery may resend several per event)."""
+    """Segments ustack's TCP has retransmitted so far (`tcp.retransmitted_segments`, counted
+    like the kernel's RetransSegs, so the upload and download figures compare)."""
     snap = ctx.host.call(ctx.host.stack.counters.snapshot)
-    return int(snap.get("tcp.fast_retransmit", 0)) + int(snap.get("tcp.rto", 0))
+    return int(snap.get("tcp.retransmitted_segments", 0))
 
 
 def sc_transfer(ctx: LabContext) -> Outcome:
@@ -509,8 +509,8 @@ def sc_transfer(ctx: LabContext) -> Outcome:
     info["frames_dropped_by_faults"] = ctx.fault_stats().get("dropped", 0) - drops0
     info["loss"] = (ctx.user_faults or ctx.transfer_faults).loss
     u, d = info["upload"], info["download"]
-    got_text = (f"{n / 1e6:g} MB up {u['mbps']} Mbit/s ({u['ustack_retransmits']} fast-retransmit/RTO "
-                f"events), down {d['mbps']} Mbit/s ({d['kernel_retransmits']} kernel retransmitted segs), "
+    got_text = (f"{n / 1e6:g} MB up {u['mbps']} Mbit/s ({u['ustack_retransmits']} retransmitted "
+                f"segs), down {d['mbps']} Mbit/s ({d['kernel_retransmits']} kernel retransmitted segs), "
                 f"{info['frames_dropped_by_faults']} frames dropped at {info['loss']:.0%} loss, sha256 "
                 f"{'ok' if up_ok and down_ok else 'MISMATCH'}")
     return Outcome(up_ok and down_ok, got_text, r.calls, [c, up_call, c2, down_call], info)

@@ -122,6 +122,16 @@ class Connection:
     def _count(self, name: str) -> None:
         self.layer.count(name)
 
+    def _count_retransmit(self, nbytes: int) -> None:
+        """A segment re-sending sequence space already sent (data, SYN, SYN-ACK or FIN) went
+        out: `tcp.retransmitted_segments` counts it like Linux's RetransSegs (SYNs included),
+        `tcp.retransmitted_bytes` its payload. Keepalive and zero-window probes (SND.UNA - 1,
+        no payload) are not retransmissions."""
+        count = self.layer.count
+        count("tcp.retransmitted_segments")
+        if nbytes:
+            count("tcp.retransmitted_bytes", nbytes)
+
     # ================================================================ output
     def _emit(self, flags: int, seq: int, now: float, payload: bytes | bytearray = b"",
               opts: bytes | None = None) -> Reason | None:
@@ -422,6 +432,7 @@ class Connection:
                 if st is State.SYN_RCVD and flags & SYN and not flags & ACK and seq == rcv.irs:
                     self._send_synack(now)  # our SYN-ACK was lost: the peer repeats its SYN
                     self._count("tcp.syn_retransmitted_by_peer")
+                    self._count_retransmit(0)
                 elif not flags & RST:
                     self._count("tcp.out_of_window")
                     if seg.payload and self.sack_ok and lt(seq, rcv.rcv_nxt):
@@ -790,6 +801,7 @@ class Connection:
             self._send_data(snd.snd_una, n, now, rexmit=True)
         elif snd.fin_sent:
             self._emit(FIN | ACK, snd.snd_una, now)
+            self._count_retransmit(0)
         self.timers.rto_at = now + snd.rto
 
     def _on_window_change(self, now: float) -> None:
@@ -931,6 +943,8 @@ class Connection:
                 continue
             if snd.fin_queued and avail == 0 and (not snd.fin_sent or rexmit):
                 self._emit(FIN | ACK, nxt, now)
+                if rexmit:
+                    self._count_retransmit(0)
                 snd.fin_sent = True
                 snd.snd_nxt = (nxt + 1) & MASK
                 if gt(snd.snd_nxt, snd.snd_max):
@@ -966,6 +980,7 @@ class Connection:
         if rexmit:
             snd.retransmits += 1
             snd.undo_retrans += 1
+            self._count_retransmit(n)
             if seq == snd.snd_una:
                 snd.rxt_mark = snd.snd_max
             if snd.rtt_seq is not None and not self.ts_ok:
@@ -1004,6 +1019,7 @@ class Connection:
                 if data_left <= 0:
                     if snd.fin_sent:
                         self._emit(FIN | ACK, s, now)
+                        self._count_retransmit(0)
                     snd.high_rxt = (s + 1) & MASK
                     continue
                 n = self._send_data(s, min(n, mss, data_left), now, rexmit=True)
@@ -1079,6 +1095,7 @@ class Connection:
             if self._rst_resend:
                 self._rst_resend = False  # a SYN repeated after RST does not use up a SYN retry
                 self._send_syn(now)
+                self._count_retransmit(0)
                 self.timers.rto_at = now + self.opts.syn_rto_s * (1 << self.retries)
                 return
             self.retries += 1
@@ -1091,6 +1108,7 @@ class Connection:
             self.timers.rto_at = now + self.opts.syn_rto_s * (1 << self.retries)
             self._count("tcp.syn_retransmit")
             self._send_syn(now)
+            self._count_retransmit(0)
             return
         if st is State.SYN_RCVD:
             self.retries += 1
@@ -1104,6 +1122,7 @@ class Connection:
             snd.rtt_seq = None
             self.timers.rto_at = now + self.opts.syn_rto_s * (1 << self.retries)
             self._send_synack(now)
+            self._count_retransmit(0)
             return
         if snd.snd_max == snd.snd_una:
             return
@@ -1159,6 +1178,7 @@ class Connection:
             data_end = snd.snd_max  # the last segment sent, not queued data
         if snd.fin_sent and snd.snd_max == ((data_end + 1) & MASK) and data_end == snd.snd_una:
             self._emit(FIN | ACK, data_end, now)
+            self._count_retransmit(0)
             return
         n = min(snd.mss, diff(data_end, snd.snd_una))
         if n > 0:

@@ -364,3 +364,70 @@ def test_sack_rescue_retransmission_of_the_tail_once_per_recovery():
     assert h.stack.counters.get("tcp.rescue_retransmit") == 1
     ack(h, c, 1.12, 0, options=sack_opts(c, (1000, 9000)))
     assert h.out(1.12) == []  # only once per recovery
+
+
+# ---- retransmitted-segment counters --------------------------------------------------------------
+def rexmit_counts(h):
+    cnt = h.stack.counters
+    return cnt.get("tcp.retransmitted_segments"), cnt.get("tcp.retransmitted_bytes")
+
+
+def test_rto_retransmission_counts_one_segment_and_its_bytes():
+    h, s, c = est()
+    s.send(b"x" * 100, 1.0)
+    h.take()
+    h.expect_nothing(1.0 + c.snd.rto - 0.001)
+    assert rexmit_counts(h) == (0, 0)  # first transmissions are not counted
+    h.expect_out(1.0 + c.snd.rto, [dict(seq=c.iss + 1, len=100)])
+    assert rexmit_counts(h) == (1, 100)
+    assert h.stack.counters.get("tcp.rto") == 1
+
+
+def test_sack_fast_retransmit_counts_the_one_lost_segment():
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 5000, 1.0)
+    assert len(h.out(1.0)) == 5
+    for hi in (2000, 3000, 5000):  # segment 1 lost; 2..5 SACKed
+        ack(h, c, 1.1, 0, options=sack_opts(c, (1000, hi)))
+    out = h.out(1.1)
+    assert [(o.seq, len(o.payload)) for o in out] == [(c.iss + 1, MSS)]
+    assert h.stack.counters.get("tcp.fast_retransmit") == 1
+    assert rexmit_counts(h) == (1, MSS)
+    ack(h, c, 1.11, 5000)  # the retransmission repaired it: nothing more is resent
+    assert h.out(5.0) == [] and rexmit_counts(h) == (1, MSS)
+
+
+def test_newreno_fast_retransmit_counts_one_segment():
+    h, s, c = est(congestion_control="newreno", sndbuf=100000)
+    s.send(b"x" * 8000, 1.0)
+    h.take()
+    for _ in range(3):
+        ack(h, c, 1.1, 0)
+    h.expect_out(1.1, [dict(seq=c.iss + 1, len=MSS)])
+    assert rexmit_counts(h) == (1, MSS)
+
+
+def test_syn_and_fin_retransmissions_count_as_segments_without_bytes():
+    # like Linux's RetransSegs: every segment re-sending sequence space, SYN and FIN included
+    h = Harness()
+    s, syn = h.connect()
+    h.expect_out(s.syn_rto_s, [dict(flags="S", seq=syn.seq)])
+    assert rexmit_counts(h) == (1, 0)
+    h2, s2, c2 = est()
+    s2.shutdown(1, 1.0)
+    h2.expect_out(1.0, [dict(flags="F.")])
+    h2.expect_out(1.0 + c2.snd.rto, [dict(flags="F.", seq=c2.iss + 1)])
+    assert rexmit_counts(h2) == (1, 0)
+
+
+def test_keepalive_and_zero_window_probes_are_not_retransmissions():
+    h, s, c = est()
+    s.keepalive_idle_s = 10.0
+    s.keepalive = True
+    h.expect_out(10.0, [dict(flags=".", seq=c.iss, len=0)])
+    ack(h, c, 10.5, 0, window=0)
+    s.send(b"y" * 10, 10.5)
+    assert h.out(10.5) == []
+    h.out(30.0)
+    assert h.stack.counters.get("tcp.zero_window_probe") >= 1
+    assert rexmit_counts(h) == (0, 0)
