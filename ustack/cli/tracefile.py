@@ -7,17 +7,17 @@ File format, one JSON object per line (times in seconds since the host was opene
     {"t": 0.0450, "conn": "...", "ev": "cwnd", "cwnd": 14600, "ssthresh": 2147483647}
     {"t": 0.0461, "conn": "...", "ev": "cwnd", "cwnd": 7300, "ssthresh": 7300, "event": "loss"}
 
-`ev` and the extra fields are what the TCP layer's trace hook reports (`ustack.tcp`:
-`state` with old/new, `cwnd` with cwnd/ssthresh and an optional `event` of "loss", "rto" or
-"recovered"); `t`, `conn` and `ev` are always present. `ustack plot --kind cwnd` draws the
-`cwnd` events and marks the loss/rto ones.
+`ev` and the extra fields are what the TCP layer's trace hook reports: `ustack.tcp` calls
+`on_trace(kind, now, conn=<Connection>, **fields)` with `state` (old/new) and `cwnd`
+(cwnd/ssthresh and an optional `event` of "loss", "rto", "recovered" or "undo"); `conn` is
+written as the connection's 4-tuple. `t`, `conn` and `ev` are always present. `ustack plot
+--kind cwnd` draws the `cwnd` events and marks the loss/rto ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -70,7 +70,8 @@ class TraceSink:
     def attach(self, host: Any) -> bool:
         """Hook into the host's TCP layer; False when the layer offers no trace hook.
 
-        The layer copies its `on_trace(kind, now, **fields)` hook into each new connection."""
+        The layer copies its `on_trace(kind, now, conn=..., **fields)` hook into each new
+        connection."""
         # Share the frame tracer's time origin, so frame lines and TCP lines interleave correctly.
         dev = getattr(host, "device", None)
         for _ in range(8):
@@ -86,19 +87,8 @@ class TraceSink:
         tcp.on_trace = self.hook
         return True
 
-    def hook(self, kind: str, now: float, **fields: Any) -> None:
-        """The TCP layer's trace hook. It does not name the connection, so take it from the
-        caller's frame: the hook is only ever called from methods of the Connection."""
-        conn = None
-        frame = sys._getframe(1)
-        for _ in range(3):
-            if frame is None:
-                break
-            cand = frame.f_locals.get("self")
-            if cand is not None and hasattr(cand, "key") and hasattr(cand, "state"):
-                conn = cand
-                break
-            frame = frame.f_back
+    def hook(self, kind: str, now: float, conn: Any = None, **fields: Any) -> None:
+        """The TCP layer's trace hook: `conn` is the Connection the event belongs to."""
         self.event(conn, kind, fields, now)
 
     def event(self, conn: Any, ev: str, fields: dict[str, Any] | None = None,

@@ -53,6 +53,8 @@ class Connection:
         self.sock: TcpSocket | None = None
         self.binding: Any = None  # the port claim, handed over when the socket closes first
         self.listener: Any = None  # the Listener while not yet accepted
+        # trace hook: on_trace(kind, now, conn=self, **fields); kinds "state" (old, new) and
+        # "cwnd" (cwnd, ssthresh, optional event "loss"/"rto"/"recovered"/"undo")
         self.on_trace: Callable[..., None] | None = None
         self.heap_at: float | None = None  # layer bookkeeping: deadline of our heap entry
         # negotiated options
@@ -94,7 +96,7 @@ class Connection:
 
     def _trace(self, kind: str, now: float, **fields: Any) -> None:
         if self.on_trace is not None:
-            self.on_trace(kind, now, **fields)
+            self.on_trace(kind, now, conn=self, **fields)
 
     def _set_state(self, new: State, now: float) -> None:
         old = self.state
@@ -102,7 +104,7 @@ class Connection:
             return
         self.state = new
         if self.on_trace is not None:
-            self.on_trace("state", now, old=old.value, new=new.value)
+            self.on_trace("state", now, conn=self, old=old.value, new=new.value)
         if new is State.TIME_WAIT:
             t = self.timers
             t.rto_at = t.probe_at = t.delack_at = t.persist_at = t.keepalive_at = t.deadline_at = None
@@ -703,7 +705,7 @@ class Connection:
             if cc is not None and 2 * flight_before >= cc.cwnd:
                 cc.on_ack(acked, now, rtt, flight_before)
                 if self.on_trace is not None:
-                    self.on_trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh)
+                    self.on_trace("cwnd", now, conn=self, cwnd=cc.cwnd, ssthresh=cc.ssthresh)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it
         if snd.snd_max != snd.snd_una:
             self.timers.rto_at = now + snd.rto

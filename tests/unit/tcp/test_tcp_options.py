@@ -230,10 +230,17 @@ def test_send_failure_net_unreach_fails_connect():
 def test_trace_hook_sees_states_and_cwnd():
     h = Harness()
     seen = []
-    h.layer.on_trace = lambda kind, now, **f: seen.append((kind, f))
+    conns = []
+
+    def hook(kind, now, conn=None, **f):
+        conns.append(conn)
+        seen.append((kind, f))
+
+    h.layer.on_trace = hook
     s, c = h.established(options=TcpOptions(mss=1000))
     s.send(b"x" * 20000, 1.0)  # cwnd-limited: 10 segments in flight
     h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 3001))
+    assert conns and all(x is c for x in conns)  # every event names its connection
     kinds = [k for k, _ in seen]
     assert ("state", {"old": "SYN-SENT", "new": "ESTABLISHED"}) in seen
     assert kinds.count("cwnd") >= 2
