@@ -47,13 +47,14 @@ def _connect(args: argparse.Namespace, ws: Any, rec: WsRecorder) -> int:
     s, call = rec.socket(udp=args.udp)
     if call.failed:
         return WINSOCK_FAILED
+    event = None
     try:
         if args.broadcast and rec.setsockopt_int(s, "SOL_SOCKET", "SO_BROADCAST", 1).failed:
             return WINSOCK_FAILED
         if args.bind is not None and rec.bind(s, *args.bind).failed:
             return WINSOCK_FAILED
         mode = args.nonblocking
-        hwnd = event = None
+        hwnd = None
         if mode == "select":
             if rec.fionbio(s, True).failed:
                 return WINSOCK_FAILED
@@ -76,10 +77,11 @@ def _connect(args: argparse.Namespace, ws: Any, rec: WsRecorder) -> int:
         rec.getpeername(s)
         if event is not None:
             rec.event_select(s, event, 0)
-            rec.close_event(event)
         return 0
     finally:
         rec.closesocket(s)
+        if event is not None:  # on failure too: every handle the program made is closed
+            rec.close_event(event)
 
 
 def _complete(args: argparse.Namespace, rec: WsRecorder, s: int, mode: str, hwnd: Any, event: Any) -> int:

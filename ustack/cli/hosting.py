@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .options import CommandError, UsageError, check_test_net, host_kwargs
+from .options import CommandError, UsageError, check_output_file, check_test_net, host_kwargs
 
 
 class OpenedHost:
@@ -98,6 +98,8 @@ def open_host(args: argparse.Namespace, *, trace_out: TextIO | None = None, **ex
 
     if not getattr(args, "any_net", False):
         check_test_net(args.addr, args.peer, args.gateway and args.gateway + "/32")
+    check_output_file(getattr(args, "pcap", None), "--pcap")
+    check_output_file(getattr(args, "trace_file", None), "--trace-file")
     kw = host_kwargs(args)
     kw.update(extra)
     clock_origin = time.monotonic()

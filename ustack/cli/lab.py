@@ -27,7 +27,7 @@ from . import labkernel as K
 from . import netns
 from .labscenarios import SCENARIOS, LabContext, Outcome, Scenario
 from .labview import LabView
-from .options import UsageError, fault_config
+from .options import UsageError, check_output_file, fault_config
 from .tracefile import TraceSink
 
 DEFAULT_SEED = 7  # the lab is reproducible run to run: same ports, same ISNs, same fault pattern
@@ -72,6 +72,15 @@ def run(args: argparse.Namespace) -> int:
         from ustack.drivers import FaultConfig
 
         transfer_loss = FaultConfig()
+    if args.out:
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--out {args.out}: {e.strerror}") from None
+        if not os.access(args.out, os.W_OK | os.X_OK):
+            raise UsageError(f"--out {args.out}: not writable")
+    check_output_file(args.pcap, "--pcap")
+    check_output_file(args.trace_file, "--trace-file")
     reason = netns.unavailable_reason()
     if reason is not None:
         print(f"ustack lab: cannot run here: {reason}", file=sys.stderr)
@@ -84,10 +93,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     out_dir = args.out or tempfile.mkdtemp(prefix="ustack-lab-")
-    os.makedirs(out_dir, exist_ok=True)
     pcap = args.pcap or os.path.join(out_dir, "lab.pcap")
     trace_file = args.trace_file or os.path.join(out_dir, "lab-trace.jsonl")
     view = LabView(json_mode=args.json, verbose=args.trace)
+    try:
+        return _tour(args, scenarios, seed, user_faults, transfer_loss, pcap, trace_file, view)
+    finally:
+        view.close()  # also on Ctrl-C: the live display ends and the terminal gets its cursor back
+
+
+def _tour(args: argparse.Namespace, scenarios: list[Scenario], seed: int, user_faults: Any,
+          transfer_loss: Any, pcap: str, trace_file: str, view: LabView) -> int:
     watchdog_s = args.watchdog or int(WATCHDOG_BASE_S + WATCHDOG_PER_MB_S * args.transfer_mb)
 
     def on_alarm(signum: int, frame: Any) -> None:

@@ -250,9 +250,11 @@ def sc_udp_connected(ctx: LabContext) -> Outcome:
     filtered = False
     for _ in range(UDP_TRIES):  # (under the user's loss the stranger may be lost on the way)
         ctx.kernel.send_from_other_port(b"stranger", port)
-        r.note(f"kernel sends b'stranger' from {K.KERNEL}:{K.OTHER_UDP_PORT} to port {port}")
-        if ctx.host.wait(lambda: counters.get("udp.connected_filtered") > before, 1.0):
-            filtered = True
+        filtered = ctx.host.wait(lambda: counters.get("udp.connected_filtered") > before, 1.0)
+        r.note(f"kernel sends b'stranger' from {K.KERNEL}:{K.OTHER_UDP_PORT} to port {port}: "
+               + ("discarded" if filtered else "not discarded within 1 s"))
+        stranger = r.calls[-1]
+        if filtered:
             break
     payload = b"from the peer?"
     data = None
@@ -273,7 +275,7 @@ def sc_udp_connected(ctx: LabContext) -> Outcome:
     ok = filtered and data == payload and all(x == payload for x in others)
     got = ("stranger discarded (udp.connected_filtered), peer's echo received" if ok
            else f"filtered={filtered}, recv got {data!r}, then {others!r}")
-    return Outcome(ok, got, r.calls, [c, sent, rc])
+    return Outcome(ok, got, r.calls, [c, stranger, sent, rc])
 
 
 def sc_udp_broadcast(ctx: LabContext) -> Outcome:

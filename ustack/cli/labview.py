@@ -12,14 +12,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .wscalls import format_duration
@@ -39,6 +32,10 @@ class LabView:
         self._task: Any = None
         self._steps: dict[str, Any] = {}  # long steps (the transfer): their own byte progress bars
         self._total = 0
+        self._finished = 0
+        # Frame trace lines that arrive before the header (a TAP's gratuitous ARP when the
+        # device opens) wait for it, so the header stays the first thing printed.
+        self._held: list[str] | None = []
 
     # -- progress -------------------------------------------------------------------------------
     def header(self, ctx: Any) -> None:
@@ -51,16 +48,19 @@ class LabView:
                            f"  <->  ustack {d['ustack']}, MTU {d['mtu']}, private network namespace")
         self.console.print(f"faults: {escape(faults)};  TCP: {d['syn_schedule']} (lab setting)")
         self.console.print()
+        held, self._held = self._held or [], None
+        for line in held:
+            self.trace_line(line)
         from .labscenarios import SCENARIOS
 
         self._total = len(SCENARIOS) if not ctx.args.only else sum(
             1 for s in SCENARIOS if any(p in s.id for p in ctx.args.only))
         if self.tty:
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                      MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
-                                      transient=True)
+                                      TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+                                      console=self.console, transient=True)
             self._progress.start()
-            self._task = self._progress.add_task("starting", total=self._total)
+            self._task = self._progress.add_task("starting", total=self._total, count=f"0/{self._total}")
 
     def start(self, sc: Any) -> None:
         if self._progress is not None:
@@ -71,31 +71,42 @@ class LabView:
         if self._progress is None:
             return
         task = self._steps.get(name)
+        count = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
         if task is None:
-            task = self._steps[name] = self._progress.add_task(f"  {name}", total=total)
-        self._progress.update(task, completed=done)
+            task = self._steps[name] = self._progress.add_task(f"  {name}", total=total, count=count)
+        self._progress.update(task, completed=done, count=count)
 
     def done(self, sc: Any, outcome: Any) -> None:
         if self._progress is not None:
             for task in self._steps.values():
                 self._progress.remove_task(task)
             self._steps.clear()
-            self._progress.advance(self._task)
+            self._finished += 1
+            self._progress.update(self._task, completed=self._finished,
+                                  count=f"{self._finished}/{self._total}")
         if self.quiet:
             return
         mark = "[green]PASS[/green]" if outcome.passed else "[bold red]FAIL[/bold red]"
-        calls = "; ".join(c.line() for c in (outcome.key or outcome.calls[-1:]))
-        took = format_duration(outcome.seconds)
-        self.console.print(f"{mark} [bold]{sc.id:<21}[/bold] {escape(calls)}  [dim]({took})[/dim]")
+        key = outcome.key or outcome.calls[-1:]
+        calls = "; ".join(c.line() for c in key)
+        # One timed call is the whole scenario (a connect that fails after 2 s): its [time] says it.
+        took = "" if len(key) == 1 and key[0].seconds >= 0.0005 else \
+            f"  [dim]({format_duration(outcome.seconds)})[/dim]"
+        self.console.print(f"{mark} [bold]{sc.id:<21}[/bold] {escape(calls)}{took}")
         if not outcome.passed:
             self.console.print(f"     [red]expected {escape(sc.expected)}, got {escape(outcome.got)}[/red]")
         if self.verbose or not outcome.passed:
             for c in outcome.calls:
-                self.console.print(f"       {escape(c.line() if c.name else '# ' + c.ret_text)}", style="dim")
+                self.console.print(f"       {escape(c.line())}", style="dim")
 
     def trace_line(self, line: str) -> None:
-        if not self.quiet:
-            self.console.print(escape(line), style="dim", soft_wrap=True)
+        if self.quiet:
+            return
+        if self._held is not None:
+            if len(self._held) < 1000:
+                self._held.append(line)
+            return
+        self.console.print(escape(line), style="dim", soft_wrap=True)
 
     # -- end ------------------------------------------------------------------------------------
     def _stop_progress(self) -> None:
@@ -103,9 +114,15 @@ class LabView:
             self._progress.stop()
             self._progress = None
 
+    def close(self) -> None:
+        """Stop the live display whatever happened (Ctrl-C included): the terminal gets its
+        cursor back and later lines are not overwritten."""
+        self._stop_progress()
+
     def setup_failed(self, message: str) -> None:
         self._stop_progress()
-        Console(file=sys.stderr, highlight=False).print(f"[bold red]ustack lab: {escape(message)}[/bold red]")
+        Console(file=sys.stderr, highlight=False, soft_wrap=True).print(
+            f"[bold red]ustack lab: {escape(message)}[/bold red]")
 
     def summary(self, results: list[tuple[Any, Any]], pcap: str, trace_file: str, elapsed: float,
                 ok: bool) -> None:

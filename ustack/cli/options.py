@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -191,6 +192,20 @@ def check_test_net(*cidrs: str | None) -> None:
         if not net.subnet_of(TEST_NET):
             raise UsageError(f"{c} is outside 198.18.0.0/15 (the benchmarking range); "
                              "pass --any-net to allow it")
+
+
+def check_output_file(path: str | None, option: str) -> None:
+    """A file the command will write (--pcap, --trace-file) must be creatable: a bad path is a
+    usage error found before any device is opened, not a traceback afterwards."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{option} {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable")
 
 
 def host_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -45,6 +45,8 @@ class Call:
         return self.error is not None
 
     def line(self, timing: bool = True) -> str:
+        if not self.name:  # a note (what the other side did), not a call
+            return f"# {self.ret_text}"
         text = f"{self.name}({self.args}) = {self.ret_text}"
         if self.error is not None:
             text += f"  {self.error_name} ({self.error})"
@@ -320,8 +322,9 @@ class WsRecorder:
 
         def detail(r: int) -> str:
             bits = ne.lNetworkEvents
-            errs = [f"iErrorCode[{FD_NAMES[i]}_BIT]={ne.iErrorCode[i]}" for i in range(W.FD_MAX_EVENTS)
-                    if bits & (1 << i)]
+            errs = [f"iErrorCode[{FD_NAMES[i]}_BIT]={ne.iErrorCode[i]}"
+                    + (f" ({W.wsa_name(ne.iErrorCode[i])})" if ne.iErrorCode[i] else "")
+                    for i in range(W.FD_MAX_EVENTS) if bits & (1 << i)]
             return f"lNetworkEvents={fd_bits(bits)} " + " ".join(errs)
         call = self._record("WSAEnumNetworkEvents", f"{self.sname(s)}, hEvent, &events",
                             lambda: self.ws.WSAEnumNetworkEvents(s, ev, ne), detail=detail)
