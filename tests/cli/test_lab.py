@@ -191,3 +191,64 @@ def test_plot_retransmissions_agree_with_tshark(tun_lab):
     by_id = {s["id"]: s for s in report["scenarios"]}
     kernel = by_id["transfer"]["info"]["download"]["kernel_retransmits"]
     assert 0.85 * kernel <= download.retransmissions <= kernel
+
+
+def test_lab_on_a_terminal_ctrl_c_restores_it(tmp_path):
+    """On a TTY the lab draws colour and a live progress bar (cursor hidden). Ctrl-C in the
+    middle must stop that display (cursor shown again, nothing drawn after the message), tear
+    down and exit 130."""
+    import fcntl
+    import os
+    import select
+    import signal
+    import struct
+    import sys
+    import termios
+    import time
+
+    require_netns()
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    p = subprocess.Popen([sys.executable, "-m", "ustack", "lab", "--only", "tcp-refused", "--only",
+                          "tcp-timeout", "--out", str(tmp_path)], stdin=slave, stdout=slave, stderr=slave,
+                         start_new_session=True)
+    os.close(slave)
+    out = b""
+    sent_at = None
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if sent_at is None and b"PASS" in out:  # tcp-refused done; tcp-timeout under way
+                p.send_signal(signal.SIGINT)
+                sent_at = time.monotonic()
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif p.poll() is not None:
+                break
+        code = p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+        os.close(master)
+    assert sent_at is not None, out[-2000:]
+    assert code == 130, out[-2000:]
+    assert b"\x1b[32mPASS" in out  # colour on a terminal
+    assert out.rfind(b"\x1b[?25l") < out.rfind(b"\x1b[?25h"), out[-800:]  # cursor back
+    tail = out[out.rfind(b"interrupted"):]
+    assert b"ustack lab: interrupted" in out and b"\x1b[2K" not in tail  # no redraw afterwards
+    assert b"passed in" not in out  # no summary claims a finished tour
+
+
+def test_lab_report_shows_the_discarded_stranger(tun_lab):
+    _, _, report = tun_lab
+    sc = next(s for s in report["scenarios"] if s["id"] == "udp-connected-filter")
+    notes = [c["line"] for c in sc["calls"] if not c["call"]]
+    assert any(n.startswith("# kernel sends b'stranger'") and n.endswith(": discarded") for n in notes), notes

@@ -26,8 +26,17 @@ BAD = [
     ["connect", "198.18.0.1", "http", "--tun", "ust0", "--addr", "198.18.0.2/24"],
     ["connect", "198.18.0.1", "80", "--tun", "ust0", "--addr", "198.18.0.2/24", "--nonblocking", "poll"],
     ["connect", "198.18.0.1", "80", "--tun", "ust0", "--addr", "198.18.0.2/24", "--bind", "nonsense"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--bogus"],
+    ["serve", "--tun", "ust0", "--addr", "198.18.0.2/24", "--pcap", "/nonexistent-dir/x.pcap"],
+    ["connect", "198.18.0.1", "80", "--tun", "ust0", "--addr", "198.18.0.2/24", "--trace-file",
+     "/nonexistent-dir/t"],
+    ["connect", "198.18.0.1", "80", "--tun", "ust0", "--addr", "198.18.0.2/24", "--pcap", "/"],
     ["lab", "--mtu", "10"],
     ["lab", "--loss", "-1"],
+    ["lab", "--pcap", "/nonexistent-dir/x.pcap"],
+    ["lab", "--trace-file", "/"],
+    ["lab", "--out", "/proc/no/such/dir"],
+    ["lab", "--only", "no-such-scenario"],
     ["plot"],
     ["plot", "/nonexistent.pcap", "-o", "x.png"],
     ["plot", "x.pcap", "-o", "x.png", "--kind", "bananas"],
@@ -42,6 +51,8 @@ def test_bad_arguments_exit_2_with_one_line(argv, tmp_path):
     assert len(lines) == 1, r.stderr
     assert "error" in lines[0]
     assert r.stdout == ""
+    if argv and argv[0] in ("serve", "connect", "lab", "plot"):
+        assert lines[0].startswith(f"ustack {argv[0]}: error: "), lines[0]  # names the subcommand
 
 
 def test_help_and_version():
@@ -72,3 +83,27 @@ def test_cli_reference_documents_every_option():
                 if opt.startswith("--") and opt != "--help" and f"`{opt}" not in doc:
                     missing.append(f"{name} {opt}")
     assert not missing, missing
+
+
+def test_cli_reference_names_no_option_that_does_not_exist():
+    """The other way round: every `--option` docs/cli.md and the README show is one argparse
+    knows (in some subcommand), so no doc line describes an option that was renamed or removed."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    from ustack.cli.main import build_parser
+
+    root = Path(__file__).resolve().parents[2]
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    known = {"--help", "--version"} | {opt for p in sub.choices.values() for a in p._actions
+                                       for opt in a.option_strings}
+    for page in (root / "docs" / "cli.md", root / "README.md"):
+        text = page.read_text()
+        # options in code spans and in the command lines of code blocks (pip/make lines aside)
+        shown = set(re.findall(r"`(--[a-z][a-z-]*)", text))
+        for line in re.findall(r"^\s*(?:ustack|\[).*$", text, re.M):
+            shown |= set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line))
+        unknown = sorted(shown - known)
+        assert not unknown, (page.name, unknown)
