@@ -228,6 +228,10 @@ class Connection:
         self.ack_every = self.cfg.delack_segments * self.rcv.mss  # bytes: ACK every 2nd full segment
         self.ack_stretch = max(self.cfg.ack_stretch_segments, self.cfg.delack_segments) * self.rcv.mss
         self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments)
+        if self.retries and self.snd.srtt is None:
+            # RFC 6298 5.7: the SYN (or SYN-ACK) timed out and gave no RTT sample: data starts
+            # with an RTO of 3 s, not the 1 s of 2.1
+            self.snd.rto = max(self.snd.rto, min(3.0, self.snd.rto_max))
 
     def info(self) -> dict[str, Any]:
         """A snapshot for tools (like Linux's TCP_INFO / `ss -i`)."""
@@ -638,6 +642,7 @@ class Connection:
             changed = snd.update_window(seg.seq, ack, seg.window)
             if snd.snd_wnd == 0:
                 self.retries = 0  # the peer is alive, only its window is closed (RFC 9293 3.8.6.1)
+                self.persist_unanswered = 0  # an answered zero-window probe never aborts
             if ack == snd.snd_una and snd.snd_max != snd.snd_una and (
                     new_sack or (not seg.payload and not seg.flags & FIN and not changed)):
                 # RFC 6675 counts ACKs with new SACK information even when the window moved
