@@ -2,21 +2,46 @@
 
 The fd is nonblocking: `recv` returns None instead of waiting, and `send` counts a drop when the
 kernel queue is full instead of raising, so the network thread never stalls on the device.
+
+Receive checksum offload (`offload=True`), as virtio-net does it: the device is opened with
+IFF_VNET_HDR and TUN_F_CSUM only (no TSO/GSO: frames stay MTU-sized), so every frame starts
+with a 10-byte `struct virtio_net_hdr`. The kernel then hands packets it generated itself with
+VIRTIO_NET_HDR_F_NEEDS_CSUM (the checksum field holds only the pseudo-header sum; the data never
+left memory) or F_DATA_VALID (it verified the checksum); anything else (ICMP, AF_PACKET
+injections, ...) comes with flags 0 and must be verified as usual. `recv`/`recv_batch` return
+ordinary frames: header stripped, NEEDS_CSUM checksums filled in (like skb_checksum_help), so
+middleware, pcaps and the stack see valid packets. `recv_batch_trusted` returns
+(frame, checksum_trusted) pairs without filling anything in, for a stack that then skips the
+transport checksum of trusted frames; middleware does not provide it.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import socket
+import struct
 import subprocess
 from collections.abc import Iterable
 from typing import Any, Self
 
 from .base import DeviceCounters
 
-_READ_SIZE = 65536  # larger than any frame the kernel hands us (no GSO without IFF_VNET_HDR)
+_READ_SIZE = 65536 + 10  # larger than any frame the kernel hands us (+ the virtio header; no GSO)
+
+# <linux/if_tun.h>, <linux/virtio_net.h>
+TUNSETOFFLOAD = 0x400454D0
+TUNSETVNETHDRSZ = 0x400454D8
+TUN_F_CSUM = 0x01
+VNET_HDR_LEN = 10  # struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+VNET_F_NEEDS_CSUM = 0x01
+VNET_F_DATA_VALID = 0x02
+_VNET_TRUSTED = VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID
+_VNET_HDR = struct.Struct("=BBHHHH")  # native byte order: a legacy (non-VERSION_1) header
+_VNET_TX = bytes(VNET_HDR_LEN)  # flags 0: our frames carry complete checksums
+_CSUM_FIELD = struct.Struct("!H")
 
 # Errors that mean "this frame did not go out", not "the device is broken":
 # full queue (EAGAIN/ENOBUFS), interface down (EIO), frame the kernel refuses (EINVAL, EMSGSIZE).
@@ -35,6 +60,27 @@ def _open_tuntap(name: str, flags: int) -> Any:
     return pytun.TunTapDevice(name=name, flags=flags | pytun.IFF_NO_PI)
 
 
+def _complete_checksum(frame: bytes) -> bytes:
+    """The frame after its virtio header, with a NEEDS_CSUM checksum filled in: the one's
+    complement sum from csum_start to the end (the field already holds the pseudo-header sum)
+    is stored at csum_start + csum_offset, 0 sent as 0xffff (skb_checksum_help). A header
+    pointing outside the frame leaves it as it is (the stack's verification will drop it)."""
+    flags, _, _, _, start, offset = _VNET_HDR.unpack_from(frame)
+    data = frame[VNET_HDR_LEN:]
+    if not flags & VNET_F_NEEDS_CSUM:
+        return data
+    at = start + offset
+    if at + 2 > len(data) or start > at:
+        return data
+    region = data[start:]
+    total = int.from_bytes(region, "big") << (8 if len(region) & 1 else 0)
+    s = total % 0xFFFF
+    csum = (~(0xFFFF if s == 0 and total else s) & 0xFFFF) or 0xFFFF
+    out = bytearray(data)
+    _CSUM_FIELD.pack_into(out, at, csum)
+    return bytes(out)
+
+
 def interface_exists(name: str) -> bool:
     """Whether `name` exists in this network namespace (sysfs may show another one's)."""
     try:
@@ -48,19 +94,31 @@ class _TunTapBase:
     medium = "ip"
     _flag_name = "IFF_TUN"
 
-    def __init__(self, name: str = "ust0", mtu: int = 1500, create: bool = True) -> None:
+    def __init__(self, name: str = "ust0", mtu: int = 1500, create: bool = True,
+                 offload: bool = False) -> None:
         import pytun
 
         if not create and not interface_exists(name):
             raise FileNotFoundError(f"interface {name!r} does not exist (create=False)")
-        self._dev = _open_tuntap(name, getattr(pytun, self._flag_name))
+        flags = getattr(pytun, self._flag_name) | (pytun.IFF_VNET_HDR if offload else 0)
+        self._dev = _open_tuntap(name, flags)
         self.name: str = self._dev.name
-        if create:
-            self._dev.mtu = mtu
+        try:
+            if offload:
+                fd = self._dev.fileno()
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM)
+            if create:
+                self._dev.mtu = mtu
+        except BaseException:
+            self._dev.close()
+            raise
+        self.offload: bool = offload
         self.mtu: int = self._dev.mtu
         self._fd: int = self._dev.fileno()
         os.set_blocking(self._fd, False)
         self.counters = DeviceCounters()
+        self.rx_csum_trusted = 0  # frames the kernel vouched for (recv_batch_trusted)
         self._closed = False
 
     def _tx_error(self, e: OSError) -> str:
@@ -73,7 +131,10 @@ class _TunTapBase:
 
     def send(self, frame: bytes, now: float) -> None:
         try:
-            n = os.write(self._fd, frame)
+            if self.offload:  # a zeroed virtio header: flags 0, the checksums are ours
+                n = os.writev(self._fd, (_VNET_TX, frame)) - VNET_HDR_LEN
+            else:
+                n = os.write(self._fd, frame)
         except OSError as e:
             self.counters.drop_tx(self._tx_error(e))
             return
@@ -82,6 +143,11 @@ class _TunTapBase:
         c.tx_bytes += n
 
     def send_batch(self, frames: Iterable[bytes], now: float) -> None:
+        if self.offload:
+            send = self.send
+            for frame in frames:
+                send(frame, now)
+            return
         fd, write, c = self._fd, os.write, self.counters
         sent = nbytes = 0
         for frame in frames:
@@ -102,13 +168,15 @@ class _TunTapBase:
             if e.errno == errno.EIO or self._closed:  # interface going down, or closed
                 return None
             raise
+        if self.offload:
+            frame = _complete_checksum(frame)
         c = self.counters
         c.rx_frames += 1
         c.rx_bytes += len(frame)
         return frame
 
-    def recv_batch(self, now: float, limit: int = 64) -> list[bytes]:
-        # Hot path: locals only, one try around the whole loop, counters updated once.
+    def _read_batch(self, limit: int) -> list[bytes]:
+        # Hot path: locals only, one try around the whole loop.
         out: list[bytes] = []
         append, read, fd = out.append, os.read, self._fd
         try:
@@ -119,10 +187,34 @@ class _TunTapBase:
         except OSError as e:
             if e.errno != errno.EIO and not self._closed:
                 raise
+        return out
+
+    def recv_batch(self, now: float, limit: int = 64) -> list[bytes]:
+        out = self._read_batch(limit)
         if out:
+            if self.offload:
+                out = [_complete_checksum(f) for f in out]
             c = self.counters
             c.rx_frames += len(out)
             c.rx_bytes += sum(map(len, out))
+        return out
+
+    def recv_batch_trusted(self, now: float, limit: int = 64) -> list[tuple[bytes | memoryview, bool]]:
+        """Like recv_batch, as (frame, checksum_trusted) pairs: True when the kernel vouched for
+        the transport checksum (NEEDS_CSUM: the field holds only the pseudo-header sum, so the
+        frame must not be verified; DATA_VALID). Without offload every frame is untrusted.
+        Frames are memoryviews past the virtio header (their `.obj` is the immutable read)."""
+        raw = self._read_batch(limit)
+        if not raw:
+            return []
+        c = self.counters
+        c.rx_frames += len(raw)
+        if not self.offload:
+            c.rx_bytes += sum(map(len, raw))
+            return [(f, False) for f in raw]
+        c.rx_bytes += sum(map(len, raw)) - VNET_HDR_LEN * len(raw)
+        out = [(memoryview(f)[VNET_HDR_LEN:], f[0] & _VNET_TRUSTED != 0) for f in raw]
+        self.rx_csum_trusted += sum(1 for _, t in out if t)
         return out
 
     def fileno(self) -> int | None:
@@ -144,14 +236,16 @@ class _TunTapBase:
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, mtu={self.mtu})"
+        extra = ", offload=True" if self.offload else ""
+        return f"{type(self).__name__}({self.name!r}, mtu={self.mtu}{extra})"
 
 
 class TunDevice(_TunTapBase):
     """A TUN interface: frames are raw IPv4 packets (IFF_TUN | IFF_NO_PI).
 
     `create=True` creates the interface if needed and sets its MTU; `create=False` attaches
-    to an existing (persistent) interface and adopts its MTU.
+    to an existing (persistent) interface and adopts its MTU. `offload=True`: receive checksum
+    offload through a virtio header (module docstring; `recv_batch_trusted`).
     """
 
     medium = "ip"

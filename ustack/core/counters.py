@@ -88,6 +88,8 @@ DESCRIPTIONS: dict[str, str] = {
     "arp.cache_evicted": "cache entries evicted because the cache was full",
     "ipv4.in": "IPv4 packets received from the device",
     "ipv4.delivered": "datagrams handed to a transport (ICMP, UDP, TCP)",
+    "ipv4.csum_offloaded": "frames whose transport checksum the device vouched for (receive "
+                           "checksum offload: not verified again)",
     "ipv4.bad_options": "drop: malformed IPv4 options",
     "ipv4.bad_source": "drop: broadcast, multicast or class E source address",
     "ipv4.martian_loopback": "drop: 127/8 source or destination on the link",

@@ -135,7 +135,8 @@ class IcmpLayer:
         c = self.counters
         c.inc("icmp.in")
         try:
-            msg = IcmpMessage.parse(ip.payload, self.stack.config.verify_checksums)
+            stack = self.stack
+            msg = IcmpMessage.parse(ip.payload, stack.config.verify_checksums and not stack.rx_trusted)
         except Malformed as e:
             c.inc(e.reason)
             return

@@ -63,7 +63,7 @@ class UdpLayer:
         cnt["udp.in"] += 1
         stack = self.stack
         try:
-            d = UdpDatagram.parse(ip.payload, ip.src, ip.dst, stack.verify)
+            d = UdpDatagram.parse(ip.payload, ip.src, ip.dst, stack.verify and not stack.rx_trusted)
         except Malformed as e:
             cnt[e.reason] += 1
             return

@@ -105,6 +105,7 @@ class Host(ErrorLog):
         self._thread: threading.Thread | None = None
         self._started = False
         self._hooked: Any = None  # the in-memory port whose on_pending kicks us
+        self._trusted_read = _trusted_reader(stack, device)
         if device.fileno() is None:
             self._hooked = _hook_in_memory_device(device, self._kick)
         if start:
@@ -154,6 +155,13 @@ class Host(ErrorLog):
                 os.close(fd)
             except OSError:
                 pass
+
+    @property
+    def offload(self) -> bool:
+        """True when the network thread takes (frame, checksum_trusted) batches from a bare
+        offloading device (TunDevice(offload=True)) and the stack skips checksums the kernel
+        vouched for. Never through middleware: a fault injector's corruption is always seen."""
+        return self._trusted_read is not None
 
     @property
     def running(self) -> bool:
@@ -367,13 +375,16 @@ class Host(ErrorLog):
 
     def _service(self, readable: bool) -> int:
         """One lock hold: read up to MAX_BATCHES batches, feed them, flush, notify."""
-        dev, receive = self.device, self.stack.receive
+        dev, stack = self.device, self.stack
+        receive = stack.receive
+        trusted_read = self._trusted_read
+        read = dev.recv_batch if trusted_read is None else trusted_read
         got = 0
         with self.lock:
             now = self.clock()
             for _ in range(MAX_BATCHES):
                 try:
-                    frames = dev.recv_batch(now, BATCH)
+                    frames = read(now, BATCH)
                 except OSError as e:
                     self._device_failed(e)
                     break
@@ -384,11 +395,17 @@ class Host(ErrorLog):
                     break
                 got += len(frames)
                 self.batches += 1
-                for frame in frames:
+                if trusted_read is not None:  # (frame, trusted) pairs: one call per batch
                     try:
-                        receive(frame, now)
+                        stack.receive_batch(frames, now)
                     except Exception as e:  # noqa: BLE001
                         self._count_error(e)
+                else:
+                    for frame in frames:
+                        try:
+                            receive(frame, now)
+                        except Exception as e:  # noqa: BLE001
+                            self._count_error(e)
                 if len(frames) < BATCH:
                     break
                 self._flush()  # ACK what we have before reading more
@@ -404,7 +421,8 @@ class Host(ErrorLog):
              peer: str | None = None, gateway: str | None = None, mtu: int = 1500,
              pcap: str | os.PathLike[str] | BinaryIO | None = None, faults: Any = None,
              trace: Any = None, seed: int | None = None, tcp: Any = None,
-             mac: bytes | None = None, name: str | None = None, start: bool = True) -> Host:
+             mac: bytes | None = None, name: str | None = None, start: bool = True,
+             offload: bool | None = None) -> Host:
         """Open (create) a TUN or TAP device, configure its kernel side (`peer` address, link
         up), wrap middleware and run a new Stack on it. Returns a started Host.
 
@@ -418,6 +436,11 @@ class Host(ErrorLog):
         seed: the stack's seed (None: a fresh random one; ISNs must not be predictable).
         mac: the stack's MAC on a TAP (None: derived from the seed).
         start: False returns the host without its network thread (call `start()`).
+        offload: receive checksum offload (TunDevice/TapDevice `offload`): the kernel's own
+        TCP/UDP packets are not checksummed again. None: on for a TUN without faults, pcap or
+        trace (middleware must see every frame as it is; a corrupting fault injector can never
+        be bypassed), off otherwise. True with middleware opens the device with offload but
+        the frames go through the middleware fully checksummed and are verified.
         The device is closed again if anything here fails.
         """
         from ustack import drivers
@@ -426,7 +449,9 @@ class Host(ErrorLog):
             raise ValueError("give exactly one of tun=NAME or tap=NAME")
         ifname = tun if tun is not None else tap
         dev_cls = drivers.TunDevice if tun is not None else drivers.TapDevice
-        raw = dev_cls(ifname, mtu=mtu)
+        if offload is None:
+            offload = tun is not None and fault_config(faults) is None and pcap is None and not trace
+        raw = dev_cls(ifname, mtu=mtu, offload=bool(offload))
         device: Any = raw
         try:
             drivers.kernel_side_up(raw.name, peer, mtu)
@@ -441,6 +466,17 @@ class Host(ErrorLog):
             device.close()
             raise
         return cls(stack, device, clock, name=name or raw.name, start=start)
+
+
+def _trusted_reader(stack: Any, device: Any) -> Callable[..., Any] | None:
+    """`device.recv_batch_trusted` when the device itself (not middleware: looked up on the
+    type, never through Middleware.__getattr__) offloads receive checksums and the stack takes
+    (frame, trusted) batches; else None."""
+    if not getattr(type(device), "recv_batch_trusted", None) or not getattr(device, "offload", False):
+        return None
+    if not callable(getattr(stack, "receive_batch", None)):
+        return None
+    return device.recv_batch_trusted
 
 
 def _hook_in_memory_device(device: Any, kick: Callable[[], None]) -> Any:

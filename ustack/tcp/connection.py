@@ -352,51 +352,65 @@ class Connection:
     # ================================================================ input pipeline
     def on_segment(self, seg: TcpSegment, now: float) -> None:
         """Process one segment (RFC 9293 3.10.7.4 "SEGMENT ARRIVES"). Never raises."""
-        self.segs_in += 1
-        # fast path (header prediction): ESTABLISHED, in order, data, nothing else changes
-        if self.state is State.ESTABLISHED and seg.flags & 0x37 == ACK:
-            rcv = self.rcv
-            snd = self.snd
-            payload = seg.payload
-            n = len(payload)
-            seq = seg.seq
-            if (n and seq == rcv.rcv_nxt and seg.ack == snd.snd_una and not rcv.ooo and not rcv.shut
-                    and n <= ((rcv.adv_right - seq) & MASK) and (seg.window << snd.wscale) == snd.snd_wnd):
-                if self.ts_ok:
-                    ts = seg.options.ts
-                    if ts is None or lt(ts[0], self.ts_recent):
-                        self._slow_path(seg, now)
-                        return
-                    if seq == rcv.last_ack_sent:
-                        self.ts_recent = ts[0]
-                        self.ts_recent_at = now
-                snd.snd_wl1 = seq
-                self.last_rx_at = now
-                self.keepalive_sent = 0
-                buf = rcv.buf
-                if type(payload) is memoryview and type(payload.obj) is not bytes:
-                    payload = bytes(payload)  # a view of a mutable buffer: copy (see RecvBuffer)
-                buf.chunks.append(payload)
-                buf.size += n
-                rcv.rcv_nxt = (seq + n) & MASK
-                rcv.delivered += n
-                rcv.unacked += n
-                if rcv.unacked >= self.ack_every:
-                    # ACK due: send it at the end of this receive batch (layer.poll), one ACK for
-                    # the whole batch (like GRO), unless the stretch limit is reached
-                    if rcv.unacked >= self.ack_stretch:
-                        self._send_ack(now)
-                    elif not self.ack_queued:
-                        self.ack_queued = True
-                        self.layer.ack_soon(self)
-                elif self.timers.delack_at is None:
-                    self.timers.delack_at = now + self.cfg.delack_s
-                    self.layer.touch(self)
-                sock = self.sock
-                if sock is not None and sock._watcher is not None:
-                    sock._fire(ev.READ)
+        if seg.flags & 0x37 == ACK:
+            ts = seg.options.ts
+            if self.on_data_fast(seg.seq, seg.ack, seg.window, None if ts is None else ts[0],
+                                 seg.payload, now):
                 return
+        self.segs_in += 1
         self._slow_path(seg, now)
+
+    def on_data_fast(self, seq: int, ack: int, window: int, tsval: int | None,
+                     payload: bytes | memoryview, now: float) -> bool:
+        """The fast path (header prediction): ESTABLISHED, in-order data, the ACK and window
+        unchanged, nothing out of order; the caller checked that of ACK/SYN/FIN/RST/URG only
+        ACK is set. `tsval` is the segment's TSval (None: no timestamp option). Also called by
+        TcpLayer straight from the header, without a TcpSegment. Returns False, having changed
+        nothing, when the segment needs the full processing (`on_segment`)."""
+        if self.state is not State.ESTABLISHED:
+            return False
+        rcv = self.rcv
+        snd = self.snd
+        n = len(payload)
+        if not (n and seq == rcv.rcv_nxt and ack == snd.snd_una and not rcv.ooo and not rcv.shut
+                and n <= ((rcv.adv_right - seq) & MASK) and (window << snd.wscale) == snd.snd_wnd):
+            return False
+        if self.ts_ok:
+            if tsval is None:
+                return False
+            recent = self.ts_recent
+            if tsval != recent and (tsval - recent) & MASK >= 0x80000000:  # lt(tsval, recent)
+                return False
+            if seq == rcv.last_ack_sent:
+                self.ts_recent = tsval
+                self.ts_recent_at = now
+        self.segs_in += 1
+        snd.snd_wl1 = seq
+        self.last_rx_at = now
+        self.keepalive_sent = 0
+        buf = rcv.buf
+        if type(payload) is memoryview and type(payload.obj) is not bytes:
+            payload = bytes(payload)  # a view of a mutable buffer: copy (see RecvBuffer)
+        buf.chunks.append(payload)
+        buf.size += n
+        rcv.rcv_nxt = (seq + n) & MASK
+        rcv.delivered += n
+        rcv.unacked += n
+        if rcv.unacked >= self.ack_every:
+            # ACK due: send it at the end of this receive batch (layer.poll), one ACK for
+            # the whole batch (like GRO), unless the stretch limit is reached
+            if rcv.unacked >= self.ack_stretch:
+                self._send_ack(now)
+            elif not self.ack_queued:
+                self.ack_queued = True
+                self.layer.ack_soon(self)
+        elif self.timers.delack_at is None:
+            self.timers.delack_at = now + self.cfg.delack_s
+            self.layer.touch(self)
+        sock = self.sock
+        if sock is not None and sock._watcher is not None:
+            sock._fire(ev.READ)
+        return True
 
     def _slow_path(self, seg: TcpSegment, now: float) -> None:
         st = self.state

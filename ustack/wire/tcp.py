@@ -19,6 +19,10 @@ _TS_BLOCK = struct.Struct("!III")  # NOP NOP TS 10 + TSval + TSecr: what Linux p
 _TS_BLOCK_HEAD = 0x0101080A
 _HDR_TS = struct.Struct("!HHIIBBHHHIII")  # header + that block, decoded in one call
 _unpack_hdr_ts = _HDR_TS.unpack_from
+# For receive fast paths (header prediction on the raw bytes): the 32-byte header of a segment
+# with only NOP NOP TS, and the first word of that block.
+HEADER_TS = _HDR_TS
+TS_BLOCK_HEAD = _TS_BLOCK_HEAD
 _tuple_new = tuple.__new__
 HEADER_LEN = 20
 MAX_OPTIONS = 40
