@@ -141,6 +141,15 @@ NOTES: dict[int, str] = {
     7: "The last WSACleanup resets open connections (RST), as Microsoft documents.",
     8: "Calls that do not succeed leave their code; recv/recvfrom success leaves the last error as it was.",
     11: "A namelen shorter than 16 is checked before the family (WSAEFAULT first).",
+    12: "A TCP port a connection uses (the local address and port an unbound socket's connect "
+        "chose) counts as bound on that address: another bind of it, through 0.0.0.0 or that "
+        "address, is WSAEADDRINUSE, as Windows refuses it; item 13's coexistence is between "
+        "explicit binds only. The port stays taken until the connection is gone (after "
+        "closesocket, through TIME-WAIT).",
+    14: "Against a connected socket's port (12), SO_REUSEADDR on the newcomer alone is WSAEACCES "
+        "as well, for 0.0.0.0:p and the specific address: the connected socket is taken not to "
+        "have allowed sharing (the rule of this item; ustack does not carry a SO_REUSEADDR set "
+        "before connect into connect's implicit bind).",
     18: "listen clamps the backlog to 1..TcpConfig.max_backlog (SOMAXCONN = the maximum). The RST "
         "that refuses a client is answered with Windows' SYN-after-RST retries (25), so the "
         "refusal is seen after about 2 s.",

@@ -61,6 +61,41 @@ def test_item_12_same_address_in_use(net) -> None:
     fail(ws, ws.bind(tcp(ws), sa("0.0.0.0", 4001), 16), WSAEADDRINUSE)  # every later socket too
 
 
+def _connected(net) -> tuple[int, int]:
+    """A TCP socket connected to the peer, and the local port its connect chose."""
+    ws = net.ws
+    listener(net.pws, 4050)
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 4050), 16) == 0, ws.WSAGetLastError()
+    addr, port = name_of(ws, c)
+    assert addr == ME and 49152 <= port <= 65535
+    return c, port
+
+
+def test_item_12_port_of_a_connection_is_in_use(net) -> None:
+    """A port a connected socket uses (ME:p, chosen by connect) cannot be bound by another TCP
+    socket, through 0.0.0.0:p or ME:p: WSAEADDRINUSE (a connection is not an explicit bind, so
+    item 13's coexistence does not apply). UDP's ports are separate."""
+    ws = net.ws
+    c, port = _connected(net)
+    fail(ws, ws.bind(tcp(ws), sa("0.0.0.0", port), 16), WSAEADDRINUSE)
+    fail(ws, ws.bind(tcp(ws), sa(ME, port), 16), WSAEADDRINUSE)
+    bind(ws, tcp(ws), "127.0.0.1", port)  # another address does not overlap ME:p
+    bind(ws, udp(ws), "0.0.0.0", port)
+    assert ws.closesocket(c) == 0
+
+
+def test_item_14_reuseaddr_on_a_connections_port(net) -> None:
+    """≠L: SO_REUSEADDR on the newcomer only, against a connected socket's port (0.0.0.0:p or
+    ME:p) -> WSAEACCES: the connected socket never allowed sharing (item 14's rule)."""
+    ws = net.ws
+    _c, port = _connected(net)
+    for addr in ("0.0.0.0", ME):
+        b = tcp(ws)
+        assert setopt_int(ws, b, SOL_SOCKET, SO_REUSEADDR, 1) == 0
+        fail(ws, ws.bind(b, sa(addr, port), 16), WSAEACCES)
+
+
 def test_item_13_specific_and_wildcard_coexist(net) -> None:
     """≠L: ME:p and 0.0.0.0:p may both be bound; the specific address receives the datagram."""
     ws, pws = net.ws, net.pws

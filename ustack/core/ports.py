@@ -8,8 +8,11 @@ One `PortTable` per transport protocol. It knows nothing about sockets: an `owne
 - SO_REUSEADDR only on the newcomer -> ACCESS (item 14, differs from Linux); on both -> both bind;
 - a holder with SO_EXCLUSIVEADDRUSE blocks every overlapping bind with ACCESS, even with reuse.
 
-Ports used by connections (`claim`) conflict with explicit binds of the same addr:port but not
-with other connections: their 4-tuples are checked by the caller's `in_use`.
+Ports used by connections (`claim`, always on a specific local address) conflict with explicit
+binds of that addr:port and of 0.0.0.0:port (Windows refuses a wildcard bind on a port a
+connection uses: WSAEADDRINUSE), but not with other connections: their 4-tuples are checked by
+the caller's `in_use`. A connection's port counts as held without SO_REUSEADDR, so a newcomer
+with SO_REUSEADDR gets ACCESS (item 14: the first socket must have allowed sharing).
 """
 
 from __future__ import annotations
@@ -115,10 +118,14 @@ class PortTable:
                 raise UsageError(Reason.ACCESS, f"port {port} is held exclusively")
             if exclusive:
                 raise UsageError(Reason.ADDR_IN_USE, f"port {port} is in use")
+            if b.connection:
+                # a connection's port, named exactly or through 0.0.0.0 (item 13's coexistence is
+                # between explicit binds only); it never allowed sharing (item 14)
+                if reuse:
+                    raise UsageError(Reason.ACCESS, f"port {port} is used by a connection")
+                raise UsageError(Reason.ADDR_IN_USE, f"port {port} is used by a connection")
             if b.addr != addr:
                 continue  # a specific address beside 0.0.0.0 coexists (item 13)
-            if b.connection:
-                raise UsageError(Reason.ADDR_IN_USE, f"port {port} is used by a connection")
             if reuse and b.reuse:
                 continue  # both asked for SO_REUSEADDR
             if reuse:

@@ -139,3 +139,40 @@ def test_claim_conflicts_with_explicit_bind_but_not_connections():
     with pytest.raises(UsageError):
         t.claim(A, 50001, "c3")
     assert t.lookup(A, 50000) == []  # connections are not demuxed through lookup
+
+
+def test_wildcard_bind_on_a_connections_port_is_addr_in_use():
+    # Windows: a port a connection uses on A (claimed at connect) cannot be bound through 0.0.0.0
+    t = table()
+    c = t.claim(A, 50000, "conn")
+    for addr in (0, A):
+        with pytest.raises(UsageError) as e:
+            t.bind(addr, 50000, "b")
+        assert e.value.reason is Reason.ADDR_IN_USE
+    t.bind(LO, 50000, "lo")  # another specific address does not overlap the connection's
+    t.release(c)
+    t.bind(0, 50000, "w")  # free again once the connection is gone
+
+
+def test_reuse_newcomer_on_a_connections_port_is_access():
+    # the connection's socket never set SO_REUSEADDR: item 14's rule, wildcard or specific
+    t = table()
+    t.claim(A, 50000, "conn")
+    for addr in (0, A):
+        with pytest.raises(UsageError) as e:
+            t.bind(addr, 50000, "b", reuse=True)
+        assert e.value.reason is Reason.ACCESS
+        with pytest.raises(UsageError) as e:
+            t.bind(addr, 50000, "b", exclusive=True)
+        assert e.value.reason is Reason.ADDR_IN_USE
+
+
+def test_explicit_specific_and_wildcard_binds_still_coexist_beside_connections():
+    # item 13 is about explicit binds: it still holds, in either order, on a port nobody connects
+    t = table()
+    t.bind(A, 50001, "spec")
+    t.bind(0, 50001, "wild")
+    t.bind(LO, 50001, "lo")
+    assert t.lookup(A, 50001) == ["spec", "wild"]
+    t.claim(A, 50002, "conn")
+    t.claim(A, 50002, "conn2")  # connections still share a local port (their 4-tuples differ)
