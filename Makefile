@@ -2,7 +2,8 @@
 #   make lab    the guided tour: ustack against the Linux kernel in a private namespace
 #   make test   the whole test suite
 # Each creates .venv when missing, installs ustack editable with its extras when pyproject.toml
-# changed (stamp keyed on its hash), and installs the Debian tools the tests use when missing.
+# changed (stamp keyed on its hash), and installs the Debian tools the tests use (and
+# python3-venv, which `python3 -m venv` needs on Debian) when missing.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -18,9 +19,9 @@ lab: setup
 test: setup
 	$(VPY) -m pytest -q $(ARGS)
 
-setup: venv sysdeps
+setup: sysdeps venv
 
-venv:
+venv: sysdeps
 	@set -e; \
 	if [ ! -x "$(VPY)" ]; then \
 		echo "make: creating $(VENV)"; \
@@ -43,6 +44,7 @@ sysdeps:
 		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg"; \
 	done; \
+	[ -x "$(VPY)" ] || $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "make: missing Debian packages:$$missing (run as root to install them)" >&2; exit 1; \

@@ -252,3 +252,22 @@ def test_lab_report_shows_the_discarded_stranger(tun_lab):
     sc = next(s for s in report["scenarios"] if s["id"] == "udp-connected-filter")
     notes = [c["line"] for c in sc["calls"] if not c["call"]]
     assert any(n.startswith("# kernel sends b'stranger'") and n.endswith(": discarded") for n in notes), notes
+
+
+def test_readme_sample_lines_are_what_the_lab_prints(tun_lab):
+    """The README shows a few lines of the tour; each call on them (durations aside) is a call
+    the lab really makes in that scenario, in that order."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    samples = re.findall(r"^PASS (\S+)\s+(.*)$", readme, re.M)
+    assert len(samples) >= 3
+    _, _, report = tun_lab
+    by_id = {s["id"]: s for s in report["scenarios"]}
+    for sid, text in samples:
+        text = re.sub(r"  \([^()]*\)$", "", text)  # the scenario's duration
+        shown = [re.sub(r"  \[[^\]]*\]$", "", part) for part in text.split("; ")]  # call durations
+        lines = [c["line"] for c in by_id[sid]["calls"]]
+        positions = [lines.index(x) if x in lines else -1 for x in shown]
+        assert -1 not in positions and positions == sorted(positions), (sid, shown, lines)
