@@ -271,3 +271,33 @@ def test_readme_sample_lines_are_what_the_lab_prints(tun_lab):
         lines = [c["line"] for c in by_id[sid]["calls"]]
         positions = [lines.index(x) if x in lines else -1 for x in shown]
         assert -1 not in positions and positions == sorted(positions), (sid, shown, lines)
+
+
+def test_lab_exits_1_when_a_scenario_misbehaves(tmp_path):
+    """A scenario that gets the wrong answer: FAIL on its line with expected/got, NO in the
+    table, the count of misbehaving scenarios, exit status 1 (and ok=false in the JSON)."""
+    import sys
+
+    require_netns()
+    code = (
+        "import sys\n"
+        "from ustack.cli import labscenarios as L\n"
+        "from ustack.cli.main import main\n"
+        "L.SCENARIOS.append(L.Scenario('always-fails', 'a scenario that misbehaves', 'WSAEFAULT',\n"
+        "                              lambda ctx: L.Outcome(False, 'deliberately 0')))\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    base = [sys.executable, "-c", code, "lab", "--only", "udp-echo", "--only", "always-fails"]
+    r = subprocess.run([*base, "--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert any(ln.startswith("PASS udp-echo") for ln in lines)
+    assert any(ln.startswith("FAIL always-fails") for ln in lines)
+    assert any("expected WSAEFAULT, got deliberately 0" in ln for ln in lines)
+    rows = [ln for ln in lines if ln.startswith("|always-fails")]
+    assert rows and rows[0].rstrip("|").rstrip().endswith("NO"), lines
+    assert any(ln.startswith("1/2 passed") and "1 scenario(s) misbehaved" in ln for ln in lines)
+    r = subprocess.run([*base, "--json", "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1
+    report = json.loads(r.stdout)
+    assert report["ok"] is False and [s["pass"] for s in report["scenarios"]] == [True, False]
