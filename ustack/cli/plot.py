@@ -245,6 +245,12 @@ def _figure() -> Any:
     return plt
 
 
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+
+
 def _segments(rows: Iterable[tuple[float, int, int]]) -> list[list[tuple[float, int]]]:
     return [[(t, a), (t, b)] for t, a, b in rows]
 
@@ -298,6 +304,7 @@ def draw_seq(series: SeqSeries, output: str, title: str | None = None) -> None:
         ax.scatter(rt, rs, marker="x", color="tab:red", s=18, zorder=3)
     ax.autoscale()
     ax.set_xlabel("time (s) from the connection's first segment")
+    ax.yaxis.set_major_formatter(_thousands())  # 20,000,000 rather than 2.0 with a "1e7" corner
     ax.set_ylabel("relative sequence number (bytes)")
     ax.set_title(title or f"TCP time-sequence: {series.conn}  ({series.bytes_sent:,} bytes, "
                           f"{series.retransmissions} retransmissions)")
@@ -367,9 +374,10 @@ def draw_cwnd(series: CwndSeries, output: str, title: str | None = None) -> None
                    label="loss event (fast retransmit or RTO)" if i == 0 else None)
     ax.set_xlabel("time (s) from the connection's first event")
     ax.set_ylabel("bytes")
+    ax.yaxis.set_major_formatter(_thousands())
     ax.set_title(title or f"congestion window: {series.conn}")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="best", fontsize="small")  # slow start's peak is often at the upper left
     fig.tight_layout()
     fig.savefig(output)
     plt.close(fig)
