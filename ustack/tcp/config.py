@@ -53,3 +53,8 @@ class TcpConfig:
     max_syn_backlog: int = 256
     # RFC 5961 challenge ACKs per second (whole layer)
     challenge_ack_limit: int = 100
+
+    def __post_init__(self) -> None:
+        if self.congestion_control not in ("cubic", "newreno"):
+            raise ValueError(f"unknown congestion control {self.congestion_control!r} "
+                             "(cubic or newreno)")

@@ -391,10 +391,13 @@ def test_slow_start_doubles_per_round_trip(cc):
     assert c.snd.cc.cwnd == 21 * MSS
 
 
-def test_unknown_congestion_control_is_rejected():
-    with pytest.raises(ValueError):
-        h = Harness(congestion_control="vegas")
-        h.established()
+def test_unknown_congestion_control_is_rejected_by_the_config():
+    """A typo must fail where it is made, not as an internal error at the first handshake."""
+    from ustack.tcp import TcpConfig
+
+    with pytest.raises(ValueError, match="vegas"):
+        TcpConfig(congestion_control="vegas")
+    assert TcpConfig(congestion_control="newreno").congestion_control == "newreno"
 
 
 # ---- ICMP ------------------------------------------------------------------------------------------
@@ -409,3 +412,61 @@ def test_icmp_unreachable_during_connect_reports_and_fires_connect_event(kind):
     h.expect_nothing(30.0)  # no more SYNs
     s.connect(REMOTE, RPORT, 30.0)  # the socket may connect again
     assert h.take()[0].flags == 0x02
+
+
+# ---- the header-prediction fast path (TcpLayer.on_packet with NOP NOP TS) ---------------------------
+def ts_est():
+    h = Harness(timestamps=True)
+    s, c = h.established(options=TcpOptions(mss=MSS, ts=(5000, 0)))
+    return h, s, c
+
+
+def ts_data(h, c, off, n, tsval, ack_off=0):
+    return h.pseg(".", PEER_ISS + 1 + off, c.iss + 1 + ack_off, payload=b"d" * n,
+                  options=TcpOptions(ts=(tsval, 0)))
+
+
+def test_fast_path_segment_with_bad_checksum_is_dropped_and_counted():
+    h, s, c = ts_est()
+    raw = bytearray(ts_data(h, c, 0, 100, 5001).emit(REMOTE, LOCAL))
+    raw[-1] ^= 0xFF  # payload corrupted, checksum stale
+    h.layer.on_packet(Ipv4Packet(REMOTE, LOCAL, 6, memoryview(bytes(raw))), 1.0)
+    assert s.readable_bytes == 0 and c.rcv.rcv_nxt == PEER_ISS + 1
+    assert h.stack.counters.get("tcp.bad_checksum") == 1
+    h.expect_nothing(1.1)
+
+
+def test_fast_path_delayed_ack_and_ack_every_second_full_segment():
+    h, s, c = ts_est()
+    full = c.rcv.mss  # our MSS minus the timestamp option
+    h.peer_sends(1.0, ts_data(h, c, 0, 100, 5001))
+    h.expect_nothing(1.039)
+    h.expect_out(1.040, [dict(flags=".", ack=PEER_ISS + 101)])
+    h.peer_sends(2.0, ts_data(h, c, 100, full, 5002))
+    h.peer_sends(2.0, ts_data(h, c, 100 + full, full, 5003))
+    h.expect_out(2.0, [dict(flags=".", ack=PEER_ISS + 101 + 2 * full)])
+    assert s.recv(1 << 20) == b"d" * (100 + 2 * full)
+    # RFC 7323 4.3: a delayed ACK echoes the oldest unacknowledged segment's TSval
+    assert c.ts_recent == 5002
+
+
+def test_fast_path_paws_drops_a_much_older_timestamp():
+    h, s, c = ts_est()
+    h.peer_sends(1.0, ts_data(h, c, 0, 100, 900_000))
+    h.out(1.1)
+    h.peer_sends(1.2, ts_data(h, c, 100, 100, 900_000 - 500_000))  # 500 s older: an old duplicate
+    h.expect_out(1.2, [dict(flags=".", ack=PEER_ISS + 101)])
+    assert s.readable_bytes == 100 and h.stack.counters.get("tcp.paws_drop") == 1
+
+
+# ---- every failure maps to a Winsock error -----------------------------------------------------------
+def test_every_tcp_failure_reason_maps_to_its_winsock_error():
+    from ustack.winsock import constants as C
+    from ustack.winsock import errors as E
+
+    expected = {
+        Reason.REFUSED: C.WSAECONNREFUSED, Reason.RESET: C.WSAECONNRESET,
+        Reason.ABORTED: C.WSAECONNABORTED, Reason.TIMED_OUT: C.WSAETIMEDOUT,
+        Reason.NET_UNREACH: C.WSAENETUNREACH, Reason.HOST_UNREACH: C.WSAEHOSTUNREACH,
+    }
+    assert {r: E.wsa_code(r) for r in expected} == expected
