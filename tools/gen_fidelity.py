@@ -173,7 +173,8 @@ NOTES: dict[int, str] = {
         "never fires.",
     45: "Follows real Windows where the documentation differs: a reset gives FD_CLOSE with "
         "WSAECONNABORTED (documented: WSAECONNRESET). FD_CLOSE is posted once the data before the "
-        "FIN has been read (FD_READ first). A data or keepalive time-out gives WSAECONNABORTED.",
+        "FIN has been read (FD_READ first). A data or keepalive time-out gives WSAECONNABORTED "
+       "(FD_CLOSE's documented codes); after a keepalive failure recv/send report WSAENETRESET.",
     49: "fWaitAll=TRUE returns WSA_WAIT_EVENT_0 when all are signalled; fAlertable is accepted but "
         "there is no I/O completion (WSA_WAIT_IO_COMPLETION is never returned).",
     52: "The implicit bind of a UDP connect is 0.0.0.0:ephemeral, as for sendto (57); while "
@@ -253,11 +254,16 @@ DECISIONS = """\
 - **Nonblocking send** (items 43, 70): taken whole while the send buffer is not full, even
   beyond SO_SNDBUF, as Windows' AFD does; FD_WRITE after a WSAEWOULDBLOCK is posted once
   space frees up.
-- **Retransmissions exhausted on an established connection** (not in the reference): data or
-  keepalive probes unanswered end the connection; recv/send and FD_CLOSE report
+- **Retransmissions exhausted on an established connection** (not in the reference): data
+  unacknowledged after the retries ends the connection; recv/send and FD_CLOSE report
   WSAECONNABORTED, Microsoft's code for "a data transmission time-out" (a connect attempt
-  that times out is WSAETIMEDOUT). Windows reports a keepalive failure as WSAENETRESET; the
-  stack does not yet tell the two apart (docs/requests-winsock.md).
+  that times out is WSAETIMEDOUT).
+- **Keepalive failure** (not in the reference): SO_KEEPALIVE probes unanswered end the
+  connection with a reason of its own; recv/send report WSAENETRESET ("the connection has
+  been broken due to keep-alive activity detecting a failure", Microsoft's recv/send pages),
+  FD_CLOSE WSAECONNABORTED (its documented codes are WSAENETDOWN, WSAECONNRESET and
+  WSAECONNABORTED, "terminated due to a time-out or other failure"). Probes are sent only
+  while no data is outstanding.
 - **ICMP errors on UDP** (item 56 and beyond): port/protocol unreachable and parameter problem
   surface as WSAECONNRESET, host/net unreachable as WSAEHOSTUNREACH/WSAENETUNREACH, time
   exceeded as WSAENETRESET (Microsoft's recv page: "the time to live has expired"),

@@ -137,6 +137,38 @@ def test_data_retransmission_timeout_is_connaborted(net) -> None:
     assert net.me.stack.counters.get("tcp.data_timeout") == 1
 
 
+def test_item_45_keepalive_failure_is_netreset_fd_close_connaborted(net) -> None:
+    """SO_KEEPALIVE on an idle connection whose peer vanished: once the probes go unanswered,
+    FD_CLOSE carries WSAECONNABORTED and recv/send fail with WSAENETRESET ("broken due to
+    keep-alive activity detecting a failure", Microsoft's recv/send pages)."""
+    from ustack.winsock import FD_CLOSE, SO_KEEPALIVE, WSAENETRESET, WSAGETSELECTERROR, WSAGETSELECTEVENT
+
+    from .wsutil import setopt_int
+
+    ws = net.ws
+    c, _a = _pair(net, 8565)
+    assert setopt_int(ws, c, SOL_SOCKET, SO_KEEPALIVE, 1) == 0
+    sock = ws.stack_socket(c)
+
+    def tune() -> None:
+        sock.keepalive_idle_s, sock.keepalive_interval_s, sock.keepalive_probes = 10.0, 1.0, 3
+        sock.keepalive = True  # re-arm with the short idle time
+
+    net.me.call(tune)
+    win = ws.create_window()
+    assert ws.WSAAsyncSelect(c, win, 0x401, FD_CLOSE) == 0
+    t0 = net.me.now()
+    net.peer.close()  # the peer disappears from the link without a word
+    m = win.GetMessage(timeout_s=600)
+    assert m is not None and WSAGETSELECTEVENT(m.lParam) == FD_CLOSE
+    assert WSAGETSELECTERROR(m.lParam) == WSAECONNABORTED
+    assert 12.0 <= net.me.now() - t0 <= 14.5  # idle 10 s, then 3 probes 1 s apart
+    fail(ws, ws.recv(c, bytearray(4), 4, 0), WSAENETRESET)
+    fail(ws, ws.send(c, b"x", 1, 0), WSAENETRESET)
+    counters = net.me.stack.counters
+    assert counters.get("tcp.keepalive_timeout") == 1 and counters.get("tcp.data_timeout") == 0
+
+
 def test_linger_timeout_blocking_close(net) -> None:
     """SO_LINGER {1, t} on a blocking socket: closesocket waits until the data is acknowledged
     (then the peer reads it all and EOF), or at most t s, after which the connection is reset."""

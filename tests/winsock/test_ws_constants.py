@@ -101,6 +101,9 @@ def test_reason_table_covers_every_reason() -> None:
     assert E.connect_error(Reason.ADDR_IN_USE, version=(2, 2), was_bound=True) == W.WSAEADDRINUSE
     assert E.fd_close_error(None) == 0
     assert E.fd_close_error(Reason.RESET) == W.WSAECONNABORTED
+    assert E.broken_error(Reason.KEEPALIVE_FAILED) == W.WSAENETRESET
+    assert E.broken_error(Reason.TIMED_OUT) == W.WSAECONNABORTED
+    assert E.fd_close_error(Reason.KEEPALIVE_FAILED) == W.WSAECONNABORTED
     assert E.wsa_code(Reason.PORT_UNREACH) == W.WSAECONNRESET
 
 

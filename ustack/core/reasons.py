@@ -9,7 +9,7 @@ class Reason(Enum):
     REFUSED = "connection refused"  # RST answered our SYN
     RESET = "connection reset"  # RST on a synchronized connection
     ABORTED = "connection aborted"  # local abort, or data to a peer that had fully closed
-    TIMED_OUT = "timed out"  # SYN or data retransmissions exhausted, keepalive failed
+    TIMED_OUT = "timed out"  # SYN or data retransmissions (or zero-window probes) exhausted
     NET_UNREACH = "network unreachable"  # no route, or ICMP net unreachable
     HOST_UNREACH = "host unreachable"  # ARP failed, or ICMP host unreachable
     PORT_UNREACH = "port unreachable"  # ICMP port unreachable (UDP)
@@ -27,6 +27,7 @@ class Reason(Enum):
     INVALID = "invalid argument"
     WOULD_BLOCK = "would block"
     OP_NOT_SUPP = "operation not supported"
+    KEEPALIVE_FAILED = "keepalive failed"  # an idle connection's keepalive probes went unanswered
     # Received ICMP errors that are not "unreachable" (transports may ignore them: Windows UDP
     # reports TTL expiry only with SIO_UDP_NETRESET, which is off by default)
     TTL_EXPIRED = "time to live exceeded in transit"  # ICMP time exceeded

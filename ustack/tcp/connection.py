@@ -1235,6 +1235,12 @@ class Connection:
         if self.keepalive_sent == 0 and now < idle_until:
             self.timers.keepalive_at = idle_until
             return
+        snd = self.snd
+        if snd.snd_max != snd.snd_una or snd.unsent():
+            # data outstanding or queued: the retransmission (or persist) timer watches the
+            # peer and ends a dead connection as TIMED_OUT; probe only when idle (like Linux)
+            self.timers.keepalive_at = now + self.opts.keepalive_idle_s
+            return
         if self.keepalive_sent >= self.opts.keepalive_probes:
             self._count("tcp.keepalive_timeout")
             self.abort(now)

@@ -67,7 +67,7 @@ class TcpSocket:
     keepalive = _opt("keepalive", "send keepalive probes when idle (SO_KEEPALIVE)")
     keepalive_idle_s = _opt("keepalive_idle_s", "idle time before the first keepalive probe")
     keepalive_interval_s = _opt("keepalive_interval_s", "time between unanswered probes")
-    keepalive_probes = _opt("keepalive_probes", "unanswered probes before TIMED_OUT")
+    keepalive_probes = _opt("keepalive_probes", "unanswered probes before KEEPALIVE_FAILED")
     linger = _opt("linger", "None: graceful close; 0: abortive close (RST)")
     rcvbuf = _opt("rcvbuf", "receive buffer bytes (SO_RCVBUF)")
     sndbuf = _opt("sndbuf", "send buffer bytes (SO_SNDBUF)")
@@ -285,7 +285,7 @@ class TcpSocket:
     # ---- data ---------------------------------------------------------------------------------
     def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
         """Bytes taken into the send buffer (0 when full). After the connection died, raises
-        UsageError with its reason (RESET, ABORTED, TIMED_OUT, ...)."""
+        UsageError with its reason (RESET, ABORTED, TIMED_OUT, KEEPALIVE_FAILED, ...)."""
         self._check_open()
         if self.shut_wr:
             raise UsageError(Reason.SHUTDOWN, "send side shut down")  # item 63

@@ -41,6 +41,9 @@ REASON_TO_WSA: dict[Reason, int] = {
     # ICMP errors that break a datagram exchange.
     Reason.TTL_EXPIRED: C.WSAENETRESET,
     Reason.PARAM_PROBLEM: C.WSAECONNRESET,
+    # keepalive probes unanswered: "the connection has been broken due to keep-alive activity
+    # detecting a failure while the operation was in progress" (Microsoft's recv/send pages)
+    Reason.KEEPALIVE_FAILED: C.WSAENETRESET,
 }
 
 
@@ -66,9 +69,9 @@ def connect_error(reason: Reason, *, version: tuple[int, int], was_bound: bool) 
 def broken_error(reason: Reason) -> int:
     """WSA code of recv/send on a TCP connection that was established and then died.
 
-    Retransmissions (data or keepalive probes) running out is WSAECONNABORTED on Windows
-    ("aborted by the software in your host ... due to a data transmission time-out"), not
-    the WSAETIMEDOUT a connect attempt reports.
+    Data retransmissions running out is WSAECONNABORTED on Windows ("aborted by the software
+    in your host ... due to a data transmission time-out"), not the WSAETIMEDOUT a connect
+    attempt reports. Keepalive failure is WSAENETRESET (REASON_TO_WSA).
     """
     if reason is Reason.TIMED_OUT:
         return C.WSAECONNABORTED
@@ -77,10 +80,13 @@ def broken_error(reason: Reason) -> int:
 
 def fd_close_error(reason: Reason | None) -> int:
     """iErrorCode / high word of FD_CLOSE: 0 for a graceful close; a reset is reported as
-    WSAECONNABORTED, which is what real Windows posts (the documentation says WSAECONNRESET)."""
+    WSAECONNABORTED, which is what real Windows posts (the documentation says WSAECONNRESET).
+    A keepalive failure is WSAECONNABORTED too: FD_CLOSE's documented codes are WSAENETDOWN,
+    WSAECONNRESET and WSAECONNABORTED ("terminated due to a time-out or other failure";
+    WSAAsyncSelect / WSAEnumNetworkEvents pages); WSAENETRESET is for recv/send."""
     if reason is None:
         return 0
-    if reason in (Reason.RESET, Reason.ABORTED):
+    if reason in (Reason.RESET, Reason.ABORTED, Reason.KEEPALIVE_FAILED):
         return C.WSAECONNABORTED
     return broken_error(reason)
 
@@ -121,6 +127,7 @@ WSA_MESSAGES: dict[int, str] = {
     C.WSAEADDRNOTAVAIL: "Cannot assign requested address",
     C.WSAENETDOWN: "Network is down",
     C.WSAENETUNREACH: "Network is unreachable",
+    C.WSAENETRESET: "Network dropped connection on reset",
     C.WSAECONNABORTED: "Connection aborted",
     C.WSAECONNRESET: "Connection reset by peer",
     C.WSAENOBUFS: "No buffer space available",

@@ -21,7 +21,7 @@ from .wsocket import Phase, WSocket
 SYNCHRONIZED = frozenset({"ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",
                           "LAST_ACK", "TIME_WAIT"})
 CAN_SEND = frozenset({"ESTABLISHED", "CLOSE_WAIT"})
-BROKEN = (Reason.RESET, Reason.ABORTED, Reason.TIMED_OUT)
+BROKEN = (Reason.RESET, Reason.ABORTED, Reason.TIMED_OUT, Reason.KEEPALIVE_FAILED)
 FD_ORDER = (C.FD_CONNECT, C.FD_READ, C.FD_WRITE, C.FD_OOB, C.FD_ACCEPT, C.FD_CLOSE)
 
 

@@ -267,7 +267,24 @@ def test_keepalive_probes_then_times_out():
     h.expect_out(11.0, [dict(seq=c.iss)])
     h.expect_out(12.0, [dict(seq=c.iss)])
     h.expect_out(13.0, [dict(flags="R.")])
+    assert s.error is Reason.KEEPALIVE_FAILED  # a reason of its own (Windows: WSAENETRESET)
+    assert h.stack.counters.get("tcp.keepalive_timeout") == 1
+    assert h.events[-1] & ev.CLOSE and h.events[-1] & ev.ERROR
+
+
+def test_data_retries_exhausted_with_keepalive_on_stays_timed_out():
+    # the keepalive timer never runs while data is outstanding: the RTO ends it as TIMED_OUT
+    h, s, c = est(data_retries=2)
+    s.keepalive_idle_s = 1.0
+    s.keepalive_interval_s = 0.5
+    s.keepalive_probes = 1
+    s.keepalive = True
+    s.send(b"x" * 100, 0.5)
+    h.out(200.0)
+    assert c.state is State.CLOSED
     assert s.error is Reason.TIMED_OUT
+    assert h.stack.counters.get("tcp.data_timeout") == 1
+    assert h.stack.counters.get("tcp.keepalive_timeout") == 0
 
 
 def test_keepalive_answered_keeps_connection():

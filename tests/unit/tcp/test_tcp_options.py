@@ -46,13 +46,16 @@ def test_ts_recent_updated_by_in_order_segment():
 
 
 def test_paws_drops_old_timestamp_and_acks():
+    # the peer's clock runs at 1 kHz (5000 at 0 s, 10000 at 5 s); 7000 is 3 s old: far more than
+    # the one-RTO allowance for reordering, so an old duplicate (here newer than the SYN even)
     h, s, c = ts_est()
-    tsdata(h, c, 1.0, 0, b"a", 6000)
-    h.out(1.05)
-    tsdata(h, c, 1.1, 1, b"b", 5999)
-    h.expect_out(1.1, [dict(flags=".", ack=PEER_ISS + 2)])
+    tsdata(h, c, 5.0, 0, b"a", 10000)
+    h.out(5.05)
+    tsdata(h, c, 5.1, 1, b"b", 7000)
+    h.expect_out(5.1, [dict(flags=".", ack=PEER_ISS + 2)])
     assert s.recv(10) == b"a"
     assert h.stack.counters.get("tcp.paws_drop") == 1
+    assert c.ts_recent == 10000
 
 
 def test_paws_allows_reordered_pure_ack():
