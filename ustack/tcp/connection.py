@@ -64,6 +64,8 @@ class Connection:
         self.ts_offset = layer.rng.getrandbits(32)
         self.ts_recent = 0
         self.ts_recent_at = 0.0
+        self.ts_first = 0  # the peer's TSval in its SYN, and when it came: its clock rate for PAWS
+        self.ts_first_at = 0.0
         self.sack_ok = False
         self.offer_wscale = self._wscale_for(opts.rcvbuf) if cfg.window_scaling else None
         # bookkeeping
@@ -167,11 +169,24 @@ class Connection:
         self.segs_out += 1
         return self.layer.output(self, seg, now)
 
+    def _ack_seq(self) -> int:
+        """SEG.SEQ for a segment without data (ACK, RST): SND.MAX, not SND.NXT. After an RTO pulls
+        SND.NXT back to SND.UNA (go-back-N), the peer's RCV.NXT is usually beyond it, and a
+        segment below RCV.NXT is unacceptable (RFC 9293 3.10.7.4): the peer would drop our ACKs
+        unread, and with both ends retransmitting, neither would learn anything (BSD sends
+        snd_max here; Linux's tcp_acceptable_seq likewise). Kept inside the peer's window."""
+        snd = self.snd
+        top = snd.snd_max
+        edge = (snd.snd_una + snd.snd_wnd) & MASK
+        if gt(top, edge):
+            top = edge
+        return top if gt(top, snd.snd_nxt) else snd.snd_nxt
+
     def _send_ack(self, now: float) -> None:
-        self._emit(ACK, self.snd.snd_nxt, now)
+        self._emit(ACK, self._ack_seq(), now)
 
     def _send_rst(self, now: float) -> None:
-        self._emit(RST | ACK, self.snd.snd_nxt, now, opts=b"")
+        self._emit(RST | ACK, self._ack_seq(), now, opts=b"")
         self._count("tcp.rst_out")
 
     def _send_syn(self, now: float) -> Reason | None:
@@ -212,8 +227,8 @@ class Connection:
         self.snd.sack_ok = self.sack_ok
         if o.ts is not None and cfg.timestamps:
             self.ts_ok = True
-            self.ts_recent = o.ts[0]
-            self.ts_recent_at = now
+            self.ts_recent = self.ts_first = o.ts[0]
+            self.ts_recent_at = self.ts_first_at = now
         else:
             self.ts_ok = False
 
@@ -432,7 +447,8 @@ class Connection:
         ts = seg.options.ts
         if self.ts_ok and ts is not None and not flags & RST and (seg_len or seq != rcv.rcv_nxt):
             # pure ACKs at RCV.NXT carry no data to protect: a reordered ACK is not a duplicate
-            if lt(ts[0], self.ts_recent) and now - self.ts_recent_at < _PAWS_IDLE_S:
+            if (lt(ts[0], self.ts_recent) and now - self.ts_recent_at < _PAWS_IDLE_S
+                    and not self._paws_reordered(ts[0])):
                 self._count("tcp.paws_drop")
                 self._send_ack(now)
                 self.layer.touch(self)
@@ -511,6 +527,28 @@ class Connection:
         if rcv.unacked >= (1 << 30):
             self._send_ack(now)
         self.layer.touch(self)
+
+    def _paws_reordered(self, tsval: int) -> bool:
+        """PAWS allowance for reordering: is `tsval` (older than TS.Recent) at most one RTO older?
+
+        TS.Recent moves up with any segment at or below Last.ACK.sent, e.g. a retransmission that
+        fills a hole, or an in-order segment that overtook others; segments sent just before it
+        and still in flight then carry older TSvals although they are new data or fresh ACKs.
+        Dropping them costs a retransmission each (with 10 % loss and jitter, often several in a
+        row: a data_retries abort). An old duplicate of a wrapped sequence space is older by
+        at least the time the peer took to send 2**31 bytes, far more than an RTO below ~10 GB/s,
+        and one of an earlier incarnation is older than the SYN (Linux's tcp_disordered_ack
+        allows one RTO for reordered pure ACKs; this extends it to every segment). The
+        RTO (not backed off) is converted into the peer's ticks at its observed clock rate
+        (1 kHz, the usual rate, for the first second), so a coarse clock gets no more slack in
+        time than a fine one (RFC 7323 5.4 allows 1 ms to 1 s per tick)."""
+        snd = self.snd
+        cfg = self.cfg
+        rto = cfg.rto_initial_s if snd.srtt is None else snd.srtt + max(0.001, 4 * snd.rttvar)
+        rto = min(max(rto, cfg.rto_min_s), cfg.rto_max_s)
+        elapsed = self.ts_recent_at - self.ts_first_at
+        rate = diff(self.ts_recent, self.ts_first) / elapsed if elapsed >= 1.0 else 1000.0
+        return diff(self.ts_recent, tsval) <= rto * rate
 
     # ---------------------------------------------------------------- SYN-SENT
     def _on_syn_sent(self, seg: TcpSegment, now: float) -> None:
@@ -1244,7 +1282,7 @@ class Connection:
         if self.keepalive_sent >= self.opts.keepalive_probes:
             self._count("tcp.keepalive_timeout")
             self.abort(now)
-            self.error = self.error or Reason.TIMED_OUT
+            self.error = self.error or Reason.KEEPALIVE_FAILED  # Windows: WSAENETRESET, not a time-out
             self._notify(ev.CLOSE | ev.ERROR | ev.READ)
             return
         self.keepalive_sent += 1
