@@ -365,9 +365,10 @@ class Connection:
         self._notify(events)
 
     # ================================================================ input pipeline
-    def on_segment(self, seg: TcpSegment, now: float) -> None:
-        """Process one segment (RFC 9293 3.10.7.4 "SEGMENT ARRIVES"). Never raises."""
-        if seg.flags & 0x37 == ACK:
+    def on_segment(self, seg: TcpSegment, now: float, fast: bool = True) -> None:
+        """Process one segment (RFC 9293 3.10.7.4 "SEGMENT ARRIVES"). Never raises.
+        `fast=False`: on_data_fast already declined this segment (TcpLayer tried it)."""
+        if fast and seg.flags & 0x37 == ACK:
             ts = seg.options.ts
             if self.on_data_fast(seg.seq, seg.ack, seg.window, None if ts is None else ts[0],
                                  seg.payload, now):

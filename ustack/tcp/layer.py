@@ -95,6 +95,7 @@ class TcpLayer:
         # stack.rx_trusted: the device vouched for the checksum (receive offload)
         verify = self.verify and not self.stack.rx_trusted
         n = len(buf)
+        tried = None  # the connection whose on_data_fast declined this segment
         if n > 32:
             # Header prediction on the raw header: the usual data segment (NOP NOP TS, of
             # ACK/SYN/FIN/RST/URG only ACK) for a known connection goes to on_data_fast without
@@ -114,6 +115,7 @@ class TcpLayer:
                     if taken:
                         self._cnt["tcp.in"] += 1
                         return
+                    tried = conn
         try:
             seg = TcpSegment.parse(buf, ip.src, ip.dst, verify)
         except Malformed as e:
@@ -132,7 +134,7 @@ class TcpLayer:
                     listener.on_segment(seg, ip.dst, ip.src, now)
                     return
             try:
-                conn.on_segment(seg, now)
+                conn.on_segment(seg, now, conn is not tried)
             except Exception:  # a bug: reset this connection, count it, keep the stack going
                 self._internal_error()
                 self._kill(conn, now)
