@@ -68,6 +68,12 @@ CASES = {
     "event-ok": (["198.18.0.1", "7", "--nonblocking", "event"], 0,
                  ["WSAWaitForMultipleEvents(1, events, FALSE, 30000, FALSE) = WSA_WAIT_EVENT_0+0",
                   "lNetworkEvents=FD_CONNECT iErrorCode[FD_CONNECT_BIT]=0"]),
+    "select-refused": (["198.18.0.1", "81", "--nonblocking", "select"], 1,
+                       ["= 1  ready in exceptfds",
+                        "getsockopt(s1, SOL_SOCKET, SO_ERROR) = 0  value 10061 (WSAECONNREFUSED)"]),
+    "event-refused": (["198.18.0.1", "81", "--nonblocking", "event"], 1,
+                      ["lNetworkEvents=FD_CONNECT iErrorCode[FD_CONNECT_BIT]=10061 (WSAECONNREFUSED)",
+                       "WSACloseEvent(hEvent) = TRUE"]),  # closed on the failure path too
     "bind": (["198.18.0.1", "7", "--bind", "198.18.0.2:40000"], 0,
              ["bind(s1, 198.18.0.2:40000) = 0", "getsockname(s1) = 0  198.18.0.2:40000"]),
     "udp-broadcast-denied": (["198.18.0.255", "7", "--udp"], 1,
@@ -109,3 +115,35 @@ def test_stats_print_the_counters_and_the_faults():
     assert any(ln.split()[-1] == "active_open" and ln.split()[0] == "1" for ln in lines)
     assert any(ln.startswith("faults tx: seen 3, delayed 3") for ln in lines), lines  # SYN + 2 retries
     assert any(ln.split()[-1] == "refused" for ln in lines)
+
+
+def _pcap_trace_body(pcap: str) -> tuple[int, str, str]:
+    r = ustack("connect", "198.18.0.1", "81", *DEV, "--pcap", pcap, "--trace", timeout=60)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_connect_pcap_and_trace(tmp_path):
+    """--pcap writes what the stack sent and received (tshark reads it, nothing malformed);
+    --trace prints each frame in and out and each TCP state change, timestamped, on stderr,
+    while the Winsock calls stay on stdout."""
+    import re
+    import subprocess
+
+    from tests.netns import require_tool
+
+    pcap = tmp_path / "connect.pcap"
+    code, out, err = run_in_netns(_pcap_trace_body, str(pcap), timeout=90)
+    assert code == 1 and "WSAECONNREFUSED (10061)" in out, (out, err)
+    frames = [ln for ln in err.splitlines() if re.match(r"^\d+\.\d{6} [<>] IP ", ln)]
+    assert sum(" > IP 198.18.0.2." in f and "Flags [S]" in f for f in frames) == 3  # SYN + 2 retries
+    assert sum(" < IP 198.18.0.1.81 > " in f and "Flags [R.]" in f for f in frames) == 3
+    states = [ln for ln in err.splitlines() if re.match(r"^\d+\.\d{6} TCP ", ln)]
+    assert states and states[0].endswith("CLOSED -> SYN-SENT") and states[-1].endswith("SYN-SENT -> CLOSED")
+    assert "Flags" not in out  # the trace does not mix into the calls
+    tshark = require_tool("tshark")
+    r = subprocess.run([tshark, "-r", str(pcap), "-n", "-T", "fields", "-e", "tcp.flags.str",
+                        "-e", "_ws.malformed", "-e", "_ws.expert.severity"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split("\t") for ln in r.stdout.splitlines()]
+    assert len(rows) == 6 and not any(row[1] for row in rows)
