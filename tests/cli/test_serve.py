@@ -110,17 +110,26 @@ def test_serve_port_clash_is_a_usage_error():
     assert code == 2 and len(err.strip().splitlines()) == 1 and "port 7" in err
 
 
-def test_trace_prints_frames_and_tcp_states():
+def test_trace_prints_frames_and_tcp_states(tmp_path):
     require_tool("ip")
-    res = run_in_netns(_trace_body, timeout=60)
+    pcap = tmp_path / "serve.pcap"
+    res = run_in_netns(_trace_body, str(pcap), timeout=60)
     assert res["exit"] == 0
     err = res["err"]
     assert "> IP 198.18.0.2.7 > 198.18.0.1." in err and "Flags [S.]" in err  # our SYN-ACK, decoded
     assert "SYN-RECEIVED -> ESTABLISHED" in err  # a TCP state change with its connection
+    # --pcap: the same conversation, readable by tshark, nothing malformed
+    tshark = require_tool("tshark")
+    r = subprocess.run([tshark, "-r", str(pcap), "-n", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.len",
+                        "-e", "_ws.malformed"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split("\t") for ln in r.stdout.splitlines()]
+    assert ["7", "2", ""] in rows and ["7", "0", ""] in rows  # the echo of b"hi", the SYN-ACK
+    assert not any(row[2] for row in rows)
 
 
-def _trace_body() -> dict:
-    p = Proc("serve", "--tun", "ust0", *DEV, "--echo", "7", "--trace")
+def _trace_body(pcap: str) -> dict:
+    p = Proc("serve", "--tun", "ust0", *DEV, "--echo", "7", "--trace", "--pcap", pcap)
     try:
         p.wait_line("ready", timeout=30)
         t = socket.create_connection((USTACK, 7), timeout=10)
