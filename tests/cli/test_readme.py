@@ -46,6 +46,19 @@ def test_readme_starts_with_the_two_commands():
     assert commands == ["make lab", "make test"]
 
 
+def test_ci_runs_the_readme_test_command():
+    """CI runs exactly the README's second command (`make test`), as its last step, with CI=true
+    and nothing that could mask a failure."""
+    ci = (README.parent / ".ci" / "run").read_text()
+    lines = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    readme_test = [ln.split("#")[0].strip() for ln in readme_blocks()[0][1].splitlines() if ln.strip()][1]
+    assert lines[-1] in (readme_test, f"exec {readme_test}")
+    assert "set -euo pipefail" in lines and "export CI=true" in lines
+    assert "|| true" not in ci
+    make = (README.parent / "Makefile").read_text()
+    assert re.search(r"^test: setup\n\t\$\(VPY\) -m pytest ", make, re.M)  # the whole suite (testpaths)
+
+
 EXAMPLES = python_examples()
 
 
