@@ -147,3 +147,40 @@ def test_directed_conn_picks_the_sender(tmp_path):
     assert s.bytes_sent == 0 and s.retransmissions == 0
     assert s.acks[-1][1] == 1  # A acknowledged only B's SYN
     assert plot.sender_of("198.18.0.1:80-198.18.0.2:40000") is None
+
+
+def test_plot_bad_inputs_are_one_line_usage_errors(tmp_path):
+    cap = tmp_path / "lossy.pcap"
+    write_lossy_capture(cap)
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"t": 0, "conn": "a", "ev": "cwnd", "cwnd": 1, "ssthresh": 2}\n')
+    cases = [
+        ([str(cap), "--kind", "cwnd", "-o", str(tmp_path / "a.png")], "not a JSON-lines trace file"),
+        ([str(trace), "-o", str(tmp_path / "a.png")], "not a readable pcap"),
+        ([str(cap), "-o", str(tmp_path / "no" / "such" / "a.png")], "no such directory"),
+        ([str(cap), "-o", str(tmp_path / "a.bmpx")], "cannot write .bmpx images"),
+        ([str(trace), "--kind", "cwnd", "--time", "0:1", "-o", str(tmp_path / "a.png")], "--time"),
+        ([str(cap)], "-o FILE.png"),
+    ]
+    for argv, words in cases:
+        r = subprocess.run([sys.executable, "-m", "ustack", "plot", *argv], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert r.stderr.startswith("ustack plot: error: "), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert words in r.stderr, (argv, r.stderr)
+    assert not list(tmp_path.glob("a.*"))  # nothing written
+
+
+def test_output_closed_by_its_reader_ends_quietly_with_141():
+    """`ustack ... | head`: when the reader goes away, no traceback, exit status 141."""
+    code = ("import sys\n"
+            "import ustack.cli.plot as P\n"
+            "from ustack.cli.main import main\n"
+            "P.run = lambda args: [print('198.18.0.2:1>198.18.0.1:2 ' * 4) for _ in range(10 ** 6)]\n"
+            "sys.exit(main(['plot', 'x.pcap', '--list']))\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline().startswith(b"198.18.0.2:1>")
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 141 and b"Traceback" not in err and err.strip() == b"", err

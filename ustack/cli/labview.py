@@ -18,6 +18,14 @@ from rich.table import Table
 from .wscalls import format_duration
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """`ustack lab | head`: rich would exit 1 at once; let the tour's teardown run and the
+        command end the way every ustack command does when its reader leaves (exit 141)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 class LabView:
     def __init__(self, json_mode: bool = False, verbose: bool = False, file: Any = None) -> None:
         self.json_mode = json_mode
@@ -25,7 +33,7 @@ class LabView:
         out = file or (sys.stderr if json_mode else sys.stdout)
         tty = out.isatty()
         # Piped: no colour, no live display, wide enough that lines are not folded.
-        self.console = Console(file=out, highlight=False, soft_wrap=not tty, width=None if tty else 160)
+        self.console = _Console(file=out, highlight=False, soft_wrap=not tty, width=None if tty else 160)
         self.tty = self.console.is_terminal
         self.quiet = json_mode
         self._progress: Progress | None = None

@@ -1,7 +1,8 @@
 """The `ustack` command: serve, connect, lab, plot.
 
 Exit status: 0 success; 1 a failure the command reports (a Winsock error, a lab scenario that
-misbehaved); 2 a usage error (always one line on stderr); 130 interrupted before finishing.
+misbehaved); 2 a usage error (always one line on stderr); 130 interrupted before finishing;
+141 stdout closed by its reader (`| head`).
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"ustack {args.command}: interrupted\n")
         return 130
+    except BrokenPipeError:  # `ustack plot x.pcap --list | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # as a shell reports a command killed by SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -393,9 +393,31 @@ def plot_seq(pcap: str, output: str, conn: str | None = None, title: str | None 
 def plot_cwnd(trace: str, output: str, conn: str | None = None, title: str | None = None) -> CwndSeries:
     from .tracefile import read_trace
 
-    series = cwnd_series(read_trace(trace), conn)
+    try:
+        events = read_trace(trace)
+    except UnicodeDecodeError:
+        raise UsageError(f"{trace}: not a JSON-lines trace file (a pcap? draw it with --kind seq)") from None
+    except OSError as e:
+        raise UsageError(f"{trace}: {e.strerror}") from None
+    series = cwnd_series(events, conn)
     draw_cwnd(series, output, title)
     return series
+
+
+def _check_image_path(output: str) -> None:
+    """Before any work: the image's directory exists and matplotlib can write its format."""
+    import os
+
+    from .options import check_output_file
+
+    check_output_file(output, "-o")
+    ext = os.path.splitext(output)[1][1:].lower()
+    if ext:
+        plt = _figure()
+        formats = plt.figure().canvas.get_supported_filetypes()
+        plt.close("all")
+        if ext not in formats:
+            raise UsageError(f"-o {output}: cannot write .{ext} images (use .png, .svg or .pdf)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -405,6 +427,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.file}: no such file")
     if not args.output and not args.list:
         raise UsageError("the image to write is missing: -o FILE.png")
+    if args.output and not args.list:
+        _check_image_path(args.output)
+    if args.kind == "cwnd" and args.time:
+        raise UsageError("--time zooms a time-sequence graph (--kind seq)")
     if args.kind == "cwnd":
         cs = plot_cwnd(args.file, args.output, args.conn, args.title)
         print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} loss events")
