@@ -41,3 +41,18 @@ def test_cli_doc_states_the_lab_syn_schedule():
     assert "SYNs at 0, 0.25 and 0.75 s, giving up at 1.75 s" in doc
     for sc in labscenarios.SCENARIOS:
         assert f"| `{sc.id}` |" in doc, sc.id
+
+
+def test_cli_doc_lists_every_trace_event_tcp_emits():
+    """The trace-file format in cli.md names every `ev` kind and congestion `event` that the TCP
+    connection code emits (read from its `_trace(...)` calls)."""
+    import re
+
+    src = (DOCS.parent / "ustack" / "tcp" / "connection.py").read_text()
+    kinds = set(re.findall(r'_trace\(\s*"(\w+)"', src))
+    events = set(re.findall(r'_trace\(\s*"cwnd".*?event="(\w+)"', src))
+    assert {"state", "cwnd"} <= kinds and {"loss", "rto"} <= events
+    doc = (DOCS / "cli.md").read_text()
+    fmt = doc[doc.index("## Trace file format"):]
+    for name in kinds | events:
+        assert f"`{name}`" in fmt, name
