@@ -56,3 +56,24 @@ def test_cli_doc_lists_every_trace_event_tcp_emits():
     fmt = doc[doc.index("## Trace file format"):]
     for name in kinds | events:
         assert f"`{name}`" in fmt, name
+
+
+def test_architecture_names_every_package_and_only_real_paths():
+    """docs/architecture.md's diagram and table cover each package of ustack (and drivers/, tools/,
+    tests/), and every path the table names exists."""
+    import re
+
+    root = DOCS.parent
+    doc = (DOCS / "architecture.md").read_text()
+    packages = sorted(p.name for p in (root / "ustack").iterdir() if (p / "__init__.py").exists())
+    assert {"wire", "core", "tcp", "runtime", "winsock", "cli"} <= set(packages)
+    for name in packages:
+        assert f"ustack.{name}" in doc and f"`ustack/{name}/`" in doc, name
+    table = doc[doc.index("## Where things live"):]
+    for path in re.findall(r"^\| `([^`]+)`", table, re.M):
+        assert (root / path).exists(), path
+    for d in ("drivers/", "tools/", "tests/"):
+        assert f"| `{d}`" in table, d
+    for test_dir in sorted(p.name for p in (root / "tests").iterdir() if p.is_dir() and p.name[0] != "_"
+                           and any(p.glob("test_*.py"))):
+        assert f"`{test_dir}`" in table, test_dir
