@@ -48,6 +48,19 @@ def test_ack_after_rto_carries_snd_max_not_the_pulled_back_snd_nxt():
     h.expect_out(1.0 + rto + 0.1, [dict(flags=".", seq=c.iss + 3001, ack=PEER_ISS + 11, len=0)])
 
 
+def test_ack_above_the_pulled_back_snd_nxt_is_acceptable():
+    """RFC 5961 5.2 bounds SEG.ACK by SND.NXT; after go-back-N that means SND.MAX: the ACK of
+    data sent before the RTO is no blind injection and must advance SND.UNA, not be challenged."""
+    h, s, c = est()
+    s.send(b"x" * 3000, 1.0)
+    h.take()
+    h.out(1.0 + c.snd.rto)
+    assert c.snd.snd_nxt == c.iss + 1 + MSS
+    h.peer_sends(1.3, h.pseg(".", PEER_ISS + 1, c.iss + 3001))
+    assert c.snd.snd_una == c.snd.snd_max == c.iss + 3001 and c.retries == 0
+    assert h.stack.counters.get("tcp.challenge_ack") == 0 and h.stack.counters.get("tcp.bad_ack") == 0
+
+
 def test_duplicate_data_after_rto_is_acked_with_snd_max():
     """The peer retransmits data we already have while our own retransmission is pending: the
     immediate ACK for the duplicate must be acceptable to it, or it never learns it arrived."""
