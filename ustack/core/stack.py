@@ -16,7 +16,7 @@ import random
 import struct
 import traceback
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..wire import icmp as icmp_wire
@@ -92,6 +92,9 @@ class Stack:
         self._network_is_bcast = self.routes.directed_broadcast is not None
         self.internal_errors: deque[str] = deque(maxlen=8)  # tracebacks of swallowed bugs
         self.transports: dict[int, Transport] = {}
+        # Optional Transport.on_ipv4(buf, start, end, src, dst, now): on_packet for a plain
+        # packet (no options, not a fragment) without building an Ipv4Packet (receive_batch)
+        self._ipv4_entries: dict[int, Callable[..., None]] = {}
         self._polled: list[Transport] = []
         self.udp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
         self.tcp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
@@ -140,6 +143,11 @@ class Stack:
         if old is not None:
             self._polled.remove(old)
         self.transports[transport.proto] = transport
+        entry = getattr(transport, "on_ipv4", None)
+        if callable(entry):
+            self._ipv4_entries[transport.proto] = entry
+        else:
+            self._ipv4_entries.pop(transport.proto, None)
         self._polled.append(transport)
         if transport.proto == 6:
             self.tcp = transport
@@ -207,6 +215,7 @@ class Stack:
             handle = self._on_ip_frame
             unpack = _unpack_ip
         addr, verify, good_src, transports = self.addr, self.verify, self._good_src, self.transports
+        entries = self._ipv4_entries
         try:
             for frame, trusted in frames:
                 if trusted:
@@ -219,12 +228,17 @@ class Stack:
                                 and src in good_src
                                 and (not verify or not (((0x45 + ttl) << 8) + tos + total + ident + frag
                                                         + proto + csum + src + dst) % 0xFFFF)):
-                            t = transports.get(proto)
+                            entry = entries.get(proto)
+                            t = transports.get(proto) if entry is None else entry
                             if t is not None:
                                 fast += 1
                                 mv = frame if type(frame) is memoryview else memoryview(frame)
-                                t.on_packet(_tuple_new(Ipv4Packet, (src, dst, proto, mv[20:total], ttl, ident,
-                                                                    frag != 0, False, 0, tos, b"")), now)
+                                if entry is not None:  # the transport takes the bytes as they are
+                                    entry(mv, 20, total, src, dst, now)
+                                else:
+                                    ip = _tuple_new(Ipv4Packet, (src, dst, proto, mv[20:total], ttl, ident,
+                                                                 frag != 0, False, 0, tos, b""))
+                                    t.on_packet(ip, now)
                                 if self._loop:
                                     self.rx_trusted = False
                                     self._drain_loop(now)

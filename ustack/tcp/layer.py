@@ -90,23 +90,29 @@ class TcpLayer:
 
     # ---- input --------------------------------------------------------------------------------
     def on_packet(self, ip: Ipv4Packet, now: float) -> None:
-        self.now = now
         buf = ip.payload
+        self.on_ipv4(buf, 0, len(buf), ip.src, ip.dst, now)
+
+    def on_ipv4(self, buf: bytes | memoryview, start: int, end: int, src: int, dst: int,
+                now: float) -> None:
+        """`on_packet` for the segment buf[start:end] from `src` to `dst`, without an Ipv4Packet
+        (the optional Transport entry Stack.receive_batch uses for plain unfragmented packets)."""
+        self.now = now
         # stack.rx_trusted: the device vouched for the checksum (receive offload)
         verify = self.verify and not self.stack.rx_trusted
-        n = len(buf)
+        n = end - start
         tried = None  # the connection whose on_data_fast declined this segment
         if n > 32:
             # Header prediction on the raw header: the usual data segment (NOP NOP TS, of
             # ACK/SYN/FIN/RST/URG only ACK) for a known connection goes to on_data_fast without
             # building a TcpSegment; anything it declines takes the full way below.
-            sport, dport, seq, ack, off, flags, window, _, _, head, tsval, _ = _unpack_hdr_ts(buf)
+            sport, dport, seq, ack, off, flags, window, _, _, head, tsval, _ = _unpack_hdr_ts(buf, start)
             if off == 0x80 and head == TS_BLOCK_HEAD and flags & 0x37 == ACK:
-                src, dst = ip.src, ip.dst
                 conn = self.conns.get((dst, dport, src, sport))
-                if conn is not None and (not verify or not (wide_sum(buf) + src + dst + 6 + n) % 0xFFFF):
+                if conn is not None and (
+                        not verify or not (wide_sum(buf[start:end]) + src + dst + 6 + n) % 0xFFFF):
                     try:
-                        taken = conn.on_data_fast(seq, ack, window, tsval, buf[32:], now)
+                        taken = conn.on_data_fast(seq, ack, window, tsval, buf[start + 32:end], now)
                     except Exception:  # a bug: reset this connection, count it, keep going
                         self._cnt["tcp.in"] += 1
                         self._internal_error()
@@ -117,21 +123,22 @@ class TcpLayer:
                         return
                     tried = conn
         try:
-            seg = TcpSegment.parse(buf, ip.src, ip.dst, verify)
+            seg = TcpSegment.parse(buf if start == 0 and end == len(buf) else buf[start:end], src, dst,
+                                   verify)
         except Malformed as e:
             self.count(e.reason)
             return
         self._cnt["tcp.in"] += 1
-        conn = self.conns.get((ip.dst, seg.dport, ip.src, seg.sport))
+        conn = self.conns.get((dst, seg.dport, src, seg.sport))
         if conn is not None:
             if (conn.state is State.TIME_WAIT and seg.flags & (SYN | ACK | RST) == SYN
                     and gt(seg.seq, conn.rcv.rcv_nxt)):
                 # RFC 9293 3.10.7.4 / RFC 6191: a new SYN may reopen a TIME-WAIT pair
-                listener = self._listener(ip.dst, seg.dport)
+                listener = self._listener(dst, seg.dport)
                 if listener is not None:
                     self.count("tcp.time_wait_reuse")
                     conn._drop(None, now)
-                    listener.on_segment(seg, ip.dst, ip.src, now)
+                    listener.on_segment(seg, dst, src, now)
                     return
             try:
                 conn.on_segment(seg, now, conn is not tried)
@@ -140,15 +147,15 @@ class TcpLayer:
                 self._kill(conn, now)
             return
         stack = self.stack
-        if stack.is_broadcast(ip.dst) or ip.dst >> 28 == 0xE or ip.src >> 28 == 0xE:
+        if stack.is_broadcast(dst) or dst >> 28 == 0xE or src >> 28 == 0xE:
             self.count("tcp.not_unicast")
             return
-        listener = self._listener(ip.dst, seg.dport)
+        listener = self._listener(dst, seg.dport)
         if listener is not None:
-            listener.on_segment(seg, ip.dst, ip.src, now)
+            listener.on_segment(seg, dst, src, now)
             return
         self.count("tcp.no_port")
-        self.send_rst_for(ip.dst, ip.src, seg, now)
+        self.send_rst_for(dst, src, seg, now)
 
     def _listener(self, addr: int, port: int) -> Listener | None:
         for owner in self.stack.tcp_ports.lookup(addr, port):
