@@ -320,7 +320,7 @@ class Connection:
         elif st is State.CLOSE_WAIT:
             self._set_state(State.LAST_ACK, now)
         elif st is State.SYN_RCVD:
-            self._set_state(State.FIN_WAIT_1, now)  # FIN goes out once the handshake completes
+            pass  # stay: the ACK completing the handshake goes to FIN-WAIT-1 and sends the FIN
         else:
             return
         self.snd.fin_queued = True
@@ -411,11 +411,11 @@ class Connection:
         buf.size += n
         rcv.rcv_nxt = (seq + n) & MASK
         rcv.delivered += n
-        rcv.unacked += n
-        if rcv.unacked >= self.ack_every:
+        unacked = rcv.unacked = rcv.unacked + n
+        if unacked >= self.ack_every:
             # ACK due: send it at the end of this receive batch (layer.poll), one ACK for
             # the whole batch (like GRO), unless the stretch limit is reached
-            if rcv.unacked >= self.ack_stretch:
+            if unacked >= self.ack_stretch:
                 self._send_ack(now)
             elif not self.ack_queued:
                 self.ack_queued = True

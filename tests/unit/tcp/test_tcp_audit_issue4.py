@@ -556,3 +556,24 @@ def _two_stack_exchange(seed: int, size: int, **cfg) -> None:
 def test_two_stacks_bidirectional_under_loss_reordering_duplication(cc, sack, timestamps, window_scaling):
     _two_stack_exchange(7, 120_000, congestion_control=cc, sack=sack, timestamps=timestamps,
                         window_scaling=window_scaling, msl_s=1.0)
+
+
+# ---- CLOSE in SYN-RECEIVED (RFC 9293 3.10.4: the FIN is queued until ESTABLISHED) -----------------
+def test_close_during_simultaneous_open_sends_fin_once_the_handshake_completes():
+    h = Harness(msl_s=1.0)
+    s, syn = h.connect()
+    h.peer_sends(0.01, seg("S", PEER_ISS, 0, dport=syn.sport, options=TcpOptions(mss=MSS)))
+    h.expect_out(0.01, [dict(flags="S.", seq=syn.seq)])
+    c = s.conn
+    assert c.state is State.SYN_RCVD
+    s.close(0.02)  # the application gives up on the socket before the handshake completed
+    h.expect_nothing(0.02)
+    h.peer_sends(0.03, seg("S.", PEER_ISS, syn.seq + 1, dport=syn.sport, options=TcpOptions(mss=MSS)))
+    h.expect_out(0.03, [dict(flags="F.", seq=syn.seq + 1, ack=PEER_ISS + 1)])
+    assert c.state is State.FIN_WAIT_1
+    h.peer_sends(0.04, seg("F.", PEER_ISS + 1, syn.seq + 2, dport=syn.sport))
+    h.expect_out(0.04, [dict(flags=".", ack=PEER_ISS + 2)])
+    assert c.state is State.TIME_WAIT
+    h.expect_nothing(3.0)
+    assert c.state is State.CLOSED and not h.layer.conns
+    assert h.stack.counters.get("tcp.internal_error") == 0
