@@ -39,6 +39,7 @@ VNET_HDR_LEN = 10  # struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, 
 VNET_F_NEEDS_CSUM = 0x01
 VNET_F_DATA_VALID = 0x02
 _VNET_TRUSTED = VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID
+_TRUSTED_BY_FLAGS = tuple(bool(flags & _VNET_TRUSTED) for flags in range(256))  # one lookup a frame
 _VNET_HDR = struct.Struct("=BBHHHH")  # native byte order: a legacy (non-VERSION_1) header
 _VNET_TX = bytes(VNET_HDR_LEN)  # flags 0: our frames carry complete checksums
 _CSUM_FIELD = struct.Struct("!H")
@@ -118,7 +119,6 @@ class _TunTapBase:
         self._fd: int = self._dev.fileno()
         os.set_blocking(self._fd, False)
         self.counters = DeviceCounters()
-        self.rx_csum_trusted = 0  # frames the kernel vouched for (recv_batch_trusted)
         self._closed = False
 
     def _tx_error(self, e: OSError) -> str:
@@ -213,9 +213,8 @@ class _TunTapBase:
             c.rx_bytes += sum(map(len, raw))
             return [(f, False) for f in raw]
         c.rx_bytes += sum(map(len, raw)) - VNET_HDR_LEN * len(raw)
-        out = [(memoryview(f)[VNET_HDR_LEN:], f[0] & _VNET_TRUSTED != 0) for f in raw]
-        self.rx_csum_trusted += sum(1 for _, t in out if t)
-        return out
+        trusted, view = _TRUSTED_BY_FLAGS, memoryview
+        return [(view(f)[VNET_HDR_LEN:], trusted[f[0]]) for f in raw]
 
     def fileno(self) -> int | None:
         return None if self._closed else self._fd

@@ -80,7 +80,6 @@ def test_kernel_udp_comes_trusted_with_a_partial_checksum(tun):
     ip = dpkt.ip.IP(bytes(frame))
     assert ip.data.data == payload
     assert not csum_ok(ip)  # NEEDS_CSUM: the field holds the pseudo-header sum only
-    assert tun.rx_csum_trusted >= 1
 
 
 @pytest.mark.parametrize("single", [False, True])
