@@ -577,3 +577,80 @@ def test_close_during_simultaneous_open_sends_fin_once_the_handshake_completes()
     h.expect_nothing(3.0)
     assert c.state is State.CLOSED and not h.layer.conns
     assert h.stack.counters.get("tcp.internal_error") == 0
+
+
+# ---- every user call in every state, then a silent peer: no internal error, nothing left behind ---
+def _drive_to(name: str, h: Harness):
+    if name == "SYN_SENT":
+        s, _ = h.connect()
+        return s, s.conn
+    if name == "SYN_RCVD":
+        s, syn = h.connect()
+        h.peer_sends(h.now, seg("S", PEER_ISS, 0, dport=syn.sport, options=TcpOptions(mss=MSS)))
+        h.take()
+        return s, s.conn
+    s, c = h.established(options=TcpOptions(mss=MSS))
+    if name in ("FIN_WAIT_1", "FIN_WAIT_2", "CLOSING", "TIME_WAIT"):
+        s.shutdown(1, h.now)
+        h.take()
+        if name == "CLOSING":
+            h.peer_sends(h.now, h.pseg("F.", PEER_ISS + 1, c.iss + 1))
+        elif name != "FIN_WAIT_1":
+            h.peer_sends(h.now, h.pseg(".", PEER_ISS + 1, c.iss + 2))
+            if name == "TIME_WAIT":
+                h.peer_sends(h.now, h.pseg("F.", PEER_ISS + 1, c.iss + 2))
+    elif name in ("CLOSE_WAIT", "LAST_ACK"):
+        h.peer_sends(h.now, h.pseg("F.", PEER_ISS + 1, c.iss + 1))
+        if name == "LAST_ACK":
+            s.shutdown(1, h.now)
+    h.take()
+    return s, c
+
+
+_OPS = ("send", "recv", "shutdown0", "shutdown1", "shutdown2", "close", "abort", "linger0",
+        "nodelay", "keepalive", "rcvbuf", "sndbuf")
+
+
+def _apply(op: str, s, now: float) -> None:
+    try:
+        if op == "send":
+            s.send(b"x" * 3000, now)
+        elif op == "recv":
+            s.recv(100)
+        elif op.startswith("shutdown"):
+            s.shutdown(int(op[-1]), now)
+        elif op == "close":
+            s.close(now)
+        elif op == "abort":
+            s.abort(now)
+        elif op == "linger0":
+            s.linger = 0
+            s.close(now)
+        elif op == "nodelay":
+            s.nodelay = True
+        elif op == "keepalive":
+            s.keepalive_idle_s = 1.0
+            s.keepalive = True
+        elif op == "rcvbuf":
+            s.rcvbuf = 100
+        elif op == "sndbuf":
+            s.sndbuf = 10
+    except UsageError:
+        pass  # misuse in this state: raising is the contract
+
+
+@pytest.mark.parametrize("state", ["SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+                                   "CLOSING", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK"])
+def test_any_two_user_calls_in_any_state_wind_down_cleanly(state):
+    for op1 in _OPS:
+        for op2 in (*_OPS, None):
+            h = Harness(msl_s=1.0)
+            s, c = _drive_to(state, h)
+            assert c.state.name == state
+            _apply(op1, s, h.now)
+            if op2:
+                _apply(op2, s, h.now)
+            h.out(h.now + 10_000)  # the peer is silent from now on
+            assert h.stack.counters.get("tcp.internal_error") == 0, (state, op1, op2)
+            if s.closed:
+                assert not h.layer.conns, (state, op1, op2, [x.state for x in h.layer.conns.values()])
