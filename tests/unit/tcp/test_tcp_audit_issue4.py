@@ -654,3 +654,57 @@ def test_any_two_user_calls_in_any_state_wind_down_cleanly(state):
             assert h.stack.counters.get("tcp.internal_error") == 0, (state, op1, op2)
             if s.closed:
                 assert not h.layer.conns, (state, op1, op2, [x.state for x in h.layer.conns.values()])
+
+
+def test_random_user_calls_on_both_ends_of_two_stacks_never_break_them():
+    """150 seeded runs: random sends, reads, shutdowns, closes, aborts, option changes and listener
+    closes on both ends of a lossy, reordering link; then everyone closes. No internal error,
+    and after the dust settles neither stack holds a connection."""
+    from test_tcp_stacks import B, Wire
+
+    from ustack.tcp import TcpConfig
+
+    ops = ("send", "send_big", "recv", "shutdown0", "shutdown1", "shutdown2", "close", "abort",
+           "linger0", "nodelay", "keepalive", "rcvbuf", None, None, None)
+    accepted = 0
+    for i in range(150):
+        rng = random.Random(i)
+        tcp = TcpConfig(msl_s=0.5, sack=rng.random() < .5, timestamps=rng.random() < .5,
+                        congestion_control=rng.choice(["cubic", "newreno"]),
+                        rcvbuf=rng.choice([2000, 65535, 1 << 20]), keepalive_idle_s=0.5,
+                        keepalive_interval_s=0.1)
+        w = Wire(i, loss=rng.choice([0, 0.05, 0.2]), reorder=rng.choice([0, 0.3]), delay=0.002, tcp=tcp)
+        lst = w.b.tcp.open()
+        lst.bind(0, 80)
+        lst.listen(rng.choice([1, 5]))
+        cli = w.a.tcp.open()
+        cli.connect(B, 80, w.now)
+        srv = None
+        for _ in range(rng.randint(1, 40)):
+            for _ in range(rng.randint(0, 400)):
+                if not w.step():
+                    break
+            if srv is None and lst.accept_pending:
+                srv = lst.accept()
+                accepted += 1
+            if rng.random() < 0.1:
+                lst.close(w.now)
+            op = rng.choice(ops)
+            sock = cli if srv is None or rng.random() < .5 else srv
+            if op == "send_big":
+                try:
+                    sock.send(b"z" * 200_000, w.now)
+                except UsageError:
+                    pass
+            elif op is not None:
+                _apply(op, sock, w.now)
+        for s in (cli, srv, lst):
+            if s is not None:
+                s.close(w.now)
+        end = w.now + 5000
+        while w.now < end and w.step():
+            pass
+        for st in (w.a, w.b):
+            assert st.counters.get("tcp.internal_error") == 0, (i, st.internal_errors[-1:])
+            assert not st.tcp.conns, (i, [c.state for c in st.tcp.conns.values()])
+    assert accepted > 100
