@@ -239,7 +239,9 @@ class Connection:
             mss -= 12
         mss = max(mss, 64)
         self.snd.mss = mss
-        self.rcv.mss = self.our_mss - (12 if self.ts_ok else 0)
+        # the largest segment the peer will send: its SMSS is at most its own MSS (its MTU), as
+        # Linux's initial rcv_mss; "every second full-sized segment" is counted in those
+        self.rcv.mss = min(self.our_mss, self.peer_mss) - (12 if self.ts_ok else 0)
         self.ack_every = self.cfg.delack_segments * self.rcv.mss  # bytes: ACK every 2nd full segment
         self.ack_stretch = max(self.cfg.ack_stretch_segments, self.cfg.delack_segments) * self.rcv.mss
         self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments)

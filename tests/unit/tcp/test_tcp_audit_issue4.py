@@ -708,3 +708,14 @@ def test_random_user_calls_on_both_ends_of_two_stacks_never_break_them():
             assert st.counters.get("tcp.internal_error") == 0, (i, st.internal_errors[-1:])
             assert not st.tcp.conns, (i, [c.state for c in st.tcp.conns.values()])
     assert accepted > 100
+
+
+def test_every_second_full_segment_acked_when_the_peer_mss_is_smaller_than_ours():
+    """RFC 5681 4.2: "full-sized" is the sender's SMSS. A peer that announced MSS 536 (its MTU is
+    576) sends 536-byte segments: every second one is ACKed at once, not every sixth."""
+    h = Harness()
+    s, c = h.established(options=TcpOptions(mss=536))
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, payload=b"a" * 536))
+    h.expect_nothing(1.0)
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 537, c.iss + 1, payload=b"b" * 536))
+    h.expect_out(1.0, [dict(flags=".", ack=PEER_ISS + 1 + 2 * 536)])
