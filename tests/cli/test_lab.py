@@ -301,3 +301,47 @@ def test_lab_exits_1_when_a_scenario_misbehaves(tmp_path):
     assert r.returncode == 1
     report = json.loads(r.stdout)
     assert report["ok"] is False and [s["pass"] for s in report["scenarios"]] == [True, False]
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/status") as f:
+                    if any(ln.split() == ["PPid:", str(pid)] for ln in f):
+                        kids.append(int(d))
+            except OSError:
+                pass
+    return kids
+
+
+def test_lab_killed_outright_leaves_no_process(tmp_path):
+    """Even SIGKILL (no teardown code runs) leaves nothing: the namespace goes with the process
+    and the transfer peer process dies with its parent (PR_SET_PDEATHSIG)."""
+    import os
+    import signal
+    import time
+
+    from .helpers import Proc
+
+    require_netns()
+    p = Proc("lab", "--only", "transfer", "--transfer-mb", "200", "--out", str(tmp_path))
+    try:
+        kids: list[int] = []
+        deadline = time.monotonic() + 30
+        while not kids and time.monotonic() < deadline and p.p.poll() is None:
+            time.sleep(0.1)
+            kids = [k for k in _children(p.p.pid) if b"labpeer" in open(f"/proc/{k}/cmdline", "rb").read()]
+        assert kids, "the transfer peer process never appeared"
+        time.sleep(0.5)  # mid-transfer
+        os.kill(p.p.pid, signal.SIGKILL)
+        p.p.wait(10)
+        deadline = time.monotonic() + 5
+        while any(os.path.exists(f"/proc/{k}") for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(os.path.exists(f"/proc/{k}") for k in kids)
+    finally:
+        p.kill()

@@ -1,5 +1,6 @@
 """The kernel's side of the lab: plain Python sockets served by the Linux kernel in the lab's
-private namespace (threads of the lab process), plus the routes that make it misbehave.
+private namespace (threads of the lab process; the bulk-transfer sink and source in a child
+process, `labpeer`, so they never wait for the GIL), plus the routes that make it misbehave.
 
     198.18.0.1 (kernel)                    ustack 198.18.0.2
       tcp/7    echo                      ---- TUN/TAP link ----
@@ -19,9 +20,12 @@ the frames reach the kernel's routing and the same errors come back.
 from __future__ import annotations
 
 import hashlib
+import json
 import queue
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +81,7 @@ class KernelSide:
         self._stop = threading.Event()
         self._socks: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
+        self._peer: subprocess.Popen[str] | None = None
 
     # -- setup ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -84,8 +89,7 @@ class KernelSide:
         netns.ip("route", "add", "unreachable", f"{UNREACH_HOST}/32")
         netns.ip("route", "add", "blackhole", f"{BLACKHOLE_HOST}/32")
         self._tcp_server(ECHO_PORT, self._echo)
-        self._tcp_server(SINK_PORT, self._sink)
-        self._tcp_server(SOURCE_PORT, self._source)
+        self._start_peer()
         u = self._sock(socket.SOCK_DGRAM, ("0.0.0.0", ECHO_PORT))
         self._thread("k-udp-echo", self._udp_echo, u)
         self.other_udp = self._sock(socket.SOCK_DGRAM, (KERNEL, OTHER_UDP_PORT))
@@ -112,8 +116,40 @@ class KernelSide:
             if not self._stop.is_set():
                 raise
 
+    def _start_peer(self) -> None:
+        """The sink (port 9) and source (port 19) in their own process; its JSON lines become
+        `sink_results` / `source_done`."""
+        self._peer = subprocess.Popen(
+            [sys.executable, "-m", "ustack.cli.labpeer", KERNEL, str(SINK_PORT), str(SOURCE_PORT),
+             str(self.transfer_bytes)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._peer.stdout is not None
+        ready = self._peer.stdout.readline()
+        if ready.strip() != "ready":
+            self._peer.kill()
+            raise RuntimeError(f"the transfer peer did not start (said {ready.strip()!r})")
+        self._thread("k-peer", self._read_peer, self._peer.stdout)
+
+    def _read_peer(self, out: Any) -> None:
+        for line in out:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("kind") == "sink":
+                self.sink_results.put(SinkResult(tuple(rec["peer"]), rec["nbytes"], rec["sha256"],
+                                                 rec["error"]))
+            elif rec.get("kind") == "source":
+                self.source_done.put((rec["sent"], rec["error"]))
+
     def close(self) -> None:
         self._stop.set()
+        if self._peer is not None:
+            try:
+                self._peer.stdin.close()  # type: ignore[union-attr] - its cue to exit
+                self._peer.wait(2)
+            except (OSError, subprocess.TimeoutExpired):
+                self._peer.kill()
+                self._peer.wait(5)
         for s in self._socks:
             try:
                 s.close()
@@ -148,34 +184,6 @@ class KernelSide:
                 conn.sendall(data)
         except OSError:
             pass
-
-    def _sink(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        h = hashlib.sha256()
-        n = 0
-        err = None
-        try:
-            while data := conn.recv(1 << 18):
-                h.update(data)
-                n += len(data)
-        except OSError as e:
-            err = f"{type(e).__name__}: {e}"
-        self.sink_results.put(SinkResult(peer, n, h.hexdigest(), err))
-
-    def _source(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        sent = 0
-        err = None
-        try:
-            while sent < self.transfer_bytes:
-                k = min(1 << 18, self.transfer_bytes - sent)
-                conn.sendall(http_body_bytes(sent, k))
-                sent += k
-            conn.shutdown(socket.SHUT_WR)
-            conn.settimeout(IO_TIMEOUT_S)
-            while conn.recv(65536):  # wait for ustack's FIN so the close is orderly
-                pass
-        except OSError as e:
-            err = f"{type(e).__name__}: {e}"
-        self.source_done.put((sent, err))
 
     # -- UDP ------------------------------------------------------------------------------------
     def _udp_echo(self, s: socket.socket) -> None:
