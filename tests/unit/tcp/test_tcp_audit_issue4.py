@@ -719,3 +719,29 @@ def test_every_second_full_segment_acked_when_the_peer_mss_is_smaller_than_ours(
     h.expect_nothing(1.0)
     h.peer_sends(1.0, h.pseg(".", PEER_ISS + 537, c.iss + 1, payload=b"b" * 536))
     h.expect_out(1.0, [dict(flags=".", ack=PEER_ISS + 1 + 2 * 536)])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Karn / RFC 6298 (note after 5.7): Connection._on_new_ack resets snd.backoff and recomputes "
+    "the RTO on ANY ACK of new data, also one for retransmitted data that gives no RTT sample "
+    "(timestamps off, as on Windows), so the RTO collapses before a valid measurement; Linux "
+    "resets icsk_backoff only on a valid RTT sample. Not a one-line fix: _on_rto uses "
+    "backoff == 0 to decide whether a timeout starts a new loss episode (ssthresh reduction), "
+    "and U/test_tcp_retransmit.py::test_ack_resets_backoff_and_retries asserts the reset"))
+def test_backed_off_rto_kept_until_a_valid_rtt_sample_karn():
+    """RFC 6298 5 (note after 5.7) and Karn: an ACK for retransmitted data gives no RTT sample, so
+    the backed-off RTO stays for the next segment; only a new measurement collapses it (Linux:
+    "only reset backoff on valid RTT measurement")."""
+    h, s, c = est()
+    rto = c.snd.rto
+    s.send(b"x" * 100, 1.0)
+    h.take()
+    h.expect_out(1.0 + rto, [dict(len=100)])  # RTO: retransmitted, RTO doubled
+    ack(h, c, 1.0 + rto + 0.01, 100)  # acks the retransmitted data: no sample (Karn)
+    s.send(b"y" * 100, 1.5)
+    h.take()
+    assert c.timers.rto_at == pytest.approx(1.5 + 2 * rto)  # still backed off
+    ack(h, c, 1.52, 200)  # new data, timed: a valid sample
+    s.send(b"z" * 100, 1.6)
+    h.take()
+    assert c.timers.rto_at == pytest.approx(1.6 + c.snd.rto) and c.snd.rto < 2 * rto
