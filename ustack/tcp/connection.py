@@ -34,7 +34,7 @@ class Connection:
     """A TCB (RFC 9293 3.3.1). Never raises on peer input; misuse is checked by TcpSocket."""
 
     def __init__(self, layer: TcpLayer, laddr: int, lport: int, raddr: int, rport: int,
-                 opts: TcpSockOpts, now: float, *, passive: bool) -> None:
+                 opts: TcpSockOpts, now: float, *, passive: bool, iss: int | None = None) -> None:
         cfg: TcpConfig = layer.config
         self.layer = layer
         self.cfg = cfg
@@ -43,7 +43,7 @@ class Connection:
         self.key = (laddr, lport, raddr, rport)
         self.state = State.CLOSED
         self.passive = passive
-        self.iss = layer.isn.isn(laddr, lport, raddr, rport, now)
+        self.iss = layer.isn.isn(laddr, lport, raddr, rport, now) if iss is None else iss
         self.snd = Sender(self.iss, opts.sndbuf, cfg.rto_initial_s, cfg.rto_min_s, cfg.rto_max_s,
                           cfg.dupthresh)
         self.rcv = Receiver(opts.rcvbuf, cfg.ooo_max_segments)

@@ -137,8 +137,11 @@ class TcpLayer:
                 listener = self._listener(dst, seg.dport)
                 if listener is not None:
                     self.count("tcp.time_wait_reuse")
+                    # RFC 1122 4.2.2.13: the new ISN must lie above the old incarnation's
+                    # sequence space (Linux: tw_snd_nxt + 65537), whatever the ISN clock says
+                    iss = (conn.snd.snd_max + 65537) & 0xFFFFFFFF
                     conn._drop(None, now)
-                    listener.on_segment(seg, dst, src, now)
+                    listener.on_segment(seg, dst, src, now, iss)
                     return
             try:
                 conn.on_segment(seg, now, conn is not tried)

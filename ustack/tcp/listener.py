@@ -25,8 +25,10 @@ class Listener:
         self.syn_queue: set[Connection] = set()
         self.accept_queue: deque[Connection] = deque()
 
-    def on_segment(self, seg: TcpSegment, laddr: int, raddr: int, now: float) -> None:
-        """RFC 9293 3.10.7.2 (LISTEN state)."""
+    def on_segment(self, seg: TcpSegment, laddr: int, raddr: int, now: float,
+                   iss: int | None = None) -> None:
+        """RFC 9293 3.10.7.2 (LISTEN state). `iss`: the ISN to use instead of RFC 6528's (a SYN
+        that reopens a TIME-WAIT pair)."""
         layer = self.layer
         flags = seg.flags
         if flags & RST:
@@ -48,7 +50,7 @@ class Listener:
         from .connection import Connection
 
         conn = Connection(layer, laddr, seg.dport, raddr, seg.sport, self.sock.opts.copy(), now,
-                          passive=True)
+                          passive=True, iss=iss)
         conn.on_trace = layer.on_trace
         self.syn_queue.add(conn)
         layer.add_conn(conn)

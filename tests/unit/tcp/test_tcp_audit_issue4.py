@@ -745,3 +745,27 @@ def test_backed_off_rto_kept_until_a_valid_rtt_sample_karn():
     s.send(b"z" * 100, 1.6)
     h.take()
     assert c.timers.rto_at == pytest.approx(1.6 + c.snd.rto) and c.snd.rto < 2 * rto
+
+
+def test_syn_reopening_time_wait_gets_an_isn_above_the_old_incarnation():
+    """RFC 1122 4.2.2.13: a SYN may reopen a TIME-WAIT connection only if the new ISN is larger
+    than the largest sequence number of the previous incarnation (Linux: old SND.NXT + 65537).
+    Here the old connection sent 1 MB in 0.5 s, far more than the 4 µs clock advanced."""
+    h = Harness(msl_s=30, sndbuf=1 << 21)
+    lst, s, c = h.accepted(options=TcpOptions(mss=MSS))
+    s.nodelay = True
+    s.send(b"x" * 1_000_000, 0.0)
+    t = 0.0
+    while c.snd.snd_una != (c.iss + 1 + 1_000_000) & 0xFFFFFFFF:
+        h.out(t)
+        h.peer_sends(t, h.pseg(".", PEER_ISS + 1, c.snd.snd_nxt, window=65535))
+        t += 0.001
+    s.close(t)
+    h.take()
+    h.peer_sends(t, h.pseg("F.", PEER_ISS + 1, c.iss + 2 + 1_000_000))
+    assert c.state is State.TIME_WAIT
+    h.take()
+    old_max = c.snd.snd_max
+    h.peer_sends(t + 0.01, h.pseg("S", PEER_ISS + 100000, 0))
+    sa = h.expect_out(t + 0.01, [dict(flags="S.", ack=PEER_ISS + 100001)])[0]
+    assert 0 < ((sa.seq - old_max) & 0xFFFFFFFF) < 2**31, (sa.seq, old_max)
