@@ -80,6 +80,11 @@ class DeviceCounters:
         return f"DeviceCounters({self.snapshot()})"
 
 
+# Never reached through middleware: `inner` (a half-constructed object must not recurse) and the
+# trusted-checksum read, which would let frames skip a middleware that may change them.
+_NOT_FORWARDED = frozenset({"inner", "recv_batch_trusted"})
+
+
 class Middleware:
     """Wraps a Device and is one. Everything is forwarded to `inner`; subclasses override
     only what they change. Unknown attributes (a TAP's `.mac`, a memlink port's `.pending()`)
@@ -131,7 +136,7 @@ class Middleware:
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes not found normally; guard `inner` itself so a
         # half-constructed object cannot recurse forever.
-        if name == "inner":
+        if name in _NOT_FORWARDED:
             raise AttributeError(name)
         return getattr(self.inner, name)
 

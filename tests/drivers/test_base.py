@@ -96,3 +96,14 @@ def test_tracer_survives_a_decoder_bug(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trace_mod, "_format_ip", broken)
     text = trace_mod.format_frame(b"\x45", "ip")
     assert text == "[malformed: decoder error ZeroDivisionError: oops] length 1"
+
+
+def test_middleware_never_forwards_the_trusted_checksum_read():
+    """A device's checksum-trusted read must not leak through middleware: frames would skip a
+    FaultInjector that corrupts them, or a capture. Other unknown attributes are forwarded."""
+    a, _b = MemLink.pair()
+    a.recv_batch_trusted = lambda now, limit=64: []  # as an offloading TunDevice has
+    a.special = "forwarded"
+    for wrapped in (Middleware(a), FaultInjector(a, seed=1, corrupt=0.5), Tracer(a, out=io.StringIO())):
+        assert not hasattr(wrapped, "recv_batch_trusted")
+        assert wrapped.special == "forwarded"
