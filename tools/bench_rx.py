@@ -345,7 +345,7 @@ def run_ustack(args, port: int = 5002) -> dict:
         counters = {}
         try:
             snap = host.call(stack.counters.snapshot)
-            keep = ("tcp.", "ipv4.drop", "ipv4.in", "ipv4.out")
+            keep = ("tcp.", "ipv4.drop", "ipv4.in", "ipv4.out", "ipv4.csum_offloaded")
             counters = {k: v for k, v in snap.items() if k.startswith(keep)}
         except Exception:  # noqa: BLE001
             pass
