@@ -726,18 +726,25 @@ class Connection:
         flight_before = snd.outstanding()
         # RTT sample: timestamps (RFC 7323 4.1) or the one timed segment (Karn)
         rtt = None
+        rxt_ts = snd.rxt_ts
         if tsecr:
-            rtt = ((int(now * 1000) + self.ts_offset - tsecr) & MASK) / 1000.0
-            if rtt > 60:
-                rtt = None
+            if rxt_ts is not None and lt(tsecr, rxt_ts):
+                # the echo predates our latest RTO retransmission (duplicates do not move the peer's
+                # TS.Recent): the sample would span the backoff (Karn's spirit, Eifel RFC 3522)
+                if ack == snd.snd_max:
+                    snd.rxt_ts = None
+            else:
+                snd.rxt_ts = None  # echoes the retransmission or later: genuine from here on
+                rtt = ((int(now * 1000) + self.ts_offset - tsecr) & MASK) / 1000.0
+                if rtt > 60:
+                    rtt = None
         elif snd.rtt_seq is not None and gt(ack, snd.rtt_seq):
             rtt = now - snd.rtt_at
             snd.rtt_seq = None
+        # RFC 6298 (note after 5.7), Karn: only a valid sample collapses the backed-off RTO
         if rtt is not None:
             snd.rtt_sample(rtt)
-        elif snd.backoff:
-            snd.backoff = 0
-            snd._set_rto()
+        snd.rto_streak = 0
         if seg.options.sack and snd.sack_ok:
             snd.add_sack(seg.options.sack)
         acked = snd.ack_data(ack)
@@ -1200,12 +1207,17 @@ class Connection:
         snd.undo = None  # no undo across a timeout
         snd.dupthresh = self.cfg.dupthresh  # a timeout: stop trusting the reordering estimate
         cc = snd.cc
-        if snd.backoff == 0:
+        if snd.rto_streak == 0:  # a new loss episode (an ACK of new data came since the last RTO)
             cc.on_rto(now, snd.outstanding())
         else:
             cc.cwnd = snd.mss
         snd.on_timeout()
-        if snd.backoff >= 2:
+        snd.rto_streak += 1
+        if self.ts_ok:
+            # an ACK echoing a TSval older than this timeout's retransmission gives no sample
+            # (B4); TLP and fast retransmits do not count: their span is about one RTT
+            snd.rxt_ts = self._tsval(now)
+        if snd.rto_streak >= 2:
             snd.sacked.clear()  # the peer may have reneged (RFC 2018 section 8)
         snd.in_recovery = False
         snd.recover = snd.snd_max

@@ -17,7 +17,7 @@ class Sender:
                  "mss", "cc", "srtt", "rttvar", "rto", "rto_min", "rto_max", "backoff", "rtt_seq",
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
-                 "undo_retrans", "rescued")
+                 "undo_retrans", "rescued", "rto_streak", "rxt_ts")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3) -> None:
@@ -44,6 +44,12 @@ class Sender:
         self.rto_max = rto_max_s
         self.backoff = 0
         self.rtt_seq: int | None = None  # segment being timed when timestamps are off (Karn)
+        # consecutive timeouts without an ACK of new data: the first one starts a loss episode
+        # (ssthresh cut); kept apart from `backoff`, which lives until a valid RTT sample (Karn)
+        self.rto_streak = 0
+        # TSval of our latest RTO retransmission: an ACK echoing an older TSval spans the
+        # backoff (Karn's spirit, Eifel RFC 3522/4015) and gives no RTT sample
+        self.rxt_ts: int | None = None
         self.rtt_at = 0.0
         self.sacked: list[list[int]] = []  # [left, right) ranges above SND.UNA, sorted, disjoint
         self.sack_ok = False

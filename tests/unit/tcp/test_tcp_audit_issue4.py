@@ -472,17 +472,15 @@ def test_every_tcp_failure_reason_maps_to_its_winsock_error():
     assert {r: E.wsa_code(r) for r in expected} == expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RTT inflation under heavy loss: with timestamps, an ACK that finally arrives after lost ACKs "
-    "and several RTO retransmissions echoes the TSval of the ORIGINAL transmission (duplicates do "
-    "not update the peer's TS.Recent, RFC 7323 4.3), so _on_new_ack takes a sample spanning the "
-    "whole backoff (here ~3 s on a ~0 s path; SRTT 5-8 s and RTO 60 s seen on 1-100 ms paths at "
-    "20 % loss in two-stack runs, throughput collapses). RFC 7323's RTTM rule allows this "
-    "over-estimate; Karn's spirit (and Eifel, RFC 3522: TSecr older than the retransmission) "
-    "says not to take it"))
 def test_rtt_sample_does_not_span_an_rto_backoff_with_timestamps():
+    """Bug B4. After lost ACKs and several RTO retransmissions, the ACK that finally arrives echoes
+    the TSval of the ORIGINAL transmission (duplicates do not update the peer's TS.Recent, RFC 7323
+    4.3): a sample spanning the whole backoff (SRTT 5-8 s, RTO 60 s seen at 20 % loss). Karn's
+    spirit / Eifel (RFC 3522): a TSecr older than our latest retransmission gives no sample; the
+    backoff stays until a valid one (RFC 6298, bug B7), which the next echo of a fresh TSval is."""
     h, s, c = ts_est()
     rto0 = c.snd.rto
+    srtt0 = c.snd.srtt
     s.send(b"x" * 100, 1.0)
     first = h.out(1.0)[0]
     t = 1.0
@@ -493,8 +491,31 @@ def test_rtt_sample_does_not_span_an_rto_backoff_with_timestamps():
     # the peer's ACK (answering a duplicate) echoes the original segment's TSval
     h.peer_sends(t + 0.01, h.pseg(".", PEER_ISS + 1, c.iss + 101,
                                   options=TcpOptions(ts=(5010, first.options.ts[0]))))
-    assert c.snd.snd_una == c.iss + 101 and c.snd.backoff == 0
+    assert c.snd.snd_una == c.iss + 101
+    assert c.snd.srtt == srtt0 and c.snd.backoff == 4  # no sample spanning the backoff
+    # new data, and its ACK echoes that segment's TSval: a genuine sample collapses the RTO
+    s.send(b"y" * 100, t + 0.02)
+    seg = h.out(t + 0.02)[0]
+    h.peer_sends(t + 0.03, h.pseg(".", PEER_ISS + 1, c.iss + 201,
+                                  options=TcpOptions(ts=(5011, seg.options.ts[0]))))
+    assert c.snd.backoff == 0 and c.snd.srtt < max(srtt0 or 0, 0.05)
     assert c.snd.rto < 4 * max(rto0, 0.2)
+
+
+def test_rtt_sample_kept_when_the_ack_echoes_the_retransmission_tsval():
+    """The other half of B4: an ACK whose TSecr echoes the retransmission's own TSval is an
+    unambiguous measurement of that retransmission and is used (it also ends the backoff)."""
+    h, s, c = ts_est()
+    s.send(b"x" * 100, 1.0)
+    h.out(1.0)
+    t = c.timers.rto_at
+    rx = h.out(t)[0]
+    assert c.snd.backoff == 1
+    srtt0 = c.snd.srtt
+    h.peer_sends(t + 0.01, h.pseg(".", PEER_ISS + 1, c.iss + 101,
+                                  options=TcpOptions(ts=(5010, rx.options.ts[0]))))
+    # a 10 ms sample was taken (RFC 6298 2.3 smoothing), not the span since the original send
+    assert c.snd.backoff == 0 and c.snd.srtt == pytest.approx(0.875 * srtt0 + 0.125 * 0.01, abs=2e-4)
 
 
 # ---- two stacks, every option combination, both directions, loss + reordering + duplication ----------
@@ -721,13 +742,6 @@ def test_every_second_full_segment_acked_when_the_peer_mss_is_smaller_than_ours(
     h.expect_out(1.0, [dict(flags=".", ack=PEER_ISS + 1 + 2 * 536)])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Karn / RFC 6298 (note after 5.7): Connection._on_new_ack resets snd.backoff and recomputes "
-    "the RTO on ANY ACK of new data, also one for retransmitted data that gives no RTT sample "
-    "(timestamps off, as on Windows), so the RTO collapses before a valid measurement; Linux "
-    "resets icsk_backoff only on a valid RTT sample. Not a one-line fix: _on_rto uses "
-    "backoff == 0 to decide whether a timeout starts a new loss episode (ssthresh reduction), "
-    "and U/test_tcp_retransmit.py::test_ack_resets_backoff_and_retries asserts the reset"))
 def test_backed_off_rto_kept_until_a_valid_rtt_sample_karn():
     """RFC 6298 5 (note after 5.7) and Karn: an ACK for retransmitted data gives no RTT sample, so
     the backed-off RTO stays for the next segment; only a new measurement collapses it (Linux:

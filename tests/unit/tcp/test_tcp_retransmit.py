@@ -67,15 +67,23 @@ def test_data_retries_exhausted_times_out():
     assert h.events[-1] & ev.CLOSE
 
 
-def test_ack_resets_backoff_and_retries():
+def test_ack_resets_retries_but_backoff_only_on_a_valid_rtt_sample():
+    """Progress resets the retry count (the peer is alive), but the ACK of retransmitted data
+    gives no RTT sample (Karn), so the backed-off RTO stays until a valid measurement (RFC 6298,
+    note after 5.7; Linux resets icsk_backoff only then). A reset here would collapse the RTO to
+    the old SRTT before anything showed the path is fast again (bug B7)."""
     h, s, c = est()
     s.send(b"x" * 100, 1.0)
     h.take()
     h.out(1.0 + 3 * 0.2)
     assert c.retries == 2
     ack(h, c, 2.0, 100)
-    assert c.retries == 0 and c.snd.backoff == 0
+    assert c.retries == 0 and c.snd.backoff == 2
     assert c.timers.rto_at is None
+    s.send(b"y" * 100, 2.1)
+    h.take()
+    ack(h, c, 2.15, 200)  # new data, timed: a valid sample ends the backoff
+    assert c.snd.backoff == 0 and c.snd.rto < 2 * 0.2  # back from 4 x RTO to about rto_min
 
 
 def test_karn_no_sample_from_retransmitted_segment():
