@@ -474,6 +474,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+
+def summarize(results: dict, want: list[str], role: str) -> None:
+    """Median MB/s per program over the rounds (`role`: "receiver" or "sender") and the
+    ustack/bare ratio of those medians, stored into `results`."""
+    medians = {}
+    for name in want:
+        rates = sorted(r["mb_per_s"] for r in results["runs"] if r[role] == name and r.get("mb_per_s"))
+        if rates:
+            medians[name] = round(rates[len(rates) // 2], 1)
+    results["median_mb_per_s"] = medians
+    if medians.get("bare") and medians.get("ustack"):
+        results["ratio_ustack_over_bare"] = round(medians["ustack"] / medians["bare"], 3)
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -504,14 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             if prof:
                 res["profile"] = prof.stop()
             results["runs"].append(res)
-    medians = {}
-    for name in want:
-        rates = sorted(r["mb_per_s"] for r in results["runs"] if r["receiver"] == name and r.get("mb_per_s"))
-        if rates:
-            medians[name] = round(rates[len(rates) // 2], 1)
-    results["median_mb_per_s"] = medians
-    if medians.get("bare") and medians.get("ustack"):
-        results["ratio_ustack_over_bare"] = round(medians["ustack"] / medians["bare"], 3)
+    summarize(results, want, "receiver")
     if args.plot:
         results["plot"] = plot(results, args.plot)
     if args.json:

@@ -353,14 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             if prof:
                 res["profile"] = prof.stop()
             results["runs"].append(res)
-    med = {}
-    for name in want:
-        rates = sorted(r["mb_per_s"] for r in results["runs"] if r["sender"] == name and r.get("mb_per_s"))
-        if rates:
-            med[name] = round(rates[len(rates) // 2], 1)
-    results["median_mb_per_s"] = med
-    if med.get("bare") and med.get("ustack"):
-        results["ratio_ustack_over_bare"] = round(med["ustack"] / med["bare"], 3)
+    rx.summarize(results, want, "sender")
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -377,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"          profile: {prof['svg']} ({prof['samples']} samples); top own time:")
             for fr, pct in prof["top_own_pct"][:12]:
                 print(f"            {pct:5.1f}%  {fr}")
+    med = results["median_mb_per_s"]
     if med:
         print("  median: " + "  ".join(f"{k} {v} MB/s" for k, v in med.items()))
     if "ratio_ustack_over_bare" in results:
