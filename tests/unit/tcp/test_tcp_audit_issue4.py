@@ -520,7 +520,7 @@ def test_rtt_sample_kept_when_the_ack_echoes_the_retransmission_tsval():
 
 # ---- two stacks, every option combination, both directions, loss + reordering + duplication ----------
 def _two_stack_exchange(seed: int, size: int, **cfg) -> None:
-    from test_tcp_stacks import B, Wire
+    from test_tcp_stacks import Wire
 
     from ustack.tcp import TcpConfig
 
@@ -536,13 +536,7 @@ def _two_stack_exchange(seed: int, size: int, **cfg) -> None:
                     self.inflight.append((self.now + d, self.n, dst, f))
 
     w = DupWire(seed, loss=0.08, reorder=0.2, delay=0.002, tcp=TcpConfig(data_retries=15, **cfg))
-    lst = w.b.tcp.open()
-    lst.bind(0, 80)
-    lst.listen(5)
-    cli = w.a.tcp.open()
-    cli.connect(B, 80, w.now)
-    w.run_until(lambda: lst.accept_pending > 0)
-    srv = lst.accept()
+    cli, srv = w.connect_pair()
     up = random.Random(seed).randbytes(size)
     down = random.Random(seed + 1).randbytes(size // 2)
     got_up, got_down = bytearray(), bytearray()

@@ -12,7 +12,7 @@ under 10 % loss (tests/runtime/test_sim_heavy_faults.py) tripped over.
 from __future__ import annotations
 
 from tcphelpers import PEER_ISS, Harness
-from test_tcp_stacks import B, Wire
+from test_tcp_stacks import Wire
 
 from ustack.core.reasons import Reason
 from ustack.tcp import State, TcpConfig
@@ -115,13 +115,7 @@ def test_both_ends_recover_after_both_timed_out_behind_lost_acks():
     the ACK it triggers can tell the sender; with SEQ = the pulled-back SND.NXT that ACK was
     below the other end's RCV.NXT and dropped unread, both ways, until data_retries aborted."""
     w = BlackoutWire(7, tcp=TcpConfig())  # defaults: SACK, timestamps, data_retries=5
-    lst = w.b.tcp.open()
-    lst.bind(0, 80)
-    lst.listen(5)
-    cli = w.a.tcp.open()
-    cli.connect(B, 80, w.now)
-    w.run_until(lambda: lst.accept_pending > 0)
-    srv = lst.accept()
+    cli, srv = w.connect_pair()
     w.run_until(lambda: cli.state is State.ESTABLISHED, limit_s=5.0)
     up, down = b"u" * 8000, b"d" * 8000
     assert cli.send(up, w.now) == len(up) and srv.send(down, w.now) == len(down)

@@ -60,6 +60,16 @@ class Wire:
         self._carry(self.b, self.a)
         return True
 
+    def connect_pair(self, port: int = 80):
+        """b listens on `port`, a connects to it; returns (a's socket, b's accepted socket)."""
+        lst = self.b.tcp.open()
+        lst.bind(0, port)
+        lst.listen(5)
+        cli = self.a.tcp.open()
+        cli.connect(B, port, self.now)
+        self.run_until(lambda: lst.accept_pending > 0)
+        return cli, lst.accept()
+
     def run_until(self, pred, limit_s: float = 600.0, max_steps: int = 2_000_000) -> None:
         steps = 0
         while not pred():
@@ -74,13 +84,7 @@ def transfer(seed: int, size: int, loss: float, reorder: float, cc: str = "cubic
     tcp = TcpConfig(congestion_control=cc, sack=sack, timestamps=timestamps, rcvbuf=rcvbuf,
                     sndbuf=256 * 1024, data_retries=15)
     w = Wire(seed, loss, reorder, delay=delay, tcp=tcp)
-    lst = w.b.tcp.open()
-    lst.bind(0, 80)
-    lst.listen(5)
-    cli = w.a.tcp.open()
-    cli.connect(B, 80, w.now)
-    w.run_until(lambda: lst.accept_pending > 0)
-    srv = lst.accept()
+    cli, srv = w.connect_pair()
     data = random.Random(seed).randbytes(size)
     got = bytearray()
     sent = 0
@@ -165,13 +169,7 @@ def test_long_delay_path():
 
 def test_both_directions_at_once():
     w = Wire(51, loss=0.03, reorder=0.05)
-    lst = w.b.tcp.open()
-    lst.bind(0, 80)
-    lst.listen(5)
-    cli = w.a.tcp.open()
-    cli.connect(B, 80, w.now)
-    w.run_until(lambda: lst.accept_pending > 0)
-    srv = lst.accept()
+    cli, srv = w.connect_pair()
     up, down = random.Random(1).randbytes(200_000), random.Random(2).randbytes(200_000)
     got_up, got_down = bytearray(), bytearray()
     su = sd = 0
