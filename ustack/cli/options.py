@@ -47,14 +47,20 @@ def ipv4_addr(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
 
 
-def port(text: str) -> int:
+def _int_in(text: str, noun: str, lo: int, hi: int | None, out_of_range: str) -> int:
+    """A decimal integer in lo..hi (hi None: no upper bound); `out_of_range` is formatted with
+    the value."""
     try:
         value = int(text, 10)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+    if value < lo or (hi is not None and value > hi):
+        raise argparse.ArgumentTypeError(out_of_range.format(value))
     return value
+
+
+def port(text: str) -> int:
+    return _int_in(text, "a port number", 0, 65535, "port {} is outside 0..65535")
 
 
 def service_port(text: str) -> int:
@@ -72,13 +78,7 @@ def addr_port(text: str) -> tuple[str, int]:
 
 
 def mtu(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an MTU: {text!r}") from None
-    if not 576 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"MTU {value} is outside 576..65535")
-    return value
+    return _int_in(text, "an MTU", 576, 65535, "MTU {} is outside 576..65535")
 
 
 def ifname(text: str) -> str:
@@ -98,13 +98,7 @@ def seconds(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+    return _int_in(text, "an integer", 0, None, "{} must be >= 0")
 
 
 # -- option groups -----------------------------------------------------------------------------
