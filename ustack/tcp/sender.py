@@ -233,19 +233,9 @@ class Sender:
         s = smax(self.high_rxt, self.snd_una)
         if not lt(s, lost_end):
             return None
-        for left, right in self.sacked:
-            if le(right, s):
-                continue
-            if le(left, s):
-                s = right
-                continue
-            end = left if lt(left, lost_end) else lost_end
-            if lt(s, end):
-                return s, diff(end, s)
-            return None
-        if lt(s, lost_end):
-            return s, diff(lost_end, s)
-        return None
+        s, next_left = self.skip_sacked(s)
+        end = next_left if next_left is not None and lt(next_left, lost_end) else lost_end
+        return (s, diff(end, s)) if lt(s, end) else None
 
     def skip_sacked(self, s: int) -> tuple[int, int | None]:
         """For go-back retransmission: move `s` past SACKed data; also return the next SACKed
