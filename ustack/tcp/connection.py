@@ -297,8 +297,8 @@ class Connection:
         self._send_synack(now)
         self.layer.touch(self)
 
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
-        n = self.snd.queue(data)
+    def send(self, data: bytes | bytearray | memoryview, now: float, overcommit: bool = False) -> int:
+        n = self.snd.queue(data, overcommit)
         if n:
             if self.state is State.CLOSE_WAIT:
                 self.sent_after_peer_fin = True

@@ -75,8 +75,11 @@ class Sender:
     def free_space(self) -> int:
         return max(0, self.sndbuf - len(self.buf))
 
-    def queue(self, data: bytes | bytearray | memoryview) -> int:
-        n = min(len(data), self.free_space())
+    def queue(self, data: bytes | bytearray | memoryview, overcommit: bool = False) -> int:
+        """Bytes taken into the send buffer: as many as fit, or with `overcommit` all of them
+        whenever the buffer is not full (Windows' send; the buffer then drains below sndbuf)."""
+        free = self.free_space()
+        n = len(data) if overcommit and free > 0 else min(len(data), free)
         if n:
             self.buf += data[:n] if n < len(data) else data
         return n

@@ -283,8 +283,9 @@ class TcpSocket:
         return sock
 
     # ---- data ---------------------------------------------------------------------------------
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
-        """Bytes taken into the send buffer (0 when full). After the connection died, raises
+    def send(self, data: bytes | bytearray | memoryview, now: float, overcommit: bool = False) -> int:
+        """Bytes taken into the send buffer (0 when full; with `overcommit`, all of `data` whenever
+        the buffer is not full, as Windows does). After the connection died, raises
         UsageError with its reason (RESET, ABORTED, TIMED_OUT, KEEPALIVE_FAILED, ...)."""
         self._check_open()
         if self.shut_wr:
@@ -300,7 +301,7 @@ class TcpSocket:
             raise UsageError(Reason.SHUTDOWN, "connection is closing")
         if not len(data):
             return 0
-        return c.send(data, now)
+        return c.send(data, now, overcommit)
 
     def recv(self, n: int) -> bytes:
         """Up to n buffered bytes; b"" when none (check `.at_eof` and `.error`)."""

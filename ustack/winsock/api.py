@@ -642,7 +642,7 @@ class Winsock:
             if free <= 0:
                 self._reenable(ws, C.FD_WRITE)
                 return -1
-            return self._send_overcommit(ws, data, free)
+            return self._send_overcommit(ws, data)
 
         if ws.nonblocking or not data:
             n = self._call(try_all)
@@ -661,7 +661,7 @@ class Winsock:
                 if code is not None:
                     raise _Fail(code)
                 free = s.writable_bytes
-                return self._send_overcommit(ws, rest, free) if free > 0 else 0
+                return self._send_overcommit(ws, rest) if free > 0 else 0
 
             sent += self._call(push, view[sent:])
             if sent >= len(data):
@@ -674,19 +674,10 @@ class Winsock:
                 raise self._blocked_fail(outcome)
         return sent
 
-    def _send_overcommit(self, ws: WSocket, data: bytes | memoryview, free: int) -> int:
-        """Queue all of data on the TCP socket (lock held), letting the send buffer exceed
-        SO_SNDBUF for this one call; it stays unwritable until it has drained below."""
-        s = ws.sock
-        extra = len(data) - free
-        if extra <= 0:
-            return s.send(data, self._now())
-        limit = s.sndbuf
-        s.sndbuf = limit + extra
-        try:
-            return s.send(data, self._now())
-        finally:
-            s.sndbuf = limit
+    def _send_overcommit(self, ws: WSocket, data: bytes | memoryview) -> int:
+        """Queue all of data on the TCP socket (lock held; the buffer is not full), letting it
+        exceed SO_SNDBUF; it stays unwritable until it has drained below."""
+        return ws.sock.send(data, self._now(), overcommit=True)
 
     def _udp_send(self, ws: WSocket, data: bytes, dest: tuple[int, int] | None) -> int:
         if ws.shut_wr:

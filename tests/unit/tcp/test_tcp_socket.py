@@ -297,3 +297,21 @@ def test_connection_info_snapshot():
     i = c.info()
     assert i["state"] == "ESTABLISHED" and i["in_flight"] == 100 and i["mss"] == 536
     assert i["cc"] == "cubic" and i["error"] is None and i["segs_out"] == 3  # SYN, ACK, data
+
+
+def test_send_overcommit_takes_all_while_not_full():
+    """Plain send takes what fits in sndbuf; with overcommit (Windows' send) all of it while the
+    buffer is not full, leaving the socket unwritable until it drains; a full buffer takes 0."""
+    h = Harness()
+    s, _ = h.established(window=0)  # zero window: nothing leaves, the buffer only fills
+    s.sndbuf = 1000
+    assert s.send(b"a" * 600, h.now) == 600
+    assert s.send(b"b" * 600, h.now) == 400  # only what fits
+    assert s.writable_bytes == 0
+    assert s.send(b"c" * 10, h.now, overcommit=True) == 0  # full: nothing taken
+    h2 = Harness()
+    s2, _ = h2.established(window=0)
+    s2.sndbuf = 1000
+    assert s2.send(b"a" * 600, h2.now) == 600
+    assert s2.send(b"b" * 5000, h2.now, overcommit=True) == 5000  # not full: all of it
+    assert s2.writable_bytes == 0 and s2.sndbuf == 1000
