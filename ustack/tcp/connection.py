@@ -381,8 +381,9 @@ class Connection:
     def on_data_fast(self, seq: int, ack: int, window: int, tsval: int | None,
                      payload: bytes | memoryview, now: float) -> bool:
         """The fast path (header prediction): ESTABLISHED, in-order data, the ACK and window
-        unchanged, nothing out of order; the caller checked that of ACK/SYN/FIN/RST/URG only
-        ACK is set. `tsval` is the segment's TSval (None: no timestamp option). Also called by
+        unchanged, nothing out of order (no data, no FIN behind a hole); the caller checked that
+        of ACK/SYN/FIN/RST/URG only ACK is set. `tsval` is the segment's TSval (None: no
+        timestamp option). Also called by
         TcpLayer straight from the header, without a TcpSegment. Returns False, having changed
         nothing, when the segment needs the full processing (`on_segment`)."""
         if self.state is not State.ESTABLISHED:
@@ -390,7 +391,10 @@ class Connection:
         rcv = self.rcv
         snd = self.snd
         n = len(payload)
+        # a FIN recorded out of order (rcv.fin_seq) counts as out-of-order data: only _on_text
+        # delivers it once the hole before it is filled
         if not (n and seq == rcv.rcv_nxt and ack == snd.snd_una and not rcv.ooo and not rcv.shut
+                and rcv.fin_seq is None
                 and n <= ((rcv.adv_right - seq) & MASK) and (window << snd.wscale) == snd.snd_wnd):
             return False
         if self.ts_ok:

@@ -160,3 +160,84 @@ def test_a_bug_in_the_fast_path_kills_only_that_connection(monkeypatch):
     assert h.stack.counters.get("tcp.internal_error") == 1
     assert s.error is Reason.ABORTED and conn.state is State.CLOSED
     assert conn not in h.layer.conns.values()  # like a bug in on_segment: that connection only
+
+
+def _fin_script(seed: int) -> list[tuple]:
+    """A receive stream with FINs: data with holes, then a bare FIN (or one on the last data
+    segment) that arrives before the missing data is retransmitted in order."""
+    rng = random.Random(seed)
+    steps = []
+    n = rng.randint(3, 12)
+    order = list(range(n))
+    lost = sorted(rng.sample(order, rng.randint(1, min(3, n))))
+    for i in order:
+        if i not in lost:
+            steps.append(("data", i, 0, 1001))
+    fin_on_data = rng.random() < 0.3 and (n - 1) not in lost
+    if fin_on_data:
+        steps.append(("fin_data", n - 1, 0, 1001))
+    else:
+        steps.append(("fin", n, 0, 1001))
+    if rng.random() < 0.5:
+        steps.append(("tick", 0, 0, 1001))
+    for i in lost:  # the retransmissions: in order, the usual data segment
+        steps.append(("data", i, 0, 1002))
+    steps.append(("read", 0, 0, 1002))
+    return steps
+
+
+def _run(script_steps, fast, monkeypatch):
+    h, s, conn = make(fast, monkeypatch)
+    base = conn.rcv.rcv_nxt
+    ack = conn.snd.snd_una
+    now = h.now
+    trace = []
+    data = bytearray()
+    for kind, off, _wdelta, ts in script_steps:
+        now += 0.001
+        if kind == "read":
+            data += s.recv(1 << 20)
+            h.advance(now)
+        elif kind == "tick":
+            h.advance(now + 0.05)
+            now += 0.05
+        else:
+            flags = {"data": ".", "fin": "F.", "fin_data": "F."}[kind]
+            payload = b"" if kind == "fin" else bytes([off & 0xFF]) * MSS
+            h.peer_sends(now, h.pseg(flags, base + off * MSS, ack, window=WIN, payload=payload,
+                                     options=TcpOptions(ts=(ts, 0))))
+            h.advance(now)
+        trace.append((kind, [(sg.flags, sg.seq, sg.ack, sg.window, sg.options.sack) for sg in h.take()],
+                      state(conn)))
+    return h, s, conn, trace, bytes(data)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_path_matches_full_processing_with_fin(seed, monkeypatch):
+    """A FIN that arrived out of order (bare, ahead of a hole) is delivered as soon as the
+    missing data arrives, whichever way that data is processed."""
+    steps = _fin_script(seed)
+    h, s, conn, fast_trace, fast_data = _run(steps, True, monkeypatch)
+    fast_state, fast_eof = conn.state, s.conn.rcv.eof
+    counters = h.stack.counters
+    assert counters.get("tcp.internal_error") == 0
+    h2, s2, conn2, slow_trace, slow_data = _run(steps, False, monkeypatch)
+    for i, (a, b) in enumerate(zip(fast_trace, slow_trace, strict=True)):
+        assert a == b, f"step {i}: fast {a} != full {b}"
+    assert fast_data == slow_data
+    # EOF at once, not one RTO later when the peer retransmits its FIN
+    assert fast_state is State.CLOSE_WAIT and fast_eof
+    assert conn2.state is State.CLOSE_WAIT
+
+
+def test_bare_fin_before_retransmitted_data_on_the_fast_path(monkeypatch):
+    h, s, conn = make(True, monkeypatch)
+    nxt, ack = conn.rcv.rcv_nxt, conn.snd.snd_una
+    h.peer_sends(h.now, h.pseg("F.", nxt + MSS, ack, window=WIN, options=TcpOptions(ts=(1001, 0))))
+    h.take()
+    h.peer_sends(h.now, h.pseg(".", nxt, ack, window=WIN, payload=b"z" * MSS,
+                               options=TcpOptions(ts=(1002, 0))))
+    got = h.take()
+    assert conn.state is State.CLOSE_WAIT and conn.rcv.rcv_nxt == nxt + MSS + 1
+    assert got and got[-1].ack == nxt + MSS + 1  # the FIN is ACKed at once
+    assert s.recv(10 * MSS) == b"z" * MSS and s.recv(10) == b""  # then EOF
