@@ -1015,6 +1015,12 @@ class Connection:
                 self._send_data(nxt, n, now, rexmit)
                 continue
             if snd.fin_queued and avail == 0 and (not snd.fin_sent or rexmit):
+                if not rexmit and not lt(nxt, (snd.snd_una + wnd) & MASK):
+                    # the FIN takes a sequence number of the peer's window: into a zero window
+                    # it waits for a window update (persist probes ask for one), like data
+                    if flight == 0:
+                        self._arm_persist(now)
+                    return
                 self._emit(FIN | ACK, nxt, now)
                 if rexmit:
                     self._count_retransmit(0)
@@ -1107,7 +1113,7 @@ class Connection:
                     return
                 self._send_data(snd.snd_nxt, n, now, rexmit=False)
                 continue
-            if (snd.fin_queued and not snd.fin_sent and avail == 0
+            if (snd.fin_queued and not snd.fin_sent and avail == 0 and room > 0
                     and snd.snd_nxt == snd.snd_max):
                 self._emit(FIN | ACK, snd.snd_nxt, now)
                 snd.fin_sent = True
@@ -1265,7 +1271,8 @@ class Connection:
 
     def _on_persist(self, now: float) -> None:
         snd = self.snd
-        if self.state not in _SENDING_STATES or not snd.unsent():
+        if self.state not in _SENDING_STATES or not (
+                snd.unsent() or (snd.fin_queued and not snd.fin_sent)):
             return
         if self.persist_unanswered > self.opts.data_retries + 10:
             self._count("tcp.persist_timeout")
@@ -1275,8 +1282,11 @@ class Connection:
             return
         usable = snd.snd_wnd - snd.flight()
         if usable > 0:
-            # SWS override: send what the window allows
-            self._send_data(snd.snd_nxt, min(usable, snd.unsent(), snd.mss), now, rexmit=False)
+            # SWS override: send what the window allows (or the FIN that waited for it)
+            if snd.unsent():
+                self._send_data(snd.snd_nxt, min(usable, snd.unsent(), snd.mss), now, rexmit=False)
+            else:
+                self._output(now)
         else:
             # zero-window probe: one byte beyond the window elicits an ACK with the current window
             self._count("tcp.zero_window_probe")

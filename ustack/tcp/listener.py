@@ -6,7 +6,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ..core import events as ev
-from ..wire.tcp import ACK, RST, SYN, TcpSegment
+from ..wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -39,6 +39,9 @@ class Listener:
             return
         if not flags & SYN:
             layer.count("tcp.listen_no_syn")
+            return
+        if flags & FIN:
+            layer.count("tcp.listen_syn_fin")  # SYN+FIN: a scan or a forgery; Linux drops it too
             return
         if len(self.accept_queue) + len(self.syn_queue) >= self.backlog:
             layer.count("tcp.listen_overflow")

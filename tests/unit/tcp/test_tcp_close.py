@@ -314,3 +314,37 @@ def test_data_to_orphaned_connection_gets_rst():
     h.peer_sends(1.2, h.pseg("P.", PEER_ISS + 1, c.iss + 2, payload=b"anyone?"))
     h.expect_out(1.2, [dict(flags="R.", seq=c.iss + 2)])
     assert c.state is State.CLOSED
+
+
+def test_fin_waits_for_the_peer_to_open_its_zero_window():
+    """A FIN takes one sequence number of the peer's window (RFC 9293 3.8.6.2.1, as Linux's
+    tcp_snd_wnd_test): into a zero window it is held, zero-window probes go out, and the FIN
+    follows the window update."""
+    h, s, c = est()
+    s.send(b"d" * 500, 1.0)
+    h.expect_out(1.0, [dict(flags="P.", len=500)])
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 501, window=0))  # all ACKed, window closed
+    s.close(1.2)
+    assert c.state is State.FIN_WAIT_1
+    out = h.out(1.2)
+    assert all(not g.flags & 0x01 for g in out), "no FIN into a zero window"
+    probes = h.out(5.0)
+    assert probes and all(not g.flags & 0x01 and g.seq == c.iss + 500 for g in probes)
+    assert h.stack.counters.get("tcp.zero_window_probe") >= 1
+    h.peer_sends(5.1, h.pseg(".", PEER_ISS + 1, c.iss + 501, window=1000))
+    h.expect_out(5.1, [dict(flags="F.", seq=c.iss + 501)])
+    h.peer_sends(5.2, h.pseg(".", PEER_ISS + 1, c.iss + 502, window=1000))
+    assert c.state is State.FIN_WAIT_2
+
+
+def test_fin_on_last_data_segment_only_when_the_window_takes_it():
+    h, s, c = est()
+    h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, window=300))
+    s.send(b"e" * 300, 1.0)
+    h.expect_out(1.0, [dict(flags="P.", len=300)])
+    s.close(1.0)
+    h.expect_nothing(1.0)  # the window is full: the FIN waits
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 301, window=0))
+    h.expect_nothing(1.1)
+    h.peer_sends(1.2, h.pseg(".", PEER_ISS + 1, c.iss + 301, window=1))
+    h.expect_out(1.2, [dict(flags="F.", seq=c.iss + 301)])

@@ -496,3 +496,21 @@ def test_connect_unreachable_raises_net_unreach():
         s.connect(FAR, 80, 0.0)
     assert e.value.reason is Reason.NET_UNREACH
     h.expect_nothing(0.0)
+
+
+@pytest.mark.parametrize("flags", ["SF", "SF.", "SFP"])
+def test_syn_fin_to_listener_is_dropped(flags):
+    """A SYN with FIN (an old scanner trick) opens nothing, like Linux (tcp_rcv_state_process:
+    LISTEN discards a SYN carrying FIN); with ACK it is a bad ACK (RST)."""
+    h = Harness()
+    lst = h.listen()
+    h.peer_sends(0.0, seg(flags, PEER_ISS, 0 if "." not in flags else 777, payload=b"x"))
+    out = h.out(0.0)
+    assert not h.layer.conns and lst.accept_pending == 0
+    if "." in flags:
+        assert [s.flags for s in out] == [0x04]  # RST for the unacceptable ACK, nothing opened
+    else:
+        assert out == []
+        assert h.stack.counters.get("tcp.listen_syn_fin") == 1
+    h.out(30.0)
+    assert not h.layer.conns and h.stack.counters.get("tcp.passive_open") == 0
