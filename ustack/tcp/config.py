@@ -16,6 +16,7 @@ class TcpConfig:
     sack: bool = True
     timestamps: bool = True
     mss: int | None = None  # None: interface MTU - 40
+    wscale: int | None = None  # window scale we offer; None: the smallest that covers rcvbuf
     # connection establishment (Windows: initial SYN RTO 3 s, 2 retries -> fails after 21 s)
     syn_rto_s: float = 3.0
     syn_retries: int = 2

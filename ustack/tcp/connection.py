@@ -67,7 +67,8 @@ class Connection:
         self.ts_first = 0  # the peer's TSval in its SYN, and when it came: its clock rate for PAWS
         self.ts_first_at = 0.0
         self.sack_ok = False
-        self.offer_wscale = self._wscale_for(opts.rcvbuf) if cfg.window_scaling else None
+        self.offer_wscale = ((self._wscale_for(opts.rcvbuf) if cfg.wscale is None else min(cfg.wscale, 14))
+                             if cfg.window_scaling else None)
         # bookkeeping
         self.retries = 0
         self.rst_retries = 0
