@@ -32,7 +32,9 @@ class TcpConfig:
     delack_s: float = 0.040
     delack_segments: int = 2  # ACK at least every second full-sized segment (RFC 5681 4.2)...
     ack_stretch_segments: int = 32  # ...but within one receive batch, one ACK for up to this many
+    quickack_segments: int = 16  # ACK each of the first data segments at once (Linux's quick ACKs)
     initial_cwnd_segments: int = 10  # RFC 6928
+    abc_limit_segments: int = 0  # RFC 3465 L in slow start; 0: no limit, as Linux
     congestion_control: str = "cubic"  # or "newreno"
     dupthresh: int = 3
     max_dupthresh: int = 10  # D-SACKs (spurious retransmissions) raise the threshold up to this

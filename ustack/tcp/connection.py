@@ -83,6 +83,7 @@ class Connection:
         self.segs_in = 0
         self.ack_every = 2 * 536
         self.ack_stretch = 32 * 536
+        self.quickacks = 0  # ACKs of new data still to send at once (quick-ACK mode)
         self.tlp_sent = False
         self.ack_queued = False  # in the layer's end-of-batch ACK list
         self._oow_ack_at = -1.0
@@ -162,6 +163,10 @@ class Connection:
                     opts += sack_option(blocks)
         ack = rcv.rcv_nxt if flags & ACK else 0
         if flags & ACK:
+            if self.quickacks and rcv.unacked:  # an ACK of new data (Linux's tcp_dec_quickack_mode)
+                self.quickacks -= 1
+                if not self.quickacks:
+                    self._set_ack_thresholds()
             rcv.last_ack_sent = ack
             rcv.unacked = 0
             self.timers.delack_at = None
@@ -243,13 +248,25 @@ class Connection:
         # the largest segment the peer will send: its SMSS is at most its own MSS (its MTU), as
         # Linux's initial rcv_mss; "every second full-sized segment" is counted in those
         self.rcv.mss = min(self.our_mss, self.peer_mss) - (12 if self.ts_ok else 0)
-        self.ack_every = self.cfg.delack_segments * self.rcv.mss  # bytes: ACK every 2nd full segment
-        self.ack_stretch = max(self.cfg.ack_stretch_segments, self.cfg.delack_segments) * self.rcv.mss
-        self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments)
+        # Linux starts in quick-ACK mode: up to 16 ACKs, at most one per two segments of the
+        # initial receive window (tcp_incr_quickack), so the sender's slow start is not delayed
+        self.quickacks = min(self.cfg.quickack_segments, self.rcv.rcv_wnd() // (2 * self.rcv.mss))
+        self._set_ack_thresholds()
+        self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments,
+                                 self.cfg.abc_limit_segments)
         if self.retries and self.snd.srtt is None:
             # RFC 6298 5.7: the SYN (or SYN-ACK) timed out and gave no RTT sample: data starts
             # with an RTO of 3 s, not the 1 s of 2.1
             self.snd.rto = max(self.snd.rto, min(3.0, self.snd.rto_max))
+
+    def _set_ack_thresholds(self) -> None:
+        """Bytes received before an ACK is due: any segment in quick-ACK mode, else every second
+        full-sized one (RFC 5681 4.2), with one ACK per receive batch up to the stretch limit."""
+        if self.quickacks > 0:
+            self.ack_every = self.ack_stretch = 1
+            return
+        self.ack_every = self.cfg.delack_segments * self.rcv.mss
+        self.ack_stretch = max(self.cfg.ack_stretch_segments, self.cfg.delack_segments) * self.rcv.mss
 
     def info(self) -> dict[str, Any]:
         """A snapshot for tools (like Linux's TCP_INFO / `ss -i`)."""

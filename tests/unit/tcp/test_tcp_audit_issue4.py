@@ -377,18 +377,44 @@ def test_fast_retransmit_on_third_dupack_not_second(cc):
 
 @pytest.mark.parametrize("cc", ["newreno", "cubic"])
 def test_slow_start_doubles_per_round_trip(cc):
-    """RFC 5681 slow start: one MSS more per ACK of a full segment (L = 1 MSS per ACK)."""
+    """Slow start doubles cwnd every round trip however the receiver spaces its ACKs: counted
+    in acknowledged bytes (RFC 3465), a stretch ACK for a whole window (our receiver's one ACK
+    per batch, a GRO receiver's) grows it as much as one ACK per segment does (Linux)."""
     h, s, c = est(congestion_control=cc, sndbuf=1 << 20)
     s.nodelay = True
-    s.send(b"x" * 200_000, 1.0)
+    s.send(b"x" * 400_000, 1.0)
     assert len(h.out(1.0)) == 10
     sent = 0
-    for i in range(1, 11):
+    for i in range(1, 11):  # round 1: an ACK per segment
         ack(h, c, 1.1, i * MSS)
         sent += len(h.out(1.1))
     assert sent == 20 and c.snd.cc.cwnd == 20 * MSS
-    ack(h, c, 1.2, 30 * MSS)  # one stretch ACK for 20 segments grows cwnd by one MSS only
-    assert c.snd.cc.cwnd == 21 * MSS
+    ack(h, c, 1.2, 30 * MSS)  # round 2: one stretch ACK for all 20 segments
+    assert c.snd.cc.cwnd == 40 * MSS and len(h.out(1.2)) == 40
+    for i in range(1, 21):  # round 3: an ACK every second segment (delayed ACKs)
+        ack(h, c, 1.3, 30 * MSS + 2 * i * MSS)
+    assert c.snd.cc.cwnd == 80 * MSS  # (the peer's 64 KB window, not cwnd, now limits sending)
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
+def test_slow_start_byte_counting_limit_l(cc):
+    """abc_limit_segments = 2 is RFC 3465's L = 2*SMSS: delayed ACKs still double cwnd per round
+    trip, a stretch ACK grows it by two segments only; slow start never overshoots ssthresh."""
+    h, s, c = est(congestion_control=cc, sndbuf=1 << 20, abc_limit_segments=2)
+    s.nodelay = True
+    s.send(b"x" * 200_000, 1.0)
+    assert len(h.out(1.0)) == 10
+    for i in range(1, 6):
+        ack(h, c, 1.1, 2 * i * MSS)
+    assert c.snd.cc.cwnd == 20 * MSS
+    h.out(1.1)
+    ack(h, c, 1.2, 30 * MSS)
+    assert c.snd.cc.cwnd == 22 * MSS
+    c.snd.cc.ssthresh = 23 * MSS
+    h.out(1.2)
+    ack(h, c, 1.3, 32 * MSS)
+    assert c.snd.cc.cwnd >= 23 * MSS and not c.snd.cc.in_slow_start()
+    assert c.snd.cc.cwnd < 24 * MSS  # the rest of the ACK went to congestion avoidance
 
 
 def test_unknown_congestion_control_is_rejected_by_the_config():
@@ -416,7 +442,7 @@ def test_icmp_unreachable_during_connect_reports_and_fires_connect_event(kind):
 
 # ---- the header-prediction fast path (TcpLayer.on_packet with NOP NOP TS) ---------------------------
 def ts_est():
-    h = Harness(timestamps=True)
+    h = Harness(timestamps=True, quickack_segments=0)
     s, c = h.established(options=TcpOptions(mss=MSS, ts=(5000, 0)))
     return h, s, c
 
@@ -728,7 +754,7 @@ def test_random_user_calls_on_both_ends_of_two_stacks_never_break_them():
 def test_every_second_full_segment_acked_when_the_peer_mss_is_smaller_than_ours():
     """RFC 5681 4.2: "full-sized" is the sender's SMSS. A peer that announced MSS 536 (its MTU is
     576) sends 536-byte segments: every second one is ACKed at once, not every sixth."""
-    h = Harness()
+    h = Harness(quickack_segments=0)
     s, c = h.established(options=TcpOptions(mss=536))
     h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c.iss + 1, payload=b"a" * 536))
     h.expect_nothing(1.0)

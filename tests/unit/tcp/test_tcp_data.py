@@ -23,14 +23,14 @@ def data(h, c, at, off, n, **kw):
 
 # ---- delayed ACK ---------------------------------------------------------------------------------
 def test_single_segment_ack_delayed_40ms():
-    h, s, c = est()
+    h, s, c = est(quickack_segments=0)  # past quick-ACK mode (see test_tcp_ack_policy.py)
     data(h, c, 1.0, 0, 100)
     h.expect_nothing(1.039)
     h.expect_out(1.040, [dict(flags=".", ack=PEER_ISS + 101)])
 
 
 def test_every_second_full_segment_acked_at_once():
-    h, s, c = est()
+    h, s, c = est(quickack_segments=0)
     data(h, c, 1.0, 0, MSS)
     h.expect_nothing(1.0)
     data(h, c, 1.0, MSS, MSS)
@@ -39,14 +39,14 @@ def test_every_second_full_segment_acked_at_once():
 
 
 def test_delack_configurable():
-    h, s, c = est(delack_s=0.2)
+    h, s, c = est(delack_s=0.2, quickack_segments=0)
     data(h, c, 1.0, 0, 10)
     h.expect_nothing(1.19)
     h.expect_out(1.2, [dict(flags=".")])
 
 
 def test_ack_piggybacked_on_data_cancels_delack():
-    h, s, c = est()
+    h, s, c = est(quickack_segments=0)
     data(h, c, 1.0, 0, 10)
     s.send(b"reply", 1.01)
     h.expect_out(1.01, [dict(flags="P.", ack=PEER_ISS + 11, payload=b"reply")])
@@ -143,7 +143,7 @@ def test_ooo_overlapping_blocks_merge():
 
 # ---- receive window -----------------------------------------------------------------------------
 def test_window_shrinks_as_buffer_fills_and_reopens_on_read():
-    h = Harness(rcvbuf=4000)
+    h = Harness(rcvbuf=4000, quickack_segments=0)
     s, c = h.established(options=TcpOptions(mss=MSS))
     data(h, c, 1.0, 0, 1460)
     data(h, c, 1.0, 1460, 1460)
@@ -274,8 +274,8 @@ def test_slow_start_grows_cwnd():
     h.take()
     cw = c.snd.cc.cwnd
     h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 1 + 2 * MSS))
-    assert c.snd.cc.cwnd == cw + MSS
-    assert len(h.out(1.1)) == 3
+    assert c.snd.cc.cwnd == cw + 2 * MSS  # byte counting (RFC 3465): both segments count
+    assert len(h.out(1.1)) == 4
 
 
 # ---- zero window and persist ------------------------------------------------------------------------
@@ -355,7 +355,7 @@ def test_window_closing_with_data_outstanding_probes_without_timing_out():
 
 
 def test_acks_coalesced_within_a_receive_batch():
-    h, s, c = est()
+    h, s, c = est(quickack_segments=0)
     for i in range(8):  # one batch: no poll in between
         h.layer.on_packet(_ip(h, c, i * MSS, MSS), 1.0)
     assert h.take() == []
@@ -363,7 +363,7 @@ def test_acks_coalesced_within_a_receive_batch():
 
 
 def test_ack_stretch_limit_forces_ack():
-    h, s, c = est(ack_stretch_segments=4)
+    h, s, c = est(ack_stretch_segments=4, quickack_segments=0)
     for i in range(4):
         h.layer.on_packet(_ip(h, c, i * MSS, MSS), 1.0)
     got = h.take()

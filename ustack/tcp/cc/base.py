@@ -12,10 +12,13 @@ class CongestionControl:
     """
 
     name = "base"
-    __slots__ = ("mss", "cwnd", "ssthresh", "_acc")
+    __slots__ = ("mss", "cwnd", "ssthresh", "_acc", "abc_limit")
 
-    def __init__(self, mss: int, initial_segments: int = 10) -> None:
+    def __init__(self, mss: int, initial_segments: int = 10, abc_limit_segments: int = 0) -> None:
         self.mss = mss
+        # RFC 3465 L: the most one ACK may grow cwnd by in slow start, in segments; 0 means no
+        # limit, as Linux (tcp_slow_start adds every segment a stretch ACK covers)
+        self.abc_limit = abc_limit_segments
         # RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)) for IW10
         iw = initial_segments * mss
         if initial_segments == 10:
@@ -46,7 +49,15 @@ class CongestionControl:
         self._acc = 0
 
     def _slow_start(self, acked: int) -> int:
-        """Grow by at most one MSS per ACK (RFC 5681 3.1); returns bytes left over for avoidance."""
-        inc = min(acked, self.mss, self.ssthresh - self.cwnd)
+        """Appropriate byte counting (RFC 3465): grow by the bytes this ACK acknowledged, at most
+        L = abc_limit segments (none when 0) and up to ssthresh, so ACKs covering several
+        segments (delayed, stretch or GRO ACKs) still double cwnd per round trip. Returns the
+        bytes left over for congestion avoidance (as Linux's tcp_slow_start)."""
+        inc = acked
+        if self.abc_limit and inc > self.abc_limit * self.mss:
+            inc = self.abc_limit * self.mss
+        room = self.ssthresh - self.cwnd
+        if inc > room:
+            inc = room
         self.cwnd += inc
         return acked - inc

@@ -13,8 +13,8 @@ class Cubic(CongestionControl):
     name = "cubic"
     __slots__ = ("w_max", "k", "epoch_at", "w_est", "last_rtt")
 
-    def __init__(self, mss: int, initial_segments: int = 10) -> None:
-        super().__init__(mss, initial_segments)
+    def __init__(self, mss: int, initial_segments: int = 10, abc_limit_segments: int = 0) -> None:
+        super().__init__(mss, initial_segments, abc_limit_segments)
         self.w_max = 0.0  # segments
         self.k = 0.0
         self.epoch_at: float | None = None
