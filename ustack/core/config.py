@@ -30,10 +30,19 @@ class StackConfig:
     arp_queue_limit: int = 32  # packets waiting per unresolved address (oldest dropped beyond)
     arp_cache_limit: int = 1024  # learned entries (oldest evicted beyond: a spoofing flood is bounded)
     arp_pending_limit: int = 256  # addresses being resolved at once (new ones dropped beyond)
+    # One memory budget for every receive queue of the stack (TCP, UDP, reassembly), in true
+    # size (payload + object overhead + the frame a view keeps alive), like Linux's tcp_mem:
+    # above mem_pressure until below mem_low again, TCP clamps its offered windows and refuses
+    # out-of-order data, UDP sockets keep at most udp_rmem_min; above mem_high nothing new is
+    # queued. Every refusal is counted (docs/robustness.md, "Memory and queues").
+    mem_low: int = 48 * 1024 * 1024
+    mem_pressure: int = 64 * 1024 * 1024
+    mem_high: int = 96 * 1024 * 1024
     # IPv4 reassembly
     reassembly_timeout_s: float = 30.0  # RFC 1122 3.3.2: 60 to 120 s recommended, Linux/Windows use 30/60
-    reassembly_mem_limit: int = 4 * 1024 * 1024  # payload bytes held by incomplete datagrams
+    reassembly_mem_limit: int = 4 * 1024 * 1024  # true size of incomplete datagrams (ipfrag_high_thresh)
     reassembly_max_datagrams: int = 256  # incomplete datagrams at once
+    reassembly_max_fragments: int = 64  # fragments held per datagram (FreeBSD maxfragsperpacket: 16)
     # ICMP errors we send: token bucket (echo replies are not limited)
     icmp_rate: float = 100.0  # tokens per second
     icmp_burst: int = 50
@@ -41,6 +50,9 @@ class StackConfig:
     broadcast_loopback: bool = True  # broadcasts we send are also delivered to our own sockets
     # UDP
     udp_rcvbuf: int = 65536  # per-socket receive queue limit in bytes (Windows default)
+    # ... of payload; the queue's true size may reach twice that (Linux doubles SO_RCVBUF for
+    # the same reason), so a flood of empty datagrams is bounded too
+    udp_rmem_min: int = 4096  # true size a socket may always hold under memory pressure (Linux udp_rmem_min)
     # Broadcasts reach sockets bound to 0.0.0.0. True: also sockets bound to our unicast address
     # (reported Windows behaviour, not verified against the reference; off by default)
     udp_broadcast_to_specific: bool = False

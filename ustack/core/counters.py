@@ -116,6 +116,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ipv4.reasm_timeout": "drop: incomplete datagram timed out",
     "ipv4.reasm_evicted": "drop: incomplete datagram evicted to bound memory",
     "ipv4.reasm_mem_limit": "drop: fragment refused by the reassembly memory limit",
+    "ipv4.reasm_too_many_fragments": "drop: datagram over reassembly_max_fragments, discarded",
+    "ipv4.reasm_mem_budget": "drop: fragment refused, the stack's memory budget is at its high mark",
     "icmp.in": "ICMP messages received",
     "icmp.out": "ICMP messages sent (echo requests and replies, errors)",
     "icmp.echo_requests_in": "echo requests received",
@@ -144,7 +146,12 @@ DESCRIPTIONS: dict[str, str] = {
     "udp.no_port": "drop: no socket on the port (port unreachable sent)",
     "udp.no_port_broadcast": "drop: broadcast to a port nobody listens on",
     "udp.connected_filtered": "drop: datagram from a peer other than the connected one",
-    "udp.rcvbuf_overflow": "drop: socket receive buffer full",
+    "udp.rcvbuf_overflow": "drop: socket receive buffer full (payload over rcvbuf, true size over "
+                           "2 * rcvbuf)",
+    "udp.mem_drop": "drop: stack memory under pressure (socket over udp_rmem_min) or at its high mark",
+    "memory.pressure_entered": "the stack's memory budget went above mem_pressure (windows clamp, "
+                               "out-of-order data refused until below mem_low)",
+    "memory.high_drop": "drop: data refused because the memory budget is at mem_high",
     "udp.shutdown_dropped": "drop: socket shut down for receiving",
     "udp.reconnect_discarded": "drop: queued datagrams discarded by connect to a new name",
     "udp.icmp_error": "ICMP errors recorded on a socket",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
 
 from ..wire.ipv4 import HEADER_LEN, Ipv4Packet
 from .counters import Counters
+from .memory import BYTES_OVERHEAD, MemoryBudget
 
 
 def fragment(src: int, dst: int, proto: int, payload: bytes | memoryview, ident: int, mtu: int,
@@ -26,13 +28,20 @@ def fragment(src: int, dst: int, proto: int, payload: bytes | memoryview, ident:
     return out
 
 
+# true size of a held fragment beyond its payload: the bytes copy, its (start, end, data) entry
+# and the list slots (Linux charges each fragment's skb->truesize the same way)
+FRAG_OVERHEAD = BYTES_OVERHEAD + 64 + 16
+
+
 class _Datagram:
-    __slots__ = ("deadline", "pieces", "size", "total", "first", "dead")
+    __slots__ = ("deadline", "starts", "pieces", "size", "mem", "total", "first", "dead")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.pieces: list[tuple[int, int, bytes]] = []  # (start, end, data), unordered
+        self.starts: list[int] = []  # sorted start offsets of `pieces` (bisect)
+        self.pieces: list[tuple[int, int, bytes]] = []  # (start, end, data), sorted, disjoint
         self.size = 0  # payload bytes held
+        self.mem = 0  # their true size (charged to the reassembler and the stack's budget)
         self.total: int | None = None  # payload length, known once the last fragment arrived
         self.first: Ipv4Packet | None = None  # the offset-0 fragment (its header and first bytes)
         self.dead = False  # overlap seen: drop every fragment until the timeout
@@ -42,18 +51,24 @@ class Reassembler:
     """Incomplete datagrams keyed by (src, dst, proto, ident), each with a fixed deadline.
 
     Deadlines are "first fragment + timeout", so insertion order is deadline order and the
-    oldest entry is always first: poll and eviction look only at the front.
+    oldest entry is always first: poll and eviction look only at the front. Each datagram keeps
+    its fragments as sorted, disjoint intervals (one bisect per fragment) and at most
+    `max_fragments` of them; memory is the fragments' true size, bounded by `mem_limit` here
+    and charged to the stack's `MemoryBudget` as "reasm".
     """
 
     def __init__(self, counters: Counters, timeout_s: float, mem_limit: int, max_datagrams: int,
-                 on_timeout: Callable[[Ipv4Packet, float], None] | None = None) -> None:
+                 on_timeout: Callable[[Ipv4Packet, float], None] | None = None, *,
+                 max_fragments: int = 64, memory: MemoryBudget | None = None) -> None:
         self.counters = counters
         self.timeout_s = timeout_s
         self.mem_limit = mem_limit
         self.max_datagrams = max_datagrams
+        self.max_fragments = max_fragments
         self.on_timeout = on_timeout  # called with the first fragment when a datagram expires
         self.table: OrderedDict[tuple[int, int, int, int], _Datagram] = OrderedDict()
         self.mem = 0
+        self.memory = memory
 
     def add(self, ip: Ipv4Packet, now: float) -> Ipv4Packet | None:
         """Take one fragment; return the whole datagram when this one completes it."""
@@ -61,16 +76,17 @@ class Reassembler:
         c.inc("ipv4.reasm_fragments")
         key = (ip.src, ip.dst, ip.proto, ip.ident)
         start = ip.frag_offset
-        data = bytes(ip.payload)
-        end = start + len(data)
+        n = len(ip.payload)
+        end = start + n
+        cost = n + FRAG_OVERHEAD
         d = self.table.get(key)
         if d is not None and d.dead:
             c.inc("ipv4.reasm_dead_fragment")
             return None
-        if ip.mf and len(data) & 7:
+        if ip.mf and n & 7:
             c.inc("ipv4.reasm_bad_length")  # only the last fragment may end off an 8-byte boundary
             return None
-        if not data and ip.mf:
+        if not n and ip.mf:
             c.inc("ipv4.reasm_bad_length")
             return None
         if HEADER_LEN + len(ip.options) + end > 0xFFFF:
@@ -79,7 +95,7 @@ class Reassembler:
                 self._kill(key, d)
             return None
         if d is None:
-            if not self._make_room(len(data)):
+            if not self._make_room(cost):
                 c.inc("ipv4.reasm_mem_limit")
                 return None
             d = self.table[key] = _Datagram(now + self.timeout_s)
@@ -87,26 +103,41 @@ class Reassembler:
         if not ip.mf:
             if d.total is not None and d.total != end:
                 return self._inconsistent(key, d)
-            if d.total is None and any(e > end for _, e, _ in d.pieces):
+            if d.total is None and d.pieces and d.pieces[-1][1] > end:
                 return self._inconsistent(key, d)  # earlier fragments reach past this "last" one
             d.total = end
         if d.total is not None and end > d.total:
             return self._inconsistent(key, d)
-        for s, e, old in d.pieces:
-            if start < e and s < end:
-                if s == start and e == end and old == data:
-                    c.inc("ipv4.reasm_duplicate")
-                    return None
-                c.inc("ipv4.reasm_overlap")
-                self._kill(key, d)
+        starts, pieces = d.starts, d.pieces
+        i = bisect_right(starts, start)
+        if i and pieces[i - 1][1] > start or i < len(pieces) and pieces[i][0] < end:
+            prev = pieces[i - 1] if i else None
+            if prev is not None and prev[0] == start and prev[1] == end and prev[2] == ip.payload:
+                c.inc("ipv4.reasm_duplicate")
                 return None
-        if self.mem + len(data) > self.mem_limit and not self._make_room(len(data), keep=key):
+            c.inc("ipv4.reasm_overlap")
+            self._kill(key, d)
+            return None
+        if len(pieces) >= self.max_fragments:
+            c.inc("ipv4.reasm_too_many_fragments")  # a datagram cut into slivers: give it up
+            self._kill(key, d)
+            return None
+        if self.mem + cost > self.mem_limit and not self._make_room(cost, keep=key):
             c.inc("ipv4.reasm_mem_limit")
             self._drop(key, d)
             return None
-        d.pieces.append((start, end, data))
-        d.size += len(data)
-        self.mem += len(data)
+        budget = self.memory
+        if budget is not None and not budget.allows(cost):
+            c.inc("ipv4.reasm_mem_budget")
+            return None
+        data = bytes(ip.payload)
+        starts.insert(i, start)
+        pieces.insert(i, (start, end, data))
+        d.size += n
+        d.mem += cost
+        self.mem += cost
+        if budget is not None:
+            budget.charge("reasm", cost)
         if start == 0:
             d.first = ip._replace(payload=data)
         if d.total is None or d.size != d.total:
@@ -117,8 +148,7 @@ class Reassembler:
         if first is None:  # cannot happen given the checks above; never deliver a headless datagram
             self.counters.inc("ipv4.reasm_inconsistent")
             return None
-        d.pieces.sort()
-        payload = b"".join(p[2] for p in d.pieces)
+        payload = b"".join(p[2] for p in pieces)
         c.inc("ipv4.reasm_ok")
         return first._replace(payload=payload, mf=False, frag_offset=0)
 
@@ -127,16 +157,23 @@ class Reassembler:
         self._kill(key, d)
         return None
 
+    def _release(self, d: _Datagram) -> None:
+        self.mem -= d.mem
+        if self.memory is not None and d.mem:
+            self.memory.uncharge("reasm", d.mem)
+        d.mem = 0
+
     def _kill(self, key: tuple[int, int, int, int], d: _Datagram) -> None:
         """Drop what we hold; later fragments of the same datagram are dropped until the deadline."""
-        self.mem -= d.size
+        self._release(d)
         d.pieces.clear()
+        d.starts.clear()
         d.size = 0
         d.first = None
         d.dead = True
 
     def _drop(self, key: tuple[int, int, int, int], d: _Datagram) -> None:
-        self.mem -= d.size
+        self._release(d)
         del self.table[key]
 
     def _make_room(self, need: int, keep: tuple[int, int, int, int] | None = None) -> bool:
@@ -149,6 +186,8 @@ class Reassembler:
             slot_ok = keep is not None or len(self.table) < self.max_datagrams
             return self.mem + need <= self.mem_limit and slot_ok
 
+        if fits():
+            return True
         for key in list(self.table):
             if fits():
                 break

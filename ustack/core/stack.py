@@ -30,6 +30,7 @@ from .counters import Counters
 from .frag import Reassembler, fragment
 from .icmp import TIME_EXCEEDED_REASSEMBLY, IcmpLayer
 from .ipv4 import IdentAllocator, options_ok
+from .memory import MemoryBudget
 from .ports import PortTable
 from .reasons import Reason
 from .routing import LIMITED_BROADCAST, LOOPBACK, Routes, is_loopback, is_multicast
@@ -111,9 +112,12 @@ class Stack:
         # (receive offload): transports skip their checksum check while this is True.
         self.rx_trusted = False
         self.arp = ArpCache(self) if self.ethernet else None
+        # every receive queue charges its true size here (core/memory.py)
+        self.memory = MemoryBudget(cfg.mem_low, cfg.mem_pressure, cfg.mem_high, self.counters)
         self.reassembler = Reassembler(
             self.counters, cfg.reassembly_timeout_s, cfg.reassembly_mem_limit,
             cfg.reassembly_max_datagrams, self._reassembly_timeout,
+            max_fragments=cfg.reassembly_max_fragments, memory=self.memory,
         )
         self.icmp = IcmpLayer(self)
         self.register(self.icmp)

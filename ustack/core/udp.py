@@ -21,6 +21,7 @@ from ..wire.ipv4 import PROTO_UDP, Ipv4Packet
 from ..wire.udp import UdpDatagram
 from .errors import UsageError
 from .events import ERROR, READ, WRITE
+from .memory import BYTES_OVERHEAD
 from .reasons import Reason
 from .routing import LOOPBACK, is_loopback
 
@@ -36,6 +37,9 @@ SOCKET_ERRORS = frozenset({
 })
 
 Watcher = Callable[["UdpSocket", int], None]
+# true size of a queued datagram beyond its payload: the bytes object, the (data, addr, port)
+# tuple and its deque slot
+DATAGRAM_OVERHEAD = BYTES_OVERHEAD + 64 + 8
 
 
 class UdpLayer:
@@ -133,7 +137,8 @@ class UdpSocket:
         self.ttl = self.stack.config.ttl
         self.tos = 0
         self.queue: deque[tuple[bytes, int, int]] = deque()
-        self.pending_bytes = 0
+        self.pending_bytes = 0  # payload queued (limited by rcvbuf, as Windows counts it)
+        self.pending_mem = 0  # its true size (limited by 2 * rcvbuf, charged to stack.memory)
         self.shut_rd = False
         self.shut_wr = False
         self.closed = False
@@ -228,8 +233,7 @@ class UdpSocket:
         self._last_connect = name
         if last is not None and last != name and self.queue:
             self.layer.counters.inc("udp.reconnect_discarded", len(self.queue))
-            self.queue.clear()
-            self.pending_bytes = 0
+            self._discard_queue()
 
     def accepts(self, src: int, sport: int) -> bool:
         r = self.remote
@@ -278,11 +282,21 @@ class UdpSocket:
             cnt["udp.shutdown_dropped"] += 1
             return
         n = len(payload)
-        if self.pending_bytes + n > self.rcvbuf:
+        mem = n + DATAGRAM_OVERHEAD
+        if self.pending_bytes + n > self.rcvbuf or self.pending_mem + mem > 2 * self.rcvbuf:
             cnt["udp.rcvbuf_overflow"] += 1
+            return
+        budget = self.stack.memory
+        if budget.pressure and self.pending_mem + mem > self.stack.config.udp_rmem_min:
+            cnt["udp.mem_drop"] += 1  # memory pressure: each socket keeps udp_rmem_min
+            return
+        if not budget.allows(mem):
+            cnt["udp.mem_drop"] += 1
             return
         self.queue.append((bytes(payload), src, sport))
         self.pending_bytes += n
+        self.pending_mem += mem
+        budget.charge("udp_rcv", mem)
         cnt["udp.delivered"] += 1
         cb = self._watch
         if cb is not None:
@@ -298,7 +312,10 @@ class UdpSocket:
         if not self.queue:
             return None
         item = self.queue.popleft()
-        self.pending_bytes -= len(item[0])
+        n = len(item[0])
+        self.pending_bytes -= n
+        self.pending_mem -= n + DATAGRAM_OVERHEAD
+        self.stack.memory.uncharge("udp_rcv", n + DATAGRAM_OVERHEAD)
         return item
 
     def peekfrom(self) -> tuple[bytes, int, int] | None:
@@ -324,10 +341,15 @@ class UdpSocket:
             raise UsageError(Reason.INVALID, f"shutdown how={how}")
         if how in (0, 2):
             self.shut_rd = True
-            self.queue.clear()
-            self.pending_bytes = 0
+            self._discard_queue()
         if how in (1, 2):
             self.shut_wr = True
+
+    def _discard_queue(self) -> None:
+        self.queue.clear()
+        self.pending_bytes = 0
+        self.stack.memory.uncharge("udp_rcv", self.pending_mem)
+        self.pending_mem = 0
 
     def close(self, now: float | None = None) -> None:
         if self.closed:
@@ -335,8 +357,7 @@ class UdpSocket:
         self.closed = True
         if self.binding is not None:
             self.layer.ports.release(self.binding)
-        self.queue.clear()
-        self.pending_bytes = 0
+        self._discard_queue()
         self._watch = None
         self.layer.sockets.discard(self)
 

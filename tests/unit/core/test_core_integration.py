@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ustack.core import Stack, StackConfig, make_stack
+from ustack.core.frag import FRAG_OVERHEAD
 from ustack.wire import IcmpMessage, Ipv4Packet, UdpDatagram
 
 
@@ -302,14 +303,17 @@ def test_same_seed_same_frames():
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 8), st.integers(0, 5), st.booleans(),
                           st.sampled_from([0, 3])), max_size=12))
 def test_fuzz_random_fragments_never_break_reassembly(frags):
-    s = make(reassembly_mem_limit=200)
+    limit = 200 + 2 * FRAG_OVERHEAD  # true size: payload plus per-fragment overhead
+    s = make(reassembly_mem_limit=limit)
     u = s.udp.open()
     u.bind(0, 9)
     for ident, off8, len8, mf, extra in frags:
         data = bytes([ident + 1]) * (8 * len8 + (0 if mf else extra))
         s.receive(Ipv4Packet(PEER, ME, 99, data, ident=ident, mf=mf, frag_offset=8 * off8).emit(), 0.0)
         r = s.reassembler
-        assert r.mem == sum(d.size for d in r.table.values()) <= 200
+        assert r.mem == sum(d.mem for d in r.table.values()) <= limit
+        assert r.mem == sum(d.size + FRAG_OVERHEAD * len(d.pieces) for d in r.table.values())
+        assert s.memory.by_kind["reasm"] == r.mem
     s.poll(100.0)
-    assert not s.reassembler.table and s.reassembler.mem == 0
+    assert not s.reassembler.table and s.reassembler.mem == 0 and s.memory.used == 0
     assert_no_internal_error(s)
