@@ -97,8 +97,30 @@ class PcapWriter(Middleware):
         self.inner.close()
 
 
+class PcapError(ValueError):
+    """The file is not a capture that can be read (empty, not pcap/pcapng, cut in its header)."""
+
+
+class PcapTruncated(PcapError):
+    """The capture ends inside a record (a capture killed while writing); raised after every
+    complete record has been yielded. `records` is how many were."""
+
+    def __init__(self, message: str, records: int) -> None:
+        super().__init__(message)
+        self.records = records
+
+
+# Classic pcap magics (as read little-endian) -> (record header byte order, timestamp divisor)
+_PCAP_MAGIC = {0xA1B2C3D4: ("<", 1e6), 0xA1B23C4D: ("<", 1e9), 0xD4C3B2A1: (">", 1e6), 0x4D3CB2A1: (">", 1e9)}
+_FILE_HDR_LEN = 24
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
 def read_pcap(path_or_file: str | Path | BinaryIO) -> Iterator[tuple[float, bytes, int]]:
-    """Yield (timestamp, frame bytes, linktype) for each record of a pcap or pcapng file."""
+    """Yield (timestamp, frame bytes, linktype) for each record of a pcap or pcapng file.
+
+    PcapError (a ValueError) for a file that is not a capture; PcapTruncated after the last
+    complete record when the file ends inside one."""
     if isinstance(path_or_file, (str, Path)):
         with open(path_or_file, "rb") as f:
             yield from _read(f)
@@ -107,13 +129,47 @@ def read_pcap(path_or_file: str | Path | BinaryIO) -> Iterator[tuple[float, byte
 
 
 def _read(f: BinaryIO) -> Iterator[tuple[float, bytes, int]]:
-    head = f.read(4)
-    rest = f.read()
-    buf = io.BytesIO(head + rest)
-    if head == b"\x0a\x0d\x0d\x0a":  # pcapng section header block
-        reader = dpkt.pcapng.Reader(buf)
-    else:
-        reader = dpkt.pcap.Reader(buf)
+    data = f.read()
+    if not data:
+        raise PcapError("empty file (0 bytes): the capture wrote nothing")
+    if data[:4] == _PCAPNG_MAGIC:
+        yield from _read_pcapng(data)
+        return
+    if len(data) < 4 or int.from_bytes(data[:4], "little") not in _PCAP_MAGIC:
+        raise PcapError("not a pcap or pcapng file (unknown magic number)")
+    order, divisor = _PCAP_MAGIC[int.from_bytes(data[:4], "little")]
+    if len(data) < _FILE_HDR_LEN:
+        raise PcapError(f"cut off inside the pcap file header ({len(data)} of {_FILE_HDR_LEN} bytes)")
+    linktype = struct.unpack_from(order + "I", data, 20)[0] & 0xFFFF  # high bits: FCS information
+    rec = struct.Struct(order + "IIII")
+    off, n = _FILE_HDR_LEN, 0
+    while off < len(data):
+        if off + rec.size > len(data):
+            raise PcapTruncated(f"cut off inside a record header after {n} complete records", n)
+        sec, frac, caplen, _origlen = rec.unpack_from(data, off)
+        off += rec.size
+        if off + caplen > len(data):
+            raise PcapTruncated(f"cut off inside record {n + 1} ({len(data) - off} of {caplen} bytes) "
+                                f"after {n} complete records", n)
+        yield sec + frac / divisor, data[off:off + caplen], linktype
+        off += caplen
+        n += 1
+
+
+def _read_pcapng(data: bytes) -> Iterator[tuple[float, bytes, int]]:
+    try:
+        reader = dpkt.pcapng.Reader(io.BytesIO(data))
+    except (ValueError, dpkt.UnpackError) as e:
+        raise PcapError(f"not a readable pcapng file ({e})") from None
     linktype = reader.datalink()
-    for ts, data in reader:
-        yield float(ts), bytes(data), linktype
+    n = 0
+    records = iter(reader)
+    while True:
+        try:
+            ts, frame = next(records)
+        except StopIteration:
+            return
+        except (ValueError, dpkt.UnpackError) as e:
+            raise PcapTruncated(f"pcapng cut off or damaged after {n} complete records ({e})", n) from None
+        yield float(ts), bytes(frame), linktype
+        n += 1

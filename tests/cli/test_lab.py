@@ -5,6 +5,8 @@ and a time-sequence plot of the lossy transfer in it."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import struct
 import subprocess
 
@@ -12,6 +14,7 @@ import pytest
 
 from tests.netns import require_netns, require_tool
 from ustack.cli import plot
+from ustack.drivers import read_pcap
 
 from .helpers import ustack
 
@@ -26,7 +29,6 @@ SCENARIO_IDS = {
 
 def _run_lab(out_dir, *extra):
     require_netns()
-    require_tool("ping")
     r = ustack("lab", "--json", "--out", str(out_dir), *extra, timeout=240)
     try:
         report = json.loads(r.stdout)
@@ -136,6 +138,50 @@ def test_lab_without_root_says_why(monkeypatch, capsys):
     assert cli_main.main(["lab", "--only", "ping"]) == 1
     err = capsys.readouterr().err
     assert "needs root" in err and len(err.strip().splitlines()) == 1
+
+
+def test_lab_ping_needs_no_ping_program(tmp_path):
+    """The echo requests come from the lab itself (a raw ICMP socket on the kernel's side): with
+    no `ping` on PATH the scenario passes, and the capture holds 3 requests and 3 replies."""
+    require_netns()
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    r = ustack("lab", "--only", "ping", "--json", "--out", str(tmp_path), timeout=120,
+               env={**os.environ, "PATH": str(empty)})
+    assert r.returncode == 0, r.stderr
+    sc = json.loads(r.stdout)["scenarios"][0]
+    assert sc["pass"] and sc["got"] == "3/3 echo replies" and sc["info"]["rtt"].endswith(" ms")
+    line = sc["calls"][0]["line"]
+    assert line.startswith("ping(198.18.0.2, 3 echo requests from the kernel) = 3/3 replies"), line
+    icmp = [(f[9], f[20]) for _, f, _ in read_pcap(str(tmp_path / "lab.pcap")) if f[9] == 1]
+    assert icmp == [(1, 8), (1, 0)] * 3  # request, reply; three times
+
+
+def test_lab_keeps_its_last_runs_and_says_where_and_how_much(tmp_path):
+    """Without --out each run gets a new directory in the temp dir; only the last KEEP_RUNS stay,
+    the summary says where and how much, and under sudo the files go to the invoking user."""
+    from ustack.cli.lab import KEEP_RUNS
+
+    require_netns()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "SUDO_UID": "65534", "SUDO_GID": "65534"}
+    stranger = tmp_path / "ustack-lab-notours"  # no marker file: never touched
+    stranger.mkdir()
+    for i in range(KEEP_RUNS + 1):
+        r = ustack("lab", "--only", "tcp-refused", timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        files = [ln for ln in r.stdout.splitlines() if ln.startswith("files: ")]
+        assert len(files) == 1, r.stdout
+        assert re.fullmatch(rf"files: {tmp_path}/ustack-lab-\w+ holds \d+\.\d kB; the lab keeps its last "
+                            rf"{KEEP_RUNS} runs \({tmp_path}/ustack-lab-\*\)"
+                            + (" and removed 1 older" if i == KEEP_RUNS else "")
+                            + "; --out DIR keeps one elsewhere", files[0]), files[0]
+    runs = sorted(p for p in tmp_path.glob("ustack-lab-*") if p != stranger)
+    assert len(runs) == KEEP_RUNS and stranger.exists()
+    newest = max(runs, key=lambda p: p.stat().st_mtime)
+    assert str(newest) in files[0]
+    for p in (newest, newest / "lab.pcap", newest / "lab-trace.jsonl"):
+        assert (p.stat().st_uid, p.stat().st_gid) == (65534, 65534), p
+    assert newest.stat().st_mode & 0o777 == 0o755
 
 
 def test_lab_list_needs_nothing():

@@ -156,7 +156,8 @@ def test_plot_bad_inputs_are_one_line_usage_errors(tmp_path):
     trace.write_text('{"t": 0, "conn": "a", "ev": "cwnd", "cwnd": 1, "ssthresh": 2}\n')
     cases = [
         ([str(cap), "--kind", "cwnd", "-o", str(tmp_path / "a.png")], "not a JSON-lines trace file"),
-        ([str(trace), "-o", str(tmp_path / "a.png")], "not a readable pcap"),
+        ([str(trace), "-o", str(tmp_path / "a.png")], "not a pcap or pcapng file (unknown magic number) "
+                                                     "(a JSON-lines trace? draw it with --kind cwnd)"),
         ([str(cap), "-o", str(tmp_path / "no" / "such" / "a.png")], "no such directory"),
         ([str(cap), "-o", str(tmp_path / "a.bmpx")], "cannot write .bmpx images"),
         ([str(trace), "--kind", "cwnd", "--time", "0:1", "-o", str(tmp_path / "a.png")], "--time"),

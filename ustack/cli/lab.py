@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import labkernel as K
@@ -33,6 +33,9 @@ from .tracefile import TraceSink
 DEFAULT_SEED = 7  # the lab is reproducible run to run: same ports, same ISNs, same fault pattern
 WATCHDOG_BASE_S = 120  # the whole tour normally takes 5-30 s; the watchdog only stops a hang
 WATCHDOG_PER_MB_S = 4
+KEEP_RUNS = 3  # default output directories kept in the temp dir (each ~43 MB with the 20 MB transfer)
+OUT_PREFIX = "ustack-lab-"
+OUT_MARKER = ".ustack-lab"  # only directories holding this file are ever removed
 
 
 class LabFailed(Exception):
@@ -92,18 +95,99 @@ def run(args: argparse.Namespace) -> int:
         print(f"ustack lab: cannot create a private network namespace: {e}", file=sys.stderr)
         return 1
 
-    out_dir = args.out or tempfile.mkdtemp(prefix="ustack-lab-")
+    out_dir, removed = (args.out, 0) if args.out else new_out_dir()
     pcap = args.pcap or os.path.join(out_dir, "lab.pcap")
     trace_file = args.trace_file or os.path.join(out_dir, "lab-trace.jsonl")
     view = LabView(json_mode=args.json, verbose=args.trace)
     try:
-        return _tour(args, scenarios, seed, user_faults, transfer_loss, pcap, trace_file, view)
+        return _tour(args, scenarios, seed, user_faults, transfer_loss, pcap, trace_file, view,
+                     OutFiles(out_dir, [pcap, trace_file], kept_runs=not args.out, removed=removed))
     finally:
         view.close()  # also on Ctrl-C: the live display ends and the terminal gets its cursor back
+        hand_over([out_dir, pcap, trace_file])
+
+
+@dataclass
+class OutFiles:
+    """Where the tour's pcap and trace went, for the summary."""
+    out_dir: str
+    files: list[str]
+    kept_runs: bool  # a default directory in the temp dir (only the last KEEP_RUNS are kept)
+    removed: int  # older default directories removed to make room
+
+    @property
+    def nbytes(self) -> int:
+        return sum(os.path.getsize(f) for f in self.files if os.path.isfile(f))
+
+    def note(self) -> str:
+        n = self.nbytes
+        size = f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+        text = f"{self.out_dir} holds {size}"
+        if self.kept_runs:
+            pattern = os.path.join(os.path.dirname(self.out_dir), OUT_PREFIX + "*")
+            text += f"; the lab keeps its last {KEEP_RUNS} runs ({pattern})"
+            if self.removed:
+                text += f" and removed {self.removed} older"
+            text += "; --out DIR keeps one elsewhere"
+        return text
+
+
+def new_out_dir() -> tuple[str, int]:
+    """A new directory for this run's files in the temp dir, after removing the earlier default
+    ones beyond the newest KEEP_RUNS - 1 (only those this code made: they hold OUT_MARKER).
+    Readable by everyone, so `ustack plot` works without sudo. Returns (path, how many removed)."""
+    import shutil
+
+    top = tempfile.gettempdir()
+    sudo = sudo_user()
+    owners = {os.geteuid(), sudo[0] if sudo else os.geteuid()}  # hand_over() gave them to the user
+    earlier = []
+    for name in os.listdir(top):
+        path = os.path.join(top, name)
+        if name.startswith(OUT_PREFIX) and os.path.isfile(os.path.join(path, OUT_MARKER)) \
+                and not os.path.islink(path) and os.stat(path).st_uid in owners:
+            earlier.append((os.stat(path).st_mtime, path))
+    earlier.sort(reverse=True)
+    removed = 0
+    for _, path in earlier[KEEP_RUNS - 1:]:
+        shutil.rmtree(path, ignore_errors=True)
+        removed += not os.path.exists(path)
+    out = tempfile.mkdtemp(prefix=OUT_PREFIX)
+    os.chmod(out, 0o755)
+    with open(os.path.join(out, OUT_MARKER), "w") as f:
+        f.write("made by `ustack lab`; removed when newer runs need the room\n")
+    return out, removed
+
+
+def sudo_user() -> tuple[int, int] | None:
+    """(uid, gid) of the user who ran us through sudo, when we run as root that way."""
+    try:
+        ids = int(os.environ["SUDO_UID"]), int(os.environ["SUDO_GID"])
+    except (KeyError, ValueError):
+        return None
+    return ids if os.geteuid() == 0 else None
+
+
+def hand_over(paths: list[str]) -> None:
+    """Under sudo, give the files the lab wrote to the user who ran it (SUDO_UID/SUDO_GID), so
+    they can plot, move and delete them without root."""
+    sudo = sudo_user()
+    if sudo is None:
+        return
+    uid, gid = sudo
+    for p in paths:
+        try:
+            if os.path.exists(p):
+                os.chown(p, uid, gid)
+                if os.path.isdir(p):
+                    for name in os.listdir(p):
+                        os.chown(os.path.join(p, name), uid, gid)
+        except OSError:
+            pass  # best effort: the summary still says where the files are
 
 
 def _tour(args: argparse.Namespace, scenarios: list[Scenario], seed: int, user_faults: Any,
-          transfer_loss: Any, pcap: str, trace_file: str, view: LabView) -> int:
+          transfer_loss: Any, pcap: str, trace_file: str, view: LabView, out: OutFiles) -> int:
     watchdog_s = args.watchdog or int(WATCHDOG_BASE_S + WATCHDOG_PER_MB_S * args.transfer_mb)
 
     def on_alarm(signum: int, frame: Any) -> None:
@@ -137,11 +221,13 @@ def _tour(args: argparse.Namespace, scenarios: list[Scenario], seed: int, user_f
             print(json.dumps({"ok": False, "error": setup_error}))
         return 1
     ok = all(o.passed for _, o in results)
-    view.summary(results, pcap, trace_file, elapsed, ok)
+    view.summary(results, pcap, trace_file, elapsed, ok, files=out.note())
     if args.stats and ctx is not None:
         view.stats(ctx.counters, ctx.faults_done)
     if args.json:
-        print(json.dumps(_json_report(ctx, results, pcap, trace_file, elapsed, ok), indent=2))
+        report = _json_report(ctx, results, pcap, trace_file, elapsed, ok)
+        report.update(out_dir=out.out_dir, out_bytes=out.nbytes)
+        print(json.dumps(report, indent=2))
     return 0 if ok else 1
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import select
 import socket
 import struct
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import netns
@@ -66,6 +68,64 @@ class SinkResult:
     nbytes: int
     sha256: str
     error: str | None = None
+
+
+@dataclass
+class PingResult:
+    sent: int
+    rtts_s: list[float] = field(default_factory=list)  # one per echo reply, in arrival order
+
+    @property
+    def received(self) -> int:
+        return len(self.rtts_s)
+
+    def rtt_text(self) -> str:
+        """min/avg/max in ms, as ping prints them ("" without replies)."""
+        if not self.rtts_s:
+            return ""
+        ms = [r * 1000 for r in self.rtts_s]
+        return f"{min(ms):.3f}/{sum(ms) / len(ms):.3f}/{max(ms):.3f} ms"
+
+
+def ping(dst: str, count: int = 3, interval_s: float = 0.2, wait_s: float = 2.0) -> PingResult:
+    """ICMP echo requests from the kernel's side of the link (a raw ICMP socket of this
+    namespace; the lab runs as root), so the lab needs no `ping` program. `count` requests
+    `interval_s` apart; replies are matched by source, identifier and sequence number and
+    awaited until `wait_s` after the last request."""
+    from ustack import wire
+    from ustack.wire import icmp
+
+    ident = (threading.get_ident() ^ time.monotonic_ns()) & 0xFFFF
+    payload = bytes(range(56))  # ping's default size
+    sent_at: dict[int, float] = {}
+    answered: set[int] = set()
+    result = PingResult(0)
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as s:
+        s.setblocking(False)
+        next_send = time.monotonic()
+        deadline = next_send + (count - 1) * interval_s + wait_s
+        while (now := time.monotonic()) < deadline and result.received < count:
+            if len(sent_at) < count and now >= next_send:
+                seq = len(sent_at) + 1
+                s.sendto(icmp.IcmpMessage.echo(True, ident, seq, payload).emit(), (dst, 0))
+                sent_at[seq] = now
+                result.sent += 1
+                next_send += interval_s
+            until = min(deadline, next_send) if len(sent_at) < count else deadline
+            ready, _, _ = select.select([s], [], [], max(0.0, until - time.monotonic()))
+            if not ready:
+                continue
+            got_at = time.monotonic()
+            try:
+                ip = wire.Ipv4Packet.parse(s.recv(65535))
+                msg = icmp.IcmpMessage.parse(ip.payload)
+            except (wire.Malformed, BlockingIOError):
+                continue
+            if (ip.src == wire.ip_int(dst) and msg.type == icmp.ECHO_REPLY and msg.ident == ident
+                    and bytes(msg.payload) == payload and msg.seq in sent_at and msg.seq not in answered):
+                answered.add(msg.seq)  # a duplicated reply is not a second one
+                result.rtts_s.append(got_at - sent_at[msg.seq])
+    return result
 
 
 class KernelSide:

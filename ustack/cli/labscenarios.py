@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -175,25 +173,17 @@ def _udp_socket(r: WsRecorder) -> int:
 
 # == scenarios ====================================================================================
 def sc_ping(ctx: LabContext) -> Outcome:
-    exe = shutil.which("ping")
-    if exe is None:
-        return Outcome(False, "the `ping` command is missing (apt-get install iputils-ping)")
     t0 = time.monotonic()
-    p = subprocess.run([exe, "-c", "3", "-i", "0.2", "-W", "2", "-n", K.USTACK], capture_output=True,
-                       text=True, timeout=20)
+    res = K.ping(K.USTACK, count=3, interval_s=0.2, wait_s=2.0)
     dt = time.monotonic() - t0
-    summary = next((ln for ln in p.stdout.splitlines() if "packets transmitted" in ln), p.stderr.strip())
-    rtt = next((ln.split("=")[1].strip() for ln in p.stdout.splitlines() if ln.startswith("rtt")), "")
-    received = 0
-    for part in summary.split(","):
-        if "received" in part:
-            received = int(part.split()[0])
-    call = Call("ping", f"-c 3 {K.USTACK}", p.returncode, f"{received}/3 replies", seconds=dt,
-                detail=f"rtt min/avg/max/mdev {rtt}" if rtt else "")
+    rtt = res.rtt_text()
+    call = Call("ping", f"{K.USTACK}, {res.sent} echo requests from the kernel", res.received,
+                f"{res.received}/{res.sent} replies", seconds=dt,
+                detail=f"rtt min/avg/max {rtt}" if rtt else "")
     # Under injected loss a lost echo is expected; one reply still proves the path.
     need = 3 if ctx.user_faults is None else 1
-    return Outcome(received >= need, f"{received}/3 echo replies", [call], [call],
-                   {"received": received, "rtt": rtt})
+    return Outcome(res.received >= need, f"{res.received}/3 echo replies", [call], [call],
+                   {"received": res.received, "rtt": rtt})
 
 
 def sc_udp_echo(ctx: LabContext) -> Outcome:

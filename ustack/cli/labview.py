@@ -133,7 +133,7 @@ class LabView:
             f"[bold red]ustack lab: {escape(message)}[/bold red]")
 
     def summary(self, results: list[tuple[Any, Any]], pcap: str, trace_file: str, elapsed: float,
-                ok: bool) -> None:
+                ok: bool, files: str = "") -> None:
         self._stop_progress()
         if self.quiet:
             return
@@ -153,6 +153,8 @@ class LabView:
         self.console.print(f"{passed}/{len(results)} passed in {elapsed:.1f} s: {verdict}")
         self.console.print(f"pcap:  {pcap}   (ustack plot {pcap} -o seq.png)")
         self.console.print(f"trace: {trace_file}   (ustack plot {trace_file} --kind cwnd -o cwnd.png)")
+        if files:
+            self.console.print(f"files: {escape(files)}")
 
     def stats(self, counters: dict[str, int], faults: dict[str, int]) -> None:
         """The stack's counters grouped by protocol (netstat -s style), then the faults."""

@@ -14,11 +14,16 @@ The analysis (`analyze_pcap`, `seq_series`) needs no matplotlib; drawing needs t
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Iterator
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .options import CommandError, UsageError
+
+if TYPE_CHECKING:
+    from ustack.drivers import PcapTruncated
 
 ETH_IPV4 = 0x0800
 LINKTYPE_ETHERNET = 1
@@ -75,13 +80,26 @@ def _ip_payload(frame: bytes, linktype: int) -> bytes | memoryview | None:
     return None
 
 
-def read_segments(path: str) -> Iterator[Seg]:
-    """Every decodable IPv4/TCP segment of a pcap (others, and malformed ones, are skipped)."""
+def read_segments(path: str, on_cut: Callable[[PcapTruncated], None] | None = None) -> Iterator[Seg]:
+    """Every decodable IPv4/TCP segment of a pcap (others, and malformed ones, are skipped).
+
+    A capture cut off inside a record (killed while writing) raises `PcapTruncated` after its
+    complete records, unless `on_cut` is given: then it is told and the segments so far stand."""
     from ustack import wire
-    from ustack.drivers import read_pcap
+    from ustack.drivers import PcapTruncated, read_pcap
     from ustack.wire import tcp as tcpw
 
-    for ts, frame, linktype in read_pcap(path):
+    records = read_pcap(path)
+    while True:
+        try:
+            ts, frame, linktype = next(records)
+        except StopIteration:
+            return
+        except PcapTruncated as e:
+            if on_cut is None:
+                raise
+            on_cut(e)
+            return
         buf = _ip_payload(frame, linktype)
         if buf is None:
             continue
@@ -97,15 +115,16 @@ def read_segments(path: str) -> Iterator[Seg]:
                   len(seg.payload), opts.wscale, tuple(opts.sack or ()), bool(seg.flags & tcpw.SYN))
 
 
-def analyze_pcap(path: str) -> list[Conn]:
-    """The TCP connections of a capture, largest (payload bytes) first.
+def analyze_pcap(path: str, on_cut: Callable[[PcapTruncated], None] | None = None) -> list[Conn]:
+    """The TCP connections of a capture, largest (payload bytes) first (`on_cut`: see
+    `read_segments`).
 
     A new SYN (without ACK) on a 4-tuple already seen with data starts a new connection."""
     from ustack.wire import tcp as tcpw
 
     conns: dict[tuple[tuple[int, int], tuple[int, int]], Conn] = {}
     done: list[Conn] = []
-    for s in read_segments(path):
+    for s in read_segments(path, on_cut):
         x, y = (s.src, s.sport), (s.dst, s.dport)
         key = (x, y) if x <= y else (y, x)
         c = conns.get(key)
@@ -406,8 +425,6 @@ def plot_cwnd(trace: str, output: str, conn: str | None = None, title: str | Non
 
 def _check_image_path(output: str) -> None:
     """Before any work: the image's directory exists and matplotlib can write its format."""
-    import os
-
     from .options import check_output_file
 
     check_output_file(output, "-o")
@@ -420,11 +437,56 @@ def _check_image_path(output: str) -> None:
             raise UsageError(f"-o {output}: cannot write .{ext} images (use .png, .svg or .pdf)")
 
 
-def run(args: argparse.Namespace) -> int:
-    import os
+def check_input_file(path: str) -> None:
+    """The file to read exists, is a file and is readable: one line saying which is not."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied (a directory on the way is not readable by you; "
+                         "what `sudo ustack lab` wrote belongs to root: use sudo, or chown it)") from None
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror}") from None
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory (give the pcap or trace file in it)")
+    if not os.access(path, os.R_OK):
+        owner = "root" if st.st_uid == 0 else f"user id {st.st_uid}"
+        raise UsageError(f"{path}: permission denied (owned by {owner}: use sudo, or chown it)")
 
-    if not os.path.exists(args.file):
-        raise UsageError(f"{args.file}: no such file")
+
+def _warn_cut(path: str) -> Callable[[PcapTruncated], None]:
+    def warn(e: PcapTruncated) -> None:
+        if e.records == 0:
+            raise UsageError(f"{path}: {e}: no complete packet to plot") from None
+        sys.stderr.write(f"ustack plot: warning: {path}: {e} (a capture killed while writing?); "
+                         f"using the {e.records} complete records\n")
+    return warn
+
+
+def _starts_with(path: str, prefix: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(prefix)) == prefix
+
+
+def _no_tcp(path: str) -> None:
+    """Say why there is nothing to draw: no packets at all, or none of TCP."""
+    from ustack.drivers import PcapTruncated, read_pcap
+
+    n = 0
+    try:
+        for _ in read_pcap(path):
+            n += 1
+    except PcapTruncated:
+        pass
+    if n == 0:
+        raise UsageError(f"{path}: no packets in the capture, only its file header (stopped before the "
+                         "first packet?)")
+    raise UsageError(f"{path}: no TCP connection among its {n} packets")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_input_file(args.file)
     if not args.output and not args.list:
         raise UsageError("the image to write is missing: -o FILE.png")
     if args.output and not args.list:
@@ -435,10 +497,17 @@ def run(args: argparse.Namespace) -> int:
         cs = plot_cwnd(args.file, args.output, args.conn, args.title)
         print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} loss events")
         return 0
+    from ustack.drivers import PcapError
+
     try:
-        conns = analyze_pcap(args.file)
-    except (ValueError, OSError) as e:
-        raise UsageError(f"{args.file}: not a readable pcap ({e})") from None
+        conns = analyze_pcap(args.file, on_cut=_warn_cut(args.file))
+    except PcapError as e:
+        hint = " (a JSON-lines trace? draw it with --kind cwnd)" if _starts_with(args.file, b"{") else ""
+        raise UsageError(f"{args.file}: {e}{hint}") from None
+    except OSError as e:
+        raise UsageError(f"{args.file}: cannot read it ({e.strerror})") from None
+    if not conns:
+        _no_tcp(args.file)
     if args.list:
         for c in conns:
             print(f"{c.name()}  {c.bytes_from(c.a):>12,} bytes >  {c.bytes_from(c.b):>12,} bytes <  "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -118,8 +119,16 @@ class TraceSink:
                 self.out = None
 
 
+def _is_event(rec: Any) -> bool:
+    if not isinstance(rec, dict) or not (isinstance(rec.get("conn"), str) and isinstance(rec.get("ev"), str)):
+        return False
+    t = rec.get("t")
+    return isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
+
+
 def read_trace(path: str) -> list[dict[str, Any]]:
-    """The events of a trace file (lines that are not JSON objects are skipped)."""
+    """The events of a trace file. Lines that are not events (not JSON, cut off by a killed run,
+    or without a numeric `t`, a string `conn` and a string `ev`) are skipped."""
     events = []
     with open(path) as f:
         for line in f:
@@ -130,6 +139,6 @@ def read_trace(path: str) -> list[dict[str, Any]]:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(rec, dict) and "t" in rec and "ev" in rec:
+            if _is_event(rec):
                 events.append(rec)
     return events

@@ -1,0 +1,168 @@
+"""Bad input at the command line, tried as a new user would: each mistake gets one clear line
+(exit 2 for what the user gave, 1 for what the machine lacks), never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dpkt
+import pytest
+
+from ustack.cli import plot
+from ustack.drivers import PcapError, PcapTruncated, read_pcap
+
+from .test_plot import write_lossy_capture
+
+
+def _plot(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ustack", "plot", *argv], capture_output=True, text=True,
+                          timeout=60)
+
+
+def _one_line_error(r: subprocess.CompletedProcess[str], words: str, code: int = 2) -> None:
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert words in r.stderr, r.stderr
+
+
+@pytest.fixture
+def capture(tmp_path):
+    path = tmp_path / "good.pcap"
+    write_lossy_capture(path)
+    return path
+
+
+@pytest.mark.parametrize(("cut", "words"), [
+    (0, "empty file (0 bytes)"),
+    (10, "cut off inside the pcap file header (10 of 24 bytes)"),
+    (24, "no packets in the capture, only its file header"),
+    (24 + 16 + 20, "cut off inside record 1 (20 of 52 bytes) after 0 complete records: no complete packet"),
+])
+def test_plot_of_an_empty_header_only_or_cut_pcap_is_one_line(tmp_path, capture, cut, words):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(capture.read_bytes()[:cut])
+    for argv in ([str(bad), "-o", str(tmp_path / "x.png")], [str(bad), "--list"]):
+        r = _plot(*argv)
+        _one_line_error(r, f"ustack plot: error: {bad}: {words}")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_of_text_or_a_trace_file_says_what_it_is(tmp_path):
+    junk = tmp_path / "notes.pcap"
+    junk.write_text("hello\n")
+    _one_line_error(_plot(str(junk), "-o", str(tmp_path / "x.png")), "not a pcap or pcapng file")
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"t": 0, "conn": "a", "ev": "cwnd", "cwnd": 1}\n')
+    _one_line_error(_plot(str(trace), "-o", str(tmp_path / "x.png")), "draw it with --kind cwnd")
+
+
+def test_plot_of_a_capture_cut_mid_packet_draws_what_is_complete(tmp_path, capture):
+    """A capture killed while writing: the complete packets are drawn, one warning line says so."""
+    data = capture.read_bytes()
+    records = list(read_pcap(str(capture)))
+    cut = tmp_path / "cut.pcap"
+    last = len(records[-1][1])
+    cut.write_bytes(data[:-30])  # inside the last record
+    with pytest.raises(PcapTruncated) as info:
+        assert len(list(read_pcap(str(cut)))) == len(records) - 1
+    assert info.value.records == len(records) - 1
+    r = _plot(str(cut), "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 0, r.stderr
+    n = len(records) - 1
+    assert r.stderr.strip() == (f"ustack plot: warning: {cut}: cut off inside record {n + 1} "
+                                f"({last - 30} of {last} bytes) after {n} complete records (a capture "
+                                f"killed while writing?); using the {n} complete records")
+    assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+    full = plot.seq_series(plot.pick_conn(plot.analyze_pcap(str(capture)), None))
+    part = plot.seq_series(plot.pick_conn(plot.analyze_pcap(str(cut), on_cut=lambda e: None), None))
+    assert part.retransmissions == full.retransmissions == 1 and len(part.acks) == len(full.acks) - 1
+    cut_header = tmp_path / "cut2.pcap"
+    cut_header.write_bytes(data[:len(data) - last - 8])  # inside the last record's 16-byte header
+    r = _plot(str(cut_header), "--list")
+    assert r.returncode == 0 and "cut off inside a record header" in r.stderr, r.stderr
+
+
+def test_read_pcap_reads_pcapng_and_reports_a_cut_one(tmp_path, capture):
+    ng = tmp_path / "x.pcapng"
+    with open(ng, "wb") as f:
+        w = dpkt.pcapng.Writer(f, linktype=101)
+        for ts, frame, _ in read_pcap(str(capture)):
+            w.writepkt(frame, ts=ts)
+    got = list(read_pcap(str(ng)))
+    assert [f for _, f, _ in got] == [f for _, f, _ in read_pcap(str(capture))]
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(ng.read_bytes()[:-10])
+    with pytest.raises(PcapTruncated):
+        list(read_pcap(str(cut)))
+    with pytest.raises(PcapError, match="not a pcap"):
+        list(read_pcap(__file__))
+
+
+def test_plot_as_a_normal_user_on_root_owned_output_says_permission_denied(capture):
+    """What `sudo ustack lab` left in a private directory: 'permission denied' and what to do,
+    not 'no such file' (checked in a child process that drops to user nobody)."""
+    import tempfile
+
+    assert os.geteuid() == 0, "this test needs root (CI runs as root)"
+    with tempfile.TemporaryDirectory(prefix="ustack-perm-") as top:  # under /tmp: nobody may enter
+        os.chmod(top, 0o755)
+        private = os.path.join(top, "private")
+        os.mkdir(private, 0o700)
+        inside = os.path.join(private, "lab.pcap")
+        unreadable = os.path.join(top, "mine.pcap")
+        for p in (inside, unreadable):
+            with open(p, "wb") as f:
+                f.write(capture.read_bytes())
+            os.chmod(p, 0o600)
+        readable = os.path.join(top, "shared.pcap")
+        with open(readable, "wb") as f:
+            f.write(capture.read_bytes())
+        os.chmod(readable, 0o644)
+        lines = _as_nobody(lambda: [_check(p) for p in (inside, unreadable, readable)])
+    assert lines[0].startswith(f"{inside}: permission denied (a directory on the way is not readable")
+    assert "use sudo, or chown it" in lines[0]
+    assert lines[1] == f"{unreadable}: permission denied (owned by root: use sudo, or chown it)"
+    assert lines[2] == "ok"
+    _one_line_error(_plot(os.path.join(top, "nope.pcap"), "--list"), "nope.pcap: no such file")
+
+
+def _check(path: str) -> str:
+    try:
+        plot.check_input_file(path)
+    except Exception as e:  # noqa: BLE001 - the message is what is compared
+        return str(e)
+    return "ok"
+
+
+def _as_nobody(fn):
+    """fn() in a forked child running as user nobody; its list of strings comes back."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, "\n".join(fn()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read().splitlines()
+    os.waitpid(pid, 0)
+    return out
+
+
+def test_plot_cwnd_skips_lines_a_killed_run_left_half_written(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"t": 0, "conn": "a>b", "ev": "cwnd", "cwnd": 10, "ssthresh": 20}\n'
+                     '{"t": "soon", "conn": "a>b", "ev": "cwnd", "cwnd": 11}\n'
+                     '{"t": 1, "ev": "cwnd", "cwnd": 12}\n'
+                     '{"t": 2, "conn": "a>b", "ev": "cwnd", "cwnd": 13}\n'
+                     '{"t": 3, "conn": "a>b", "ev": "cw')
+    r = _plot(str(trace), "--kind", "cwnd", "-o", str(tmp_path / "c.png"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{tmp_path / 'c.png'}: cwnd of a>b, 2 samples, 0 loss events"
