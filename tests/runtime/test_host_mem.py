@@ -61,6 +61,7 @@ def test_wait_is_woken_by_another_application_thread(pair):
     th.join(1)
 
 
+@pytest.mark.internal_error_expected
 def test_processing_errors_are_counted_and_the_thread_survives():
     a_port, b_port = MemLink.pair("ip")
     a = Host(FakeStack("a"), a_port, name="a")

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from tests.invariants import assert_no_internal_error
 from tests.runtime.apps import tcp_echo_server, tcp_exchange
 from ustack.runtime.simulator import Simulator
 
@@ -32,6 +33,7 @@ def echo_under_heavy_faults(seed: int, tmp_path, tag: str) -> tuple[bytes, bytes
         stats = {k: a.faults.stats[k] + b.faults.stats[k] for k in ("dropped", "reordered", "duplicated")}
         end = sim.now
         assert sim.errors == 0
+        assert_no_internal_error(a.stack, b.stack)
     return echoed, pcap.read_bytes(), end, stats
 
 

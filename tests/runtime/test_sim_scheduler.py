@@ -216,6 +216,7 @@ def test_run_until_and_run_for():
     assert sim.now == pytest.approx(20.0) and len(b.stack.inbox) == 3
 
 
+@pytest.mark.internal_error_expected
 def test_processing_errors_are_counted_not_raised():
     sim = Simulator()
     a = sim.add_host("198.18.0.1/24", name="a", stack=FakeStack("a"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import random
 
+from tests.invariants import assert_no_internal_error
 from ustack.winsock import (
     FD_SET,
     INVALID_SOCKET,
@@ -68,6 +69,7 @@ def test_random_calls_fail_cleanly(net) -> None:
             assert ws.WSAGetLastError() in CODES, (op, ws.WSAGetLastError())
     assert ws.callback_errors == []
     assert net.me.errors == 0
+    assert_no_internal_error(net.me.stack)
     # still fully functional
     from .wsutil import recv_from, sendto, udp
 

@@ -144,6 +144,7 @@ class Boom:
         return None
 
 
+@pytest.mark.internal_error_expected
 @pytest.mark.parametrize("trusted", [False, True])
 def test_a_transport_bug_costs_one_frame_of_the_batch(trusted):
     st = make()

@@ -57,6 +57,7 @@ class FakeStack:
         self.tcp = None
         self.registered: list[Any] = []
         self.fail_send: Any = None  # a Reason send_ip returns instead of sending
+        self.internal_errors: list[str] = []  # TcpLayer appends the tracebacks of swallowed bugs
 
     def register(self, t: Any) -> None:
         self.registered.append(t)
@@ -142,6 +143,11 @@ class Harness:
     def expect_nothing(self, at: float) -> None:
         got = self.out(at)
         assert got == [], f"expected silence, got {describe(got)}"
+
+    def assert_no_internal_error(self) -> None:
+        """No bug was swallowed: TcpLayer resets a connection whose code raised and counts it."""
+        assert self.stack.counters.get("tcp.internal_error") == 0, \
+            getattr(self.stack, "internal_errors", "traceback not kept")
 
     # ---- fixtures -----------------------------------------------------------------------------
     def socket(self) -> Any:

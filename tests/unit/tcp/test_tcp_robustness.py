@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tcphelpers import PEER_ISS, RPORT, Harness, seg
@@ -28,6 +29,7 @@ def _drive(h, c, items, t0):
                                payload=payload, options=o))
     h.out(t + 200.0)  # every timer fires; nothing may raise
     assert h.layer.poll_at() is None or c.state is not State.CLOSED or h.layer.conns
+    h.assert_no_internal_error()  # a swallowed exception is a failure, not a pass
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,6 +53,22 @@ def test_random_segments_never_raise(items, where, options_on):
         elif where == "close_wait":
             h.peer_sends(0.0, h.pseg("F.", PEER_ISS + 1, c.iss + 1))
     _drive(h, c, items, 0.0)
+
+
+@pytest.mark.internal_error_expected
+def test_the_property_catches_a_swallowed_bug(monkeypatch):
+    """The layer contains a bug in ACK processing (reset, count): the property must still
+    fail, or it would pass whatever the code does."""
+    from ustack.tcp.connection import Connection
+
+    def boom(self, seg, now):
+        raise RuntimeError("bug in ACK processing")
+    monkeypatch.setattr(Connection, "_on_ack", boom)
+    h = Harness()
+    s, c = h.established()
+    with pytest.raises(AssertionError, match="bug in ACK processing"):
+        _drive(h, c, [(".", 0, 0, 1000, b"x", TcpOptions())], 0.0)
+    assert h.stack.counters.get("tcp.internal_error") == 1
 
 
 def test_idle_connections_leave_no_timers():
@@ -77,6 +95,7 @@ def test_stale_heap_entries_skipped():
     assert len(h.layer._heap) <= 2
 
 
+@pytest.mark.internal_error_expected
 def test_a_failing_timer_does_not_stop_other_connections():
     h = Harness()
     s1, c1 = h.established()
@@ -93,6 +112,7 @@ def test_a_failing_timer_does_not_stop_other_connections():
     assert s1.error is Reason.ABORTED and s1.state is State.CLOSED  # the broken one is reset
 
 
+@pytest.mark.internal_error_expected
 def test_a_failing_segment_handler_resets_only_that_connection():
     h = Harness()
     s1, c1 = h.established()

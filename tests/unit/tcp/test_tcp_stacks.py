@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from tests.invariants import assert_no_internal_error
 from ustack.core import StackConfig, make_stack
 from ustack.core import events as ev
 from ustack.core.reasons import Reason
@@ -106,6 +107,7 @@ def transfer(seed: int, size: int, loss: float, reorder: float, cc: str = "cubic
     assert srv.recv(10) == b""
     srv.close(w.now)
     w.run_until(lambda: cli.state in (State.TIME_WAIT, State.CLOSED))
+    assert_no_internal_error(w.a, w.b)
     return w
 
 
