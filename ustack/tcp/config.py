@@ -53,7 +53,8 @@ class TcpConfig:
     rfc1337: bool = True  # ignore RST in TIME-WAIT
     # listen
     max_backlog: int = 200  # Windows clamps SOMAXCONN to 200
-    max_syn_backlog: int = 256
+    max_syn_backlog: int = 256  # half-open connections per listener, apart from the backlog
+    syncookies: bool = True  # beyond max_syn_backlog: SYN cookies (RFC 4987); off: evict the oldest
     # RFC 5961 challenge ACKs per second (whole layer)
     challenge_ack_limit: int = 100
 

@@ -67,8 +67,7 @@ class Connection:
         self.ts_first = 0  # the peer's TSval in its SYN, and when it came: its clock rate for PAWS
         self.ts_first_at = 0.0
         self.sack_ok = False
-        self.offer_wscale = ((self._wscale_for(opts.rcvbuf) if cfg.wscale is None else min(cfg.wscale, 14))
-                             if cfg.window_scaling else None)
+        self.offer_wscale = self.offered_wscale(cfg, opts.rcvbuf)
         # bookkeeping
         self.retries = 0
         self.rst_retries = 0
@@ -91,6 +90,13 @@ class Connection:
         self.segs_out = 0
 
     # ================================================================ helpers
+    @classmethod
+    def offered_wscale(cls, cfg: TcpConfig, rcvbuf: int) -> int | None:
+        """The window scale our SYN or SYN-ACK offers (None: no window scaling)."""
+        if not cfg.window_scaling:
+            return None
+        return cls._wscale_for(rcvbuf) if cfg.wscale is None else min(cfg.wscale, 14)
+
     @staticmethod
     def _wscale_for(rcvbuf: int) -> int:
         s = 0
@@ -300,7 +306,9 @@ class Connection:
         self.layer.touch(self)
         return why
 
-    def open_passive(self, seg: TcpSegment, listener: Any, now: float) -> None:
+    def open_passive(self, seg: TcpSegment, listener: Any, now: float, reply: bool = True) -> None:
+        """SYN-RECEIVED from the listener's SYN. `reply=False`: the SYN-ACK already went out as a
+        SYN cookie (`seg` is the SYN rebuilt from it) and the final ACK follows at once."""
         self.listener = listener
         self.rcv.start(seg.seq)
         self._take_syn_options(seg, now)
@@ -310,6 +318,8 @@ class Connection:
         self.snd.snd_wl1 = seg.seq
         self.snd.snd_wl2 = self.iss
         self._set_state(State.SYN_RCVD, now)
+        if not reply:
+            return
         self.timers.rto_at = now + self.opts.syn_rto_s
         self.snd.rtt_seq, self.snd.rtt_at = self.iss, now
         self._send_synack(now)
@@ -371,6 +381,10 @@ class Connection:
                           State.CLOSE_WAIT):
             self._send_rst(now)
         self._drop(reason, now)
+
+    def discard(self, now: float) -> None:
+        """Forget the connection without a word to the peer (an evicted half-open one)."""
+        self._drop(None, now)
 
     def _drop(self, reason: Reason | None, now: float) -> None:
         if reason is not None and self.error is None:

@@ -3,6 +3,7 @@ deadline heap, ICMP errors, and the factory for sockets."""
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import struct
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from .emit import build
 from .isn import IsnGenerator
 from .seq import gt
 from .state import State
+from .syncookie import SynCookies
 
 if TYPE_CHECKING:
     from .listener import Listener
@@ -42,7 +44,10 @@ class TcpLayer:
         self.stack = stack
         self.config = config
         self.rng = stack.rng
-        self.isn = IsnGenerator(stack.rng.getrandbits(256).to_bytes(32, "big"))
+        secret = stack.rng.getrandbits(256).to_bytes(32, "big")
+        self.isn = IsnGenerator(secret)
+        # keys of their own, derived from the same secret (no second draw: seeded runs repeat)
+        self.syncookies = SynCookies(hashlib.blake2b(secret, person=b"ustack-syncookie").digest())
         self.counters = stack.counters
         self.count: Callable[..., None] = stack.counters.inc
         self._cnt = stack.counters._c  # the hot path increments the dict directly

@@ -84,14 +84,25 @@ def test_closing_a_listener_resets_half_open_and_unaccepted_connections():
     h.expect_out(0.2, [dict(flags="R", seq=sa1.seq + 1)])
 
 
-def test_backlog_counts_half_open_connections():
+def test_backlog_counts_established_not_half_open_connections():
+    """The Windows rule (RST to a SYN) applies to a full accept queue; half-open connections have
+    their own budget (issue 10: spoofed SYNs must not make the listener refuse real clients)."""
     h = Harness()
-    h.listen(backlog=2)
+    lst = h.listen(backlog=2)
     h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5000))
     h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5001))
-    assert [s.flags for s in h.take()] == [0x12, 0x12]
     h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5002))
-    h.expect_out(0.0, [dict(flags="R.", dport=5002, ack=PEER_ISS + 1)])
+    synacks = h.take()
+    assert [s.flags for s in synacks] == [0x12, 0x12, 0x12]
+    for sa in synacks[:2]:
+        h.peer_sends(0.0, seg(".", PEER_ISS + 1, sa.seq + 1, sport=sa.dport))
+    assert lst.accept_pending == 2
+    h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5003))
+    h.expect_out(0.0, [dict(flags="R.", dport=5003, ack=PEER_ISS + 1)])
+    # the third completes into a full queue: reset (its client saw the SYN-ACK)
+    h.peer_sends(0.0, seg(".", PEER_ISS + 1, synacks[2].seq + 1, sport=5002))
+    h.expect_out(0.0, [dict(flags="R.", dport=5002)])
+    assert h.stack.counters.get("tcp.accept_queue_full") == 1
 
 
 # ---- ephemeral ports (RFC 6056) ------------------------------------------------------------------

@@ -304,10 +304,13 @@ def test_backlog_full_answers_rst():
     h = Harness()
     lst = h.listen(backlog=1)
     h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5000))
-    h.expect_out(0.0, [dict(flags="S.")])
-    h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5001))
-    h.expect_out(0.0, [dict(flags="R.", seq=0, ack=PEER_ISS + 1, dport=5001)])
-    assert lst.accept_pending == 0
+    sa = h.expect_out(0.0, [dict(flags="S.")])[0]
+    h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5001))  # half-open ones do not fill it
+    h.expect_out(0.0, [dict(flags="S.", dport=5001)])
+    h.peer_sends(0.0, seg(".", PEER_ISS + 1, sa.seq + 1, sport=5000))
+    h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=5002))
+    h.expect_out(0.0, [dict(flags="R.", seq=0, ack=PEER_ISS + 1, dport=5002)])
+    assert lst.accept_pending == 1
 
 
 def test_backlog_counts_unaccepted_connections():
