@@ -28,9 +28,11 @@ def test_unknown_profile_or_field_is_a_clear_error():
         profile("linux", nonsense=1)
 
 
-@pytest.mark.parametrize(("cfg", "want"), [(TcpConfig(), 5), (TcpConfig(wscale=8), 8)])
+@pytest.mark.parametrize(("cfg", "want"), [(TcpConfig(rcvbuf=1 << 20), 5), (TcpConfig(), 7),
+                                           (TcpConfig(wscale=8), 8)])
 def test_offered_window_scale_follows_the_wscale_knob(cfg, want):
-    """The SYN carries the configured scale; None keeps the one that covers rcvbuf (1 MB: 5)."""
+    """The SYN carries the configured scale; None keeps the one that covers rcvbuf (1 MB: 5,
+    the default 6 MB: 7)."""
     sim = Simulator(seed=1)
     a = sim.add_host("198.18.0.2/24", tcp=cfg)
     b = sim.add_host("198.18.0.1/24")

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 @dataclass
 class TcpConfig:
     # buffers
-    sndbuf: int = 1 << 20
-    rcvbuf: int = 1 << 20
+    # Linux's autotuning ceilings (tcp_wmem[2] 4 MB, tcp_rmem[2] 6 MB): a long fat path needs
+    # cwnd-sized buffers, or the window, not the congestion control, sets the pace
+    sndbuf: int = 4 << 20
+    rcvbuf: int = 6 << 20
     # options offered in our SYN
     window_scaling: bool = True
     sack: bool = True
@@ -29,6 +31,7 @@ class TcpConfig:
     rto_min_s: float = 0.2
     rto_max_s: float = 60.0
     nodelay: bool = False
+    nagle_minshall: bool = True  # Nagle holds a small tail only behind an unacked small segment (Linux)
     delack_s: float = 0.040
     delack_segments: int = 2  # ACK at least every second full-sized segment (RFC 5681 4.2)...
     ack_stretch_segments: int = 32  # ...but within one receive batch, one ACK for up to this many

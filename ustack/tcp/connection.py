@@ -1039,11 +1039,15 @@ class Connection:
                         self._arm_persist(now)
                     return
                 if n < mss and not rexmit:
-                    if not (n == avail and (nodelay or flight == 0 or snd.fin_queued)) and not (
+                    # Nagle (RFC 896), or Minshall's variant (Linux): hold the tail only while
+                    # an earlier small segment is unacknowledged, not any data at all
+                    idle = flight == 0 or (self.cfg.nagle_minshall and not snd.small_unacked())
+                    if not (n == avail and (nodelay or idle or snd.fin_queued)) and not (
                             snd.max_snd_wnd and n >= snd.max_snd_wnd // 2):
                         if flight == 0:
                             self._arm_persist(now)  # SWS override timer
                         return
+                    snd.snd_sml = (nxt + n) & MASK
                 self._send_data(nxt, n, now, rexmit)
                 continue
             if snd.fin_queued and avail == 0 and (not snd.fin_sent or rexmit):

@@ -44,6 +44,9 @@ LINUX: dict[str, Any] = {
     "delack_s": 0.040,
     "delack_segments": 2,
     "ack_stretch_segments": 2,
+    "quickack_segments": 16,  # TCP_MAX_QUICKACKS
+    "abc_limit_segments": 0,  # tcp_slow_start counts every acknowledged segment
+    "nagle_minshall": True,  # tcp_minshall_check
     # keepalive: tcp_keepalive_time 7200 s, intvl 75 s, probes 9
     "keepalive_idle_s": 7200.0,
     "keepalive_interval_s": 75.0,

@@ -17,7 +17,7 @@ class Sender:
                  "mss", "cc", "srtt", "rttvar", "rto", "rto_min", "rto_max", "backoff", "rtt_seq",
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
-                 "undo_retrans", "rescued", "rto_streak", "rxt_ts")
+                 "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3) -> None:
@@ -65,6 +65,7 @@ class Sender:
         self.undo: tuple[int, int] | None = None  # (cwnd, ssthresh) before the current recovery
         self.rescued = False  # RFC 6675 rescue retransmission done in this recovery
         self.undo_retrans = 0  # retransmissions of that recovery not yet shown spurious by D-SACK
+        self.snd_sml = iss  # end of the last sub-MSS segment sent (Minshall's Nagle variant)
 
     # -- buffer -----------------------------------------------------------------------------------
     @property
@@ -93,6 +94,10 @@ class Sender:
     def unsent(self) -> int:
         d = diff(self.buf_end, self.snd_nxt)
         return d if d > 0 else 0
+
+    def small_unacked(self) -> bool:
+        """Is a sub-MSS segment we sent still unacknowledged? (Linux's tcp_minshall_check)"""
+        return gt(self.snd_sml, self.snd_una) and le(self.snd_sml, self.snd_max)
 
     def fin_acked(self) -> bool:
         return self.fin_sent and self.snd_una == ((self.buf_end + 1) & MASK)

@@ -172,12 +172,20 @@ def test_close_with_unread_data_resets():
 
 
 def test_graceful_close_sends_pending_data_first():
-    h, s, c = est()
+    h, s, c = est(nagle_minshall=False)  # classic Nagle holds the 500-byte tail until close
     s.send(b"x" * 2500, 1.0)
     s.close(1.0)
     out = h.out(1.0)
     assert [len(o.payload) for o in out] == [1000, 1000, 500]
     assert out[-1].flags & 1  # FIN rides on the last segment
+
+
+def test_graceful_close_after_a_tail_minshall_sent_at_once():
+    h, s, c = est()
+    s.send(b"x" * 2500, 1.0)
+    assert [len(o.payload) for o in h.out(1.0)] == [1000, 1000, 500]
+    s.close(1.0)
+    h.expect_out(1.0, [dict(flags="F.", len=0, seq=c.iss + 2501)])
 
 
 def test_peer_rst_after_fin_and_our_send_is_aborted():

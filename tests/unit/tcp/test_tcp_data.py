@@ -197,6 +197,24 @@ def test_window_scaling_off_when_peer_does_not_offer():
 
 
 # ---- sending: Nagle, buffers, windows -------------------------------------------------------------
+def test_nagle_minshall_sends_a_small_tail_behind_full_segments():
+    """Minshall's variant (Linux's tcp_minshall_check, the default): the tail of a write goes out
+    at once while only full-sized segments are unacknowledged; the next small segment waits
+    until that tail is acknowledged. Classic Nagle (RFC 896) holds the tail behind any data."""
+    h, s, c = est()
+    s.send(b"x" * (2 * MSS + 100), 1.0)
+    h.expect_out(1.0, [dict(len=MSS), dict(len=MSS), dict(len=100)])
+    s.send(b"y" * 10, 1.0)
+    h.expect_nothing(1.0)  # a small segment (the 100 bytes) is unacknowledged
+    h.peer_sends(1.1, h.pseg(".", PEER_ISS + 1, c.iss + 1 + 2 * MSS))
+    h.expect_nothing(1.1)  # full segments acked, the small one not yet
+    h.peer_sends(1.2, h.pseg(".", PEER_ISS + 1, c.iss + 1 + 2 * MSS + 100))
+    h.expect_out(1.2, [dict(len=10)])
+    h2, s2, c2 = est(nagle_minshall=False)
+    s2.send(b"x" * (2 * MSS + 100), 1.0)
+    h2.expect_out(1.0, [dict(len=MSS), dict(len=MSS)])
+
+
 def test_nagle_holds_small_segment_while_unacked():
     h, s, c = est()
     s.send(b"a", 1.0)
@@ -327,7 +345,7 @@ def test_every_byte_arrives_once(n):
 
 def test_data_segments_shrink_to_fit_sack_blocks():
     # MSS excludes options (RFC 6691): SACK blocks on a data segment reduce its payload
-    h = Harness(sack=True, sndbuf=100000)
+    h = Harness(sack=True, sndbuf=100000, nagle_minshall=False)
     s, c = h.established(options=TcpOptions(mss=MSS, sack_perm=True))
     data(h, c, 1.0, 100, 100)  # out of order: we now carry one SACK block
     h.take()

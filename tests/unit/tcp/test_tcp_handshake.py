@@ -58,7 +58,7 @@ def test_synack_rtt_sample_sets_rto():
 
 
 def test_peer_mss_limits_our_segments():
-    h = Harness()
+    h = Harness(nagle_minshall=False)
     s, c = h.established(options=TcpOptions(mss=500))
     assert c.snd.mss == 500
     s.send(b"x" * 1200, h.now)
