@@ -13,6 +13,7 @@ from ..core.reasons import Reason
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpSegment
 from . import cc as ccmod
 from .emit import build, sack_option, syn_options
+from .pmtu import PMTU_EXPIRES_S, PMTU_MIN
 from .receiver import Receiver
 from .sender import Sender
 from .seq import MASK, diff, ge, gt, in_window, le, lt, smax
@@ -58,7 +59,8 @@ class Connection:
         self.on_trace: Callable[..., None] | None = None
         self.heap_at: float | None = None  # layer bookkeeping: deadline of our heap entry
         # negotiated options
-        self.our_mss = layer.mss_for(raddr)
+        self.our_mss = layer.mss_for(raddr, now)
+        self.df = True  # path MTU discovery; off while the path MTU sits at the 552 floor
         self.peer_mss = 536
         self.ts_ok = False
         self.ts_offset = layer.rng.getrandbits(32)
@@ -118,6 +120,7 @@ class Connection:
         if new is State.TIME_WAIT:
             t = self.timers
             t.rto_at = t.probe_at = t.delack_at = t.persist_at = t.keepalive_at = t.deadline_at = None
+            t.pmtu_at = None
             t.time_wait_at = now + 2 * self.cfg.msl_s
         elif new is State.CLOSED:
             self.timers.clear()
@@ -1202,6 +1205,9 @@ class Connection:
         if t.keepalive_at is not None and now >= t.keepalive_at:
             t.keepalive_at = None
             self._on_keepalive(now)
+        if t.pmtu_at is not None and now >= t.pmtu_at:
+            t.pmtu_at = None
+            self._on_pmtu_expired(now)
 
     def _on_rto(self, now: float) -> None:
         st = self.state
@@ -1355,6 +1361,40 @@ class Connection:
         self._emit(ACK, (self.snd.snd_una - 1) & MASK, now)
         self.timers.keepalive_at = now + self.opts.keepalive_interval_s
 
+    def _on_frag_needed(self, mtu: int, now: float) -> None:
+        """RFC 1191: a router could not forward a segment of `mtu` + more bytes with DF set."""
+        snd = self.snd
+        opt = 12 if self.ts_ok else 0
+        if mtu - 40 - opt >= snd.mss:
+            return  # not smaller than what we send: nothing to learn (RFC 1191 6.1)
+        layer = self.layer
+        if mtu < PMTU_MIN:
+            self._count("tcp.pmtu_floored")
+            self.df = False  # as Linux does with a locked PMTU: routers may fragment below 552
+        mtu = layer.pmtu.learn(self.raddr, mtu, now)
+        self.timers.pmtu_at = now + PMTU_EXPIRES_S
+        self.our_mss = min(self.our_mss, mtu - 40)
+        new = max(mtu - 40 - opt, 64)
+        if new < snd.mss:
+            snd.mss = new
+            if snd.cc is not None:
+                snd.cc.set_mss(new)
+                self._count("tcp.pmtu_lowered")
+                snd.snd_nxt = snd.snd_una  # resend what was too big, in smaller pieces
+                self._output(now)
+        layer.touch(self)
+
+    def _on_pmtu_expired(self, now: float) -> None:
+        """RFC 1191 6.3: try the first-hop MTU again; a router still in the way says so again."""
+        self.df = True
+        self.our_mss = self.layer.mss_for(self.raddr, now)
+        snd = self.snd
+        mss = max(min(self.peer_mss, self.our_mss) - (12 if self.ts_ok else 0), 64)
+        if snd.cc is not None and mss > snd.mss:
+            snd.mss = mss
+            snd.cc.set_mss(mss)
+            self._count("tcp.pmtu_expired")
+
     def set_keepalive(self, on: bool, now: float) -> None:
         if on and self.state in (State.ESTABLISHED, State.CLOSE_WAIT):
             self.timers.keepalive_at = self.last_rx_at + self.opts.keepalive_idle_s
@@ -1365,20 +1405,16 @@ class Connection:
     # ================================================================ ICMP
     def on_icmp(self, kind: Reason, seq: int, mtu: int, now: float) -> None:
         snd = self.snd
+        if kind is Reason.FRAG_NEEDED:
+            # RFC 5927 4.1: only an error about a segment still in flight (a pure ACK is never
+            # too big); anything else may be forged by someone who does not see our traffic
+            if not (ge(seq, snd.snd_una) and lt(seq, snd.snd_max)):
+                self._count("tcp.icmp_out_of_window")
+                return
+            self._on_frag_needed(mtu, now)
+            return
         if not (in_window(seq, snd.snd_una, diff(snd.snd_max, snd.snd_una) + 1)):
             self._count("tcp.icmp_out_of_window")  # RFC 5927: the quoted seq must be in flight
-            return
-        if kind is Reason.FRAG_NEEDED:
-            new = mtu - 40 - (12 if self.ts_ok else 0)
-            if 68 <= mtu and new < snd.mss:
-                snd.mss = max(new, 64)
-                self.our_mss = min(self.our_mss, mtu - 40)
-                if snd.cc is not None:
-                    snd.cc.set_mss(snd.mss)
-                    self._count("tcp.pmtu_lowered")
-                    snd.snd_nxt = snd.snd_una  # resend what was too big, in smaller pieces
-                    self._output(now)
-                    self.layer.touch(self)
             return
         if self.state is State.SYN_SENT:
             reason = Reason.REFUSED if kind is Reason.PORT_UNREACH else kind

@@ -19,6 +19,7 @@ from .config import TcpConfig
 from .connection import Connection
 from .emit import build
 from .isn import IsnGenerator
+from .pmtu import PathMtuCache
 from .seq import gt
 from .state import State
 from .syncookie import SynCookies
@@ -61,6 +62,7 @@ class TcpLayer:
         self._chal_count = 0
         self.now = 0.0
         self.on_trace: Callable[..., None] | None = None  # default trace hook for new connections
+        self.pmtu = PathMtuCache()
         stack.tcp = self
         stack.register(self)
 
@@ -70,11 +72,14 @@ class TcpLayer:
 
         return TcpSocket(self)
 
-    def mss_for(self, raddr: int) -> int:
-        if self.config.mss:
-            return self.config.mss
-        mtu = getattr(self.stack, "mtu", None) or getattr(self.stack.config, "mtu", 1500)
-        return mtu - 40
+    def mss_for(self, raddr: int, now: float | None = None) -> int:
+        """The MSS for a new connection to `raddr`: the configured one or the interface MTU's,
+        lowered to a path MTU learned from ICMP while that has not expired."""
+        mss = self.config.mss
+        if not mss:
+            mss = (getattr(self.stack, "mtu", None) or getattr(self.stack.config, "mtu", 1500)) - 40
+        learned = self.pmtu.get(raddr, self.now if now is None else now)
+        return mss if learned is None else min(mss, learned - 40)
 
     def in_use(self, laddr: int, lport: int, raddr: int, rport: int) -> bool:
         return (laddr, lport, raddr, rport) in self.conns
@@ -204,7 +209,7 @@ class TcpLayer:
 
     # ---- output -------------------------------------------------------------------------------
     def output(self, conn: Connection, seg: bytearray, now: float) -> Reason | None:
-        return self.stack.send_ip(conn.raddr, 6, seg, now, src=conn.laddr, df=True)
+        return self.stack.send_ip(conn.raddr, 6, seg, now, src=conn.laddr, df=conn.df)
 
     def _internal_error(self) -> None:
         import traceback

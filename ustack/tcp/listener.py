@@ -97,7 +97,7 @@ class Listener:
                 wscale = Connection.offered_wscale(cfg, self.sock.opts.rcvbuf)
             clock = (int(now * 1000) + cookies.ts_offset(laddr, lport, raddr, rport)) & 0xFFFFFFFF
             ts = (encode_ts(clock, CookieOptions(peer_ws, sack, False)), o.ts[0])
-        opts = syn_options(layer.mss_for(raddr), wscale, sack, ts)
+        opts = syn_options(layer.mss_for(raddr, now), wscale, sack, ts)
         window = min(self.sock.opts.rcvbuf, 0xFFFF)
         b = build(laddr, raddr, lport, rport, isn, (seg.seq + 1) & 0xFFFFFFFF, SYN | ACK, window,
                   opts)
