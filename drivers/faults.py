@@ -1,11 +1,14 @@
-"""FaultInjector middleware: seeded loss, duplication, reordering, corruption, delay, jitter,
-rate limiting and an MTU cap, on the rx side, the tx side or both.
+"""FaultInjector middleware: runs a fault Scenario on a Device, on the rx side, the tx side or
+both: targeted rules, scheduled link changes, and the independent per-frame faults (loss or a
+bursty loss model, duplication, reordering, corruption, delay, jitter, rate limit, MTU cap).
 
 Everything is driven by the `now` values passed in (no clock is read), and every random choice
-comes from a `random.Random` seeded per direction, so a run is replayable: the same seed and the
-same calls give the same frames at the same times. See docs/faults.md.
+comes from a `random.Random` seeded per direction and per kind of fault, so a run is replayable:
+the same seed and the same calls give the same frames at the same times, and the i-th frame of
+a direction gets the same loss decision whatever the frames' contents. See docs/faults.md.
 
-Per frame, in this order (each direction has its own pipeline and its own RNG):
+Per frame, in this order (each direction has its own pipeline):
+  link down -> blackhole -> scheduled MTU -> rules (in order) ->
   mtu cap -> loss -> duplicate -> corrupt (each copy) -> reorder -> rate limit -> delay/jitter
 """
 
@@ -13,177 +16,24 @@ from __future__ import annotations
 
 import heapq
 import random
-import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .base import ETHERNET_HEADER_LEN, Device, Middleware, earliest
+from .engine import FaultEngine, FaultEvent, Listener
+from .faultconfig import DIRECTIONS, SPEC_ALIASES, SPEC_HELP, FaultConfig, spec_keys
+from .filters import UNDECODED, Decoded, corrupt_field, truncate
+from .lossmodel import LossState
+from .scenario import Scenario
 
-DIRECTIONS = ("both", "rx", "tx")
 STAT_KEYS = ("seen", "dropped", "duplicated", "corrupted", "reordered", "delayed",
-             "rate_queued", "rate_dropped", "oversize_dropped")
+             "rate_queued", "rate_dropped", "oversize_dropped",
+             "rule_dropped", "rule_duplicated", "rule_delayed", "rule_corrupted", "rule_truncated",
+             "rule_reordered", "down_dropped", "blackholed", "mtu_dropped", "icmp_sent")
 _MAX_PULL_ROUNDS = 16  # bound on inner reads per recv call when every frame gets dropped
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """What to do to frames. Probabilities are per frame, in [0, 1]."""
-
-    seed: int = 0
-    loss: float = 0.0
-    duplicate: float = 0.0
-    reorder: float = 0.0
-    reorder_depth: int = 3  # a held frame is overtaken by this many later frames ...
-    reorder_hold_s: float = 0.05  # ... or released after this long, whichever comes first
-    corrupt: float = 0.0  # flip one random bit (never in the Ethernet header)
-    delay_s: float = 0.0
-    jitter_s: float = 0.0  # delay is uniform in [delay_s - jitter_s, delay_s + jitter_s], >= 0
-    rate_bps: float | None = None  # token bucket in bits/s (None: unlimited)
-    rate_burst_bytes: int = 0  # bucket depth; 0 means frames leave one serialization time apart
-    rate_queue: int = 100  # frames waiting for tokens; more are dropped (tail drop)
-    mtu_cap: int | None = None  # drop frames longer than this many bytes
-    direction: str = "both"
-
-    def __post_init__(self) -> None:
-        for name in ("loss", "duplicate", "reorder", "corrupt"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name}={p} is not a probability in [0, 1]")
-        for name in ("delay_s", "jitter_s", "reorder_hold_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.reorder_depth < 1:
-            raise ValueError("reorder_depth must be >= 1")
-        if self.rate_bps is not None and self.rate_bps <= 0:
-            raise ValueError("rate_bps must be > 0 (or None for unlimited)")
-        if self.rate_burst_bytes < 0 or self.rate_queue < 0:
-            raise ValueError("rate_burst_bytes and rate_queue must be >= 0")
-        if self.mtu_cap is not None and self.mtu_cap < 1:
-            raise ValueError("mtu_cap must be >= 1")
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, not {self.direction!r}")
-
-    @classmethod
-    def from_spec(cls, spec: str, **overrides: Any) -> FaultConfig:
-        """Parse "loss=2%,reorder=0.01,delay=20ms,jitter=5ms,rate=10mbit,mtu=1200,dir=rx,seed=7".
-
-        Keys are field names or the short aliases in SPEC_ALIASES; `overrides` win over the
-        spec. Empty, "none" and "off" mean no faults. Raises ValueError on anything unknown.
-        """
-        kw: dict[str, Any] = {}
-        spec = spec.strip()
-        if spec and spec.lower() not in ("none", "off"):
-            for item in spec.split(","):
-                item = item.strip()
-                if not item:
-                    continue
-                key, sep, value = item.partition("=")
-                key = key.strip().lower().replace("-", "_")
-                key = SPEC_ALIASES.get(key, key)
-                if not sep or key not in _PARSERS:
-                    raise ValueError(f"bad fault spec item {item!r}; keys: {', '.join(spec_keys())}")
-                try:
-                    kw[key] = _PARSERS[key](value.strip())
-                except ValueError as e:
-                    raise ValueError(f"bad value in fault spec item {item!r}: {e}") from None
-        kw.update(overrides)
-        return cls(**kw)
-
-    @classmethod
-    def from_args(cls, args: Any) -> FaultConfig:
-        """From an argparse namespace with a `faults` spec string (and optional `seed`)."""
-        overrides = {}
-        if getattr(args, "seed", None) is not None:
-            overrides["seed"] = args.seed
-        return cls.from_spec(getattr(args, "faults", "") or "", **overrides)
-
-    def to_spec(self) -> str:
-        """The non-default settings as a spec string (round-trips through from_spec)."""
-        default = FaultConfig()
-        parts = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if v != getattr(default, f.name) or f.name == "seed":
-                parts.append(f"{f.name}={v}")
-        return ",".join(parts)
-
-    @property
-    def is_noop(self) -> bool:
-        return replace(self, seed=0, direction="both") == FaultConfig()
-
-
-SPEC_ALIASES = {
-    "drop": "loss", "dup": "duplicate", "depth": "reorder_depth", "hold": "reorder_hold_s",
-    "delay": "delay_s", "jitter": "jitter_s", "rate": "rate_bps", "burst": "rate_burst_bytes",
-    "queue": "rate_queue", "mtu": "mtu_cap", "dir": "direction",
-}
-
-_TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-_RATE_UNITS = {"": 1.0, "bit": 1.0, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
-_NUM_UNIT = re.compile(r"^([0-9.eE+-]+)\s*([a-zA-Z%]*)$")
-
-
-def _split(value: str) -> tuple[float, str]:
-    m = _NUM_UNIT.match(value)
-    if not m:
-        raise ValueError(f"not a number: {value!r}")
-    return float(m.group(1)), m.group(2).lower()
-
-
-def _prob(value: str) -> float:
-    num, unit = _split(value)
-    if unit == "%":
-        return num / 100.0
-    if unit:
-        raise ValueError(f"unknown unit {unit!r} for a probability")
-    return num
-
-
-def _duration(value: str) -> float:
-    num, unit = _split(value)
-    if unit not in _TIME_UNITS:
-        raise ValueError(f"unknown time unit {unit!r} (use s, ms, us, ns)")
-    return num * _TIME_UNITS[unit]
-
-
-def _rate(value: str) -> float | None:
-    if value.lower() in ("none", "off", "0", ""):
-        return None
-    num, unit = _split(value)
-    if unit not in _RATE_UNITS:
-        raise ValueError(f"unknown rate unit {unit!r} (use bit, kbit, mbit, gbit: bits per second)")
-    return num * _RATE_UNITS[unit]
-
-
-def _opt_int(value: str) -> int | None:
-    return None if value.lower() in ("none", "off") else int(value)
-
-
-def _direction(value: str) -> str:
-    return value.lower()
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "seed": int, "loss": _prob, "duplicate": _prob, "reorder": _prob, "reorder_depth": int,
-    "reorder_hold_s": _duration, "corrupt": _prob, "delay_s": _duration, "jitter_s": _duration,
-    "rate_bps": _rate, "rate_burst_bytes": int, "rate_queue": int, "mtu_cap": _opt_int,
-    "direction": _direction,
-}
-
-
-def spec_keys() -> list[str]:
-    return sorted(set(_PARSERS) | set(SPEC_ALIASES))
-
-
-SPEC_HELP = (
-    "comma-separated key=value: loss|drop, duplicate|dup, reorder, corrupt (probabilities, "
-    "0.02 or 2%), reorder_depth|depth (frames), reorder_hold_s|hold, delay_s|delay, "
-    "jitter_s|jitter (s, ms, us), rate_bps|rate (bit, kbit, mbit, gbit), "
-    "rate_burst_bytes|burst, rate_queue|queue (frames), mtu_cap|mtu (bytes), "
-    "direction|dir (both, rx, tx), seed"
-)
+_RULE_STAT = {"drop": "rule_dropped", "duplicate": "rule_duplicated", "delay": "rule_delayed",
+              "corrupt": "rule_corrupted", "truncate": "rule_truncated", "reorder": "rule_reordered"}
 
 
 class _Lane:
@@ -193,8 +43,23 @@ class _Lane:
     def __init__(self, owner: FaultInjector, name: str, emit: Callable[[bytes, float], None]) -> None:
         self.owner = owner
         self.name = name
+        self.direction = "out" if name == "tx" else "in"
+        self.label = f"{owner.name}.{name}" if owner.name else name
         self.emit = emit
-        self.rng = random.Random(f"ustack.faults:{owner.config.seed}:{name}")
+        seed = owner.config.seed
+
+        def rng(kind: str) -> random.Random:
+            return random.Random(f"ustack.faults:{seed}:{name}:{kind}")
+
+        # One stream per kind of decision: the loss decisions do not shift when a corrupted
+        # frame draws a bit position or a jittered one a delay.
+        self.rng = rng("other")  # corrupt bit positions, jitter
+        self._rng_dup = rng("duplicate")
+        self._rng_corrupt = rng("corrupt")
+        self._rng_reorder = rng("reorder")
+        self._rng_rules = rng("rules")
+        self._loss = LossState(owner.config.loss_process(), rng("loss"))
+        self._loss_for = owner.config
         self.stats = dict.fromkeys(STAT_KEYS, 0)
         self._seq = 0  # tie-breaker that keeps equal-time frames FIFO
         # reorder: [remaining frames, release_at, seq, frame]
@@ -205,30 +70,104 @@ class _Lane:
         self._rate_q: deque[bytes] = deque()
         # delay: heap of (due, seq, frame)
         self._delayed: list[tuple[float, int, bytes]] = []
+        # frames a rule delays: heap of (due, seq, frame), re-entering the link faults when due
+        self._ruled: list[tuple[float, int, bytes]] = []
+
+    def _fire(self, t: float, kind: str, cause: str, frame: bytes | None) -> None:
+        self.owner.engine.fire(t, kind, self.label, cause, frame)
 
     # -- arrival -----------------------------------------------------------------------------
     def arrive(self, frame: bytes, now: float) -> None:
+        eng = self.owner.engine
+        eng.advance(now)
         self.advance(now)
+        st = self.stats
+        st["seen"] += 1
+        d = eng.decode(frame)
+        if eng.down:
+            st["down_dropped"] += 1
+            self._fire(now, "down-drop", "link down", frame)
+            return
+        if eng.blackholes:
+            for bh in eng.blackholes:
+                if bh.matches(d, self.direction, eng.isns):
+                    st["blackholed"] += 1
+                    self._fire(now, "blackhole", "blackhole", frame)
+                    return
+        if eng.mtus:
+            mtu, icmp = eng.mtus[-1]
+            if len(frame) - d.ip_off > mtu:
+                st["mtu_dropped"] += 1
+                self._fire(now, "mtu-drop", f"mtu {mtu}", frame)
+                if icmp:
+                    self.owner.frag_needed(self, frame, d, mtu, now)
+                return
+        if eng.rules:
+            self._rules(frame, d, now)
+        else:
+            self._link(frame, now)
+        eng.after_frame(d, self.direction, now)
+
+    def _rules(self, frame: bytes, d: Decoded, now: float) -> None:
+        eng = self.owner.engine
+        copies = 1
+        delay = 0.0
+        reorder: tuple[int, float] | None = None
+        for rs in eng.rules:
+            if not rs.hit(d, self.direction, eng.isns):
+                continue
+            rule = rs.rule
+            self.stats[_RULE_STAT[rule.action]] += 1
+            self._fire(now, rule.action, rule.text, frame)
+            if rule.action == "drop":
+                return
+            if rule.action == "duplicate":
+                copies += rule.count
+            elif rule.action == "delay":
+                delay = max(delay, rule.delay_s)
+            elif rule.action == "corrupt":
+                frame = corrupt_field(frame, d, rule.field, rule.value,  # type: ignore[arg-type]
+                                      self._rng_rules.getrandbits)
+            elif rule.action == "truncate":
+                frame = truncate(frame, d, rule.count)
+            elif rule.action == "reorder":
+                reorder = (rule.count, rule.delay_s)
+        for _ in range(copies):
+            if delay:
+                self._seq += 1
+                heapq.heappush(self._ruled, (now + delay, self._seq, frame))
+            elif reorder is not None:
+                self._seq += 1
+                self._held.append([reorder[0], now + reorder[1], self._seq, frame])
+            else:
+                self._link(frame, now)
+
+    def _link(self, frame: bytes, now: float) -> None:
+        """The independent per-frame faults of the link."""
         cfg = self.owner.config
         st = self.stats
-        rng = self.rng
-        st["seen"] += 1
         if cfg.mtu_cap is not None and len(frame) > cfg.mtu_cap:
             st["oversize_dropped"] += 1
+            self._fire(now, "oversize", f"mtu_cap {cfg.mtu_cap}", frame)
             return
-        if cfg.loss and rng.random() < cfg.loss:
+        if cfg is not self._loss_for:  # changed by set_config or a scheduled change
+            self._loss.model = cfg.loss_process()
+            self._loss_for = cfg
+        if self._loss.model.p and self._loss.lost():
             st["dropped"] += 1
+            self._fire(now, "loss", self._loss.model.describe(), frame)
             return
         copies = 1
-        if cfg.duplicate and rng.random() < cfg.duplicate:
+        if cfg.duplicate and self._rng_dup.random() < cfg.duplicate:
             st["duplicated"] += 1
+            self._fire(now, "duplicate", "random", frame)
             copies = 2
         for _ in range(copies):
             f = frame
-            if cfg.corrupt and rng.random() < cfg.corrupt:
+            if cfg.corrupt and self._rng_corrupt.random() < cfg.corrupt:
                 f = self._flip_bit(f)
+                self._fire(now, "corrupt", "random", f)
             self._reorder_stage(f, now)
-
     def _flip_bit(self, frame: bytes) -> bytes:
         # Never touch the Ethernet header: a changed MAC/ethertype is a misdelivery, not the
         # checksum error this fault is meant to provoke.
@@ -252,8 +191,9 @@ class _Lane:
                 h[0] -= 1
                 (released if h[0] <= 0 else still).append(h)
             self._held = still
-        if cfg.reorder and self.rng.random() < cfg.reorder:
+        if cfg.reorder and self._rng_reorder.random() < cfg.reorder:
             self.stats["reordered"] += 1
+            self._fire(now, "reorder", "random", frame)
             self._seq += 1
             self._held.append([cfg.reorder_depth, now + cfg.reorder_hold_s, self._seq, frame])
         else:
@@ -272,6 +212,7 @@ class _Lane:
             self._delay_stage(frame, t)
         elif len(self._rate_q) >= cfg.rate_queue:
             self.stats["rate_dropped"] += 1
+            self._fire(t, "rate-drop", f"rate queue of {cfg.rate_queue} full", frame)
         else:
             self.stats["rate_queued"] += 1
             self._rate_q.append(frame)
@@ -307,6 +248,10 @@ class _Lane:
     # -- time --------------------------------------------------------------------------------
     def advance(self, now: float) -> None:
         """Release everything due by `now`, stage by stage in time order."""
+        ruled = self._ruled
+        while ruled and ruled[0][0] <= now:  # frames a rule delayed rejoin the link faults
+            due, _, frame = heapq.heappop(ruled)
+            self._link(frame, due)
         # Upstream events (held-frame timeouts, token-bucket releases) in time order. Bounded:
         # a held frame makes at most two events (timeout, then maybe a rate-queue release).
         for _ in range(2 * len(self._held) + len(self._rate_q) + 1):
@@ -335,19 +280,27 @@ class _Lane:
             min((h[1] for h in self._held), default=None),
             self._rate_next_at(),
             self._delayed[0][0] if self._delayed else None,
+            self._ruled[0][0] if self._ruled else None,
         )
 
     def queued(self) -> int:
-        return len(self._held) + len(self._rate_q) + len(self._delayed)
+        return len(self._held) + len(self._rate_q) + len(self._delayed) + len(self._ruled)
 
 
 class FaultInjector(Middleware):
     """Wraps a Device and misbehaves on purpose, reproducibly for a given seed.
 
+    `scenario` (a Scenario: link faults, rules, schedule) or `config` (link faults only) or the
+    keyword arguments say what to do. `engine`: a FaultEngine shared with other injectors (a
+    simulator link's ports); by default each injector has its own. `origin`: the time scheduled
+    changes count from (default: the first `now` seen). `name` labels its fault events.
+
     Frames held back (delay, jitter, rate queue, reorder) are released by any call that gets
-    `now` (`send`, `recv`, `recv_batch`, `advance`); `poll_at()` says when the next one is due,
-    so a runtime that sleeps until `poll_at()` and then calls `recv_batch(now)` drives both
-    directions. Delayed tx frames reach the inner device with their due time as `now`.
+    `now` (`send`, `recv`, `recv_batch`, `advance`); `poll_at()` says when the next one is due
+    (scheduled changes included), so a runtime that sleeps until `poll_at()` and then calls
+    `recv_batch(now)` drives both directions. Delayed tx frames reach the inner device with
+    their due time as `now`. Every fault that fires is counted (`stats`, `engine.counts`) and
+    sent to the listeners (`add_listener(fn)`, fn(FaultEvent)).
     """
 
     def __init__(self, inner: Device, seed: int = 0, loss: float = 0.0, duplicate: float = 0.0,
@@ -355,8 +308,13 @@ class FaultInjector(Middleware):
                  delay_s: float = 0.0, jitter_s: float = 0.0, rate_bps: float | None = None,
                  mtu_cap: int | None = None, direction: str = "both", *,
                  reorder_hold_s: float = 0.05, rate_burst_bytes: int = 0, rate_queue: int = 100,
-                 config: FaultConfig | None = None) -> None:
+                 config: FaultConfig | None = None, scenario: Scenario | None = None,
+                 engine: FaultEngine | None = None, origin: float | None = None, name: str = "") -> None:
         super().__init__(inner)
+        if scenario is not None:
+            if config is not None:
+                raise ValueError("give config or scenario, not both")
+            config = scenario.link
         if config is None:
             config = FaultConfig(
                 seed=seed, loss=loss, duplicate=duplicate, reorder=reorder,
@@ -365,7 +323,18 @@ class FaultInjector(Middleware):
                 rate_burst_bytes=rate_burst_bytes, rate_queue=rate_queue, mtu_cap=mtu_cap,
                 direction=direction,
             )
+        if scenario is None:
+            scenario = Scenario(config)
+        self.name = name
         self.config = config
+        self.base_config = config  # what a scheduled change restores
+        self.scenario = scenario
+        if engine is None:
+            engine = FaultEngine(scenario, inner.medium, origin=origin)
+        elif origin is not None:
+            engine.start(origin)
+        self.engine = engine
+        engine.attach(self)
         self._rx_ready: deque[bytes] = deque()
         self._tx_last = float("-inf")
         self._last_now: float | None = None
@@ -383,6 +352,30 @@ class FaultInjector(Middleware):
             raise ValueError("direction and seed cannot change on a live FaultInjector")
         self.config = config
 
+    def add_listener(self, fn: Listener) -> None:
+        """Call fn(FaultEvent) for every fault that fires (on this injector's engine)."""
+        self.engine.add_listener(fn)
+
+    def frag_needed(self, lane: _Lane, frame: bytes, d: Decoded, mtu: int, now: float) -> None:
+        """An ICMP fragmentation-needed for a DF frame too big for a scheduled MTU, sent back to
+        where the frame came from (as the router at the narrow hop would), from the frame's
+        destination address."""
+        from ustack import wire
+        from ustack.wire import icmp as icmpw
+
+        if d is UNDECODED or d.proto is None or not frame[d.ip_off + 6] & 0x40:
+            return
+        msg = wire.IcmpMessage.error(icmpw.DEST_UNREACH, icmpw.FRAG_NEEDED, frame[d.ip_off:], mtu).emit()
+        pkt = wire.Ipv4Packet(d.dst, d.src, 1, msg, ttl=64).emit()
+        if self.medium == "ethernet":
+            pkt = frame[6:12] + frame[0:6] + b"\x08\x00" + pkt
+        lane.stats["icmp_sent"] += 1
+        self.engine.fire(now, "icmp-frag-needed", lane.label, f"mtu {mtu}", pkt)
+        if lane.name == "tx":
+            self._rx_ready.append(pkt)  # to our own stack
+        else:
+            self.inner.send(pkt, now)  # back to the peer
+
     # -- lane outputs ------------------------------------------------------------------------
     def _emit_tx(self, frame: bytes, t: float) -> None:
         # Keep the inner device's clock monotonic even when a delayed frame is released late.
@@ -398,6 +391,7 @@ class FaultInjector(Middleware):
     def advance(self, now: float) -> None:
         """Release whatever is due at `now` in both directions."""
         self._last_now = now
+        self.engine.advance(now)
         if self._tx is not None:
             self._tx.advance(now)
         if self._rx is not None:
@@ -452,6 +446,7 @@ class FaultInjector(Middleware):
             return self._last_now  # already receivable
         return earliest(
             self.inner.poll_at(),
+            self.engine.next_at(),
             self._tx.next_at() if self._tx is not None else None,
             self._rx.next_at() if self._rx is not None else None,
         )
@@ -477,4 +472,8 @@ class FaultInjector(Middleware):
         return dict(lane.stats) if lane is not None else dict.fromkeys(STAT_KEYS, 0)
 
     def __repr__(self) -> str:
-        return f"FaultInjector({self.inner!r}, {self.config.to_spec()})"
+        return f"FaultInjector({self.inner!r}, {self.scenario.describe() or 'no faults'})"
+
+
+__all__ = ["DIRECTIONS", "FaultConfig", "FaultEvent", "FaultInjector", "SPEC_ALIASES", "SPEC_HELP",
+           "STAT_KEYS", "spec_keys"]

@@ -1,7 +1,13 @@
-"""PcapWriter middleware (records frames to a classic pcap file) and a reader for tools.
+"""PcapWriter middleware (records frames to a classic pcap file, or to pcapng with fault
+comments) and readers for tools.
 
 Timestamps are the `now` values passed in, never the wall clock, so a simulator run with a
 virtual clock and a fixed seed produces a byte-identical file.
+
+With `comments=True` the file is pcapng: interface 0 carries the frames, interface 1
+("ustack-faults", no payload) carries one record per fault event, whose comment is the event's
+text (`fault drop tx (drop tcp data dir=out nth=50): IP ...`). tshark shows them as
+`frame.comment`; `read_fault_comments` reads them back.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import io
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import dpkt
 
@@ -22,6 +28,13 @@ DIRECTIONS = ("both", "rx", "tx")
 
 # Record header in the writer's (native) byte order, as dpkt.pcap.Writer writes the file header.
 _REC = struct.Struct("=IIII")
+# pcapng Enhanced Packet Block without options (little-endian, as the section header says):
+# type, total length, interface, timestamp high/low (microseconds), captured and original length.
+_EPB = struct.Struct("<IIIIIII")
+_U32 = struct.Struct("<I")
+LINKTYPE_USER0 = 147  # the fault-event interface: records without payload, only comments
+FAULT_INTERFACE = "ustack-faults"
+FAULT_PREFIX = "fault "
 
 
 def linktype_for(medium: str) -> int:
@@ -36,7 +49,7 @@ class PcapWriter(Middleware):
     """
 
     def __init__(self, inner: Device, path_or_file: str | Path | BinaryIO, direction: str = "both",
-                 snaplen: int = 65535, *, ts_offset: float = 0.0) -> None:
+                 snaplen: int = 65535, *, ts_offset: float = 0.0, comments: bool = False) -> None:
         super().__init__(inner)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
@@ -50,7 +63,12 @@ class PcapWriter(Middleware):
         else:
             self._f = path_or_file
             self._owned = False
-        dpkt.pcap.Writer(self._f, snaplen=snaplen, linktype=self.linktype)  # writes the file header
+        self.comments = comments
+        if comments:
+            self._f.write(_pcapng_header(self.linktype, snaplen))
+        else:
+            dpkt.pcap.Writer(self._f, snaplen=snaplen, linktype=self.linktype)  # writes the file header
+        self.events_written = 0
         self._rx = direction in ("both", "rx")
         self._tx = direction in ("both", "tx")
         self.frames_written = 0
@@ -60,11 +78,30 @@ class PcapWriter(Middleware):
         if self._closed:
             return
         # Integer microseconds via round() so 0.9999999 s never yields usec == 1000000.
-        sec, usec = divmod(round((now + self.ts_offset) * 1_000_000), 1_000_000)
+        us = round((now + self.ts_offset) * 1_000_000)
         data = frame[: self.snaplen]
-        self._f.write(_REC.pack(sec & 0xFFFFFFFF, usec, len(data), len(frame)))
-        self._f.write(data)
+        if self.comments:
+            n = len(data)
+            pad = -n % 4
+            total = _EPB.size + n + pad + 4
+            self._f.write(_EPB.pack(6, total, 0, (us >> 32) & 0xFFFFFFFF, us & 0xFFFFFFFF, n, len(frame)))
+            self._f.write(bytes(data) + b"\0" * pad + _U32.pack(total))
+        else:
+            sec, usec = divmod(us, 1_000_000)
+            self._f.write(_REC.pack(sec & 0xFFFFFFFF, usec, len(data), len(frame)))
+            self._f.write(data)
         self.frames_written += 1
+
+    def note_fault(self, event: Any) -> None:
+        """A fault event (drivers.FaultEvent) as a comment record on the fault interface."""
+        if self._closed or not self.comments:
+            return
+        us = round((event.t + self.ts_offset) * 1_000_000)
+        epb = dpkt.pcapng.EnhancedPacketBlockLE(
+            iface_id=1, ts_high=(us >> 32) & 0xFFFFFFFF, ts_low=us & 0xFFFFFFFF, pkt_data=b"",
+            opts=[_comment(event.text()), dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_ENDOFOPT)])
+        self._f.write(bytes(epb))
+        self.events_written += 1
 
     def send(self, frame: bytes, now: float) -> None:
         if self._tx:
@@ -114,6 +151,63 @@ class PcapTruncated(PcapError):
 _PCAP_MAGIC = {0xA1B2C3D4: ("<", 1e6), 0xA1B23C4D: ("<", 1e9), 0xD4C3B2A1: (">", 1e6), 0x4D3CB2A1: (">", 1e9)}
 _FILE_HDR_LEN = 24
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+def _comment(text: str) -> Any:
+    return dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_COMMENT, text=text)
+
+
+def _pcapng_header(linktype: int, snaplen: int) -> bytes:
+    """Section header and the two interfaces: the frames (0) and the fault events (1)."""
+    ng = dpkt.pcapng
+    end = ng.PcapngOptionLE(code=ng.PCAPNG_OPT_ENDOFOPT)
+    app = ng.PcapngOptionLE(code=ng.PCAPNG_OPT_SHB_USERAPPL, data=b"ustack")
+    shb = ng.SectionHeaderBlockLE(opts=[app, end])
+    frames = ng.InterfaceDescriptionBlockLE(
+        linktype=linktype, snaplen=snaplen,
+        opts=[ng.PcapngOptionLE(code=ng.PCAPNG_OPT_IF_NAME, data=b"ustack"), end])
+    faults = ng.InterfaceDescriptionBlockLE(
+        linktype=LINKTYPE_USER0, snaplen=snaplen,
+        opts=[ng.PcapngOptionLE(code=ng.PCAPNG_OPT_IF_NAME, data=FAULT_INTERFACE.encode()),
+              ng.PcapngOptionLE(code=ng.PCAPNG_OPT_IF_DESCRIPTION,
+                                data=b"ustack fault events: one comment per record, no payload"), end])
+    return bytes(shb) + bytes(frames) + bytes(faults)
+
+
+def read_fault_comments(path_or_file: str | Path | BinaryIO) -> list[tuple[float, str]]:
+    """(timestamp, comment) of every fault-event record of a pcapng file ([] for a classic pcap)."""
+    if isinstance(path_or_file, (str, Path)):
+        with open(path_or_file, "rb") as f:
+            data = f.read()
+    else:
+        data = path_or_file.read()
+    if data[:4] != b"\x0a\x0d\x0d\x0a" or data[8:12] != b"\x4d\x3c\x2b\x1a":
+        return []  # classic pcap, or a big-endian section (never written here)
+    ng = dpkt.pcapng
+    out = []
+    iface = -1
+    fault_iface = None
+    pos = 0
+    while pos + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, pos)
+        if blen < 12 or pos + blen > len(data):
+            break
+        block = data[pos:pos + blen]
+        if btype == ng.PCAPNG_BT_IDB:
+            iface += 1
+            idb = ng.InterfaceDescriptionBlockLE(block)
+            for opt in idb.opts:
+                if opt.code == ng.PCAPNG_OPT_IF_NAME and opt.data.rstrip(b"\0") == FAULT_INTERFACE.encode():
+                    fault_iface = iface
+        elif btype == ng.PCAPNG_BT_EPB:
+            epb = ng.EnhancedPacketBlockLE(block)
+            if epb.iface_id == fault_iface:
+                ts = ((epb.ts_high << 32) | epb.ts_low) / 1e6
+                for opt in epb.opts:
+                    if opt.code == ng.PCAPNG_OPT_COMMENT:
+                        out.append((ts, opt.text))
+        pos += blen
+    return out
 
 
 def read_pcap(path_or_file: str | Path | BinaryIO) -> Iterator[tuple[float, bytes, int]]:
@@ -171,5 +265,12 @@ def _read_pcapng(data: bytes) -> Iterator[tuple[float, bytes, int]]:
             return
         except (ValueError, dpkt.UnpackError) as e:
             raise PcapTruncated(f"pcapng cut off or damaged after {n} complete records ({e})", n) from None
+        if not frame:  # a fault-event record (comment only, see read_fault_comments)
+            continue
         yield float(ts), bytes(frame), linktype
         n += 1
+
+
+    for ts, data in reader:
+        if data:  # pcapng fault-event records carry no frame
+            yield float(ts), bytes(data), linktype

@@ -211,6 +211,13 @@ class Tracer(Middleware):
         except Exception:  # noqa: BLE001, S110 - a closed or broken trace sink never stops traffic
             pass
 
+    def note_fault(self, event: Any) -> None:
+        """A fault event (drivers.FaultEvent) as a `!` line: `1.250000 ! fault drop tx (...): IP ...`."""
+        try:
+            self._emit(f"{event.t - self.clock_origin:.6f} ! {event.text()}")
+        except Exception:  # noqa: BLE001, S110 - a closed or broken trace sink never stops traffic
+            pass
+
     def send(self, frame: bytes, now: float) -> None:
         if self._tx:
             self._line(">", frame, now)

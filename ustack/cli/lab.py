@@ -20,14 +20,14 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from . import labkernel as K
 from . import netns
 from .labscenarios import SCENARIOS, LabContext, Outcome, Scenario
 from .labview import LabView
-from .options import UsageError, check_output_file, fault_config
+from .options import UsageError, check_output_file, fault_scenario
 from .tracefile import TraceSink
 
 DEFAULT_SEED = 7  # the lab is reproducible run to run: same ports, same ISNs, same fault pattern
@@ -64,17 +64,15 @@ def run(args: argparse.Namespace) -> int:
     if args.transfer_mb <= 0 or args.transfer_mb > 1024:
         raise UsageError("--transfer-mb must be in (0, 1024]")
     seed = args.seed if args.seed is not None else DEFAULT_SEED
-    user_faults = fault_config(args)
+    user_faults = fault_scenario(args)
     if user_faults is not None:
-        user_faults = None if user_faults.is_noop else replace(user_faults, seed=seed)
-    try:
-        transfer_loss = fault_config(argparse.Namespace(faults=f"loss={args.transfer_loss}", seed=None))
-    except UsageError as e:
-        raise UsageError(f"--transfer-loss: {e}") from None
-    if transfer_loss is None:  # --transfer-loss 0
-        from ustack.drivers import FaultConfig
+        user_faults = None if user_faults.is_noop else user_faults.with_seed(seed)
+    from ustack.drivers import FaultConfig
 
-        transfer_loss = FaultConfig()
+    try:
+        transfer_loss = FaultConfig.from_spec(f"loss={args.transfer_loss}")
+    except ValueError as e:
+        raise UsageError(f"--transfer-loss: bad fault option: {e}") from None
     if args.out:
         try:
             os.makedirs(args.out, exist_ok=True)

@@ -124,7 +124,7 @@ class LabContext:
         a = self.args
         return {"device": "tap" if a.tap else "tun", "ifname": a.ifname, "kernel": f"{K.KERNEL}/{K.PREFIX}",
                 "ustack": f"{K.USTACK}/{K.PREFIX}", "mtu": a.mtu,
-                "faults": self.user_faults.to_spec() if self.user_faults is not None else None,
+                "faults": self.user_faults.describe() if self.user_faults is not None else None,
                 "syn_schedule": syn_schedule_text()}
 
     # -- helpers for scenarios ------------------------------------------------------------------
@@ -499,7 +499,8 @@ def sc_transfer(ctx: LabContext) -> Outcome:
     finally:
         _restore_faults(ctx, inj, old)
     info["frames_dropped_by_faults"] = ctx.fault_stats().get("dropped", 0) - drops0
-    info["loss"] = (ctx.user_faults or ctx.transfer_faults).loss
+    link = ctx.user_faults.link if ctx.user_faults else ctx.transfer_faults
+    info["loss"] = link.loss_process().loss_rate()
     u, d = info["upload"], info["download"]
     got_text = (f"{n / 1e6:g} MB up {u['mbps']} Mbit/s ({u['ustack_retransmits']} retransmitted "
                 f"segs), down {d['mbps']} Mbit/s ({d['kernel_retransmits']} kernel retransmitted segs), "

@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if hasattr(args, "faults"):
-            o.fault_config(args)  # bad fault values are usage errors whatever the command
+            o.fault_scenario(args)  # bad fault values are usage errors whatever the command
         run = getattr(importlib.import_module(module_name), func_name)
         return int(run(args) or 0)
     except UsageError as e:

@@ -146,34 +146,59 @@ def add_fault_options(p: argparse.ArgumentParser, seed_default: str = "0") -> No
     g = p.add_argument_group("fault injection (on the device, both directions; see docs/faults.md)")
     for opt, _key, metavar, text in FAULT_OPTIONS:
         g.add_argument(opt, metavar=metavar, help=text)
-    g.add_argument("--faults", metavar="SPEC",
-                   help='all of the above as one spec, e.g. "loss=2%%,reorder=1%%,delay=5ms"')
+    g.add_argument("--faults", metavar="FILE|SPEC",
+                   help="a scenario file (FILE.toml: bursty loss, targeted rules, scheduled link changes; "
+                        'see docs/faults.md) or the options above as one spec, e.g. "loss=2%%,delay=5ms"')
     g.add_argument("--seed", type=positive_int, default=None,
                    help=f"random seed of the faults (default {seed_default})")
 
 
-def fault_config(args: argparse.Namespace) -> Any:
-    """A drivers.FaultConfig from the fault options, or None when no fault was asked for.
+def fault_scenario(args: argparse.Namespace) -> Any:
+    """A drivers.Scenario from the fault options, or None when no fault was asked for.
 
-    Raises UsageError with a one-line message for bad values."""
-    from ustack.drivers import FaultConfig
+    `--faults` is a scenario file (FILE.toml) or a spec string; the shorthand options (--loss
+    ...) set the same [link] faults and win over the file's; --seed replaces the seed. The
+    shorthands build the same Scenario a file does. Raises UsageError with one line (for a
+    file: FILE:LINE: what is wrong)."""
+    from dataclasses import fields
 
+    from ustack.drivers import FaultConfig, Scenario, ScenarioError, load_scenario
+    from ustack.drivers.scenario import is_scenario_path
+
+    spec = getattr(args, "faults", None) or ""
     items = []
-    spec = getattr(args, "faults", None)
-    if spec:
-        items.append(spec)
     for opt, key, _m, _h in FAULT_OPTIONS:
         value = getattr(args, opt[2:].replace("-", "_"), None)
         if value is not None:
             items.append(f"{key}={value}")
     seed = getattr(args, "seed", None)
+    scenario: Scenario
+    if spec and is_scenario_path(spec):
+        try:
+            scenario = load_scenario(spec)
+        except ScenarioError as e:
+            raise UsageError(f"--faults {e}") from None
+        spec = ""
+    else:
+        scenario = Scenario(source="options")
     try:
-        cfg = FaultConfig.from_spec(",".join(items), **({"seed": seed} if seed is not None else {}))
+        shorthand = FaultConfig.from_spec(",".join([spec, *items]))
     except (ValueError, TypeError) as e:
         raise UsageError(f"bad fault option: {e}") from None
-    if cfg.is_noop and seed is None:
+    default = FaultConfig()
+    changed = {f.name: getattr(shorthand, f.name) for f in fields(FaultConfig)
+               if f.name != "seed" and getattr(shorthand, f.name) != getattr(default, f.name)}
+    if "loss" in changed and scenario.link.loss_model is not None:
+        raise UsageError(f"--loss and the [loss] model of {scenario.source} both set the loss: keep one")
+    try:
+        scenario = scenario.with_link(**changed)
+    except ValueError as e:
+        raise UsageError(f"bad fault option: {e}") from None
+    if seed is not None:
+        scenario = scenario.with_seed(seed)
+    if scenario.is_noop and seed is None:
         return None
-    return cfg
+    return scenario
 
 
 def check_test_net(*cidrs: str | None) -> None:
@@ -205,7 +230,7 @@ def check_output_file(path: str | None, option: str) -> None:
 def host_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for `ustack.Host.open` from the device/capture/fault options."""
     kw: dict[str, Any] = {"addr": args.addr, "peer": args.peer, "gateway": args.gateway, "mtu": args.mtu,
-                          "pcap": args.pcap, "faults": fault_config(args)}
+                          "pcap": args.pcap, "faults": fault_scenario(args)}
     if args.tun:
         kw["tun"] = args.tun
     else:

@@ -427,8 +427,10 @@ class Host(ErrorLog):
         up), wrap middleware and run a new Stack on it. Returns a started Host.
 
         peer: the kernel side's address with prefix ("198.18.0.1/24"); None: link up only.
-        faults: a FaultConfig, a dict of FaultConfig fields or a spec string
-        ("loss=2%,delay=10ms,seed=3"); applied between the device and the pcap/trace.
+        faults: a Scenario, a FaultConfig, a dict of FaultConfig fields, a spec string
+        ("loss=2%,delay=10ms,seed=3") or a scenario file (a path ending in .toml); applied
+        between the device and the pcap/trace. With faults, a pcap is written as pcapng and
+        every fault that fires is a comment in it (and a line in the trace).
         pcap: a path or binary file; records what the stack sends and receives (wall-clock
         timestamps). trace: True (stderr), a text stream or a callable taking one line.
         tcp: None (attach ustack.tcp.TcpLayer when available), False (no TCP), True (must
@@ -447,17 +449,19 @@ class Host(ErrorLog):
 
         if (tun is None) == (tap is None):
             raise ValueError("give exactly one of tun=NAME or tap=NAME")
+        faults = fault_scenario(faults)  # a bad scenario fails before the device is opened
         ifname = tun if tun is not None else tap
         dev_cls = drivers.TunDevice if tun is not None else drivers.TapDevice
         if offload is None:
-            offload = tun is not None and fault_config(faults) is None and pcap is None and not trace
+            offload = tun is not None and fault_scenario(faults) is None and pcap is None and not trace
         raw = dev_cls(ifname, mtu=mtu, offload=bool(offload))
         device: Any = raw
         try:
             drivers.kernel_side_up(raw.name, peer, mtu)
             clock = time.monotonic
+            t0 = clock()
             device = wrap_device(device, faults=faults, pcap=pcap, trace=trace,
-                                 pcap_ts_offset=time.time() - clock(), trace_origin=clock())
+                                 pcap_ts_offset=time.time() - t0, trace_origin=t0, fault_origin=t0)
             if seed is None:
                 seed = random.SystemRandom().getrandbits(63)
             stack = build_stack(addr=addr, gateway=gateway, mtu=mtu, medium=raw.medium, mac=mac,
@@ -496,39 +500,38 @@ def _hook_in_memory_device(device: Any, kick: Callable[[], None]) -> Any:
 
 # -- helpers shared with the simulator -------------------------------------------------------------
 def wrap_device(device: Any, *, faults: Any = None, pcap: Any = None, trace: Any = None,
-                pcap_ts_offset: float = 0.0, trace_origin: float = 0.0) -> Any:
+                pcap_ts_offset: float = 0.0, trace_origin: float = 0.0, fault_origin: float | None = None,
+                fault_seed: int | None = None) -> Any:
     """device -> FaultInjector -> PcapWriter -> Tracer (the pcap and trace show what the stack
-    itself sent and received, before tx faults and after rx faults)."""
+    itself sent and received, before tx faults and after rx faults). With faults, the pcap is
+    pcapng and the injector's fault events become its comments and trace lines.
+    `fault_origin`: when scheduled faults count from; `fault_seed`: replaces the scenario's seed."""
     from ustack import drivers
 
-    cfg = fault_config(faults)
-    if cfg is not None:
-        device = drivers.FaultInjector(device, config=cfg)
+    scenario = fault_scenario(faults)
+    injector = None
+    if scenario is not None:
+        if fault_seed is not None:
+            scenario = scenario.with_seed(fault_seed)
+        injector = device = drivers.FaultInjector(device, scenario=scenario, origin=fault_origin)
     if pcap is not None:
-        device = drivers.PcapWriter(device, pcap, ts_offset=pcap_ts_offset)
+        device = drivers.PcapWriter(device, pcap, ts_offset=pcap_ts_offset, comments=injector is not None)
+        if injector is not None:
+            injector.add_listener(device.note_fault)
     if trace:
         out = None if trace is True else trace
         device = drivers.Tracer(device, out, clock_origin=trace_origin)
+        if injector is not None:
+            injector.add_listener(device.note_fault)
     return device
 
 
-def fault_config(faults: Any, **overrides: Any) -> Any:
-    """A FaultConfig from None / FaultConfig / dict / spec string (None when no faults)."""
-    from dataclasses import replace
-
+def fault_scenario(faults: Any, *, link: bool = False) -> Any:
+    """A drivers.Scenario from None / Scenario / FaultConfig / dict / spec string / .toml path
+    (None when no faults). Raises ScenarioError (a ValueError) for a bad scenario file."""
     from ustack import drivers
 
-    if faults is None or faults is False:
-        return None
-    if isinstance(faults, drivers.FaultConfig):
-        cfg = replace(faults, **overrides) if overrides else faults
-    elif isinstance(faults, dict):
-        cfg = drivers.FaultConfig(**{**faults, **overrides})
-    elif isinstance(faults, str):
-        cfg = drivers.FaultConfig.from_spec(faults, **overrides)
-    else:
-        raise TypeError(f"faults must be a FaultConfig, dict or spec string, not {type(faults).__name__}")
-    return cfg
+    return drivers.scenario_from(faults, link=link)
 
 
 def build_stack(*, addr: str, gateway: str | None, mtu: int, medium: str, mac: bytes | None,
@@ -562,5 +565,5 @@ def attach_tcp(stack: Any, tcp: Any) -> None:
         stack.tcp = layer
 
 
-__all__ = ["Host", "RuntimeClosed", "ThreadTask", "attach_tcp", "build_stack", "fault_config",
+__all__ = ["Host", "RuntimeClosed", "ThreadTask", "attach_tcp", "build_stack", "fault_scenario",
            "wrap_device"]

@@ -39,13 +39,12 @@ from bisect import insort
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from .base import ErrorLog
 from .base import earliest as _earliest
 from .clock import VirtualClock
-from .host import build_stack, fault_config
+from .host import build_stack, fault_scenario
 
 T = TypeVar("T")
 
@@ -271,6 +270,7 @@ class Simulator:
         self._links: dict[str, Any] = {}
         self._sniffers: list[Any] = []  # link pcaps
         self._link_faults: dict[str, Any] = {}
+        self._link_engines: dict[str, Any] = {}  # name -> drivers.FaultEngine shared by its ports
         self._host_count = 0
         self._tasks: dict[int, Task] = {}  # thread ident -> task
         self._spawned: list[Task] = []
@@ -291,11 +291,14 @@ class Simulator:
 
     def link(self, name: str = "default", medium: str | None = None, mtu: int = 1500, *, faults: Any = None,
              latency_s: float | None = None, queue_limit: int = 4096, pcap: Any = None) -> Any:
-        """Create (or return) the named link: a MemSegment. `faults` apply to every frame sent
-        on it (a tx-side FaultInjector on each port, each with its own derived seed). `pcap`
-        (path or binary file) records the wire: every frame that goes on the link, after
-        the senders' faults, stamped with its delivery time."""
-        from ustack.drivers import MemSegment
+        """Create (or return) the named link: a MemSegment. `faults` (a Scenario, FaultConfig,
+        dict, spec string or .toml scenario file) apply to every frame sent on it: a tx-side
+        FaultInjector on each port, each with its own derived seed, all sharing one engine (a
+        rule's nth= counts frames on the whole link; a scheduled change hits every port; times
+        count from the link's creation). `pcap` (path or binary file) records the wire: every
+        frame that goes on the link, after the senders' faults, stamped with its delivery time
+        (pcapng with a comment per fault event when the link has faults)."""
+        from ustack.drivers import FaultEngine, MemSegment
 
         with self._lock:
             seg = self._links.get(name)
@@ -310,9 +313,12 @@ class Simulator:
                 return seg
             if latency_s is None:
                 latency_s = self.latency_s
+            scenario = fault_scenario(faults, link=True)  # a bad scenario fails before the link exists
             seg = MemSegment(medium or "ip", mtu, latency_s=latency_s, queue_limit=queue_limit, name=name)
             self._links[name] = seg
-            self._link_faults[name] = fault_config(faults)
+            self._link_faults[name] = scenario
+            if scenario is not None:
+                self._link_engines[name] = FaultEngine(scenario, seg.medium, origin=self.clock.t)
             if pcap is not None:
                 self._sniff(seg, pcap)
             return seg
@@ -321,8 +327,12 @@ class Simulator:
         """A passive port that writes every frame on the segment to `pcap` at delivery time."""
         from ustack.drivers import PcapWriter
 
-        sniffer = PcapWriter(seg.attach(f"{seg.name}.pcap"), pcap, direction="rx")
+        engine = self._link_engines.get(seg.name)
+        sniffer = PcapWriter(seg.attach(f"{seg.name}.pcap"), pcap, direction="rx",
+                             comments=engine is not None)
         sniffer.inner.on_pending = lambda port, due: sniffer.recv_batch(due, 1 << 30)
+        if engine is not None:
+            engine.add_listener(sniffer.note_fault)
         self._sniffers.append(sniffer)
 
     def add_host(self, addr: str, name: str | None = None, gateway: str | None = None, mtu: int = 1500,
@@ -331,9 +341,11 @@ class Simulator:
                  seed: int | None = None, trace: Any = None) -> SimHost:
         """A new host on `link` (default: the simulator's shared link "default").
 
-        faults: FaultConfig / dict / spec string for a FaultInjector on this host's port (its
-        seed is mixed with the simulator's). pcap: path or binary file recording what this
-        stack sends and receives, timestamped in virtual time. stack: a ready stack object
+        faults: Scenario / FaultConfig / dict / spec string / .toml scenario file for a
+        FaultInjector on this host's port (its seed is mixed with the simulator's; scheduled
+        times count from the host's creation). pcap: path or binary file recording what this
+        stack sends and receives, timestamped in virtual time (pcapng with a comment per fault
+        event when the host or its link has faults). stack: a ready stack object
         instead of building Stack(StackConfig(...)). seed: the stack's seed (default: derived
         from the simulator's seed and the host's index). trace: True (stderr), a text stream or
         a callable taking one line: one line per frame, in virtual time.
@@ -348,24 +360,34 @@ class Simulator:
             if any(h.name == name for h in self.hosts):
                 raise ValueError(f"a host named {name!r} already exists")
             link_name = link or "default"
+            scenario = fault_scenario(faults)  # a bad scenario fails before the host exists
             seg = self.link(link_name, medium, mtu)
             port = seg.attach(name)
             dev: Any = port
-            link_cfg = self._link_faults.get(link_name)
-            if link_cfg is not None:
+            engines = []
+            link_sc = self._link_faults.get(link_name)
+            if link_sc is not None:
+                link_cfg = link_sc.link
                 direction = "tx" if link_cfg.direction == "both" else link_cfg.direction
-                dev = drivers.FaultInjector(dev, config=replace(
-                    link_cfg, direction=direction, seed=self._derive("link", link_name, name, link_cfg.seed)))
+                seed = self._derive("link", link_name, name, link_cfg.seed)
+                dev = drivers.FaultInjector(dev, scenario=link_sc.with_link(direction=direction, seed=seed),
+                                            engine=self._link_engines[link_name], name=name)
+                engines.append(dev.engine)
             injector = None
-            cfg = fault_config(faults)
-            if cfg is not None:
-                injector = dev = drivers.FaultInjector(dev, config=replace(
-                    cfg, seed=self._derive("faults", name, cfg.seed)))
+            if scenario is not None:
+                injector = dev = drivers.FaultInjector(
+                    dev, scenario=scenario.with_seed(self._derive("faults", name, scenario.seed)),
+                    origin=self.clock.t)
+                engines.append(injector.engine)
             writer = None
             if pcap is not None:
-                writer = dev = drivers.PcapWriter(dev, pcap)
+                writer = dev = drivers.PcapWriter(dev, pcap, comments=bool(engines))
+                for engine in engines:
+                    engine.add_listener(writer.note_fault)
             if trace:
                 dev = drivers.Tracer(dev, None if trace is True else trace)
+                for engine in engines:
+                    engine.add_listener(dev.note_fault)
             if stack is None:
                 if medium == "ethernet" and mac is None:
                     mac = bytes((0x02, 0x75, 0x73, 0x00, (index + 1) >> 8 & 0xFF, (index + 1) & 0xFF))
