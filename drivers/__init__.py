@@ -19,7 +19,8 @@ from .tun import TapDevice, TunDevice, interface_exists, kernel_side_down, kerne
 __all__ = [
     "Device", "DeviceCounters", "FaultConfig", "FaultEngine", "FaultEvent", "FaultInjector", "FilterError",
     "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LossModel", "MemLink", "MemPort", "MemSegment", "Middleware",
-    "PcapError", "PcapTruncated", "PcapWriter", "Rule", "SPEC_HELP", "Scenario", "ScenarioError", "TapDevice", "Tracer", "TunDevice",
+    "PcapError", "PcapTruncated", "PcapWriter", "Rule", "SPEC_HELP", "Scenario", "ScenarioError",
+    "TapDevice", "Tracer", "TunDevice",
     "earliest", "format_frame", "interface_exists", "kernel_side_down", "kernel_side_up", "load_scenario",
     "make_model", "max_frame_len", "parse_rule", "parse_scenario", "read_pcap", "scenario_from",
     "set_sysctl",
