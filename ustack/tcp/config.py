@@ -44,7 +44,12 @@ class TcpConfig:
     tail_loss_probe: bool = True  # RFC 8985 TLP: probe a silent tail before the RTO fires
     persist_min_s: float = 0.2
     persist_max_s: float = 60.0
-    ooo_max_segments: int = 1024  # out-of-order queue bound (also bounded by rcvbuf)
+    ooo_max_segments: int = 1024  # out-of-order ranges held at most (also bounded by rcvbuf)
+    # memory (docs/robustness.md "Memory and queues"): the receive and out-of-order queues of a
+    # connection hold at most 2 * rcvbuf + 64 KB of true size; under the stack's memory
+    # pressure (StackConfig.mem_pressure) the window offered is clamped to this many MSS
+    pressure_window_segments: int = 4
+    sack_max_blocks: int = 256  # SACK scoreboard entries at most (blocks beyond are ignored)
     # keepalive (Windows: 2 h idle, 1 s interval, 10 probes)
     keepalive: bool = False
     keepalive_idle_s: float = 7200.0

@@ -47,7 +47,8 @@ class Connection:
         self.iss = layer.isn.isn(laddr, lport, raddr, rport, now) if iss is None else iss
         self.snd = Sender(self.iss, opts.sndbuf, cfg.rto_initial_s, cfg.rto_min_s, cfg.rto_max_s,
                           cfg.dupthresh)
-        self.rcv = Receiver(opts.rcvbuf, cfg.ooo_max_segments)
+        self.rcv = Receiver(opts.rcvbuf, cfg.ooo_max_segments, layer.memory,
+                            cfg.pressure_window_segments)
         self.timers = Timers()
         self.error: Reason | None = None
         self.soft_error: Reason | None = None
@@ -428,8 +429,9 @@ class Connection:
         n = len(payload)
         # a FIN recorded out of order (rcv.fin_seq) counts as out-of-order data: only _on_text
         # delivers it once the hole before it is filled
+        memory = rcv.memory  # near its high mark: _on_text decides (room_for_in_order)
         if not (n and seq == rcv.rcv_nxt and ack == snd.snd_una and not rcv.ooo and not rcv.shut
-                and rcv.fin_seq is None
+                and rcv.fin_seq is None and memory.used + 4096 < memory.high
                 and n <= ((rcv.adv_right - seq) & MASK) and (window << snd.wscale) == snd.snd_wnd):
             return False
         if self.ts_ok:
@@ -445,11 +447,7 @@ class Connection:
         snd.snd_wl1 = seq
         self.last_rx_at = now
         self.keepalive_sent = 0
-        buf = rcv.buf
-        if type(payload) is memoryview and type(payload.obj) is not bytes:
-            payload = bytes(payload)  # a view of a mutable buffer: copy (see RecvBuffer)
-        buf.chunks.append(payload)
-        buf.size += n
+        rcv.buf.append(payload)
         rcv.rcv_nxt = (seq + n) & MASK
         rcv.delivered += n
         unacked = rcv.unacked = rcv.unacked + n
@@ -959,6 +957,9 @@ class Connection:
             self._notify(ev.CLOSE | ev.ERROR)
             return
         if seq == nxt:
+            if n and not rcv.room_for_in_order(n):
+                self._count("tcp.rcv_mem_drop")  # the stack's memory budget is at its high mark
+                return
             if n:
                 rcv.buf.append(payload)
                 rcv.rcv_nxt = (nxt + n) & MASK
@@ -981,8 +982,9 @@ class Connection:
         else:
             # out of order: queue and send an immediate duplicate ACK with SACK (RFC 5681 4.2)
             if n:
-                if not rcv.add_ooo(seq, payload):
-                    self._count("tcp.ooo_drop")
+                dropped = rcv.add_ooo(seq, payload)
+                if dropped is not None:
+                    self._count(dropped)  # tcp.ooo_drop, tcp.ooo_mem_drop, tcp.ooo_mem_pressure
             if fin:
                 rcv.fin_seq = (seq + n) & MASK
             self._count("tcp.ooo_in")

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.config import StackConfig
+from ..core.memory import MemoryBudget
 from ..core.reasons import Reason
 from ..wire.checksum import wide_sum
 from ..wire.errors import Malformed
@@ -50,6 +52,12 @@ class TcpLayer:
         # keys of their own, derived from the same secret (no second draw: seeded runs repeat)
         self.syncookies = SynCookies(hashlib.blake2b(secret, person=b"ustack-syncookie").digest())
         self.counters = stack.counters
+        # the stack's memory budget (core/memory.py); a stack without one gets its own
+        memory = getattr(stack, "memory", None)
+        if memory is None:
+            d = StackConfig()
+            memory = MemoryBudget(d.mem_low, d.mem_pressure, d.mem_high, stack.counters)
+        self.memory: MemoryBudget = memory
         self.count: Callable[..., None] = stack.counters.inc
         self._cnt = stack.counters._c  # the hot path increments the dict directly
         self.verify = getattr(stack.config, "verify_checksums", True)
@@ -88,6 +96,7 @@ class TcpLayer:
         self.conns[conn.key] = conn
 
     def conn_closed(self, conn: Connection) -> None:
+        conn.rcv.release_memory()
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
         if conn.listener is not None:
