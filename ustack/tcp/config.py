@@ -63,8 +63,9 @@ class TcpConfig:
     max_backlog: int = 200  # Windows clamps SOMAXCONN to 200
     max_syn_backlog: int = 256  # half-open connections per listener, apart from the backlog
     syncookies: bool = True  # beyond max_syn_backlog: SYN cookies (RFC 4987); off: evict the oldest
-    # RFC 5961 challenge ACKs per second (whole layer)
-    challenge_ack_limit: int = 100
+    # RFC 5961 challenge ACKs per connection per second: a random budget in [limit/2, limit*3/2)
+    # each second, like Linux's (which is per socket too since it dropped the host-wide limit)
+    challenge_ack_limit: int = 10
 
     def __post_init__(self) -> None:
         if self.congestion_control not in ("cubic", "newreno"):

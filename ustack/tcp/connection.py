@@ -89,6 +89,9 @@ class Connection:
         self.tlp_sent = False
         self.ack_queued = False  # in the layer's end-of-batch ACK list
         self._oow_ack_at = -1.0
+        self._chal_at = float("-inf")  # RFC 5961 challenge ACKs: this connection's budget
+        self._chal_left = 0
+        self._chal_windows = 0
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.segs_out = 0
 
@@ -218,8 +221,14 @@ class Connection:
         self._emit(SYN | ACK, self.iss, now, opts=opts)
 
     def _challenge_ack(self, now: float) -> None:
-        """RFC 5961 challenge ACK, rate-limited across the layer."""
-        if self.layer.challenge_ack_allowed(now):
+        """RFC 5961 challenge ACK, limited per connection to a random budget each second (as
+        Linux): no host-wide counter another party could drain or observe."""
+        if now - self._chal_at >= 1.0:
+            self._chal_at = now
+            self._chal_windows += 1
+            self._chal_left = self.layer.challenge_budget(self.key, self._chal_windows)
+        if self._chal_left > 0:
+            self._chal_left -= 1
             self._count("tcp.challenge_ack")
             self._send_ack(now)
         else:

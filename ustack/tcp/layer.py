@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .socket import TcpSocket
 
 _PORTS_SEQ = struct.Struct("!HHI")
+_CHAL_KEY = struct.Struct("!IHIHQ")
 _unpack_hdr_ts = HEADER_TS.unpack_from  # header + NOP NOP TS block in one call
 
 
@@ -51,6 +52,7 @@ class TcpLayer:
         self.isn = IsnGenerator(secret)
         # keys of their own, derived from the same secret (no second draw: seeded runs repeat)
         self.syncookies = SynCookies(hashlib.blake2b(secret, person=b"ustack-syncookie").digest())
+        self._chal_secret = hashlib.blake2b(secret, person=b"ustack-challenge", digest_size=32).digest()
         self.counters = stack.counters
         # the stack's memory budget (core/memory.py); a stack without one gets its own
         memory = getattr(stack, "memory", None)
@@ -66,8 +68,6 @@ class TcpLayer:
         self._tick = 0
         self._pending: set[Connection] = set()
         self._acks: list[Connection] = []
-        self._chal_at = -1.0
-        self._chal_count = 0
         self.now = 0.0
         self.on_trace: Callable[..., None] | None = None  # default trace hook for new connections
         self.pmtu = PathMtuCache()
@@ -237,14 +237,14 @@ class TcpLayer:
             conn.state = State.CLOSED
             self.conn_closed(conn)
 
-    def challenge_ack_allowed(self, now: float) -> bool:
-        if now - self._chal_at >= 1.0:
-            self._chal_at = now
-            self._chal_count = 0
-        if self._chal_count >= self.config.challenge_ack_limit:
-            return False
-        self._chal_count += 1
-        return True
+    def challenge_budget(self, key: tuple[int, int, int, int], window: int) -> int:
+        """How many RFC 5961 challenge ACKs connection `key` may send in its `window`-th second:
+        random in [limit/2, limit*3/2) like Linux's, from a keyed hash, so it is unpredictable and
+        independent of every other connection (nothing to learn by counting: CVE-2016-5696)."""
+        limit = self.config.challenge_ack_limit
+        half = (limit + 1) >> 1
+        h = hashlib.blake2s(_CHAL_KEY.pack(*key, window), key=self._chal_secret, digest_size=4)
+        return half + int.from_bytes(h.digest(), "big") % max(limit, 1)
 
     def ack_soon(self, conn: Connection) -> None:
         """An ACK is due: send it at the next poll (the end of the current receive batch)."""

@@ -136,7 +136,7 @@ def test_challenge_acks_rate_limited():
     h, s, c = est(challenge_ack_limit=3)
     for i in range(10):
         h.peer_sends(0.1, h.pseg("R", PEER_ISS + 10 + i, 0))
-    assert len(h.out(0.1)) == 3
+    assert 2 <= len(h.out(0.1)) <= 4  # a random budget in [limit/2, limit*3/2)
     h.peer_sends(1.2, h.pseg("R", PEER_ISS + 50, 0))
     assert len(h.out(1.2)) == 1
 
