@@ -112,10 +112,11 @@ def setopt_int(ws: Winsock, s: int, level: int, name: int, value: int) -> int:
 
 
 def getopt_int(ws: Winsock, s: int, level: int, name: int) -> int:
+    """The option's value, decoded from the size getsockopt reports (1 for the 1-byte options)."""
     v = ctypes.c_int(-12345)
     n = ctypes.c_int(4)
     assert ws.getsockopt(s, level, name, v, n) == 0, ws.WSAGetLastError()
-    return v.value
+    return int.from_bytes(bytes(v)[:n.value], "little", signed=n.value == 4)
 
 
 def send_all(ws: Winsock, s: int, data: bytes) -> None:
@@ -149,6 +150,22 @@ def select1(ws: Winsock, s: int, timeout: float | None = 0.0) -> tuple[bool, boo
     n = ws.select(0, r, w, x, tv)
     assert n != SOCKET_ERROR, ws.WSAGetLastError()
     return s in r, s in w, s in x
+
+
+def tcp_socketpair(ws: Winsock, nonblocking: bool = False) -> tuple[int, int]:
+    """(client, accepted server) over 127.0.0.1 on one host, as sock.c's tcp_socketpair."""
+    lst = tcp(ws)
+    bind(ws, lst, "127.0.0.1", 0)
+    assert ws.listen(lst, 1) == 0
+    c = tcp(ws)
+    assert ws.connect(c, sa(*name_of(ws, lst)), 16) == 0, ws.WSAGetLastError()
+    a = ws.accept(lst, None, None)
+    assert a != INVALID_SOCKET, ws.WSAGetLastError()
+    assert ws.closesocket(lst) == 0
+    if nonblocking:
+        set_nonblocking(ws, c)
+        set_nonblocking(ws, a)
+    return c, a
 
 
 def accept_in_task(net: Net, lsock: int, count: int = 1) -> Any:

@@ -360,14 +360,21 @@ class Winsock:
         return 0
 
     # == socket / closesocket =====================================================================
-    @_api(fail=C.INVALID_SOCKET)
+    @_api(fail=C.INVALID_SOCKET, zero=True)
     def socket(self, af: int, type: int, protocol: int) -> int:  # noqa: A002 - Winsock name
-        if af == C.AF_INET6 or af != C.AF_INET:
+        """Argument checks in Windows' order (sock.c test_WSASocket): AF_UNSPEC without a
+        protocol -> WSAEINVAL; then the type, the family, the protocol; (af, 0, 0) is TCP and
+        AF_UNSPEC with a protocol is IPv4."""
+        if af == C.AF_UNSPEC and protocol == 0:
+            raise _Fail(C.WSAEINVAL)
+        if type not in (0, C.SOCK_STREAM, C.SOCK_DGRAM):
+            raise _Fail(C.WSAESOCKTNOSUPPORT)
+        if af not in (C.AF_INET, C.AF_UNSPEC):
             raise _Fail(C.WSAEAFNOSUPPORT)
+        if protocol not in (0, C.IPPROTO_TCP, C.IPPROTO_UDP):
+            raise _Fail(C.WSAEPROTONOSUPPORT)
         if type == 0:
             type = C.SOCK_DGRAM if protocol == C.IPPROTO_UDP else C.SOCK_STREAM  # noqa: A001
-        if type not in (C.SOCK_STREAM, C.SOCK_DGRAM):
-            raise _Fail(C.WSAESOCKTNOSUPPORT)
         want = C.IPPROTO_TCP if type == C.SOCK_STREAM else C.IPPROTO_UDP
         if protocol not in (0, want):
             raise _Fail(C.WSAEPROTONOSUPPORT)
@@ -380,6 +387,7 @@ class Winsock:
         ws = WSocket(next(self._handles), type, want, sock)
         ws.opts.rcvbuf = int(getattr(sock, "rcvbuf", ws.opts.rcvbuf) or ws.opts.rcvbuf)
         ws.opts.sndbuf = int(getattr(sock, "sndbuf", ws.opts.sndbuf) or ws.opts.sndbuf)
+        ws.stack_sndbuf = ws.opts.sndbuf
         self._call(self._watch, ws)
         self._sockets[ws.handle] = ws
         return ws.handle
@@ -493,7 +501,7 @@ class Winsock:
             return None
         # item 21: the new socket inherits options and the event registration
         new = WSocket(next(self._handles), ws.type, ws.proto, sock, phase=Phase.CONNECTED,
-                      nonblocking=ws.nonblocking, opts=ws.opts.copy())
+                      nonblocking=ws.nonblocking, opts=ws.opts.copy(), stack_sndbuf=ws.stack_sndbuf)
         self._apply_tcp_options(new)
         if ws.reg_kind is not None:
             new.reg_kind, new.reg_events, new.hwnd, new.wmsg, new.event = (
@@ -1000,8 +1008,10 @@ class Winsock:
         O.check_level(level)
         if optval is None:
             raise _Fail(C.WSAEFAULT)
-        raw = _in_bytes(optval, optlen)
-        pushes = O.set_option(ws, level & 0xFFFFFFFF, optname, raw)
+        # only the bytes the option needs are read: a long optlen is not checked against the
+        # buffer (sock.c: TCP_NODELAY with optlen 42 works)
+        raw = _in_bytes(optval, None)[:optlen if optlen >= 0 else 4]
+        pushes = O.set_option(ws, level & 0xFFFFFFFF, optname, raw, optlen)
         if pushes:
             self._call(O.push, ws, pushes)
         return 0
@@ -1015,12 +1025,17 @@ class Winsock:
             raise _Fail(C.WSAEFAULT)
         if optname == C.SO_ERROR:
             self._call(self._refresh, ws)  # a connect outcome may be due
-        data = O.get_option(ws, level & 0xFFFFFFFF, optname)
-        if n < len(data):
-            raise _Fail(C.WSAEFAULT)  # item 67
+        level &= 0xFFFFFFFF
+        try:
+            data, size = O.get_option(ws, level, optname, n)
+        except _Fail:
+            if (fill := O.short_fill(ws, level, optname, n)):
+                _out_check(optval, len(fill))
+                _write_out(optval, fill)
+            raise
         _out_check(optval, len(data))
         _write_out(optval, data)
-        _len_store(optlen, len(data))
+        _len_store(optlen, size)
         return 0
 
     # == WSAAsyncSelect / WSAEventSelect ==========================================================

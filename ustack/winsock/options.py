@@ -1,14 +1,26 @@
 """Socket options: which (level, name) pairs exist, their encodings, and Winsock's rules.
 
-Values cross the API as little-endian bytes of the Windows type (BOOL/int/DWORD: 4 bytes,
-LINGER: two u_shorts). `set_option` validates and stores into the socket's `Options`, and
-returns the stack socket attributes to update (the caller applies them under the host lock);
-`get_option` encodes the current value. Failures raise `WsaFail` with Winsock's code.
+Values cross the API as little-endian bytes of the Windows type. `set_option` validates and
+stores into the socket's `Options`, and returns the stack socket attributes to update (the
+caller applies them under the host lock); `get_option` encodes the current value for a given
+*optlen. Failures raise `WsaFail` with Winsock's code.
+
+The length rules are Windows' as Wine's sock.c test_set_getsockopt shows them on real Windows:
+- BOOL options (SO_REUSEADDR, SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_OOBINLINE, SO_DONTLINGER,
+  SO_DEBUG) take any optlen >= 0 on set (0 changes nothing); get writes 4 bytes when *optlen >=
+  4, else the *optlen bytes asked for and reports a size of 1.
+- 1-byte options (SO_KEEPALIVE, SO_DONTROUTE, TCP_NODELAY) read only the first byte on set (so
+  0x100 is FALSE) and write exactly 1 byte on get, reporting a size of 1, whatever *optlen is.
+- int/DWORD options and LINGER need 4 bytes: shorter -> WSAEFAULT (get zeroes the short buffer
+  for SO_RCVBUF, SO_SNDBUF and SO_LINGER); longer lengths are accepted and 4 is reported.
+- A negative optlen on set: 4-byte SOL_SOCKET options accept it (4 bytes are read); the 1-byte
+  options and other levels fail with WSAENOBUFS. A *optlen <= 0 on get is WSAEFAULT.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from . import constants as C
@@ -16,10 +28,34 @@ from .buffers import WsaFail
 from .wsocket import Phase, WSocket
 
 LEVELS = frozenset({C.SOL_SOCKET, C.IPPROTO_TCP, C.IPPROTO_IP, C.IPPROTO_UDP})
-BOOL_SOL = {C.SO_REUSEADDR: "reuseaddr", C.SO_EXCLUSIVEADDRUSE: "exclusive",
-            C.SO_BROADCAST: "broadcast", C.SO_KEEPALIVE: "keepalive",
-            C.SO_DONTROUTE: "dontroute", C.SO_OOBINLINE: "oobinline"}
 LINGER_SIZE = 4
+MAX_UDP_MSG = 65507  # SO_MAX_MSG_SIZE of a UDP socket over IPv4
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How an option's value is sized: `byte` (1-byte BOOL), `bool` (4-byte BOOL, short lengths
+    accepted) or `int` (4 bytes needed); `zero_short`: a failed short get zeroes the buffer."""
+
+    name: str
+    zero_short: bool = False
+
+
+BOOL, BYTE, INT, INT_Z = Kind("bool"), Kind("byte"), Kind("int"), Kind("int", zero_short=True)
+
+# SOL_SOCKET options: Options attribute (None: handled by name below) and kind
+SOL: dict[int, tuple[str | None, Kind]] = {
+    C.SO_REUSEADDR: ("reuseaddr", BOOL), C.SO_EXCLUSIVEADDRUSE: ("exclusive", BOOL),
+    C.SO_BROADCAST: ("broadcast", BOOL), C.SO_OOBINLINE: ("oobinline", BOOL),
+    C.SO_DEBUG: ("debug", BOOL), C.SO_DONTLINGER: (None, BOOL),
+    C.SO_KEEPALIVE: ("keepalive", BYTE), C.SO_DONTROUTE: ("dontroute", BYTE),
+    C.SO_RCVBUF: ("rcvbuf", INT_Z), C.SO_SNDBUF: ("sndbuf", INT_Z), C.SO_LINGER: (None, INT_Z),
+    C.SO_RCVTIMEO: ("rcvtimeo_ms", INT), C.SO_SNDTIMEO: ("sndtimeo_ms", INT),
+    C.SO_ERROR: (None, INT), C.SO_TYPE: (None, INT), C.SO_ACCEPTCONN: (None, INT),
+    C.SO_MAX_MSG_SIZE: (None, INT),
+}
+READ_ONLY = frozenset({C.SO_TYPE, C.SO_ACCEPTCONN, C.SO_MAX_MSG_SIZE})
+TCP_ONLY = frozenset({C.SO_LINGER, C.SO_DONTLINGER})
 
 
 def check_level(level: int) -> None:
@@ -27,67 +63,85 @@ def check_level(level: int) -> None:
         raise WsaFail(C.WSAEINVAL)  # item 67: an invalid level
 
 
-def _int(raw: bytes) -> int:
-    if len(raw) < 4:
+def _spec(ws: WSocket, level: int, optname: int) -> tuple[str | None, Kind]:
+    if level == C.IPPROTO_TCP:
+        if optname != C.TCP_NODELAY or not ws.is_tcp:
+            raise WsaFail(C.WSAENOPROTOOPT)
+        return "nodelay", BYTE
+    if level != C.SOL_SOCKET or optname not in SOL:
+        raise WsaFail(C.WSAENOPROTOOPT)
+    if optname in TCP_ONLY and not ws.is_tcp:
+        raise WsaFail(C.WSAENOPROTOOPT)  # item 67: SO_LINGER on UDP
+    if optname == C.SO_MAX_MSG_SIZE and ws.is_tcp:
+        raise WsaFail(C.WSAENOPROTOOPT)
+    return SOL[optname]
+
+
+def _value(kind: Kind, level: int, raw: bytes, optlen: int) -> int | None:
+    """The integer a set call passes, by Windows' length rules; None: optlen 0 on a BOOL."""
+    if optlen < 0:
+        if kind is BYTE or level != C.SOL_SOCKET:
+            raise WsaFail(C.WSAENOBUFS)
+        optlen = 4
+    if len(raw) < min(optlen, 1 if kind is BYTE else 4):
+        raise WsaFail(C.WSAEFAULT)  # the caller's buffer is shorter than it says
+    if kind is BYTE:
+        if optlen == 0:
+            raise WsaFail(C.WSAEFAULT)
+        return raw[0]
+    if kind is BOOL:
+        if optlen == 0:
+            return None
+        return int.from_bytes(raw[:min(optlen, 4)], "little")
+    if optlen < 4:
         raise WsaFail(C.WSAEFAULT)  # item 67: short optlen
     return struct.unpack_from("<i", raw)[0]
 
 
-def set_option(ws: WSocket, level: int, optname: int, raw: bytes) -> dict[str, Any]:
-    """Store the option; returns {stack socket attribute: value} to apply."""
-    o = ws.opts
-    if level == C.IPPROTO_TCP:
-        if optname != C.TCP_NODELAY or not ws.is_tcp:
-            raise WsaFail(C.WSAENOPROTOOPT)
-        o.nodelay = bool(_int(raw))
-        return {"nodelay": o.nodelay}
-    if level != C.SOL_SOCKET:
+def set_option(ws: WSocket, level: int, optname: int, raw: bytes, optlen: int) -> dict[str, Any]:
+    """Store the option; returns {stack socket attribute: value} to apply. `raw`: the
+    caller's buffer (its first optlen bytes, or up to 4 for a negative optlen)."""
+    attr, kind = _spec(ws, level, optname)
+    if optname in READ_ONLY and level == C.SOL_SOCKET:
         raise WsaFail(C.WSAENOPROTOOPT)
-    if optname in BOOL_SOL:
-        value = bool(_int(raw))
-        if optname == C.SO_REUSEADDR and value and o.exclusive:
-            raise WsaFail(C.WSAEINVAL)  # item 15
-        if optname == C.SO_EXCLUSIVEADDRUSE and value and o.reuseaddr:
-            raise WsaFail(C.WSAEINVAL)
-        setattr(o, BOOL_SOL[optname], value)
-        if optname == C.SO_BROADCAST and not ws.is_tcp:
-            return {"broadcast": value}
-        if optname == C.SO_KEEPALIVE and ws.is_tcp:
-            return {"keepalive": value}
-        return {}  # reuse/exclusive apply at bind; the others have no stack effect
-    if optname == C.SO_LINGER:
-        if not ws.is_tcp:
-            raise WsaFail(C.WSAENOPROTOOPT)  # item 67
-        if len(raw) < LINGER_SIZE:
-            raise WsaFail(C.WSAEFAULT)
+    value = _value(kind, level, raw, optlen)
+    if value is None:
+        return {}  # a BOOL with optlen 0: accepted, nothing changes
+    o = ws.opts
+    if optname == C.SO_LINGER and level == C.SOL_SOCKET:
         onoff, secs = struct.unpack_from("<HH", raw)
-        o.linger_on, o.linger_s = bool(onoff), secs
+        o.linger_on, o.linger_s = onoff, secs  # l_onoff kept as given (0x100 reads back 0x100)
         return {}  # applied by closesocket
-    if optname == C.SO_DONTLINGER:
-        if not ws.is_tcp:
-            raise WsaFail(C.WSAENOPROTOOPT)
-        o.linger_on = not bool(_int(raw))
+    if optname == C.SO_DONTLINGER and level == C.SOL_SOCKET:
+        o.linger_on = int(not value)
         return {}
+    if optname == C.SO_ERROR and level == C.SOL_SOCKET:
+        ws.so_error = value  # Windows lets SO_ERROR be set (sock.c test_set_getsockopt)
+        return {}
+    if kind is BOOL or kind is BYTE:
+        flag = bool(value)
+        if optname == C.SO_REUSEADDR and flag and o.exclusive:
+            raise WsaFail(C.WSAEINVAL)  # item 15
+        if optname == C.SO_EXCLUSIVEADDRUSE and flag and o.reuseaddr:
+            raise WsaFail(C.WSAEINVAL)
+        setattr(o, attr, flag)
+        if optname == C.SO_BROADCAST and level == C.SOL_SOCKET and not ws.is_tcp:
+            return {"broadcast": flag}
+        if attr in ("keepalive", "nodelay") and ws.is_tcp:
+            return {attr: flag}
+        return {}  # reuse/exclusive apply at bind; the others have no stack effect
     if optname in (C.SO_RCVBUF, C.SO_SNDBUF):
-        value = _int(raw)
         if value < 0:
             raise WsaFail(C.WSAEINVAL)
+        setattr(o, attr, value)
         if optname == C.SO_RCVBUF:
-            o.rcvbuf = value
             return {"rcvbuf": max(value, 1)}
-        o.sndbuf = value
-        return {"sndbuf": max(value, 1)} if ws.is_tcp else {}
-    if optname in (C.SO_RCVTIMEO, C.SO_SNDTIMEO):
-        value = _int(raw) & 0xFFFFFFFF  # a DWORD of milliseconds; 0 waits forever
-        if optname == C.SO_RCVTIMEO:
-            o.rcvtimeo_ms = value
-        else:
-            o.sndtimeo_ms = value
-        return {}
-    if optname == C.SO_ERROR:
-        ws.so_error = _int(raw)  # Windows lets SO_ERROR be set
-        return {}
-    raise WsaFail(C.WSAENOPROTOOPT)  # SO_TYPE, SO_ACCEPTCONN (read-only) and unknown names
+        # SO_SNDBUF 0 turns Winsock's own buffering off; the TCP layer's send buffer (its
+        # default size) still takes the data, so nonblocking sends keep succeeding (sock.c
+        # test_set_getsockopt, test_send)
+        return {"sndbuf": value if value > 0 else ws.stack_sndbuf} if ws.is_tcp else {}
+    setattr(o, attr, value & 0xFFFFFFFF)  # SO_RCVTIMEO / SO_SNDTIMEO: DWORD ms, 0 = forever
+    return {}
 
 
 def push(ws: WSocket, attrs: dict[str, Any]) -> None:
@@ -96,30 +150,46 @@ def push(ws: WSocket, attrs: dict[str, Any]) -> None:
         setattr(ws.sock, name, value)
 
 
-def get_option(ws: WSocket, level: int, optname: int) -> bytes:
+def _current(ws: WSocket, level: int, optname: int, attr: str | None) -> bytes:
     o = ws.opts
-    if level == C.IPPROTO_TCP:
-        if optname != C.TCP_NODELAY or not ws.is_tcp:
-            raise WsaFail(C.WSAENOPROTOOPT)
-        return struct.pack("<i", int(o.nodelay))
-    if level != C.SOL_SOCKET:
-        raise WsaFail(C.WSAENOPROTOOPT)
-    if optname in BOOL_SOL:
-        return struct.pack("<i", int(getattr(o, BOOL_SOL[optname])))
-    if optname in (C.SO_LINGER, C.SO_DONTLINGER) and not ws.is_tcp:
-        raise WsaFail(C.WSAENOPROTOOPT)
-    if optname == C.SO_LINGER:
-        return struct.pack("<HH", int(o.linger_on), o.linger_s)
-    if optname == C.SO_DONTLINGER:
-        return struct.pack("<i", int(not o.linger_on))
-    simple = {
-        C.SO_RCVBUF: ("<i", o.rcvbuf), C.SO_SNDBUF: ("<i", o.sndbuf),
-        C.SO_RCVTIMEO: ("<I", o.rcvtimeo_ms), C.SO_SNDTIMEO: ("<I", o.sndtimeo_ms),
-        C.SO_ERROR: ("<i", ws.so_error),  # item 29: reading does not clear it (≠L)
-        C.SO_TYPE: ("<i", ws.type),
-        C.SO_ACCEPTCONN: ("<i", int(ws.phase is Phase.LISTENING)),
-    }
-    if optname not in simple:
-        raise WsaFail(C.WSAENOPROTOOPT)
-    fmt, value = simple[optname]
-    return struct.pack(fmt, value)
+    if level == C.SOL_SOCKET:
+        if optname == C.SO_LINGER:
+            return struct.pack("<HH", int(o.linger_on), o.linger_s)
+        if optname == C.SO_DONTLINGER:
+            return struct.pack("<i", int(not o.linger_on))
+        if optname == C.SO_ERROR:
+            return struct.pack("<i", ws.so_error)  # item 29: reading does not clear it (≠L)
+        if optname == C.SO_TYPE:
+            return struct.pack("<i", ws.type)
+        if optname == C.SO_ACCEPTCONN:
+            return struct.pack("<i", int(ws.phase is Phase.LISTENING))
+        if optname == C.SO_MAX_MSG_SIZE:
+            return struct.pack("<i", MAX_UDP_MSG)
+    assert attr is not None
+    return struct.pack("<I", int(getattr(o, attr)) & 0xFFFFFFFF)
+
+
+def get_option(ws: WSocket, level: int, optname: int, optlen: int) -> tuple[bytes, int]:
+    """(bytes to write into the caller's buffer, size to report in *optlen); WSAEFAULT for a
+    short *optlen on a 4-byte option (see `short_fill` for what that leaves behind)."""
+    attr, kind = _spec(ws, level, optname)
+    if optlen <= 0:
+        raise WsaFail(C.WSAEFAULT)
+    data = _current(ws, level, optname, attr)
+    if kind is BYTE:
+        return data[:1], 1
+    if kind is BOOL:
+        return (data, 4) if optlen >= 4 else (data[:optlen], 1)
+    if optlen < 4:
+        raise WsaFail(C.WSAEFAULT)
+    return data, 4
+
+
+def short_fill(ws: WSocket, level: int, optname: int, optlen: int) -> bytes:
+    """What a failing short get leaves in the caller's buffer: zeros for SO_RCVBUF, SO_SNDBUF
+    and SO_LINGER (Windows clears them), nothing for the others."""
+    try:
+        _attr, kind = _spec(ws, level, optname)
+    except WsaFail:
+        return b""
+    return bytes(optlen) if kind.zero_short and 0 < optlen < 4 else b""

@@ -35,7 +35,7 @@ class Options:
     broadcast: bool = False
     keepalive: bool = False
     nodelay: bool = False
-    linger_on: bool = False
+    linger_on: int = 0  # LINGER.l_onoff as set (any nonzero value means on)
     linger_s: int = 0
     rcvbuf: int = 65536
     sndbuf: int = 65536
@@ -44,6 +44,7 @@ class Options:
     udp_connreset: bool = True  # SIO_UDP_CONNRESET (on by default)
     dontroute: bool = False
     oobinline: bool = False
+    debug: bool = False
 
     def copy(self) -> Options:
         return Options(**vars(self))
@@ -64,6 +65,7 @@ class WSocket:
     udp_disconnected: bool = False  # UDP: dis-connected by an all-zero connect (send/recv: ENOTCONN)
     udp_broadcast_peer: bool = False  # UDP (modern quirk mode): connected to a broadcast address
     was_bound_before_connect: bool = False
+    stack_sndbuf: int = 65536  # the stack socket's own send buffer size (SO_SNDBUF 0 keeps it)
     closed: bool = False
     blockers: int = 0  # threads blocked in a call on this socket
     # notification registration: None, "async" (WSAAsyncSelect) or "event" (WSAEventSelect)
