@@ -211,8 +211,9 @@ def test_item_12_kernel_address_in_use(kernel) -> None:
 
 
 def test_item_55_kernel_broadcast_needs_so_broadcast(kernel) -> None:
-    """Over TUN: sendto a broadcast address (or a UDP connect to one) without SO_BROADCAST -> WSAEACCES
-    and nothing is sent; with the option the kernel receives it."""
+    """Over TUN: sendto a broadcast address without SO_BROADCAST -> WSAEACCES and nothing is sent;
+    with the option the kernel receives it. A UDP connect to the broadcast address needs no option
+    and send() then reaches the kernel (Windows, as sock.c test_broadcast shows)."""
     host, ws, _ = kernel
     with pysocket.socket(pysocket.AF_INET, pysocket.SOCK_DGRAM) as k:
         k.bind(("0.0.0.0", 7300))
@@ -222,12 +223,15 @@ def test_item_55_kernel_broadcast_needs_so_broadcast(kernel) -> None:
         fail(ws, sendto(ws, s, b"bc", "198.18.0.255", 7300), WSAEACCES)
         fail(ws, sendto(ws, s, b"bc", "255.255.255.255", 7300), WSAEACCES)
         c = udp(ws)
-        fail(ws, ws.connect(c, sa("198.18.0.255", 7300), 16), WSAEACCES)  # the founding document
+        assert ws.connect(c, sa("198.18.0.255", 7300), 16) == 0
         assert host.device.counters.tx_frames == tx0  # refused before anything went out
         assert setopt_int(ws, s, SOL_SOCKET, SO_BROADCAST, 1) == 0
         assert sendto(ws, s, b"broadcast", "198.18.0.255", 7300) == 9
         data, addr = k.recvfrom(100)
         assert data == b"broadcast" and addr[0] == US
+        assert ws.send(c, b"connected", 9, 0) == 9
+        data, addr = k.recvfrom(100)
+        assert data == b"connected" and addr[0] == US
 
 
 def test_item_54_kernel_connected_udp_filters(kernel) -> None:

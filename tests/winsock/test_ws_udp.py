@@ -29,6 +29,7 @@ from .wsutil import (
     PEER,
     bind,
     fail,
+    getopt_int,
     make_net,
     name_of,
     peer_of,
@@ -150,30 +151,41 @@ def test_item_55_broadcast_needs_so_broadcast(net) -> None:
     assert recv_from(pws, srv)[0] == b"bcast"
 
 
-def test_item_0_connect_error_WSAEACCES_udp_broadcast(net) -> None:
+def test_item_0_connect_error_WSAEACCES_udp_broadcast() -> None:
     """connect: a UDP connect to a broadcast address without SO_BROADCAST -> WSAEACCES (the document's
-    behaviour)."""
-    ws = net.ws
-    s = udp(ws)
-    fail(ws, ws.connect(s, sa(BCAST, 7050), 16), WSAEACCES)
-    fail(ws, ws.connect(s, sa("255.255.255.255", 7050), 16), WSAEACCES)
-    assert setopt_int(ws, s, SOL_SOCKET, SO_BROADCAST, 1) == 0
-    assert ws.connect(s, sa(BCAST, 7050), 16) == 0
-
-
-def test_item_55_modern_broadcast_connect_mode() -> None:
-    """broadcast_connect="modern": connect to a broadcast address succeeds, the send then fails with
-    WSAEACCES."""
-    n = make_net(seed=9, broadcast_connect="modern")
+    behaviour, `Winsock(host, broadcast_connect="document")`)."""
+    n = make_net(seed=9, broadcast_connect="document")
     try:
         ws = n.ws
         s = udp(ws)
-        assert ws.connect(s, sa(BCAST, 7051), 16) == 0
-        fail(ws, ws.send(s, b"x", 1, 0), WSAEACCES)
+        fail(ws, ws.connect(s, sa(BCAST, 7050), 16), WSAEACCES)
+        fail(ws, ws.connect(s, sa("255.255.255.255", 7050), 16), WSAEACCES)
         assert setopt_int(ws, s, SOL_SOCKET, SO_BROADCAST, 1) == 0
-        assert ws.send(s, b"x", 1, 0) == 1
+        assert ws.connect(s, sa(BCAST, 7050), 16) == 0
     finally:
         n.close()
+
+
+def test_item_55_sockc_broadcast_connect(net) -> None:
+    """sock.c test_broadcast (the default, Windows' behaviour): sendto a broadcast address fails
+    without SO_BROADCAST, works with it and fails again once it is cleared; a connect to the
+    broadcast address succeeds without the option (which still reads 0), sendto it still
+    fails, and send() on the connected socket works and is delivered."""
+    ws, pws = net.ws, net.pws
+    srv = udp(pws)
+    bind(pws, srv, "0.0.0.0", 7051)
+    s = udp(ws)
+    fail(ws, sendto(ws, s, b"test", BCAST, 7051), WSAEACCES)
+    assert setopt_int(ws, s, SOL_SOCKET, SO_BROADCAST, 1) == 0
+    assert sendto(ws, s, b"test", BCAST, 7051) == 4
+    assert setopt_int(ws, s, SOL_SOCKET, SO_BROADCAST, 0) == 0
+    fail(ws, sendto(ws, s, b"test", BCAST, 7051), WSAEACCES)
+    assert ws.connect(s, sa(BCAST, 7051), 16) == 0
+    assert getopt_int(ws, s, SOL_SOCKET, SO_BROADCAST) == 0
+    fail(ws, sendto(ws, s, b"test", BCAST, 7051), WSAEACCES)
+    assert ws.send(s, b"conn", 4, 0) == 4
+    got = {recv_from(pws, srv)[0] for _ in range(2)}
+    assert got == {b"test", b"conn"}
 
 
 def test_item_56_icmp_port_unreachable_resets_next_recv(net) -> None:

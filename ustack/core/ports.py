@@ -111,21 +111,28 @@ class PortTable:
             del self._by_port[b.port]
 
     def _check(self, addr: int, port: int, reuse: bool, exclusive: bool, connection: bool) -> None:
+        """Windows' rules (Wine's sock.c test_reuseaddr, run on real Windows)."""
         for b in self._by_port.get(port, ()):
             if not _overlaps(b.addr, addr):
                 continue
-            if b.exclusive:
-                raise UsageError(Reason.ACCESS, f"port {port} is held exclusively")
-            if exclusive:
-                raise UsageError(Reason.ADDR_IN_USE, f"port {port} is in use")
             if b.connection:
                 # a connection's port, named exactly or through 0.0.0.0 (item 13's coexistence is
                 # between explicit binds only); it never allowed sharing (item 14)
-                if reuse:
+                if reuse and not exclusive:
                     raise UsageError(Reason.ACCESS, f"port {port} is used by a connection")
                 raise UsageError(Reason.ADDR_IN_USE, f"port {port} is used by a connection")
-            if b.addr != addr:
+            if b.addr != addr:  # 0.0.0.0 beside a specific address
+                if b.exclusive and b.addr == ANY:
+                    raise UsageError(Reason.ACCESS, f"port {port} is held exclusively on 0.0.0.0")
+                if exclusive and addr == ANY:
+                    raise UsageError(Reason.ADDR_IN_USE, f"port {port} is in use on an address")
                 continue  # a specific address beside 0.0.0.0 coexists (item 13)
+            if b.exclusive:
+                if reuse:
+                    raise UsageError(Reason.ACCESS, f"port {port} is held exclusively")
+                raise UsageError(Reason.ADDR_IN_USE, f"port {port} is held exclusively")
+            if exclusive:
+                raise UsageError(Reason.ADDR_IN_USE, f"port {port} is in use")
             if reuse and b.reuse:
                 continue  # both asked for SO_REUSEADDR
             if reuse:

@@ -108,16 +108,17 @@ class Winsock:
     - syn_rst_retry_s: the wait before each of those SYNs, set on every socket this Winsock
       connects (default 1.0 s, so a refusal takes about 2 s as on Windows' loopback; None: the
       TCP layer's TcpConfig.syn_rst_retry_s).
-    - broadcast_connect: "document" (UDP connect to a broadcast address without SO_BROADCAST
-      fails with WSAEACCES, as the connect page says) or "modern" (connect succeeds, the send
-      fails, as current Windows does; item 55).
+    - broadcast_connect: "windows" (default: a UDP connect to a broadcast address without
+      SO_BROADCAST succeeds and send() to it works; only sendto a broadcast address needs the
+      option, as sock.c test_broadcast shows on real Windows) or "document" (that connect fails
+      with WSAEACCES, as the founding connect page says; item 55).
     - max_sockets: more open sockets than this -> WSAEMFILE.
     """
 
     def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float | None = 1.0,
-                 broadcast_connect: str = "document", max_sockets: int = 4096) -> None:
-        if broadcast_connect not in ("document", "modern"):
-            raise ValueError("broadcast_connect must be 'document' or 'modern'")
+                 broadcast_connect: str = "windows", max_sockets: int = 4096) -> None:
+        if broadcast_connect not in ("windows", "document"):
+            raise ValueError("broadcast_connect must be 'windows' or 'document'")
         self.host = host
         self.syn_rst_retries = syn_rst_retries
         if syn_rst_retry_s is not None and syn_rst_retry_s < 0:
@@ -457,6 +458,8 @@ class Winsock:
             raise _Fail(C.WSAEISCONN if ws.phase is Phase.CONNECTED else C.WSAEINVAL)
         if self._call(self._local, ws) is None:
             raise _Fail(C.WSAEINVAL)  # ≠L: no implicit bind
+        if ws.phase is Phase.FAILED:
+            self._call(self._fresh_stack_socket, ws)
         if backlog < 0:
             backlog = -backlog  # SOMAXCONN_HINT(n)
         # SOMAXCONN means "the maximum"; the stack clamps to its own limit (Windows: 200)
@@ -470,6 +473,23 @@ class Winsock:
         self._call(do)
         return 0
 
+    def _fresh_stack_socket(self, ws: WSocket) -> None:
+        """Windows lets a socket whose connect failed listen on its name (sock.c test_select);
+        the stack socket was used for the attempt, so a new one takes over the same name."""
+        old = ws.sock
+        addr, port = R.local(ws)
+        old.watch(None)
+        old.close(self._now())
+        new = self.host.stack.tcp.open()
+        new.bind(addr, port, reuse=ws.opts.reuseaddr, exclusive=ws.opts.exclusive)
+        o = ws.opts
+        new.rcvbuf = max(o.rcvbuf, 1)
+        new.sndbuf = o.sndbuf if o.sndbuf > 0 else ws.stack_sndbuf
+        ws.sock = new
+        self._apply_tcp_options(ws)
+        self._watch(ws)
+        ws.phase = Phase.BOUND
+
     @_api(fail=C.INVALID_SOCKET)
     def accept(self, s: int, addr: Any = None, addrlen: Any = None) -> int:
         ws = self._get(s)
@@ -477,7 +497,7 @@ class Winsock:
             raise _Fail(C.WSAEOPNOTSUPP)
         if ws.phase is not Phase.LISTENING:
             raise _Fail(C.WSAEINVAL)
-        if addr is not None:
+        if addr is not None and addrlen is not None:
             n = _len_value(addrlen)
             if n is None or n < SOCKADDR_IN_SIZE:
                 raise _Fail(C.WSAEFAULT)
@@ -487,10 +507,10 @@ class Winsock:
             outcome = self._block(ws, lambda: bool(ws.sock.accept_pending), None)
             if outcome != "ready":
                 raise self._blocked_fail(outcome)
-        if addr is not None:
+        if addr is not None and addrlen is not None:
             raddr, rport = new.sock.remote
             _write_sockaddr(addr, addrlen, raddr, rport)
-        elif addrlen is not None and not isinstance(addrlen, int):
+        elif addr is None and addrlen is not None and not isinstance(addrlen, int):
             _len_store(addrlen, SOCKADDR_IN_SIZE)
         return new.handle
 
@@ -542,8 +562,9 @@ class Winsock:
                 s.syn_rst_retry_s = self.syn_rst_retry_s
             self._apply_tcp_options(ws)
             s.connect(addr, port, self._now())
-            ws.phase = Phase.CONNECTING
-            ws.so_error = 0
+            ws.phase = Phase.CONNECTING  # SO_ERROR keeps an earlier failure's code (sock.c)
+            ws.connect_failed = False  # exceptfds waits for this attempt's outcome
+            ws.blocking_connect = not ws.nonblocking
             if ws.reg_kind is not None:
                 ws.enabled |= C.FD_CONNECT
             self._refresh(ws)
@@ -561,7 +582,7 @@ class Winsock:
                 ws.phase = Phase.FAILED
             raise self._blocked_fail(outcome)
         if ws.phase is Phase.FAILED:
-            raise _Fail(ws.so_error)
+            raise _Fail(ws.connect_error)
         return 0
 
     def _udp_connect(self, ws: WSocket, dest: Any) -> int:
@@ -572,16 +593,16 @@ class Winsock:
 
         def do() -> None:
             s = ws.sock
-            modern_bcast = (self.broadcast_connect == "modern" and not ws.opts.broadcast
-                            and addr != 0 and self.host.stack.is_broadcast(addr))
-            if modern_bcast:
-                s.broadcast = True  # let the peer be set; send checks SO_BROADCAST (item 55)
+            bcast_peer = (self.broadcast_connect == "windows" and not ws.opts.broadcast
+                          and addr != 0 and self.host.stack.is_broadcast(addr))
+            if bcast_peer:
+                s.broadcast = True  # Windows lets the peer be set without SO_BROADCAST (item 55)
             try:
                 s.connect(addr, port)
             finally:
-                if modern_bcast:
+                if bcast_peer:
                     s.broadcast = ws.opts.broadcast
-            ws.udp_broadcast_peer = modern_bcast
+            ws.udp_broadcast_peer = bcast_peer
             if addr == 0 and port == 0:
                 ws.udp_disconnected = True
                 ws.phase = Phase.BOUND
@@ -699,8 +720,11 @@ class Winsock:
                 if ws.phase is not Phase.CONNECTED or s.remote is None:
                     raise _Fail(C.WSAENOTCONN)  # item 50 (≠L: EDESTADDRREQ)
                 if ws.udp_broadcast_peer and not ws.opts.broadcast:
-                    raise _Fail(C.WSAEACCES)
-                n = s.send(data, self._now())
+                    s.broadcast = True  # send() to a connected broadcast peer works (item 55)
+                try:
+                    n = s.send(data, self._now())
+                finally:
+                    s.broadcast = ws.opts.broadcast
             else:
                 n = s.sendto(data, dest[0], dest[1], self._now())
                 if ws.phase is Phase.FRESH:
@@ -724,7 +748,7 @@ class Winsock:
             raise _Fail(C.WSAEADDRNOTAVAIL)
         return self._udp_send(ws, data, dest)
 
-    @_api()
+    @_api(zero=True)
     def recv(self, s: int, buf: Any, len: int, flags: int = 0) -> int:  # noqa: A002
         ws = self._get(s)
         _out_check(buf, len)
@@ -835,18 +859,17 @@ class Winsock:
             raise _Fail(C.WSAEMSGSIZE)  # item 58: truncated, the rest discarded
         return len(data), addr, port
 
-    @_api()
+    @_api(zero=True)
     def recvfrom(self, s: int, buf: Any, len: int, flags: int = 0, from_: Any = None,  # noqa: A002
                  fromlen: Any = None) -> int:
         ws = self._get(s)
         _out_check(buf, len)
+        if ws.is_tcp:  # from and fromlen are neither checked nor written (sock.c)
+            return self._tcp_recv(ws, buf, len, flags)
         if from_ is not None:
             fl = _len_value(fromlen)
             if fl is None or fl < SOCKADDR_IN_SIZE:
                 raise _Fail(C.WSAEFAULT)
-        if ws.is_tcp:
-            n = self._tcp_recv(ws, buf, len, flags)
-            return n
         self._tls.last_from = None
         try:
             n, addr, port = self._udp_recv(ws, buf, len, flags)
@@ -894,7 +917,8 @@ class Winsock:
     def getpeername(self, s: int, name: Any, namelen: Any) -> int:
         ws = self._get(s)
         remote = self._call(lambda: ws.sock.remote)
-        if ws.phase is not Phase.CONNECTED or remote is None or (not ws.is_tcp and ws.udp_disconnected):
+        named = ws.phase is Phase.CONNECTED or (ws.is_tcp and ws.phase is Phase.CONNECTING)
+        if not named or remote is None or (not ws.is_tcp and ws.udp_disconnected):
             raise _Fail(C.WSAENOTCONN)  # checked before the arguments, even NULL ones
         _write_sockaddr(name, namelen, int(remote[0]), int(remote[1]))  # WSAEFAULT: short *namelen
         return 0
@@ -903,8 +927,11 @@ class Winsock:
     @_api()
     def select(self, nfds: int, readfds: FD_SET | None, writefds: FD_SET | None,
                exceptfds: FD_SET | None, timeout: TIMEVAL | None) -> int:
-        """nfds is ignored. Sets are rewritten in place; returns the number of (socket, set)
-        pairs that are ready, 0 on timeout."""
+        """nfds is ignored. Sets are rewritten in place. The result counts the entries written:
+        a socket listed twice in a set appears once, and one FD_SET passed as two of the sets
+        holds (and counts) each ready socket once (sock.c test_select). A socket closed by
+        another thread during the wait wakes select: listed in readfds it is reported there;
+        if nothing is reported, select fails with WSAENOTSOCK and empties the sets."""
         sets = (readfds, writefds, exceptfds)
         if all(fs is None or len(fs) == 0 for fs in sets):
             raise _Fail(C.WSAEINVAL)  # ≠L
@@ -916,7 +943,7 @@ class Winsock:
                 raise _Fail(C.WSAEINVAL)
             wait_s = timeout.tv_sec + timeout.tv_usec / 1e6
         checks = (R.readable, R.writable, R.excepted)
-        result: list[list[int]] = []
+        result: list[list[int]] = [[], [], []]
 
         def scan() -> bool:
             for group in members:
@@ -924,16 +951,28 @@ class Winsock:
                     self._refresh(ws)
             result[:] = [[ws.handle for ws in group if not ws.closed and check(ws)]
                          for group, check in zip(members, checks, strict=True)]
-            return any(result)
+            return any(result) or any(ws.closed for group in members for ws in group)
 
         if not self._call(scan) and wait_s != 0:
             outcome = self._block(None, scan, wait_s)
             if outcome in ("cancelled", "down"):
                 raise self._blocked_fail(outcome)
-        for fs, ready in zip(sets, result or [[], [], []], strict=True):
+        result[0] += [ws.handle for ws in members[0] if ws.closed]
+        written: dict[int, tuple[FD_SET, list[int]]] = {}
+        for fs, ready in zip(sets, result, strict=True):
             if fs is not None:
-                fs.fd_array[:] = ready
-        return sum(len(r) for r in result)
+                out = written.setdefault(id(fs), (fs, []))[1]
+                for h in ready:
+                    if h not in out:
+                        out.append(h)
+        if not any(out for _fs, out in written.values()) and any(
+                ws.closed for group in members for ws in group):
+            for fs, _out in written.values():
+                fs.fd_array[:] = []
+            raise _Fail(C.WSAENOTSOCK)
+        for fs, out in written.values():
+            fs.fd_array[:] = out
+        return sum(len(out) for _fs, out in written.values())
 
     # == ioctlsocket / WSAIoctl ===================================================================
     @_api()
@@ -970,26 +1009,30 @@ class Winsock:
             return 0
         raise _Fail(C.WSAEINVAL)
 
-    @_api()
+    @_api(zero=True)
     def WSAIoctl(self, s: int, dwIoControlCode: int, lpvInBuffer: Any, cbInBuffer: int,  # noqa: N802, N803
                  lpvOutBuffer: Any = None, cbOutBuffer: int = 0, lpcbBytesReturned: Any = None,  # noqa: N803
                  lpOverlapped: Any = None, lpCompletionRoutine: Any = None) -> int:  # noqa: N803
-        """The ioctls of ioctlsocket through WSAIoctl's buffers (no overlapped I/O)."""
+        """The ioctls of ioctlsocket through WSAIoctl's buffers (no overlapped I/O). As sock.c
+        shows: without lpOverlapped, a NULL lpcbBytesReturned is WSAEFAULT; a short buffer is
+        WSAEFAULT and leaves *lpcbBytesReturned alone; an unknown code is WSAEOPNOTSUPP with
+        *lpcbBytesReturned = 0; success sets the last error to 0."""
         ws = self._get(s)
         code = dwIoControlCode & 0xFFFFFFFF
         if lpOverlapped is not None or lpCompletionRoutine is not None:
             raise _Fail(C.WSAEOPNOTSUPP)
+        if lpcbBytesReturned is None:
+            raise _Fail(C.WSAEFAULT)
         if code in (C.FIONBIO, C.SIO_UDP_CONNRESET):
-            raw = _in_bytes(lpvInBuffer, cbInBuffer)
-            if cbInBuffer < 4:
+            raw = _in_bytes(lpvInBuffer, None)
+            if cbInBuffer < 4 or len(raw) < 4:
                 raise _Fail(C.WSAEFAULT)
             value = u_long(struct.unpack_from("<I", raw)[0])
-            r = self.ioctlsocket(s, code, value)
-            if r == C.SOCKET_ERROR:
-                raise _Fail(self.WSAGetLastError())
             _len_store(lpcbBytesReturned, 0)
+            if self.ioctlsocket(s, code, value) == C.SOCKET_ERROR:
+                raise _Fail(self.WSAGetLastError())
             return 0
-        if code == C.FIONREAD:
+        if code in (C.FIONREAD, C.SIOCATMARK):
             if cbOutBuffer < 4:
                 raise _Fail(C.WSAEFAULT)
             _out_check(lpvOutBuffer, 4)
@@ -999,7 +1042,8 @@ class Winsock:
             _write_out(lpvOutBuffer, struct.pack("<I", value.value))
             _len_store(lpcbBytesReturned, 4)
             return 0
-        raise _Fail(C.WSAEINVAL)
+        _len_store(lpcbBytesReturned, 0)
+        raise _Fail(C.WSAEOPNOTSUPP)
 
     # == options (encoding and rules in options.py) ==============================================
     @_api(zero=True)

@@ -45,7 +45,8 @@ def refresh(ws: WSocket, version: tuple[int, int]) -> None:
         state = tcp_state(ws)
         if state in SYNCHRONIZED:
             ws.phase = Phase.CONNECTED
-            ws.so_error = 0
+            ws.so_error = 0  # only a successful connection clears SO_ERROR (sock.c test_select)
+            ws.connect_failed = False
             if ws.reg_kind is not None:
                 ws.enabled |= C.FD_WRITE  # a fresh connection reports FD_WRITE once
             report(ws, C.FD_CONNECT, 0)
@@ -53,7 +54,10 @@ def refresh(ws: WSocket, version: tuple[int, int]) -> None:
             code = E.connect_error(s.error, version=version, was_bound=True)
             s.clear_error()
             ws.phase = Phase.FAILED
-            ws.so_error = code
+            ws.connect_failed = True
+            ws.connect_error = code
+            if not ws.blocking_connect:
+                ws.so_error = code  # a blocking connect reports it only as its result (sock.c)
             report(ws, C.FD_CONNECT, code)
     if ws.reg_kind is None:
         return
@@ -142,4 +146,6 @@ def writable(ws: WSocket) -> bool:
 
 
 def excepted(ws: WSocket) -> bool:
-    return ws.is_tcp and ws.phase is Phase.FAILED
+    """A failed connect stays in exceptfds, even after a listen (sock.c test_select), until
+    the next connect starts."""
+    return ws.is_tcp and ws.connect_failed

@@ -60,10 +60,13 @@ class WSocket:
     nonblocking: bool = False
     opts: Options = field(default_factory=Options)
     so_error: int = 0  # SO_ERROR: the failed connect's code; reading does not clear it (≠L)
+    connect_failed: bool = False  # TCP: a connect failed and none succeeded since (exceptfds)
+    blocking_connect: bool = False  # the pending connect was started by a blocking call
+    connect_error: int = 0  # the last connect attempt's failure code
     shut_rd: bool = False
     shut_wr: bool = False
     udp_disconnected: bool = False  # UDP: dis-connected by an all-zero connect (send/recv: ENOTCONN)
-    udp_broadcast_peer: bool = False  # UDP (modern quirk mode): connected to a broadcast address
+    udp_broadcast_peer: bool = False  # UDP: connected to a broadcast address without SO_BROADCAST
     was_bound_before_connect: bool = False
     stack_sndbuf: int = 65536  # the stack socket's own send buffer size (SO_SNDBUF 0 keeps it)
     closed: bool = False
