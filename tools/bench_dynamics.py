@@ -55,6 +55,14 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 RUN_TIMEOUT_S = 120.0  # one transfer, real or virtual
 
 
+def tcp_config(spec: str | None):
+    """TcpConfig from "key=value,..." (bench_rx's parser, shared)."""
+    sys.path.insert(0, TOOLS)
+    from bench_rx import tcp_config as parse
+
+    return parse(spec)
+
+
 def parse_size(text: str) -> int:
     t = text.strip().upper()
     mult = {"K": 1 << 10, "M": 1 << 20}.get(t[-1:], 1)
@@ -255,13 +263,16 @@ class CwndSampler(threading.Thread):
                     info = self.sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 104)
                 except OSError:
                     return
+                if info[0] != 1:  # tcpi_state: not ESTABLISHED yet
+                    continue
                 mss = struct.unpack_from("I", info, 16)[0]
                 ssthresh, cwnd = struct.unpack_from("II", info, 76)
                 row = (cwnd * mss, ssthresh * mss if ssthresh < 1 << 20 else 1 << 30)
                 if row != last:
                     last = row
                     f.write(json.dumps({"t": round(time.monotonic() - t0, 6), "conn": self.name,
-                                        "ev": "cwnd", "cwnd": row[0], "ssthresh": row[1]}) + "\n")
+                                        "ev": "cwnd", "cwnd": row[0], "ssthresh": row[1]},
+                                       separators=(",", ":")) + "\n")
 
 
 def run_linux(relay: Relay, case: Case, seed: int, trace: str | None = None) -> float:
@@ -273,7 +284,7 @@ def run_linux(relay: Relay, case: Case, seed: int, trace: str | None = None) -> 
     sampler = None
     try:
         if trace:
-            sampler = CwndSampler(s, trace, f"{HOST_GW}>{SERVER_IP}:{PORT}")
+            sampler = CwndSampler(s, trace, f"198.18.0.1>{SERVER_IP}:{PORT}")
         t0 = time.monotonic()
         if sampler:
             sampler.start()
@@ -292,11 +303,11 @@ def run_linux(relay: Relay, case: Case, seed: int, trace: str | None = None) -> 
 class TunHost:
     """ustack on TUN dynu0 in namespace A, routed by A's kernel to the relay."""
 
-    def __init__(self) -> None:
+    def __init__(self, tcp=None) -> None:
         import ustack
 
         self.host = ustack.Host.open(tun="dynu0", addr=f"{HOST_IP}/24", peer=f"{HOST_GW}/24",
-                                     gateway=HOST_GW)
+                                     gateway=HOST_GW, tcp=tcp)
         from ustack.drivers import kernel_side_up
 
         kernel_side_up("dynu0", None, txqueuelen=10000)
@@ -362,7 +373,7 @@ def measure(args: argparse.Namespace, log) -> dict:
             if server.stdout.readline().strip() != "listening":
                 raise RuntimeError("the Linux server did not start")
         if "ustack-tun" in sides:
-            tun = TunHost()
+            tun = TunHost(tcp_config(args.tcp))
         for case in cases:
             runs = args.seeds if case.loss else args.repeat
             for side in sides:
@@ -371,7 +382,7 @@ def measure(args: argparse.Namespace, log) -> dict:
                     seed = args.seed + i
                     try:
                         if side == "sim":
-                            t = run_sim(case, seed)
+                            t = run_sim(case, seed, tcp=tcp_config(args.tcp))
                         elif side == "linux":
                             t = run_linux(relay, case, seed)
                         else:
@@ -481,6 +492,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--capture-case", default="1M@100")
     p.add_argument("--capture-loss", action="store_true", help="capture with --loss")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--tcp", metavar="K=V,...", help="ustack's TcpConfig fields (sim, ustack-tun)")
     p.add_argument("--max-seconds", type=float, default=1800.0, help="bound on the whole run")
     p.add_argument("--smoke", action="store_true", help="a tiny run: 64K at 20 ms, 1 repeat, 2 seeds")
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)

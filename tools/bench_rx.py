@@ -296,7 +296,8 @@ def run_ustack(args, port: int = 5002) -> dict:
     from ustack.wire.ipv4 import ip_int
 
     name = "bnchust0"
-    host = ustack.Host.open(tun=name, addr=f"{RECEIVER_IP}/24", peer=f"{KERNEL_IP}/24", mtu=args.mtu)
+    host = ustack.Host.open(tun=name, addr=f"{RECEIVER_IP}/24", peer=f"{KERNEL_IP}/24", mtu=args.mtu,
+                            tcp=tcp_config(args.tcp))
     try:
         from ustack.drivers import kernel_side_up
 
@@ -451,6 +452,28 @@ def summarize_collapsed(path: str, top: int = 15) -> dict:
 
 # --------------------------------------------------------------------------- main
 
+def tcp_config(spec: str | None):
+    """`--tcp ack_stretch_segments=2,quickack_segments=0`: a TcpConfig with those fields (None:
+    the defaults)."""
+    if not spec:
+        return None
+    from dataclasses import fields
+
+    from ustack.tcp import TcpConfig
+
+    types = {f.name: f.type for f in fields(TcpConfig)}
+    kw = {}
+    for item in spec.split(","):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in types:
+            sys.exit(f"--tcp: TcpConfig has no field {key!r}")
+        kind = str(types[key])
+        kw[key] = (value.lower() in ("1", "true", "yes") if "bool" in kind
+                   else float(value) if "float" in kind else int(value) if "int" in kind else value)
+    return TcpConfig(**kw)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mtu", type=int, default=1500)
@@ -465,6 +488,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ack-every", type=int, default=0,
                    help="bare: ACK every N in-order segments as well as once per batch (0: per batch)")
     p.add_argument("--batch", type=int, default=64, help="bare: frames per read batch (default 64)")
+    p.add_argument("--tcp", default=None, metavar="K=V,...",
+                   help="ustack: TcpConfig fields, e.g. ack_stretch_segments=2")
     p.add_argument("--txqueuelen", type=int, default=4096,
                    help="TUN transmit queue, kernel side (default 4096)")
     p.add_argument("--profile", action="store_true", help="sample the receiver with py-spy")

@@ -106,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("file", metavar="FILE", help="a pcap (seq) or a JSON-lines trace file (cwnd)")
     pl.add_argument("-o", "--output", metavar="PNG", help="image to write (.png, .svg, .pdf); required "
                     "unless --list")
-    pl.add_argument("--kind", choices=("seq", "cwnd"), default="seq", help="graph kind (default seq)")
+    pl.add_argument("--kind", choices=("seq", "cwnd", "flight"), default="seq",
+                    help="graph kind (default seq; flight: bytes in flight from a pcap)")
+    pl.add_argument("--vs", metavar="FILE2", help="draw FILE2 the same way beside FILE (same scales)")
+    pl.add_argument("--labels", metavar="A,B", help="panel titles with --vs (default: the file names)")
     pl.add_argument("--conn", metavar="ADDR:PORT-ADDR:PORT",
                     help="the connection to draw (default: the one carrying most data); "
                          "one endpoint ADDR:PORT also selects")

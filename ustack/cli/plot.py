@@ -302,9 +302,17 @@ def parse_window(text: str | None) -> tuple[float | None, float | None]:
 
 def draw_seq(series: SeqSeries, output: str, title: str | None = None) -> None:
     plt = _figure()
+    fig, ax = plt.subplots(figsize=(11, 6.5), dpi=110)
+    _seq_axes(ax, series, title or f"TCP time-sequence: {series.conn}  ({series.bytes_sent:,} bytes, "
+                                   f"{series.retransmissions} retransmissions)")
+    fig.tight_layout()
+    fig.savefig(output)
+    plt.close(fig)
+
+
+def _seq_axes(ax: Any, series: SeqSeries, title: str) -> None:
     from matplotlib.collections import LineCollection
 
-    fig, ax = plt.subplots(figsize=(11, 6.5), dpi=110)
     if series.window:
         wt, wv = zip(*series.window, strict=True)
         ax.step(wt, wv, where="post", color="tab:olive", lw=0.9, label="receive window (ack + win)")
@@ -325,13 +333,9 @@ def draw_seq(series: SeqSeries, output: str, title: str | None = None) -> None:
     ax.set_xlabel("time (s) from the connection's first segment")
     ax.yaxis.set_major_formatter(_thousands())  # 20,000,000 rather than 2.0 with a "1e7" corner
     ax.set_ylabel("relative sequence number (bytes)")
-    ax.set_title(title or f"TCP time-sequence: {series.conn}  ({series.bytes_sent:,} bytes, "
-                          f"{series.retransmissions} retransmissions)")
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(output)
-    plt.close(fig)
 
 
 @dataclass
@@ -384,6 +388,13 @@ def cwnd_series(events: list[dict[str, Any]], conn: str | None) -> CwndSeries:
 def draw_cwnd(series: CwndSeries, output: str, title: str | None = None) -> None:
     plt = _figure()
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
+    _cwnd_axes(ax, series, title or f"congestion window: {series.conn}")
+    fig.tight_layout()
+    fig.savefig(output)
+    plt.close(fig)
+
+
+def _cwnd_axes(ax: Any, series: CwndSeries, title: str) -> None:
     ax.step(series.t, series.cwnd, where="post", color="tab:blue", lw=1.2, label="cwnd")
     if series.ssthresh:
         st, sv = zip(*series.ssthresh, strict=True)
@@ -394,9 +405,77 @@ def draw_cwnd(series: CwndSeries, output: str, title: str | None = None) -> None
     ax.set_xlabel("time (s) from the connection's first event")
     ax.set_ylabel("bytes")
     ax.yaxis.set_major_formatter(_thousands())
-    ax.set_title(title or f"congestion window: {series.conn}")
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize="small")  # slow start's peak is often at the upper left
+
+
+@dataclass
+class FlightSeries:
+    """Bytes in flight (highest sequence sent minus highest ACK) as seen where the capture was
+    taken: at the sender, the window the congestion control actually used."""
+    conn: str
+    points: list[tuple[float, int]] = field(default_factory=list)
+    retrans: list[float] = field(default_factory=list)
+
+
+def flight_series(series: SeqSeries) -> FlightSeries:
+    events = sorted([(t, 0, end) for t, _, end in series.data] + [(t, 1, a) for t, a in series.acks])
+    out = FlightSeries(series.conn, retrans=[t for t, _, _ in series.retrans])
+    top = ack = 0
+    for t, kind, v in events:
+        if kind == 0:
+            top = max(top, v)
+        else:
+            ack = max(ack, v)
+        out.points.append((t, max(0, top - ack)))
+    return out
+
+
+def _flight_axes(ax: Any, series: FlightSeries, title: str) -> None:
+    if series.points:
+        t, v = zip(*series.points, strict=True)
+        ax.step(t, v, where="post", color="tab:blue", lw=1.0, label="bytes in flight")
+    for i, t in enumerate(series.retrans):
+        ax.axvline(t, color="tab:red", lw=0.5, alpha=0.4, label="retransmission" if i == 0 else None)
+    ax.set_xlabel("time (s) from the connection's first segment")
+    ax.set_ylabel("bytes")
+    ax.yaxis.set_major_formatter(_thousands())
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+
+
+def load_series(kind: str, path: str, conn: str | None) -> Any:
+    """The series `kind` ("seq", "flight" or "cwnd") draws, from a pcap or (cwnd) a trace."""
+    if kind == "cwnd":
+        from .tracefile import read_trace
+
+        try:
+            events = read_trace(path)
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not a JSON-lines trace file (a pcap? use --kind seq)") from None
+        except OSError as e:
+            raise UsageError(f"{path}: {e.strerror}") from None
+        return cwnd_series(events, conn)
+    series = seq_series(pick_conn(_load_conns(path), conn), sender_of(conn))
+    return flight_series(series) if kind == "flight" else series
+
+
+_AXES = {"seq": _seq_axes, "cwnd": _cwnd_axes, "flight": _flight_axes}
+
+
+def draw_side_by_side(kind: str, panels: list[tuple[str, Any]], output: str,
+                      title: str | None = None) -> None:
+    """Panels of one kind next to each other, same axes scales, for comparing two runs (e.g.
+    ustack and Linux on the same path)."""
+    plt = _figure()
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5.5), dpi=110,
+                             sharex=True, sharey=True, squeeze=False)
+    for ax, (label, series) in zip(axes[0], panels, strict=True):
+        _AXES[kind](ax, series, label)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(output)
     plt.close(fig)
@@ -485,6 +564,21 @@ def _no_tcp(path: str) -> None:
     raise UsageError(f"{path}: no TCP connection among its {n} packets")
 
 
+def _load_conns(path: str) -> list[Conn]:
+    from ustack.drivers import PcapError
+
+    try:
+        conns = analyze_pcap(path, on_cut=_warn_cut(path))
+    except PcapError as e:
+        hint = " (a JSON-lines trace? draw it with --kind cwnd)" if _starts_with(path, b"{") else ""
+        raise UsageError(f"{path}: {e}{hint}") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read it ({e.strerror})") from None
+    if not conns:
+        _no_tcp(path)
+    return conns
+
+
 def run(args: argparse.Namespace) -> int:
     check_input_file(args.file)
     if not args.output and not args.list:
@@ -493,21 +587,26 @@ def run(args: argparse.Namespace) -> int:
         _check_image_path(args.output)
     if args.kind == "cwnd" and args.time:
         raise UsageError("--time zooms a time-sequence graph (--kind seq)")
+    vs = getattr(args, "vs", None)
+    if vs or args.kind == "flight":
+        if args.time or args.list:
+            raise UsageError("--time and --list work on one time-sequence graph, not with --vs/--kind flight")
+        files = [args.file] + ([vs] if vs else [])
+        for f in files[1:]:
+            check_input_file(f)
+        labels = (getattr(args, "labels", None) or ",".join(files)).split(",")
+        if len(labels) != len(files):
+            raise UsageError(f"--labels: want {len(files)} comma-separated labels")
+        panels = [(label, load_series(args.kind, f, args.conn))
+                  for label, f in zip(labels, files, strict=True)]
+        draw_side_by_side(args.kind, panels, args.output, args.title)
+        print(f"{args.output}: {args.kind} of {' | '.join(label for label, _ in panels)}")
+        return 0
     if args.kind == "cwnd":
         cs = plot_cwnd(args.file, args.output, args.conn, args.title)
         print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} loss events")
         return 0
-    from ustack.drivers import PcapError
-
-    try:
-        conns = analyze_pcap(args.file, on_cut=_warn_cut(args.file))
-    except PcapError as e:
-        hint = " (a JSON-lines trace? draw it with --kind cwnd)" if _starts_with(args.file, b"{") else ""
-        raise UsageError(f"{args.file}: {e}{hint}") from None
-    except OSError as e:
-        raise UsageError(f"{args.file}: cannot read it ({e.strerror})") from None
-    if not conns:
-        _no_tcp(args.file)
+    conns = _load_conns(args.file)
     if args.list:
         for c in conns:
             print(f"{c.name()}  {c.bytes_from(c.a):>12,} bytes >  {c.bytes_from(c.b):>12,} bytes <  "
