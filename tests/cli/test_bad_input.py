@@ -166,3 +166,169 @@ def test_plot_cwnd_skips_lines_a_killed_run_left_half_written(tmp_path):
     r = _plot(str(trace), "--kind", "cwnd", "-o", str(tmp_path / "c.png"))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{tmp_path / 'c.png'}: cwnd of a>b, 2 samples, 0 loss events"
+
+
+# -- device errors: what is wrong and what to do, one line --------------------------------------
+DEVICE = ["198.18.0.1", "80", "--addr", "198.18.0.2/24"]
+
+
+def _connect_errors_body() -> list[tuple[int, str]]:
+    from ustack.drivers import TunDevice
+    from ustack.drivers.tun import _ip
+
+    from .helpers import ustack
+
+    out = []
+    for dev in (["--tun", "lo"], ["--tap", "lo"]):
+        r = ustack("connect", *DEVICE, *dev, timeout=60)
+        out.append((r.returncode, r.stderr))
+    _ip("tuntap", "add", "dev", "ust7", "mode", "tun")  # a TUN device: --tap of that name is wrong
+    r = ustack("connect", *DEVICE, "--tap", "ust7", timeout=60)
+    out.append((r.returncode, r.stderr))
+    with TunDevice("ust0"):  # held open here: busy for the command
+        r = ustack("connect", *DEVICE, "--tun", "ust0", timeout=60)
+        out.append((r.returncode, r.stderr))
+    out.append(_as_nobody_open_host())
+    return out
+
+
+def _as_nobody_open_host() -> tuple[int, str]:
+    """open_host as user nobody (no CAP_NET_ADMIN): the real kernel error, mapped."""
+    import pytun  # noqa: F401 - loaded before dropping root (the child may not read the venv)
+
+    from ustack.cli import hosting
+    from ustack.cli.main import build_parser
+    from ustack.cli.options import CommandError
+
+    args = build_parser().parse_args(["connect", *DEVICE, "--tun", "ust5"])
+    lines = _as_nobody(lambda: [_open_error(hosting, args, CommandError)])
+    return 1, lines[0]
+
+
+def _open_error(hosting, args, error_cls) -> str:
+    try:
+        hosting.open_host(args).close()
+    except error_cls as e:
+        return str(e)
+    return "opened"
+
+
+@pytest.mark.netns
+def test_device_errors_say_what_is_wrong_and_what_to_do():
+    from tests.netns import run_in_netns
+
+    lo_tun, lo_tap, tap_on_tun, busy, nobody = run_in_netns(_connect_errors_body, timeout=120)
+    cases = ((lo_tun, "TUN", "lo"), (lo_tap, "TAP", "lo"), (tap_on_tun, "TAP", "ust7"))
+    for (code, err), kind, name in cases:
+        assert code == 1 and len(err.strip().splitlines()) == 1 and "Errno" not in err, err
+        assert err.strip() == (f"ustack connect: cannot open {kind} device {name}: an interface named {name} "
+                               f"already exists and is not a {kind} device (see `ip -d link show {name}`); "
+                               f"pick another name with --{kind.lower()}")
+    code, err = busy
+    assert code == 1 and err.strip() == ("ustack connect: cannot open TUN device ust0: another process has "
+                                         "it open (another `ustack serve`?); stop that one or pick another "
+                                         "name with --tun")
+    # /dev/net/tun is 0600 on some machines (EACCES) and 0666 on others (then EPERM at creation)
+    assert nobody[1] in ("cannot open TUN device ust5: /dev/net/tun is not open to you (run as root, or "
+                         "with sudo)",
+                         "cannot open TUN device ust5: creating network devices needs root or "
+                         "CAP_NET_ADMIN (run with sudo)"), nobody
+
+
+def test_device_error_for_a_missing_dev_net_tun():
+    import errno
+
+    from ustack.cli.hosting import device_error
+
+    e = FileNotFoundError(errno.ENOENT, "No such file or directory", "/dev/net/tun")
+    assert device_error(e, "tun", "ust0") == (
+        "cannot open TUN device ust0: /dev/net/tun is missing (load the driver: modprobe tun; in a "
+        "container, pass the device in, e.g. docker run --device /dev/net/tun --cap-add NET_ADMIN)")
+
+
+# -- addresses: rejected up front, in the words typed ---------------------------------------------
+def _address_error(*dev: str) -> str:
+    from ustack.cli.main import build_parser
+    from ustack.cli.options import UsageError, check_addresses
+
+    args = build_parser().parse_args(["connect", "198.18.0.1", "80", "--tun", "ust0", *dev])
+    try:
+        check_addresses(args)
+    except UsageError as e:
+        return str(e)
+    return "ok"
+
+
+@pytest.mark.parametrize(("dev", "message"), [
+    (["--addr", "198.18.0.2/24", "--peer", "198.18.0.2/24"],
+     "--peer 198.18.0.2/24 is ustack's own address (--addr): give the kernel's side another address of "
+     "198.18.0.0/24, e.g. --peer 198.18.0.1/24"),
+    (["--addr", "198.18.0.1/24", "--peer", "198.18.0.1"],
+     "--peer 198.18.0.1/24 is ustack's own address (--addr): give the kernel's side another address of "
+     "198.18.0.0/24, e.g. --peer 198.18.0.2/24"),
+    (["--addr", "198.18.0.2/24", "--peer", "198.19.5.1/24"],
+     "--peer 198.19.5.1/24 is outside --addr's subnet 198.18.0.0/24: both sides of the link need "
+     "addresses in it, e.g. --peer 198.18.0.1/24"),
+    (["--addr", "198.18.0.2/24", "--peer", "198.18.0.255/24"],
+     "--peer 198.18.0.255/24 is the broadcast address of 198.18.0.0/24: use a host address, e.g. "
+     "--peer 198.18.0.1/24"),
+    (["--addr", "198.18.0.0/24"],
+     "--addr 198.18.0.0/24 is the network address of 198.18.0.0/24: use a host address such as "
+     "198.18.0.1/24"),
+    (["--addr", "198.18.0.2/32", "--peer", "198.18.0.1/24"],
+     "--addr 198.18.0.2/32 leaves no other address on the link for --peer: use a prefix such as /24"),
+    (["--addr", "198.18.0.2/24", "--gateway", "10.0.0.1"],
+     "--gateway 10.0.0.1 is outside 198.18.0.0/15 (the benchmarking range); pass --any-net to allow it"),
+    (["--addr", "198.18.0.2/24", "--gateway", "198.19.0.1"],
+     "--gateway 198.19.0.1 is not a host of --addr's subnet 198.18.0.0/24: the gateway must be reachable "
+     "directly on the link"),
+    (["--addr", "198.18.0.2/24", "--gateway", "198.18.0.2"],
+     "--gateway 198.18.0.2 is ustack's own address (--addr)"),
+    (["--addr", "10.1.0.2/24"],
+     "--addr 10.1.0.2/24 is outside 198.18.0.0/15 (the benchmarking range); pass --any-net to allow it"),
+    (["--addr", "198.18.0.2/24", "--peer", "10.1.0.1/24"],
+     "--peer 10.1.0.1/24 is outside 198.18.0.0/15 (the benchmarking range); pass --any-net to allow it"),
+    (["--addr", "10.1.0.2/24", "--peer", "10.1.0.1/24", "--gateway", "10.1.0.254", "--any-net"], "ok"),
+    (["--addr", "198.18.0.2/24", "--peer", "198.18.0.1/24", "--gateway", "198.18.0.1"], "ok"),
+    (["--addr", "198.18.0.2/31", "--peer", "198.18.0.3/31"], "ok"),  # RFC 3021: both are hosts
+])
+def test_peer_and_gateway_are_checked_before_anything_opens(dev, message):
+    assert _address_error(*dev) == message
+
+
+def _cli_address_and_fault_errors() -> list[tuple[int, str, float]]:
+    import time
+
+    from .helpers import ustack
+
+    out = []
+    for extra in (["--peer", "198.18.0.2/24"], ["--gateway", "198.19.0.1"], ["--delay", "fast"],
+                  ["--jitter=-1ms"], ["--loss", "3"], ["--rate", "10zz"], ["--mtu-cap", "0"],
+                  ["--reorder", "x%"]):
+        t0 = time.monotonic()
+        r = ustack("connect", *DEVICE, "--tun", "ust0", *extra, timeout=60)
+        out.append((r.returncode, r.stderr, time.monotonic() - t0))
+    return out
+
+
+@pytest.mark.netns
+def test_cli_rejects_bad_addresses_and_faults_at_once_in_the_words_typed():
+    """(In a private namespace, so a check that let one through could not touch the host.)"""
+    from tests.netns import run_in_netns
+
+    got = run_in_netns(_cli_address_and_fault_errors, timeout=120)
+    expected = [
+        "--peer 198.18.0.2/24 is ustack's own address (--addr)",
+        "--gateway 198.19.0.1 is not a host of --addr's subnet 198.18.0.0/24",
+        "--delay fast: not a number: 'fast'",
+        "--jitter -1ms: must be >= 0",
+        "--loss 3: not a probability in [0, 1]",
+        "--rate 10zz: unknown rate unit 'zz' (use bit, kbit, mbit, gbit: bits per second)",
+        "--mtu-cap 0: must be >= 1",
+        "--reorder x%: not a number: 'x%'",
+    ]
+    for (code, err, seconds), words in zip(got, expected, strict=True):
+        assert code == 2 and err.startswith(f"ustack connect: error: {words}"), err
+        assert len(err.strip().splitlines()) == 1 and seconds < 10, (err, seconds)
+        for internal in ("delay_s", "jitter_s", "rate_bps", "mtu_cap", "/32", "spec item"):
+            assert internal not in err, err

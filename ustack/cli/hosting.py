@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .options import CommandError, UsageError, check_output_file, check_test_net, host_kwargs
+from .options import CommandError, UsageError, check_addresses, check_output_file, host_kwargs
 
 
 class OpenedHost:
@@ -90,14 +90,42 @@ def stderr_line(line: str) -> None:
     sys.stderr.flush()
 
 
+def device_error(e: BaseException, kind: str, name: str) -> str:
+    """One line saying why the TUN/TAP device could not be opened and what to do about it
+    (the bare errno text alone, "[Errno 22] Invalid argument", tells a new user nothing)."""
+    import errno
+
+    from ustack.drivers import interface_exists
+
+    what = f"cannot open {kind.upper()} device {name}"
+    code = getattr(e, "errno", None)
+    if code == errno.ENOENT:
+        return (f"{what}: /dev/net/tun is missing (load the driver: modprobe tun; in a container, "
+                "pass the device in, e.g. docker run --device /dev/net/tun --cap-add NET_ADMIN)")
+    if code == errno.EACCES:
+        return f"{what}: /dev/net/tun is not open to you (run as root, or with sudo)"
+    if code == errno.EPERM:
+        return f"{what}: creating network devices needs root or CAP_NET_ADMIN (run with sudo)"
+    if code == errno.EBUSY:
+        return (f"{what}: another process has it open (another `ustack serve`?); stop that one or "
+                f"pick another name with --{kind}")
+    if code == errno.EINVAL:
+        if interface_exists(name):
+            return (f"{what}: an interface named {name} already exists and is not a {kind.upper()} device "
+                    f"(see `ip -d link show {name}`); pick another name with --{kind}")
+        return f"{what}: the kernel refused the name or flags ({e}); try another name with --{kind}"
+    if isinstance(e, RuntimeError):  # configuring the kernel's side with `ip` failed
+        return f"{what}: setting up the kernel's side failed: {e}"
+    return f"{what}: {getattr(e, 'strerror', None) or e}"
+
+
 def open_host(args: argparse.Namespace, *, trace_out: TextIO | None = None, **extra: Any) -> OpenedHost:
     """`ustack.Host.open(...)` from parsed options; UsageError for what the user got wrong."""
     from ustack import Host
 
     from .tracefile import TraceSink
 
-    if not getattr(args, "any_net", False):
-        check_test_net(args.addr, args.peer, args.gateway and args.gateway + "/32")
+    check_addresses(args)
     check_output_file(getattr(args, "pcap", None), "--pcap")
     check_output_file(getattr(args, "trace_file", None), "--trace-file")
     kw = host_kwargs(args)
@@ -112,12 +140,11 @@ def open_host(args: argparse.Namespace, *, trace_out: TextIO | None = None, **ex
     except BaseException as e:
         if sink:
             sink.close()
-        if isinstance(e, PermissionError):
-            raise CommandError(f"cannot open the device: {e} (needs root and /dev/net/tun)") from None
         if isinstance(e, (ValueError, TypeError)):
             raise UsageError(str(e)) from None
         if isinstance(e, (OSError, RuntimeError)):
-            raise CommandError(f"cannot open the device: {e}") from None
+            kind, name = ("tun", args.tun) if args.tun else ("tap", args.tap)
+            raise CommandError(device_error(e, kind, name)) from None
         raise
     if sink is not None:
         sink.attach(host)

@@ -159,7 +159,8 @@ def fault_scenario(args: argparse.Namespace) -> Any:
     `--faults` is a scenario file (FILE.toml) or a spec string; the shorthand options (--loss
     ...) set the same [link] faults and win over the file's; --seed replaces the seed. The
     shorthands build the same Scenario a file does. Raises UsageError with one line (for a
-    file: FILE:LINE: what is wrong)."""
+    file: FILE:LINE: what is wrong), in the words the user typed (`--delay fast: not a number`,
+    not the FaultConfig field `delay_s`)."""
     from dataclasses import fields
 
     from ustack.drivers import FaultConfig, Scenario, ScenarioError, load_scenario
@@ -170,6 +171,10 @@ def fault_scenario(args: argparse.Namespace) -> Any:
     for opt, key, _m, _h in FAULT_OPTIONS:
         value = getattr(args, opt[2:].replace("-", "_"), None)
         if value is not None:
+            try:
+                FaultConfig.from_spec(f"{key}={value}")
+            except (ValueError, TypeError) as e:
+                raise UsageError(f"{opt} {value}: {_fault_reason(str(e), key)}") from None
             items.append(f"{key}={value}")
     seed = getattr(args, "seed", None)
     scenario: Scenario
@@ -201,16 +206,77 @@ def fault_scenario(args: argparse.Namespace) -> Any:
     return scenario
 
 
-def check_test_net(*cidrs: str | None) -> None:
-    """The CLI refuses addresses outside 198.18.0.0/15 unless told otherwise: a stack that
-    answers ARP and sends SYNs has no business on a real network by accident."""
-    for c in cidrs:
-        if c is None:
-            continue
-        net = ipaddress.ip_interface(c).network
-        if not net.subnet_of(TEST_NET):
-            raise UsageError(f"{c} is outside 198.18.0.0/15 (the benchmarking range); "
-                             "pass --any-net to allow it")
+def _fault_reason(message: str, key: str) -> str:
+    """The reason of a FaultConfig error about one option, without the spec item or the field
+    name it quotes: "bad value in fault spec item 'delay_s=x': not a number: 'x'" -> "not a
+    number: 'x'"; "delay_s must be >= 0" -> "must be >= 0"; "loss=3.0 is not a probability in
+    [0, 1]" -> "not a probability in [0, 1]"."""
+    prefix = "bad value in fault spec item "
+    if message.startswith(prefix):
+        return message.split("': ", 1)[-1]
+    if message.startswith(key + "="):
+        message = message.split(" ", 1)[-1]
+    elif message.startswith(key + " "):
+        message = message[len(key) + 1:]
+    return message.removeprefix("is ")
+
+
+def check_addresses(args: argparse.Namespace) -> None:
+    """The device's addresses make sense together, before anything is opened: each inside
+    198.18.0.0/15 unless --any-net; --peer another host address of --addr's subnet; --gateway
+    a host of that subnet. (The kernel accepts a peer off the subnet, and connect then waits
+    21 s for answers that cannot come.)"""
+    addr = ipaddress.IPv4Interface(args.addr)
+    peer = ipaddress.IPv4Interface(args.peer) if getattr(args, "peer", None) else None
+    gateway = ipaddress.IPv4Address(args.gateway) if getattr(args, "gateway", None) else None
+    if not getattr(args, "any_net", False):
+        for option, value, where in (("--addr", args.addr, addr.network),
+                                     ("--peer", getattr(args, "peer", None), peer and peer.network),
+                                     ("--gateway", getattr(args, "gateway", None), gateway)):
+            if where is not None and not _in_test_net(where):
+                raise UsageError(f"{option} {value} is outside 198.18.0.0/15 (the benchmarking range); "
+                                 "pass --any-net to allow it")
+    net = addr.network
+    special = {net.network_address, net.broadcast_address} if net.prefixlen < 31 else set()
+    if addr.ip in special:
+        raise UsageError(f"--addr {args.addr} is the {_which(addr.ip, net)} address of {net}: "
+                         f"use a host address such as {_other_host(net, addr.ip)}/{net.prefixlen}")
+    if net.prefixlen == 32 and (peer is not None or gateway is not None):
+        raise UsageError(f"--addr {args.addr} leaves no other address on the link for "
+                         f"{'--peer' if peer is not None else '--gateway'}: use a prefix such as /24")
+    example = f"{_other_host(net, addr.ip)}/{net.prefixlen}"
+    if peer is not None:
+        if peer.ip == addr.ip:
+            raise UsageError(f"--peer {args.peer} is ustack's own address (--addr): give the kernel's side "
+                             f"another address of {net}, e.g. --peer {example}")
+        if peer.ip not in net:
+            raise UsageError(f"--peer {args.peer} is outside --addr's subnet {net}: both sides of the link "
+                             f"need addresses in it, e.g. --peer {example}")
+        if peer.ip in special:
+            raise UsageError(f"--peer {args.peer} is the {_which(peer.ip, net)} address of {net}: "
+                             f"use a host address, e.g. --peer {example}")
+    if gateway is not None:
+        if gateway == addr.ip:
+            raise UsageError(f"--gateway {args.gateway} is ustack's own address (--addr)")
+        if gateway not in net or gateway in special:
+            raise UsageError(f"--gateway {args.gateway} is not a host of --addr's subnet {net}: "
+                             "the gateway must be reachable directly on the link")
+
+
+def _in_test_net(where: ipaddress.IPv4Network | ipaddress.IPv4Address) -> bool:
+    if isinstance(where, ipaddress.IPv4Address):
+        return where in TEST_NET
+    return where.subnet_of(TEST_NET)
+
+
+def _which(ip: ipaddress.IPv4Address, net: ipaddress.IPv4Network) -> str:
+    return "network" if ip == net.network_address else "broadcast"
+
+
+def _other_host(net: ipaddress.IPv4Network, not_this: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+    """A host address of `net` other than `not_this` (its first or second host)."""
+    first = net.network_address + (1 if net.prefixlen < 31 else 0)
+    return first if first != not_this else first + 1
 
 
 def check_output_file(path: str | None, option: str) -> None:
