@@ -1,0 +1,86 @@
+"""`%{ python }%` blocks: run at their event time over a tcp_info snapshot of the connection
+under test (ustack.tcp.info), as packetdrill runs them over getsockopt(TCP_INFO).
+
+A block naming a tcpi_* field ustack does not provide is a SKIP naming the field. A block is
+bounded: it may execute at most MAX_LINES lines (a loop in it cannot hang the run).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ustack.tcp.info import CA_STATES, TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, tcp_info
+
+from .model import Mismatch, ScriptError, Unsupported
+
+MAX_LINES = 100_000
+_SAFE_BUILTINS = {name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict)
+                  else __builtins__.get(name)
+                  for name in ("abs", "all", "any", "bool", "int", "float", "len", "max", "min", "range",
+                               "round", "str", "sum", "print", "AssertionError", "list", "tuple", "dict",
+                               "set", "sorted", "hex", "isinstance")}
+
+
+class _Budget(Exception):
+    pass
+
+
+def _names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names(const)
+    return names
+
+
+def run_code(text: str, run: Any, line: int) -> None:
+    source = _dedent(text)
+    try:
+        code = compile(source, f"<%{{ }}% at line {line}>", "exec")
+    except SyntaxError as e:
+        raise ScriptError(f"python block: {e.msg}", line) from None
+    conn = run.sut_connection()
+    info: dict[str, Any] = tcp_info(conn) if conn is not None else {}
+    wanted = sorted(n for n in _names(code) if n.startswith("tcpi_"))
+    if wanted and conn is None:
+        raise Mismatch("python block reads tcp_info but there is no connection under test", line)
+    missing = [n for n in wanted if n not in info]
+    if missing:
+        raise Unsupported(f"tcp_info field {missing[0]} (not provided by ustack)", line)
+    env: dict[str, Any] = {"__builtins__": _SAFE_BUILTINS, **CA_STATES, **info,
+                           "TCPI_OPT_TIMESTAMPS": TCPI_OPT_TIMESTAMPS, "TCPI_OPT_SACK": TCPI_OPT_SACK,
+                           "TCPI_OPT_WSCALE": TCPI_OPT_WSCALE}
+    budget = [MAX_LINES]
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _Budget
+        return tracer
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        exec(code, env)  # noqa: S102 - the script's own assertion code, as packetdrill runs it
+    except AssertionError as e:
+        detail = f": {e}" if str(e) else ""
+        raise Mismatch(f"python assertion failed{detail}", line) from None
+    except _Budget:
+        raise Mismatch(f"python block ran more than {MAX_LINES} lines", line) from None
+    except NameError as e:
+        raise Unsupported(f"python block name {getattr(e, 'name', '') or e}", line) from None
+    except Exception as e:  # noqa: BLE001 - any error in the script's code is the script's failure
+        raise Mismatch(f"python block raised {type(e).__name__}: {e}", line) from None
+    finally:
+        sys.settrace(old)
+
+
+def _dedent(text: str) -> str:
+    import textwrap
+
+    lines = text.strip("\n").splitlines()
+    if len(lines) == 1:
+        return lines[0].strip() + "\n"
+    return textwrap.dedent("\n".join(lines)) + "\n"
