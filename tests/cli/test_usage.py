@@ -102,8 +102,8 @@ def test_cli_reference_names_no_option_that_does_not_exist():
     for page in (root / "docs" / "cli.md", root / "README.md"):
         text = page.read_text()
         # options in code spans and in the command lines of code blocks (pip/make lines aside)
-        shown = set(re.findall(r"`(--[a-z][a-z-]*)", text))
+        shown = set(re.findall(r"`(--[a-z][a-z_-]*)", text))
         for line in re.findall(r"^\s*(?:ustack|\[).*$", text, re.M):
-            shown |= set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line))
+            shown |= set(re.findall(r"(?<![\w-])(--[a-z][a-z_-]*)", line))
         unknown = sorted(shown - known)
         assert not unknown, (page.name, unknown)

@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--list", action="store_true", help="list the TCP connections found and exit")
     pl.add_argument("--title", help="figure title")
     pl.set_defaults(run="ustack.cli.plot:run")
+    __import__("ustack.cli.drill", fromlist=["register"]).register(sub)  # drill: packetdrill scripts
     return p
 
 

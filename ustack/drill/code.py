@@ -10,7 +10,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ustack.tcp.info import CA_STATES, TCPI_OPT_SACK, TCPI_OPT_TIMESTAMPS, TCPI_OPT_WSCALE, tcp_info
+from ustack.tcp.info import (
+    CA_STATES,
+    TCP_INFO_FIELDS,
+    TCPI_OPT_SACK,
+    TCPI_OPT_TIMESTAMPS,
+    TCPI_OPT_WSCALE,
+    tcp_info,
+)
 
 from .model import Mismatch, ScriptError, Unsupported
 
@@ -35,19 +42,23 @@ def _names(code: Any) -> set[str]:
 
 
 def run_code(text: str, run: Any, line: int) -> None:
-    source = _dedent(text)
-    try:
-        code = compile(source, f"<%{{ }}% at line {line}>", "exec")
-    except SyntaxError as e:
-        raise ScriptError(f"python block: {e.msg}", line) from None
-    conn = run.sut_connection()
-    info: dict[str, Any] = tcp_info(conn) if conn is not None else {}
+    code = None
+    for source in _sources(text):
+        try:
+            code = compile(source, f"<%{{ }}% at line {line}>", "exec")
+            break
+        except SyntaxError as e:
+            error = e.msg
+    if code is None:
+        raise ScriptError(f"python block: {error}", line)
     wanted = sorted(n for n in _names(code) if n.startswith("tcpi_"))
-    if wanted and conn is None:
-        raise Mismatch("python block reads tcp_info but there is no connection under test", line)
-    missing = [n for n in wanted if n not in info]
+    missing = [n for n in wanted if n not in TCP_INFO_FIELDS]
     if missing:
         raise Unsupported(f"tcp_info field {missing[0]} (not provided by ustack)", line)
+    conn = run.sut_connection()
+    if wanted and conn is None:
+        raise Mismatch("python block reads tcp_info but there is no connection under test", line)
+    info: dict[str, Any] = tcp_info(conn) if conn is not None else {}
     env: dict[str, Any] = {"__builtins__": _SAFE_BUILTINS, **CA_STATES, **info,
                            "TCPI_OPT_TIMESTAMPS": TCPI_OPT_TIMESTAMPS, "TCPI_OPT_SACK": TCPI_OPT_SACK,
                            "TCPI_OPT_WSCALE": TCPI_OPT_WSCALE}
@@ -77,10 +88,11 @@ def run_code(text: str, run: Any, line: int) -> None:
         sys.settrace(old)
 
 
-def _dedent(text: str) -> str:
+def _sources(text: str) -> list[str]:
+    """The block as written (dedented), then with its first line (the one right after "%{",
+    whose indentation is not the block's) stripped on its own."""
     import textwrap
 
     lines = text.strip("\n").splitlines()
-    if len(lines) == 1:
-        return lines[0].strip() + "\n"
-    return textwrap.dedent("\n".join(lines)) + "\n"
+    return [textwrap.dedent("\n".join(lines)) + "\n",
+            lines[0].strip() + "\n" + textwrap.dedent("\n".join(lines[1:])) + "\n"]

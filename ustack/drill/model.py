@@ -28,7 +28,8 @@ class Mismatch(DrillError):
 
 
 # time kinds, as packetdrill names them
-ABSOLUTE, RELATIVE, ANY, ABSOLUTE_RANGE, RELATIVE_RANGE = "absolute", "relative", "any", "abs_range", "rel_range"
+ABSOLUTE, RELATIVE, ANY = "absolute", "relative", "any"
+ABSOLUTE_RANGE, RELATIVE_RANGE = "abs_range", "rel_range"
 
 
 @dataclass

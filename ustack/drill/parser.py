@@ -22,8 +22,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .model import (ABSOLUTE, ABSOLUTE_RANGE, ANY, RELATIVE, RELATIVE_RANGE, Event, EventTime, Expr,
-                    PacketSpec, Script, ScriptError, SyscallSpec, TcpOption, Unsupported)
+from .model import (
+    ABSOLUTE,
+    ABSOLUTE_RANGE,
+    ANY,
+    RELATIVE,
+    RELATIVE_RANGE,
+    Event,
+    EventTime,
+    Expr,
+    PacketSpec,
+    Script,
+    ScriptError,
+    SyscallSpec,
+    TcpOption,
+    Unsupported,
+)
 
 MAX_SCRIPT_BYTES = 1 << 20
 
@@ -124,8 +138,8 @@ class Parser:
     def expect(self, text: str, what: str = "") -> Token:
         if not self.at(text):
             t = self.tok
-            raise ScriptError(f"expected {text!r}{' ' + what if what else ''}, found {t.text or 'end of file'!r}",
-                              t.line)
+            found = t.text or "end of file"
+            raise ScriptError(f"expected {text!r}{' ' + what if what else ''}, found {found!r}", t.line)
         return self.next()
 
     def int_(self, what: str) -> int:

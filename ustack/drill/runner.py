@@ -22,10 +22,31 @@ from ustack.wire.ipv4 import ip_int
 
 from . import commands
 from .code import run_code
-from .model import (ABSOLUTE_RANGE, ANY, RELATIVE, RELATIVE_RANGE, DrillError, Event, Mismatch, PacketSpec,
-                    Script, ScriptError, Unsupported)
-from .packets import (ICMP_UNREACH_CODES, MASK, Outbound, SeqMap, check_tcp, decode, encode_options,
-                      flag_bits, ipv4, tcp_segment)
+from .model import (
+    ABSOLUTE_RANGE,
+    ANY,
+    RELATIVE,
+    RELATIVE_RANGE,
+    DrillError,
+    Event,
+    Mismatch,
+    PacketSpec,
+    Script,
+    ScriptError,
+    Unsupported,
+)
+from .packets import (
+    ICMP_UNREACH_CODES,
+    MASK,
+    Outbound,
+    SeqMap,
+    check_tcp,
+    decode,
+    encode_options,
+    flag_bits,
+    ipv4,
+    tcp_segment,
+)
 from .syscalls import Syscalls
 
 LOCAL_IP = "198.18.0.1"  # ustack, the system under test (packetdrill's 192.168.0.1)
@@ -83,6 +104,8 @@ class Run:
         self.wall_deadline = time.monotonic() + wall_limit_s
         self.sim = Simulator(seed=seed, wall_limit_s=wall_limit_s, time_limit_s=MAX_SCRIPT_TIME_S,
                              lease_s=None)
+        # the link carries packets up to 64 KB, as packetdrill's tun takes GRO/TSO-sized ones
+        self.sim.link("default", mtu=65535)
         self.host = self.sim.add_host(f"{LOCAL_IP}/{PREFIX}", name="sut", tcp=self.cfg)
         self.port = self.sim.link("default").attach("remote")
         self.out: deque[Outbound] = deque()
@@ -283,7 +306,8 @@ class Run:
                 raise Unsupported(f"ICMP unreachable code {pkt.icmp_code!r}")
             code = ICMP_UNREACH_CODES[pkt.icmp_code]
         elif pkt.icmp_type == "time_exceeded":
-            itype, code = 11, {"": 0, "ttl_exceeded": 0, "frag_reassembly_time_exceeded": 1}.get(pkt.icmp_code, 0)
+            itype = 11
+            code = {"": 0, "ttl_exceeded": 0, "frag_reassembly_time_exceeded": 1}.get(pkt.icmp_code, 0)
         else:
             raise Unsupported(f"ICMP type {pkt.icmp_type!r}")
         rest = (pkt.icmp_mtu or 0) & 0xFFFF if itype == 3 and code == 4 else 0

@@ -62,6 +62,7 @@ class Syscalls:
         self.fds: dict[int, Fd] = {}
         self.task: Any = None  # the blocking call in progress: (task, event)
         self.task_event: Event | None = None
+        self.expected_fd: int | None = None  # what the running socket()/accept() line expects
 
     # -- dispatch ----------------------------------------------------------------------------
     def call(self, ev: Event, start: float, blocking_end: float | None) -> None:
@@ -72,6 +73,7 @@ class Syscalls:
             raise Unsupported(f"system call {sc.name}")
         self.await_idle()
         host = self.run.host
+        self.expected_fd = sc.result.value if sc.result.kind == "int" else None
         if blocking_end is None:
             outcome = host.call(handler, sc.args)
             if isinstance(outcome, Block):
@@ -187,7 +189,10 @@ class Syscalls:
         return f
 
     def new_fd(self, sock: Any) -> int:
-        n = 3
+        """packetdrill maps script fds to live ones: a new socket takes the number the script
+        expects of the call (socket() = 4 makes it fd 4), else the lowest free from 3."""
+        want = self.expected_fd
+        n = want if want is not None and want >= 0 and want not in self.fds else 3
         while n in self.fds:
             n += 1
         self.fds[n] = Fd(sock)
@@ -511,7 +516,8 @@ class Syscalls:
         sock = f.sock
         if name == "SO_LINGER":
             vals = {fl.name: self.value(fl) for fl in args[3].items}
-            f.linger = (vals.get("onoff", vals.get("l_onoff", 0)) or 0, vals.get("linger", vals.get("l_linger", 0)) or 0)
+            onoff = vals.get("onoff", vals.get("l_onoff", 0)) or 0
+            f.linger = (onoff, vals.get("linger", vals.get("l_linger", 0)) or 0)
             sock.linger = None if not f.linger[0] else float(f.linger[1])
             return Done(0)
         v = self.value(args[3])
@@ -639,8 +645,8 @@ class Syscalls:
         if ready or timeout == 0 or (timeout is not None and timeout > 0
                                     and self.now() >= start + timeout / 1000 - 1e-9):
             self._poll_started = None
-            out = [(f"revents of fd {fd}", rexp, r) for (fd, _, _), (r, rexp) in zip(entries, results)
-                   if rexp is not None]
+            out = [(f"revents of fd {fd}", rexp, r)
+                   for (fd, _, _), (r, rexp) in zip(entries, results, strict=True) if rexp is not None]
             return Done(ready, out=out)
         until = None if timeout is None or timeout < 0 else start + timeout / 1000
 

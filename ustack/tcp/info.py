@@ -40,6 +40,14 @@ UNAVAILABLE = frozenset({
 })
 
 
+TCP_INFO_FIELDS = frozenset({
+    "tcpi_state", "tcpi_ca_state", "tcpi_retransmits", "tcpi_probes", "tcpi_backoff", "tcpi_options",
+    "tcpi_snd_wscale", "tcpi_rcv_wscale", "tcpi_rto", "tcpi_snd_mss", "tcpi_rcv_mss", "tcpi_advmss",
+    "tcpi_unacked", "tcpi_sacked", "tcpi_rtt", "tcpi_rttvar", "tcpi_snd_ssthresh", "tcpi_snd_cwnd",
+    "tcpi_reordering", "tcpi_total_retrans", "tcpi_bytes_received", "tcpi_segs_in", "tcpi_segs_out",
+})  # what tcp_info() returns
+
+
 def _segments(nbytes: int, mss: int) -> int:
     return -(-nbytes // mss) if nbytes > 0 else 0
 

@@ -1,0 +1,92 @@
+"""The drill self-tests: every script under tests/drill/scripts passes under --profile linux,
+and the runner really checks (a changed expectation fails, naming the line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ustack.cli.main import main
+from ustack.drill import parse, run_script
+
+SCRIPTS = sorted((Path(__file__).parent / "scripts").glob("*.pkt"))
+
+
+def test_the_self_test_scripts_cover_the_brief():
+    names = {p.stem for p in SCRIPTS}
+    assert {"handshake-passive", "handshake-active", "close-active", "close-passive", "shutdown-wr",
+            "rst-established", "sack-recovery", "rto", "zero-window", "paws", "rfc5961"} <= names
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
+def test_script_passes(path: Path):
+    outcome = run_script(parse(path.read_text(), str(path)), "linux")
+    assert (outcome.status, outcome.reason, outcome.line) == ("PASS", "", 0)
+
+
+def _run_text(text: str, tmp_path: Path, capsys) -> tuple[int, str]:
+    p = tmp_path / "t.pkt"
+    p.write_text(text)
+    rc = main(["drill", str(p)])
+    return rc, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("old", "new", "line", "why"), [
+    ("ecr 5000,nop,wscale 8>", "ecr 5000,nop,wscale 7>", 14, "bad value in outbound TCP option wscale"),
+    ("read(4, ..., 1000) = 200", "read(4, ..., 1000) = 201", 28, "read() returned 200, expected 201"),
+    ("tcpi_snd_mss == 1388", "tcpi_snd_mss == 1400", 19, "python assertion failed: 1388"),
+    ("+.05 < P. 1:201(200)", "+.05 < P. 1:201(200)", 0, ""),
+    ("   +0 > . 501:501(0) ack 201", "  +.1 > . 501:501(0) ack 201", 27, "timing error"),
+    ("> P. 1:501(500) ack 1 <", "> P. 1:501(500) ack 2 <", 25, "expected ack 2, got 1"),
+])
+def test_a_changed_expectation_fails_at_its_line(tmp_path, capsys, old, new, line, why):
+    text = (Path(__file__).parent / "scripts" / "handshake-passive.pkt").read_text()
+    assert old in text
+    rc, out = _run_text(text.replace(old, new), tmp_path, capsys)
+    if not why:
+        assert rc == 0 and out.startswith("PASS ")
+        return
+    assert rc == 1 and out.startswith("FAIL ") and why in out and f"(line {line})" in out, out
+    assert "1 scripts: 0 passed, 1 failed, 0 skipped (profile linux)" in out
+
+
+def test_unknown_syntax_and_calls_are_skips_naming_the_construct(tmp_path, capsys):
+    rc, out = _run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                        "+0 epoll_create(1) = 4\n", tmp_path, capsys)
+    assert rc == 0 and "SKIP" in out and "system call epoll_create (line 2)" in out
+    rc, out = _run_text("0 < S 0:0(0) win 100 <FO abcd>\n", tmp_path, capsys)
+    assert rc == 0 and "TCP option FO (line 1)" in out
+    rc, out = _run_text("`echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect`\n0 socket(..., "
+                        "SOCK_STREAM, IPPROTO_TCP) = 3\n", tmp_path, capsys)
+    assert rc == 0 and "SKIP" in out and "shell command" in out
+    rc, out = _run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 %{ assert tcpi_lost == 0 }%\n",
+                        tmp_path, capsys)
+    assert rc == 0 and "SKIP" in out and "tcpi_lost" in out
+
+
+def test_a_python_loop_is_bounded(tmp_path, capsys):
+    rc, out = _run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
+                        "+0 listen(3, 1) = 0\n+0 < S 0:0(0) win 1000 <mss 1000>\n"
+                        "+0 > S. 0:0(0) ack 1 <mss 1460>\n+0 %{\nwhile True:\n    pass\n}%\n",
+                        tmp_path, capsys)
+    assert rc == 1 and "python block ran more than" in out and "(line 6)" in out
+
+
+def test_a_blocking_call_without_an_end_time_fails(tmp_path, capsys):
+    rc, out = _run_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n"
+                        "+0 listen(3, 1) = 0\n+0 accept(3, ..., ...) = 4\n", tmp_path, capsys)
+    assert rc == 1 and "accept() blocked" in out and "(line 4)" in out
+
+
+def test_default_profile_differs_where_windows_does(tmp_path, capsys):
+    """Under --profile default ustack offers the window scale of its own buffer, not Linux's 8."""
+    path = Path(__file__).parent / "scripts" / "syn-retransmit.pkt"
+    assert run_script(parse(path.read_text()), "linux").status == "PASS"
+    out = run_script(parse(path.read_text()), "default")
+    assert out.status == "FAIL" and "option wscale: expected wscale 8" in out.reason and out.line == 7
+
+
+def test_missing_path_is_a_usage_error(tmp_path, capsys):
+    assert main(["drill", str(tmp_path / "nope.pkt")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
