@@ -113,15 +113,17 @@ class _Lane:
         copies = 1
         delay = 0.0
         reorder: tuple[int, float] | None = None
-        for rs in eng.rules:
-            if not rs.hit(d, self.direction, eng.isns):
+        dropped = False
+        for rs in eng.rules:  # every rule counts its matches, even after a drop
+            if not rs.hit(d, self.direction, eng.isns) or dropped:
                 continue
+            rs.fired += 1
             rule = rs.rule
             self.stats[_RULE_STAT[rule.action]] += 1
             self._fire(now, rule.action, rule.text, frame)
             if rule.action == "drop":
-                return
-            if rule.action == "duplicate":
+                dropped = True
+            elif rule.action == "duplicate":
                 copies += rule.count
             elif rule.action == "delay":
                 delay = max(delay, rule.delay_s)
@@ -132,6 +134,8 @@ class _Lane:
                 frame = truncate(frame, d, rule.count)
             elif rule.action == "reorder":
                 reorder = (rule.count, rule.delay_s)
+        if dropped:
+            return
         for _ in range(copies):
             if delay:
                 self._seq += 1

@@ -16,7 +16,10 @@ A rule is `ACTION [ARGS] TERM...`. Terms (all must hold):
   ranges     port sport dport len seq ack, each with = (N or A-B), >, >=, <, <=;
              len is the transport payload length; seq/ack are relative to the connection's
              ISNs as Wireshark shows them (the SYN is 0, the first data byte 1)
-  nth=N      only the Nth frame that matches the other terms (1-based)
+  nth=N      only the Nth frame that matches the other terms (1-based); nth=A-B: the Ath to
+             the Bth. Every rule counts every frame its terms match, as frames arrive,
+             whatever other rules do to them; actions apply in rule order, and after a drop
+             nothing else happens to that frame.
 
 Decoding uses `ustack.wire` and never raises: a frame that does not decode matches no protocol
 term. TCP ISNs are learned from SYNs in either direction (a bounded table).
@@ -149,7 +152,7 @@ class Filter:
     ranges: tuple[tuple[str, int, int], ...] = ()
     src: tuple[int, int] | None = None  # (network, mask)
     dst: tuple[int, int] | None = None
-    nth: int | None = None
+    nth: tuple[int, int] | None = None  # (first, last) match, 1-based
 
     @property
     def needs_decode(self) -> bool:
@@ -241,10 +244,7 @@ class RuleState:
         if not f.matches(d, direction, isns):
             return False
         self.matched += 1
-        if f.nth is not None and self.matched != f.nth:
-            return False
-        self.fired += 1
-        return True
+        return f.nth is None or f.nth[0] <= self.matched <= f.nth[1]
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -312,10 +312,11 @@ def parse_rule(text: str, *, link: bool = False) -> Rule:
             if kw["count"] < 1:
                 raise FilterError("duplicate N: N must be >= 1")
     elif action == "delay":
+        text = arg("a duration (e.g. 200ms)")
         try:
-            kw["delay_s"] = _duration(arg("a duration (e.g. 200ms)"))
-        except ValueError as e:
-            raise FilterError(f"delay: {e}") from None
+            kw["delay_s"] = _duration(text)
+        except ValueError:
+            raise FilterError(f"delay needs a duration (e.g. 200ms), not {text!r}") from None
         if kw["delay_s"] <= 0:
             raise FilterError("delay: the duration must be > 0")
     elif action == "truncate":
@@ -394,10 +395,16 @@ def _parse_terms(words: list[str], kw: dict[str, Any]) -> Filter:
         elif key in ("src", "dst"):
             f[key] = _network(key, value)
         elif key == "nth":
-            n = _int(value, "nth")
-            if n < 1:
+            m = _RANGE.match(value)
+            if not m:
+                raise FilterError(f"nth={value}: want N or A-B (counting from 1)")
+            lo = int(m.group(1))
+            hi = int(m.group(2)) if m.group(2) is not None else lo
+            if lo < 1:
                 raise FilterError("nth=N counts from 1")
-            f["nth"] = n
+            if hi < lo:
+                raise FilterError(f"nth={value}: range is empty")
+            f["nth"] = (lo, hi)
         elif key == "flags":
             bits = 0
             for ch in word.split("=", 1)[1]:
@@ -413,8 +420,6 @@ def _parse_terms(words: list[str], kw: dict[str, Any]) -> Filter:
                 raise FilterError(f"hold: {e}") from None
         else:
             raise FilterError(f"unknown term {word!r}")
-    if f["flags_set"] or f["flags_clear"] or any(k in TCP_ONLY for k, _, _ in ranges):
-        protos = {PROTO_TCP} if protos is None else protos & {PROTO_TCP}
     merged: dict[str, tuple[int, int]] = {}
     for key, lo, hi in ranges:  # several terms on one key: their intersection
         a, b = merged.get(key, (0, RANGE_KEYS[key]))
