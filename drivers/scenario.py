@@ -86,7 +86,7 @@ class Scenario:
     @property
     def needs_decode(self) -> bool:
         return bool(self.rules or any(c.after_bytes is not None or c.blackhole is not None
-                                      for c in self.schedule))
+                                      or c.mtu is not None for c in self.schedule))
 
     def with_seed(self, seed: int) -> Scenario:
         return replace(self, link=replace(self.link, seed=seed))
@@ -177,8 +177,8 @@ def parse_scenario(text: str, source: str = "<scenario>", *, link: bool = False)
     except tomllib.TOMLDecodeError as e:
         msg = str(e)
         m = re.search(r"\(at line (\d+), column \d+\)", msg)
-        line = int(m.group(1)) if m else 0
-        what = re.sub(r" \(at line.*", "", msg)
+        line = int(m.group(1)) if m else (len(lines.lines) if "end of document" in msg else 0)
+        what = re.sub(r" \(at (line|end of document).*", "", msg)
         raise lines.error(line, f"not valid TOML: {what}") from None
     for key in doc:
         if key not in TOP_KEYS:
@@ -247,7 +247,8 @@ def _loss(table: Any, cfg: FaultConfig, lines: _Lines) -> FaultConfig:
         lm: LossModel = make_model(model, values["p"], values.get("r"), values.get("1-h"),  # type: ignore[arg-type]
                                    values.get("1-k"))
     except ValueError as e:
-        bad = next((k for k in ("r", "1-h", "1-k") if k in str(e).split(",")[-1] and k in table), None)
+        m = re.search(r", not (\S+)$", str(e))  # "takes p, r, not 1-h": point at that key
+        bad = m.group(1) if m and m.group(1) in table else None
         raise lines.error(lines.key(bad, start) if bad else start, f"[loss] {e}") from None
     return replace(cfg, loss_model=lm)
 

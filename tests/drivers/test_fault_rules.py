@@ -144,7 +144,8 @@ def test_corrupt_field_sets_exactly_that_field(name):
 
 
 def test_truncate_udp(tmp_path):
-    run = transfer(tmp_path, _scenario(tmp_path, 'rules = ["truncate 30 udp dir=out dport=9"]'), udp=b"x" * 100)
+    run = transfer(tmp_path, _scenario(tmp_path, 'rules = ["truncate 30 udp dir=out dport=9"]'),
+                   udp=b"x" * 100)
     assert run.kinds() == ["truncate"]
     (_, got), = run.frames("b", "in")
     assert len(got) == 30

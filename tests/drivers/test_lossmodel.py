@@ -98,7 +98,8 @@ def test_a_wrong_model_is_caught() -> None:
     ge = make_model("simple-gilbert", 0.01, 0.3)
     lost = through_injector(LossModel("bernoulli", ge.loss_rate()), seed=11)
     runs = bursts(lost)
-    mean, var = ge.mean_burst(), sum((k + 1 - ge.mean_burst()) ** 2 * p for k, p in enumerate(ge.burst_pmf(200)))
+    mean = ge.mean_burst()
+    var = sum((k + 1 - mean) ** 2 * p for k, p in enumerate(ge.burst_pmf(200)))
     assert abs(sum(runs) / len(runs) - mean) > Z * math.sqrt(var / len(runs))
 
 
