@@ -46,7 +46,7 @@ class Connection:
         self.passive = passive
         self.iss = layer.isn.isn(laddr, lport, raddr, rport, now) if iss is None else iss
         self.snd = Sender(self.iss, opts.sndbuf, cfg.rto_initial_s, cfg.rto_min_s, cfg.rto_max_s,
-                          cfg.dupthresh)
+                          cfg.dupthresh, cfg.sack_max_blocks, layer.count)
         self.rcv = Receiver(opts.rcvbuf, cfg.ooo_max_segments, layer.memory,
                             cfg.pressure_window_segments)
         self.timers = Timers()
@@ -1281,7 +1281,7 @@ class Connection:
             # (B4); TLP and fast retransmits do not count: their span is about one RTT
             snd.rxt_ts = self._tsval(now)
         if snd.rto_streak >= 2:
-            snd.sacked.clear()  # the peer may have reneged (RFC 2018 section 8)
+            snd.clear_sack()  # the peer may have reneged (RFC 2018 section 8)
         snd.in_recovery = False
         snd.recover = snd.snd_max
         snd.high_rxt = snd.snd_una

@@ -7,8 +7,13 @@ retransmitting re-slices it, nothing is copied per segment.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+
 from .cc import CongestionControl
-from .seq import MASK, diff, ge, gt, le, lt, smax
+from .seq import MASK, diff, gt, le, lt, smax
+
+SACK_SMALL_FREE = 8  # scoreboard ranges beyond which sub-MSS blocks no longer start a range
 
 
 class Sender:
@@ -17,10 +22,12 @@ class Sender:
                  "mss", "cc", "srtt", "rttvar", "rto", "rto_min", "rto_max", "backoff", "rtt_seq",
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
-                 "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml")
+                 "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
+                 "sack_max", "count")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
-                 rto_max_s: float, dupthresh: int = 3) -> None:
+                 rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
+                 count: Callable[[str], None] | None = None) -> None:
         self.iss = iss
         self.snd_una = iss
         self.snd_nxt = iss
@@ -51,7 +58,12 @@ class Sender:
         # backoff (Karn's spirit, Eifel RFC 3522/4015) and gives no RTT sample
         self.rxt_ts: int | None = None
         self.rtt_at = 0.0
-        self.sacked: list[list[int]] = []  # [left, right) ranges above SND.UNA, sorted, disjoint
+        # the SACK scoreboard: [left, right) ranges above SND.UNA, sorted, disjoint, not adjacent;
+        # at most `sack_max` of them, `sacked_total` bytes (kept up to date, never summed)
+        self.sacked: list[list[int]] = []
+        self.sacked_total = 0
+        self.sack_max = sack_max
+        self.count = count  # counts a SACK block the scoreboard ignores (a counter name)
         self.sack_ok = False
         self.dupacks = 0
         self.in_recovery = False
@@ -114,8 +126,16 @@ class Sender:
         self.snd_una = ack
         if lt(self.snd_nxt, ack):
             self.snd_nxt = ack
-        if self.sacked:
-            self.sacked = [[smax(left, ack), r] for left, r in self.sacked if gt(r, ack)]
+        sacked = self.sacked
+        if sacked:
+            # ranges wholly acknowledged form a prefix (the board is sorted): cut it off
+            k = bisect_right(sacked, 0, key=lambda r: diff(r[1], ack))
+            if k:
+                self.sacked_total -= sum(diff(r, left) for left, r in sacked[:k])
+                del sacked[:k]
+            if sacked and lt(sacked[0][0], ack):
+                self.sacked_total -= diff(ack, sacked[0][0])
+                sacked[0][0] = ack
         self.bytes_acked += n
         return n
 
@@ -159,6 +179,11 @@ class Sender:
         self.rtt_seq = None
 
     # -- SACK scoreboard (RFC 6675) --------------------------------------------------------------
+    # Bounded against a receiver that SACKs bytes one by one (the CVE-2019-11478 class): blocks
+    # merge with what they touch, at most `sack_max` ranges are kept, and once the board holds
+    # SACK_SMALL_FREE ranges a block shorter than an MSS that would start a range of its own
+    # (not reaching SND.MAX) is ignored, so the room left goes to full segments. Ignoring a block
+    # is always safe: its bytes merely count as not yet SACKed. Each block costs O(log n).
     def add_sack(self, blocks: tuple[tuple[int, int], ...]) -> bool:
         """Merge SACK blocks into the scoreboard; True when something new was SACKed."""
         una, top = self.snd_una, self.snd_max
@@ -171,26 +196,44 @@ class Sender:
             new |= self._insert_sack(left, right)
         return new
 
+    def clear_sack(self) -> None:
+        """Forget every SACK (after an RTO: the peer may have reneged, RFC 2018 section 8)."""
+        self.sacked.clear()
+        self.sacked_total = 0
+
     def _insert_sack(self, left: int, right: int) -> bool:
         sacked = self.sacked
-        i = 0
-        while i < len(sacked) and lt(sacked[i][1], left):
-            i += 1
-        j = i
-        lo, hi = left, right
-        while j < len(sacked) and le(sacked[j][0], right):
-            if lt(sacked[j][0], lo):
-                lo = sacked[j][0]
-            if gt(sacked[j][1], hi):
-                hi = sacked[j][1]
-            j += 1
+        una = self.snd_una
+        # ranges[i:j] overlap or touch [left, right]: the first whose right edge reaches `left`,
+        # up to the last whose left edge is not beyond `right`
+        rel_left, rel_right = diff(left, una), diff(right, una)
+        i = bisect_left(sacked, rel_left, key=lambda r: diff(r[1], una))
+        j = bisect_right(sacked, rel_right, lo=i, key=lambda r: diff(r[0], una))
+        if i == j:
+            n = len(sacked)
+            if n >= self.sack_max:
+                self._ignored("tcp.sack_board_full")
+                return False
+            if n >= SACK_SMALL_FREE and rel_right - rel_left < self.mss and right != self.snd_max:
+                self._ignored("tcp.sack_small_ignored")
+                return False
+            sacked.insert(i, [left, right])
+            self.sacked_total += rel_right - rel_left
+            return True
+        lo = sacked[i][0] if lt(sacked[i][0], left) else left
+        hi = sacked[j - 1][1] if gt(sacked[j - 1][1], right) else right
         if j == i + 1 and sacked[i][0] == lo and sacked[i][1] == hi:
             return False
+        self.sacked_total += diff(hi, lo) - sum(diff(r, s) for s, r in sacked[i:j])
         sacked[i:j] = [[lo, hi]]
         return True
 
+    def _ignored(self, reason: str) -> None:
+        if self.count is not None:
+            self.count(reason)
+
     def sacked_bytes(self) -> int:
-        return sum(diff(r, left) for left, r in self.sacked)
+        return self.sacked_total
 
     def thresh(self) -> int:
         """DupThresh in use: raised by D-SACKs for reordering, but at most half the segments in
@@ -224,17 +267,20 @@ class Sender:
         return total - lost + rxt
 
     def _unsacked_between(self, lo: int, hi: int) -> int:
+        """Bytes in [lo, hi) not SACKed; `lo` is SND.UNA (every range lies above it)."""
         if not lt(lo, hi):
             return 0
-        n = diff(hi, lo)
-        for left, right in self.sacked:
-            if ge(left, hi):
-                break
-            a = left if gt(left, lo) else lo
-            b = right if lt(right, hi) else hi
-            if lt(a, b):
-                n -= diff(b, a)
-        return n
+        sacked = self.sacked
+        una = self.snd_una
+        k = bisect_left(sacked, diff(hi, una), key=lambda r: diff(r[0], una))  # ranges below hi
+        # the SACKed bytes below hi, summed over the shorter side of the board
+        if k <= len(sacked) - k:
+            below = sum(diff(r, left) for left, r in sacked[:k])
+        else:
+            below = self.sacked_total - sum(diff(r, left) for left, r in sacked[k:])
+        if k and gt(sacked[k - 1][1], hi):
+            below -= diff(sacked[k - 1][1], hi)
+        return diff(hi, lo) - below
 
     def next_hole(self, lost_end: int) -> tuple[int, int] | None:
         """RFC 6675 NextSeg rule 1: the first lost, unSACKed range at or above HighRxt."""
@@ -248,11 +294,16 @@ class Sender:
     def skip_sacked(self, s: int) -> tuple[int, int | None]:
         """For go-back retransmission: move `s` past SACKed data; also return the next SACKed
         block's left edge (a limit for the segment) or None."""
-        for left, right in self.sacked:
-            if le(right, s):
-                continue
-            if le(left, s):
-                s = right
-                continue
-            return s, left
-        return s, None
+        sacked = self.sacked
+        una = self.snd_una
+        i = bisect_right(sacked, diff(s, una), key=lambda r: diff(r[1], una))  # first right > s
+        if i == len(sacked):
+            return s, None
+        left, right = sacked[i]
+        if le(left, s):  # inside a SACKed range: skip it (the next one is not adjacent)
+            s = right
+            i += 1
+            if i == len(sacked):
+                return s, None
+            left = sacked[i][0]
+        return s, left
