@@ -1,14 +1,15 @@
-"""Generate docs/winsock-fidelity.md from the Winsock tests.
+"""Generate docs/winsock-fidelity.md from a real run of the Winsock tests.
 
 Every numbered item of the Winsock behaviour reference has tests named `test_item_<N>_...`
-in tests/winsock/; the first docstring paragraph of each test says which behaviour it shows.
-This tool reads those tests (statically, with `ast`: nothing is run) and writes one table
-per section: item, what the reference asks, the tests, and their status. Status comes from
-the test's markers: a plain test must pass ("tested"), `xfail(strict=True)` is a known gap
-in a lower layer (its reason is shown), `netns` tests run against the Linux kernel on a TUN.
+in tests/winsock/; the first docstring paragraph of each test says which behaviour it shows
+(read statically with `ast`). Each test's status comes from the JUnit report of a pytest run
+(`--junitxml`): passed, failed, skipped (with pytest's reason, e.g. a TUN test without root),
+known gap (an xfail), or not run (missing from the report). The winsock part of the report is
+kept in docs/data/winsock-fidelity-junit.xml, so the table can be checked against it.
 
-    python tools/gen_fidelity.py           # rewrite docs/winsock-fidelity.md
-    python tools/gen_fidelity.py --check   # exit 1 if the committed file is out of date
+    python tools/gen_fidelity.py --run            # run tests/winsock now, keep its report, write the doc
+    python tools/gen_fidelity.py --junit FILE     # the same from an existing report (e.g. CI's)
+    python tools/gen_fidelity.py --check          # exit 1 if the doc differs from the kept report's
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ from __future__ import annotations
 import argparse
 import ast
 import re
+import subprocess
 import sys
+import tempfile
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests" / "winsock"
 OUT = ROOT / "docs" / "winsock-fidelity.md"
+REPORT = ROOT / "docs" / "data" / "winsock-fidelity-junit.xml"
+CLASS_PREFIX = "tests.winsock."
 
 # The reference's items in short form (our words). "≠L" marks where Windows differs from Linux.
 SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
@@ -303,31 +309,33 @@ class TestInfo:
     name: str
     item: int
     doc: str
-    status: str
+    kernel: bool  # runs against the Linux kernel over TUN (netns)
 
 
-def _marker_status(fn: ast.FunctionDef, module_netns: bool) -> str:
-    status = "tested"
-    netns = module_netns
-    for dec in fn.decorator_list:
-        text = ast.unparse(dec)
-        if "xfail" in text:
-            reason = ""
-            if isinstance(dec, ast.Call):
-                for kw in dec.keywords:
-                    if kw.arg == "reason":
-                        try:
-                            reason = ast.literal_eval(kw.value)
-                        except ValueError:
-                            reason = ast.unparse(kw.value)
-            return f"known gap: {reason}" if reason else "known gap"
-        if "skip" in text:
-            return "skipped"
-        if "netns" in text:
-            netns = True
-    if "netns" in [a.arg for a in fn.args.args]:
-        netns = True
-    return status + (" (Linux kernel over TUN, netns)" if netns else "")
+@dataclass
+class Outcome:
+    status: str  # passed / failed / skipped / known gap / not run
+    detail: str = ""
+
+    def cell(self, kernel: bool) -> str:
+        where = " (Linux kernel over TUN, netns)" if kernel else ""
+        text = {"passed": "passed", "failed": "**failed**", "skipped": "skipped",
+                "known gap": "known gap", "not run": "**not run**"}[self.status] + where
+        return f"{text}: {self.detail}" if self.detail else text
+
+
+@dataclass
+class Run:
+    """What the report says about the run as a whole."""
+
+    timestamp: str
+    outcomes: dict[tuple[str, str], Outcome]  # (test file, test function) -> outcome
+
+
+def _uses_netns(fn: ast.FunctionDef, module_netns: bool) -> bool:
+    if module_netns or "netns" in [a.arg for a in fn.args.args]:
+        return True
+    return any("netns" in ast.unparse(dec) for dec in fn.decorator_list)
 
 
 def collect(tests_dir: Path = TESTS) -> list[TestInfo]:
@@ -340,6 +348,9 @@ def collect(tests_dir: Path = TESTS) -> list[TestInfo]:
             and "netns" in ast.unparse(node.value)
             for node in tree.body
         )
+        kernel_fixtures = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                           and any("fixture" in ast.unparse(d) for d in node.decorator_list)
+                           and _uses_netns(node, False)}
         for node in tree.body:
             if not isinstance(node, ast.FunctionDef):
                 continue
@@ -348,39 +359,136 @@ def collect(tests_dir: Path = TESTS) -> list[TestInfo]:
                 continue
             doc = ast.get_docstring(node) or ""
             first = " ".join(doc.split("\n\n")[0].split())
-            out.append(TestInfo(path.name, node.name, int(m.group(1)), first,
-                                _marker_status(node, module_netns)))
+            kernel = _uses_netns(node, module_netns) or bool(
+                kernel_fixtures & {a.arg for a in node.args.args})
+            out.append(TestInfo(path.name, node.name, int(m.group(1)), first, kernel))
     return out
+
+
+_RANK = {"failed": 4, "not run": 3, "skipped": 2, "known gap": 1, "passed": 0}
+
+
+def _first_line(text: str | None) -> str:
+    line = (text or "").strip().splitlines()
+    return line[0].strip()[:160] if line else ""
+
+
+def _case_outcome(case: ET.Element) -> Outcome:
+    for tag in ("failure", "error"):
+        el = case.find(tag)
+        if el is not None:
+            return Outcome("failed", _first_line(el.get("message") or el.text))
+    el = case.find("skipped")
+    if el is not None:
+        msg = el.get("message") or ""
+        if el.get("type") == "pytest.xfail" or msg.startswith("xfail"):
+            return Outcome("known gap", _first_line(msg.removeprefix("xfail").strip(" :-")))
+        return Outcome("skipped", _first_line(msg.removeprefix("Skipped:").strip()))
+    return Outcome("passed")
+
+
+def read_junit(path: Path) -> Run:
+    """The outcome of every tests/winsock test in a pytest JUnit report. Parametrized cases
+    of one function are folded into its worst outcome."""
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    stamp = next((su.get("timestamp", "") for su in suites if su.get("timestamp")), "")
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    for case in root.iter("testcase"):
+        cls = case.get("classname", "")
+        if not cls.startswith(CLASS_PREFIX):
+            continue
+        key = (cls.removeprefix(CLASS_PREFIX).split(".")[0] + ".py", case.get("name", "").split("[")[0])
+        got = _case_outcome(case)
+        old = outcomes.get(key)
+        if old is None or _RANK[got.status] > _RANK[old.status]:
+            outcomes[key] = got
+    return Run(stamp, outcomes)
+
+
+def keep_report(src: Path, dest: Path = REPORT) -> None:
+    """Copy the tests/winsock test cases of a report (without captured output) to `dest`."""
+    root = ET.parse(src).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    out_suite = ET.Element("testsuite", {k: v for k, v in suites[0].attrib.items()
+                                         if k in ("name", "timestamp", "hostname")})
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for case in root.iter("testcase"):
+        if not case.get("classname", "").startswith(CLASS_PREFIX):
+            continue
+        attrs = {k: case.get(k, "") for k in ("classname", "name", "time")}
+        new = ET.SubElement(out_suite, "testcase", attrs)
+        counts["tests"] += 1
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[child.tag]] += 1
+                kept = ET.SubElement(new, child.tag, {k: v for k, v in child.attrib.items()
+                                                      if k in ("type", "message")})
+                if child.tag != "skipped":
+                    kept.text = _first_line(child.text)
+    out_suite.attrib.update({k: str(v) for k, v in counts.items()})
+    ET.indent(out_suite)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(ET.tostring(out_suite, encoding="unicode") + "\n")
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render(tests: list[TestInfo] | None = None) -> str:
+def render(tests: list[TestInfo] | None = None, run: Run | None = None) -> str:
     tests = collect() if tests is None else tests
+    run = read_junit(REPORT) if run is None else run
     by_item: dict[int, list[TestInfo]] = {}
     for t in tests:
         by_item.setdefault(t.item, []).append(t)
+
+    def outcome(t: TestInfo) -> Outcome:
+        return run.outcomes.get((t.file, t.name), Outcome("not run"))
+
     known = {n for _, items in SECTIONS for n, _ in items}
+    counts: dict[str, int] = {}
+    for t in tests:
+        st = outcome(t).status
+        counts[st] = counts.get(st, 0) + 1
+    item_state: dict[int, str] = {}
+    for n in known:
+        sts = {outcome(t).status for t in by_item.get(n, [])}
+        item_state[n] = ("no test" if not sts else "failed" if "failed" in sts
+                         else "not run" if "not run" in sts else "passed" if "passed" in sts
+                         else "skipped")
     lines = [
         "# Winsock fidelity",
         "",
-        "<!-- Generated by tools/gen_fidelity.py from tests/winsock; do not edit by hand. -->",
+        "<!-- Generated by tools/gen_fidelity.py from the JUnit report of a test run",
+        "     (docs/data/winsock-fidelity-junit.xml); do not edit by hand. -->",
         "",
         "Each numbered item of the Winsock behaviour reference, the tests that show ustack doing",
-        "it, and their status. *tested*: the test must pass in CI (Simulator, virtual time, unless",
-        "marked as a kernel test); *known gap*: an `xfail(strict=True)` test waiting for a lower",
-        "layer (docs/requests-winsock.md); *missing*: no test yet. ≠L marks Windows behaviour that",
-        "differs from Linux: ustack follows Windows. The source of each item: *win* seen on real",
-        "Windows (Wine's conformance checks), *doc* Microsoft's documentation, *ref* the reference",
-        "without a source, *uncertain* neither (the last column says what ustack chose). The last",
-        "column also records every place where ustack knowingly differs from the reference.",
+        "it, and what a real run of those tests reported: *passed*, *failed*, *skipped* (with",
+        "pytest's reason, e.g. a TUN test run without root), *known gap* (an `xfail(strict=True)`",
+        "test waiting for a lower layer, docs/requests-winsock.md), *not run* (missing from the",
+        "report). Tests run in the Simulator (virtual time) unless marked as a kernel test. ≠L",
+        "marks Windows behaviour that differs from Linux: ustack follows Windows. The source of",
+        "each item: *win* seen on real Windows (Wine's conformance checks, dlls/ws2_32/tests/",
+        "sock.c), *doc* Microsoft's documentation, *ref* the reference without a source,",
+        "*uncertain* neither (the last column says what ustack chose). Tests named `..._sockc_...`",
+        "re-state the checks of the sock.c function their docstring names. The last column",
+        "records every place where ustack knowingly differs from the reference, and where sock.c",
+        "showed the reference wrong.",
+        "",
+        "To regenerate after changing tests or code: `.venv/bin/python tools/gen_fidelity.py --run`",
+        "(runs tests/winsock with `--junitxml`, keeps the report, rewrites this page); from an",
+        "existing report, e.g. CI's: `tools/gen_fidelity.py --junit report.xml`.",
+        "",
+        f"Run of {run.timestamp or 'unknown time'}: {len(tests)} item tests; "
+        + ", ".join(f"{k} {counts[k]}" for k in ("passed", "failed", "skipped", "known gap", "not run")
+                    if counts.get(k)) + ".",
+        f"Items whose tests passed: **{sum(1 for n in known if item_state[n] == 'passed')} of {len(known)}**"
+        + "".join(f"; {st}: {', '.join(str(n) for n in sorted(known) if item_state[n] == st)}"
+                  for st in ("failed", "not run", "skipped", "no test")
+                  if any(item_state[n] == st for n in known)) + ".",
         "",
     ]
-    total = len(known)
-    covered = sum(1 for n in known if any(t.status.startswith("tested") for t in by_item.get(n, [])))
-    lines += [f"Items covered by passing tests: **{covered} of {total}**; tests: {len(tests)}.", ""]
     for title, items in SECTIONS:
         lines += [f"## {title}", "", "| item | behaviour (source) | test | status | decision / deviation |",
                   "|---|---|---|---|---|"]
@@ -396,7 +504,8 @@ def render(tests: list[TestInfo] | None = None) -> str:
                 item_cell = str(n) if first else ""
                 what_cell = _cell(what_text) if first else ""
                 test_cell = f"`{t.name}`: {_cell(t.doc)}"
-                lines.append(f"| {item_cell} | {what_cell} | {test_cell} | {_cell(t.status)} | "
+                status = _cell(outcome(t).cell(t.kernel))
+                lines.append(f"| {item_cell} | {what_cell} | {test_cell} | {status} | "
                              f"{note if first else ''} |")
         lines.append("")
         if title.startswith("0."):
@@ -407,7 +516,7 @@ def render(tests: list[TestInfo] | None = None) -> str:
                 if not rows:
                     lines.append(f"| {code} | — | **missing** |")
                 for t in rows:
-                    lines.append(f"| {code} | `{t.name}` ({t.file}) | {_cell(t.status)} |")
+                    lines.append(f"| {code} | `{t.name}` ({t.file}) | {_cell(outcome(t).cell(t.kernel))} |")
             lines.append("")
     stray = sorted({t.item for t in tests} - known)
     if stray:
@@ -419,21 +528,46 @@ def render(tests: list[TestInfo] | None = None) -> str:
     return "\n".join(lines)
 
 
+def run_tests(report: Path) -> int:
+    """pytest on tests/winsock with a JUnit report; its exit status."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(TESTS),
+           f"--ignore={TESTS / 'test_ws_fidelity_doc.py'}",  # it checks the page being rewritten
+           f"--junitxml={report}", "-o", "junit_family=xunit2"]
+    return subprocess.run(cmd, cwd=ROOT, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", action="store_true", help="run tests/winsock now and use its report")
+    src.add_argument("--junit", type=Path, help="a pytest --junitxml report to take the statuses from")
+    src.add_argument("--check", action="store_true", help="exit 1 if the doc differs from the kept report's")
     ap.add_argument("--output", type=Path, default=OUT)
+    ap.add_argument("--report", type=Path, default=REPORT,
+                    help="where the winsock part of the report is kept")
     args = ap.parse_args(argv)
-    text = render()
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: run python tools/gen_fidelity.py", file=sys.stderr)
+        if current != render(run=read_junit(args.report)):
+            print(f"{args.output} is out of date: run python tools/gen_fidelity.py --run", file=sys.stderr)
             return 1
         return 0
-    args.output.write_text(text)
-    print(f"wrote {args.output}")
-    return 0
+    status = 0
+    if args.run:
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "junit.xml"
+            status = run_tests(raw)
+            if not raw.exists():
+                print("pytest wrote no report", file=sys.stderr)
+                return status or 1
+            keep_report(raw, args.report)
+    else:
+        keep_report(args.junit, args.report)
+    run = read_junit(args.report)
+    args.output.write_text(render(run=run))
+    failed = sum(1 for o in run.outcomes.values() if o.status == "failed")
+    print(f"wrote {args.output} ({len(run.outcomes)} tests in the report, {failed} failed)")
+    return status
 
 
 if __name__ == "__main__":
