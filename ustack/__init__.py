@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Host", "Simulator", "Stack", "StackConfig", "__version__"]
+__all__ = ["Host", "Simulator", "Stack", "StackConfig", "__version__", "patched", "socket_module"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import ustack.wire` must not pull in the runtime
@@ -15,6 +15,9 @@ def __getattr__(name: str) -> Any:  # lazy: `import ustack.wire` must not pull i
     if name == "Simulator":
         from .runtime.simulator import Simulator
         return Simulator
+    if name in ("patched", "socket_module"):
+        from . import compat
+        return getattr(compat, name)
     if name in ("Stack", "StackConfig"):
         from .core import stack
         return getattr(stack, name)

@@ -1,4 +1,4 @@
-"""The `ustack` command: serve, connect, lab, plot.
+"""The `ustack` command: serve, run, connect, lab, plot.
 
 Exit status: 0 success; 1 a failure the command reports (a Winsock error, a lab scenario that
 misbehaved); 2 a usage error (always one line on stderr); 130 interrupted before finishing;
@@ -46,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_capture_options(s)
     o.add_fault_options(s)
     s.set_defaults(run="ustack.cli.serve:run")
+
+    # run --------------------------------------------------------------------------------------
+    r = sub.add_parser("run", help="run a Python program whose sockets are ustack's",
+                       description="Open a TUN/TAP device and run a Python program (python SCRIPT, "
+                                   "python -m MODULE, python -c CODE or a .py file, after --) with its "
+                                   "AF_INET sockets on ustack. Its stdin/stdout/stderr and exit status "
+                                   "pass through; the device goes away with it (docs/run.md).")
+    o.add_device_options(r)
+    o.add_capture_options(r)
+    o.add_fault_options(r)
+    r.add_argument("program", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]",
+                   help="the Python program and its arguments")
+    r.set_defaults(run="ustack.cli.run:run")
 
     # connect ----------------------------------------------------------------------------------
     c = sub.add_parser("connect", help="run one Winsock connect and print every call",

@@ -113,10 +113,15 @@ class Winsock:
       option, as sock.c test_broadcast shows on real Windows) or "document" (that connect fails
       with WSAEACCES, as the founding connect page says; item 55).
     - max_sockets: more open sockets than this -> WSAEMFILE.
+    - on_event: called as on_event(s, readable, writable, excepted) under the host lock after
+      every stack event on socket s, with select()'s three answers at that moment (a layer
+      above can mirror readiness onto something else, e.g. a file descriptor). It must be
+      quick and must not call back into this Winsock.
     """
 
     def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float | None = 1.0,
-                 broadcast_connect: str = "windows", max_sockets: int = 4096) -> None:
+                 broadcast_connect: str = "windows", max_sockets: int = 4096,
+                 on_event: Callable[[int, bool, bool, bool], None] | None = None) -> None:
         if broadcast_connect not in ("windows", "document"):
             raise ValueError("broadcast_connect must be 'windows' or 'document'")
         self.host = host
@@ -126,6 +131,7 @@ class Winsock:
         self.syn_rst_retry_s = syn_rst_retry_s
         self.broadcast_connect = broadcast_connect
         self.max_sockets = max_sockets
+        self.on_event = on_event
         self.version: tuple[int, int] = (2, 2)
         self._startups = 0
         self._sockets: dict[int, WSocket] = {}
@@ -278,6 +284,9 @@ class Winsock:
     def _on_stack_event(self, ws: WSocket, _sock: Any, _events: int) -> None:
         try:
             self._refresh(ws)
+            hook = self.on_event
+            if hook is not None and not ws.closed:
+                hook(ws.handle, R.readable(ws), R.writable(ws), R.excepted(ws))
         except Exception as e:  # noqa: BLE001 - nothing may escape into the network thread
             if len(self.callback_errors) < 100:
                 self.callback_errors.append(e)
@@ -1253,6 +1262,15 @@ class Winsock:
         return ntohl(x)
 
     # == introspection for tests and tools (not Winsock) ==========================================
+    def readiness(self, s: int) -> tuple[bool, bool, bool]:
+        """select()'s three answers for socket s now (readable, writable, excepted), without
+        blocking; all False for a closed or unknown handle. Call it under the host lock."""
+        ws = self._sockets.get(s)
+        if ws is None or ws.closed:
+            return (False, False, False)
+        self._refresh(ws)
+        return (R.readable(ws), R.writable(ws), R.excepted(ws))
+
     def stack_socket(self, s: int) -> Any:
         """The stack socket behind a handle (for tests and diagnostics)."""
         return self._sockets[s].sock

@@ -1,0 +1,195 @@
+"""Name resolution without the kernel's network: numeric addresses and /etc/hosts.
+
+CPython's resolver functions would ask DNS through the kernel's own sockets, which a program
+on ustack must not use, so the patched module gets these instead. They answer like glibc for
+what they cover: numeric IPv4 addresses (every form inet_aton takes), names in /etc/hosts
+(re-read when the file changes) and "localhost"; anything else is `gaierror(EAI_NONAME)`.
+Only AF_INET exists (ustack has no IPv6 yet).
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import socket as _pysocket
+from typing import Any
+
+HOSTS_FILE = "/etc/hosts"
+_real_getaddrinfo = _socket.getaddrinfo
+_cache: dict[str, Any] = {"key": None, "by_name": {}, "by_addr": {}}
+
+
+def _hosts() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """name -> IPv4 addresses and address -> names (first name canonical), from HOSTS_FILE."""
+    try:
+        st = os.stat(HOSTS_FILE)
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        key = None
+    if key != _cache["key"]:
+        by_name: dict[str, list[str]] = {}
+        by_addr: dict[str, list[str]] = {}
+        try:
+            with open(HOSTS_FILE, encoding="utf-8", errors="replace") as f:
+                lines = f.readlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            fields = line.split("#", 1)[0].split()
+            if len(fields) < 2 or _numeric(fields[0]) != fields[0]:
+                continue  # IPv6 lines and junk
+            for name in fields[1:]:
+                by_name.setdefault(name.lower(), []).append(fields[0])
+            by_addr.setdefault(fields[0], []).extend(fields[1:])
+        _cache.update(key=key, by_name=by_name, by_addr=by_addr)
+    return _cache["by_name"], _cache["by_addr"]
+
+
+def _numeric(host: str) -> str | None:
+    """The dotted quad of a numeric IPv4 host (inet_aton forms too), or None. Never DNS."""
+    try:
+        infos = _real_getaddrinfo(host, None, _socket.AF_INET, _socket.SOCK_STREAM, 0, _socket.AI_NUMERICHOST)
+    except (_socket.gaierror, UnicodeError, ValueError):
+        return None
+    return infos[0][4][0] if infos else None
+
+
+def _is_ipv6_literal(host: str) -> bool:
+    try:
+        _socket.inet_pton(_socket.AF_INET6, host.split("%", 1)[0])
+    except OSError:
+        return False
+    return True
+
+
+def resolve(host: str, flags: int = 0) -> list[str]:
+    """IPv4 addresses for host (numeric, /etc/hosts, localhost), or gaierror."""
+    num = _numeric(host)
+    if num is not None:
+        return [num]
+    if _is_ipv6_literal(host):
+        raise _socket.gaierror(_socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+    if flags & _socket.AI_NUMERICHOST:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+    by_name, _ = _hosts()
+    found = by_name.get(host.lower().rstrip("."))
+    if found:
+        return list(dict.fromkeys(found))
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+        return ["127.0.0.1"]
+    raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+
+
+def _port(port: Any, socktype: int) -> int:
+    if port is None:
+        return 0
+    if isinstance(port, int):
+        if not 0 <= port <= 0xFFFF:
+            raise OverflowError("getaddrinfo(): port must be 0-65535.")
+        return port
+    if isinstance(port, bytes):
+        port = port.decode("ascii")
+    if not isinstance(port, str):
+        raise OSError("Int or String expected")
+    if port.isdigit():
+        return int(port)
+    proto = "udp" if socktype == _socket.SOCK_DGRAM else "tcp"
+    try:
+        return _pysocket.getservbyname(port, proto)  # /etc/services: a local file
+    except OSError:
+        raise _socket.gaierror(_socket.EAI_SERVICE, "Servname not supported for ai_socktype") from None
+
+
+def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,  # noqa: A002
+                flags: int = 0) -> list[tuple[Any, Any, int, str, tuple[str, int]]]:
+    """socket.getaddrinfo for AF_INET over numeric hosts and /etc/hosts."""
+    if family not in (_socket.AF_UNSPEC, _socket.AF_INET):
+        raise _socket.gaierror(_socket.EAI_FAMILY, "ai_family not supported")
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    if host is None:
+        addrs = ["0.0.0.0" if flags & _socket.AI_PASSIVE else "127.0.0.1"]
+    else:
+        addrs = resolve(host, flags)
+    if type == 0:
+        kinds = [(_socket.SOCK_STREAM, _socket.IPPROTO_TCP), (_socket.SOCK_DGRAM, _socket.IPPROTO_UDP),
+                 (_socket.SOCK_RAW, 0)]
+    elif type == _socket.SOCK_STREAM:
+        kinds = [(type, _socket.IPPROTO_TCP)]
+    elif type == _socket.SOCK_DGRAM:
+        kinds = [(type, _socket.IPPROTO_UDP)]
+    else:
+        kinds = [(type, proto)]
+    if proto:
+        kinds = [(t, p) for t, p in kinds if p == proto] or [(type or _socket.SOCK_RAW, proto)]
+    canon = host if (flags & _socket.AI_CANONNAME and host is not None) else ""
+    out = []
+    for addr in addrs:
+        for t, p in kinds:
+            out.append((_pysocket.AddressFamily(_socket.AF_INET), _pysocket.SocketKind(t), p, canon,
+                        (addr, _port(port, t))))
+            canon = ""
+    return out
+
+
+def gethostbyname(name: str) -> str:
+    return resolve(name)[0]
+
+
+def gethostbyname_ex(name: str) -> tuple[str, list[str], list[str]]:
+    addrs = resolve(name)
+    _, by_addr = _hosts()
+    names = by_addr.get(addrs[0], [])
+    canonical = names[0] if names and _numeric(name) is None else name
+    return canonical, [n for n in names if n != canonical], addrs
+
+
+def gethostbyaddr(ip: str) -> tuple[str, list[str], list[str]]:
+    addr = _numeric(ip) or (resolve(ip)[0] if ip else None)
+    _, by_addr = _hosts()
+    names = by_addr.get(addr or "", [])
+    if not names:
+        raise _socket.herror(1, "Unknown host")
+    return names[0], names[1:], [addr]  # type: ignore[list-item]
+
+
+def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
+    host, port = sockaddr[0], sockaddr[1]
+    addr = resolve(host)[0]
+    name = addr
+    if not flags & _socket.NI_NUMERICHOST:
+        _, by_addr = _hosts()
+        found = by_addr.get(addr)
+        if found:
+            name = found[0]
+        elif flags & _socket.NI_NAMEREQD:
+            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+    service = str(port)
+    if not flags & _socket.NI_NUMERICSERV:
+        try:
+            service = _pysocket.getservbyport(port, "udp" if flags & _socket.NI_DGRAM else "tcp")
+        except OSError:
+            pass
+    return name, service
+
+
+def sockaddr(address: Any, what: str, *, passive: bool = False) -> tuple[str, int]:
+    """An AF_INET (host, port) as CPython accepts it, the host resolved here (never by DNS)."""
+    if not isinstance(address, tuple):
+        raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")
+    if len(address) != 2:
+        raise TypeError("AF_INET address must be a pair (host, port)")
+    host, port = address
+    if not isinstance(port, int):
+        raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError(f"{what}(): port must be 0-65535.")
+    if isinstance(host, (bytes, bytearray)):
+        host = bytes(host).decode("idna")
+    if not isinstance(host, str):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
+    if host == "":
+        return ("0.0.0.0", port)
+    if host == "<broadcast>":
+        return ("255.255.255.255", port)
+    return (resolve(host)[0], port)
