@@ -332,3 +332,80 @@ def test_cli_rejects_bad_addresses_and_faults_at_once_in_the_words_typed():
         assert len(err.strip().splitlines()) == 1 and seconds < 10, (err, seconds)
         for internal in ("delay_s", "jitter_s", "rate_bps", "mtu_cap", "/32", "spec item"):
             assert internal not in err, err
+
+
+def _silent_connect_body() -> tuple[list[str], float, int, str]:
+    """connect to an address nobody answers; read stderr until the first progress line, then
+    Ctrl-C (the whole 21 s is not needed to see the progress)."""
+    import select
+    import signal
+    import time
+
+    from .helpers import USTACK
+
+    argv = [*USTACK, "connect", "198.18.0.9", "80", "--tun", "ust0", "--addr", "198.18.0.2/24", "--peer",
+            "198.18.0.1/24"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    lines: list[str] = []
+    try:
+        while time.monotonic() - t0 < 20 and not lines:
+            ready, _, _ = select.select([p.stderr], [], [], 0.5)
+            if ready:
+                lines.append(p.stderr.readline().rstrip("\n"))
+        seen_at = time.monotonic() - t0
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        return lines, seen_at, p.returncode, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+
+
+@pytest.mark.netns
+def test_a_long_connect_shows_its_syn_retries_and_when_it_gives_up():
+    from tests.netns import run_in_netns
+
+    lines, seen_at, code, out = run_in_netns(_silent_connect_body, timeout=60)
+    assert lines == ["ustack connect: no answer after 3 s: SYN sent again (retry 1 of 2); connect gives up "
+                     "21 s after the first SYN"], lines
+    assert 2.5 < seen_at < 10, seen_at
+    assert code == 130 and "connect(s1, 198.18.0.9:80)" not in out  # interrupted while waiting
+
+
+def test_syn_progress_counts_retries_in_the_stack():
+    """The watcher reports each retransmission the stack counts, in order, and nothing else."""
+    import time
+
+    from ustack.cli.connect import SynProgress
+
+    class FakeCounters:
+        n = 0
+
+        def get(self, name: str) -> int:
+            assert name == "tcp.syn_retransmit"
+            return self.n
+
+    class FakeHost:
+        class stack:  # noqa: N801 - stands in for host.stack
+            counters = FakeCounters()
+
+            class tcp:  # noqa: N801
+                class config:  # noqa: N801
+                    syn_rto_s, syn_retries = 1.0, 5
+
+        def call(self, fn):
+            return fn()
+
+    host = FakeHost()
+    got: list[str] = []
+    with SynProgress(host, got.append):
+        time.sleep(0.3)
+        host.stack.counters.n = 2  # two retransmissions between two looks
+        deadline = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [ln.split(": ", 1)[1] for ln in got] == [
+        "SYN sent again (retry 1 of 5); connect gives up 63 s after the first SYN",
+        "SYN sent again (retry 2 of 5); connect gives up 63 s after the first SYN"]

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .hosting import open_host
@@ -36,9 +39,62 @@ def run(args: argparse.Namespace) -> int:
         if rec.startup().ret != 0:
             return WINSOCK_FAILED
         try:
-            return _connect(args, ws, rec)
+            if args.udp:
+                return _connect(args, ws, rec)
+            with SynProgress(opened.host, _progress_line):
+                return _connect(args, ws, rec)
         finally:
             rec.cleanup()
+
+
+def _progress_line(line: str) -> None:
+    sys.stderr.write(f"ustack connect: {line}\n")
+    sys.stderr.flush()
+
+
+class SynProgress:
+    """While a TCP connect waits for an answer, one line per SYN retransmission: how long it
+    has waited, which retry this is and when connect gives up (Windows' schedule takes 21 s,
+    which looks like a hang without it). Reads the stack's `tcp.syn_retransmit` counter."""
+
+    POLL_S = 0.1
+
+    def __init__(self, host: Any, write: Callable[[str], None]) -> None:
+        from .labscenarios import syn_schedule
+
+        cfg = host.stack.tcp.config
+        self.retries = cfg.syn_retries
+        self.give_up_s = syn_schedule(cfg.syn_rto_s, cfg.syn_retries)[1]
+        self.host = host
+        self.write = write
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="syn-progress", daemon=True)
+
+    def _count(self) -> int:
+        counters = self.host.stack.counters
+        return int(self.host.call(lambda: counters.get("tcp.syn_retransmit")))
+
+    def _watch(self) -> None:
+        start = time.monotonic()
+        seen = self._count()
+        while not self._stop.wait(self.POLL_S):
+            try:
+                now = self._count()
+            except Exception:  # noqa: BLE001 - the host is closing: progress is best effort
+                return
+            for retry in range(seen + 1, now + 1):
+                waited = time.monotonic() - start
+                self.write(f"no answer after {waited:.0f} s: SYN sent again (retry {retry} of "
+                           f"{self.retries}); connect gives up {self.give_up_s:g} s after the first SYN")
+            seen = now
+
+    def __enter__(self) -> SynProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
 
 
 def _connect(args: argparse.Namespace, ws: Any, rec: WsRecorder) -> int:
