@@ -350,7 +350,9 @@ class Syscalls:
     # -- data --------------------------------------------------------------------------------
     def _write(self, f: Fd, n: int, flags: int, retry: bool) -> Done | Block:
         sock = f.sock
-        if flags & ~(C["MSG_DONTWAIT"] | C["MSG_NOSIGNAL"] | C["MSG_EOR"]):
+        if flags & C["MSG_EOR"]:
+            raise Unsupported("send flag MSG_EOR (record boundaries)")
+        if flags & ~(C["MSG_DONTWAIT"] | C["MSG_NOSIGNAL"]):
             raise Unsupported(f"send flags {flags:#x}")
         if sock.listener is not None or sock.conn is None:
             return fail("EPIPE")
@@ -385,16 +387,25 @@ class Syscalls:
         return Block(lambda: sock.writable_bytes > 0 or sock.error is not None
                       or c.state not in (State.ESTABLISHED, State.CLOSE_WAIT))
 
+    @staticmethod
+    def bad_buffer(e: Expr) -> bool:
+        """A NULL buffer: Linux fails the copy with EFAULT."""
+        return (e.kind == "word" and e.value == "NULL") or (e.kind == "int" and e.value == 0)
+
     def sys_write(self, args: list[Expr], retry: bool = False) -> Done | Block:
         f = self.fd(args[0])
         if isinstance(f, Done):
             return f
+        if self.bad_buffer(args[1]):
+            return fail("EFAULT")
         return self._write(f, self.value(args[2]) or 0, 0, retry)
 
     def sys_send(self, args: list[Expr], retry: bool = False) -> Done | Block:
         f = self.fd(args[0])
         if isinstance(f, Done):
             return f
+        if self.bad_buffer(args[1]):
+            return fail("EFAULT")
         return self._write(f, self.value(args[2]) or 0, self.value(args[3]) or 0, retry)
 
     def sys_sendto(self, args: list[Expr], retry: bool = False) -> Done | Block:
@@ -452,12 +463,16 @@ class Syscalls:
         f = self.fd(args[0])
         if isinstance(f, Done):
             return f
+        if self.bad_buffer(args[1]):
+            return fail("EFAULT")
         return self._read(f, self.value(args[2]) or 0, 0, retry)
 
     def sys_recv(self, args: list[Expr], retry: bool = False) -> Done | Block:
         f = self.fd(args[0])
         if isinstance(f, Done):
             return f
+        if self.bad_buffer(args[1]):
+            return fail("EFAULT")
         return self._read(f, self.value(args[2]) or 0, self.value(args[3]) or 0, retry)
 
     def sys_recvfrom(self, args: list[Expr], retry: bool = False) -> Done | Block:

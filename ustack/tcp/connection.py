@@ -205,7 +205,9 @@ class Connection:
         self._emit(ACK, self._ack_seq(), now)
 
     def _send_rst(self, now: float) -> None:
-        self._emit(RST | ACK, self._ack_seq(), now, opts=b"")
+        # with timestamps on, the RST carries them as Linux's active reset does (RFC 7323 allows it)
+        opts = _TS_OPT.pack(1, 1, 8, 10, self._tsval(now), self.ts_recent) if self.ts_ok else b""
+        self._emit(RST | ACK, self._ack_seq(), now, opts=opts)
         self._count("tcp.rst_out")
 
     def _send_syn(self, now: float) -> Reason | None:
@@ -560,8 +562,10 @@ class Connection:
         if not flags & ACK:
             self.layer.touch(self)
             return
-        # timestamps: RFC 7323 4.3 TS.Recent update
-        if self.ts_ok and ts is not None and le(seq, rcv.last_ack_sent) and ge(ts[0], self.ts_recent):
+        # timestamps: RFC 7323 4.3 TS.Recent update, by an acceptable segment only: one whose ACK
+        # is rejected below is dropped and must not move TS.Recent (Linux checks the ACK first)
+        if (self.ts_ok and ts is not None and le(seq, rcv.last_ack_sent) and ge(ts[0], self.ts_recent)
+                and self._ack_acceptable(seg.ack)):
             self.ts_recent = ts[0]
             self.ts_recent_at = now
         if not self._on_ack(seg, now):
@@ -694,6 +698,11 @@ class Connection:
             self._drop(None, now)
 
     # ---------------------------------------------------------------- ACK
+    def _ack_acceptable(self, ack: int) -> bool:
+        """RFC 5961 5.2 (synchronized states): SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT."""
+        snd = self.snd
+        return not (gt(ack, snd.snd_max) or lt(ack, (snd.snd_una - max(snd.max_snd_wnd, 1)) & MASK))
+
     def _on_ack(self, seg: TcpSegment, now: float) -> bool:
         """Step 5. Returns False when the segment must be dropped."""
         snd = self.snd
@@ -720,8 +729,7 @@ class Connection:
                 return True
             self.layer.send_rst_for(self.laddr, self.raddr, seg, now)
             return False
-        # RFC 5961 5.2: acceptable ACKs are SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT
-        if gt(ack, snd.snd_max) or lt(ack, (snd.snd_una - max(snd.max_snd_wnd, 1)) & MASK):
+        if not self._ack_acceptable(ack):
             self._count("tcp.bad_ack")
             self._challenge_ack(now)
             return False
