@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from ..core import events as ev
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpOptions, TcpSegment
+from .connection import Connection
 from .emit import build, syn_options
 from .syncookie import CookieOptions, decode_ts, encode_ts
 
 if TYPE_CHECKING:
-    from .connection import Connection
     from .layer import TcpLayer
     from .socket import TcpSocket
 
@@ -66,8 +66,6 @@ class Listener:
             oldest = next(iter(self.syn_queue))
             layer.count("tcp.syn_queue_evicted")
             oldest.discard(now)  # forgotten without a word, like a SYN-ACK that timed out
-        from .connection import Connection
-
         conn = Connection(layer, laddr, seg.dport, raddr, seg.sport, self.sock.opts.copy(), now,
                           passive=True, iss=iss)
         conn.on_trace = layer.on_trace
@@ -89,8 +87,6 @@ class Listener:
         sack = False
         if o.ts is not None and cfg.timestamps:
             # only a timestamp can carry window scale and SACK through the handshake
-            from .connection import Connection
-
             peer_ws = min(o.wscale, 14) if o.wscale is not None and cfg.window_scaling else None
             sack = bool(o.sack_perm and cfg.sack)
             if peer_ws is not None:
@@ -132,8 +128,6 @@ class Listener:
             layer.send_rst_for(laddr, raddr, seg, now)
             return True
         layer.count("tcp.syncookies_recv")
-        from .connection import Connection
-
         conn = Connection(layer, laddr, lport, raddr, rport, self.sock.opts.copy(), now,
                           passive=True, iss=(seg.ack - 1) & 0xFFFFFFFF)
         conn.on_trace = layer.on_trace
