@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tcphelpers import LPORT, PEER_ISS, Harness, seg
 
 from ustack.tcp import State
@@ -215,3 +217,48 @@ def test_max_syn_backlog_is_not_capped_by_the_listen_backlog():
     flood(h, 300)
     assert syn_queue(h) == 300 and h.stack.counters.get("tcp.syncookies_sent") == 0
     assert all(g.flags == 0x12 for g in h.take())
+
+
+# ---- properties -----------------------------------------------------------------------------------
+u32 = st.integers(0, 2**32 - 1)
+port = st.integers(1, 65535)
+
+
+@settings(max_examples=200, deadline=None)
+@given(u32, port, u32, port, u32, st.integers(0, 65535), st.floats(0, 1e9), st.floats(0, 119.999))
+def test_cookie_round_trip_property(laddr, lport, raddr, rport, peer_isn, mss, t, later):
+    c = SynCookies(SECRET)
+    isn = c.isn(laddr, lport, raddr, rport, peer_isn, mss, t)
+    minute_start = (t // 60) * 60
+    assert c.check(laddr, lport, raddr, rport, peer_isn, isn, t) == MSS_TABLE[c.mss_index(mss)]
+    # valid for the rest of its minute and all of the next, never after
+    assert c.check(laddr, lport, raddr, rport, peer_isn, isn, minute_start + later) is not None
+    assert c.check(laddr, lport, raddr, rport, peer_isn, isn, minute_start + 120 + later) is None
+
+
+flag_sets = st.sampled_from(["S", "S.", ".", "P.", "F.", "R", "R.", "SF", "F", "", "SR", "FP."])
+segs = st.lists(st.tuples(flag_sets, u32, u32, st.binary(max_size=20), st.booleans(), port,
+                          st.one_of(st.none(), st.tuples(u32, u32))), max_size=15)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(segs, st.booleans())
+def test_random_segments_to_a_flooded_listener(items, cookies):
+    """Whatever arrives at a listener whose SYN queue overflowed: nothing raises, the SYN queue
+    stays within its budget, and every connection made from a final ACK came from a valid cookie
+    (a blind guess of 32 bits does not get through)."""
+    h = Harness(max_syn_backlog=2, syncookies=cookies, timestamps=True, sack=True,
+                window_scaling=True)
+    lst = h.listen(backlog=3)
+    flood(h, 3)
+    h.take()
+    t = 0.0
+    for flags, sq, ak, payload, with_mss, sport, ts in items:
+        t += 0.5
+        h.peer_sends(t, seg(flags, sq, ak, sport=sport, payload=payload,
+                            options=TcpOptions(mss=1460 if with_mss else None, ts=ts)))
+        assert syn_queue(h) <= 2
+    h.out(t + 60.0)
+    h.assert_no_internal_error()
+    assert h.stack.counters.get("tcp.syncookies_recv") == 0  # random ACKs never pass as cookies
+    assert lst.accept_pending == 0
