@@ -102,7 +102,8 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (52, "UDP connect is immediate and binds"),
         (53, "all-zero connect dis-connects"),
         (54, "connected sockets drop other peers; reconnecting discards the queue"),
-        (55, "broadcast needs SO_BROADCAST (WSAEACCES); document vs modern connect"),
+        (55, "sendto a broadcast address needs SO_BROADCAST (WSAEACCES); connect to one: Windows "
+             "vs the document"),
         (56, "ICMP port unreachable makes the next recv WSAECONNRESET; SIO_UDP_CONNRESET"),
         (57, "sendto binds implicitly to 0.0.0.0:ephemeral"),
         (58, "short recvfrom buffer: WSAEMSGSIZE, truncated, rest discarded"),
@@ -126,6 +127,10 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (72, "one blocking call per thread; others WSAEINPROGRESS"),
         (73, "WSACancelBlockingCall: WSAEINTR / WSAEINVAL; 1.1 only"),
     ]),
+    ("M. WSAPoll (issue 14, beyond the reference)", [
+        (74, "WSAPoll: argument errors, the events it refuses (WSAEINVAL), revents per socket state, "
+             "POLLHUP/POLLERR for a reset or failed connect, POLLNVAL for invalid or closed handles"),
+    ]),
 ]
 
 # Where the reference's item comes from: "win" = seen on real Windows (Wine's checks), "doc" =
@@ -134,7 +139,7 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
 SOURCES: dict[int, str] = {
     0: "doc", 1: "doc", 2: "doc", 3: "doc", 4: "doc", 5: "doc", 6: "doc", 18: "doc", 23: "ref",
     28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
-    72: "doc", 73: "doc", 55: "doc+win", 56: "doc+win", 27: "win+doc", 32: "win+doc",
+    72: "doc", 73: "doc", 74: "win+doc", 55: "doc+win", 56: "doc+win", 27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
 
@@ -143,16 +148,28 @@ NOTES: dict[int, str] = {
     0: "WSAEINTR in 2.2: a blocking connect fails with it when another thread closes the socket; "
        "WSAENETDOWN: the host (runtime) is closed; WSAENOBUFS: no ephemeral port left for an "
        "unbound socket (a bound one whose 4-tuple is taken gets WSAEADDRINUSE). UDP connect to a "
-       "broadcast address: the document's WSAEACCES (see 55).",
+       "broadcast address: the document's WSAEACCES only with broadcast_connect=\"document\"; by "
+       "default it succeeds, as sock.c shows Windows doing (see 55).",
     7: "The last WSACleanup resets open connections (RST), as Microsoft documents.",
-    8: "Calls that do not succeed leave their code; recv/recvfrom success leaves the last error as it was.",
+    8: "Calls that do not succeed leave their code. sock.c shows socket, recv, recvfrom and WSAIoctl "
+       "success setting it to 0 as well (the reference listed neither; ustack did not clear it on recv).",
+    10: "sock.c test_WSASocket: the type is checked before the family (0xdead/0xdead/TCP -> "
+        "WSAESOCKTNOSUPPORT), AF_UNSPEC without a protocol -> WSAEINVAL, with one -> IPv4.",
+    17: "sock.c test_select: a socket whose connect failed may listen on its bound name (ustack gives "
+        "it a fresh stack socket on that name); SO_ERROR and exceptfds keep the failure.",
+    20: "sock.c test_accept: a buffer with a NULL addrlen is accepted and left untouched; *addrlen 0 "
+        "-> WSAEFAULT.",
     11: "A namelen shorter than 16 is checked before the family (WSAEFAULT first).",
     12: "A TCP port a connection uses (the local address and port an unbound socket's connect "
         "chose) counts as bound on that address: another bind of it, through 0.0.0.0 or that "
         "address, is WSAEADDRINUSE, as Windows refuses it; item 13's coexistence is between "
         "explicit binds only. The port stays taken until the connection is gone (after "
         "closesocket, through TIME-WAIT).",
-    14: "Against a connected socket's port (12), SO_REUSEADDR on the newcomer alone is WSAEACCES "
+    14: "SO_EXCLUSIVEADDRUSE (sock.c test_reuseaddr's table): an exclusive 0.0.0.0 holder refuses a "
+        "specific newcomer with WSAEACCES; an exclusive specific holder lets 0.0.0.0 in; an exclusive "
+        "0.0.0.0 newcomer over a specific holder and any clash on the same address are "
+        "WSAEADDRINUSE (the reuse newcomer against an exclusive holder of that address: WSAEACCES). "
+        "Against a connected socket's port (12), SO_REUSEADDR on the newcomer alone is WSAEACCES "
         "as well, for 0.0.0.0:p and the specific address: the connected socket is taken not to "
         "have allowed sharing (the rule of this item; ustack does not carry a SO_REUSEADDR set "
         "before connect into connect's implicit bind).",
@@ -162,13 +179,23 @@ NOTES: dict[int, str] = {
     25: "2 repeated SYNs, 1 s apart, so a refusal takes about 2 s, as the reference measures on "
         "Windows' loopback. Configurable per Winsock: `Winsock(host, syn_rst_retry_s=0.5)` (set on "
         "every socket it connects); `syn_rst_retries=0` turns the quirk off (Linux-like).",
-    29: "SO_ERROR keeps the failed attempt's code until the next connect starts.",
-    33: "**Uncertain, chosen:** destination port 0 is WSAEADDRNOTAVAIL, like the all-zero address.",
+    28: "sock.c test_connecting_socket: getpeername already names the target while the connect is "
+        "pending.",
+    29: "sock.c test_select: SO_ERROR keeps a failed nonblocking attempt's code until a connection "
+        "succeeds (a new connect does not clear it); a refused blocking connect returns the code but "
+        "leaves SO_ERROR 0; either failure puts the socket in exceptfds (and WSAPoll: POLLWRNORM | "
+        "POLLHUP | POLLERR) until the next connect starts, even across a listen.",
+    33: "**Uncertain, chosen:** a TCP connect to port 0 is WSAEADDRNOTAVAIL, like the all-zero "
+        "address. sock.c test_UDP shows a UDP sendto to port 0 succeeding on Windows; ustack's UDP "
+        "still refuses it with WSAEADDRNOTAVAIL (not changed yet: a stack rule).",
+    36: "sock.c test_getsockname: an unbound socket -> WSAEINVAL with the buffer untouched; a 15-byte "
+        "*namelen stays 15.",
     34: "Windows' schedule by default: SYN + 2 retries, RTO 3 s doubling (21 s); per socket "
         "`syn_rto_s` / `syn_retries` on the stack socket. ARP failure is reported after the "
         "stack's `arp_tries` x `arp_retry_s` (before 21 s).",
     37: "The connection state is checked before the arguments: an unconnected socket is "
-        "WSAENOTCONN even with a NULL name or namelen 0 (Wine's order); connected, those are WSAEFAULT.",
+        "WSAENOTCONN even with a NULL name or namelen 0 (Wine's order); connected, those are "
+        "WSAEFAULT and *namelen is left alone (sock.c test_getpeername).",
     40: "FD_CONNECT is also posted for a UDP connect (it succeeds at once) and when a connected "
         "socket is (re-)registered (Microsoft's list of when events are reported), once per "
         "connect call; an accepted socket gets none from the registration it inherits.",
@@ -188,22 +215,43 @@ NOTES: dict[int, str] = {
         "getsockname page), and 0.0.0.0 again after an all-zero dis-connect.",
     54: "The very first connect keeps datagrams queued before it (the document read literally: only "
         "a name different from the previous connect's discards them).",
-    55: "Default: the founding document (connect without SO_BROADCAST is WSAEACCES). "
-        "`Winsock(host, broadcast_connect=\"modern\")`: current Windows (connect succeeds, the send "
-        "fails with WSAEACCES).",
+    55: "**sock.c corrects the reference:** real Windows (test_broadcast) lets a UDP socket connect "
+        "to a broadcast address without SO_BROADCAST and send() to it; only sendto a broadcast "
+        "address needs the option. That is ustack's default; `Winsock(host, "
+        "broadcast_connect=\"document\")` keeps the founding document's WSAEACCES on connect. (The "
+        "reference's \"the later send fails\" is not what sock.c shows.)",
     56: "Other ICMP errors on UDP: protocol unreachable and parameter problem -> WSAECONNRESET, "
         "host/net unreachable -> WSAEHOSTUNREACH/WSAENETUNREACH, time exceeded -> WSAENETRESET, "
         "fragmentation needed -> WSAEMSGSIZE. SIO_UDP_CONNRESET off ignores them entirely.",
     61: "Bytes received before the RST stay readable; the error comes once they are read.",
     62: "Relies on the peer answering data after its close with RST (RFC 1122 4.2.2.13), which "
         "ustack's TCP and Linux do.",
-    65: "A closed socket in any set fails at once, before any wait; a negative timeval is WSAEINVAL.",
+    65: "A closed socket in any set fails at once, before any wait; a negative timeval is WSAEINVAL. "
+        "sock.c test_select refines \"counts (socket, set) pairs\": a socket listed twice in a set "
+        "is written and counted once, and one FD_SET passed as two sets holds (and counts) each "
+        "ready socket once. A socket closed by another thread during the wait wakes select: "
+        "reported in readfds if it was listed there, else select fails with WSAENOTSOCK.",
+    67: "**sock.c corrects the reference's \"short optlen -> WSAEFAULT\":** BOOL options (SO_REUSEADDR, "
+        "SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_OOBINLINE, SO_DONTLINGER, SO_DEBUG) take optlen 0 to "
+        "3 and report a size of 1 for a short get; SO_KEEPALIVE, SO_DONTROUTE and TCP_NODELAY are "
+        "1-byte options (only the first byte counts: 0x100 is FALSE; get always reports 1); the int "
+        "options need 4 bytes (a failing short get zeroes SO_RCVBUF/SO_SNDBUF/SO_LINGER). A negative "
+        "optlen works for the 4-byte SOL_SOCKET options and is WSAENOBUFS for the others; *optlen "
+        "<= 0 on get is WSAEFAULT; SO_ERROR can be set; SO_TYPE/SO_ACCEPTCONN cannot "
+        "(WSAENOPROTOOPT). SO_SNDBUF 0 turns Winsock's buffering off but the TCP send buffer still "
+        "takes nonblocking sends.",
     69: "SO_SNDTIMEO expiry on a blocking send is WSAETIMEDOUT too (a blocking send waits only "
         "while the send buffer is full: see 70); 0 waits forever.",
     70: "As Windows' AFD does, a nonblocking send is taken whole whenever the send buffer is not "
         "full, even beyond SO_SNDBUF (the buffer is overcommitted until it drains); "
         "WSAEWOULDBLOCK only when it is full. So a send larger than SO_SNDBUF never blocks forever. "
         "A blocking send works the same way and waits only while the buffer is full.",
+    74: "The rule for invalid handles is inferred from sock.c's four cases: revents are cleared; if "
+        "no entry is a socket -> WSAENOTSOCK with POLLNVAL everywhere; an entry other than "
+        "INVALID_SOCKET asking for events outside POLLRDNORM/POLLRDBAND/POLLWRNORM -> WSAEINVAL; "
+        "other invalid handles get POLLNVAL and are not counted. A graceful EOF is POLLHUP, not "
+        "POLLRDNORM; POLLWRNORM stays after the socket's own SD_SEND. Unconnected TCP sockets report "
+        "nothing (not covered by sock.c).",
     72: "The 1.1 blocking hook (WSASetBlockingHook) runs in the blocked thread every 50 ms of "
         "(virtual) time; WSACancelBlockingCall, WSAIsBlocking and the last-error calls are "
         "allowed from it.",
@@ -228,11 +276,12 @@ ctypes objects or bytes with `optlen`, `FD_SET` and `TIMEVAL` for `select`. Ever
 structure is importable from `ustack.winsock` with its Windows value.
 
 Calls: WSAStartup, WSACleanup, WSAGetLastError, WSASetLastError, socket, closesocket, bind,
-listen, accept, connect, WSAConnect, send, recv, sendto, recvfrom, shutdown, select,
-ioctlsocket (FIONBIO, FIONREAD, SIOCATMARK, SIO_UDP_CONNRESET), WSAIoctl (the same codes),
-setsockopt/getsockopt (SO_REUSEADDR, SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_LINGER,
-SO_DONTLINGER, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO, SO_SNDTIMEO, SO_KEEPALIVE, SO_ERROR, SO_TYPE,
-SO_ACCEPTCONN, TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with
+listen, accept, connect, WSAConnect, send, recv, sendto, recvfrom, shutdown, select, WSAPoll
+(`WSAPOLLFD` entries), ioctlsocket (FIONBIO, FIONREAD, SIOCATMARK, SIO_UDP_CONNRESET), WSAIoctl
+(the same codes; others are WSAEOPNOTSUPP), setsockopt/getsockopt (SO_REUSEADDR,
+SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_LINGER, SO_DONTLINGER, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO,
+SO_SNDTIMEO, SO_KEEPALIVE, SO_DONTROUTE, SO_OOBINLINE, SO_DEBUG, SO_ERROR, SO_TYPE,
+SO_ACCEPTCONN, SO_MAX_MSG_SIZE, TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with
 `Winsock.create_window()` message queues), WSAEventSelect, WSACreateEvent, WSACloseEvent,
 WSASetEvent, WSAResetEvent, WSAEnumNetworkEvents, WSAWaitForMultipleEvents, WSAIsBlocking,
 WSACancelBlockingCall, WSASetBlockingHook, WSAUnhookBlockingHook (Winsock 1.1), inet_addr,
@@ -251,9 +300,9 @@ DECISIONS = """\
 ## Decisions where the reference leaves room
 
 - **Destination port 0** (item 33, uncertain): WSAEADDRNOTAVAIL, like the all-zero address.
-- **UDP connect to a broadcast address** (item 55): the document's WSAEACCES by default;
-  `Winsock(host, broadcast_connect="modern")` gives current Windows' behaviour (connect
-  succeeds, the send fails with WSAEACCES).
+- **UDP connect to a broadcast address** (item 55): succeeds without SO_BROADCAST and send()
+  to it works, as sock.c shows real Windows doing; `Winsock(host, broadcast_connect="document")`
+  gives the founding document's WSAEACCES on connect.
 - **SYN after RST** (item 25): 2 retries, 1 s apart by default, so a refusal takes about 2 s as
   on Windows' loopback; `Winsock(syn_rst_retries=..., syn_rst_retry_s=...)` sets both on every
   socket it connects.

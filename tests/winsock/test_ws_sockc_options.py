@@ -287,3 +287,69 @@ def test_item_20_sockc_listen_checks(net) -> None:
     assert ws.listen(a, 0) == 0 and ws.listen(a, W.SOMAXCONN) == 0
     assert getopt_int(ws, a, W.SOL_SOCKET, W.SO_ACCEPTCONN) == 1
     fail(ws, ws.listen(b, W.SOMAXCONN), W.WSAEINVAL)
+
+
+def _ioctl(ws, s, code, inbuf=None, cbin=0, outbuf=None, cbout=0, returned=...):
+    """WSAIoctl with *lpcbBytesReturned preset to 0xdeadbeef (None passes a NULL pointer):
+    (result, last error, *lpcbBytesReturned)."""
+    size = ctypes.c_uint32(0xDEADBEEF) if returned is ... else returned
+    ws.WSASetLastError(0xDEADBEEF)
+    r = ws.WSAIoctl(s, code, inbuf, cbin, outbuf, cbout, size, None, None)
+    return r, ws.WSAGetLastError(), None if size is None else size.value
+
+
+def test_item_6_sockc_wsaioctl_fionread_siocatmark(net) -> None:
+    """sock.c test_fionread_siocatmark: ioctlsocket with a NULL argument -> WSAEFAULT; WSAIoctl
+    with a NULL lpcbBytesReturned or a 3-byte output -> WSAEFAULT (*lpcbBytesReturned left
+    alone); otherwise success with last error 0: FIONREAD counts queued bytes and SIOCATMARK
+    is TRUE (no urgent data), also on an unconnected and a bound socket."""
+    ws = net.ws
+    client, server = tcp_socketpair(ws, nonblocking=True)
+    for code in (W.FIONREAD, W.SIOCATMARK):
+        fail(ws, ws.ioctlsocket(client, code, None), W.WSAEFAULT)
+        out = ctypes.c_uint32()
+        r = _ioctl(ws, client, code, outbuf=out, cbout=4, returned=None)
+        assert r[:2] == (W.SOCKET_ERROR, W.WSAEFAULT)
+        assert _ioctl(ws, client, code, outbuf=out, cbout=3) == (W.SOCKET_ERROR, W.WSAEFAULT, 0xDEADBEEF)
+
+    def check(s: int, pending: int) -> None:
+        for code, want in ((W.FIONREAD, pending), (W.SIOCATMARK, 1)):
+            out = ctypes.c_uint32(0xDEADBEEF)
+            assert _ioctl(ws, s, code, outbuf=out, cbout=4) == (0, 0, 4)
+            assert out.value == want
+
+    check(client, 0)
+    assert ws.send(server, b"data\0", 5, 0) == 5
+    net.me.sleep(0.05)
+    check(client, 5)
+    fresh = tcp(ws)
+    check(fresh, 0)
+    assert ws.bind(fresh, sa("127.0.0.1", 0), 16) == 0
+    check(fresh, 0)
+
+
+def test_item_38_sockc_wsaioctl_fionbio(net) -> None:
+    """sock.c test_fionbio: ioctlsocket(FIONBIO, NULL) -> WSAEFAULT; WSAIoctl(FIONBIO) with a NULL
+    lpcbBytesReturned or a 3-byte input -> WSAEFAULT; a 4- or 5-byte input succeeds with last
+    error 0 and *lpcbBytesReturned 0; FIONBIO 0 under WSAEventSelect -> WSAEINVAL."""
+    ws = net.ws
+    s = tcp(ws)
+    fail(ws, ws.ioctlsocket(s, W.FIONBIO, None), W.WSAEFAULT)
+    one = ctypes.c_uint32(1)
+    assert _ioctl(ws, s, W.FIONBIO, one, 4, returned=None)[:2] == (W.SOCKET_ERROR, W.WSAEFAULT)
+    assert _ioctl(ws, s, W.FIONBIO, one, 3)[:2] == (W.SOCKET_ERROR, W.WSAEFAULT)
+    assert _ioctl(ws, s, W.FIONBIO, one, 4) == (0, 0, 0)
+    assert _ioctl(ws, s, W.FIONBIO, ctypes.c_uint64(1), 5) == (0, 0, 0)
+    ev = ws.WSACreateEvent()
+    assert ws.WSAEventSelect(s, ev, W.FD_READ) == 0
+    assert _ioctl(ws, s, W.FIONBIO, one, 4) == (0, 0, 0)
+    assert _ioctl(ws, s, W.FIONBIO, ctypes.c_uint32(0), 4)[:2] == (W.SOCKET_ERROR, W.WSAEINVAL)
+
+
+def test_item_6_sockc_wsaioctl_unsupported_codes(net) -> None:
+    """sock.c test_unsupported_ioctls: 0xdeadbeef, FIOASYNC, 0x667e and SIO_FLUSH -> WSAEOPNOTSUPP
+    with *lpcbBytesReturned set to 0."""
+    ws = net.ws
+    for code in (0xDEADBEEF, 0x8004667D, 0x667E, 0x28000004):
+        s = tcp(ws)
+        assert _ioctl(ws, s, code) == (W.SOCKET_ERROR, W.WSAEOPNOTSUPP, 0), hex(code)

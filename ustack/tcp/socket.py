@@ -145,6 +145,12 @@ class TcpSocket:
         return c is not None and c.rcv.eof and not c.rcv.buf
 
     @property
+    def fin_received(self) -> bool:
+        """The peer's FIN has arrived (bytes sent before it may still be unread)."""
+        c = self.conn
+        return c is not None and c.rcv.eof
+
+    @property
     def writable_bytes(self) -> int:
         c = self.conn
         if c is None or c.state not in SENDING or c.snd.fin_queued:

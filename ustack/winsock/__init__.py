@@ -36,6 +36,7 @@ from .structs import (
     WSAGETSELECTEVENT,
     WSAMAKESELECTREPLY,
     WSANETWORKEVENTS,
+    WSAPOLLFD,
     fd_set,
     htonl,
     htons,

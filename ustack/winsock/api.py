@@ -40,6 +40,7 @@ from .structs import (
     TIMEVAL,
     WSADATA,
     WSANETWORKEVENTS,
+    WSAPOLLFD,
     u_long,
 )
 from .wsocket import Options, Phase, WSocket
@@ -982,6 +983,55 @@ class Winsock:
         for fs, out in written.values():
             fs.fd_array[:] = out
         return sum(len(out) for _fs, out in written.values())
+
+    # == WSAPoll =================================================================================
+    @_api(zero=True)
+    def WSAPoll(self, fdArray: Any, fds: int, timeout: int) -> int:  # noqa: N802, N803
+        """poll(): fills each entry's revents; returns how many entries have events, 0 on
+        timeout (milliseconds; negative waits forever). As sock.c test_WSAPoll shows: no array
+        -> WSAEINVAL for 0 entries, WSAEFAULT otherwise; `events` may hold only POLLRDNORM,
+        POLLRDBAND and POLLWRNORM (anything else -> WSAEINVAL, checked for every entry but
+        INVALID_SOCKET ones); a handle that is not a socket gets POLLNVAL and is not counted,
+        unless every entry is one (-> WSAENOTSOCK); a socket closed by another thread during the
+        wait gets POLLNVAL and is counted."""
+        entries = list(fdArray)[:fds] if fdArray is not None else []
+        if fds <= 0:
+            raise _Fail(C.WSAEINVAL)
+        if len(entries) < fds or not all(isinstance(e, WSAPOLLFD) for e in entries):
+            raise _Fail(C.WSAEFAULT)
+        socks: list[WSocket | None] = []
+        for e in entries:
+            e.revents = 0
+            ws = self._sockets.get(int(e.fd))
+            socks.append(None if ws is None or ws.closed else ws)
+        if all(ws is None for ws in socks):
+            for e in entries:
+                e.revents = C.POLLNVAL
+            raise _Fail(C.WSAENOTSOCK)
+        for e in entries:
+            if int(e.fd) != C.INVALID_SOCKET and e.events & 0xFFFF & ~C.POLL_EVENTS:
+                raise _Fail(C.WSAEINVAL)
+        found: list[int] = [0] * len(entries)
+
+        def scan() -> bool:
+            for i, (e, ws) in enumerate(zip(entries, socks, strict=True)):
+                if ws is None:
+                    found[i] = 0
+                elif ws.closed:
+                    found[i] = C.POLLNVAL
+                else:
+                    self._refresh(ws)
+                    found[i] = R.poll_revents(ws, e.events & 0xFFFF)
+            return any(found)
+
+        if not self._call(scan) and timeout != 0:
+            wait_s = None if timeout < 0 else timeout / 1000.0
+            outcome = self._block(None, scan, wait_s)
+            if outcome in ("cancelled", "down"):
+                raise self._blocked_fail(outcome)
+        for e, ws, got in zip(entries, socks, found, strict=True):
+            e.revents = C.POLLNVAL if ws is None else got
+        return sum(1 for got in found if got)
 
     # == ioctlsocket / WSAIoctl ===================================================================
     @_api()

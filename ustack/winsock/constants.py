@@ -105,6 +105,19 @@ FIONREAD = 0x4004667F
 SIOCATMARK = 0x40047307
 SIO_UDP_CONNRESET = 0x9800000C
 
+# -- WSAPoll (WSAPOLLFD events / revents) -----------------------------------------------------
+POLLRDNORM = 0x0100
+POLLRDBAND = 0x0200
+POLLIN = POLLRDNORM | POLLRDBAND
+POLLPRI = 0x0400
+POLLWRNORM = 0x0010
+POLLOUT = POLLWRNORM
+POLLWRBAND = 0x0020
+POLLERR = 0x0001
+POLLHUP = 0x0002
+POLLNVAL = 0x0004
+POLL_EVENTS = POLLRDNORM | POLLRDBAND | POLLWRNORM  # what `events` may ask for (sock.c)
+
 # -- socket options ----------------------------------------------------------------------------
 SOL_SOCKET = 0xFFFF
 SOMAXCONN = 0x7FFFFFFF

@@ -149,3 +149,33 @@ def excepted(ws: WSocket) -> bool:
     """A failed connect stays in exceptfds, even after a listen (sock.c test_select), until
     the next connect starts."""
     return ws.is_tcp and ws.connect_failed
+
+
+def poll_revents(ws: WSocket, events: int) -> int:
+    """WSAPoll's revents for one socket, as sock.c test_WSAPoll shows Windows reporting them:
+    POLLRDNORM for queued data or a pending connection; POLLWRNORM while a connected socket (or
+    any UDP socket) can take data, even after its own shutdown; POLLHUP once the peer's FIN or
+    RST arrived (POLLRDNORM only while data is left); a reset or a failed connect adds POLLERR
+    (a failed connect reads POLLWRNORM | POLLHUP | POLLERR). POLLHUP and POLLERR are reported
+    whatever `events` asks for; the others only when asked."""
+    s = ws.sock
+    got = 0
+    if not ws.is_tcp:
+        if s.readable or (s.error is not None and ws.opts.udp_connreset):
+            got |= C.POLLRDNORM
+        return (got | C.POLLWRNORM) & events
+    if ws.phase is Phase.LISTENING:
+        return C.POLLRDNORM & events if s.accept_pending else 0
+    if ws.connect_failed and ws.phase is not Phase.CONNECTED:
+        return (C.POLLWRNORM & events) | C.POLLHUP | C.POLLERR
+    if ws.phase is not Phase.CONNECTED:
+        return 0
+    err = s.error
+    if s.readable_bytes > 0:
+        got |= C.POLLRDNORM
+    if err in BROKEN:
+        return ((got | C.POLLWRNORM) & events) | C.POLLHUP | C.POLLERR
+    if s.writable_bytes > 0 or tcp_state(ws) not in CAN_SEND:
+        got |= C.POLLWRNORM
+    hup = C.POLLHUP if s.fin_received else 0
+    return (got & events) | hup

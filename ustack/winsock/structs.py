@@ -83,6 +83,12 @@ class WSANETWORKEVENTS(ctypes.Structure):
     _fields_ = [("lNetworkEvents", LONG), ("iErrorCode", ctypes.c_int * FD_MAX_EVENTS)]
 
 
+class WSAPOLLFD(ctypes.Structure):
+    """One WSAPoll entry: a SOCKET (pointer-sized), the events asked for, the events found."""
+
+    _fields_ = [("fd", ctypes.c_uint64), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+
+
 class FD_SET:  # noqa: N801
     """fd_set: a counted array of up to FD_SETSIZE sockets; select rewrites it in place."""
 
