@@ -90,3 +90,11 @@ def test_default_profile_differs_where_windows_does(tmp_path, capsys):
 def test_missing_path_is_a_usage_error(tmp_path, capsys):
     assert main(["drill", str(tmp_path / "nope.pkt")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_windows_resets_data_after_shutdown_rd_linux_acknowledges_it():
+    """The knob behind the difference (rst_after_shutdown_rd): the linux profile ACKs data that
+    arrives after shutdown(SHUT_RD); ustack's Windows default resets the connection."""
+    path = Path(__file__).parent / "scripts" / "shutdown-rd.pkt"
+    out = run_script(parse(path.read_text()), "linux", overrides={"rst_after_shutdown_rd": True})
+    assert out.status == "FAIL" and "expected flags ., got R." in out.reason and out.line == 17

@@ -41,20 +41,28 @@ def _names(code: Any) -> set[str]:
     return names
 
 
-def run_code(text: str, run: Any, line: int) -> None:
+def compile_block(text: str, line: int) -> Any:
+    """The block compiled; ScriptError for a syntax error, Unsupported naming a tcpi_* field
+    ustack does not provide."""
     code = None
+    error = ""
     for source in _sources(text):
         try:
             code = compile(source, f"<%{{ }}% at line {line}>", "exec")
             break
         except SyntaxError as e:
-            error = e.msg
+            error = e.msg or "syntax error"
     if code is None:
         raise ScriptError(f"python block: {error}", line)
-    wanted = sorted(n for n in _names(code) if n.startswith("tcpi_"))
-    missing = [n for n in wanted if n not in TCP_INFO_FIELDS]
+    missing = sorted(n for n in _names(code) if n.startswith("tcpi_") and n not in TCP_INFO_FIELDS)
     if missing:
         raise Unsupported(f"tcp_info field {missing[0]} (not provided by ustack)", line)
+    return code
+
+
+def run_code(text: str, run: Any, line: int) -> None:
+    code = compile_block(text, line)
+    wanted = sorted(n for n in _names(code) if n.startswith("tcpi_"))
     conn = run.sut_connection()
     if wanted and conn is None:
         raise Mismatch("python block reads tcp_info but there is no connection under test", line)

@@ -21,7 +21,7 @@ from ustack.tcp.profiles import profile
 from ustack.wire.ipv4 import ip_int
 
 from . import commands
-from .code import run_code
+from .code import compile_block, run_code
 from .model import (
     ABSOLUTE_RANGE,
     ANY,
@@ -47,7 +47,7 @@ from .packets import (
     ipv4,
     tcp_segment,
 )
-from .syscalls import Syscalls
+from .syscalls import Syscalls, precheck
 
 LOCAL_IP = "198.18.0.1"  # ustack, the system under test (packetdrill's 192.168.0.1)
 REMOTE_IP = "198.19.2.1"  # the scripted peer (packetdrill's 192.0.2.1)
@@ -80,7 +80,8 @@ class Outcome:
 
 class Run:
     def __init__(self, script: Script, profile_name: str = "linux", tolerance_s: float | None = None,
-                 seed: int = 1, wall_limit_s: float = MAX_WALL_S) -> None:
+                 seed: int = 1, wall_limit_s: float = MAX_WALL_S,
+                 overrides: dict[str, Any] | None = None) -> None:
         self.script = script
         opts = script.options
         if "tolerance_usecs" in opts and tolerance_s is None:
@@ -99,8 +100,7 @@ class Run:
         for ip in (self.script_local, self.script_remote):
             if ":" in ip:
                 raise Unsupported("IPv6 addresses")
-        overrides = commands.interpret(script.init_commands)
-        self.cfg = profile(profile_name, **overrides)
+        self.cfg = profile(profile_name, **{**commands.interpret(script.init_commands), **(overrides or {})})
         self.wall_deadline = time.monotonic() + wall_limit_s
         self.sim = Simulator(seed=seed, wall_limit_s=wall_limit_s, time_limit_s=MAX_SCRIPT_TIME_S,
                              lease_s=None)
@@ -174,9 +174,21 @@ class Run:
         raise Unsupported(f"address {text} (only the script's local and remote addresses)")
 
     # -- the run -----------------------------------------------------------------------------
+    def precheck(self) -> None:
+        """Skip, before running, a script that needs a call, option or tcp_info field ustack
+        does not have (packetdrill's corpus is measured over the scripts that need none)."""
+        for ev in self.script.events:
+            if ev.kind == "syscall":
+                precheck(ev)
+            elif ev.kind == "code":
+                compile_block(ev.text, ev.line)
+            elif ev.kind == "command":
+                commands.at_runtime(ev.text, ev.line)
+
     def run(self) -> Outcome:
         try:
             try:
+                self.precheck()
                 for ev in self.script.events:
                     self.event = ev
                     try:
@@ -390,9 +402,11 @@ def describe_spec(p: PacketSpec) -> str:
 
 
 def run_script(script: Script, profile_name: str = "linux", tolerance_s: float | None = None,
-               wall_limit_s: float = MAX_WALL_S) -> Outcome:
+               wall_limit_s: float = MAX_WALL_S, overrides: dict[str, Any] | None = None) -> Outcome:
+    """Run one script; `overrides` are TcpConfig fields set on top of the profile and the
+    script's init lines."""
     try:
-        r = Run(script, profile_name, tolerance_s, wall_limit_s=wall_limit_s)
+        r = Run(script, profile_name, tolerance_s, wall_limit_s=wall_limit_s, overrides=overrides)
     except Unsupported as e:
         return Outcome("SKIP", e.message, e.line)
     except DrillError as e:

@@ -59,6 +59,10 @@ class TcpConfig:
     msl_s: float = 30.0  # TIME-WAIT lasts 2*MSL
     fin_wait2_s: float = 60.0  # orphaned FIN-WAIT-2 lifetime (application closed the socket)
     rfc1337: bool = True  # ignore RST in TIME-WAIT
+    # data arriving after the application shut down receiving resets the connection (Windows);
+    # False: it is still taken and acknowledged while ESTABLISHED (Linux resets only once it
+    # has sent its FIN too)
+    rst_after_shutdown_rd: bool = True
     # listen
     max_backlog: int = 200  # Windows clamps SOMAXCONN to 200
     max_syn_backlog: int = 256  # half-open connections per listener, apart from the backlog

@@ -966,9 +966,10 @@ class Connection:
             payload = payload[:max(room, 0)]
             fin = 0
         n = len(payload)
-        if n and (rcv.shut or self.orphan):
+        if n and (self.orphan or rcv.shut and (self.cfg.rst_after_shutdown_rd
+                                                or self.state is not State.ESTABLISHED)):
             # RFC 1122 4.2.2.13: data nobody will read (the application closed, or on Windows
-            # shut down receiving) resets the connection
+            # shut down receiving; on Linux shut down both ways) resets the connection
             self._count("tcp.data_after_close")
             self.abort(now, Reason.ABORTED)
             self._notify(ev.CLOSE | ev.ERROR)

@@ -55,6 +55,7 @@ LINUX: dict[str, Any] = {
     "msl_s": 30.0,
     "fin_wait2_s": 60.0,
     "rfc1337": False,
+    "rst_after_shutdown_rd": False,  # data after shutdown(SHUT_RD) is ACKed (tcp_rcv_state_process)
     # listen: SOMAXCONN 4096 (since 5.4), tcp_max_syn_backlog
     "max_backlog": 4096,
     "max_syn_backlog": 4096,
