@@ -35,9 +35,9 @@ class StackConfig:
     # above mem_pressure until below mem_low again, TCP clamps its offered windows and refuses
     # out-of-order data, UDP sockets keep at most udp_rmem_min; above mem_high nothing new is
     # queued. Every refusal is counted (docs/robustness.md, "Memory and queues").
-    mem_low: int = 48 * 1024 * 1024
-    mem_pressure: int = 64 * 1024 * 1024
-    mem_high: int = 96 * 1024 * 1024
+    mem_low: int = 96 * 1024 * 1024
+    mem_pressure: int = 128 * 1024 * 1024
+    mem_high: int = 192 * 1024 * 1024
     # IPv4 reassembly
     reassembly_timeout_s: float = 30.0  # RFC 1122 3.3.2: 60 to 120 s recommended, Linux/Windows use 30/60
     reassembly_mem_limit: int = 4 * 1024 * 1024  # true size of incomplete datagrams (ipfrag_high_thresh)

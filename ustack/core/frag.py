@@ -28,9 +28,10 @@ def fragment(src: int, dst: int, proto: int, payload: bytes | memoryview, ident:
     return out
 
 
-# true size of a held fragment beyond its payload: the bytes copy, its (start, end, data) entry
-# and the list slots (Linux charges each fragment's skb->truesize the same way)
-FRAG_OVERHEAD = BYTES_OVERHEAD + 64 + 16
+# true size of a held fragment beyond its payload: the bytes copy, its (start, end, data) tuple,
+# the two offsets as ints and the list slots (~170 bytes, as tools/bench_hostile.py measures;
+# Linux charges each fragment's skb->truesize the same way)
+FRAG_OVERHEAD = BYTES_OVERHEAD + 64 + 2 * 28 + 16
 
 
 class _Datagram:

@@ -68,9 +68,14 @@ class MemoryBudget:
         self.by_kind[kind] += n
         if used > self.peak:
             self.peak = used
-        if used > self.pressure_at and not self.pressure:
-            self.pressure = True
-            self.counters.inc("memory.pressure_entered")
+            if used > self.pressure_at and not self.pressure:
+                self._enter_pressure()
+        elif used > self.pressure_at and not self.pressure:
+            self._enter_pressure()
+
+    def _enter_pressure(self) -> None:
+        self.pressure = True
+        self.counters.inc("memory.pressure_entered")
 
     def uncharge(self, kind: str, n: int) -> None:
         used = self.used = self.used - n

@@ -24,6 +24,9 @@ COALESCE_MAX = 64 * 1024  # a coalesced bytearray chunk grows up to this
 _RANGE_OVERHEAD = 120 + sys.getsizeof(deque()) + 3 * 8
 
 
+_VIEW_COST = VIEW_OVERHEAD + BYTES_OVERHEAD  # a view's objects, beyond the frame it keeps alive
+
+
 def _lean_view(data: memoryview) -> bool:
     n = len(data)
     return n >= VIEW_MIN and type(data.obj) is bytes and data.obj.__len__() <= 2 * n  # type: ignore[union-attr]
@@ -61,9 +64,10 @@ class RecvBuffer:
         if not n:
             return
         chunks = self.chunks
-        if type(data) is memoryview and _lean_view(data):
+        if type(data) is memoryview and n >= VIEW_MIN and type(obj := data.obj) is bytes \
+                and len(obj) <= 2 * n:  # a lean view of an immutable frame: keep it (no copy)
             chunks.append(data)
-            t = VIEW_OVERHEAD + BYTES_OVERHEAD + data.obj.__len__()  # type: ignore[union-attr]
+            t = _VIEW_COST + len(obj)
         elif type(data) is bytes and n >= VIEW_MIN:
             chunks.append(data)
             t = BYTES_OVERHEAD + n
@@ -76,7 +80,10 @@ class RecvBuffer:
                 chunks.append(bytearray(data))
                 t = BYTEARRAY_OVERHEAD + n
         self.size += n
-        self._charge(t)
+        self.mem += t
+        memory = self.memory
+        if memory is not None:
+            memory.charge("tcp_rcv", t)
 
     def extend(self, chunks: Iterable[bytes | bytearray | memoryview], size: int, mem: int) -> None:
         """Take over chunks already accounted elsewhere (the out-of-order queue): `size` payload
