@@ -62,9 +62,10 @@ def test_ci_runs_the_readme_test_command():
 EXAMPLES = python_examples()
 
 
-def test_readme_has_the_three_examples():
-    assert len(EXAMPLES) == 3
-    winsock, pysock, faults = (code for code, _ in EXAMPLES)
+def test_readme_has_the_four_examples():
+    assert len(EXAMPLES) == 4
+    winsock, pysock, faults, scenario = (code for code, _ in EXAMPLES)
+    assert 'faults="examples/burst-and-flap.toml"' in scenario
     assert "Winsock(" in winsock and "WSAGetLastError" in winsock and len(winsock.splitlines()) <= 24
     assert "ustack import socket" in pysock and len(pysock.splitlines()) <= 13
     assert "faults=" in faults and "Simulator" in faults
@@ -101,6 +102,36 @@ def test_fault_example_and_its_pcap(tmp_path):
     assert (other / "sim.pcap").read_bytes() == (tmp_path / "sim.pcap").read_bytes()
     series = plot.plot_seq(str(tmp_path / "sim.pcap"), str(tmp_path / "seq.png"))
     assert series.bytes_sent == 1 << 20 and series.retransmissions > 0
+
+
+def test_scenario_example_prints_what_the_readme_says_and_its_plot_marks_the_faults(tmp_path):
+    """The README's scenario (a burst of loss in slow start, a link flap): the TOML block is the
+    file in examples/, the run prints what the README shows, and the capture's fault comments
+    become marks on the time-sequence graph (the image under docs/img/ comes from this run)."""
+    import shutil
+
+    blocks = readme_blocks()
+    toml = next(body for lang, body in blocks if lang == "toml")
+    example = README.parent / "examples" / "burst-and-flap.toml"
+    assert toml == example.read_text()
+    assert (README.parent / "docs" / "img" / "faults-burst-flap.png").exists()
+    assert "docs/img/faults-burst-flap.png" in README.read_text()
+    shutil.copytree(example.parent, tmp_path / "examples")
+    code, expected = EXAMPLES[3]
+    r = run_example(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected
+    series = plot.plot_seq(str(tmp_path / "flap.pcap"), str(tmp_path / "flap.png"))
+    kinds = [m.kind for m in series.faults]
+    assert kinds.count("drop") == 5 and kinds.count("change") == 1 and kinds.count("restore") == 1
+    drops = [m for m in series.faults if m.kind == "drop"]
+    assert all(m.seq is not None and m.t < 0.5 for m in drops)  # in slow start, on the data
+    change = next(m for m in series.faults if m.kind == "change")
+    restore = next(m for m in series.faults if m.kind == "restore")
+    assert restore.t - change.t == pytest.approx(1.0, abs=1e-5)
+    # nothing crossed the link while it was down: no data from the host in that second
+    assert not [t for t, _, _ in series.data + series.retrans if change.t + 1e-4 < t < restore.t - 1e-4
+                and t not in {m.t for m in series.faults if m.kind == "down-drop"}]
 
 
 @pytest.mark.parametrize("cmd", ["serve", "connect", "plot", "lab"])

@@ -182,6 +182,10 @@ class SeqSeries:
     window: list[tuple[float, int]] = field(default_factory=list)  # (t, ack + window)
     sacks: list[tuple[float, int, int]] = field(default_factory=list)  # (t, left, right)
     bytes_sent: int = 0
+    faults: list[Any] = field(default_factory=list)  # plotfaults.FaultMark from the pcapng comments
+    start: float = 0.0  # capture time of the connection's first segment
+    isn: int = 0
+    receiver: tuple[int, int] = (0, 0)
 
     @property
     def retransmissions(self) -> int:
@@ -223,7 +227,7 @@ def seq_series(conn: Conn, sender: tuple[int, int] | None = None) -> SeqSeries:
     if syn is not None and syn_in is not None and syn.wscale is not None and syn_in.wscale is not None:
         rcv_shift = syn_in.wscale
 
-    series = SeqSeries(conn.name(sender), sender)
+    series = SeqSeries(conn.name(sender), sender, start=t0, isn=isn, receiver=receiver)
     unwrap_out = _Unwrap(isn)
     unwrap_in = _Unwrap(isn)
     highest = None  # highest end sequence sent so far
@@ -282,7 +286,8 @@ def clip_seq(series: SeqSeries, t0: float | None, t1: float | None) -> SeqSeries
     def keep(rows: list[Any]) -> list[Any]:
         return [r for r in rows if lo <= r[0] <= hi]
     return SeqSeries(series.conn, series.sender, keep(series.data), keep(series.retrans), keep(series.acks),
-                     keep(series.window), keep(series.sacks), series.bytes_sent)
+                     keep(series.window), keep(series.sacks), series.bytes_sent,
+                     [m for m in series.faults if lo <= m.t <= hi], series.start, series.isn, series.receiver)
 
 
 def parse_window(text: str | None) -> tuple[float | None, float | None]:
@@ -330,6 +335,10 @@ def _seq_axes(ax: Any, series: SeqSeries, title: str) -> None:
         rs = [b for _, _, b in series.retrans]
         ax.scatter(rt, rs, marker="x", color="tab:red", s=18, zorder=3)
     ax.autoscale()
+    if series.faults:
+        from .plotfaults import draw_fault_marks
+
+        draw_fault_marks(ax, series.faults)
     ax.set_xlabel("time (s) from the connection's first segment")
     ax.yaxis.set_major_formatter(_thousands())  # 20,000,000 rather than 2.0 with a "1e7" corner
     ax.set_ylabel("relative sequence number (bytes)")
@@ -483,8 +492,16 @@ def draw_side_by_side(kind: str, panels: list[tuple[str, Any]], output: str,
 
 def plot_seq(pcap: str, output: str, conn: str | None = None, title: str | None = None) -> SeqSeries:
     """Draw the time-sequence graph of one connection of `pcap` into `output`; returns its data."""
-    series = seq_series(pick_conn(analyze_pcap(pcap), conn), sender_of(conn))
+    series = with_fault_marks(seq_series(pick_conn(analyze_pcap(pcap), conn), sender_of(conn)), pcap)
     draw_seq(series, output, title)
+    return series
+
+
+def with_fault_marks(series: SeqSeries, pcap: str) -> SeqSeries:
+    """The series with the fault events of a pcapng capture (its comments) to mark."""
+    from .plotfaults import fault_marks
+
+    series.faults = fault_marks(pcap, series.start, series.sender, series.receiver, series.isn)
     return series
 
 
@@ -612,13 +629,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{c.name()}  {c.bytes_from(c.a):>12,} bytes >  {c.bytes_from(c.b):>12,} bytes <  "
                   f"{len(c.segs)} segments")
         return 0
-    series = seq_series(pick_conn(conns, args.conn), sender_of(args.conn))
+    series = with_fault_marks(seq_series(pick_conn(conns, args.conn), sender_of(args.conn)), args.file)
     t0, t1 = parse_window(args.time)
     if t0 is not None or t1 is not None:
         series = clip_seq(series, t0, t1)
         if not series.data and not series.retrans and not series.acks:
             raise UsageError(f"--time {args.time}: nothing happened in that window")
     draw_seq(series, args.output, args.title)
+    marks = f", {len(series.faults)} fault events marked" if series.faults else ""
     print(f"{args.output}: {series.conn}, {series.bytes_sent:,} bytes in {len(series.data)} segments, "
-          f"{series.retransmissions} retransmissions, {len(series.sacks)} SACK blocks")
+          f"{series.retransmissions} retransmissions, {len(series.sacks)} SACK blocks{marks}")
     return 0
