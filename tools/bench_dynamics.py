@@ -21,11 +21,12 @@ re-executes itself under `unshare -n`), addresses in 198.18.0.0/15 only.
 
     python tools/bench_dynamics.py [--sizes 64K,1M,8M] [--rtts 20,100] [--loss 0.01]
         [--loss-cases 1M@20,1M@100] [--seeds 15] [--repeat 5] [--only linux,sim,ustack-tun]
-        [--capture DIR --capture-case 1M@100] [--json FILE] [--smoke]
+        [--capture DIR --capture-case 1M@100,1M@100+loss] [--tcp K=V,...] [--json FILE] [--smoke]
 
-`--capture DIR` records one run of `--capture-case` per side: pcaps (Linux's on the relay,
-sender side; the sim's at the sending host) and cwnd traces (ustack's trace hook; Linux's from
-TCP_INFO sampled every 2 ms), for `ustack plot`.
+`--capture DIR` records one run of each `--capture-case` per side: pcaps (Linux's on the
+relay, on the client's side; the sim's at the client host) and cwnd traces (ustack's trace
+hook; Linux's from TCP_INFO sampled every 2 ms), for `ustack plot --vs`. `--tcp` sets fields
+of ustack's TcpConfig (e.g. ack_stretch_segments=2) for the sim and ustack-tun sides.
 """
 
 from __future__ import annotations
@@ -408,10 +409,20 @@ def measure(args: argparse.Namespace, log) -> dict:
 
 
 def capture(args: argparse.Namespace, relay: Relay | None, log) -> dict:
+    """One run per `--capture-case` entry (SIZE@RTT, "+loss" for a lossy one) per side, with
+    pcaps and cwnd traces; returns {stem: {side: {...}}}."""
     os.makedirs(args.capture, exist_ok=True)
-    size, _, rtt = args.capture_case.partition("@")
-    case = Case(parse_size(size), int(rtt), args.loss if args.capture_loss else 0.0)
-    stem = f"{size.lower()}-{rtt}ms" + ("-loss" if case.loss else "")
+    out = {}
+    for spec in args.capture_case.split(","):
+        lossy = spec.endswith("+loss")
+        size, _, rtt = spec.removesuffix("+loss").partition("@")
+        case = Case(parse_size(size), int(rtt), args.loss if lossy else 0.0)
+        stem = f"{size.lower()}-{rtt}ms" + ("-loss" if lossy else "")
+        out[stem] = capture_one(args, relay, case, stem, log)
+    return out
+
+
+def capture_one(args: argparse.Namespace, relay: Relay | None, case: Case, stem: str, log) -> dict:
     out = {}
     sim_pcap, sim_trace = (os.path.join(args.capture, f"sim-{stem}.{x}") for x in ("pcap", "jsonl"))
     out["sim"] = {"seconds": run_sim(case, args.seed, pcap=sim_pcap, trace=sim_trace),
@@ -488,9 +499,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=5, help="runs per no-loss case")
     p.add_argument("--seed", type=int, default=1, help="first seed")
     p.add_argument("--only", default="linux,sim,ustack-tun")
-    p.add_argument("--capture", metavar="DIR", help="write pcaps and cwnd traces of one case here")
-    p.add_argument("--capture-case", default="1M@100")
-    p.add_argument("--capture-loss", action="store_true", help="capture with --loss")
+    p.add_argument("--capture", metavar="DIR", help="write pcaps and cwnd traces here")
+    p.add_argument("--capture-case", default="1M@100,1M@100+loss",
+                   help="SIZE@RTT_MS,... to capture (+loss: with --loss)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--tcp", metavar="K=V,...", help="ustack's TcpConfig fields (sim, ustack-tun)")
     p.add_argument("--max-seconds", type=float, default=1800.0, help="bound on the whole run")

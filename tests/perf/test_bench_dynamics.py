@@ -41,6 +41,7 @@ def test_dynamics_benchmark_smoke(tmp_path):
     for row in rows.values():
         assert row["sim_ratio"] > 0 and row["ustack-tun_ratio"] > 0
     for side in ("sim", "linux"):  # captures for `ustack plot` (pcap and cwnd trace)
-        assert Path(rep["captures"][side]["pcap"]).stat().st_size > 24 * 50
-        assert Path(rep["captures"][side]["trace"]).read_text().count('"ev":"cwnd"') >= 2
+        got = rep["captures"]["64k-20ms"][side]
+        assert Path(got["pcap"]).stat().st_size > 24 * 50
+        assert Path(got["trace"]).read_text().count('"ev":"cwnd"') >= 2
     assert "sim/Linux" in r.stdout

@@ -30,6 +30,7 @@ class TcpConfig:
     rto_initial_s: float = 1.0  # RFC 6298 2.1
     rto_min_s: float = 0.2
     rto_max_s: float = 60.0
+    rto_min_on_variance: bool = False  # True: RTO = SRTT + max(4*RTTVAR, rto_min), as Linux
     nodelay: bool = False
     nagle_minshall: bool = True  # Nagle holds a small tail only behind an unacked small segment (Linux)
     delack_s: float = 0.040

@@ -46,7 +46,8 @@ class Connection:
         self.passive = passive
         self.iss = layer.isn.isn(laddr, lport, raddr, rport, now) if iss is None else iss
         self.snd = Sender(self.iss, opts.sndbuf, cfg.rto_initial_s, cfg.rto_min_s, cfg.rto_max_s,
-                          cfg.dupthresh, cfg.sack_max_blocks, layer.count)
+                          cfg.dupthresh, cfg.sack_max_blocks, layer.count,
+                          rto_min_on_variance=cfg.rto_min_on_variance)
         self.rcv = Receiver(opts.rcvbuf, cfg.ooo_max_segments, layer.memory,
                             cfg.pressure_window_segments)
         self.timers = Timers()

@@ -33,6 +33,7 @@ LINUX: dict[str, Any] = {
     "rto_initial_s": 1.0,
     "rto_min_s": 0.2,
     "rto_max_s": 120.0,
+    "rto_min_on_variance": True,  # tcp_set_rto: srtt + rttvar, rttvar floored at tcp_rto_min
     "initial_cwnd_segments": 10,
     "congestion_control": "cubic",
     "dupthresh": 3,  # tcp_reordering=3

@@ -23,11 +23,12 @@ class Sender:
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
                  "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
-                 "sack_max", "count")
+                 "sack_max", "count", "rto_min_on_variance")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
-                 count: Callable[[str], None] | None = None) -> None:
+                 count: Callable[[str], None] | None = None, *,
+                 rto_min_on_variance: bool = False) -> None:
         self.iss = iss
         self.snd_una = iss
         self.snd_nxt = iss
@@ -49,6 +50,8 @@ class Sender:
         self.rto = rto_initial_s
         self.rto_min = rto_min_s
         self.rto_max = rto_max_s
+        # Linux floors the variance term, not the sum: RTO = SRTT + max(4*RTTVAR, rto_min)
+        self.rto_min_on_variance = rto_min_on_variance
         self.backoff = 0
         self.rtt_seq: int | None = None  # segment being timed when timestamps are off (Karn)
         # consecutive timeouts without an ACK of new data: the first one starts a loss episode
@@ -169,8 +172,10 @@ class Sender:
     def _set_rto(self) -> None:
         if self.srtt is None:
             return
-        rto = self.srtt + max(0.001, 4 * self.rttvar)
-        self.rto = min(max(rto, self.rto_min), self.rto_max)
+        var = max(0.001, 4 * self.rttvar)  # RFC 6298 2.3: G, a 1 ms clock
+        if self.rto_min_on_variance and var < self.rto_min:
+            var = self.rto_min
+        self.rto = min(max(self.srtt + var, self.rto_min), self.rto_max)
 
     def on_timeout(self) -> None:
         """Back the timer off (RFC 6298 5.5) and forget the timed segment (Karn)."""

@@ -35,6 +35,20 @@ def test_rto_estimator_rfc6298():
     assert snd.rttvar == pytest.approx(0.1875) and snd.rto == pytest.approx(1.25)
 
 
+def test_rto_min_on_variance_floors_the_variance_term_as_linux():
+    """Linux's tcp_set_rto: RTO = SRTT + max(4*RTTVAR, rto_min), so a steady 100 ms path gets a
+    300 ms RTO; RFC 6298 with a 200 ms floor on the sum gives 200 ms."""
+    rfc = Sender(0, 1000, 1.0, 0.2, 60.0)
+    linux = Sender(0, 1000, 1.0, 0.2, 60.0, rto_min_on_variance=True)
+    for _ in range(40):
+        rfc.rtt_sample(0.1)
+        linux.rtt_sample(0.1)
+    assert rfc.rto == pytest.approx(0.2)
+    assert linux.rto == pytest.approx(0.3)
+    linux.rtt_sample(0.5)  # a variance above the floor counts as such
+    assert linux.rto == pytest.approx(linux.srtt + 4 * linux.rttvar)
+
+
 def test_rto_clamped_to_min_and_max():
     snd = Sender(0, 1000, 1.0, 0.2, 60.0)
     snd.rtt_sample(0.001)
