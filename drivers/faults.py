@@ -31,6 +31,8 @@ STAT_KEYS = ("seen", "dropped", "duplicated", "corrupted", "reordered", "delayed
              "rate_queued", "rate_dropped", "oversize_dropped",
              "rule_dropped", "rule_duplicated", "rule_delayed", "rule_corrupted", "rule_truncated",
              "rule_reordered", "down_dropped", "blackholed", "mtu_dropped", "icmp_sent")
+DROP_KEYS = ("dropped", "rate_dropped", "oversize_dropped", "rule_dropped", "down_dropped", "blackholed",
+             "mtu_dropped")  # every way a frame can be lost in an injector
 _MAX_PULL_ROUNDS = 16  # bound on inner reads per recv call when every frame gets dropped
 _RULE_STAT = {"drop": "rule_dropped", "duplicate": "rule_duplicated", "delay": "rule_delayed",
               "corrupt": "rule_corrupted", "truncate": "rule_truncated", "reorder": "rule_reordered"}
@@ -471,6 +473,12 @@ class FaultInjector(Middleware):
                     out[k] += v
         return out
 
+    @property
+    def frames_dropped(self) -> int:
+        """Frames lost in this injector, every cause (random loss, rules, link changes...)."""
+        st = self.stats
+        return sum(st[k] for k in DROP_KEYS)
+
     def lane_stats(self, direction: str) -> dict[str, int]:
         lane = {"tx": self._tx, "rx": self._rx}[direction]
         return dict(lane.stats) if lane is not None else dict.fromkeys(STAT_KEYS, 0)
@@ -479,5 +487,6 @@ class FaultInjector(Middleware):
         return f"FaultInjector({self.inner!r}, {self.scenario.describe() or 'no faults'})"
 
 
-__all__ = ["DIRECTIONS", "FaultConfig", "FaultEvent", "FaultInjector", "SPEC_ALIASES", "SPEC_HELP",
+__all__ = ["DIRECTIONS", "DROP_KEYS", "FaultConfig", "FaultEvent", "FaultInjector", "SPEC_ALIASES",
+           "SPEC_HELP",
            "STAT_KEYS", "spec_keys"]

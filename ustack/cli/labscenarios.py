@@ -152,6 +152,11 @@ class LabContext:
         inj = self.injector()
         return dict(inj.stats) if inj is not None else {}
 
+    def frames_dropped(self) -> int:
+        """Frames the fault injector lost so far, every cause."""
+        inj = self.injector()
+        return self.host.call(lambda: inj.frames_dropped) if inj is not None else 0
+
     def counter(self, name: str) -> int:
         c = self.host.stack.counters
         return int(self.host.call(lambda: c.get(name)))
@@ -429,7 +434,7 @@ def sc_transfer(ctx: LabContext) -> Outcome:
     from .services import http_body_bytes
 
     inj, old = _with_transfer_faults(ctx)
-    drops0 = ctx.fault_stats().get("dropped", 0)
+    drops0 = ctx.frames_dropped()
     r = ctx.rec()
     info: dict[str, Any] = {"bytes": n}
     try:
@@ -498,7 +503,7 @@ def sc_transfer(ctx: LabContext) -> Outcome:
                             "kernel_retransmits": k_rt, "sha256_ok": h.hexdigest() == expected_sha}
     finally:
         _restore_faults(ctx, inj, old)
-    info["frames_dropped_by_faults"] = ctx.fault_stats().get("dropped", 0) - drops0
+    info["frames_dropped_by_faults"] = ctx.frames_dropped() - drops0
     link = ctx.user_faults.link if ctx.user_faults else ctx.transfer_faults
     info["loss"] = link.loss_process().loss_rate()
     u, d = info["upload"], info["download"]

@@ -1,0 +1,68 @@
+"""`--faults FILE` on every command that takes the fault options: a bad scenario is one line on
+stderr, exit status 2, before anything starts (no device, no namespace, no program); the
+shorthands combine with a file."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ustack.cli.options import UsageError, fault_scenario
+from ustack.drivers import FaultConfig
+
+from .helpers import ustack
+
+DEV = ["--tun", "fbad0", "--addr", "198.18.0.2/24"]
+COMMANDS = {
+    "serve": ["serve", *DEV, "--echo", "7"],
+    "connect": ["connect", "198.18.0.1", "7", *DEV],
+    "lab": ["lab"],
+    "run": ["run", *DEV, "--", "python", "-c", "print('must not run')"],
+}
+
+
+@pytest.mark.parametrize("cmd", sorted(COMMANDS))
+def test_a_bad_scenario_stops_every_command_before_it_starts(cmd, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('seed = 1\n\n[[at]]\ntime = "1s"\nfor = "2s"\ndwon = true\n')
+    argv = COMMANDS[cmd]
+    cut = argv.index("--") if "--" in argv else len(argv)  # run: the options come before the program
+    r = ustack(*argv[:cut], "--faults", str(bad), *argv[cut:])
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr == (f"ustack {cmd}: error: --faults {bad}:6: [[at]] #1: unknown key 'dwon' (keys: time, "
+                        "bytes, on, for, down, mtu, icmp, blackhole, loss, delay, jitter, rate, duplicate, "
+                        "reorder, corrupt)\n")
+
+
+def test_a_missing_scenario_file(tmp_path):
+    r = ustack(*COMMANDS["serve"], "--faults", str(tmp_path / "nope.toml"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert f"--faults {tmp_path}/nope.toml: No such file or directory" in r.stderr
+
+
+def ns(**kw) -> argparse.Namespace:
+    base = {"faults": None, "seed": None, "loss": None, "duplicate": None, "reorder": None, "corrupt": None,
+            "delay": None, "jitter": None, "rate": None, "mtu_cap": None}
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_shorthands_and_a_file_build_one_scenario(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('seed = 3\nrules = ["drop tcp syn nth=1"]\n[link]\ndelay = "10ms"\nrate = "1mbit"\n')
+    sc = fault_scenario(ns(faults=str(f), delay="30ms"))
+    assert sc.link == FaultConfig(seed=3, delay_s=0.03, rate_bps=1e6)  # the option wins over [link]
+    assert [r.text for r in sc.rules] == ["drop tcp syn nth=1"]
+    assert fault_scenario(ns(faults=str(f), seed=9)).seed == 9
+    assert fault_scenario(ns(loss="2%")).link == FaultConfig(loss=0.02)
+    assert fault_scenario(ns(faults="loss=2%")).link == fault_scenario(ns(loss="2%")).link
+    assert fault_scenario(ns()) is None
+
+
+def test_loss_option_and_a_loss_model_conflict(tmp_path):
+    f = tmp_path / "ge.toml"
+    f.write_text('[loss]\nmodel = "simple-gilbert"\np = "1%"\nr = "30%"\n')
+    with pytest.raises(UsageError, match="--loss and the \\[loss\\] model of .*ge.toml both set the loss"):
+        fault_scenario(ns(faults=str(f), loss="1%"))
