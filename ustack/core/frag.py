@@ -95,6 +95,11 @@ class Reassembler:
             if d is not None:
                 self._kill(key, d)
             return None
+        budget = self.memory
+        if budget is not None and not budget.allows(cost):
+            # refused before anything is evicted or created for it (no empty entry left behind)
+            c.inc("ipv4.reasm_mem_budget")
+            return None
         if d is None:
             if not self._make_room(cost):
                 c.inc("ipv4.reasm_mem_limit")
@@ -126,10 +131,6 @@ class Reassembler:
         if self.mem + cost > self.mem_limit and not self._make_room(cost, keep=key):
             c.inc("ipv4.reasm_mem_limit")
             self._drop(key, d)
-            return None
-        budget = self.memory
-        if budget is not None and not budget.allows(cost):
-            c.inc("ipv4.reasm_mem_budget")
             return None
         data = bytes(ip.payload)
         starts.insert(i, start)
