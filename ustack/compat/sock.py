@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ustack import socket as us
+from ustack.core.events import READ as _EV_READ
 from ustack.winsock import constants as C
 from ustack.winsock.api import Winsock
 
@@ -38,6 +39,7 @@ _ss = _socket.socket
 _NONBLOCK_FLAGS = getattr(_socket, "SOCK_NONBLOCK", 0) | getattr(_socket, "SOCK_CLOEXEC", 0)
 _DEFAULT_BACKLOG = min(_socket.SOMAXCONN, 128)
 _MAX_DGRAM = 65535
+_RECV_CHUNK = 256 * 1024  # the most one recv(bufsize) returns (asyncio asks for 256 KiB)
 
 # Linux message flags -> Winsock's (MSG_DONTWAIT and MSG_NOSIGNAL are handled here)
 _MSG_PEEK = _socket.MSG_PEEK
@@ -73,22 +75,31 @@ class _HostState:
         self.winsock.WSAStartup(0x0202, _wsadata())
         self.orphans: list[tuple[us.socket, ReadyFd]] = []  # garbage-collected without close()
         self.lock = threading.Lock()
+        self.lock_of_host = getattr(host, "lock", None)  # Host and SimHost expose their stack lock
 
-    def _on_event(self, handle: int, readable: bool, writable: bool, excepted: bool) -> None:
+    def _on_event(self, handle: int, events: int) -> None:
+        """Winsock's hook, network thread, host lock held: runs for every segment received."""
         ready = self.fds.get(handle)
-        if ready is not None:
-            # Linux: a failed connect is POLLERR, which select reports as readable and writable
-            ready.set(readable or excepted, writable or excepted)
+        if ready is None or (events == _EV_READ and ready.readable):
+            return  # more data on a socket already readable: nothing to change
+        self._sync_locked(handle, ready)
 
     def sync(self, handle: int) -> None:
-        """Mirror the socket's readiness onto its fd now (after an application call)."""
+        """Mirror the socket's readiness onto its fd now (after an application call). Only
+        state is read, nothing is sent: the host lock alone is enough (no output flush)."""
         ready = self.fds.get(handle)
-        if ready is not None:
+        if ready is None:
+            return
+        lock = self.lock_of_host
+        if lock is None:
             self.host.call(self._sync_locked, handle, ready)
+        else:
+            with lock:
+                self._sync_locked(handle, ready)
 
     def _sync_locked(self, handle: int, ready: ReadyFd) -> None:
         r, w, x = self.winsock.readiness(handle)
-        ready.set(r or x, w or x)
+        ready.set(r or x, w or x)  # a failed connect is POLLERR: select reports it in both sets
 
     def reap(self) -> None:
         """Close the ustack sockets of socket objects collected without close()."""
@@ -377,17 +388,23 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
             return self.recvfrom(bufsize, flags)[0]
         if self._shut_rd:
             return b""  # Linux: EOF after shutdown(SHUT_RD); Winsock: WSAESHUTDOWN
-        wflags = self._wsa_flags(flags)
-        return self._dontwait(flags, lambda: self._call("recv", bufsize, wflags))
+        buf = bytearray(min(bufsize, _RECV_CHUNK))  # recv may return less than asked: no 1 MB memset
+        n = UstackSocket.recv_into(self, buf, 0, flags)  # the bytes as they are (TLS: records)
+        return bytes(memoryview(buf)[:n])
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
         n = nbytes or len(view)
         if n < 0 or n > len(view):
             raise ValueError("buffer too small for requested bytes")
-        data = self.recv(n, flags)
-        view[:len(data)] = data
-        return len(data)
+        if self._udp:
+            data, _ = self.recvfrom(n, flags)
+            view[:len(data)] = data
+            return len(data)
+        if self._shut_rd or n == 0:
+            return 0
+        wflags = self._wsa_flags(flags)
+        return self._dontwait(flags, lambda: self._call("recv_into", view, n, wflags))  # straight into buffer
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         if bufsize < 0:

@@ -114,15 +114,16 @@ class Winsock:
       option, as sock.c test_broadcast shows on real Windows) or "document" (that connect fails
       with WSAEACCES, as the founding connect page says; item 55).
     - max_sockets: more open sockets than this -> WSAEMFILE.
-    - on_event: called as on_event(s, readable, writable, excepted) under the host lock after
-      every stack event on socket s, with select()'s three answers at that moment (a layer
-      above can mirror readiness onto something else, e.g. a file descriptor). It must be
-      quick and must not call back into this Winsock.
+    - on_event: called as on_event(s, events) under the host lock after every stack event on
+      socket s (`events`: ustack.core.events bits), once Winsock's own bookkeeping is done; a
+      layer above can mirror readiness onto something else (e.g. a file descriptor), asking
+      `readiness(s)` when the event may have changed it. It runs for every segment received,
+      so it must be quick, and it must not call anything else of this Winsock.
     """
 
     def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float | None = 1.0,
                  broadcast_connect: str = "windows", max_sockets: int = 4096,
-                 on_event: Callable[[int, bool, bool, bool], None] | None = None) -> None:
+                 on_event: Callable[[int, int], None] | None = None) -> None:
         if broadcast_connect not in ("windows", "document"):
             raise ValueError("broadcast_connect must be 'windows' or 'document'")
         self.host = host
@@ -282,12 +283,12 @@ class Winsock:
     def _reenable(self, ws: WSocket, bits: int) -> None:
         R.reenable(ws, bits, self.version)
 
-    def _on_stack_event(self, ws: WSocket, _sock: Any, _events: int) -> None:
+    def _on_stack_event(self, ws: WSocket, _sock: Any, events: int) -> None:
         try:
             self._refresh(ws)
             hook = self.on_event
             if hook is not None and not ws.closed:
-                hook(ws.handle, R.readable(ws), R.writable(ws), R.excepted(ws))
+                hook(ws.handle, events)
         except Exception as e:  # noqa: BLE001 - nothing may escape into the network thread
             if len(self.callback_errors) < 100:
                 self.callback_errors.append(e)
