@@ -165,8 +165,11 @@ class FaultEngine:
         if ch.mtu is not None:
             self.mtus.append((ch.mtu, ch.icmp))
         if ch.settings:
+            changes = dict(ch.settings)
             for inj in self.injectors:
-                inj.config = replace(inj.config, **dict(ch.settings))
+                if "loss" in changes:  # a plain loss replaces a [loss] model while it lasts
+                    changes["loss_model"] = None
+                inj.config = replace(inj.config, **changes)
         self.fire(t, "change", "link", ch.text)
         if ch.for_s is not None:
             cs.end_at = t + ch.for_s
@@ -185,9 +188,12 @@ class FaultEngine:
         if ch.mtu is not None:
             self.mtus.remove((ch.mtu, ch.icmp))
         if ch.settings:
+            keys = [k for k, _ in ch.settings]
+            if "loss" in keys:
+                keys.append("loss_model")
             for inj in self.injectors:
                 base = inj.base_config
-                inj.config = replace(inj.config, **{k: getattr(base, k) for k, _ in ch.settings})
+                inj.config = replace(inj.config, **{k: getattr(base, k) for k in keys})
         self.fire(cs.end_at, "restore", "link", ch.text)  # type: ignore[arg-type]
 
 

@@ -126,3 +126,32 @@ def test_changes_fire_in_virtual_time_without_traffic(tmp_path):
     h.faults.add_listener(seen.append)
     sim.run_for(10)
     assert [(e.kind, e.t) for e in seen] == [("change", 3.0), ("restore", 5.0)]
+
+
+def test_a_loss_change_over_a_loss_model_and_back(tmp_path):
+    """`loss = P` in a change replaces the [loss] model while it lasts; the model comes back."""
+    run = transfer(tmp_path, scenario(tmp_path, '[loss]\nmodel = "simple-gilbert"\np = "0.1%"\nr = "50%"\n'
+                                                '[[at]]\ntime = "50ms"\nfor = "30ms"\nloss = "100%"\n'),
+                   nbytes=1_000_000)
+    assert run.sha_ok
+    inside = [e for e in run.events if e.kind == "loss" and 0.05 <= e.t < 0.08]
+    assert inside and all(e.cause == "loss 1" for e in inside)
+    cfg = run.a.faults.config
+    assert cfg.loss == 0.0 and cfg.loss_model is not None and cfg.loss_model.model == "simple-gilbert"
+    assert_no_internal_error(run.a.stack, run.b.stack)
+    assert run.sim.errors == 0
+
+
+def test_rules_and_mtu_icmp_on_ethernet(tmp_path):
+    """On a TAP-like medium the filters find the IP header after the Ethernet one, and the ICMP
+    frag-needed goes back in an Ethernet frame with the addresses swapped."""
+    run = transfer(tmp_path, scenario(tmp_path, 'rules = ["drop tcp data dir=out nth=20"]\n'
+                                                '[[at]]\ntime = "30ms"\nmtu = 1000\nicmp = true\n'),
+                   nbytes=500_000, medium="ethernet")
+    assert run.sha_ok
+    kinds = run.kinds()
+    assert kinds.count("drop") == 1 and "icmp-frag-needed" in kinds
+    icmp = next(e for e in run.events if e.kind == "icmp-frag-needed")
+    assert icmp.frame[12:14] == b"\x08\x00" and icmp.frame[14 + 9] == 1
+    assert run.a.stack.counters.get("tcp.pmtu_lowered") >= 1
+    assert_no_internal_error(run.a.stack, run.b.stack)

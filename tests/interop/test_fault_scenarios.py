@@ -204,9 +204,11 @@ def test_cli_faults_file_with_trace(netns, tmp_path):
         pcap = tmp_path / "c.pcap"
         r = subprocess.run([USTACK, "connect", KERNEL_IP, "5400", "--tun", "fcli0", "--addr",
                             f"{USTACK_IP}/24", "--peer", f"{KERNEL_IP}/24", "--faults", str(good), "--trace",
-                            "--pcap", str(pcap)], capture_output=True, text=True, timeout=30)
+                            "--pcap", str(pcap), "--stats"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         assert "! fault delay tx (delay 200ms tcp syn dir=out): IP 198.18.0.2." in r.stderr
+        assert "faults rule 'delay 200ms tcp syn dir=out': matched 1, fired 1" in r.stderr
+        assert "faults tx: seen" in r.stderr and "rule_delayed 1" in r.stderr
         assert [c.split()[1] for _, c in read_fault_comments(pcap)] == ["delay"]
     finally:
         lsock.close()

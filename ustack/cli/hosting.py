@@ -63,6 +63,8 @@ class OpenedHost:
                     done = {k: v for k, v in dev.lane_stats(n).items() if v}
                     what = ", ".join(f"{k} {v}" for k, v in done.items()) or "nothing"
                     lines.append(f"faults {n}: {what}")
+                for text, matched, fired in dev.engine.rule_counts:
+                    lines.append(f"faults rule '{text}': matched {matched}, fired {fired}")
                 break
             dev = getattr(dev, "inner", None)
         return lines
