@@ -98,3 +98,10 @@ def test_windows_resets_data_after_shutdown_rd_linux_acknowledges_it():
     path = Path(__file__).parent / "scripts" / "shutdown-rd.pkt"
     out = run_script(parse(path.read_text()), "linux", overrides={"rst_after_shutdown_rd": True})
     assert out.status == "FAIL" and "expected flags ., got R." in out.reason and out.line == 17
+
+
+def test_rfc6298_rto_without_the_linux_variance_floor():
+    """rto_min_on_variance off (ustack's default): RTO = max(SRTT + 4*RTTVAR, 200 ms) = 250 ms."""
+    path = Path(__file__).parent / "scripts" / "rto-after-rtt-samples.pkt"
+    out = run_script(parse(path.read_text()), "linux", overrides={"rto_min_on_variance": False})
+    assert (out.status, out.reason, out.line) == ("FAIL", "python assertion failed: 250000", 18)

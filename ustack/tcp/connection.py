@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .socket import TcpSocket, TcpSockOpts
 
 _PAWS_IDLE_S = 24 * 24 * 3600.0  # RFC 7323 5.5: TS.Recent is invalid after 24 days idle
+WCDELACK_S = 0.2  # RFC 8985 WCDelAckT: the longest a peer may delay an ACK (Linux: 200 ms)
 _TS_OPT = struct.Struct("!BBBBII")
 _SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
                              State.LAST_ACK})
@@ -832,7 +833,7 @@ class Connection:
         if snd.snd_max != snd.snd_una:
             self.timers.rto_at = now + snd.rto
             if not snd.in_recovery and snd.srtt is not None and self.cfg.tail_loss_probe:
-                self.timers.probe_at = now + max(2 * snd.srtt, 0.01)
+                self._arm_probe(now)
         else:
             self.timers.rto_at = self.timers.probe_at = None
         if self.timers.persist_at is not None and snd.snd_wnd:
@@ -1137,10 +1138,21 @@ class Connection:
             self.timers.rto_at = now + snd.rto
         if (not rexmit and not snd.in_recovery and snd.srtt is not None and not self.tlp_sent
                 and self.cfg.tail_loss_probe):
-            # RFC 8985 tail loss probe: 2*SRTT, plus the peer's delayed-ACK time for one segment
-            pto = 2 * snd.srtt + (self.cfg.delack_s if diff(snd.snd_max, snd.snd_una) <= snd.mss else 0)
-            self.timers.probe_at = now + max(pto, 0.01)
+            self._arm_probe(now)
         return n
+
+    def _arm_probe(self, now: float) -> None:
+        """RFC 8985 7.2: PTO = 2*SRTT, plus the peer's worst-case delayed-ACK time WCDelAckT
+        when one segment is in flight, at least 10 ms; a PTO beyond the RTO takes the RTO's
+        place (the probe goes out just before it, as Linux's one timer does)."""
+        snd = self.snd
+        assert snd.srtt is not None
+        pto = 2 * snd.srtt + (WCDELACK_S if diff(snd.snd_max, snd.snd_una) <= snd.mss else 0.0)
+        at = now + max(pto, 0.01)
+        rto_at = self.timers.rto_at
+        if rto_at is not None and at >= rto_at:
+            at = max(now, rto_at - 1e-6)
+        self.timers.probe_at = at
 
     def _sack_recovery_output(self, now: float) -> None:
         snd = self.snd
@@ -1319,6 +1331,7 @@ class Connection:
         room = diff((snd.snd_una + snd.snd_wnd) & MASK, snd.snd_max)
         if snd.unsent() and room > 0:
             self._send_data(snd.snd_nxt, min(snd.mss, snd.unsent(), room), now, rexmit=False)
+            self.timers.rto_at = now + snd.rto  # the probe restarts the RTO (RFC 8985 7.3)
             return
         data_end = snd.buf_end
         if lt(snd.snd_max, data_end):

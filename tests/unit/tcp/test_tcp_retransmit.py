@@ -315,8 +315,12 @@ def test_tail_loss_probe_for_single_segment_waits_for_delayed_ack():
     h, s, c = tlp_est()
     s.send(b"y" * 100, 1.0)
     h.take()
-    h.expect_nothing(1.2399)
-    h.expect_out(1.24, [dict(len=100)])  # 2 * SRTT + 40 ms delayed-ACK allowance
+    # RFC 8985 7.2: PTO = 2 * SRTT + WCDelAckT (200 ms) = 0.4 s, beyond the RTO (0.3 s): the
+    # probe takes the RTO's place, and the RTO is restarted from it (Linux does the same)
+    assert c.timers.probe_at < c.timers.rto_at == 1.3
+    h.expect_nothing(1.2998)
+    h.expect_out(1.3, [dict(len=100)])
+    assert c.snd.backoff == 0 and c.timers.rto_at == pytest.approx(1.3 + c.snd.rto)
 
 
 def test_tail_loss_probe_sends_new_data_when_available():
