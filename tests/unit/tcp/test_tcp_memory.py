@@ -105,11 +105,36 @@ def test_tiny_ooo_segments_in_decreasing_order_are_collapsed():
     limit collapses the chunks, the payload stays within the window."""
     r = Receiver(65536)
     r.start(0)
+    data = random.Random(5).randbytes(60_001)
     for i in range(60_000, 0, -1):
-        assert r.add_ooo(1 + i, memoryview(bytes(40) + b"y")[40:]) is None
+        assert r.add_ooo(1 + i, memoryview(bytes(40) + data[i:i + 1])[40:]) is None
         assert r.mem <= r.mem_limit
     audit(r)
-    assert r.ooo_bytes == 60_000
+    assert r.ooo_bytes == 60_000 and len(r.ooo[0].chunks) < 60_000  # collapsed
+    r.buf.append(data[:1])  # the hole: everything is delivered, in order, memory given back
+    r.rcv_nxt = 2
+    r.pull_ooo()
+    audit(r)
+    assert r.read(10**6) == data and r.mem == 0 and r.memory.used == 0
+
+
+def test_ooo_keys_rebased_after_a_gigabyte():
+    """Keys count from an anchor at or below RCV.NXT; a hole kept open across 2**30 bytes of
+    delivered data moves the anchor, and the queue still answers right."""
+    r = Receiver(1 << 20)
+    r.start(0xFFFFFF00)
+    far = (0xFFFFFF01 + (1 << 30) + 5000) & 0xFFFFFFFF
+    assert r.add_ooo(far, b"far") is None
+    r.rcv_nxt = (0xFFFFFF01 + (1 << 30) + 10) & 0xFFFFFFFF  # as if a GB had been delivered
+    assert r.add_ooo((r.rcv_nxt + 100) & 0xFFFFFFFF, b"near") is None  # rebases
+    assert r.anchor == r.rcv_nxt
+    audit(r)
+    assert r.sack_blocks(4) == [((r.rcv_nxt + 100) & 0xFFFFFFFF, (r.rcv_nxt + 104) & 0xFFFFFFFF),
+                                (far, (far + 3) & 0xFFFFFFFF)]
+    r.buf.append(bytes(100))
+    r.rcv_nxt = (r.rcv_nxt + 100) & 0xFFFFFFFF
+    r.pull_ooo()
+    assert r.read(1000) == bytes(100) + b"near" and len(r.ooo) == 1
 
 
 def test_ooo_ranges_capped_and_dropped_with_a_reason():
