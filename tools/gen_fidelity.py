@@ -186,8 +186,8 @@ NOTES: dict[int, str] = {
         "leaves SO_ERROR 0; either failure puts the socket in exceptfds (and WSAPoll: POLLWRNORM | "
         "POLLHUP | POLLERR) until the next connect starts, even across a listen.",
     33: "**Uncertain, chosen:** a TCP connect to port 0 is WSAEADDRNOTAVAIL, like the all-zero "
-        "address. sock.c test_UDP shows a UDP sendto to port 0 succeeding on Windows; ustack's UDP "
-        "still refuses it with WSAEADDRNOTAVAIL (not changed yet: a stack rule).",
+        "address. **sock.c corrects the reference for UDP:** sendto and connect to port 0 succeed "
+        "(test_UDP, test_connect_events); the address 0.0.0.0 stays WSAEADDRNOTAVAIL.",
     36: "sock.c test_getsockname: an unbound socket -> WSAEINVAL with the buffer untouched; a 15-byte "
         "*namelen stays 15.",
     34: "Windows' schedule by default: SYN + 2 retries, RTO 3 s doubling (21 s); per socket "
@@ -196,17 +196,26 @@ NOTES: dict[int, str] = {
     37: "The connection state is checked before the arguments: an unconnected socket is "
         "WSAENOTCONN even with a NULL name or namelen 0 (Wine's order); connected, those are "
         "WSAEFAULT and *namelen is left alone (sock.c test_getpeername).",
-    40: "FD_CONNECT is also posted for a UDP connect (it succeeds at once) and when a connected "
-        "socket is (re-)registered (Microsoft's list of when events are reported), once per "
-        "connect call; an accepted socket gets none from the registration it inherits.",
-    42: "WSAEventSelect re-registration enables only bits that were not registered before; the "
-        "record of events not yet enumerated is kept.",
+    40: "**sock.c test_connect_events replaces ustack's earlier reading of Microsoft's list:** "
+        "FD_CONNECT is an occurrence, not a condition. WSAAsyncSelect posts it only for a TCP "
+        "connect that completes while registered for it (never for a UDP connect, never on "
+        "re-registration); WSAEventSelect records a connect that completed earlier (TCP or UDP) "
+        "at its first registration for FD_CONNECT. An accepted socket never gets one. A UDP "
+        "connect reports FD_WRITE again.",
+    42: "sock.c test_events: WSAAsyncSelect registration re-enables every event; WSAEventSelect "
+        "registration re-enables none (also after a registration with 0), while a new arrival "
+        "(data, a connection) re-enables FD_READ / FD_ACCEPT under WSAEventSelect only. Recorded "
+        "events not yet enumerated signal the event again when selected again; "
+        "WSAEnumNetworkEvents reports and clears only the events currently selected.",
     43: "FD_WRITE re-enabled by a WSAEWOULDBLOCK send is posted when buffer space frees up, not at "
-        "the failing send. FD_OOB: urgent data is not supported (MSG_OOB is WSAEOPNOTSUPP), so it "
-        "never fires.",
+        "the failing send. A recv that fails (WSAEFAULT) re-enables FD_READ under WSAAsyncSelect "
+        "only (sock.c test_read_events). Under WSAEventSelect a UDP socket reports FD_WRITE once "
+        "bound; under WSAAsyncSelect at once. FD_OOB: urgent data is not supported (MSG_OOB is "
+        "WSAEOPNOTSUPP), so it never fires.",
     45: "Follows real Windows where the documentation differs: a reset gives FD_CLOSE with "
-        "WSAECONNABORTED (documented: WSAECONNRESET). FD_CLOSE is posted once the data before the "
-        "FIN has been read (FD_READ first). A data or keepalive time-out gives WSAECONNABORTED "
+        "WSAECONNABORTED (documented: WSAECONNRESET). **sock.c test_close_events:** FD_CLOSE is "
+        "posted as soon as the FIN arrives, with data still unread (after that data's FD_READ). "
+        "A data or keepalive time-out gives WSAECONNABORTED "
        "(FD_CLOSE's documented codes); after a keepalive failure recv/send report WSAENETRESET.",
     49: "fWaitAll=TRUE returns WSA_WAIT_EVENT_0 when all are signalled; fAlertable is accepted but "
         "there is no I/O completion (WSA_WAIT_IO_COMPLETION is never returned).",
@@ -325,8 +334,8 @@ DECISIONS = """\
   fragmentation needed as WSAEMSGSIZE.
 - **Port exhaustion in connect**: an unbound socket that finds no ephemeral port gets
   WSAENOBUFS (what Windows reports); a bound socket whose 4-tuple is taken gets WSAEADDRINUSE.
-- **FD_CLOSE timing**: posted when the peer's FIN has arrived and every byte before it was
-  read (Microsoft's documented order), so FD_READ comes first when data is pending.
+- **FD_CLOSE timing**: posted when the peer's FIN arrives, even with data unread (FD_READ for
+  that data first), as sock.c test_close_events shows real Windows doing.
 - **Buffered data and RST**: bytes received before a peer RST stay readable; the error is
   reported once they are read.
 - **WSAENETDOWN**: reported when the host (runtime) is closed; a call blocked at that moment
@@ -343,10 +352,11 @@ DECISIONS = """\
   connection if it was not; on a nonblocking socket with data still queued, closesocket
   fails with WSAEWOULDBLOCK and the socket stays open. Otherwise the close is graceful and
   happens in the background.
-- **FD_CONNECT without a pending connect**: following Microsoft's list of when each event is
-  reported, FD_CONNECT is also posted for a UDP connect (it succeeds at once) and when a
-  socket that is already connected is registered; a socket created by accept does not get
-  one from the registration it inherits.
+- **FD_CONNECT without a pending connect**: as sock.c test_connect_events shows, WSAEventSelect
+  reports a connect that completed before the registration (TCP or UDP), WSAAsyncSelect does
+  not; a socket created by accept never gets one.
+- **Last error on success**: socket, bind, connect, send, sendto, recv, recvfrom, shutdown,
+  getsockname, setsockopt, getsockopt, WSAIoctl and WSAPoll set it to 0 (sock.c).
 - **Windows for WSAAsyncSelect** are message queues (`Winsock.create_window()`), read with
   `GetMessage(timeout_s)` / `PeekMessage()`; posting never blocks.
 """

@@ -337,7 +337,9 @@ def test_item_49_wait_for_multiple_events(net) -> None:
 
 
 def test_item_47_event_select_read_and_close_record(net) -> None:
-    """WSAEventSelect records FD_READ then FD_CLOSE (error 0) for data followed by a graceful close."""
+    """WSAEventSelect records FD_READ and FD_CLOSE (error 0) together for data followed by a graceful
+    close: FD_CLOSE does not wait for the data to be read (sock.c test_close_events); nothing more
+    is recorded once it is read."""
     ws, pws = net.ws, net.pws
     c, a = _connected_pair(net, 8420)
     ev = ws.WSACreateEvent()
@@ -348,29 +350,39 @@ def test_item_47_event_select_read_and_close_record(net) -> None:
     net.me.sleep(0.1)
     ne = WSANETWORKEVENTS()
     assert ws.WSAEnumNetworkEvents(c, ev, ne) == 0
-    assert ne.lNetworkEvents == FD_READ
+    assert ne.lNetworkEvents == FD_READ | FD_CLOSE
+    assert ne.iErrorCode[FD_CLOSE_BIT] == 0 and ne.iErrorCode[FD_READ_BIT] == 0
     assert recv_some(ws, c) == b"bye"
-    assert ws.WSAWaitForMultipleEvents(1, [ev], False, 1000, False) == WSA_WAIT_EVENT_0
-    assert ws.WSAEnumNetworkEvents(c, ev, ne) == 0
-    assert ne.lNetworkEvents == FD_CLOSE and ne.iErrorCode[FD_CLOSE_BIT] == 0
-    assert ne.iErrorCode[FD_READ_BIT] == 0
+    assert ws.WSAWaitForMultipleEvents(1, [ev], False, 1000, False) == WSA_WAIT_TIMEOUT
+    assert ws.WSAEnumNetworkEvents(c, ev, ne) == 0 and ne.lNetworkEvents == 0
 
 
 def test_item_40_fd_connect_for_udp_and_connected_sockets(net) -> None:
-    """FD_CONNECT is posted for a UDP connect (it succeeds at once) and when registering a socket that is
-    already connected; an accepted socket does not get one from the inherited registration."""
+    """FD_CONNECT for a connect that completed without a pending WSAAsyncSelect (sock.c
+    test_connect_events): registering an already connected socket with WSAAsyncSelect posts only
+    FD_WRITE, with WSAEventSelect FD_CONNECT then FD_WRITE; a UDP connect gives WSAAsyncSelect
+    FD_WRITE only and WSAEventSelect FD_CONNECT and FD_WRITE; an accepted socket gets no
+    FD_CONNECT from the registration it inherits."""
     ws = net.ws
     u = udp(ws)
     win = ws.create_window()
-    assert ws.WSAAsyncSelect(u, win, WM_SOCK, FD_CONNECT) == 0
-    assert _events(win, 0.1) == []
+    assert ws.WSAAsyncSelect(u, win, WM_SOCK, FD_CONNECT | FD_WRITE) == 0
+    assert _events(win, 0.1) == [(u, FD_WRITE, 0)]
     assert ws.connect(u, sa(PEER, 8430), 16) == 0
-    assert _events(win) == [(u, FD_CONNECT, 0)]
-    assert ws.connect(u, sa(PEER, 8433), 16) == 0  # every connect call reports it
-    assert _events(win) == [(u, FD_CONNECT, 0)]
+    assert _events(win) == [(u, FD_WRITE, 0)]
+    u2 = udp(ws)
+    ev = ws.WSACreateEvent()
+    assert ws.WSAEventSelect(u2, ev, FD_CONNECT | FD_WRITE) == 0
+    ne = WSANETWORKEVENTS()
+    assert ws.WSAEnumNetworkEvents(u2, ev, ne) == 0 and ne.lNetworkEvents == 0  # unbound
+    assert ws.connect(u2, sa(PEER, 8433), 16) == 0
+    assert ws.WSAEnumNetworkEvents(u2, ev, ne) == 0 and ne.lNetworkEvents == FD_CONNECT | FD_WRITE
     c, _a = _connected_pair(net, 8431)
     assert ws.WSAAsyncSelect(c, win, WM_SOCK, FD_CONNECT | FD_WRITE) == 0
-    assert _events(win) == [(c, FD_CONNECT, 0), (c, FD_WRITE, 0)]
+    assert _events(win) == [(c, FD_WRITE, 0)]
+    c2, _a2 = _connected_pair(net, 8434)
+    assert ws.WSAEventSelect(c2, ev, FD_CONNECT | FD_WRITE) == 0
+    assert ws.WSAEnumNetworkEvents(c2, ev, ne) == 0 and ne.lNetworkEvents == FD_CONNECT | FD_WRITE
     lst = listener(ws, 8432)
     assert ws.WSAAsyncSelect(lst, win, WM_SOCK, FD_ACCEPT | FD_CONNECT) == 0
     assert net.pws.connect(tcp(net.pws), sa(ME, 8432), 16) == 0
@@ -382,7 +394,8 @@ def test_item_40_fd_connect_for_udp_and_connected_sockets(net) -> None:
 
 def test_item_43_fd_connect_and_fd_close_never_reenabled(net) -> None:
     """FD_CONNECT and FD_CLOSE are posted once: recv (even returning 0 again and again) and send do not
-    bring them back; FD_CLOSE comes after the data before the FIN was read."""
+    bring them back; FD_CLOSE follows FD_READ at once, with the data before the FIN still unread
+    (sock.c test_close_events)."""
     ws, pws = net.ws, net.pws
     lst = listener(pws, 8440)
     acc = accept_in_task(net, lst)
@@ -397,9 +410,9 @@ def test_item_43_fd_connect_and_fd_close_never_reenabled(net) -> None:
     assert recv_some(pws, a) == b"ping"  # (unread data would make the close a reset)
     send_all(pws, a, b"x")
     assert pws.closesocket(a) == 0
-    assert _events(win) == [(c, FD_READ, 0)]
+    assert _events(win) == [(c, FD_READ, 0), (c, FD_CLOSE, 0)]
     assert recv_some(ws, c) == b"x"
-    assert _events(win) == [(c, FD_CLOSE, 0)]
+    assert _events(win, 0.2) == []
     for _ in range(3):
         assert ws.recv(c, bytearray(8), 8, 0) == 0
     assert _events(win, 0.5) == []

@@ -407,3 +407,15 @@ def test_item_14_sockc_reuseaddr_binds_and_delivery(net) -> None:
             bind(ws, socks[k + 2], LOOP, port)
         if 2 <= k + 1 < 4:
             assert ws.listen(socks[k + 1], 1) == 0
+
+
+def test_item_33_sockc_udp_port_zero(net) -> None:
+    """sock.c test_UDP and test_connect_events: a UDP sendto 127.0.0.1 port 0 succeeds (the whole
+    datagram), and a UDP connect to port 0 succeeds; the address 0.0.0.0 stays refused."""
+    ws = net.ws
+    u = udp(ws)
+    assert ws.sendto(u, bytes(16), 16, 0, sa(LOOP, 0), 16) == 16, ws.WSAGetLastError()
+    c = udp(ws)
+    assert ws.connect(c, sa(LOOP, 0), 16) == 0, ws.WSAGetLastError()
+    assert peer_of(ws, c) == (LOOP, 0)
+    fail(ws, ws.sendto(u, bytes(4), 4, 0, sa("0.0.0.0", 53), 16), W.WSAEADDRNOTAVAIL)

@@ -133,6 +133,7 @@ class UdpSocket:
         self.error: Reason | None = None
         self.error_mtu = 0  # next-hop MTU of the last FRAG_NEEDED error
         self.broadcast = False  # SO_BROADCAST
+        self.port_zero_ok = False  # Windows sends to (and connects to) port 0; POSIX refuses it
         self.rcvbuf = self.stack.config.udp_rcvbuf
         self.ttl = self.stack.config.ttl
         self.tos = 0
@@ -215,7 +216,7 @@ class UdpSocket:
             self.remote = None
             self._renamed((0, 0))
             return
-        if addr == 0 or port == 0:
+        if addr == 0 or (port == 0 and not self.port_zero_ok):
             raise UsageError(Reason.ADDR_NOT_AVAIL, "peer address or port is zero")
         stack = self.stack
         if stack.is_broadcast(addr) and not self.broadcast:
@@ -247,7 +248,7 @@ class UdpSocket:
         n = len(data)
         if n > MAX_PAYLOAD:
             raise UsageError(Reason.MSG_SIZE, f"{n} bytes > {MAX_PAYLOAD}")
-        if addr == 0 or port == 0:
+        if addr == 0 or (port == 0 and not self.port_zero_ok):
             raise UsageError(Reason.ADDR_NOT_AVAIL, "destination address or port is zero")
         stack = self.stack
         if not self.broadcast and stack.is_broadcast(addr):

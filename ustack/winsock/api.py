@@ -396,6 +396,8 @@ class Winsock:
         if type == C.SOCK_STREAM and getattr(stack, "tcp", None) is None:
             raise _Fail(C.WSAESOCKTNOSUPPORT)
         sock = self._call(stack.tcp.open if type == C.SOCK_STREAM else stack.udp.open)
+        if type == C.SOCK_DGRAM:
+            sock.port_zero_ok = True  # Windows sends to port 0 (sock.c test_UDP)
         ws = WSocket(next(self._handles), type, want, sock)
         ws.opts.rcvbuf = int(getattr(sock, "rcvbuf", ws.opts.rcvbuf) or ws.opts.rcvbuf)
         ws.opts.sndbuf = int(getattr(sock, "sndbuf", ws.opts.sndbuf) or ws.opts.sndbuf)
@@ -534,10 +536,9 @@ class Winsock:
         new = WSocket(next(self._handles), ws.type, ws.proto, sock, phase=Phase.CONNECTED,
                       nonblocking=ws.nonblocking, opts=ws.opts.copy(), stack_sndbuf=ws.stack_sndbuf)
         self._apply_tcp_options(new)
-        if ws.reg_kind is not None:
+        if ws.reg_kind is not None:  # inherited, not a new registration; never an FD_CONNECT
             new.reg_kind, new.reg_events, new.hwnd, new.wmsg, new.event = (
                 ws.reg_kind, ws.reg_events, ws.hwnd, ws.wmsg, ws.event)
-            new.enabled = ws.reg_events & ~C.FD_CONNECT  # inherited, not a new registration
         self._sockets[new.handle] = new
         self._watch(new)
         self._refresh(new)
@@ -576,8 +577,6 @@ class Winsock:
             ws.phase = Phase.CONNECTING  # SO_ERROR keeps an earlier failure's code (sock.c)
             ws.connect_failed = False  # exceptfds waits for this attempt's outcome
             ws.blocking_connect = not ws.nonblocking
-            if ws.reg_kind is not None:
-                ws.enabled |= C.FD_CONNECT
             self._refresh(ws)
 
         try:
@@ -620,8 +619,8 @@ class Winsock:
             else:
                 ws.udp_disconnected = False
                 ws.phase = Phase.CONNECTED
-                if ws.reg_kind is not None:
-                    ws.enabled |= C.FD_CONNECT  # posted even though it succeeded at once
+                ws.enabled |= C.FD_WRITE  # the connect reports FD_WRITE again (sock.c)
+                R.connect_done(ws, 0, udp=True)
                 self._refresh(ws)
 
         self._call(do)
@@ -762,7 +761,12 @@ class Winsock:
     @_api(zero=True)
     def recv(self, s: int, buf: Any, len: int, flags: int = 0) -> int:  # noqa: A002
         ws = self._get(s)
-        _out_check(buf, len)
+        try:
+            _out_check(buf, len)
+        except _Fail:
+            if ws.reg_kind == "async":  # a failed recv still re-enables FD_READ there (sock.c)
+                self._call(self._reenable, ws, C.FD_READ)
+            raise
         if ws.is_tcp:
             return self._tcp_recv(ws, buf, len, flags)
         if ws.udp_disconnected:
@@ -1161,7 +1165,7 @@ class Winsock:
                 ws.reg_kind, ws.reg_events, ws.hwnd, ws.event = None, 0, None, None
                 return
             ws.reg_kind, ws.reg_events, ws.hwnd, ws.wmsg, ws.event = "async", lEvent, hWnd, wMsg, None
-            ws.enabled = lEvent  # item 42: every condition currently true is posted again
+            ws.enabled |= ~C.FD_CONNECT & ((1 << C.FD_MAX_EVENTS) - 1)  # item 42: all re-posted
             self._refresh(ws)
 
         self._call(do)
@@ -1178,13 +1182,12 @@ class Winsock:
             if not lNetworkEvents:
                 ws.reg_kind, ws.reg_events, ws.hwnd, ws.event = None, 0, None, None
                 return
-            if ws.reg_kind == "event":
-                # item 42: what was already reported is not signalled again; new bits are enabled
-                ws.enabled = (ws.enabled & lNetworkEvents) | (lNetworkEvents & ~ws.reg_events)
-            else:
-                ws.enabled = lNetworkEvents
-                ws.record = 0
+            # item 42: nothing is re-enabled, so what was already reported is not signalled
+            # again, even after a registration with 0 (sock.c test_events); recorded events not
+            # yet enumerated signal the event when selected again
             ws.reg_kind, ws.reg_events, ws.event, ws.hwnd = "event", lNetworkEvents, hEventObject, None
+            if ws.record & lNetworkEvents and not hEventObject.closed:
+                hEventObject.signaled = True
             self._refresh(ws)  # item 48: the event object is never reset here
 
         self._call(do)
@@ -1201,12 +1204,12 @@ class Winsock:
 
         def do() -> None:
             self._refresh(ws)
-            bits = ws.record
+            bits = ws.record & ws.reg_events  # events not selected now stay recorded (sock.c)
             lpNetworkEvents.lNetworkEvents = bits
             for i in range(C.FD_MAX_EVENTS):
                 if bits & (1 << i):  # item 47: only the entries of reported events are written
                     lpNetworkEvents.iErrorCode[i] = ws.record_errors[i]
-            ws.record = 0
+            ws.record &= ~bits
             if hEventObject is not None:
                 hEventObject.signaled = False
 

@@ -35,7 +35,19 @@ def local(ws: WSocket) -> tuple[int, int] | None:
 
 
 def refresh(ws: WSocket, version: tuple[int, int]) -> None:
-    """Advance the connect phase from the stack socket and post/record due events."""
+    """Advance the connect phase from the stack socket and post/record due events.
+
+    The event model follows Wine's sock.c test_events on real Windows:
+    - FD_CONNECT is an occurrence, not a condition: WSAAsyncSelect posts it when a TCP connect
+      completes while registered for it; otherwise it waits in `connect_event` until a
+      WSAEventSelect registration for FD_CONNECT records it (so a socket connected before its
+      first WSAEventSelect reports FD_CONNECT, one registered with WSAAsyncSelect does not). A
+      UDP connect gives it to WSAEventSelect only; an accepted socket never has one.
+    - Other events are conditions reported once until re-enabled (item 43). WSAAsyncSelect
+      registration re-enables all of them; WSAEventSelect registration none. Under
+      WSAEventSelect a new arrival (data, a connection) re-enables FD_READ / FD_ACCEPT.
+    - FD_CLOSE is due as soon as the peer's FIN (or RST) arrived, even with data unread.
+    """
     if ws.closed:
         return
     s = ws.sock
@@ -47,9 +59,8 @@ def refresh(ws: WSocket, version: tuple[int, int]) -> None:
             ws.phase = Phase.CONNECTED
             ws.so_error = 0  # only a successful connection clears SO_ERROR (sock.c test_select)
             ws.connect_failed = False
-            if ws.reg_kind is not None:
-                ws.enabled |= C.FD_WRITE  # a fresh connection reports FD_WRITE once
-            report(ws, C.FD_CONNECT, 0)
+            ws.enabled |= C.FD_WRITE  # a fresh connection reports FD_WRITE once
+            connect_done(ws, 0)
         elif s.error is not None:
             code = E.connect_error(s.error, version=version, was_bound=True)
             s.clear_error()
@@ -58,13 +69,35 @@ def refresh(ws: WSocket, version: tuple[int, int]) -> None:
             ws.connect_error = code
             if not ws.blocking_connect:
                 ws.so_error = code  # a blocking connect reports it only as its result (sock.c)
-            report(ws, C.FD_CONNECT, code)
+            connect_done(ws, code)
+    rx = s.readable_bytes if ws.is_tcp else s.pending_bytes
+    waiting = s.accept_pending if ws.phase is Phase.LISTENING else 0
+    if ws.reg_kind == "event":
+        if rx > ws.seen_rx:
+            ws.enabled |= C.FD_READ
+        if waiting > ws.seen_accept:
+            ws.enabled |= C.FD_ACCEPT
+    ws.seen_rx, ws.seen_accept = rx, waiting
     if ws.reg_kind is None:
         return
+    if ws.reg_kind == "event" and ws.connect_event is not None and ws.reg_events & C.FD_CONNECT:
+        code, ws.connect_event = ws.connect_event, None
+        ws.enabled |= C.FD_CONNECT
+        report(ws, C.FD_CONNECT, code)
     due = conditions(ws) & ws.enabled & ws.reg_events
     for bit in FD_ORDER:
         if due & bit:
             report(ws, bit, event_error(ws, bit))
+
+
+def connect_done(ws: WSocket, code: int, *, udp: bool = False) -> None:
+    """A connect completed (TCP: with `code`; UDP: at once): FD_CONNECT as Windows reports it."""
+    if ws.reg_kind == "async":
+        if not udp and ws.reg_events & C.FD_CONNECT:
+            ws.enabled |= C.FD_CONNECT
+            report(ws, C.FD_CONNECT, code)
+        return
+    ws.connect_event = code  # recorded by a WSAEventSelect for FD_CONNECT, now or later
 
 
 def event_error(ws: WSocket, bit: int) -> int:
@@ -75,28 +108,25 @@ def event_error(ws: WSocket, bit: int) -> int:
 
 
 def conditions(ws: WSocket) -> int:
-    """FD bits whose condition is true now. FD_CONNECT counts as a condition while the socket
-    is connected: Microsoft lists it among what a (re-)registration reports."""
+    """FD bits whose condition is true now (FD_CONNECT is an occurrence: see `refresh`)."""
     s = ws.sock
     bits = 0
     if not ws.is_tcp:
         if s.readable or (s.error is not None and ws.opts.udp_connreset):
             bits |= C.FD_READ
-        bits |= C.FD_WRITE
-        if ws.phase is Phase.CONNECTED:
-            bits |= C.FD_CONNECT
+        if ws.reg_kind == "async" or ws.is_bound:
+            bits |= C.FD_WRITE  # WSAEventSelect: once bound; WSAAsyncSelect: always (sock.c)
         return bits
     if ws.phase is Phase.LISTENING:
         return C.FD_ACCEPT if s.accept_pending else 0
     if ws.phase is not Phase.CONNECTED:
         return 0
-    bits |= C.FD_CONNECT
     if s.readable_bytes > 0:
         bits |= C.FD_READ
     err = s.error
     if tcp_state(ws) in CAN_SEND and err is None and s.writable_bytes > 0:
         bits |= C.FD_WRITE
-    if s.at_eof or err in BROKEN:
+    if s.fin_received or err in BROKEN:
         bits |= C.FD_CLOSE
     return bits
 
@@ -118,9 +148,8 @@ def report(ws: WSocket, bit: int, error: int) -> None:
 
 
 def reenable(ws: WSocket, bits: int, version: tuple[int, int]) -> None:
-    if ws.reg_kind is not None:
-        ws.enabled |= bits & ~(C.FD_CONNECT | C.FD_CLOSE)
-        refresh(ws, version)
+    ws.enabled |= bits & ~(C.FD_CONNECT | C.FD_CLOSE)
+    refresh(ws, version)
 
 
 def readable(ws: WSocket) -> bool:

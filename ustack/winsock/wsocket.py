@@ -77,10 +77,14 @@ class WSocket:
     hwnd: Window | None = None
     wmsg: int = 0
     event: WSAEVENT | None = None
-    enabled: int = 0  # FD bits that may be reported now (re-enabled by the calls of item 43)
+    # FD bits that may be reported now: all at first; a report disables its bit until a call of
+    # item 43 (or a WSAAsyncSelect registration) re-enables it. Kept across registrations.
+    enabled: int = (1 << C.FD_MAX_EVENTS) - 1
     record: int = 0  # WSAEventSelect: network events recorded since WSAEnumNetworkEvents
     record_errors: list[int] = field(default_factory=lambda: [0] * C.FD_MAX_EVENTS)
-    close_reported: bool = False
+    connect_event: int | None = None  # a completed connect's FD_CONNECT code, not yet reported
+    seen_rx: int = 0  # bytes (or datagram bytes) queued at the last refresh: arrivals show as growth
+    seen_accept: int = 0  # connections waiting at the last refresh
 
     @property
     def is_tcp(self) -> bool:

@@ -117,6 +117,20 @@ def test_sendto_errors(stack):
     assert stack.poll(0.0) == []
 
 
+def test_port_zero_ok_sends_and_connects_to_port_zero(stack):
+    """With port_zero_ok (set by Winsock: Windows allows it) a datagram goes to port 0 and a
+    connect to port 0 names it; the address 0 stays refused."""
+    u = stack.udp.open()
+    u.port_zero_ok = True
+    assert u.sendto(b"zero", PEER, 0, 0.0) == 4
+    (f,) = stack.poll(0.0)
+    sc = IP(f)  # decoded by scapy
+    assert sc[UDP].dport == 0 and bytes(sc[UDP].payload) == b"zero"
+    u.connect(PEER, 0)
+    assert u.remote == (PEER, 0)
+    usage(Reason.ADDR_NOT_AVAIL, u.sendto, b"x", 0, 53, 0.0)
+
+
 def test_max_size_datagram_fragments(stack):
     u = stack.udp.open()
     assert u.sendto(bytes(65507), PEER, 53, 0.0) == 65507
