@@ -41,11 +41,12 @@ def _names(code: Any) -> set[str]:
     return names
 
 
-def compile_block(text: str, line: int) -> Any:
-    """The block compiled; ScriptError for a syntax error, Unsupported naming a tcpi_* field
+def compile_block(text: str, line: int) -> tuple[Any, str]:
+    """The block compiled, and its source; ScriptError for a syntax error, Unsupported naming a tcpi_* field
     ustack does not provide."""
     code = None
     error = ""
+    source = ""
     for source in _sources(text):
         try:
             code = compile(source, f"<%{{ }}% at line {line}>", "exec")
@@ -57,11 +58,11 @@ def compile_block(text: str, line: int) -> Any:
     missing = sorted(n for n in _names(code) if n.startswith("tcpi_") and n not in TCP_INFO_FIELDS)
     if missing:
         raise Unsupported(f"tcp_info field {missing[0]} (not provided by ustack)", line)
-    return code
+    return code, source
 
 
 def run_code(text: str, run: Any, line: int) -> None:
-    code = compile_block(text, line)
+    code, source = compile_block(text, line)
     wanted = sorted(n for n in _names(code) if n.startswith("tcpi_"))
     conn = run.sut_connection()
     if wanted and conn is None:
@@ -85,7 +86,7 @@ def run_code(text: str, run: Any, line: int) -> None:
         exec(code, env)  # noqa: S102 - the script's own assertion code, as packetdrill runs it
     except AssertionError as e:
         detail = f": {e}" if str(e) else ""
-        raise Mismatch(f"python assertion failed{detail}", line) from None
+        raise Mismatch(f"python assertion failed{detail}{_failed_line(e, code, source)}", line) from None
     except _Budget:
         raise Mismatch(f"python block ran more than {MAX_LINES} lines", line) from None
     except NameError as e:
@@ -94,6 +95,18 @@ def run_code(text: str, run: Any, line: int) -> None:
         raise Mismatch(f"python block raised {type(e).__name__}: {e}", line) from None
     finally:
         sys.settrace(old)
+
+
+def _failed_line(e: BaseException, code: Any, source: str) -> str:
+    """` (in: <the assert statement>)` for the block's line that raised, when it is found."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    lines = source.splitlines()
+    n = tb.tb_lineno - 1
+    return f" (in: {lines[n].strip()})" if 0 <= n < len(lines) else ""
 
 
 def _sources(text: str) -> list[str]:
