@@ -362,6 +362,33 @@ DECISIONS = """\
 """
 
 
+SOCKC = """\
+## Where Wine's sock.c corrects the reference
+
+Wine's dlls/ws2_32/tests/sock.c runs against real Windows; where it and the behaviour reference
+(the project's shared winsock-behaviour.md) disagree, sock.c wins and ustack follows it. The
+`..._sockc_...` tests re-state those checks (our code, citing the sock.c function).
+
+- **Item 8** (last error): the reference lists which successful calls clear it; sock.c also
+  shows socket, recv, recvfrom and WSAIoctl success setting it to 0 (ustack left it on recv).
+- **Item 29** (SO_ERROR): not cleared by a new connect, only by a successful connection; a
+  refused *blocking* connect leaves SO_ERROR 0 though the socket is in exceptfds
+  (test_select). A socket whose connect failed may listen (item 17).
+- **Items 40 and 42** (FD_CONNECT, re-registration): FD_CONNECT is never re-posted by a
+  WSAAsyncSelect re-registration nor posted for a UDP connect there; WSAEventSelect reports a
+  connect that completed before it registered; re-registering with WSAEventSelect re-enables
+  nothing, even after a registration with 0 (test_connect_events, test_events).
+- **Item 45** (FD_CLOSE): posted when the FIN arrives, with data unread (test_close_events).
+- **Item 55** (broadcast): a UDP connect to a broadcast address succeeds without SO_BROADCAST and
+  send() on it works (test_broadcast); the reference's default (the founding document's
+  WSAEACCES) is now `broadcast_connect="document"`.
+- **Item 65** (select count): not (socket, set) pairs when the same FD_SET is passed twice or a
+  socket is listed twice: each ready socket is written and counted once per FD_SET object.
+- **Item 67** (short optlen): BOOL and 1-byte options accept short lengths (test_set_getsockopt).
+- **Item 33** (port 0): UDP sendto and connect to port 0 succeed (test_UDP, test_connect_events).
+"""
+
+
 @dataclass
 class TestInfo:
     file: str
@@ -584,6 +611,7 @@ def render(tests: list[TestInfo] | None = None, run: Run | None = None) -> str:
         lines.append("")
     lines.append(API)
     lines.append(DECISIONS)
+    lines.append(SOCKC)
     return "\n".join(lines)
 
 

@@ -241,8 +241,8 @@ def test_item_59_sockc_udp_shutdown(net) -> None:
 
 def test_item_8_sockc_tcp_sendto_recvfrom_ignore_addresses(net) -> None:
     """sock.c test_tcp_sendto_recvfrom: on a TCP connection sendto ignores a garbage address and
-    recvfrom neither checks nor writes from/fromlen (a garbage *fromlen is fine); recvfrom's
-    success leaves the last error 0 (test_WSASendMsg, test_ip_pktinfo)."""
+    recvfrom neither checks nor writes from/fromlen (a garbage *fromlen is fine); recvfrom's, send's
+    and recv's success leaves the last error 0 (test_WSASendMsg, test_ip_pktinfo, test_WSARecv)."""
     ws = net.ws
     client, server = tcp_socketpair(ws)
     msg = b"ws2_32/TCP socket test\0"
@@ -255,6 +255,11 @@ def test_item_8_sockc_tcp_sendto_recvfrom_ignore_addresses(net) -> None:
     assert ws.recvfrom(client, buf, len(buf), 0, bad, to_len) == len(msg)
     assert ws.WSAGetLastError() == 0
     assert bytes(buf) == msg and bytes(bad) == bytes([0xFE] * 16) and to_len.value == 0xC0FFEE11 - (1 << 32)
+    ws.WSASetLastError(0xDEADBEEF)
+    assert ws.send(client, b"ab", 2, 0) == 2 and ws.WSAGetLastError() == 0
+    net.me.sleep(0.01)
+    ws.WSASetLastError(0xDEADBEEF)
+    assert ws.recv(server, bytearray(2), 2, 0) == 2 and ws.WSAGetLastError() == 0
 
 
 def test_item_58_sockc_udp_fromlen(net) -> None:
