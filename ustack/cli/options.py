@@ -188,8 +188,8 @@ def fault_scenario(args: argparse.Namespace) -> Any:
         scenario = Scenario(source="options")
     try:
         shorthand = FaultConfig.from_spec(",".join([spec, *items]))
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"bad fault option: {e}") from None
+    except (ValueError, TypeError) as e:  # the options were checked one by one: it is the spec
+        raise UsageError(f"--faults {spec}: {_spec_words(str(e))}") from None
     default = FaultConfig()
     changed = {f.name: getattr(shorthand, f.name) for f in fields(FaultConfig)
                if f.name != "seed" and getattr(shorthand, f.name) != getattr(default, f.name)}
@@ -204,6 +204,23 @@ def fault_scenario(args: argparse.Namespace) -> Any:
     if scenario.is_noop and seed is None:
         return None
     return scenario
+
+
+def _spec_words(message: str) -> str:
+    """A FaultConfig message in the spec's short keys: "delay_s must be >= 0" -> "delay must be
+    >= 0"; a list of keys names each once ("delay", not "delay, delay_s")."""
+    import re
+
+    from ustack.drivers.faultconfig import SPEC_ALIASES
+
+    short = {field: alias for alias, field in SPEC_ALIASES.items() if "_" in field}
+    parts = message.split("'")  # what the user typed is quoted: left as typed
+    text = "'".join(re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: short.get(m.group(0), m.group(0)), part)
+                    if i % 2 == 0 else part for i, part in enumerate(parts))
+    head, sep, keys = text.partition("keys: ")
+    if sep:
+        text = head + sep + ", ".join(dict.fromkeys(k.strip() for k in keys.split(",")))
+    return text
 
 
 def _fault_reason(message: str, key: str) -> str:
