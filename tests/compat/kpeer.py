@@ -8,6 +8,9 @@ prefix), so a test can check that the traffic came from ustack's address.
     python kpeer.py echo PORT            TCP: each line comes back as "peer=ADDR:PORT line"
     python kpeer.py tls PORT CERT KEY    TLS: the same over TLS
     python kpeer.py udp PORT             UDP: each datagram back as b"peer=ADDR:PORT " + data
+    python kpeer.py smtp PORT            a minimal SMTP receiver; the reply to the message's
+                                         final "." is "250 queued N bytes from ADDR"
+    python kpeer.py https PORT CERT KEY  the http server over TLS
     python kpeer.py client ADDR PORT MSG connect, send MSG, shut down, print what came back and
                                          the peer address the kernel saw
 Every server exits after 60 s at the latest.
@@ -52,6 +55,33 @@ class Echo(socketserver.StreamRequestHandler):
         while line := self.rfile.readline():
             self.wfile.write(prefix + line)
             self.wfile.flush()
+
+
+class Smtp(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        def reply(line: str) -> None:
+            self.wfile.write(line.encode() + b"\r\n")
+            self.wfile.flush()
+
+        reply("220 kpeer ESMTP")
+        while line := self.rfile.readline():
+            cmd = line.decode(errors="replace").strip().upper()
+            if cmd.startswith(("EHLO", "HELO")):
+                reply("250-kpeer")
+                reply("250 8BITMIME")
+            elif cmd.startswith(("MAIL", "RCPT", "RSET", "NOOP")):
+                reply("250 ok")
+            elif cmd == "DATA":
+                reply("354 go ahead")
+                size = 0
+                while (body := self.rfile.readline()) not in (b".\r\n", b""):
+                    size += len(body)
+                reply(f"250 queued {size} bytes from {self.client_address[0]}")
+            elif cmd == "QUIT":
+                reply("221 bye")
+                return
+            else:
+                reply("502 not implemented")
 
 
 class Server(socketserver.ThreadingTCPServer):
@@ -112,6 +142,13 @@ def main(argv: list[str]) -> None:
         srv = Server(("0.0.0.0", port), Echo)
     elif kind == "tls":
         srv = serve_tls(port, argv[2], argv[3])
+    elif kind == "smtp":
+        srv = Server(("0.0.0.0", port), Smtp)
+    elif kind == "https":
+        srv = http.server.ThreadingHTTPServer(("0.0.0.0", port), Http)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(argv[2], argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     else:
         raise SystemExit(f"unknown kind {kind!r}")
     threading.Timer(LIFETIME_S, srv.shutdown).start()

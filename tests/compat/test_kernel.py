@@ -256,3 +256,37 @@ def test_udp_request_response(host):
     assert len(replies) == 5
     for data, addr in replies:
         assert addr == (KERNEL_IP, 5353) and data.startswith(f"peer={USTACK_IP}:{port} ".encode())
+
+
+def test_smtplib_client(host):
+    import smtplib
+
+    msg = "Subject: over ustack\r\n\r\n" + "a line of the body\r\n" * 2000
+    with kernel_peer("smtp", "2525"), patched(host):
+        with smtplib.SMTP(KERNEL_IP, 2525, timeout=60) as smtp:
+            assert smtp.ehlo()[0] == 250
+            smtp.mail("a@example.test")
+            smtp.rcpt("b@example.test")
+            code, resp = smtp.data(msg)
+    assert code == 250 and resp.endswith(f"from {USTACK_IP}".encode())
+
+
+def test_requests_keepalive_and_https(host, tls_cert):
+    """urllib3/requests, unchanged: a Session reuses one connection; HTTPS verifies the kernel
+    server's certificate through ustack's TLS socket."""
+    requests = pytest.importorskip("requests")  # in the test extra: present wherever CI runs
+    cert, key = tls_cert
+    with kernel_peer("http", "8080"), kernel_peer("https", "8443", cert, key), patched(host):
+        with requests.Session() as s:
+            peers = set()
+            for n in (1000, 300_000, 5):
+                r = s.get(f"http://{KERNEL_IP}:8080/bytes/{n}", timeout=60)
+                assert r.status_code == 200 and r.content == pattern(n)
+                peers.add(r.headers["X-Peer"])
+            r = s.get(f"https://{KERNEL_IP}:8443/bytes/200000", timeout=60, verify=cert)
+            assert r.content == pattern(200_000)
+            tls_peer = r.headers["X-Peer"]
+            with pytest.raises(requests.exceptions.SSLError):
+                s.get(f"https://{KERNEL_IP}:8443/bytes/1", timeout=60)  # not a CA the system trusts
+    assert len(peers) == 1 and peers.pop().startswith(f"{USTACK_IP}:")
+    assert tls_peer.startswith(f"{USTACK_IP}:")

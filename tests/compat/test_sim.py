@@ -331,3 +331,43 @@ def test_patched_asyncio_and_sleep_run_in_virtual_time(sim):
     assert sim.sim.now - t0 >= 35 and time.monotonic() - wall0 < 20
     assert socket.socket.__module__ == "socket" and time.sleep.__module__ == "time"  # restored
     task.result()
+
+
+def test_socket_dropped_without_close_is_closed_later(sim):
+    """A socket object collected without close() (ResourceWarning, as CPython) has its ustack
+    connection closed by the next socket the program makes, not left open forever."""
+    import gc
+    import warnings
+
+    srv = _listener(sim.sb)
+    c = sim.sa.create_connection(("198.18.0.1", 80))
+    conn, _ = srv.accept()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del c
+        gc.collect()
+    sim.sa.socket().close()  # any later socket call of the host reaps it
+    conn.settimeout(5)
+    assert conn.recv(10) == b""  # the peer sees the FIN
+    conn.close()
+    srv.close()
+
+
+def test_socketserver_in_virtual_time(sim):
+    """socketserver's serve_forever polls with a selector: under patched(sim host) that wait
+    is virtual, so a server and its client both run in the simulation."""
+    import socketserver
+
+    class Upper(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(self.rfile.readline().upper())
+
+    with patched(sim.b):
+        server = socketserver.TCPServer(("0.0.0.0", 7), Upper)
+        task = sim.sim.spawn(server.serve_forever, 0.5)
+        with sim.sa.create_connection(("198.18.0.1", 7), timeout=10) as c:
+            c.sendall(b"over ustack\n")
+            assert c.makefile("rb").readline() == b"OVER USTACK\n"
+        server.shutdown()
+        task.result()
+        server.server_close()

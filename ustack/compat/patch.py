@@ -107,9 +107,9 @@ def patched(host: Any) -> Iterator[types.ModuleType]:
 def _virtual_time(host: Any) -> list[tuple[Any, str, Any]]:
     """(object, attribute, replacement) that make waits and clocks virtual on a SimHost."""
     out: list[tuple[Any, str, Any]] = []
-    for cls_name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector", "KqueueSelector"):
-        cls = getattr(_selectors, cls_name, None)
-        if cls is not None and "select" in vars(cls):
+    for cls in vars(_selectors).values():  # every selector class defining select() (and their bases)
+        if (isinstance(cls, type) and issubclass(cls, _selectors.BaseSelector)
+                and cls is not _selectors.BaseSelector and "select" in vars(cls)):
             out.append((cls, "select", _virtual_method(host, vars(cls)["select"])))
     real_select = _select.select
 
