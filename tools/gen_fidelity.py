@@ -130,6 +130,8 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
     ("M. WSAPoll (issue 14, beyond the reference)", [
         (74, "WSAPoll: argument errors, the events it refuses (WSAEINVAL), revents per socket state, "
              "POLLHUP/POLLERR for a reset or failed connect, POLLNVAL for invalid or closed handles"),
+        (75, "WSAIoctl: NULL lpcbBytesReturned and short buffers (WSAEFAULT), unknown codes "
+             "(WSAEOPNOTSUPP), FIONREAD / SIOCATMARK / FIONBIO / SIO_KEEPALIVE_VALS"),
     ]),
 ]
 
@@ -139,7 +141,8 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
 SOURCES: dict[int, str] = {
     0: "doc", 1: "doc", 2: "doc", 3: "doc", 4: "doc", 5: "doc", 6: "doc", 18: "doc", 23: "ref",
     28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
-    72: "doc", 73: "doc", 74: "win+doc", 55: "doc+win", 56: "doc+win", 27: "win+doc", 32: "win+doc",
+    72: "doc", 73: "doc", 74: "win+doc", 75: "win+doc", 55: "doc+win", 56: "doc+win",
+    27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
 
@@ -261,6 +264,10 @@ NOTES: dict[int, str] = {
         "other invalid handles get POLLNVAL and are not counted. A graceful EOF is POLLHUP, not "
         "POLLRDNORM; POLLWRNORM stays after the socket's own SD_SEND. Unconnected TCP sockets report "
         "nothing (not covered by sock.c).",
+    75: "SIO_KEEPALIVE_VALS sets SO_KEEPALIVE from onoff and the idle time and probe interval "
+        "(ms) of this socket; a time or interval of 0 keeps the current value (uncertain: sock.c "
+        "only shows that the call succeeds). Overlapped WSAIoctl is left to the overlapped I/O work "
+        "(WSAEOPNOTSUPP for now).",
     72: "The 1.1 blocking hook (WSASetBlockingHook) runs in the blocked thread every 50 ms of "
         "(virtual) time; WSACancelBlockingCall, WSAIsBlocking and the last-error calls are "
         "allowed from it.",
@@ -287,7 +294,7 @@ structure is importable from `ustack.winsock` with its Windows value.
 Calls: WSAStartup, WSACleanup, WSAGetLastError, WSASetLastError, socket, closesocket, bind,
 listen, accept, connect, WSAConnect, send, recv, sendto, recvfrom, shutdown, select, WSAPoll
 (`WSAPOLLFD` entries), ioctlsocket (FIONBIO, FIONREAD, SIOCATMARK, SIO_UDP_CONNRESET), WSAIoctl
-(the same codes; others are WSAEOPNOTSUPP), setsockopt/getsockopt (SO_REUSEADDR,
+(the same codes and SIO_KEEPALIVE_VALS; others are WSAEOPNOTSUPP), setsockopt/getsockopt (SO_REUSEADDR,
 SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_LINGER, SO_DONTLINGER, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO,
 SO_SNDTIMEO, SO_KEEPALIVE, SO_DONTROUTE, SO_OOBINLINE, SO_DEBUG, SO_ERROR, SO_TYPE,
 SO_ACCEPTCONN, SO_MAX_MSG_SIZE, TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with

@@ -298,7 +298,7 @@ def _ioctl(ws, s, code, inbuf=None, cbin=0, outbuf=None, cbout=0, returned=...):
     return r, ws.WSAGetLastError(), None if size is None else size.value
 
 
-def test_item_6_sockc_wsaioctl_fionread_siocatmark(net) -> None:
+def test_item_75_sockc_wsaioctl_fionread_siocatmark(net) -> None:
     """sock.c test_fionread_siocatmark: ioctlsocket with a NULL argument -> WSAEFAULT; WSAIoctl
     with a NULL lpcbBytesReturned or a 3-byte output -> WSAEFAULT (*lpcbBytesReturned left
     alone); otherwise success with last error 0: FIONREAD counts queued bytes and SIOCATMARK
@@ -328,7 +328,7 @@ def test_item_6_sockc_wsaioctl_fionread_siocatmark(net) -> None:
     check(fresh, 0)
 
 
-def test_item_38_sockc_wsaioctl_fionbio(net) -> None:
+def test_item_75_sockc_wsaioctl_fionbio(net) -> None:
     """sock.c test_fionbio: ioctlsocket(FIONBIO, NULL) -> WSAEFAULT; WSAIoctl(FIONBIO) with a NULL
     lpcbBytesReturned or a 3-byte input -> WSAEFAULT; a 4- or 5-byte input succeeds with last
     error 0 and *lpcbBytesReturned 0; FIONBIO 0 under WSAEventSelect -> WSAEINVAL."""
@@ -346,10 +346,45 @@ def test_item_38_sockc_wsaioctl_fionbio(net) -> None:
     assert _ioctl(ws, s, W.FIONBIO, ctypes.c_uint32(0), 4)[:2] == (W.SOCKET_ERROR, W.WSAEINVAL)
 
 
-def test_item_6_sockc_wsaioctl_unsupported_codes(net) -> None:
+def test_item_75_sockc_wsaioctl_unsupported_codes(net) -> None:
     """sock.c test_unsupported_ioctls: 0xdeadbeef, FIOASYNC, 0x667e and SIO_FLUSH -> WSAEOPNOTSUPP
     with *lpcbBytesReturned set to 0."""
     ws = net.ws
     for code in (0xDEADBEEF, 0x8004667D, 0x667E, 0x28000004):
         s = tcp(ws)
         assert _ioctl(ws, s, code) == (W.SOCKET_ERROR, W.WSAEOPNOTSUPP, 0), hex(code)
+
+
+def test_item_75_sockc_wsaioctl_keepalive_vals(net) -> None:
+    """sock.c test_keepalive_vals: SIO_KEEPALIVE_VALS with an input length of 0 or a NULL input ->
+    WSAEFAULT with *lpcbBytesReturned 0; a NULL lpcbBytesReturned -> WSAEFAULT; every (onoff,
+    time, interval) of sock.c's list succeeds with last error 0 and 0 bytes returned. And it
+    works: onoff 0 turns SO_KEEPALIVE off, (1, 10000 ms, 1000 ms) on an idle connection whose
+    peer vanished ends it after 10 s idle and the default 10 probes 1 s apart (FD_CLOSE
+    WSAECONNABORTED)."""
+    ws = net.ws
+    s = tcp(ws)
+    ka = ctypes.c_uint32 * 3
+    assert _ioctl(ws, s, W.SIO_KEEPALIVE_VALS, ka(0, 0, 0), 0) == (W.SOCKET_ERROR, W.WSAEFAULT, 0)
+    assert _ioctl(ws, s, W.SIO_KEEPALIVE_VALS, None, 12) == (W.SOCKET_ERROR, W.WSAEFAULT, 0)
+    r = _ioctl(ws, s, W.SIO_KEEPALIVE_VALS, ka(0, 0, 0), 12, returned=None)
+    assert r[:2] == (W.SOCKET_ERROR, W.WSAEFAULT)
+    for vals in ((0, 0, 0), (1, 0, 0), (1, 1000, 1000), (1, 10000, 10000), (1, 100, 100), (0, 100, 100)):
+        assert _ioctl(ws, s, W.SIO_KEEPALIVE_VALS, ka(*vals), 12) == (0, 0, 0), vals
+    assert getopt_int(ws, s, W.SOL_SOCKET, W.SO_KEEPALIVE) == 0
+
+    lst = tcp(net.pws)
+    assert net.pws.bind(lst, sa("198.18.0.1", 8570), 16) == 0 and net.pws.listen(lst, 1) == 0
+    acc = net.sim.spawn(lambda: net.pws.accept(lst, None, None))
+    c = tcp(ws)
+    assert ws.connect(c, sa("198.18.0.1", 8570), 16) == 0
+    acc.result()
+    assert _ioctl(ws, c, W.SIO_KEEPALIVE_VALS, ka(1, 10000, 1000), 12) == (0, 0, 0)
+    assert getopt_int(ws, c, W.SOL_SOCKET, W.SO_KEEPALIVE) == 1
+    win = ws.create_window()
+    assert ws.WSAAsyncSelect(c, win, 0x401, W.FD_CLOSE) == 0
+    t0 = net.me.now()
+    net.peer.close()  # the peer disappears from the link without a word
+    m = win.GetMessage(timeout_s=600)
+    assert m is not None and m.lParam == W.FD_CLOSE | (W.WSAECONNABORTED << 16)
+    assert 19.5 <= net.me.now() - t0 <= 21.5  # idle 10 s, then 10 probes 1 s apart

@@ -547,6 +547,10 @@ class Winsock:
     def _apply_tcp_options(self, ws: WSocket) -> None:
         s, o = ws.sock, ws.opts
         s.nodelay = o.nodelay
+        if o.keepalive_time_ms:
+            s.keepalive_idle_s = o.keepalive_time_ms / 1000.0
+        if o.keepalive_interval_ms:
+            s.keepalive_interval_s = o.keepalive_interval_ms / 1000.0
         s.keepalive = o.keepalive
 
     # == connect ==================================================================================
@@ -1095,6 +1099,20 @@ class Winsock:
             _len_store(lpcbBytesReturned, 0)
             if self.ioctlsocket(s, code, value) == C.SOCKET_ERROR:
                 raise _Fail(self.WSAGetLastError())
+            return 0
+        if code == C.SIO_KEEPALIVE_VALS:
+            _len_store(lpcbBytesReturned, 0)
+            raw = _in_bytes(lpvInBuffer, None) if lpvInBuffer is not None else b""
+            if cbInBuffer < 12 or len(raw) < 12:
+                raise _Fail(C.WSAEFAULT)
+            if not ws.is_tcp:
+                raise _Fail(C.WSAEOPNOTSUPP)
+            onoff, time_ms, interval_ms = struct.unpack_from("<III", raw)
+            o = ws.opts
+            o.keepalive = bool(onoff)
+            o.keepalive_time_ms = time_ms or o.keepalive_time_ms  # 0 keeps the current value
+            o.keepalive_interval_ms = interval_ms or o.keepalive_interval_ms
+            self._call(self._apply_tcp_options, ws)
             return 0
         if code in (C.FIONREAD, C.SIOCATMARK):
             if cbOutBuffer < 4:

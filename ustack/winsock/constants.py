@@ -104,6 +104,7 @@ FIONBIO = 0x8004667E
 FIONREAD = 0x4004667F
 SIOCATMARK = 0x40047307
 SIO_UDP_CONNRESET = 0x9800000C
+SIO_KEEPALIVE_VALS = 0x98000004  # in: struct tcp_keepalive {onoff, keepalivetime, keepaliveinterval}
 
 # -- WSAPoll (WSAPOLLFD events / revents) -----------------------------------------------------
 POLLRDNORM = 0x0100

@@ -45,6 +45,8 @@ class Options:
     dontroute: bool = False
     oobinline: bool = False
     debug: bool = False
+    keepalive_time_ms: int = 0  # SIO_KEEPALIVE_VALS; 0: the stack's default
+    keepalive_interval_ms: int = 0
 
     def copy(self) -> Options:
         return Options(**vars(self))
