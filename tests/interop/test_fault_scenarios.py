@@ -1,7 +1,7 @@
 """Fault scenarios over TUN against the Linux kernel (private netns): bursty loss with the
 same sequence of decisions as the model and seed predict, targeted rules the kernel feels,
 scheduled changes (a link flap; an MTU drop with ICMP that the kernel's PMTU discovery obeys),
-and the CLI's `--faults FILE` with `--trace`."""
+and the CLI's `--faults FILE` with `--trace` on connect, serve and run."""
 
 from __future__ import annotations
 
@@ -227,3 +227,41 @@ def test_serve_accepts_a_scenario(netns, tmp_path):
         c.close()
     finally:
         stop_process(p)
+
+
+def test_run_takes_a_scenario(netns, tmp_path):
+    """`ustack run --faults FILE -- python prog.py`: the program's SYN is delayed by the rule."""
+    sc = tmp_path / "syn.toml"
+    sc.write_text('rules = ["delay 200ms tcp syn dir=out"]\n')
+    prog = tmp_path / "prog.py"
+    prog.write_text("import socket, time\nt = time.monotonic()\n"
+                    "s = socket.create_connection(('198.18.0.1', 5500), timeout=5)\n"
+                    "print(f'connected in {time.monotonic() - t:.3f}')\ns.sendall(b'hi')\ns.close()\n")
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("0.0.0.0", 5500))
+    lsock.listen(1)
+    got = []
+
+    def accept():
+        lsock.settimeout(20)
+        try:
+            c, _ = lsock.accept()
+            c.settimeout(5)
+            got.append(c.recv(10))
+            c.close()
+        except OSError as e:
+            got.append(e)
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        argv = [USTACK, "run", "--tun", "frun0", "--addr", f"{USTACK_IP}/24", "--peer", f"{KERNEL_IP}/24",
+                "--faults", str(sc), "--stats", "--", sys.executable, str(prog)]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        t.join(20)
+    finally:
+        lsock.close()
+    assert r.returncode == 0, r.stderr
+    assert got == [b"hi"]
+    assert float(r.stdout.split()[-1]) >= 0.2
+    assert "faults rule 'delay 200ms tcp syn dir=out': matched 1, fired 1" in r.stderr
