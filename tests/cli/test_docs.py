@@ -85,3 +85,16 @@ def test_robustness_doc_has_every_section():
     heads = [h.strip() for h in doc.splitlines() if h.startswith("## ")]
     assert heads == ["## SYN flood", "## Challenge ACKs", "## Memory and queues", "## Fuzzing", "## Soak",
                      "## Bad input at the command line"]
+
+
+def test_robustness_doc_names_real_tests_and_the_lab_limit():
+    """The sections of docs/robustness.md name tests that exist, and the lab's limit it states."""
+    import re
+
+    from ustack.cli.lab import KEEP_RUNS
+
+    doc = (DOCS / "robustness.md").read_text()
+    tests_text = "\n".join(p.read_text() for p in (DOCS.parent / "tests").rglob("test_*.py"))
+    for name in sorted(set(re.findall(r"(?<![/\w])(test_\w+)\b(?!\.py)", doc))):
+        assert re.search(rf"def {name}\b", tests_text), name
+    assert f"the lab keeps its last {KEEP_RUNS} runs" in doc
