@@ -156,6 +156,41 @@ def test_syn_on_established_connection_gets_challenge_ack(dut, bench):
     assert dut.error(conn) is None
 
 
+def _pure_acks_per_flow(bench, flows, within):
+    counts = {f.sport: 0 for f in flows}
+    end = time.monotonic() + within
+    while (left := end - time.monotonic()) > 0:
+        pkt = bench.expect(None, left)
+        if pkt is None:
+            break
+        if TCP in pkt and pkt[TCP].dport in counts and int(pkt[TCP].flags) & 0x17 == 0x10:
+            counts[pkt[TCP].dport] += 1
+    return counts
+
+
+def test_challenge_acks_of_one_connection_leave_anothers_alone(dut, bench):
+    """Issue 10 (CVE-2016-5696): 300 spoofed in-window RSTs on a victim connection must not use up
+    the challenge ACKs of another connection (an off-path attacker's own, which counts them).
+    Linux limits per socket (one per tcp_invalid_ratelimit, 500 ms); ustack per connection with a
+    random budget a second. A host-wide budget (ustack before: 100/s) fails this."""
+    lsock = dut.listen(PORT)
+    victim, observer = bench.tcp(PORT), bench.tcp(PORT)
+    victim.handshake()
+    v = dut.accept(lsock, within=2.0)
+    observer.handshake()
+    o = dut.accept(lsock, within=2.0)
+    assert v is not None and o is not None
+    bench.drain()
+    for i in range(300):
+        victim.send("R", seq=victim.snd_nxt + 100 + i)
+    for i in range(20):
+        observer.send("R", seq=observer.snd_nxt + 100 + i)
+    counts = _pure_acks_per_flow(bench, [victim, observer], 1.0)
+    assert counts[observer.sport] >= 1, f"{dut.name}: {counts}\n{bench.describe_seen()}"
+    assert 1 <= counts[victim.sport] < 100, f"{dut.name}: the victim is limited too: {counts}"
+    assert dut.error(v) is None and dut.error(o) is None
+
+
 # ------------------------------------------------------------------ acceptability
 
 def test_out_of_window_data_gets_ack_and_is_dropped(dut, bench):
