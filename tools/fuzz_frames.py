@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     per_medium = {m: Stats() for m in ("ip", "ethernet")}
     inputs = {m: 0 for m in per_medium}
+    answers = {m: 0 for m in per_medium}
     failure = None
     while time.monotonic() < deadline and failure is None:
         for medium, stats in per_medium.items():
@@ -47,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
                            "steps": repr(steps)}
                 break
             inputs[medium] += 1
+            answers[medium] += target.sent
     elapsed = time.monotonic() - t0
     summary = {"seconds": round(elapsed, 1), "seed": args.seed, "failure": failure}
     for medium, s in per_medium.items():
-        summary[medium] = {"inputs": inputs[medium], "frames": s.frames, "dropped": s.dropped,
+        summary[medium] = {"inputs": inputs[medium], "frames": s.frames, "answers_checked": answers[medium],
+                           "dropped": s.dropped,
                            "delivered": s.delivered, "peak_memory": s.peak_memory,
                            "distinct_drop_reasons": len(s.reasons),
                            "top_reasons": dict(sorted(s.reasons.items(), key=lambda kv: -kv[1])[:15])}

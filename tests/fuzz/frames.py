@@ -82,11 +82,15 @@ class Target:
     now: float
     sockets: list[Any] = field(default_factory=list)
     link_header: int = 0  # 14 on Ethernet
+    sent: int = 0  # frames the target sent in answer to the fuzzed input (each one checked)
 
     def receive(self, frame: bytes, dt: float) -> None:
         self.now += dt
         self.stack.receive(frame, self.now)
-        self.stack.poll(self.now)  # output is generated (and discarded: the peer stays passive)
+        # output is checked, then discarded (the peer stays passive)
+        out = self.stack.poll(self.now)
+        self.sent += len(out)
+        check_output(self, out)
 
 
 def _shuttle(a: Any, b: Any, now: float, record: list[bytes] | None) -> None:
@@ -252,6 +256,32 @@ def fix_checksums(b: bytearray, off: int) -> None:
 
 
 # -- invariants ----------------------------------------------------------------------------------
+def check_output(t: Target, frames: list[bytes]) -> None:
+    """Whatever hostile input provoked, what the target sends is well formed: from its own
+    address, exact IPv4 length, valid header and transport checksums (recomputed here and
+    compared), Ethernet from its own MAC; dpkt (an independent decoder) reads it."""
+    import dpkt
+
+    own = ip_int(TARGET).to_bytes(4, "big")
+    for f in frames:
+        b = bytes(f)
+        if t.link_header:
+            eth = dpkt.ethernet.Ethernet(b)
+            assert b[6:12] == t.stack.mac, "Ethernet source is not our MAC"
+            if eth.type != 0x0800:
+                assert eth.type == 0x0806, f"unexpected ethertype {eth.type:#x}"
+                continue
+        pkt = b[t.link_header:]
+        ip = dpkt.ip.IP(pkt)
+        assert ip.v == 4 and ip.hl >= 5 and ip.len == len(pkt), ("bad IPv4 length", pkt[:24].hex())
+        assert pkt[12:16] == own, "output from another address"
+        assert internet_checksum(pkt[:ip.hl * 4]) == 0, "bad IPv4 header checksum"
+        fixed = bytearray(b)
+        fix_checksums(fixed, t.link_header)
+        assert bytes(fixed) == b, ("bad transport checksum in output", pkt[:40].hex())
+
+
+
 @dataclass
 class Stats:
     frames: int = 0

@@ -30,7 +30,22 @@ def test_the_corpus_replays_cleanly(medium):
     assert t.stack.memory.used > 0  # queued data and out-of-order segments are charged
     stats = run_input(t, [Step(i, (), False, 0.0) for i in range(len(t.corpus))])
     assert stats.frames == len(t.corpus)
+    assert t.sent > 0  # the duplicates were answered (ACKs, echo replies), and the answers checked
     check_final(t)
+
+
+def test_malformed_output_is_caught():
+    """The output check is real: a stack whose answers carry a wrong checksum is caught."""
+    from tests.fuzz.frames import check_output
+
+    t = build_target("ip")
+    t.stack.icmp.ping(t.peer.addr, 1, 1, b"x", t.now)
+    out = [bytearray(f) for f in t.stack.poll(t.now)]
+    assert out
+    check_output(t, [bytes(f) for f in out])
+    out[0][-1] ^= 0xFF  # the last payload byte: the ICMP checksum no longer matches
+    with pytest.raises(AssertionError, match="checksum"):
+        check_output(t, [bytes(f) for f in out])
 
 
 @SMOKE
