@@ -107,6 +107,57 @@ def test_icmp_fragmentation_needed_lowers_segment_size(dut, bench):
     assert got >= 1460 - 960, "nothing was retransmitted after the frag-needed message"
 
 
+def _frag_needed_for(dut, bench, mtu):
+    """A DUT connection with 1460 bytes in flight gets an ICMP frag-needed (next-hop `mtu`)
+    quoting that segment. Returns (flow, the data segments that follow)."""
+    lsock, flow, _ = establish(dut, bench, [("MSS", 1460)])
+    conn = accept(dut, flow, lsock)
+    assert dut.send(conn, b"p" * 1460) == 1460
+    pkt = bench.expect(lambda p: flow.matches(p) and len(bytes(p[TCP].payload)) == 1460, within=2.0)
+    assert pkt is not None, bench.describe_seen()
+    quoted = bytes(pkt)[:48]
+    bench.send(IP(src=bench.ip, dst=bench.dut_ip) / ICMP(type=3, code=4, nexthopmtu=mtu) / Raw(quoted))
+    segs = []
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        p = bench.expect(lambda q: flow.matches(q) and len(bytes(q[TCP].payload)) > 0,
+                         within=max(0.05, end - time.monotonic()))
+        if p is None:
+            break
+        segs.append(p)
+        if sum(len(bytes(x[TCP].payload)) for x in segs) >= 1460:
+            break
+    return flow, segs
+
+
+def test_frag_needed_below_552_is_floored_and_sent_without_df(dut, bench):
+    """Issue 15: an ICMP claiming a 68-byte next hop must not shrink segments to nothing. Linux
+    takes 552 (ip_rt_min_pmtu) and sends without DF (a locked PMTU); ustack does the same."""
+    _, segs = _frag_needed_for(dut, bench, 68)
+    sizes = [len(bytes(p[TCP].payload)) for p in segs]
+    assert sizes and max(sizes) == 552 - 40, (dut.name, sizes)
+    assert all(not p.flags.DF for p in segs), (dut.name, [str(p.flags) for p in segs])
+
+
+def test_frag_needed_quoting_data_not_in_flight_is_ignored(dut, bench):
+    """RFC 5927: the quoted sequence number must be of data in flight (SND.UNA..SND.NXT); a
+    blind attacker's guess elsewhere changes nothing."""
+    lsock, flow, _ = establish(dut, bench, [("MSS", 1460)])
+    conn = accept(dut, flow, lsock)
+    assert dut.send(conn, b"q" * 1460) == 1460
+    pkt = bench.expect(lambda p: flow.matches(p) and len(bytes(p[TCP].payload)) == 1460, within=2.0)
+    assert pkt is not None, bench.describe_seen()
+    quoted = bytearray(bytes(pkt)[:48])
+    quoted[24:28] = ((pkt[TCP].seq + 100_000) & 0xFFFFFFFF).to_bytes(4, "big")
+    icmp = ICMP(type=3, code=4, nexthopmtu=1000) / Raw(bytes(quoted))
+    bench.send(IP(src=bench.ip, dst=bench.dut_ip) / icmp)
+    flow.send("A", ack=(pkt[TCP].seq + 1460) & 0xFFFFFFFF)  # the 1460 bytes arrived
+    time.sleep(0.2)
+    assert dut.send(conn, b"r" * 1460) == 1460
+    nxt = bench.expect(lambda p: flow.matches(p) and len(bytes(p[TCP].payload)) > 0, within=2.0)
+    assert nxt is not None and len(bytes(nxt[TCP].payload)) == 1460, (dut.name, bench.describe_seen())
+
+
 # ------------------------------------------------------------------ RFC 5961 section 5: ACK checks
 
 def test_ack_older_than_the_window_gets_challenge_ack(dut, bench):
