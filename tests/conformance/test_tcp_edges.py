@@ -92,6 +92,38 @@ def test_closing_listener_resets_unaccepted_connections(dut, bench):
     assert rst.seq == flow.rcv_nxt
 
 
+def test_syn_with_fin_to_a_listener_opens_nothing(dut, bench):
+    """Issue 15: a SYN+FIN (a scan, or a forgery) gets no SYN-ACK and no connection; Linux drops
+    it in LISTEN, so does ustack. A plain SYN afterwards still works."""
+    lsock = dut.listen(PORT)
+    flow = bench.tcp(PORT)
+    flow.send("SF", b"x", options=[("MSS", 1460)])
+    assert bench.expect_nothing(flow.matches, within=0.5), f"{dut.name}:\n{bench.describe_seen()}"
+    assert dut.accept(lsock, within=0.3) is None
+    other = bench.tcp(PORT)
+    other.handshake()
+    assert dut.accept(lsock, within=2.0) is not None
+
+
+def test_fin_waits_for_a_zero_window_to_open(dut, bench):
+    """Issue 15: the FIN takes a sequence number of the peer's window; with the window closed the
+    DUT holds it (Linux: tcp_snd_wnd_test) and sends it once the window opens."""
+    flow, conn = establish(dut, bench)
+    assert dut.send(conn, b"w" * 100) == 100
+    data = flow.expect("PA", within=2.0)
+    assert data is not None, bench.describe_seen()
+    flow.send("A", window=0)  # all 100 bytes arrived, window closed
+    time.sleep(0.1)
+    dut.close(conn)
+    fin = bench.expect(lambda p: flow.matches(p) and p[TCP].flags & 0x01, within=0.8)
+    assert fin is None, f"{dut.name}: FIN into a zero window:\n{bench.describe_seen()}"
+    flow.send("A", window=1000)
+    fin = flow.expect(None, within=2.0)
+    while fin is not None and not fin.flags & 0x01:
+        fin = flow.expect(None, within=2.0)
+    assert fin is not None and fin.seq == (data.seq + 100) & 0xFFFFFFFF, bench.describe_seen()
+
+
 # ------------------------------------------------------------------ segment text
 
 def test_partly_old_segment_is_trimmed_and_new_part_delivered(dut, bench):
