@@ -148,6 +148,21 @@ def test_fin_with_data_delivers_then_eof(dut, bench):
     assert dut.recv(conn, within=1.0) == b""
 
 
+def test_bare_fin_ahead_of_missing_data_is_delivered_when_the_hole_fills(dut, bench):
+    """Issue 15: data (lost), then a bare FIN after it; when the data is retransmitted in order
+    the DUT acknowledges data and FIN at once and the application sees EOF, not one RTO later."""
+    flow, conn = establish(dut, bench)
+    start = flow.snd_nxt
+    flow.send("FA", seq=(start + 6) & 0xFFFFFFFF)  # FIN after 6 bytes the DUT has not seen
+    dup = flow.expect("A", within=2.0, ack=start)
+    assert dup is not None, f"{dut.name}: no duplicate ACK for the early FIN:\n{bench.describe_seen()}"
+    flow.send("PA", b"before")  # the hole, filled in order
+    ack = flow.expect("A", within=0.5, ack=(start + 7) & 0xFFFFFFFF)
+    assert ack is not None, f"{dut.name}: data and FIN not ACKed at once:\n{bench.describe_seen()}"
+    assert dut.recv(conn, within=1.0) == b"before"
+    assert dut.recv(conn, within=0.5) == b""
+
+
 def test_data_with_bad_tcp_checksum_is_dropped(dut, bench):
     flow, conn = establish(dut, bench)
     raw = bytearray(bytes(flow.segment("PA", b"corrupt")))
