@@ -66,3 +66,34 @@ def test_loss_option_and_a_loss_model_conflict(tmp_path):
     f.write_text('[loss]\nmodel = "simple-gilbert"\np = "1%"\nr = "30%"\n')
     with pytest.raises(UsageError, match="--loss and the \\[loss\\] model of .*ge.toml both set the loss"):
         fault_scenario(ns(faults=str(f), loss="1%"))
+
+
+def test_plot_marks_the_fault_events_of_a_capture(tmp_path):
+    """`ustack plot` on a pcapng with fault comments: link changes become spans, faults on the
+    plotted data markers at their sequence number, faults on the ACK path ticks."""
+    from tests.drivers.faultsim import transfer
+    from ustack.cli import plot
+    from ustack.cli.plotfaults import fault_marks
+
+    sc = tmp_path / "s.toml"
+    sc.write_text('rules = ["drop tcp data dir=out nth=40", "drop tcp dir=in nodata nth=7"]\n'
+                  '[[at]]\ntime = "40ms"\nfor = "0.2s"\nblackhole = "out"\n')
+    run = transfer(tmp_path, str(sc), nbytes=400_000)
+    assert run.sha_ok
+    r = ustack("plot", str(run.a_pcap), "-o", str(tmp_path / "p.png"))
+    assert r.returncode == 0, r.stderr
+    n_events = len(run.events)
+    assert f"{n_events} fault events marked" in r.stdout
+    series = plot.with_fault_marks(plot.seq_series(plot.pick_conn(plot.analyze_pcap(str(run.a_pcap)), None)),
+                                   str(run.a_pcap))
+    by_kind = {}
+    for m in series.faults:
+        by_kind.setdefault(m.kind, []).append(m)
+    (drop_data, drop_ack) = sorted(by_kind["drop"], key=lambda m: m.ack_path)
+    assert drop_data.seq == 40 * 1448 + 1 and not drop_data.ack_path  # where the 40th segment ends
+    assert drop_ack.seq is None and drop_ack.ack_path
+    assert [m.kind for m in series.faults if m.kind in ("change", "restore")] == ["change", "restore"]
+    assert all(m.seq is not None for m in by_kind["blackhole"])
+    # another connection's faults are not marked on this one
+    assert fault_marks(str(run.a_pcap), series.start, (1, 1), (2, 2), 0) == [
+        m for m in series.faults if m.seq is None and not m.ack_path]
