@@ -304,7 +304,9 @@ WSACancelBlockingCall, WSASetBlockingHook, WSAUnhookBlockingHook (Winsock 1.1), 
 inet_ntoa, htons, ntohs, htonl, ntohl.
 
 Blocking calls block only the calling thread, through the runtime's `wait` (virtual time in
-the Simulator), and honour SO_RCVTIMEO / SO_SNDTIMEO; nonblocking calls never block. One
+the Simulator), and honour SO_RCVTIMEO / SO_SNDTIMEO; nonblocking calls never block.
+Overlapped I/O and completion ports are not built yet: [winsock-overlapped.md](winsock-overlapped.md)
+fixes their design and the sock.c checks they must pass. One
 table, `ustack/winsock/errors.py`, turns the stack's reasons into WSA codes.
 
 `ustack.socket.socket(host, family, type)` is the same model with Python's socket API
