@@ -412,3 +412,58 @@ def test_syn_progress_counts_retries_in_the_stack():
     assert [ln.split(": ", 1)[1] for ln in got] == [
         "SYN sent again (retry 1 of 5); connect gives up 63 s after the first SYN",
         "SYN sent again (retry 2 of 5); connect gives up 63 s after the first SYN"]
+
+
+# -- any text in the address and fault options: a one-line error or a device open, nothing else --
+class _WouldOpen(Exception):
+    """Raised instead of opening a device: every check passed."""
+
+
+def _option_values():
+    from hypothesis import strategies as st
+
+    octet = st.integers(0, 300).map(str)
+    addr = st.one_of(st.builds(lambda a, b, c, d: f"{a}.{b}.{c}.{d}", octet, octet, octet, octet),
+                     st.sampled_from(["198.18.0.1", "198.18.0.2", "198.19.255.255", "10.0.0.1", "::1", ""]),
+                     st.text(max_size=12))
+    prefix = st.one_of(st.just(""), st.integers(-1, 40).map(lambda p: f"/{p}"), st.text(max_size=4))
+    cidr = st.builds(lambda a, p: a + p, addr, prefix)
+    fault = st.one_of(st.text(max_size=8), st.sampled_from(["1%", "0.5", "-1", "20ms", "1e400", "nan", "x%",
+                                                             "1\nx", "los\r\n=1"]))
+    return st.fixed_dictionaries({}, optional={
+        "--addr": cidr, "--peer": cidr, "--gateway": addr, "--mtu": st.one_of(st.integers(-5, 70000).map(str),
+                                                                                st.text(max_size=5)),
+        "--loss": fault, "--delay": fault, "--rate": fault, "--mtu-cap": fault,
+        "--faults": st.one_of(fault, st.text(max_size=16))})
+
+
+def test_any_option_text_gives_one_line_or_reaches_the_device(monkeypatch, capsys):
+    from hypothesis import HealthCheck, given, settings
+
+    import ustack
+    from ustack.cli.main import main
+
+    def refuse_open(**kw):
+        raise _WouldOpen
+    monkeypatch.setattr(ustack.Host, "open", staticmethod(refuse_open))
+
+    @settings(max_examples=300, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(_option_values())
+    def check(opts):
+        argv = ["connect", "198.18.0.1", "80", "--tun", "ust0"]
+        if "--addr" not in opts:
+            argv += ["--addr", "198.18.0.2/24"]
+        for k, v in opts.items():
+            argv.append(f"{k}={v}")
+        capsys.readouterr()
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse: one line, status 2
+            code = e.code
+        except _WouldOpen:
+            return
+        err = capsys.readouterr().err
+        assert code == 2, (argv, code, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, err)
+    check()

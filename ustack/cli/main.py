@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from . import options as o
-from .options import USAGE_EXIT, CommandError, OneLineParser, UsageError
+from .options import USAGE_EXIT, CommandError, OneLineParser, UsageError, one_line
 
 DESCRIPTION = ("ustack: a pure-Python TCP/UDP/IPv4 stack on TUN/TAP with a Winsock-style API. "
                "Start with `ustack lab` (as root).")
@@ -150,10 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = getattr(importlib.import_module(module_name), func_name)
         return int(run(args) or 0)
     except UsageError as e:
-        sys.stderr.write(f"ustack {args.command}: error: {e}\n")
+        sys.stderr.write(f"ustack {args.command}: error: {one_line(e)}\n")
         return USAGE_EXIT
     except CommandError as e:
-        sys.stderr.write(f"ustack {args.command}: {e}\n")
+        sys.stderr.write(f"ustack {args.command}: {one_line(e)}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"ustack {args.command}: interrupted\n")

@@ -21,12 +21,17 @@ class CommandError(Exception):
     """The command cannot do its job here, e.g. the device cannot be opened (exit 1, one line)."""
 
 
+def one_line(text: object) -> str:
+    """An error message as one line: line breaks the user typed into a value are shown escaped."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints the usage block before an error; we print the error on one line only,
     prefixed with the command path, and exit 2 (the status argparse uses)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see --help)\n")
         sys.exit(USAGE_EXIT)
 
 
