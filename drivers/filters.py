@@ -302,7 +302,7 @@ def parse_rule(text: str, *, link: bool = False) -> Rule:
     kw: dict[str, Any] = {}
 
     def arg(what: str) -> str:
-        if not rest or _TERM.match(rest[0].lower()) and action != "corrupt":
+        if not rest or _TERM.match(rest[0].lower()):
             raise FilterError(f"{action} needs {what}")
         return rest.pop(0)
 
@@ -343,6 +343,10 @@ def parse_rule(text: str, *, link: bool = False) -> Rule:
                 raise FilterError(f"corrupt {name}={v}: does not fit in {width * 8} bits")
             kw["value"] = v
     flt = _parse_terms(rest, kw)
+    if "hold" in kw:
+        if action != "reorder":
+            raise FilterError("hold= goes with reorder K (how long a frame may wait)")
+        kw["delay_s"] = kw.pop("hold")
     if action == "corrupt":
         proto = FIELDS[kw["field"]][0]
         if proto is not None:
@@ -353,7 +357,7 @@ def parse_rule(text: str, *, link: bool = False) -> Rule:
     why = flt.impossible(link)
     if why:
         raise FilterError(f"can never match: {why}")
-    return Rule(action, flt, " ".join(words), **{k: v for k, v in kw.items() if k != "hold"})
+    return Rule(action, flt, " ".join(words), **kw)
 
 
 def _parse_terms(words: list[str], kw: dict[str, Any]) -> Filter:
@@ -415,7 +419,7 @@ def _parse_terms(words: list[str], kw: dict[str, Any]) -> Filter:
             f["flags_clear"] |= 0xFF & ~bits
         elif key == "hold":
             try:
-                kw["delay_s"] = _duration(value)
+                kw["hold"] = _duration(value)
             except ValueError as e:
                 raise FilterError(f"hold: {e}") from None
         else:

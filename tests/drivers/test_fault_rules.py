@@ -182,6 +182,7 @@ def test_reorder_behind_the_next_three(tmp_path):
     ("reorder 0 tcp", "K must be >= 1"),
     ("drop tcp flags=SX", "unknown flag letter"),
     ("drop src=198.18.0.300", "not an IPv4 address"),
+    ("delay 100ms tcp hold=2s", "hold= goes with reorder"),
 ])
 def test_rules_that_cannot_work_are_rejected(text, message):
     with pytest.raises(FilterError, match=message):
