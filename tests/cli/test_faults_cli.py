@@ -97,3 +97,27 @@ def test_plot_marks_the_fault_events_of_a_capture(tmp_path):
     # another connection's faults are not marked on this one
     assert fault_marks(str(run.a_pcap), series.start, (1, 1), (2, 2), 0) == [
         m for m in series.faults if m.seq is None and not m.ack_path]
+
+
+@pytest.mark.netns
+def test_lab_runs_a_scenario_file(tmp_path):
+    """`ustack lab --faults examples/burst-and-flap.toml`: the transfer goes through the README's
+    scenario (five segments dropped by the rule, a 1 s link flap) and still checks out."""
+    import json
+    from pathlib import Path
+
+    from tests.netns import require_netns
+    from ustack.drivers.pcap import read_fault_comments
+
+    require_netns()
+    scenario = Path(__file__).resolve().parents[2] / "examples" / "burst-and-flap.toml"
+    r = ustack("lab", "--json", "--out", str(tmp_path), "--only", "transfer", "--transfer-mb", "2",
+               "--faults", str(scenario), timeout=240)
+    report = json.loads(r.stdout)
+    assert r.returncode == 0, (report, r.stderr[-2000:])
+    assert report["faults_done"]["rule_dropped"] == 5 and report["faults_done"]["down_dropped"] > 0
+    assert "rule: drop tcp data dir=out nth=30-34" in report["link"]["faults"]
+    transfer = next(s for s in report["scenarios"] if s["id"] == "transfer")
+    assert transfer["info"]["frames_dropped_by_faults"] >= 5
+    kinds = [c.split()[1] for _, c in read_fault_comments(report["pcap"])]
+    assert kinds.count("drop") == 5 and "change" in kinds and "restore" in kinds
