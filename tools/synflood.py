@@ -5,7 +5,8 @@ The flood comes from the kernel side of the link: an AF_PACKET writer puts spoof
 sources in 198.18.1.0 - 198.19.255.255, random ports and ISNs, MSS option) on the link, paced at
 `--rate` per second up to `--count`; meanwhile `--clients` kernel sockets connect, one every
 `--spacing` s, each sending one byte and waiting for one byte back (the server answers "!"),
-all within `--budget` s. After the flood, one more client must get through at once.
+all within `--budget` s. After the flood, one more client must get through at once, and one
+more moves 1 MB each way (checked).
 
   ustack  ustack (a Host on a TUN, gateway 198.18.0.1 so its SYN-ACKs to the spoofed sources
           leave through the link, where the kernel drops them) listening on 198.18.0.2.
@@ -117,6 +118,32 @@ def client(dst: str, port: int, budget: float) -> Attempt:
         return Attempt(False, time.monotonic() - t0, type(e).__name__)
 
 
+BULK = 1_000_000
+
+
+def bulk_client(dst: str, port: int, budget: float) -> Attempt:
+    """After the flood (the SYN queue still full of spoofed entries, so this is a cookie
+    connection): 1 MB each way, checked, so window scaling and SACK recovered from the cookie
+    are exercised, not just the handshake."""
+    t0 = time.monotonic()
+    data = random.Random(5).randbytes(BULK)
+    try:
+        with socket.create_connection((dst, port), timeout=budget, source_address=(CLIENT_IP, 0)) as s:
+            s.settimeout(budget)
+            s.sendall(b"B" + data)
+            got = bytearray()
+            while len(got) < BULK:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                got += chunk
+        dt = time.monotonic() - t0
+        ok = bytes(got) == data[::-1]
+        return Attempt(ok, dt, "" if ok else f"got {len(got)} bytes, not the reversed data")
+    except OSError as e:
+        return Attempt(False, time.monotonic() - t0, type(e).__name__)
+
+
 def clients_during(n: int, spacing: float, budget: float, start_delay: float) -> list[Attempt]:
     """`n` clients, one every `spacing` s after `start_delay`, each in its own thread."""
     results: list[Attempt | None] = [None] * n
@@ -149,9 +176,19 @@ def answer_each(make_listener: Callable[[], Any], stop: threading.Event, max_s: 
             except TimeoutError:
                 continue
             try:
-                c.settimeout(2.0)
-                if c.recv(1) == b"?":
+                c.settimeout(5.0)
+                first = c.recv(1)
+                if first == b"?":
                     c.sendall(b"!")
+                    served[0] += 1
+                elif first == b"B":  # bulk: read 1 MB, send it back reversed
+                    got = bytearray()
+                    while len(got) < BULK:
+                        chunk = c.recv(1 << 16)
+                        if not chunk:
+                            break
+                        got += chunk
+                    c.sendall(bytes(got[::-1]))
                     served[0] += 1
             except OSError:
                 pass
@@ -206,6 +243,8 @@ def run_flood_and_clients(ifname: str, frames: list[bytes], args: Any,
     ft.join(args.count / args.rate + 15)
     sent, secs = box.get("flood", (0, 0.0))
     after = client(SERVER_IP, PORT, args.budget)
+    bulk = bulk_client(SERVER_IP, PORT, 30.0)
+    after = Attempt(after.ok and bulk.ok, after.seconds, after.error or bulk.error)
     return sent, secs, attempts, after
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.conformance.bench import TCP
+from tests.conformance.bench import TCP, option
 
 pytestmark = pytest.mark.netns
 NEEDS_TCP = True
@@ -122,6 +122,29 @@ def test_fin_waits_for_a_zero_window_to_open(dut, bench):
     while fin is not None and not fin.flags & 0x01:
         fin = flow.expect(None, within=2.0)
     assert fin is not None and fin.seq == (data.seq + 100) & 0xFFFFFFFF, bench.describe_seen()
+
+
+def test_syn_cookie_beyond_a_full_syn_queue_makes_a_working_connection(dut, bench):
+    """Issue 10: with the SYN queue full (300 half-open SYNs: above ustack's 256 and Linux's
+    listen backlog), a SYN still gets a SYN-ACK (a cookie: the window scale and SACK it offers
+    travel in the TSval, under the connection's timestamp offset, so they cannot be read off the
+    wire) and the final ACK, carrying data, makes a working connection."""
+    lsock = dut.listen(PORT)
+    for i in range(300):
+        bench.tcp(PORT, sport=30000 + i).send("S", options=[("MSS", 1460)])
+    bench.drain(0.3)
+    flow = bench.tcp(PORT, sport=29000)
+    flow.send("S", options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (12345, 0)), ("NOP", None),
+                            ("WScale", 7)])
+    synack = flow.expect("SA", within=2.0, ack=flow.snd_nxt)
+    assert synack is not None, f"{dut.name}: no SYN-ACK beyond the SYN queue:\n{bench.describe_seen()}"
+    tsval, tsecr = option(synack, "Timestamp")
+    assert tsecr == 12345, dut.name
+    assert option(synack, "WScale") is not None and option(synack, "SAckOK") is not None
+    flow.send("PA", b"via cookie", options=[("NOP", None), ("NOP", None), ("Timestamp", (12346, tsval))])
+    conn = dut.accept(lsock, within=2.0)
+    assert conn is not None, f"{dut.name}: the cookie ACK made no connection:\n{bench.describe_seen()}"
+    assert dut.recv(conn, within=1.0) == b"via cookie"
 
 
 # ------------------------------------------------------------------ segment text

@@ -91,8 +91,10 @@ class Listener:
             sack = bool(o.sack_perm and cfg.sack)
             if peer_ws is not None:
                 wscale = Connection.offered_wscale(cfg, self.sock.opts.rcvbuf)
-            clock = (int(now * 1000) + cookies.ts_offset(laddr, lport, raddr, rport)) & 0xFFFFFFFF
-            ts = (encode_ts(clock, CookieOptions(peer_ws, sack, False)), o.ts[0])
+            # the options go into our clock's low bits, then the connection's offset is added
+            # (as Linux adds ts_off): on the wire they look like any TSval
+            stamped = encode_ts(int(now * 1000) & 0xFFFFFFFF, CookieOptions(peer_ws, sack, False))
+            ts = ((stamped + cookies.ts_offset(laddr, lport, raddr, rport)) & 0xFFFFFFFF, o.ts[0])
         opts = syn_options(layer.mss_for(raddr, now), wscale, sack, ts)
         window = min(self.sock.opts.rcvbuf, 0xFFFF)
         b = build(laddr, raddr, lport, rport, isn, (seg.seq + 1) & 0xFFFFFFFF, SYN | ACK, window,
@@ -115,7 +117,8 @@ class Listener:
         opts = CookieOptions(None, False, False)
         ts = seg.options.ts
         if mss is not None and ts is not None and cfg.timestamps:
-            decoded = decode_ts(ts[1])
+            decoded = decode_ts((ts[1] - layer.syncookies.ts_offset(laddr, lport, raddr, rport))
+                                & 0xFFFFFFFF)
             if (decoded.wscale is not None and not cfg.window_scaling) or (decoded.sack and not cfg.sack):
                 mss = None
             else:

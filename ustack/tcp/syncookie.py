@@ -10,9 +10,11 @@ H0, H1 are keyed hashes (BLAKE2s, secrets from the stack's RNG); `minute` counts
 acknowledges ISN + 1: subtracting H0 and the peer's ISN gives the minute (accepted when this or
 the previous one, MAX_AGE), and then H1 must leave an index below 4 in the low 24 bits.
 
-The peer's other SYN options travel in the low 6 bits of our SYN-ACK's TSval, which the peer
-echoes in every TSecr: window scale (4 bits, 0xF = none), SACK (bit 4), ECN (bit 5). Without
-timestamps they cannot travel, so a cookie SYN-ACK then offers neither window scaling nor SACK.
+The peer's other SYN options travel in the low 6 bits of our millisecond clock, to which the
+connection's timestamp offset (a keyed hash of the 4-tuple, `ts_offset`) is then added, giving
+the SYN-ACK's TSval; the peer echoes it in every TSecr: window scale (4 bits, 0xF = none), SACK
+(bit 4), ECN (bit 5). Without timestamps they cannot travel, so a cookie SYN-ACK then offers
+neither window scaling nor SACK.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcphelpers import LPORT, PEER_ISS, Harness, seg
+from tcphelpers import LOCAL, LPORT, PEER_ISS, REMOTE, Harness, seg
 
 from ustack.tcp import State
 from ustack.tcp.syncookie import MSS_TABLE, CookieOptions, SynCookies, decode_ts, encode_ts
@@ -94,7 +94,9 @@ def test_syn_queue_has_its_own_budget_then_cookies():
     assert sa.flags == 0x12 and sa.ack == PEER_ISS + 1
     assert sa.options.mss == 1460 and sa.options.wscale is not None and sa.options.sack_perm
     tsval = sa.options.ts[0]
-    assert sa.options.ts[1] == 5000 and decode_ts(tsval) == CookieOptions(7, True, False)
+    offset = h.layer.syncookies.ts_offset(LOCAL, LPORT, REMOTE, sa.dport)
+    assert sa.options.ts[1] == 5000
+    assert decode_ts((tsval - offset) & 0xFFFFFFFF) == CookieOptions(7, True, False)
     h.lport = LPORT
     h.peer_sends(0.15, seg(".", PEER_ISS + 1, sa.seq + 1, window=1000, payload=b"hello",
                            options=TcpOptions(ts=(5001, tsval))))
