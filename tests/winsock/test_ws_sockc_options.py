@@ -388,3 +388,33 @@ def test_item_75_sockc_wsaioctl_keepalive_vals(net) -> None:
     m = win.GetMessage(timeout_s=600)
     assert m is not None and m.lParam == W.FD_CLOSE | (W.WSAECONNABORTED << 16)
     assert 19.5 <= net.me.now() - t0 <= 21.5  # idle 10 s, then 10 probes 1 s apart
+
+
+def test_item_70_sockc_send_buffering(net) -> None:
+    """sock.c test_send_buffering (with 6 MB sends instead of 50 MB): nonblocking sends larger
+    than the send buffer are each taken whole until one fails with WSAEWOULDBLOCK; a
+    closesocket right after still delivers every byte, in order, then recv returns 0 with the
+    last error 0."""
+    ws = net.ws
+    client, server = tcp_socketpair(ws, nonblocking=True)
+    pattern = b"abcdefg01234567\0"
+    data = pattern * (6 * (1 << 20) // len(pattern))
+    sent = 0
+    while (r := ws.send(server, data, len(data), 0)) > 0:
+        assert r == len(data)
+        sent += r
+    assert r == W.SOCKET_ERROR and ws.WSAGetLastError() == W.WSAEWOULDBLOCK and sent > 0
+    assert ws.closesocket(server) == 0
+    got = bytearray()
+    buf = bytearray(1 << 20)
+    while True:
+        r = ws.recv(client, buf, len(buf), 0)
+        if r > 0:
+            got += buf[:r]
+            continue
+        if r == 0:
+            break
+        assert ws.WSAGetLastError() == W.WSAEWOULDBLOCK
+        assert ws.select(0, W.FD_SET(client), None, None, W.TIMEVAL(5, 0)) == 1
+    assert ws.WSAGetLastError() == 0 and len(got) == sent
+    assert got == data * (sent // len(data))

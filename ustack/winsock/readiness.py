@@ -3,9 +3,11 @@
 `refresh(ws, version)` is the heart: it advances a pending TCP connect from the stack socket
 (to CONNECTED or FAILED, with SO_ERROR), then posts (WSAAsyncSelect) or records
 (WSAEventSelect) each network event whose condition is true and which is enabled. An event is
-disabled once reported and re-enabled only by the calls of item 43 (`reenable`). `readable`,
-`writable` and `excepted` are select()'s three questions. Everything runs under the host lock.
-This module is the only one that reads stack socket state for readiness.
+disabled once reported and re-enabled only by the calls of item 43 (`reenable`); the details
+of which registration re-enables what follow Wine's sock.c test_events (see `refresh`).
+`readable`, `writable` and `excepted` are select()'s three questions, `poll_revents` WSAPoll's.
+Everything runs under the host lock. This module is the only one that reads stack socket
+state for readiness.
 """
 
 from __future__ import annotations
