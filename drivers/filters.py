@@ -86,8 +86,7 @@ UNDECODED = Decoded(None, 0, 0, None, None, 0, None, None, None, 0, 0, 0)
 
 def decode(frame: bytes, medium: str) -> Decoded:
     """The headers a filter looks at; UNDECODED when the frame is not IPv4 (or is malformed)."""
-    from ustack import wire
-
+    wire = _wire()
     off = 14 if medium == "ethernet" else 0
     try:
         if medium == "ethernet" and (len(frame) < 14 or frame[12:14] != b"\x08\x00"):
@@ -113,6 +112,18 @@ def decode(frame: bytes, medium: str) -> Decoded:
         return UNDECODED
     except Exception:  # noqa: BLE001 - a decoder bug must not stop traffic: such a frame matches nothing
         return UNDECODED
+
+
+_WIRE: list[Any] = []
+
+
+def _wire() -> Any:
+    """ustack.wire, imported once (drivers import no stack at module load)."""
+    if not _WIRE:
+        from ustack import wire
+
+        _WIRE.append(wire)
+    return _WIRE[0]
 
 
 class IsnTable:
