@@ -22,8 +22,9 @@ class CommandError(Exception):
 
 
 def one_line(text: object) -> str:
-    """An error message as one line: line breaks the user typed into a value are shown escaped."""
-    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+    """An error message as one line: control characters the user typed into a value (line
+    breaks, form feeds, ...) are shown escaped, as Python writes them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 class OneLineParser(argparse.ArgumentParser):
