@@ -804,6 +804,9 @@ class Connection:
         if seg.options.sack and snd.sack_ok:
             snd.add_sack(seg.options.sack)
         acked = snd.ack_data(ack)
+        # the retransmission of the old SND.UNA that rxt_mark dates has arrived: later SACKs say
+        # nothing about retransmissions of the holes above it
+        snd.rxt_mark = None
         snd.update_window(seg.seq, ack, seg.window)
         self.retries = 0
         self.persist_backoff = 0

@@ -284,6 +284,28 @@ def test_lost_retransmission_detected_by_later_sack():
     assert h.stack.counters.get("tcp.lost_retransmit") == 1
 
 
+def test_lost_retransmission_mark_ends_when_snd_una_passes_it():
+    """The "retransmission of SND.UNA is lost" test compares SACKs with SND.MAX at that
+    retransmission; once a cumulative ACK covers it, the retransmission arrived and SACKs of
+    later data say nothing about the next hole's retransmission, still in flight (it was
+    re-sent again and again, each a D-SACK, in the dynamics benchmark)."""
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 40000, 1.0)
+    assert len(h.out(1.0)) == 10
+    for hi in (2000, 3000, 4000):  # segments 0 and 5 lost
+        ack(h, c, 1.1, 0, options=sack_opts(c, (1000, hi)))
+    assert [o.seq - c.iss - 1 for o in h.out(1.1)] == [10000, 11000, 0]  # segment 0 again
+    for hi in (7000, 8000, 9000):
+        ack(h, c, 1.12, 0, options=sack_opts(c, (6000, hi), (1000, 5000)))
+    assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [12000, 13000, 5000, 14000]  # 5 again
+    ack(h, c, 1.14, 5000, options=sack_opts(c, (6000, 13000)))  # segment 0's retransmission came
+    h.out(1.14)
+    # 12000 and 13000 were sent after segment 0's retransmission but before segment 5's
+    ack(h, c, 1.14, 5000, options=sack_opts(c, (6000, 14000)))
+    assert 5000 not in [o.seq - c.iss - 1 for o in h.out(1.14)]
+    assert h.stack.counters.get("tcp.lost_retransmit") == 0
+
+
 def tlp_est(window=65535, **kw):
     """Established with SRTT = 0.1 s (the SYN-ACK took 0.1 s), TLP on."""
     from tcphelpers import seg
