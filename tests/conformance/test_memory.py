@@ -133,3 +133,82 @@ def test_tiny_fragment_flood_stays_bounded(dut, bench):
     if dut.name == "ustack":
         c = dut.counters()
         assert c.get("ipv4.reasm_too_many_fragments", 0) == 16
+
+
+def _sack_state(dut, s) -> str:
+    if dut.name == "linux":
+        out = subprocess.run(["nstat", "-az"], capture_output=True, text=True, timeout=10).stdout
+        names = ("TcpExtTCPWqueueTooBig", "TcpExtTCPSACKDiscard", "TcpExtTCPSackMerged",
+                 "TcpExtTCPSackShifted", "TcpExtTCPSackShiftFallback", "TcpExtTCPSACKReorder")
+        vals = dict(line.split()[:2] for line in out.splitlines() if line.split()[:1] and
+                    line.split()[0] in names)
+        sk = subprocess.run(["ss", "-tmnH", "state", "established", f"sport = :{PORT + 2}"],
+                            capture_output=True, text=True, timeout=10).stdout
+        m = re.search(r"skmem:\([^)]*\)", sk)
+        return ", ".join(f"{k[6:]} {v}" for k, v in vals.items()) + f"; {m.group(0) if m else sk}"
+    c = dut.counters()
+    board = dut.host.call(lambda: len(s.conn.snd.sacked))
+    return (f"scoreboard {board} ranges, tcp.sack_small_ignored {c.get('tcp.sack_small_ignored', 0)}, "
+            f"tcp.sack_board_full {c.get('tcp.sack_board_full', 0)}")
+
+
+@pytest.mark.parametrize("dut", ["ustack", "linux"], indirect=True)
+def test_one_byte_sack_flood_against_the_sender(dut, bench):
+    """The DUT sends; the peer acknowledges nothing and SACKs single bytes with holes between
+    (the CVE-2019-11478 class). The DUT stays bounded and finishes once the data is ACKed."""
+    from ustack.wire import Ipv4Packet, ip_int
+    from ustack.wire.tcp import ACK, TcpOptions, TcpSegment
+
+    port = PORT + 2
+    lsock = dut.listen(port)
+    flow = bench.tcp(port)
+    flow.window = 65535
+    flow.send("S", options=[("MSS", 1460), ("SAckOK", b"")])
+    synack = flow.expect("SA", 2.0, ack=flow.snd_nxt)
+    assert synack is not None
+    flow.send("A")
+    s = dut.accept(lsock)
+    assert s is not None
+    una = flow.rcv_nxt
+    data = bytes(100_000)
+    sent = dut.send(s, data)
+    assert sent > 0
+    top = una
+    while (seg := flow.next_segment(0.3)) is not None:  # the first flight
+        end = (seg.seq + len(bytes(seg.payload))) & 0xFFFFFFFF
+        if (end - top) & 0xFFFFFFFF < 0x80000000:
+            top = end
+    flight = (top - una) & 0xFFFFFFFF
+    assert flight > 4000
+    src, dst = ip_int(bench.ip), ip_int(bench.dut_ip)
+    islands = list(range(1001, flight - 1, 2))  # 1-byte blocks after a first hole
+    for k in range(0, len(islands), 4):
+        blocks = tuple(((una + o) & 0xFFFFFFFF, (una + o + 1) & 0xFFFFFFFF) for o in islands[k:k + 4])
+        seg = TcpSegment(flow.sport, flow.dport, flow.snd_nxt, una, ACK, 65535,
+                         options=TcpOptions(sack=blocks))
+        bench.send(Ipv4Packet(src, dst, 6, seg.emit(src, dst)).emit())
+        if k % 400 == 0:
+            bench.drain(0.002)
+    bench.drain(0.3)
+    state = _sack_state(dut, s)
+    print(f"\n{dut.name}: {len(islands)} 1-byte SACK blocks over a {flight}-byte flight -> {state}")
+    # the connection still works: acknowledge everything as it comes, all of it arrives
+    got = 0
+    deadline = time.monotonic() + 10
+    ack = una
+    while got < sent and time.monotonic() < deadline:
+        seg = flow.next_segment(0.5)
+        if seg is None:
+            flow.send("A", seq=flow.snd_nxt, ack=ack)
+            continue
+        end = (seg.seq + len(bytes(seg.payload))) & 0xFFFFFFFF
+        if (end - ack) & 0xFFFFFFFF < 0x80000000 and (seg.seq - ack) & 0xFFFFFFFF >= 0x80000000 \
+                or seg.seq == ack:
+            got += (end - ack) & 0xFFFFFFFF
+            ack = end
+            flow.send("A", seq=flow.snd_nxt, ack=ack)
+    assert got >= sent, (got, sent)
+    if dut.name == "ustack":
+        c = dut.counters()
+        assert c.get("tcp.internal_error", 0) == 0 and c.get("stack.internal_error", 0) == 0
+        assert c.get("tcp.sack_small_ignored", 0) > 0
