@@ -424,3 +424,22 @@ def test_item_33_sockc_udp_port_zero(net) -> None:
     assert ws.connect(c, sa(LOOP, 0), 16) == 0, ws.WSAGetLastError()
     assert peer_of(ws, c) == (LOOP, 0)
     fail(ws, ws.sendto(u, bytes(4), 4, 0, sa("0.0.0.0", 53), 16), W.WSAEADDRNOTAVAIL)
+
+
+def test_item_56_sockc_udp_sends_despite_port_unreachable(net) -> None:
+    """sock.c test_UDP: a UDP socket connected to a port nobody listens on keeps sending (ten
+    blocking sends, each answered by an ICMP port unreachable, all succeed), and nonblocking it
+    stays writable: 256 send + select rounds all succeed."""
+    ws = net.ws
+    s = udp(ws)
+    assert ws.connect(s, sa(LOOP, 255), 16) == 0
+    buf = bytes(256)
+    for _ in range(10):
+        assert ws.send(s, buf, len(buf), 0) == len(buf), ws.WSAGetLastError()
+        net.me.sleep(0.01)
+    set_nonblocking(ws, s)
+    for i in range(256):
+        assert ws.send(s, buf, len(buf), 0) == len(buf), (i, ws.WSAGetLastError())
+        w = W.FD_SET(s)
+        assert ws.select(0, None, w, None, W.TIMEVAL(0, 0)) == 1, i
+    assert net.me.stack.counters.get("icmp.errors_in") >= 1  # the port unreachables did arrive
