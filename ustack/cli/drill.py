@@ -55,6 +55,11 @@ def run_one(path: Path, profile: str, tolerance_s: float | None, wall_limit_s: f
         return Outcome("SKIP", e.message, e.line)
     except DrillError as e:
         return Outcome("FAIL", e.message, e.line)
+    except Exception as e:  # noqa: BLE001 - a parser bug: one line and counted, not a traceback
+        from ustack.drill import runner
+
+        runner.internal_errors += 1
+        return Outcome("FAIL", f"drill internal error: {type(e).__name__}: {e}")
     return run_script(script, profile, tolerance_s, wall_limit_s=wall_limit_s)
 
 

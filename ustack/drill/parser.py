@@ -88,7 +88,11 @@ def tokenize(text: str) -> list[Token]:
         elif kind == "float":
             tokens.append(Token("float", s, line, float(s)))
         elif kind == "str":
-            tokens.append(Token("str", s, line, bytes(s[1:-1], "utf-8").decode("unicode_escape")))
+            try:
+                value = s[1:-1].encode("utf-8").decode("unicode_escape")
+            except UnicodeDecodeError:
+                raise ScriptError(f"bad escape in string {s[:40]!r}", line) from None
+            tokens.append(Token("str", s, line, value))
         elif kind == "cmd":
             tokens.append(Token("cmd", s, line, s[1:-1].strip()))
         elif kind == "code":
@@ -141,6 +145,14 @@ class Parser:
             found = t.text or "end of file"
             raise ScriptError(f"expected {text!r}{' ' + what if what else ''}, found {found!r}", t.line)
         return self.next()
+
+    def uint(self, what: str, bits: int) -> int:
+        """An integer field of a packet line, checked against its width as packetdrill does."""
+        line = self.tok.line
+        v = self.int_(what)
+        if not 0 <= v < 1 << bits:
+            raise ScriptError(f"{what} value {v} out of range ({bits} bits)", line)
+        return v
 
     def int_(self, what: str) -> int:
         t = self.tok
@@ -250,11 +262,11 @@ class Parser:
         pkt.flags = self.flags()
         pkt.seq, pkt.end_seq, pkt.length = self.seq()
         if self.accept("ack"):
-            pkt.ack = self.int_("ack")
+            pkt.ack = self.uint("TCP ack", 32)
         if self.accept("win"):
-            pkt.win = self.int_("win")
+            pkt.win = self.uint("TCP window", 16)
         if self.accept("urg"):
-            pkt.urg = self.int_("urg")
+            pkt.urg = self.uint("TCP urgent pointer", 16)
         if self.at("<"):
             pkt.options = self.options()
             if pkt.options is None and direction == "<":
@@ -315,19 +327,21 @@ class Parser:
         if name in ("nop", "eol", "sackOK"):
             return TcpOption(name)
         if name in ("mss", "wscale"):
-            return TcpOption(name, (self.int_(name),))
+            return TcpOption(name, (self.uint(name, 16 if name == "mss" else 8),))
         if name == "sack":
             blocks = []
             while self.tok.kind == "int":
-                left = self.int_("a SACK block")
+                left = self.uint("a SACK block", 32)
                 self.expect(":", "in a SACK block")
-                blocks.append((left, self.int_("a SACK block")))
+                blocks.append((left, self.uint("a SACK block", 32)))
+            if not 1 <= len(blocks) <= 4:
+                raise ScriptError(f"a SACK option holds 1 to 4 blocks, not {len(blocks)}", t.line)
             return TcpOption(name, tuple(blocks))
         if name == "TS":
             self.expect("val", "in a TS option")
-            val = self.int_("TS val")
+            val = self.uint("TS val", 32)
             self.expect("ecr", "in a TS option")
-            return TcpOption(name, (val, self.int_("TS ecr")))
+            return TcpOption(name, (val, self.uint("TS ecr", 32)))
         if name in ("FO", "FOEXP", "md5", "ECN"):
             raise Unsupported(f"TCP option {name}", t.line)
         raise Unsupported(f"TCP option {name!r}", t.line)
@@ -342,7 +356,7 @@ class Parser:
         if self.tok.kind == "word" and self.tok.text not in ("mtu",):
             pkt.icmp_code = self.next().text
         if self.accept("mtu"):
-            pkt.icmp_mtu = self.int_("mtu")
+            pkt.icmp_mtu = self.uint("mtu", 16)
         if self.accept("["):
             if self.tok.kind == "word":
                 raise Unsupported(f"ICMP quoting a {self.tok.text} packet", line)

@@ -71,6 +71,15 @@ def _words(e: Expr) -> list[str]:
     return out
 
 
+# argument counts (fewest, most) of the calls the mapping has
+ARGC = {"socket": (3, 3), "bind": (3, 3), "listen": (2, 2), "accept": (3, 3), "accept4": (3, 4),
+        "connect": (3, 3), "write": (3, 3), "send": (4, 4), "sendto": (4, 6), "sendmsg": (3, 3),
+        "read": (3, 3), "recv": (4, 4), "recvfrom": (4, 6), "recvmsg": (3, 3), "close": (1, 1),
+        "shutdown": (2, 2), "fcntl": (2, 3), "setsockopt": (5, 5), "getsockopt": (5, 5),
+        "ioctl": (3, 3), "poll": (3, 3)}
+MAX_WRITE = 16 << 20  # bytes one write may ask for (the buffer is made of zeros in memory)
+
+
 def precheck(ev: Event) -> None:
     """Unsupported, before the run starts, for a call or option the mapping does not have: a
     script that needs one is skipped as a whole, not failed half-way."""
@@ -78,6 +87,10 @@ def precheck(ev: Event) -> None:
     assert sc is not None
     if not hasattr(Syscalls, "sys_" + sc.name):
         raise Unsupported(f"system call {sc.name}", ev.line)
+    low, high = ARGC[sc.name]
+    if not low <= len(sc.args) <= high:
+        want = str(low) if low == high else f"{low} to {high}"
+        raise ScriptError(f"{sc.name}() takes {want} arguments, not {len(sc.args)}", ev.line)
     if sc.name in ("setsockopt", "getsockopt") and len(sc.args) > 2:
         name = sc.args[2].value if sc.args[2].kind == "word" else str(sc.args[2].value)
         if name not in (SETSOCKOPT if sc.name == "setsockopt" else GETSOCKOPT):
@@ -404,6 +417,8 @@ class Syscalls:
             return fail("EPIPE")
         if n == 0:
             return Done(0)
+        if not 0 < n <= MAX_WRITE:
+            raise Unsupported(f"a write of {n} bytes (drill's limit is {MAX_WRITE})")
         done = f.written
         try:
             took = sock.send(bytes(n - done), self.now())
