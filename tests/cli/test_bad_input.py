@@ -467,3 +467,42 @@ def test_any_option_text_gives_one_line_or_reaches_the_device(monkeypatch, capsy
         assert code == 2, (argv, code, err)
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, err)
     check()
+
+
+def test_any_damaged_capture_gives_one_line_or_a_listing(tmp_path, capsys):
+    """Bytes of a real capture flipped, cut or extended at random: `plot --list` and `plot -o`
+    list/draw or say in one line what is wrong; never a traceback."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from ustack.cli.main import main
+
+    good = tmp_path / "good.pcap"
+    write_lossy_capture(good)
+    data = good.read_bytes()
+    edits = st.lists(st.tuples(st.sampled_from(["flip", "cut", "extend"]), st.integers(0, len(data) + 64),
+                               st.integers(0, 255)), min_size=1, max_size=4)
+
+    @settings(max_examples=150, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(edits, st.booleans())
+    def check(ops, draw):
+        b = bytearray(data)
+        for kind, pos, value in ops:
+            if kind == "flip" and b:
+                b[pos % len(b)] ^= value or 1
+            elif kind == "cut":
+                del b[pos % (len(b) + 1):]
+            else:
+                b += bytes([value]) * (pos % 64)
+        bad = tmp_path / "bad.pcap"
+        bad.write_bytes(bytes(b))
+        argv = ["plot", str(bad), "-o", str(tmp_path / "x.png")] if draw else ["plot", str(bad), "--list"]
+        capsys.readouterr()
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code in (0, 2), (ops, code, err)
+        lines = err.strip().splitlines()
+        assert len(lines) <= 1 and "Traceback" not in err, (ops, err)
+        assert code == 0 or lines[0].startswith("ustack plot: error: "), (ops, err)
+    check()

@@ -551,13 +551,9 @@ def check_input_file(path: str) -> None:
         raise UsageError(f"{path}: permission denied (owned by {owner}: use sudo, or chown it)")
 
 
-def _warn_cut(path: str) -> Callable[[PcapTruncated], None]:
-    def warn(e: PcapTruncated) -> None:
-        if e.records == 0:
-            raise UsageError(f"{path}: {e}: no complete packet to plot") from None
-        sys.stderr.write(f"ustack plot: warning: {path}: {e} (a capture killed while writing?); "
-                         f"using the {e.records} complete records\n")
-    return warn
+def _cut_note(path: str, e: PcapTruncated) -> str:
+    return (f"warning: {path}: {e} (a capture killed while writing?); using the {e.records} complete "
+            "records")
 
 
 def _starts_with(path: str, prefix: bytes) -> bool:
@@ -565,7 +561,7 @@ def _starts_with(path: str, prefix: bytes) -> bool:
         return f.read(len(prefix)) == prefix
 
 
-def _no_tcp(path: str) -> None:
+def _no_tcp(path: str, cut: list[PcapTruncated]) -> None:
     """Say why there is nothing to draw: no packets at all, or none of TCP."""
     from ustack.drivers import PcapTruncated, read_pcap
 
@@ -578,21 +574,33 @@ def _no_tcp(path: str) -> None:
     if n == 0:
         raise UsageError(f"{path}: no packets in the capture, only its file header (stopped before the "
                          "first packet?)")
-    raise UsageError(f"{path}: no TCP connection among its {n} packets")
+    also = f" (and the capture is {cut[0]})" if cut else ""
+    raise UsageError(f"{path}: no TCP connection among its {n} packets{also}")
 
 
-def _load_conns(path: str) -> list[Conn]:
+def _load_conns(path: str, notes: list[str] | None = None) -> list[Conn]:
+    """The capture's connections. A capture cut inside a record is read up to there; the warning
+    goes to `notes` (printed once the command succeeded: an error stays one line) or, without
+    `notes`, to stderr at once."""
     from ustack.drivers import PcapError
 
+    cut: list[PcapTruncated] = []
     try:
-        conns = analyze_pcap(path, on_cut=_warn_cut(path))
+        conns = analyze_pcap(path, on_cut=cut.append)
     except PcapError as e:
         hint = " (a JSON-lines trace? draw it with --kind cwnd)" if _starts_with(path, b"{") else ""
         raise UsageError(f"{path}: {e}{hint}") from None
     except OSError as e:
         raise UsageError(f"{path}: cannot read it ({e.strerror})") from None
+    if cut and cut[0].records == 0:
+        raise UsageError(f"{path}: {cut[0]}: no complete packet to plot")
     if not conns:
-        _no_tcp(path)
+        _no_tcp(path, cut)
+    if cut:
+        if notes is None:
+            sys.stderr.write(f"ustack plot: {_cut_note(path, cut[0])}\n")
+        else:
+            notes.append(_cut_note(path, cut[0]))
     return conns
 
 
@@ -623,11 +631,13 @@ def run(args: argparse.Namespace) -> int:
         cs = plot_cwnd(args.file, args.output, args.conn, args.title)
         print(f"{args.output}: cwnd of {cs.conn}, {len(cs.t)} samples, {len(cs.retrans)} loss events")
         return 0
-    conns = _load_conns(args.file)
+    notes: list[str] = []
+    conns = _load_conns(args.file, notes)
     if args.list:
         for c in conns:
             print(f"{c.name()}  {c.bytes_from(c.a):>12,} bytes >  {c.bytes_from(c.b):>12,} bytes <  "
                   f"{len(c.segs)} segments")
+        _say(notes)
         return 0
     series = with_fault_marks(seq_series(pick_conn(conns, args.conn), sender_of(args.conn)), args.file)
     t0, t1 = parse_window(args.time)
@@ -639,4 +649,10 @@ def run(args: argparse.Namespace) -> int:
     marks = f", {len(series.faults)} fault events marked" if series.faults else ""
     print(f"{args.output}: {series.conn}, {series.bytes_sent:,} bytes in {len(series.data)} segments, "
           f"{series.retransmissions} retransmissions, {len(series.sacks)} SACK blocks{marks}")
+    _say(notes)
     return 0
+
+
+def _say(notes: list[str]) -> None:
+    for note in notes:
+        sys.stderr.write(f"ustack plot: {note}\n")
