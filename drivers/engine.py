@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from .filters import PROTO_TCP, UNDECODED, Decoded, IsnTable, RuleState, decode
+from .filters import PROTO_TCP, Decoded, IsnTable, RuleState, decode
 from .scenario import Change, Scenario
 
 # Event kinds. Frame faults: what happened to one frame; link changes: "change" and "restore".
@@ -75,6 +75,7 @@ class FaultEngine:
         self._pending_time = [c for c in self._changes if c.change.at_s is not None]
         self._pending_bytes = [c for c in self._changes if c.change.after_bytes is not None]
         self._active_until: list[_ChangeState] = []
+        self.scheduled = bool(self._changes)  # guard: no schedule, no per-frame work for it
 
     # -- wiring ------------------------------------------------------------------------------
     def attach(self, injector: Any) -> None:
@@ -105,8 +106,6 @@ class FaultEngine:
 
     # -- per frame ---------------------------------------------------------------------------
     def decode(self, frame: bytes) -> Decoded:
-        if not self.needs_decode:
-            return UNDECODED
         d = decode(frame, self.medium)
         if d.proto == PROTO_TCP and d.flags & 0x02:
             self.isns.learn(d)
@@ -131,6 +130,7 @@ class FaultEngine:
         if self.origin is None:
             self.origin = now
         if not self._pending_time and not self._active_until:
+            self.scheduled = bool(self._pending_bytes)  # nothing left to happen by time
             return
         for _ in range(2 * len(self._changes) + 1):
             t = self.next_at()
@@ -174,6 +174,7 @@ class FaultEngine:
         if ch.for_s is not None:
             cs.end_at = t + ch.for_s
             self._active_until.append(cs)
+            self.scheduled = True
         else:
             cs.state = "done"
 

@@ -81,11 +81,12 @@ class _Lane:
     # -- arrival -----------------------------------------------------------------------------
     def arrive(self, frame: bytes, now: float) -> None:
         eng = self.owner.engine
-        eng.advance(now)
+        if eng.scheduled:
+            eng.advance(now)
         self.advance(now)
         st = self.stats
         st["seen"] += 1
-        d = eng.decode(frame)
+        d = eng.decode(frame) if eng.needs_decode else UNDECODED
         if eng.down:
             st["down_dropped"] += 1
             self._fire(now, "down-drop", "link down", frame)
@@ -108,7 +109,8 @@ class _Lane:
             self._rules(frame, d, now)
         else:
             self._link(frame, now)
-        eng.after_frame(d, self.direction, now)
+        if eng.scheduled:
+            eng.after_frame(d, self.direction, now)
 
     def _rules(self, frame: bytes, d: Decoded, now: float) -> None:
         eng = self.owner.engine
@@ -159,7 +161,8 @@ class _Lane:
         if cfg is not self._loss_for:  # changed by set_config or a scheduled change
             self._loss.model = cfg.loss_process()
             self._loss_for = cfg
-        if self._loss.model.p and self._loss.lost():
+        loss = self._loss
+        if loss.model.p and loss.lost():
             st["dropped"] += 1
             self._fire(now, "loss", self._loss.model.describe(), frame)
             return
@@ -397,7 +400,8 @@ class FaultInjector(Middleware):
     def advance(self, now: float) -> None:
         """Release whatever is due at `now` in both directions."""
         self._last_now = now
-        self.engine.advance(now)
+        if self.engine.scheduled:
+            self.engine.advance(now)
         if self._tx is not None:
             self._tx.advance(now)
         if self._rx is not None:

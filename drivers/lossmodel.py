@@ -11,8 +11,9 @@ and intuitive loss model for packet networks", define them):
   gilbert-elliott  p, r, 1-h, 1-k
 
 Per frame: the frame is lost with the current state's loss probability, then the state moves
-(as netem does). Each model draws exactly two random numbers per frame (one for the loss, one
-for the transition), so the sequence of decisions depends only on the seed and the frame count.
+(as netem does). Each two-state model draws exactly two random numbers per frame (one for the
+loss, one for the transition), Bernoulli one, so the sequence of decisions depends only on the
+seed and the frame count.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def make_model(model: str, p: float, r: float | None = None, loss_bad: float | N
 
 
 class LossState:
-    """A running loss model: `lost()` decides one frame. Two draws per frame, always."""
+    """A running loss model: `lost()` decides one frame. A fixed number of draws per frame
+    (two for the Gilbert models, one for Bernoulli)."""
 
     __slots__ = ("model", "rng", "bad")
 
@@ -173,9 +175,9 @@ class LossState:
     def lost(self) -> bool:
         m = self.model
         rng = self.rng
+        if m.model == "bernoulli":  # no state: one draw per frame
+            return rng.random() < m.p
         u_loss, u_move = rng.random(), rng.random()
-        if m.model == "bernoulli":
-            return u_loss < m.p
         lost = u_loss < (m.loss_bad if self.bad else m.loss_good)
         if self.bad:
             if u_move < m.r:
