@@ -343,6 +343,7 @@ class Receiver:
         self.ooo_ends.clear()
         self.recent.clear()
         self.ooo_bytes = self.ooo_mem = 0
+        self.collapsed_at = -1
         return n
 
     def release_memory(self) -> None:
@@ -517,6 +518,8 @@ class Receiver:
             self.buf.extend(chunks, size, mem)
             self.rcv_nxt = (self.rcv_nxt + size) & MASK
             moved += size
+        if not ranges:
+            self.collapsed_at = -1  # a fresh start for the next out-of-order episode
         self.delivered += moved
         return moved
 

@@ -218,3 +218,18 @@ def test_connection_releases_its_memory_when_closed():
     assert c.state.name == "CLOSED" and not h.layer.conns
     assert h.layer.memory.used == 0
     assert h.stack.counters.get("tcp.internal_error") == 0
+
+
+def test_collapse_works_again_in_a_later_out_of_order_episode():
+    r = Receiver(1024)
+    r.start(0)
+    for episode in range(2):
+        base = r.rcv_nxt
+        data = random.Random(episode).randbytes(5001)
+        for i in range(5000, 0, -1):
+            assert r.add_ooo(base + i, memoryview(bytes(40) + data[i:i + 1])[40:]) is None
+            assert r.mem <= r.mem_limit
+        r.buf.append(data[:1])
+        r.rcv_nxt = base + 1
+        r.pull_ooo()
+        assert r.read(10**6) == data and r.mem == 0 and r.collapsed_at == -1
