@@ -16,7 +16,8 @@ SCRIPTS = sorted((Path(__file__).parent / "scripts").glob("*.pkt"))
 def test_the_self_test_scripts_cover_the_brief():
     names = {p.stem for p in SCRIPTS}
     assert {"handshake-passive", "handshake-active", "close-active", "close-passive", "shutdown-wr",
-            "rst-established", "sack-recovery", "rto", "zero-window", "paws", "rfc5961"} <= names
+            "rst-established", "sack-recovery", "rto", "zero-window", "paws", "rfc5961",
+            "syscalls-misc"} <= names
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
