@@ -29,7 +29,7 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .faultconfig import SPEC_ALIASES, FaultConfig, parse_duration, parse_probability
+from .faultconfig import SPEC_ALIASES, FaultConfig, parse_duration, parse_probability, spec_keys
 from .filters import Filter, FilterError, Rule, parse_rule
 from .lossmodel import MODEL_PARAMS, LossModel, make_model
 
@@ -38,6 +38,8 @@ CHANGE_SETTINGS = {"loss": "loss", "delay": "delay_s", "jitter": "jitter_s", "ra
                    "duplicate": "duplicate", "reorder": "reorder", "corrupt": "corrupt"}
 CHANGE_KEYS = ("time", "bytes", "on", "for", "down", "mtu", "icmp", "blackhole", *CHANGE_SETTINGS)
 TOP_KEYS = ("seed", "link", "loss", "rules", "at")
+LINK_KEYS = ("loss", "duplicate", "reorder", "corrupt", "delay", "jitter", "rate", "burst", "queue", "mtu",
+             "depth", "hold", "dir")  # and the long names: delay_s, rate_bps, mtu_cap, ...
 
 
 class ScenarioError(ValueError):
@@ -204,6 +206,11 @@ def _link(table: Any, lines: _Lines, seed: int) -> FaultConfig:
         k = key.lower().replace("-", "_")
         if k == "seed":
             raise lines.error(lines.key(key, start), "seed goes at the top of the file, not in [link]")
+        if k not in spec_keys():
+            raise lines.error(lines.key(key, start),
+                              f"[link] unknown key {key!r} (keys: {', '.join(LINK_KEYS)})")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise lines.error(lines.key(key, start), f"[link] {key} = {value!r}: want a number or a string")
         items.append((key, f"{key}={value}"))
     kw: dict[str, Any] = {"seed": seed}
     for key, item in items:

@@ -78,7 +78,9 @@ def test_shorthands_build_the_same_objects():
 
 @pytest.mark.parametrize(("text", "error"), [
     ("sede = 3\n", "s.toml:1: unknown key 'sede' (keys: seed, link, loss, rules, at)"),
-    ("[link]\ndelay = '5ms'\nlos = '1%'\n", "s.toml:3: [link] bad fault spec item 'los=1%'"),
+    ("[link]\ndelay = '5ms'\nlos = '1%'\n", "s.toml:3: [link] unknown key 'los' (keys: loss, duplicate, "
+     "reorder, corrupt, delay, jitter, rate, burst, queue, mtu, depth, hold, dir)"),
+    ("[link]\ndelay = [1]\n", "s.toml:2: [link] delay = [1]: want a number or a string"),
     ("[link]\nloss = '150%'\n", "s.toml:2: [link] loss=1.5 is not a probability in [0, 1]"),
     ("seed = 1\n\n[loss]\nmodel = 'gilbert'\np = 0.1\nr = 0.2\n", "s.toml:3: [loss] model gilbert needs 1-h"),
     ("[loss]\nmodel = 'simple-gilbert'\np = 0.1\nr = 0.2\n1-h = 0.5\n",
