@@ -251,7 +251,8 @@ NOTES: dict[int, str] = {
         "optlen works for the 4-byte SOL_SOCKET options and is WSAENOBUFS for the others; *optlen "
         "<= 0 on get is WSAEFAULT; SO_ERROR can be set; SO_TYPE/SO_ACCEPTCONN cannot "
         "(WSAENOPROTOOPT). SO_SNDBUF 0 turns Winsock's buffering off but the TCP send buffer still "
-        "takes nonblocking sends.",
+        "takes nonblocking sends. SO_CONNECT_TIME counts from the handshake for a connecting socket "
+        "and from accept() for an accepted one (the stack does not keep the handshake's time).",
     69: "SO_SNDTIMEO expiry on a blocking send is WSAETIMEDOUT too (a blocking send waits only "
         "while the send buffer is full: see 70); 0 waits forever.",
     70: "As Windows' AFD does, a nonblocking send is taken whole whenever the send buffer is not "
@@ -294,10 +295,11 @@ structure is importable from `ustack.winsock` with its Windows value.
 Calls: WSAStartup, WSACleanup, WSAGetLastError, WSASetLastError, socket, closesocket, bind,
 listen, accept, connect, WSAConnect, send, recv, sendto, recvfrom, shutdown, select, WSAPoll
 (`WSAPOLLFD` entries), ioctlsocket (FIONBIO, FIONREAD, SIOCATMARK, SIO_UDP_CONNRESET), WSAIoctl
-(the same codes and SIO_KEEPALIVE_VALS; others are WSAEOPNOTSUPP), setsockopt/getsockopt (SO_REUSEADDR,
-SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_LINGER, SO_DONTLINGER, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO,
-SO_SNDTIMEO, SO_KEEPALIVE, SO_DONTROUTE, SO_OOBINLINE, SO_DEBUG, SO_ERROR, SO_TYPE,
-SO_ACCEPTCONN, SO_MAX_MSG_SIZE, TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with
+(the same codes, SIO_KEEPALIVE_VALS and SIO_BASE_HANDLE; others are WSAEOPNOTSUPP),
+setsockopt/getsockopt (SO_REUSEADDR, SO_EXCLUSIVEADDRUSE, SO_BROADCAST, SO_LINGER,
+SO_DONTLINGER, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO, SO_SNDTIMEO, SO_KEEPALIVE, SO_DONTROUTE,
+SO_OOBINLINE, SO_DEBUG, SO_ERROR, SO_TYPE, SO_ACCEPTCONN, SO_MAX_MSG_SIZE, SO_CONNECT_TIME,
+TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with
 `Winsock.create_window()` message queues), WSAEventSelect, WSACreateEvent, WSACloseEvent,
 WSASetEvent, WSAResetEvent, WSAEnumNetworkEvents, WSAWaitForMultipleEvents, WSAIsBlocking,
 WSACancelBlockingCall, WSASetBlockingHook, WSAUnhookBlockingHook (Winsock 1.1), inet_addr,

@@ -418,3 +418,39 @@ def test_item_70_sockc_send_buffering(net) -> None:
         assert ws.select(0, W.FD_SET(client), None, None, W.TIMEVAL(5, 0)) == 1
     assert ws.WSAGetLastError() == 0 and len(got) == sent
     assert got == data * (sent // len(data))
+
+
+def test_item_67_sockc_connect_time(net) -> None:
+    """sock.c test_connect_time: SO_CONNECT_TIME is ~0 on an unconnected TCP socket and on UDP
+    sockets (connected or not), 0 on both ends of a fresh connection, with last error 0 and a
+    4-byte size; it then counts whole seconds (5 s of virtual time later: 5)."""
+    ws = net.ws
+
+    def connect_time(s: int) -> int:
+        r, err, value, size = _get(ws, s, W.SOL_SOCKET, W.SO_CONNECT_TIME, 4)
+        assert (r, err, size) == (0, 0, 4)
+        return value
+
+    assert connect_time(tcp(ws)) == 0xFFFFFFFF
+    client, server = tcp_socketpair(ws)
+    assert connect_time(client) == 0 and connect_time(server) == 0
+    net.me.sleep(5.0)
+    assert connect_time(client) == 5 and connect_time(server) == 5
+    a, b = udp(ws), udp(ws)
+    assert ws.bind(b, sa("127.0.0.1", 0), 16) == 0
+    assert ws.connect(a, sa(*name_of(ws, b)), 16) == 0
+    assert connect_time(a) == 0xFFFFFFFF and connect_time(b) == 0xFFFFFFFF
+    assert _set(ws, client, W.SOL_SOCKET, W.SO_CONNECT_TIME, 1, 4) == (W.SOCKET_ERROR, W.WSAENOPROTOOPT)
+
+
+def test_item_75_sockc_wsaioctl_base_handle(net) -> None:
+    """sock.c test_base_handle (without overlapped): SIO_BASE_HANDLE returns the socket itself
+    with 8 bytes returned and last error 0, for TCP and UDP; a NULL lpcbBytesReturned ->
+    WSAEFAULT."""
+    ws = net.ws
+    for s in (tcp(ws), udp(ws)):
+        base = ctypes.c_uint64(0xDEADBEEF)
+        assert _ioctl(ws, s, W.SIO_BASE_HANDLE, outbuf=base, cbout=8) == (0, 0, 8)
+        assert base.value == s
+        r = _ioctl(ws, s, W.SIO_BASE_HANDLE, outbuf=base, cbout=8, returned=None)
+        assert r[:2] == (W.SOCKET_ERROR, W.WSAEFAULT)

@@ -398,7 +398,7 @@ class Winsock:
         sock = self._call(stack.tcp.open if type == C.SOCK_STREAM else stack.udp.open)
         if type == C.SOCK_DGRAM:
             sock.port_zero_ok = True  # Windows sends to port 0 (sock.c test_UDP)
-        ws = WSocket(next(self._handles), type, want, sock)
+        ws = WSocket(next(self._handles), type, want, sock, clock=self.host.now)
         ws.opts.rcvbuf = int(getattr(sock, "rcvbuf", ws.opts.rcvbuf) or ws.opts.rcvbuf)
         ws.opts.sndbuf = int(getattr(sock, "sndbuf", ws.opts.sndbuf) or ws.opts.sndbuf)
         ws.stack_sndbuf = ws.opts.sndbuf
@@ -534,7 +534,8 @@ class Winsock:
             return None
         # item 21: the new socket inherits options and the event registration
         new = WSocket(next(self._handles), ws.type, ws.proto, sock, phase=Phase.CONNECTED,
-                      nonblocking=ws.nonblocking, opts=ws.opts.copy(), stack_sndbuf=ws.stack_sndbuf)
+                      nonblocking=ws.nonblocking, opts=ws.opts.copy(), stack_sndbuf=ws.stack_sndbuf,
+                      clock=ws.clock, connected_at=ws.clock())
         self._apply_tcp_options(new)
         if ws.reg_kind is not None:  # inherited, not a new registration; never an FD_CONNECT
             new.reg_kind, new.reg_events, new.hwnd, new.wmsg, new.event = (
@@ -1099,6 +1100,13 @@ class Winsock:
             _len_store(lpcbBytesReturned, 0)
             if self.ioctlsocket(s, code, value) == C.SOCKET_ERROR:
                 raise _Fail(self.WSAGetLastError())
+            return 0
+        if code == C.SIO_BASE_HANDLE:  # no layered providers: the socket is its own base
+            if cbOutBuffer < 8:
+                raise _Fail(C.WSAEFAULT)
+            _out_check(lpvOutBuffer, 8)
+            _write_out(lpvOutBuffer, struct.pack("<Q", ws.handle))
+            _len_store(lpcbBytesReturned, 8)
             return 0
         if code == C.SIO_KEEPALIVE_VALS:
             _len_store(lpcbBytesReturned, 0)

@@ -52,9 +52,9 @@ SOL: dict[int, tuple[str | None, Kind]] = {
     C.SO_RCVBUF: ("rcvbuf", INT_Z), C.SO_SNDBUF: ("sndbuf", INT_Z), C.SO_LINGER: (None, INT_Z),
     C.SO_RCVTIMEO: ("rcvtimeo_ms", INT), C.SO_SNDTIMEO: ("sndtimeo_ms", INT),
     C.SO_ERROR: (None, INT), C.SO_TYPE: (None, INT), C.SO_ACCEPTCONN: (None, INT),
-    C.SO_MAX_MSG_SIZE: (None, INT),
+    C.SO_MAX_MSG_SIZE: (None, INT), C.SO_CONNECT_TIME: (None, INT),
 }
-READ_ONLY = frozenset({C.SO_TYPE, C.SO_ACCEPTCONN, C.SO_MAX_MSG_SIZE})
+READ_ONLY = frozenset({C.SO_TYPE, C.SO_ACCEPTCONN, C.SO_MAX_MSG_SIZE, C.SO_CONNECT_TIME})
 TCP_ONLY = frozenset({C.SO_LINGER, C.SO_DONTLINGER})
 
 
@@ -165,6 +165,11 @@ def _current(ws: WSocket, level: int, optname: int, attr: str | None) -> bytes:
             return struct.pack("<i", int(ws.phase is Phase.LISTENING))
         if optname == C.SO_MAX_MSG_SIZE:
             return struct.pack("<i", MAX_UDP_MSG)
+        if optname == C.SO_CONNECT_TIME:  # whole seconds connected; ~0 when not (UDP: always)
+            since = ws.connected_at
+            if not ws.is_tcp or since is None or ws.phase is not Phase.CONNECTED:
+                return struct.pack("<I", 0xFFFFFFFF)
+            return struct.pack("<I", int(ws.clock() - since))
     assert attr is not None
     return struct.pack("<I", int(getattr(o, attr)) & 0xFFFFFFFF)
 

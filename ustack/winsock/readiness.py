@@ -59,6 +59,7 @@ def refresh(ws: WSocket, version: tuple[int, int]) -> None:
         state = tcp_state(ws)
         if state in SYNCHRONIZED:
             ws.phase = Phase.CONNECTED
+            ws.connected_at = ws.clock()
             ws.so_error = 0  # only a successful connection clears SO_ERROR (sock.c test_select)
             ws.connect_failed = False
             ws.enabled |= C.FD_WRITE  # a fresh connection reports FD_WRITE once

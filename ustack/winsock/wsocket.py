@@ -9,6 +9,7 @@ host's lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -87,6 +88,8 @@ class WSocket:
     connect_event: int | None = None  # a completed connect's FD_CONNECT code, not yet reported
     seen_rx: int = 0  # bytes (or datagram bytes) queued at the last refresh: arrivals show as growth
     seen_accept: int = 0  # connections waiting at the last refresh
+    connected_at: float | None = None  # TCP: host time the connection was established
+    clock: Callable[[], float] = field(default=lambda: 0.0, repr=False)  # the host's now()
 
     @property
     def is_tcp(self) -> bool:
