@@ -24,12 +24,33 @@ COALESCE_MAX = 64 * 1024  # a coalesced bytearray chunk grows up to this
 _RANGE_OVERHEAD = 120 + sys.getsizeof(deque()) + 3 * 8
 
 
-_VIEW_COST = VIEW_OVERHEAD + BYTES_OVERHEAD  # a view's objects, beyond the frame it keeps alive
+def _lean_cost(data: bytes | bytearray | memoryview, n: int) -> int:
+    """The true size of `data` (n bytes) queued as it is, or 0 when it must be copied: only a
+    bytes object, or a view of an immutable frame not much larger than it, of VIEW_MIN bytes or
+    more, is kept (the one rule for both queues)."""
+    if n >= VIEW_MIN:
+        if type(data) is memoryview:
+            obj = data.obj
+            if type(obj) is bytes and len(obj) <= 2 * n:
+                return VIEW_OVERHEAD + BYTES_OVERHEAD + len(obj)
+        elif type(data) is bytes:
+            return BYTES_OVERHEAD + n
+    return 0
 
 
-def _lean_view(data: memoryview) -> bool:
-    n = len(data)
-    return n >= VIEW_MIN and type(data.obj) is bytes and data.obj.__len__() <= 2 * n  # type: ignore[union-attr]
+def _append_chunk(chunks: list | deque, data: bytes | bytearray | memoryview, n: int) -> int:
+    """Queue `data` at the end of `chunks`: as it is when lean, else copied into the bytearray
+    tail (coalescing small data). Returns the true size added."""
+    t = _lean_cost(data, n)
+    if t:
+        chunks.append(data)
+        return t
+    tail = chunks[-1] if chunks else None
+    if type(tail) is bytearray and len(tail) + n <= COALESCE_MAX:
+        tail += data
+        return n
+    chunks.append(bytearray(data))
+    return BYTEARRAY_OVERHEAD + n
 
 
 class RecvBuffer:
@@ -63,22 +84,7 @@ class RecvBuffer:
         n = len(data)
         if not n:
             return
-        chunks = self.chunks
-        if type(data) is memoryview and n >= VIEW_MIN and type(obj := data.obj) is bytes \
-                and len(obj) <= 2 * n:  # a lean view of an immutable frame: keep it (no copy)
-            chunks.append(data)
-            t = _VIEW_COST + len(obj)
-        elif type(data) is bytes and n >= VIEW_MIN:
-            chunks.append(data)
-            t = BYTES_OVERHEAD + n
-        else:
-            tail = chunks[-1] if chunks else None
-            if type(tail) is bytearray and len(tail) + n <= COALESCE_MAX:
-                tail += data
-                t = n
-            else:
-                chunks.append(bytearray(data))
-                t = BYTEARRAY_OVERHEAD + n
+        t = _append_chunk(self.chunks, data, n)
         self.size += n
         self.mem += t
         memory = self.memory
@@ -164,19 +170,8 @@ class _Range:
     def add_right(self, data: bytes | bytearray | memoryview) -> int:
         """Append data after `end`; returns the true size it added."""
         n = len(data)
-        chunks = self.chunks
         self.end += n
-        if type(data) is memoryview and _lean_view(data):
-            chunks.append(data)
-            t = truesize(data)
-        else:
-            tail = chunks[-1] if chunks else None
-            if type(tail) is bytearray and len(tail) + n <= COALESCE_MAX:
-                tail += data
-                t = n
-            else:
-                chunks.append(bytearray(data))
-                t = BYTEARRAY_OVERHEAD + n
+        t = _append_chunk(self.chunks, data, n)
         self.mem += t
         return t
 
@@ -185,9 +180,10 @@ class _Range:
         n = len(data)
         self.start -= n
         self.seq = (self.seq - n) & MASK
-        chunk = data if type(data) is memoryview and _lean_view(data) else bytes(data)
+        t = _lean_cost(data, n)
+        chunk = data if t else bytes(data)
         self.chunks.appendleft(chunk)
-        t = truesize(chunk)
+        t = t or truesize(chunk)
         self.mem += t
         return t
 
