@@ -67,7 +67,7 @@ def run_code(text: str, run: Any, line: int) -> None:
     conn = run.sut_connection()
     if wanted and conn is None:
         raise Mismatch("python block reads tcp_info but there is no connection under test", line)
-    info: dict[str, Any] = tcp_info(conn) if conn is not None else {}
+    info: dict[str, Any] = tcp_info(conn, run.now) if conn is not None else {}
     env: dict[str, Any] = {"__builtins__": _SAFE_BUILTINS, **CA_STATES, **info,
                            "TCPI_OPT_TIMESTAMPS": TCPI_OPT_TIMESTAMPS, "TCPI_OPT_SACK": TCPI_OPT_SACK,
                            "TCPI_OPT_WSCALE": TCPI_OPT_WSCALE}

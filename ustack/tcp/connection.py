@@ -96,6 +96,7 @@ class Connection:
         self._chal_windows = 0
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.segs_out = 0
+        self.last_data_at = now  # when in-order data last arrived (or the handshake completed)
 
     # ================================================================ helpers
     @classmethod
@@ -463,6 +464,7 @@ class Connection:
         rcv.buf.append(payload)
         rcv.rcv_nxt = (seq + n) & MASK
         rcv.delivered += n
+        self.last_data_at = now
         unacked = rcv.unacked = rcv.unacked + n
         if unacked >= self.ack_every:
             # ACK due: send it at the end of this receive batch (layer.poll), one ACK for
@@ -668,6 +670,7 @@ class Connection:
 
     def _established(self, now: float) -> None:
         """The handshake completed (either side)."""
+        self.last_data_at = now
         if self.opts.keepalive:
             self.timers.keepalive_at = now + self.opts.keepalive_idle_s
         if self.listener is not None:
@@ -987,6 +990,7 @@ class Connection:
                 rcv.buf.append(payload)
                 rcv.rcv_nxt = (nxt + n) & MASK
                 rcv.delivered += n
+                self.last_data_at = now
                 rcv.unacked += n
                 hole_filled = False
                 if rcv.ooo:

@@ -32,7 +32,7 @@ UNAVAILABLE = frozenset({
     "tcpi_rwnd_limited", "tcpi_sndbuf_limited", "tcpi_reord_seen", "tcpi_fackets",
     "tcpi_pacing_rate", "tcpi_max_pacing_rate", "tcpi_delivery_rate", "tcpi_notsent_bytes",
     "tcpi_data_segs_in", "tcpi_data_segs_out", "tcpi_dsack_dups", "tcpi_last_ack_sent",
-    "tcpi_last_ack_recv", "tcpi_last_data_sent", "tcpi_last_data_recv", "tcpi_min_rtt",
+    "tcpi_last_ack_recv", "tcpi_last_data_sent", "tcpi_min_rtt",
     "tcpi_rcv_rtt", "tcpi_rcv_space", "tcpi_rcv_ssthresh", "tcpi_pmtu", "tcpi_ato",
     "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_bytes_sent", "tcpi_bytes_retrans",
     "tcpi_delivery_rate_app_limited", "tcpi_fastopen_client_fail", "tcpi_rehash",
@@ -45,6 +45,7 @@ TCP_INFO_FIELDS = frozenset({
     "tcpi_snd_wscale", "tcpi_rcv_wscale", "tcpi_rto", "tcpi_snd_mss", "tcpi_rcv_mss", "tcpi_advmss",
     "tcpi_unacked", "tcpi_sacked", "tcpi_rtt", "tcpi_rttvar", "tcpi_snd_ssthresh", "tcpi_snd_cwnd",
     "tcpi_reordering", "tcpi_total_retrans", "tcpi_bytes_received", "tcpi_segs_in", "tcpi_segs_out",
+    "tcpi_last_data_recv",
 })  # what tcp_info() returns
 
 
@@ -52,8 +53,8 @@ def _segments(nbytes: int, mss: int) -> int:
     return -(-nbytes // mss) if nbytes > 0 else 0
 
 
-def tcp_info(conn: Connection) -> dict[str, int]:
-    """The tcpi_* values ustack can give for `conn`, read from its public state."""
+def tcp_info(conn: Connection, now: float) -> dict[str, int]:
+    """The tcpi_* values ustack can give for `conn` at time `now`, read from its public state."""
     snd, rcv = conn.snd, conn.rcv
     mss = max(snd.mss, 1)
     cc = snd.cc
@@ -100,4 +101,5 @@ def tcp_info(conn: Connection) -> dict[str, int]:
         "tcpi_bytes_received": rcv.delivered,
         "tcpi_segs_in": conn.segs_in,
         "tcpi_segs_out": conn.segs_out,
+        "tcpi_last_data_recv": round((now - conn.last_data_at) * 1000),
     }
