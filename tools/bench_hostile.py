@@ -18,7 +18,7 @@ The "before" column runs the same scenarios against an older ustack (`--baseline
 the commit before the memory work), extracted with `git archive` into a temporary directory
 and run in a subprocess; "after" is the working tree. `--only after` skips the baseline.
 
-    python tools/bench_hostile.py [--baseline REV] [--only before|after] [--quick] [--json]
+    python tools/bench_hostile.py [--baseline REV] [--only before|after] [--quick | --smoke] [--json]
 """
 
 from __future__ import annotations
@@ -107,15 +107,20 @@ def _timed(items, feed, checkpoints, window: int) -> dict[int, float]:
     return out
 
 
+def _checks(wanted: list[int], n: int, window: int) -> list[int]:
+    """The checkpoints that fit a run of n items measured over `window` items each."""
+    return sorted({c for c in wanted if window <= c <= n})
+
+
 # --------------------------------------------------------------------------- scenarios
-def bench_sack(quick: bool) -> dict:
+def bench_sack(scale: float) -> dict:
     from ustack.wire.tcp import ACK, TcpOptions
 
     stack, sock, lport, base = _connected(1 << 16, sndbuf=8 << 20, cwnd=4000)
     stack.receive(_tcp_frame(PEER_ISS + 1, base, ACK, window=65535, dport=lport), 0.0)
     sock.send(bytes(4_000_000), 0.0)
     stack.poll(0.0)
-    acks = 1250 if quick else 2500  # four 1-byte blocks each, holes between
+    acks = max(100, int(2500 * scale))  # four 1-byte blocks each, holes between
     frames = []
     for k in range(acks):
         blocks = tuple(((base + 3000 + 2 * (4 * k + j)) & 0xFFFFFFFF,
@@ -128,18 +133,17 @@ def bench_sack(quick: bool) -> dict:
         stack.receive(f, now[0])
         stack.poll(now[0])
 
-    checks = [25, 250, acks // 2, acks]
-    per = _timed(frames, feed, checks, 25)
+    per = _timed(frames, feed, _checks([25, 250, acks // 2, acks], acks, 25), 25)
     conn = next(iter(stack.tcp.conns.values()))
     return {"unit": "µs per ACK (4 blocks)", "x": "SACK blocks sent",
             "points": {4 * k: v for k, v in per.items()},
             "board": len(conn.snd.sacked), "internal_errors": _errors(stack)}
 
 
-def bench_ooo(quick: bool) -> dict:
+def bench_ooo(scale: float) -> dict:
     from ustack.wire.tcp import ACK
 
-    n = 1400 if quick else 2800
+    n = max(200, int(2800 * scale))
     stack, sock, lport, base = _connected(8 << 20)
     payload = bytes(MSS)
     frames = [_tcp_frame(PEER_ISS + 1 + MSS * (k + 1), base, ACK, payload, dport=lport)
@@ -149,7 +153,7 @@ def bench_ooo(quick: bool) -> dict:
         stack.receive(f, 0.001)
         stack.poll(0.001)
 
-    per = _timed(frames, feed, [100, 700, n], 50)
+    per = _timed(frames, feed, _checks([100, 700, n], n, 50), 50)
     return {"unit": "µs per segment", "x": "segments queued behind one hole", "points": per,
             "internal_errors": _errors(stack)}
 
@@ -164,12 +168,13 @@ def _held(run) -> tuple[int, object]:
     return held, result
 
 
-def bench_frag(quick: bool) -> dict:
+def bench_frag(scale: float) -> dict:
     from ustack.core import Stack, StackConfig
     from ustack.wire import Ipv4Packet
 
-    per_dgram = 8191  # 8-byte fragments of a 65,528-byte datagram, the last one never sent
-    dgrams = 2 if quick else 4
+    # 8-byte fragments of a 65,528-byte datagram, the last one never sent
+    per_dgram = 8191 if scale >= 0.5 else 1000
+    dgrams = max(1, int(4 * scale))
     frames = [Ipv4Packet(PEER, ME, 17, bytes(8), ident=d, mf=True, frag_offset=8 * i).emit()
               for d in range(dgrams) for i in range(per_dgram)]
 
@@ -177,11 +182,12 @@ def bench_frag(quick: bool) -> dict:
         return Stack.with_defaults(StackConfig(addr="198.18.0.2/24", seed=1))
 
     stack = fresh()
-    per = _timed(frames, lambda f: stack.receive(f, 0.0), [64, 1000, 4000, 8000, len(frames)], 200)
+    n = len(frames)
+    per = _timed(frames, lambda f: stack.receive(f, 0.0), _checks([1000, 4000, 8000, n], n, 200), 200)
 
     # memory: many datagrams, 63 fragments each, none completed
     wide = [Ipv4Packet(PEER, ME, 17, bytes(8), ident=d, mf=True, frag_offset=8 * i).emit()
-            for d in range(512) for i in range(63)]
+            for d in range(512 if scale >= 0.5 else 300) for i in range(63)]
 
     def attack():
         st = fresh()
@@ -196,15 +202,15 @@ def bench_frag(quick: bool) -> dict:
             st.config.reassembly_mem_limit, "internal_errors": _errors(stack) + _errors(st)}
 
 
-def bench_tiny(quick: bool) -> dict:
+def bench_tiny(scale: float) -> dict:
     from ustack.core import Stack, StackConfig
     from ustack.wire import Ipv4Packet, UdpDatagram
     from ustack.wire.tcp import ACK
 
-    rcvbuf = 65536
+    rcvbuf = 65536 if scale >= 0.5 else 8192
     stack, sock, lport, base = _connected(rcvbuf)
     frames = [_tcp_frame(PEER_ISS + 1 + k, base, ACK, b"x", dport=lport) for k in range(rcvbuf)]
-    per = _timed(frames, lambda f: stack.receive(f, 0.001), [1000, 16000, rcvbuf], 500)
+    per = _timed(frames, lambda f: stack.receive(f, 0.001), _checks([1000, 16000, rcvbuf], rcvbuf, 500), 500)
 
     def tcp_attack():
         st, _, lp, b = _connected(rcvbuf)
@@ -219,7 +225,7 @@ def bench_tiny(quick: bool) -> dict:
     conn = next(iter(st.tcp.conns.values()))
     memory = getattr(st, "memory", None)
 
-    count = 50_000 if quick else 200_000
+    count = max(3000, int(200_000 * scale))
     udp = Ipv4Packet(PEER, ME, 17, UdpDatagram(1, 9, b"").emit(PEER, ME)).emit()
 
     def udp_attack():
@@ -238,12 +244,12 @@ def bench_tiny(quick: bool) -> dict:
             "udp_held_bytes": udp_held, "internal_errors": _errors(stack) + _errors(st) + _errors(us)}
 
 
-def bench_inorder(quick: bool) -> dict:
+def bench_inorder(scale: float) -> dict:
     """Not an attack: full segments in order, read as they come (the common path must not pay
     for the bounds)."""
     from ustack.wire.tcp import ACK
 
-    n = 10_000 if quick else 40_000
+    n = max(2000, int(40_000 * scale))
     stack, sock, lport, base = _connected(1 << 20)
     payload = bytes(MSS)
     frames = [_tcp_frame(PEER_ISS + 1 + MSS * k, base, ACK, payload, dport=lport) for k in range(n)]
@@ -255,7 +261,7 @@ def bench_inorder(quick: bool) -> dict:
             got[0] += len(sock.recv(1 << 20))
         got.append(0)
 
-    per = _timed(frames, feed, [1000, n // 2, n], 500)
+    per = _timed(frames, feed, _checks([1000, n // 2, n], n, 500), 500)
     return {"unit": "µs per segment", "x": "segments received", "points": per,
             "internal_errors": _errors(stack)}
 
@@ -270,16 +276,16 @@ SCENARIOS = {"sack": bench_sack, "ooo": bench_ooo, "frag": bench_frag, "tiny": b
 
 
 # --------------------------------------------------------------------------- driver
-def worker(quick: bool, only: list[str]) -> dict:
+def worker(scale: float, only: list[str]) -> dict:
     import ustack
 
     res = {"ustack": str(Path(ustack.__file__).parent)}
     for name in only:
-        res[name] = SCENARIOS[name](quick)
+        res[name] = SCENARIOS[name](scale)
     return res
 
 
-def run_baseline(rev: str, quick: bool, only: list[str]) -> dict:
+def run_baseline(rev: str, scale: float, only: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="ustack-baseline-") as tmp:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "ustack"],
                                  check=True, capture_output=True).stdout
@@ -288,9 +294,7 @@ def run_baseline(rev: str, quick: bool, only: list[str]) -> dict:
         with tarfile.open(tar_path) as tar:
             tar.extractall(tmp, filter="data")
         env = dict(os.environ, PYTHONPATH=tmp)
-        cmd = [sys.executable, __file__, "--worker", "--scenarios", ",".join(only)]
-        if quick:
-            cmd.append("--quick")
+        cmd = [sys.executable, __file__, "--worker", "--scenarios", ",".join(only), "--scale", str(scale)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=tmp)
         return json.loads(out.stdout)
 
@@ -329,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default=BASELINE, help="git revision for the 'before' column")
     ap.add_argument("--only", choices=("before", "after"))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    ap.add_argument("--quick", action="store_true", help="half the sizes")
+    ap.add_argument("--scale", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's run)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -337,11 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in only if s not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")
+    scale = args.scale if args.scale is not None else 0.05 if args.smoke else 0.5 if args.quick else 1.0
     if args.worker:
-        print(json.dumps(worker(args.quick, only)))
+        print(json.dumps(worker(scale, only)))
         return 0
-    before = run_baseline(args.baseline, args.quick, only) if args.only != "after" else None
-    after = worker(args.quick, only) if args.only != "before" else None
+    before = run_baseline(args.baseline, scale, only) if args.only != "after" else None
+    after = worker(scale, only) if args.only != "before" else None
     if args.json:
         print(json.dumps({"before": before, "after": after}, indent=2))
     else:
