@@ -70,6 +70,7 @@ class Step(NamedTuple):
     dt: float  # virtual seconds before this frame
     repeat: int = 1  # sent this many times (a flood), copy i with its TCP sequence number ...
     stride: int = 0  # ... moved by i * stride (holes: the out-of-order queue fills) or IP ID
+    batch: bool = False  # through Stack.receive_batch (the TUN fast path) instead of receive
 
 
 @dataclass
@@ -84,9 +85,12 @@ class Target:
     link_header: int = 0  # 14 on Ethernet
     sent: int = 0  # frames the target sent in answer to the fuzzed input (each one checked)
 
-    def receive(self, frame: bytes, dt: float) -> None:
+    def receive(self, frame: bytes, dt: float, batch: bool = False) -> None:
         self.now += dt
-        self.stack.receive(frame, self.now)
+        if batch:
+            self.stack.receive_batch([(frame, False)], self.now)
+        else:
+            self.stack.receive(frame, self.now)
         # output is checked, then discarded (the peer stays passive)
         out = self.stack.poll(self.now)
         self.sent += len(out)
@@ -409,7 +413,7 @@ def run_input(t: Target, steps: list[Step], stats: Stats | None = None,
             if on_frame is not None:
                 on_frame(frame_i)
             before = t.stack.counters.snapshot()
-            t.receive(frame_i, step.dt if i == 0 else 0.0)
+            t.receive(frame_i, step.dt if i == 0 else 0.0, step.batch)
             check_frame(t, frame_i, before, stats)
     return stats
 
@@ -423,5 +427,5 @@ def random_steps(rng: random.Random, n_corpus: int, max_steps: int = 8) -> list[
         flood = rng.random() < 0.1
         steps.append(Step(rng.randrange(n_corpus), muts, rng.random() < 0.8,
                           rng.choice((0.0, 0.001, 0.05, 0.5, 3.0)), rng.randint(2, 400) if flood else 1,
-                          rng.choice((1, 2, 100, 1448, 2896, 65536)) if flood else 0))
+                          rng.choice((1, 2, 100, 1448, 2896, 65536)) if flood else 0, rng.random() < 0.5))
     return steps

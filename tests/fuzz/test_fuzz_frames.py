@@ -16,7 +16,8 @@ mutations = st.builds(Mutation, st.sampled_from(KINDS), st.integers(0, 1 << 16),
                       st.integers(0, (1 << 32) - 1))
 steps = st.builds(Step, st.integers(0, 63), st.lists(mutations, max_size=4).map(tuple), st.booleans(),
                   st.sampled_from((0.0, 0.001, 0.05, 0.5, 3.0)),
-                  st.one_of(st.just(1), st.integers(2, 300)), st.sampled_from((0, 1, 2, 1448, 65536)))
+                  st.one_of(st.just(1), st.integers(2, 300)), st.sampled_from((0, 1, 2, 1448, 65536)),
+                  st.booleans())
 inputs = st.lists(steps, min_size=1, max_size=6)
 SMOKE = settings(max_examples=120, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -28,7 +29,7 @@ def test_the_corpus_replays_cleanly(medium):
     t = build_target(medium)
     assert len(t.corpus) >= 12 and len(t.stack.tcp.conns) == 1
     assert t.stack.memory.used > 0  # queued data and out-of-order segments are charged
-    stats = run_input(t, [Step(i, (), False, 0.0) for i in range(len(t.corpus))])
+    stats = run_input(t, [Step(i, (), False, 0.0, batch=i % 2 == 1) for i in range(len(t.corpus))])
     assert stats.frames == len(t.corpus)
     assert t.sent > 0  # the duplicates were answered (ACKs, echo replies), and the answers checked
     check_final(t)
