@@ -973,6 +973,7 @@ class Connection:
         if len(payload) > room:
             payload = payload[:max(room, 0)]
             fin = 0
+            self._count("tcp.beyond_window_trimmed")  # past the window we offered (maybe clamped)
         n = len(payload)
         if n and (self.orphan or rcv.shut and (self.cfg.rst_after_shutdown_rd
                                                 or self.state is not State.ESTABLISHED)):

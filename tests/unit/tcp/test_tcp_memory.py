@@ -233,3 +233,25 @@ def test_collapse_works_again_in_a_later_out_of_order_episode():
         r.rcv_nxt = base + 1
         r.pull_ooo()
         assert r.read(10**6) == data and r.mem == 0 and r.collapsed_at == -1
+
+
+def test_data_beyond_a_clamped_window_is_trimmed_and_counted():
+    """Under pressure the window offered stops growing: once the old promise (64 KB here) is
+    used up, the next ACK offers 4 MSS, and data past that is trimmed and counted."""
+    h, s, c = _est(rcvbuf=1 << 20)
+    budget = h.layer.memory
+    budget.charge("test", budget.pressure_at + 1)
+    off = 0
+    while off < 65535:  # use up the window promised before the pressure
+        n = min(MSS, 65535 - off)
+        _data(h, c, 1.0, off, n)
+        off += n
+    assert s.recv(1 << 20) and h.out(1.0)
+    s.recv(1 << 20)
+    c._send_ack(1.0)
+    window = (c.rcv.adv_right - c.rcv.rcv_nxt) & 0xFFFFFFFF
+    assert 0 < window <= h.config.pressure_window_segments * c.rcv.mss
+    _data(h, c, 1.1, off, window + 500)  # more than the window offered
+    assert len(c.rcv.buf) == window
+    assert h.stack.counters.get("tcp.beyond_window_trimmed") == 1
+    budget.uncharge("test", budget.pressure_at + 1)
