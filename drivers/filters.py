@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from .faultconfig import parse_duration
+
 PROTO_ICMP, PROTO_TCP, PROTO_UDP = 1, 6, 17
 PROTOCOLS = {"tcp": PROTO_TCP, "udp": PROTO_UDP, "icmp": PROTO_ICMP}
 FLAG_BITS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20,
@@ -263,12 +265,6 @@ _TERM = re.compile(r"^([a-z]+)(>=|<=|=|>|<)(.*)$")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
-def _duration(text: str) -> float:
-    from .faultconfig import parse_duration
-
-    return parse_duration(text)
-
-
 def _int(text: str, what: str) -> int:
     try:
         return int(text, 10)
@@ -325,7 +321,7 @@ def parse_rule(text: str, *, link: bool = False) -> Rule:
     elif action == "delay":
         text = arg("a duration (e.g. 200ms)")
         try:
-            kw["delay_s"] = _duration(text)
+            kw["delay_s"] = parse_duration(text)
         except ValueError:
             raise FilterError(f"delay needs a duration (e.g. 200ms), not {text!r}") from None
         if kw["delay_s"] <= 0:
@@ -430,7 +426,7 @@ def _parse_terms(words: list[str], kw: dict[str, Any]) -> Filter:
             f["flags_clear"] |= 0xFF & ~bits
         elif key == "hold":
             try:
-                kw["hold"] = _duration(value)
+                kw["hold"] = parse_duration(value)
             except ValueError as e:
                 raise FilterError(f"hold: {e}") from None
         else:

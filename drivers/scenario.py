@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .faultconfig import SPEC_ALIASES, FaultConfig, parse_duration, parse_probability, spec_keys
@@ -387,10 +387,6 @@ def scenario_from(value: Any, *, link: bool = False) -> Scenario | None:
         return Scenario.from_spec(value)
     raise TypeError("faults must be a Scenario, FaultConfig, dict, spec string or .toml path, "
                     f"not {type(value).__name__}")
-
-
-def field_names() -> list[str]:
-    return [f.name for f in fields(FaultConfig)]
 
 
 __all__ = ["CHANGE_KEYS", "Change", "Scenario", "ScenarioError", "is_scenario_path", "load_scenario",
