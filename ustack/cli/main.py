@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     # plot -------------------------------------------------------------------------------------
     pl = sub.add_parser("plot", help="TCP time-sequence graph from a pcap, or cwnd from a trace",
                         description="Draw a TCP time-sequence graph (data segments, ACK line, receive "
-                                    "window, SACK blocks, retransmissions) of one connection in a pcap, "
+                                    "window, SACK blocks, retransmissions, and the fault events a pcapng "
+                                    "capture carries as comments) of one connection in a pcap, "
                                     "or with --kind cwnd the congestion window over time from a "
                                     "`--trace-file` of ustack. Needs the `plot` extra (matplotlib).")
     pl.add_argument("file", metavar="FILE", help="a pcap (seq) or a JSON-lines trace file (cwnd)")
