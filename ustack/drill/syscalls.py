@@ -76,7 +76,7 @@ ARGC = {"socket": (3, 3), "bind": (3, 3), "listen": (2, 2), "accept": (3, 3), "a
         "connect": (3, 3), "write": (3, 3), "send": (4, 4), "sendto": (4, 6), "sendmsg": (3, 3),
         "read": (3, 3), "recv": (4, 4), "recvfrom": (4, 6), "recvmsg": (3, 3), "close": (1, 1),
         "shutdown": (2, 2), "fcntl": (2, 3), "setsockopt": (5, 5), "getsockopt": (5, 5),
-        "ioctl": (3, 3), "poll": (3, 3)}
+        "ioctl": (3, 3), "poll": (3, 3), "readv": (3, 3), "writev": (3, 3)}
 MAX_WRITE = 16 << 20  # bytes one write may ask for (the buffer is made of zeros in memory)
 
 
@@ -460,6 +460,29 @@ class Syscalls:
             raise Unsupported("sendto with a destination address")
         return self.sys_send(args[:4], retry)
 
+    def iov_total(self, e: Expr) -> int:
+        """Bytes of an iovec list [{..., N}, ...] (each entry's last field is its length)."""
+        if e.kind != "list":
+            raise Unsupported("an iovec that is not a list")
+        total = 0
+        for iov in e.items:
+            if iov.kind != "struct" or not iov.items:
+                raise Unsupported("iovec entry form")
+            total += self.value(iov.items[-1]) or 0
+        return total
+
+    def sys_writev(self, args: list[Expr], retry: bool = False) -> Done | Block:
+        f = self.fd(args[0])
+        if isinstance(f, Done):
+            return f
+        return self._write(f, self.iov_total(args[1]), 0, retry)
+
+    def sys_readv(self, args: list[Expr], retry: bool = False) -> Done | Block:
+        f = self.fd(args[0])
+        if isinstance(f, Done):
+            return f
+        return self._read(f, self.iov_total(args[1]), 0, retry)
+
     def sys_sendmsg(self, args: list[Expr], retry: bool = False) -> Done | Block:
         f = self.fd(args[0])
         if isinstance(f, Done):
@@ -468,10 +491,7 @@ class Syscalls:
         total = 0
         for field in msg.items:
             if field.name == "msg_iov":
-                for iov in field.items:
-                    if iov.kind != "struct" or not iov.items:
-                        raise Unsupported("msg_iov form")
-                    total += self.value(iov.items[-1]) or 0
+                total += self.iov_total(field)
             elif field.name == "msg_control":
                 raise Unsupported("sendmsg with control messages")
         return self._write(f, total, self.value(args[2]) or 0, retry)
@@ -535,8 +555,7 @@ class Syscalls:
         total = 0
         for field in args[1].items:
             if field.name == "msg_iov":
-                for iov in field.items:
-                    total += self.value(iov.items[-1]) or 0 if iov.kind == "struct" and iov.items else 0
+                total += self.iov_total(field)
             elif field.name == "msg_control" and field.kind != "ellipsis":
                 raise Unsupported("recvmsg with control messages")
         return self._read(f, total, self.value(args[2]) or 0, retry)
