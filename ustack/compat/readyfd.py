@@ -14,6 +14,10 @@ No data ever crosses the pair: the socket's bytes go through the stack. `set()` 
 fd only on a transition (a syscall or two), and runs under the host lock so that the stack's
 events (network thread) and the application's calls (which consume data, fill the buffer)
 never interleave.
+
+The mirroring starts only when the fd is `armed`, i.e. once the program has asked for it
+(`fileno()`, which select, poll, epoll, selectors and asyncio all call): a program that only
+makes blocking calls never pays for it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ _FILL = b"\0" * 4096
 class ReadyFd:
     """One socketpair; `fd` is the application end (detached: its owner closes it)."""
 
-    __slots__ = ("fd", "_ours", "readable", "writable")
+    __slots__ = ("fd", "_ours", "readable", "writable", "armed")
 
     def __init__(self) -> None:
         app, ours = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -39,6 +43,7 @@ class ReadyFd:
         self._ours = ours
         self.readable = False
         self.writable = True
+        self.armed = False
         self.set(False, False)
 
     def set(self, readable: bool, writable: bool) -> None:

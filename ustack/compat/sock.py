@@ -80,15 +80,15 @@ class _HostState:
     def _on_event(self, handle: int, events: int) -> None:
         """Winsock's hook, network thread, host lock held: runs for every segment received."""
         ready = self.fds.get(handle)
-        if ready is None or (events == _EV_READ and ready.readable):
-            return  # more data on a socket already readable: nothing to change
+        if ready is None or not ready.armed or (events == _EV_READ and ready.readable):
+            return  # nobody looks at the fd yet, or more data on a socket already readable
         self._sync_locked(handle, ready)
 
     def sync(self, handle: int) -> None:
         """Mirror the socket's readiness onto its fd now (after an application call). Only
         state is read, nothing is sent: the host lock alone is enough (no output flush)."""
         ready = self.fds.get(handle)
-        if ready is None:
+        if ready is None or not ready.armed:
             return
         lock = self.lock_of_host
         if lock is None:
@@ -96,6 +96,16 @@ class _HostState:
         else:
             with lock:
                 self._sync_locked(handle, ready)
+
+    def arm(self, handle: int) -> None:
+        """Start mirroring the socket's readiness onto its fd (the program asked for the fd)."""
+        ready = self.fds.get(handle)
+        if ready is not None and not ready.armed:
+            self.host.call(self._arm_locked, handle, ready)
+
+    def _arm_locked(self, handle: int, ready: ReadyFd) -> None:
+        ready.armed = True
+        self._sync_locked(handle, ready)
 
     def _sync_locked(self, handle: int, ready: ReadyFd) -> None:
         r, w, x = self.winsock.readiness(handle)
@@ -277,6 +287,13 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
 
     def _address(self, address: Any, what: str, *, passive: bool = False) -> tuple[str, int]:
         return names.sockaddr(address, what, passive=passive)
+
+    def fileno(self) -> int:
+        """The readiness fd (see readyfd.py); from the first call on it mirrors the socket."""
+        ready = self._ready
+        if not ready.armed and self._inner is not None:
+            self._st.arm(self._handle)
+        return _ss.fileno(self)
 
     # -- timeouts --------------------------------------------------------------------------------
     def settimeout(self, value: float | None) -> None:
