@@ -108,3 +108,20 @@ def test_rfc6298_rto_without_the_linux_variance_floor():
     out = run_script(parse(path.read_text()), "linux", overrides={"rto_min_on_variance": False})
     assert (out.status, out.line) == ("FAIL", 18)
     assert out.reason == "python assertion failed: 250000 (in: assert tcpi_rto == 300000, tcpi_rto)"
+
+
+def test_terminal_output_keeps_one_line_per_script(tmp_path, capsys, monkeypatch):
+    """On a terminal (rich), a long FAIL reason is not wrapped: still one line per script."""
+    import sys
+
+    text = (Path(__file__).parent / "scripts" / "handshake-passive.pkt").read_text()
+    p = tmp_path / "t.pkt"
+    p.write_text(text.replace("tcpi_snd_mss == 1388", "tcpi_snd_mss == 1400"))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "40")
+    assert main(["drill", str(p), str(Path(__file__).parent / "scripts" / "rto.pkt")]) == 1
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3 and lines[0].startswith("FAIL ") and lines[0].endswith("(line 19)")
+    assert lines[1].startswith("PASS ") and lines[2].startswith("2 scripts: 1 passed, 1 failed")

@@ -92,13 +92,13 @@ def run(args: argparse.Namespace) -> int:
         text = line_for(path, outcome)
         if console is not None:
             style = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}[outcome.status]
-            console.print(text, style=style, markup=False)
+            console.print(text, style=style, markup=False, soft_wrap=True)
         else:
             print(text, flush=True)
     summary = (f"{len(scripts)} scripts: {counts['PASS']} passed, {counts['FAIL']} failed, "
                f"{counts['SKIP']} skipped (profile {args.profile})")
     if console is not None:
-        console.print(summary, style="bold", markup=False)
+        console.print(summary, style="bold", markup=False, soft_wrap=True)
     else:
         print(summary)
     return 1 if counts["FAIL"] else 0
