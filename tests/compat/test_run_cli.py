@@ -38,7 +38,8 @@ def write(tmp_path, name: str, code: str) -> str:
     return str(p)
 
 
-def test_program_traffic_stdio_and_exit_status(netns, tmp_path):
+@pytest.mark.parametrize("link", ["tun", "tap"])
+def test_program_traffic_stdio_and_exit_status(netns, tmp_path, link):
     prog = write(tmp_path, "fetch.py", """
         import sys, urllib.request, hashlib
         print("args", sys.argv[1:], "stdin", sys.stdin.read().strip())
@@ -50,7 +51,8 @@ def test_program_traffic_stdio_and_exit_status(netns, tmp_path):
     """)
     pcap = tmp_path / "run.pcap"
     with kernel_peer("http", "8080"):
-        out = ustack_run(*DEVICE, "--loss", "3%", "--seed", "4", "--pcap", str(pcap), "--",
+        device = [f"--{link}", *DEVICE[1:]]
+        out = ustack_run(*device, "--loss", "3%", "--seed", "4", "--pcap", str(pcap), "--",
                          "python", prog, "300000", "x", input="from stdin\n")
 
 
@@ -60,9 +62,9 @@ def test_program_traffic_stdio_and_exit_status(netns, tmp_path):
     assert out.stderr == "to stderr\n"
     assert not device_exists()  # the device went away with the program
     sources = set()
-    for _ts, buf, _linktype in read_pcap(pcap):
-        ip = dpkt.ip.IP(buf)
-        if isinstance(ip.data, dpkt.tcp.TCP):
+    for _ts, buf, linktype in read_pcap(pcap):
+        ip = dpkt.ethernet.Ethernet(buf).data if linktype == dpkt.pcap.DLT_EN10MB else dpkt.ip.IP(buf)
+        if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.tcp.TCP):
             sources.add(dpkt.utils.inet_to_str(ip.src))
     assert sources == {USTACK_IP, KERNEL_IP}  # the connection in the pcap is ustack's
 
