@@ -20,7 +20,8 @@ ustack-tun/linux. Everything that sends packets runs in a private network namesp
 re-executes itself under `unshare -n`), addresses in 198.18.0.0/15 only.
 
     python tools/bench_dynamics.py [--sizes 64K,1M,8M] [--rtts 20,100] [--loss 0.01]
-        [--loss-cases 1M@20,1M@100] [--seeds 15] [--repeat 5] [--only linux,sim,ustack-tun]
+        [--loss-cases 1M@20,1M@100] [--seeds 15] [--sim-seeds 101] [--repeat 5]
+        [--only linux,sim,ustack-tun]
         [--capture DIR --capture-case 1M@100,1M@100+loss] [--tcp K=V,...] [--json FILE] [--smoke]
 
 `--capture DIR` records one run of each `--capture-case` per side: pcaps (Linux's on the
@@ -395,8 +396,10 @@ def measure(args: argparse.Namespace, log) -> dict:
         if "ustack-tun" in sides:
             tun = TunHost(tcp_config(args.tcp))
         for case in cases:
-            runs = args.seeds if case.loss else args.repeat
             for side in sides:
+                runs = args.repeat
+                if case.loss:
+                    runs = args.sim_seeds if side == "sim" and args.sim_seeds else args.seeds
                 res = Result(case, side)
                 for i in range(runs):
                     seed = args.seed + i
@@ -515,6 +518,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--loss", type=float, default=0.01)
     p.add_argument("--loss-cases", default="1M@20,1M@100", help="SIZE@RTT_MS,... run with --loss")
     p.add_argument("--seeds", type=int, default=15, help="seeds per loss case")
+    p.add_argument("--sim-seeds", type=int, default=None,
+                   help="seeds per loss case for the Simulator (cheap: a tighter median; default --seeds)")
     p.add_argument("--repeat", type=int, default=5, help="runs per no-loss case")
     p.add_argument("--seed", type=int, default=1, help="first seed")
     p.add_argument("--only", default="linux,sim,ustack-tun")
