@@ -371,3 +371,46 @@ def test_socketserver_in_virtual_time(sim):
         server.shutdown()
         task.result()
         server.server_close()
+
+
+def test_tls_nonblocking_handshake_and_read_want_read(sim, tls_cert):
+    """A nonblocking TLS socket behaves as CPython's SSLSocket: SSLWantReadError until the
+    peer's records arrive, the caller waiting on the fd in between."""
+    cert, key = tls_cert
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(cert, key)
+    srv = sctx.wrap_socket(_listener(sim.sb, 443), server_side=True)
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(conn.recv(100).upper())
+
+    task = sim.sim.spawn(serve)
+    cctx = ssl.create_default_context(cafile=cert)
+    raw = sim.sa.create_connection(("198.18.0.1", 443))
+    c = cctx.wrap_socket(raw, server_hostname="198.18.0.1", do_handshake_on_connect=False)
+    c.setblocking(False)
+    want_reads = 0
+    with patched(sim.a):
+        sel = selectors.DefaultSelector()
+        sel.register(c, selectors.EVENT_READ)
+        while True:
+            try:
+                c.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                want_reads += 1
+                assert sel.select(5)
+        c.send(b"quiet please")
+        while True:
+            try:
+                reply = c.recv(100)
+                break
+            except ssl.SSLWantReadError:
+                want_reads += 1
+                assert sel.select(5)
+    assert reply == b"QUIET PLEASE" and want_reads >= 2
+    c.close()
+    task.result()
+    srv.close()

@@ -74,10 +74,6 @@ def timed_out() -> OSError:
     return linux_error(C.WSAETIMEDOUT, Op.TIMED)
 
 
-def would_block() -> OSError:
-    return linux_error(C.WSAEWOULDBLOCK)
-
-
 def plain(n: int, detail: str = "") -> OSError:
     """An OSError for a rule of this layer (no Winsock code behind it)."""
     return OSError(n, os.strerror(n) + (f": {detail}" if detail else ""))

@@ -173,7 +173,7 @@ def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
     return name, service
 
 
-def sockaddr(address: Any, what: str, *, passive: bool = False) -> tuple[str, int]:
+def sockaddr(address: Any, what: str) -> tuple[str, int]:
     """An AF_INET (host, port) as CPython accepts it, the host resolved here (never by DNS)."""
     if not isinstance(address, tuple):
         raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")

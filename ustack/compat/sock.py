@@ -31,7 +31,7 @@ from ustack.winsock import constants as C
 from ustack.winsock.api import Winsock
 
 from . import names
-from .errors import Op, from_winsock, linux_error, plain, timed_out, would_block
+from .errors import Op, from_winsock, linux_error, plain, timed_out
 from .readyfd import ReadyFd
 
 _RealSocket = _pysocket.socket  # captured before any patching: patches replace the attribute
@@ -285,8 +285,8 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
             out |= C.MSG_OOB
         return out
 
-    def _address(self, address: Any, what: str, *, passive: bool = False) -> tuple[str, int]:
-        return names.sockaddr(address, what, passive=passive)
+    def _address(self, address: Any, what: str) -> tuple[str, int]:
+        return names.sockaddr(address, what)
 
     def fileno(self) -> int:
         """The readiness fd (see readyfd.py); from the first call on it mirrors the socket."""
@@ -322,7 +322,7 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
 
     # -- addresses -------------------------------------------------------------------------------
     def bind(self, address: Any) -> None:
-        self._call("bind", self._address(address, "bind", passive=True))
+        self._call("bind", self._address(address, "bind"))
         self._bound = True
 
     def getsockname(self) -> tuple[str, int]:
@@ -584,7 +584,3 @@ def socket_class(host: Any) -> type[UstackSocket]:
                                                           "__module__": "ustack.compat"})
             _classes[host] = cls
         return cls
-
-
-def would_block_error() -> OSError:  # re-exported for the TLS layer
-    return would_block()

@@ -53,6 +53,7 @@ class TlsSocket(UstackSocket):
         self._session = session
         self._sslobj = None
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._unsent = bytearray()
         if connected:
             try:
                 self._start()
@@ -90,9 +91,18 @@ class TlsSocket(UstackSocket):
             return result
 
     def _flush(self) -> None:
+        """Send the records OpenSSL produced; on a nonblocking socket whose send buffer is full
+        keep the rest for the next call and say so as SSLSocket does (SSLWantWriteError)."""
         data = self._out.read()
         if data:
-            UstackSocket.sendall(self, data)
+            self._unsent += data
+        while self._unsent:
+            try:
+                n = UstackSocket.send(self, self._unsent)
+            except BlockingIOError:
+                raise ssl.SSLWantWriteError(ssl.SSL_ERROR_WANT_WRITE,
+                                            "The operation did not complete (write)") from None
+            del self._unsent[:n]
 
     def _fill(self) -> bool:
         """Feed what the peer sent into the incoming BIO; False when nothing was there yet on a

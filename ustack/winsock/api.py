@@ -118,7 +118,7 @@ class Winsock:
       socket s (`events`: ustack.core.events bits), once Winsock's own bookkeeping is done; a
       layer above can mirror readiness onto something else (e.g. a file descriptor), asking
       `readiness(s)` when the event may have changed it. It runs for every segment received,
-      so it must be quick, and it must not call anything else of this Winsock.
+      so it must be quick, and it may call nothing else of this Winsock.
     """
 
     def __init__(self, host: Any, *, syn_rst_retries: int = 2, syn_rst_retry_s: float | None = 1.0,
