@@ -8,6 +8,7 @@ addresses we never asked for is counted and ignored (like Linux with arp_accept=
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..wire.arp import OP_REPLY, OP_REQUEST, ArpPacket
@@ -43,6 +44,9 @@ class ArpCache:
         self.entries: dict[int, tuple[bytes, float]] = {}  # ip -> (mac, expires_at)
         self.pending: dict[int, _Pending] = {}
         self.refreshing: dict[int, float] = {}  # ip -> when the next unicast re-confirmation may go
+        # called with every well-formed ARP packet before it is handled (RFC 5227 conflict
+        # detection by the DHCP client: a probe's answer is not something the cache learns)
+        self.listeners: list[Callable[[ArpPacket, float], None]] = []
 
     # ---- lookups ------------------------------------------------------------------------------
     def lookup(self, ip: int, now: float) -> bytes | None:
@@ -96,6 +100,14 @@ class ArpCache:
         s._raw_out(EthernetFrame.header(to, s.mac, ETH_ARP) + arp)
         self.counters.inc("arp.requests_out")
 
+    def probe(self, ip: int) -> None:
+        """An ARP probe for `ip` (RFC 5227 2.1.1: sender address 0.0.0.0, so no cache learns
+        from it): whoever holds `ip` answers, and `listeners` see the answer."""
+        s = self.stack
+        arp = ArpPacket(OP_REQUEST, s.mac, 0, ZERO_MAC, ip).emit()
+        s._raw_out(EthernetFrame.header(BROADCAST_MAC, s.mac, ETH_ARP) + arp)
+        self.counters.inc("arp.probes_out")
+
     def announce(self) -> None:
         """Gratuitous ARP: a request for our own address (RFC 5227 announcement form)."""
         s = self.stack
@@ -111,8 +123,10 @@ class ArpCache:
             c.inc("arp.requests_in")
         else:
             c.inc("arp.replies_in")
+        for listener in self.listeners:
+            listener(arp, now)
         spa, sha = arp.spa, arp.sha
-        if spa == s.addr and sha != s.mac:
+        if spa == s.addr and spa != 0 and sha != s.mac:
             c.inc("arp.addr_conflict")  # someone else claims our address: never learn it
             return
         if sha[0] & 1 or sha == ZERO_MAC:

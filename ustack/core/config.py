@@ -10,6 +10,7 @@ from typing import Any
 class StackConfig:
     addr: str = "198.18.0.2/24"  # our address and on-link prefix
     gateway: str | None = None  # default router (None: only the on-link prefix is reachable)
+    dns_servers: tuple[str, ...] = ()  # name servers for ustack.services.resolver (DHCP may add)
     mtu: int = 1500  # IP MTU of the device (bytes of IPv4 packet, not counting Ethernet)
     medium: str = "ip"  # "ip" (TUN: frames are bare IPv4 packets) or "ethernet" (TAP)
     mac: bytes | str | None = None  # our MAC on ethernet ("02:00:..." accepted); None: random

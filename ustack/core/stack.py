@@ -76,6 +76,8 @@ class Stack:
         self.rng = random.Random(cfg.seed)
         self.routes = Routes(cfg.addr, ip_int(cfg.gateway) if cfg.gateway else None)
         self.addr = self.routes.addr
+        # DNS servers for the resolver (ustack.services.resolver): from config, or DHCP option 6
+        self.dns_servers: list[int] = [ip_int(a) for a in cfg.dns_servers]
         self.mtu = cfg.mtu
         self.medium = cfg.medium
         self.ethernet = cfg.medium == "ethernet"
@@ -88,9 +90,9 @@ class Stack:
         self.verify = cfg.verify_checksums
         self.counters = Counters()
         self._cnt = self.counters._c  # the hot path increments the dict directly
-        self._dbcast = -1 if self.routes.directed_broadcast is None else self.routes.directed_broadcast
-        self._network = self.routes.network
-        self._network_is_bcast = self.routes.directed_broadcast is not None
+        self._route_cache: dict[int, tuple[int, int, int]] = {}
+        self._good_src: set[int] = set()  # unicast sources that passed _on_ipv4's checks
+        self._use_routes(self.routes)
         self.internal_errors: deque[str] = deque(maxlen=8)  # tracebacks of swallowed bugs
         self.transports: dict[int, Transport] = {}
         # Optional Transport.on_ipv4(buf, start, end, src, dst, now): on_packet for a plain
@@ -102,8 +104,7 @@ class Stack:
         self.ports = {6: self.tcp_ports, 17: self.udp_ports}
         self.ident = IdentAllocator(self.rng)
         self._ttl = cfg.ttl
-        self._route_cache: dict[int, tuple[int, int, int]] = {}
-        self._good_src: set[int] = set()  # unicast sources that passed _on_ipv4's checks
+        self._services: list[Transport] = []  # attach(): polled like transports, no protocol
         self._out: list[bytes] = []
         self._loop: deque[Ipv4Packet] = deque()
         self._last_now = 0.0
@@ -156,7 +157,41 @@ class Stack:
         if transport.proto == 6:
             self.tcp = transport
 
+    def attach(self, service: Transport) -> None:
+        """Poll `service` (anything with poll(now) and poll_at()) with the transports: how a
+        protocol above UDP (the DHCP client) keeps its timers inside the stack."""
+        if service not in self._services:
+            self._services.append(service)
+            self._polled.append(service)
+
+    def detach(self, service: Transport) -> None:
+        if service in self._services:
+            self._services.remove(service)
+            self._polled.remove(service)
+
     # ---- addresses ----------------------------------------------------------------------------
+    def set_address(self, cidr: str, gateway: str | None = None) -> None:
+        """Change our address, on-link prefix and default router ("0.0.0.0/32": none, only the
+        limited broadcast is reachable, as a DHCP client in INIT). Sockets bound to the old
+        address stay bound to it; new routing decisions use the new one. On ethernet a new
+        address is announced (gratuitous ARP, RFC 5227 2.3)."""
+        routes = Routes(cidr, ip_int(gateway) if gateway else None)  # ValueError before any change
+        self.routes = routes
+        self._use_routes(routes)
+        self.config.addr = cidr
+        self.config.gateway = gateway
+        self.counters.inc("ipv4.address_changed")
+        if self.arp is not None and routes.addr != 0:
+            self.arp.announce()
+
+    def _use_routes(self, routes: Routes) -> None:
+        self.addr = routes.addr
+        self._dbcast = -1 if routes.directed_broadcast is None else routes.directed_broadcast
+        self._network = routes.network
+        self._network_is_bcast = routes.directed_broadcast is not None
+        self._route_cache.clear()
+        self._good_src.clear()
+
     def route(self, dst: int) -> tuple[int, int] | None:
         return self.routes.route(dst)
 
