@@ -414,3 +414,43 @@ def test_tls_nonblocking_handshake_and_read_want_read(sim, tls_cert):
     c.close()
     task.result()
     srv.close()
+
+
+def test_asyncio_sendfile_falls_back_to_send(sim, tmp_path):
+    """asyncio's loop.sendfile would os.sendfile into the socket's fd; under patched() that
+    fails with EINVAL for a ustack socket, so asyncio falls back to send() and the file arrives."""
+    import os
+
+    data = os.urandom(300_000)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    srv = _listener(sim.sb)
+
+    def sink():
+        c, _ = srv.accept()
+        got = bytearray()
+        while chunk := c.recv(65536):
+            got += chunk
+        c.close()
+        return bytes(got)
+
+    task = sim.sim.spawn(sink)
+
+    async def send() -> int:
+        loop = asyncio.get_running_loop()
+        s = socket.socket()
+        s.setblocking(False)
+        await loop.sock_connect(s, ("198.18.0.1", 80))
+        with open(path, "rb") as f:
+            n = await loop.sock_sendfile(s, f)
+        s.close()
+        return n
+
+    with patched(sim.a):
+        assert asyncio.run(send()) == len(data)
+        with pytest.raises(OSError) as ei:
+            u = socket.socket()
+            os.sendfile(u.fileno(), os.open(path, os.O_RDONLY), 0, 10)
+        assert ei.value.errno == errno.EINVAL
+        u.close()
+    assert task.result() == data

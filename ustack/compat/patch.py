@@ -5,13 +5,15 @@
 gethostbyname_ex, gethostbyaddr, getnameinfo; `has_ipv6` False). Everything that looks these
 up at call time follows: socket.create_connection, http.client, urllib.request, smtplib,
 socketserver, asyncio's event loop, urllib3/requests. `SSLContext.wrap_socket` gets a branch
-for ustack sockets (see tls.py). Sockets of other families (AF_UNIX, netlink) and sockets made
+for ustack sockets (see tls.py), and `os.sendfile` refuses their file descriptors (EINVAL:
+asyncio's loop.sendfile falls back to send()). Sockets of other families (AF_UNIX, netlink) and sockets made
 from a file descriptor stay the kernel's.
 
 In the Simulator nothing may block outside the simulation: blocking socket calls already wait
 in virtual time (Winsock waits through `host.wait`), and `patched(sim_host)` also makes
 select.select, the selectors' select() (so socketserver and asyncio's loop), time.sleep and
-asyncio's loop clock wait in and read virtual time.
+asyncio's loop clock wait in and read virtual time, and asyncio's run_in_executor (to_thread,
+name lookups, the sendfile fallback) runs its call inline, inside the simulation.
 
 `socket_module(host)` is a separate module object with the same replacements, for code that
 takes the socket module as a parameter (tests, notebooks, several hosts in one simulation);
@@ -20,6 +22,8 @@ it changes nothing global except the ssl branch.
 
 from __future__ import annotations
 
+import errno
+import os
 import select as _select
 import selectors as _selectors
 import socket as _pysocket
@@ -30,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import names, tls
+from . import names, readyfd, tls
 from .sock import socket_class
 
 # Functions of the socket module written in Python look their helpers up in the module's
@@ -91,6 +95,8 @@ def patched(host: Any) -> Iterator[types.ModuleType]:
             for name, value in _overrides(host).items():
                 saved.append((_pysocket, name, getattr(_pysocket, name)))
                 setattr(_pysocket, name, value)
+            saved.append((os, "sendfile", os.sendfile))
+            os.sendfile = _guarded_sendfile(os.sendfile)
             if is_virtual(host):
                 for obj, name, value in _virtual_time(host):
                     saved.append((obj, name, getattr(obj, name)))
@@ -102,6 +108,18 @@ def patched(host: Any) -> Iterator[types.ModuleType]:
             for obj, name, value in reversed(saved):
                 setattr(obj, name, value)
             _active.pop()
+
+
+def _guarded_sendfile(real: Callable[..., int]) -> Callable[..., int]:
+    """os.sendfile that refuses a ustack socket's fd (EINVAL) instead of writing the file into
+    its readiness socketpair; asyncio's loop.sendfile then falls back to send()."""
+
+    def sendfile(out_fd: int, in_fd: int, *args: Any, **kwargs: Any) -> int:
+        if out_fd in readyfd.APP_FDS:
+            raise OSError(errno.EINVAL, "os.sendfile to a ustack socket (socket.sendfile falls back to send)")
+        return real(out_fd, in_fd, *args, **kwargs)
+
+    return sendfile
 
 
 def _virtual_time(host: Any) -> list[tuple[Any, str, Any]]:
@@ -129,7 +147,20 @@ def _virtual_time(host: Any) -> list[tuple[Any, str, Any]]:
     import asyncio.base_events
 
     out.append((asyncio.base_events.BaseEventLoop, "time", lambda _loop: host.now()))
+    out.append((asyncio.base_events.BaseEventLoop, "run_in_executor", _run_inline))
     return out
+
+
+def _run_inline(loop: Any, _executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+    """run_in_executor in virtual time: the call runs at once in the loop's thread (a thread of
+    the simulation), not in a worker thread the simulator cannot see (its result would wake
+    the loop through a pipe while the simulator finds every task waiting: a deadlock)."""
+    fut = loop.create_future()
+    try:
+        fut.set_result(func(*args))
+    except BaseException as e:  # noqa: BLE001 - handed to whoever awaits, as an executor would
+        fut.set_exception(e)
+    return fut
 
 
 def _virtual_method(host: Any, real: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,6 +27,9 @@ import os
 
 _DONTWAIT = _socket.MSG_DONTWAIT
 _FILL = b"\0" * 4096
+# Application ends of every live ReadyFd: `patched()` refuses os.sendfile onto them (it would
+# write into the pair; asyncio's loop.sendfile then falls back to send()).
+APP_FDS: set[int] = set()
 
 
 class ReadyFd:
@@ -40,6 +43,7 @@ class ReadyFd:
         app.setblocking(False)
         ours.setblocking(False)
         self.fd = app.detach()
+        APP_FDS.add(self.fd)
         self._ours = ours
         self.readable = False
         self.writable = True
@@ -78,6 +82,14 @@ class ReadyFd:
         except BlockingIOError:
             pass
 
+    def forget(self) -> None:
+        """The application end is about to be closed (by its socket object): drop it from
+        APP_FDS first, so that a reused fd number is never taken for ours."""
+        if self.fd >= 0:
+            APP_FDS.discard(self.fd)
+            self.fd = -1
+
     def close(self) -> None:
-        """Close our end (the application end closes with its socket object)."""
+        """Close our end (and forget the application end)."""
+        self.forget()
         self._ours.close()

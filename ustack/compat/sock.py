@@ -216,8 +216,9 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
                                  _socket.IPPROTO_TCP if kind == _socket.SOCK_STREAM else _socket.IPPROTO_UDP,
                                  ready.fd)
         except BaseException:
-            os.close(ready.fd)
+            fd = ready.fd
             ready.close()
+            os.close(fd)
             inner.close()
             raise
         _ss.settimeout(self, 0.0)  # the fd itself stays O_NONBLOCK: only ReadyFd touches it
@@ -561,6 +562,8 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
     def __del__(self) -> None:
         inner = self.__dict__.get("_inner")
         if inner is not None:
+            self._st.fds.pop(self._handle, None)  # no more mirroring onto an fd closed below
+            self._ready.forget()
             with self._st.lock:  # closed later by an application thread, never here (any thread)
                 self._st.orphans.append((inner, self._ready))
             self._inner = None
