@@ -454,3 +454,16 @@ def test_asyncio_sendfile_falls_back_to_send(sim, tmp_path):
         assert ei.value.errno == errno.EINVAL
         u.close()
     assert task.result() == data
+
+
+def test_subclass_of_the_patched_class(sim):
+    class Mine(sim.sa.socket):
+        def hello(self) -> str:
+            return "mine"
+
+    s = Mine(socket.AF_INET, socket.SOCK_STREAM)
+    assert s.hello() == "mine" and isinstance(s, sim.sa.socket) and s.getsockname() == ("0.0.0.0", 0)
+    s.close()
+    with pytest.raises(OSError) as ei:
+        Mine(socket.AF_UNIX, socket.SOCK_STREAM)
+    assert ei.value.errno == errno.EAFNOSUPPORT

@@ -191,7 +191,9 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
                  fileno: Any = None) -> None:
         if self._host is None:
             raise TypeError("use ustack.compat.socket_class(host) for a socket class bound to a host")
-        classify(family, type, proto, fileno)
+        if not classify(family, type, proto, fileno):  # a subclass asked for another family
+            raise plain(E.EAFNOSUPPORT,
+                        f"{self.__class__.__name__} makes AF_INET TCP/UDP sockets on ustack only")
         kind = _socket.SOCK_STREAM if type == -1 else type & ~_NONBLOCK_FLAGS
         st = host_state(self._host)
         st.reap()
