@@ -209,3 +209,16 @@ def test_item_74_wsapoll_does_not_resignal_events(net) -> None:
     assert ws.WSAResetEvent(ev)
     assert _poll1(ws, client) == W.POLLRDNORM | W.POLLWRNORM
     assert ws.WSAWaitForMultipleEvents(1, [ev], False, 0, False) == W.WSA_WAIT_TIMEOUT
+
+
+def test_item_74_wsapoll_ctypes_array(net) -> None:
+    """WSAPoll takes a ctypes array of WSAPOLLFD as C code passes it (revents written in place);
+    more entries than the array holds -> WSAEFAULT."""
+    ws = net.ws
+    client, server = tcp_socketpair(ws)
+    arr = (W.WSAPOLLFD * 2)()
+    arr[0].fd, arr[0].events = client, W.POLLRDNORM | W.POLLWRNORM
+    arr[1].fd, arr[1].events = server, W.POLLRDNORM
+    assert ws.WSAPoll(arr, 2, 0) == 1
+    assert (arr[0].revents, arr[1].revents) == (W.POLLWRNORM, 0)
+    fail(ws, ws.WSAPoll(arr, 3, 0), W.WSAEFAULT)
