@@ -213,7 +213,7 @@ def test_item_74_wsapoll_does_not_resignal_events(net) -> None:
 
 def test_item_74_wsapoll_ctypes_array(net) -> None:
     """WSAPoll takes a ctypes array of WSAPOLLFD as C code passes it (revents written in place);
-    more entries than the array holds -> WSAEFAULT."""
+    more entries than the array holds, or anything that is not WSAPOLLFD entries -> WSAEFAULT."""
     ws = net.ws
     client, server = tcp_socketpair(ws)
     arr = (W.WSAPOLLFD * 2)()
@@ -222,3 +222,5 @@ def test_item_74_wsapoll_ctypes_array(net) -> None:
     assert ws.WSAPoll(arr, 2, 0) == 1
     assert (arr[0].revents, arr[1].revents) == (W.POLLWRNORM, 0)
     fail(ws, ws.WSAPoll(arr, 3, 0), W.WSAEFAULT)
+    for junk in (42, [client], [None], b"\x00" * 16):
+        fail(ws, ws.WSAPoll(junk, 1, 0), W.WSAEFAULT)  # not WSAPOLLFD entries: a bad pointer

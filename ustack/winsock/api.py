@@ -1004,9 +1004,12 @@ class Winsock:
         INVALID_SOCKET ones); a handle that is not a socket gets POLLNVAL and is not counted,
         unless every entry is one (-> WSAENOTSOCK); a socket closed by another thread during the
         wait gets POLLNVAL and is counted."""
-        entries = list(fdArray)[:fds] if fdArray is not None else []
         if fds <= 0:
             raise _Fail(C.WSAEINVAL)
+        try:
+            entries = list(fdArray)[:fds] if fdArray is not None else []
+        except TypeError:
+            raise _Fail(C.WSAEFAULT) from None
         if len(entries) < fds or not all(isinstance(e, WSAPOLLFD) for e in entries):
             raise _Fail(C.WSAEFAULT)
         socks: list[WSocket | None] = []
