@@ -99,7 +99,7 @@ def test_windows_resets_data_after_shutdown_rd_linux_acknowledges_it():
     arrives after shutdown(SHUT_RD); ustack's Windows default resets the connection."""
     path = Path(__file__).parent / "scripts" / "shutdown-rd.pkt"
     out = run_script(parse(path.read_text()), "linux", overrides={"rst_after_shutdown_rd": True})
-    assert out.status == "FAIL" and "expected flags ., got R." in out.reason and out.line == 17
+    assert out.status == "FAIL" and "expected flags ., got R." in out.reason and out.line == 16
 
 
 def test_rfc6298_rto_without_the_linux_variance_floor():
