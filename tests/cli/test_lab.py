@@ -391,3 +391,12 @@ def test_lab_killed_outright_leaves_no_process(tmp_path):
         assert not any(os.path.exists(f"/proc/{k}") for k in kids)
     finally:
         p.kill()
+
+
+def test_lab_on_a_taken_device_name_says_what_to_do(tmp_path):
+    require_netns()
+    r = ustack("lab", "--ifname", "lo", "--only", "ping", "--out", str(tmp_path), timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("ustack lab: cannot open TUN device lo: an interface named lo already exists "
+                                "and is not a TUN device (see `ip -d link show lo`); pick another name with "
+                                "--ifname"), r.stderr

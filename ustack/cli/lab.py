@@ -247,8 +247,12 @@ def _setup(args: argparse.Namespace, seed: int, user_faults: Any, transfer_loss:
                          seed=seed)
     except Exception as e:  # noqa: BLE001 - any failure to build the link ends the lab
         sink.close()
-        what = "TAP" if args.tap else "TUN"
-        raise LabFailed(f"cannot open the {what} device: {type(e).__name__}: {e}") from e
+        from .hosting import device_error
+
+        kind = "tap" if args.tap else "tun"
+        if isinstance(e, (OSError, RuntimeError)):
+            raise LabFailed(device_error(e, kind, args.ifname).replace(f"--{kind}", "--ifname")) from e
+        raise LabFailed(f"cannot open the {kind.upper()} device: {type(e).__name__}: {e}") from e
     ctx = LabContext(args=args, host=host, sink=sink, user_faults=user_faults, transfer_faults=transfer_loss,
                      transfer_bytes=int(args.transfer_mb * 1_000_000), pcap=pcap)
     ctx.step = view.step
