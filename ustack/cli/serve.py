@@ -25,7 +25,9 @@ def _services(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .services import ServiceSet
+    from ustack.tcp.config import TcpConfig
+
+    from .services import LISTEN_BACKLOG, ServiceSet
 
     wanted = _services(args)
     stop = threading.Event()
@@ -35,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with open_host(args) as opened:
+        # A server's accept queue as deep as Linux's SOMAXCONN (the Windows clamp of 200 is the
+        # default): a burst of handshakes can complete in one network-thread batch before the
+        # service thread accepts them.
+        with open_host(args, tcp=TcpConfig(max_backlog=LISTEN_BACKLOG)) as opened:
             host = opened.host
             services = ServiceSet(host, log=lambda line: print(f"serve: {line}", file=sys.stderr, flush=True))
             try:
