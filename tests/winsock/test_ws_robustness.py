@@ -11,6 +11,7 @@ from ustack.winsock import (
     INVALID_SOCKET,
     SOCKET_ERROR,
     TIMEVAL,
+    WSAPOLLFD,
 )
 from ustack.winsock.errors import WSA_NAMES
 
@@ -20,8 +21,9 @@ CODES = set(WSA_NAMES)
 
 
 def test_random_calls_fail_cleanly(net) -> None:
-    """600 calls with random handles, buffers, lengths, names and options: no exception escapes,
-    every failure sets a known WSA code, and the stack keeps working afterwards."""
+    """800 calls with random handles, buffers, lengths, names and options (WSAPoll and WSAIoctl
+    included): no exception escapes, every failure sets a known WSA code, and the stack keeps
+    working afterwards."""
     ws = net.ws
     rng = random.Random(2024)
     handles = [INVALID_SOCKET, 0, 1, 0x7777]
@@ -29,8 +31,10 @@ def test_random_calls_fail_cleanly(net) -> None:
              sa("255.255.255.255", 7), bytearray(16), "not a buffer", 12345]
     bufs = [None, b"", b"data", bytearray(8), bytearray(0), ctypes.c_int(5), "str", memoryview(b"ro")]
     lens = [-1, 0, 1, 4, 8, 16, 100, 1 << 20]
-    for _ in range(600):
-        op = rng.randrange(12)
+    polls = [None, 42, [], [WSAPOLLFD(0x7777, 0x100, 0)], (WSAPOLLFD * 2)(), b"\x00" * 16]
+    codes = [0x8004667E, 0x4004667F, 0x40047307, 0x98000004, 0x48000022, 0xDEADBEEF, 0x9800000C]
+    for _ in range(800):
+        op = rng.randrange(14)
         h = rng.choice(handles)
         ws.WSASetLastError(0)
         if op == 0:
@@ -63,6 +67,16 @@ def test_random_calls_fail_cleanly(net) -> None:
             r = ws.sendto(h, rng.choice(bufs), rng.choice(lens), 0, rng.choice(names), rng.choice(lens))
         elif op == 10:
             r = ws.shutdown(h, rng.choice([0, 1, 2, 3, -1]))
+        elif op == 12:
+            fds = rng.choice(polls)
+            if isinstance(fds, ctypes.Array):
+                for e in fds:
+                    e.fd, e.events = rng.choice(handles), rng.choice([0, 0x100, 0x310, 0x1, -1])
+            r = ws.WSAPoll(fds, rng.choice([-1, 0, 1, 2, 3]), 0)
+        elif op == 13:
+            out = rng.choice([None, ctypes.c_uint32(), ctypes.c_uint64(), bytearray(2), "str"])
+            r = ws.WSAIoctl(h, rng.choice(codes), rng.choice(bufs), rng.choice(lens), out,
+                            rng.choice(lens), rng.choice([None, ctypes.c_uint32()]))
         else:
             r = ws.listen(h, rng.choice([0, 1, -5, 0x7FFFFFFF]))
         if r in (SOCKET_ERROR, INVALID_SOCKET):
