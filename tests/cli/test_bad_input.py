@@ -506,3 +506,11 @@ def test_any_damaged_capture_gives_one_line_or_a_listing(tmp_path, capsys):
         assert len(lines) <= 1 and "Traceback" not in err, (ops, err)
         assert code == 0 or lines[0].startswith("ustack plot: error: "), (ops, err)
     check()
+
+
+def test_lab_transfer_loss_errors_in_the_words_typed():
+    from .helpers import ustack
+
+    for value, words in (("200%", "not a probability in [0, 1]"), ("abc", "not a number: 'abc'")):
+        r = ustack("lab", "--transfer-loss", value, "--only", "ping", timeout=60)
+        _one_line_error(r, f"ustack lab: error: --transfer-loss {value}: {words}")

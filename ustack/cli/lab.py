@@ -27,7 +27,7 @@ from . import labkernel as K
 from . import netns
 from .labscenarios import SCENARIOS, LabContext, Outcome, Scenario
 from .labview import LabView
-from .options import UsageError, check_output_file, fault_scenario
+from .options import UsageError, check_fault_value, check_output_file, fault_scenario
 from .tracefile import TraceSink
 
 DEFAULT_SEED = 7  # the lab is reproducible run to run: same ports, same ISNs, same fault pattern
@@ -69,10 +69,8 @@ def run(args: argparse.Namespace) -> int:
         user_faults = None if user_faults.is_noop else user_faults.with_seed(seed)
     from ustack.drivers import FaultConfig
 
-    try:
-        transfer_loss = FaultConfig.from_spec(f"loss={args.transfer_loss}")
-    except ValueError as e:
-        raise UsageError(f"--transfer-loss: bad fault option: {e}") from None
+    check_fault_value("--transfer-loss", "loss", args.transfer_loss)
+    transfer_loss = FaultConfig.from_spec(f"loss={args.transfer_loss}")
     if args.out:
         try:
             os.makedirs(args.out, exist_ok=True)

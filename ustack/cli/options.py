@@ -177,10 +177,7 @@ def fault_scenario(args: argparse.Namespace) -> Any:
     for opt, key, _m, _h in FAULT_OPTIONS:
         value = getattr(args, opt[2:].replace("-", "_"), None)
         if value is not None:
-            try:
-                FaultConfig.from_spec(f"{key}={value}")
-            except (ValueError, TypeError) as e:
-                raise UsageError(f"{opt} {value}: {_fault_reason(str(e), key)}") from None
+            check_fault_value(opt, key, value)
             items.append(f"{key}={value}")
     seed = getattr(args, "seed", None)
     scenario: Scenario
@@ -210,6 +207,17 @@ def fault_scenario(args: argparse.Namespace) -> Any:
     if scenario.is_noop and seed is None:
         return None
     return scenario
+
+
+def check_fault_value(option: str, key: str, value: str) -> None:
+    """UsageError in the words typed (`--delay fast: not a number: 'fast'`) unless `value` is
+    good for the fault `key` (a spec key such as delay_s)."""
+    from ustack.drivers import FaultConfig
+
+    try:
+        FaultConfig.from_spec(f"{key}={value}")
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{option} {value}: {_fault_reason(str(e), key)}") from None
 
 
 def _spec_words(message: str) -> str:
