@@ -403,15 +403,15 @@ def test_syn_progress_counts_retries_in_the_stack():
 
     host = FakeHost()
     got: list[str] = []
-    with SynProgress(host, got.append):
+    with SynProgress(host, got.append, " (hint)"):
         time.sleep(0.3)
         host.stack.counters.n = 2  # two retransmissions between two looks
         deadline = time.monotonic() + 5
         while len(got) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     assert [ln.split(": ", 1)[1] for ln in got] == [
-        "SYN sent again (retry 1 of 5); connect gives up 63 s after the first SYN",
-        "SYN sent again (retry 2 of 5); connect gives up 63 s after the first SYN"]
+        "SYN sent again (retry 1 of 5); connect gives up 63 s after the first SYN (hint)",
+        "SYN sent again (retry 2 of 5); connect gives up 63 s after the first SYN"]  # the hint once
 
 
 # -- any text in the address and fault options: a one-line error or a device open, nothing else --

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             if args.udp:
                 return _connect(args, ws, rec)
-            with SynProgress(opened.host, _progress_line):
+            hint = ("" if args.peer else
+                    f" (no --peer was given: does anything on the link answer for {args.host}?)")
+            with SynProgress(opened.host, _progress_line, hint):
                 return _connect(args, ws, rec)
         finally:
             rec.cleanup()
@@ -59,7 +61,7 @@ class SynProgress:
 
     POLL_S = 0.1
 
-    def __init__(self, host: Any, write: Callable[[str], None]) -> None:
+    def __init__(self, host: Any, write: Callable[[str], None], hint: str = "") -> None:
         from .labscenarios import syn_schedule
 
         cfg = host.stack.tcp.config
@@ -67,6 +69,7 @@ class SynProgress:
         self.give_up_s = syn_schedule(cfg.syn_rto_s, cfg.syn_retries)[1]
         self.host = host
         self.write = write
+        self.hint = hint  # added to the first line only
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="syn-progress", daemon=True)
 
@@ -85,7 +88,8 @@ class SynProgress:
             for retry in range(seen + 1, now + 1):
                 waited = time.monotonic() - start
                 self.write(f"no answer after {waited:.0f} s: SYN sent again (retry {retry} of "
-                           f"{self.retries}); connect gives up {self.give_up_s:g} s after the first SYN")
+                           f"{self.retries}); connect gives up {self.give_up_s:g} s after the first SYN"
+                           + (self.hint if retry == 1 else ""))
             seen = now
 
     def __enter__(self) -> SynProgress:
