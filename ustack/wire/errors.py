@@ -41,4 +41,11 @@ REASONS: dict[str, str] = {
     "tcp.bad_data_offset": "drop: TCP data offset below 5 words or past the segment",
     "tcp.bad_checksum": "drop: TCP checksum does not verify",
     "tcp.bad_option_length": "drop: TCP option with a missing, impossible or wrong length",
+    "dhcp.truncated": "drop: DHCP message shorter than the 240-byte BOOTP header and cookie",
+    "dhcp.unsupported": "drop: BOOTP op not 1/2, or hardware not Ethernet (htype 1, hlen 6)",
+    "dhcp.bad_cookie": "drop: DHCP magic cookie is not 99.130.83.99",
+    "dhcp.bad_option": "drop: DHCP option without its length byte or running past the end",
+    "dns.truncated": "drop: DNS message ends inside its header, a name, a question or a record",
+    "dns.bad_name": "drop: DNS name with a forward/looping pointer, a reserved label type or > 255 bytes",
+    "dns.bad_record": "drop: DNS A/AAAA record of the wrong size, or a name not filling its record",
 }
