@@ -97,6 +97,7 @@ class Connection:
         self._dsack: tuple[int, int] | None = None  # a duplicate to report (RFC 2883)
         self.segs_out = 0
         self.last_data_at = now  # when in-order data last arrived (or the handshake completed)
+        self.fin_bare = False  # our FIN went out in a segment of its own (not on the last data)
 
     # ================================================================ helpers
     @classmethod
@@ -1097,6 +1098,9 @@ class Connection:
                 snd.snd_nxt = (nxt + 1) & MASK
                 if gt(snd.snd_nxt, snd.snd_max):
                     snd.snd_max = snd.snd_nxt
+                if not rexmit:
+                    self.fin_bare = True
+                    self._probe_after_new_segment(now)
                 if self.state is State.CLOSE_WAIT:
                     self._set_state(State.LAST_ACK, now)
                 if self.timers.rto_at is None:
@@ -1118,6 +1122,7 @@ class Connection:
             flags |= PSH
             if snd.fin_queued and not rexmit and not snd.fin_sent and lt(end, snd.snd_una + snd.snd_wnd + 1):
                 flags |= FIN
+                self.fin_bare = False
         whole = memoryview(snd.buf)
         part = whole[off:off + n]
         try:
@@ -1144,10 +1149,15 @@ class Connection:
             snd.snd_max = end
         if self.timers.rto_at is None:
             self.timers.rto_at = now + snd.rto
-        if (not rexmit and not snd.in_recovery and snd.srtt is not None and not self.tlp_sent
-                and self.cfg.tail_loss_probe):
-            self._arm_probe(now)
+        if not rexmit:
+            self._probe_after_new_segment(now)
         return n
+
+    def _probe_after_new_segment(self, now: float) -> None:
+        """New sequence space (data or a FIN) went out: the tail loss probe restarts from it."""
+        snd = self.snd
+        if not snd.in_recovery and snd.srtt is not None and not self.tlp_sent and self.cfg.tail_loss_probe:
+            self._arm_probe(now)
 
     def _arm_probe(self, now: float) -> None:
         """RFC 8985 7.2: PTO = 2*SRTT, plus the peer's worst-case delayed-ACK time WCDelAckT
@@ -1196,8 +1206,10 @@ class Connection:
             if (snd.fin_queued and not snd.fin_sent and avail == 0 and room > 0
                     and snd.snd_nxt == snd.snd_max):
                 self._emit(FIN | ACK, snd.snd_nxt, now)
+                self.fin_bare = True
                 snd.fin_sent = True
                 snd.snd_nxt = snd.snd_max = (snd.snd_nxt + 1) & MASK
+                self._probe_after_new_segment(now)
                 return
             # rule 4, rescue retransmission (once per recovery): nothing new may be sent, so
             # resend the highest unSACKed segment; its SACK or ACK ends a tail without an RTO
@@ -1344,9 +1356,12 @@ class Connection:
         data_end = snd.buf_end
         if lt(snd.snd_max, data_end):
             data_end = snd.snd_max  # the last segment sent, not queued data
-        if snd.fin_sent and snd.snd_max == ((data_end + 1) & MASK) and data_end == snd.snd_una:
+        if (snd.fin_sent and snd.snd_max == ((data_end + 1) & MASK)
+                and (data_end == snd.snd_una or self.fin_bare)):
+            # the last segment sent was the FIN alone: probe with it (Linux's tail skb)
             self._emit(FIN | ACK, data_end, now)
             self._count_retransmit(0)
+            self.timers.rto_at = now + snd.rto
             return
         n = min(snd.mss, diff(data_end, snd.snd_una))
         if n > 0:
