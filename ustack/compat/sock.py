@@ -19,19 +19,16 @@ import ctypes
 import errno as E
 import os
 import socket as _pysocket
-import struct
-import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ustack import socket as us
-from ustack.core.events import READ as _EV_READ
 from ustack.winsock import constants as C
-from ustack.winsock.api import Winsock
 
-from . import names
+from . import names, sockopts
 from .errors import Op, from_winsock, linux_error, plain, timed_out
+from .hoststate import HostState, host_state, states_lock
 from .readyfd import ReadyFd
 
 _RealSocket = _pysocket.socket  # captured before any patching: patches replace the attribute
@@ -47,99 +44,6 @@ _MSG_WAITALL = _socket.MSG_WAITALL
 _MSG_OOB = _socket.MSG_OOB
 _MSG_DONTWAIT = _socket.MSG_DONTWAIT
 
-# Linux (level, option) -> (Winsock level, option, kind); kind says how the value is encoded
-_OPTIONS: dict[tuple[int, int], tuple[int, int, str]] = {
-    (_socket.SOL_SOCKET, _socket.SO_REUSEADDR): (C.SOL_SOCKET, C.SO_REUSEADDR, "bool"),
-    (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE): (C.SOL_SOCKET, C.SO_KEEPALIVE, "bool"),
-    (_socket.SOL_SOCKET, _socket.SO_BROADCAST): (C.SOL_SOCKET, C.SO_BROADCAST, "bool"),
-    (_socket.SOL_SOCKET, _socket.SO_RCVBUF): (C.SOL_SOCKET, C.SO_RCVBUF, "int"),
-    (_socket.SOL_SOCKET, _socket.SO_SNDBUF): (C.SOL_SOCKET, C.SO_SNDBUF, "int"),
-    (_socket.SOL_SOCKET, _socket.SO_ERROR): (C.SOL_SOCKET, C.SO_ERROR, "error"),
-    (_socket.SOL_SOCKET, _socket.SO_TYPE): (C.SOL_SOCKET, C.SO_TYPE, "int"),
-    (_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN): (C.SOL_SOCKET, C.SO_ACCEPTCONN, "bool"),
-    (_socket.SOL_SOCKET, _socket.SO_LINGER): (C.SOL_SOCKET, C.SO_LINGER, "linger"),
-    (_socket.IPPROTO_TCP, _socket.TCP_NODELAY): (C.IPPROTO_TCP, C.TCP_NODELAY, "bool"),
-}
-_LINGER = struct.Struct("ii")  # Linux struct linger; Winsock's is two u_shorts
-
-
-class _HostState:
-    """Per host: its Winsock (Linux connect behaviour) and the ReadyFd of every handle."""
-
-    def __init__(self, host: Any) -> None:
-        self.host = host
-        self.fds: dict[int, ReadyFd] = {}
-        # Linux: a RST refuses at once; a UDP connect to a broadcast address needs SO_BROADCAST
-        self.winsock = Winsock(host, syn_rst_retries=0, broadcast_connect="document",
-                               on_event=self._on_event)
-        self.winsock.WSAStartup(0x0202, _wsadata())
-        self.orphans: list[tuple[us.socket, ReadyFd]] = []  # garbage-collected without close()
-        self.lock = threading.Lock()
-        self.lock_of_host = getattr(host, "lock", None)  # Host and SimHost expose their stack lock
-
-    def _on_event(self, handle: int, events: int) -> None:
-        """Winsock's hook, network thread, host lock held: runs for every segment received."""
-        ready = self.fds.get(handle)
-        if ready is None or not ready.armed or (events == _EV_READ and ready.readable):
-            return  # nobody looks at the fd yet, or more data on a socket already readable
-        self._sync_locked(handle, ready)
-
-    def sync(self, handle: int) -> None:
-        """Mirror the socket's readiness onto its fd now (after an application call). Only
-        state is read, nothing is sent: the host lock alone is enough (no output flush)."""
-        ready = self.fds.get(handle)
-        if ready is None or not ready.armed:
-            return
-        lock = self.lock_of_host
-        if lock is None:
-            self.host.call(self._sync_locked, handle, ready)
-        else:
-            with lock:
-                self._sync_locked(handle, ready)
-
-    def arm(self, handle: int) -> None:
-        """Start mirroring the socket's readiness onto its fd (the program asked for the fd)."""
-        ready = self.fds.get(handle)
-        if ready is not None and not ready.armed:
-            self.host.call(self._arm_locked, handle, ready)
-
-    def _arm_locked(self, handle: int, ready: ReadyFd) -> None:
-        ready.armed = True
-        self._sync_locked(handle, ready)
-
-    def _sync_locked(self, handle: int, ready: ReadyFd) -> None:
-        r, w, x = self.winsock.readiness(handle)
-        ready.set(r or x, w or x)  # a failed connect is POLLERR: select reports it in both sets
-
-    def reap(self) -> None:
-        """Close the ustack sockets of socket objects collected without close()."""
-        with self.lock:
-            orphans, self.orphans = self.orphans, []
-        for inner, ready in orphans:
-            self.fds.pop(inner.fileno(), None)
-            try:
-                inner.close()
-            except OSError:
-                pass
-            ready.close()
-
-
-def _wsadata() -> Any:
-    from ustack.winsock.structs import WSADATA
-
-    return WSADATA()
-
-
-_states: weakref.WeakKeyDictionary[Any, _HostState] = weakref.WeakKeyDictionary()
-_states_lock = threading.Lock()
-
-
-def host_state(host: Any) -> _HostState:
-    with _states_lock:
-        st = _states.get(host)
-        if st is None:
-            st = _states[host] = _HostState(host)
-        return st
 
 
 def classify(family: int, type: int, proto: int, fileno: Any) -> bool:  # noqa: A002
@@ -206,12 +110,12 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
         self._setup(st, inner, kind, nonblocking=nonblocking)
 
     @classmethod
-    def _adopt(cls, st: _HostState, inner: us.socket, kind: int) -> UstackSocket:
+    def _adopt(cls, st: HostState, inner: us.socket, kind: int) -> UstackSocket:
         obj = _ss.__new__(cls)
         obj._setup(st, inner, kind)
         return obj
 
-    def _setup(self, st: _HostState, inner: us.socket, kind: int, *, nonblocking: bool = False) -> None:
+    def _setup(self, st: HostState, inner: us.socket, kind: int, *, nonblocking: bool = False) -> None:
         ready = ReadyFd()
         try:
             _RealSocket.__init__(self, _socket.AF_INET, kind,
@@ -486,48 +390,17 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
 
     # -- options ---------------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: Any, optlen: Any = None) -> None:  # type: ignore[override]
-        spec = _OPTIONS.get((level, optname))
-        if spec is None or spec[2] == "error":
-            raise plain(E.ENOPROTOOPT)
-        wlevel, wname, kind = spec
-        if kind == "linger":
-            onoff, secs = _LINGER.unpack(bytes(value)[:_LINGER.size])
-            raw: Any = struct.pack("<HH", int(bool(onoff)), max(0, min(secs, 0xFFFF)))
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            raw = struct.pack("<i", int.from_bytes(bytes(value)[:4].ljust(4, b"\0"), "little", signed=True))
-        else:
-            raw = int(value)
-            if kind in ("int",) and wname in (C.SO_RCVBUF, C.SO_SNDBUF):
-                raw = max(raw, 0)
+        wlevel, wname, raw = sockopts.to_winsock(level, optname, value)
         self._call("setsockopt", wlevel, wname, raw, sync=False)
 
     def getsockopt(self, level: int, optname: int, buflen: int = 0) -> Any:  # type: ignore[override]
-        if level == _socket.SOL_SOCKET and optname == getattr(_socket, "SO_DOMAIN", -1):
-            value = _socket.AF_INET
-        elif level == _socket.SOL_SOCKET and optname == getattr(_socket, "SO_PROTOCOL", -1):
-            value = _socket.IPPROTO_UDP if self._udp else _socket.IPPROTO_TCP
-        else:
-            spec = _OPTIONS.get((level, optname))
-            if spec is None:
-                raise plain(E.ENOPROTOOPT)
-            wlevel, wname, kind = spec
-            if kind == "linger":
-                raw = self._call("getsockopt", wlevel, wname, 4, sync=False)
-                onoff, secs = struct.unpack("<HH", raw)
-                packed = _LINGER.pack(onoff, secs)
-                return packed[:buflen] if buflen else struct.unpack("i", packed[:4])[0]
-            value = self._call("getsockopt", wlevel, wname, sync=False)
-            if kind == "error":
-                if value:
-                    self._call("setsockopt", wlevel, wname, 0, sync=False)  # Linux clears it
-                    value = linux_error(value, Op.CONNECT).errno or E.EIO
-            elif kind == "bool":
-                value = int(bool(value))
-            elif wname == C.SO_TYPE:
-                value = _socket.SOCK_DGRAM if self._udp else _socket.SOCK_STREAM
-        if buflen:
-            return struct.pack("i", value)[:buflen]
-        return value
+        def read(wlevel: int, wname: int, size: int) -> Any:
+            return self._call("getsockopt", wlevel, wname, size, sync=False)
+
+        def clear(wlevel: int, wname: int) -> None:
+            self._call("setsockopt", wlevel, wname, 0, sync=False)
+
+        return sockopts.get(level, optname, buflen, udp=self._udp, read=read, clear=clear)
 
     # -- life cycle ------------------------------------------------------------------------------
     def _real_close(self, _ss: Any = _ss) -> None:
@@ -582,7 +455,7 @@ def socket_class(host: Any) -> type[UstackSocket]:
     """The `socket.socket` replacement bound to `host`: AF_INET TCP/UDP sockets are ustack's,
     other families (AF_UNIX, ...) and sockets made from an fd are the kernel's; isinstance
     checks against it accept both."""
-    with _states_lock:
+    with states_lock:
         cls = _classes.get(host)
         if cls is None:
             cls = _SocketMeta("socket", (UstackSocket,), {"_host": host, "_dispatch": True,
