@@ -16,7 +16,10 @@ docs/winsock-fidelity.md lists each reference behaviour and the test that shows 
 from .api import Winsock
 from .constants import *  # noqa: F403
 from .errors import REASON_TO_WSA, WinsockError, posix_errno, wsa_name
+from .ioconstants import *  # noqa: F403
 from .objects import MSG, WSAEVENT, Window
+from .overlapped import WSABUF, WSAOVERLAPPED, CompletionPort, Ref
+from .overlapped_calls import OVERLAPPED_ENTRY
 from .structs import (
     FD_CLR,
     FD_ISSET,
@@ -47,5 +50,6 @@ from .structs import (
     u_long,
 )
 
-_MODULES = ("annotations", "api", "constants", "errors", "objects", "structs", "wsocket")
+_MODULES = ("annotations", "api", "constants", "errors", "objects", "structs", "wsocket", "ioconstants",
+            "overlapped", "overlapped_calls", "callwrap", "uuid")
 __all__ = [n for n in dir() if not n.startswith("_") and n not in _MODULES]

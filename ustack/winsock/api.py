@@ -10,7 +10,6 @@ Errors from the stack are translated in exactly one place, `errors.py`.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import struct
 import threading
@@ -22,6 +21,7 @@ from ustack.core.reasons import Reason
 
 from . import constants as C
 from . import errors as E
+from . import ioconstants as K
 from . import options as O
 from . import readiness as R
 from .buffers import UNSPEC_NAME as _UNSPEC_NAME
@@ -33,7 +33,10 @@ from .buffers import out_check as _out_check
 from .buffers import parse_sockaddr as _parse_sockaddr
 from .buffers import write_out as _write_out
 from .buffers import write_sockaddr as _write_sockaddr
+from .callwrap import api_call as _api
+from .callwrap import usage_fail as _usage
 from .objects import MSG, WSAEVENT, Window, is_valid_event
+from .overlapped_calls import OverlappedCalls
 from .structs import (
     FD_SET,
     SOCKADDR_IN_SIZE,
@@ -54,40 +57,6 @@ _HOOK_SLICE_S = 0.05  # how often a Winsock 1.1 blocking hook runs while a call 
 _MAX_DGRAM = 65507
 
 
-def _api(fail: Any = C.SOCKET_ERROR, *, startup: bool = True, zero: bool = False,
-         inprogress: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Wrap a Winsock call: prologue checks, _Fail -> last error + the failure value.
-
-    startup: WSANOTINITIALISED / WSAENETDOWN checks; inprogress: WSAEINPROGRESS while a
-    Winsock 1.1 blocking call of this thread is outstanding; zero: success clears the last
-    error (item 8).
-    """
-
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(self: Winsock, *args: Any, **kw: Any) -> Any:
-            try:
-                if startup:
-                    self._check_started()
-                if inprogress and self._tls_blocking():
-                    raise _Fail(C.WSAEINPROGRESS)
-                result = fn(self, *args, **kw)
-            except _Fail as f:
-                self._set_error(f.code)
-                return fail
-            if zero:
-                self._set_error(0)
-            return result
-
-        return wrapper
-
-    return deco
-
-
-def _usage(e: UsageError) -> _Fail:
-    return _Fail(E.wsa_code(e.reason))
-
-
 class _ThreadState(threading.local):
     def __init__(self) -> None:
         self.last_error = 0
@@ -100,7 +69,7 @@ class _ThreadState(threading.local):
 _registry_lock = threading.Lock()
 
 
-class Winsock:
+class Winsock(OverlappedCalls):
     """Winsock for one host (a runtime.Host or a simulated host).
 
     Options (keyword):
@@ -141,6 +110,7 @@ class Winsock:
         self._tls = _ThreadState()
         self._hooks: dict[int, Callable[[], Any] | None] = {}  # thread id -> 1.1 blocking hook
         self.callback_errors: list[BaseException] = []  # exceptions caught in stack callbacks
+        self._ov_setup()
 
     @classmethod
     def for_host(cls, host: Any) -> Winsock:
@@ -285,6 +255,8 @@ class Winsock:
 
     def _on_stack_event(self, ws: WSocket, _sock: Any, events: int) -> None:
         try:
+            if self._ov_busy(ws):
+                self._ov_progress(ws)  # overlapped operations take data before events report it
             self._refresh(ws)
             hook = self.on_event
             if hook is not None and not ws.closed:
@@ -434,6 +406,7 @@ class Winsock:
 
     def _close(self, ws: WSocket, *, abortive: bool) -> None:
         def do() -> None:
+            self._ov_closing(ws)
             ws.closed = True
             ws.reg_kind = None
             s = ws.sock
@@ -907,7 +880,7 @@ class Winsock:
         ws = self._get(s)
         if how not in (C.SD_RECEIVE, C.SD_SEND, C.SD_BOTH):
             raise _Fail(C.WSAEINVAL)
-        if ws.is_tcp and ws.phase is not Phase.CONNECTED:
+        if ws.is_tcp and (ws.phase is not Phase.CONNECTED or self._ov_context_missing(ws)):
             raise _Fail(C.WSAENOTCONN)
 
         def do() -> None:
@@ -928,7 +901,7 @@ class Winsock:
     def getsockname(self, s: int, name: Any, namelen: Any) -> int:
         ws = self._get(s)
         loc = self._call(self._sockname, ws)
-        if loc is None:
+        if loc is None or self._ov_context_missing(ws):
             raise _Fail(C.WSAEINVAL)  # item 36 (≠L)
         _write_sockaddr(name, namelen, *loc)
         return 0
@@ -938,6 +911,8 @@ class Winsock:
         ws = self._get(s)
         remote = self._call(lambda: ws.sock.remote)
         named = ws.phase is Phase.CONNECTED or (ws.is_tcp and ws.phase is Phase.CONNECTING)
+        if self._ov_context_missing(ws):
+            named = False
         if not named or remote is None or (not ws.is_tcp and ws.udp_disconnected):
             raise _Fail(C.WSAENOTCONN)  # checked before the arguments, even NULL ones
         _write_sockaddr(name, namelen, int(remote[0]), int(remote[1]))  # WSAEFAULT: short *namelen
@@ -1091,6 +1066,9 @@ class Winsock:
         *lpcbBytesReturned = 0; success sets the last error to 0."""
         ws = self._get(s)
         code = dwIoControlCode & 0xFFFFFFFF
+        if code == K.SIO_GET_EXTENSION_FUNCTION_POINTER:
+            return self._extension_pointer(ws, lpvInBuffer, cbInBuffer, lpvOutBuffer, cbOutBuffer,
+                                           lpcbBytesReturned)
         if lpOverlapped is not None or lpCompletionRoutine is not None:
             raise _Fail(C.WSAEOPNOTSUPP)
         if lpcbBytesReturned is None:
@@ -1145,6 +1123,8 @@ class Winsock:
         O.check_level(level)
         if optval is None:
             raise _Fail(C.WSAEFAULT)
+        if level == C.SOL_SOCKET and optname in (K.SO_UPDATE_ACCEPT_CONTEXT, K.SO_UPDATE_CONNECT_CONTEXT):
+            return self._ov_update_context(ws, optname, optval, optlen)
         # only the bytes the option needs are read: a long optlen is not checked against the
         # buffer (sock.c: TCP_NODELAY with optlen 42 works)
         raw = _in_bytes(optval, None)[:optlen if optlen >= 0 else 4]
@@ -1299,6 +1279,11 @@ class Winsock:
             return bool(found)
 
         timeout_s = None if dwTimeout == C.WSA_INFINITE else dwTimeout / 1000.0
+        if fAlertable:  # completion routines of this thread run first (overlapped_calls.py)
+            outcome = self._alertable_wait(pred, timeout_s)
+            if outcome == "apc":
+                return C.WSA_WAIT_IO_COMPLETION
+            return C.WSA_WAIT_EVENT_0 + found[0] if outcome == "ready" else C.WSA_WAIT_TIMEOUT
         if self._call(pred):
             return C.WSA_WAIT_EVENT_0 + found[0]
         if timeout_s == 0:
