@@ -17,7 +17,7 @@ def test_the_self_test_scripts_cover_the_brief():
     names = {p.stem for p in SCRIPTS}
     assert {"handshake-passive", "handshake-active", "close-active", "close-passive", "shutdown-wr",
             "rst-established", "sack-recovery", "rto", "zero-window", "paws", "rfc5961",
-            "syscalls-misc", "tlp-fin"} <= names
+            "syscalls-misc", "tlp-fin", "tlp-short-rtt"} <= names
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
@@ -125,3 +125,10 @@ def test_terminal_output_keeps_one_line_per_script(tmp_path, capsys, monkeypatch
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3 and lines[0].startswith("FAIL ") and lines[0].endswith("(line 19)")
     assert lines[1].startswith("PASS ") and lines[2].startswith("2 scripts: 1 passed, 1 failed")
+
+
+def test_tlp_with_the_10ms_floor_of_the_default():
+    """ustack's default PTO floor (10 ms, no 2 ms extra) misses Linux's 4 ms probe."""
+    path = Path(__file__).parent / "scripts" / "tlp-short-rtt.pkt"
+    out = run_script(parse(path.read_text()), "linux", overrides={"tlp_min_s": 0.01, "tlp_extra_s": 0.0})
+    assert out.status == "FAIL" and "ustack sent nothing by 0.005500 sec" in out.reason and out.line == 16

@@ -43,6 +43,8 @@ class TcpConfig:
     dupthresh: int = 3
     max_dupthresh: int = 10  # D-SACKs (spurious retransmissions) raise the threshold up to this
     tail_loss_probe: bool = True  # RFC 8985 TLP: probe a silent tail before the RTO fires
+    tlp_min_s: float = 0.01  # floor of the probe timeout (PTO)
+    tlp_extra_s: float = 0.0  # added to 2*SRTT when more than one segment is in flight
     persist_min_s: float = 0.2
     persist_max_s: float = 60.0
     ooo_max_segments: int = 1024  # out-of-order ranges held at most (also bounded by rcvbuf)

@@ -1161,12 +1161,14 @@ class Connection:
 
     def _arm_probe(self, now: float) -> None:
         """RFC 8985 7.2: PTO = 2*SRTT, plus the peer's worst-case delayed-ACK time WCDelAckT
-        when one segment is in flight, at least 10 ms; a PTO beyond the RTO takes the RTO's
-        place (the probe goes out just before it, as Linux's one timer does)."""
+        when one segment is in flight (else `tlp_extra_s`), at least `tlp_min_s`; a PTO beyond
+        the RTO takes the RTO's place (the probe goes out just before it, as Linux's one timer
+        does)."""
         snd = self.snd
         assert snd.srtt is not None
-        pto = 2 * snd.srtt + (WCDELACK_S if diff(snd.snd_max, snd.snd_una) <= snd.mss else 0.0)
-        at = now + max(pto, 0.01)
+        cfg = self.cfg
+        pto = 2 * snd.srtt + (WCDELACK_S if diff(snd.snd_max, snd.snd_una) <= snd.mss else cfg.tlp_extra_s)
+        at = now + max(pto, cfg.tlp_min_s)
         rto_at = self.timers.rto_at
         if rto_at is not None and at >= rto_at:
             at = max(now, rto_at - 1e-6)

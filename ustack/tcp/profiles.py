@@ -38,6 +38,8 @@ LINUX: dict[str, Any] = {
     "congestion_control": "cubic",
     "dupthresh": 3,  # tcp_reordering=3
     "tail_loss_probe": True,  # tcp_early_retrans=4 (TLP)
+    "tlp_min_s": 0.0,  # tcp_schedule_loss_probe: 2*SRTT + TCP_TIMEOUT_MIN (2 ms), no 10 ms floor
+    "tlp_extra_s": 0.002,
     "persist_min_s": 0.2,
     "persist_max_s": 120.0,
     # ACK policy (values owned by the dynamics work, "dyn"): delayed ACK 40 ms (TCP_ATO_MIN),
