@@ -81,6 +81,9 @@ def test_module_and_code_forms_and_uncaught_exception(netns, tmp_path):
     out = ustack_run(*DEVICE, "--", "python", "-m", "pkg", "--flag", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "main of __main__ ['--flag']\n"
+    out = ustack_run(*DEVICE, "--", "python", "-m", "no_such_module_here", cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr.endswith(": No module named no_such_module_here\n") and out.stderr.count("\n") == 1
     prog = write(tmp_path, "boom.py", """
         import socket
         def connect():

@@ -12,6 +12,7 @@ program's non-daemon threads joined before it counts as finished.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import runpy
@@ -155,6 +156,9 @@ def execute(prog: Program) -> int:
             if prog.kind == "path":
                 runpy.run_path(prog.target, run_name="__main__")
             elif prog.kind == "module":
+                if not _module_exists(prog.target):
+                    print(f"{sys.executable}: No module named {prog.target}", file=sys.stderr)
+                    return 1  # as `python -m missing`: one line, status 1
                 runpy.run_module(prog.target, run_name="__main__", alter_sys=True)
             else:
                 import __main__
@@ -178,6 +182,13 @@ def execute(prog: Program) -> int:
             except (OSError, ValueError):
                 pass
     return 0
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _join_program_threads() -> None:
