@@ -35,6 +35,7 @@ from .buffers import write_out as _write_out
 from .buffers import write_sockaddr as _write_sockaddr
 from .callwrap import api_call as _api
 from .callwrap import usage_fail as _usage
+from .names import NameResolution
 from .objects import MSG, WSAEVENT, Window, is_valid_event
 from .overlapped_calls import OverlappedCalls
 from .structs import (
@@ -69,7 +70,7 @@ class _ThreadState(threading.local):
 _registry_lock = threading.Lock()
 
 
-class Winsock(OverlappedCalls):
+class Winsock(OverlappedCalls, NameResolution):
     """Winsock for one host (a runtime.Host or a simulated host).
 
     Options (keyword):
