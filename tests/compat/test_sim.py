@@ -467,3 +467,28 @@ def test_subclass_of_the_patched_class(sim):
     with pytest.raises(OSError) as ei:
         Mine(socket.AF_UNIX, socket.SOCK_STREAM)
     assert ei.value.errno == errno.EAFNOSUPPORT
+
+
+def test_names_through_ustacks_dns_when_the_stack_has_servers(sim):
+    """With DNS servers configured on the stack, names not in /etc/hosts are asked through
+    ustack's own stub resolver over ustack's UDP (a DNS server on host b); NXDOMAIN is
+    EAI_NONAME, and without servers nothing is asked."""
+    from tests.services.simservers import DnsTestServer
+    from ustack.wire.ipv4 import ip_int
+
+    server = sim.b.call(lambda: DnsTestServer(sim.b.stack, {"www.example.test": ["198.18.0.1"]}))
+    with pytest.raises(socket.gaierror) as ei:
+        sim.sa.getaddrinfo("www.example.test", 80)
+    assert ei.value.errno == socket.EAI_NONAME and server.udp_queries == []
+    sim.a.stack.dns_servers = [ip_int("198.18.0.1")]
+    got = sim.sa.getaddrinfo("www.example.test", 80, type=socket.SOCK_STREAM)
+    assert got == [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("198.18.0.1", 80))]
+    assert len(server.udp_queries) == 1
+    with pytest.raises(socket.gaierror) as ei:
+        sim.sa.gethostbyname("missing.example.test")
+    assert ei.value.errno == socket.EAI_NONAME
+    task = _echo_server(sim)
+    with sim.sa.create_connection(("www.example.test", 80), timeout=5) as c:  # cached: no new query
+        assert c.getpeername() == ("198.18.0.1", 80)
+    task.result()
+    assert len(server.udp_queries) == 2

@@ -8,6 +8,7 @@ sockets collected without close() wait in `orphans` until an application thread 
 
 from __future__ import annotations
 
+import _socket
 import threading
 import weakref
 from typing import Any
@@ -18,6 +19,14 @@ from ustack.winsock.api import Winsock
 from ustack.winsock.structs import WSADATA
 
 from .readyfd import ReadyFd
+
+# ustack resolver failures -> (EAI code, glibc's message)
+_EAI = {
+    "NOT_FOUND": (_socket.EAI_NONAME, "Name or service not known"),
+    "NO_DATA": (getattr(_socket, "EAI_NODATA", _socket.EAI_NONAME), "No address associated with hostname"),
+    "TRY_AGAIN": (_socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    "NO_RECOVERY": (_socket.EAI_FAIL, "Non-recoverable failure in name resolution"),
+}
 
 
 class HostState:
@@ -33,6 +42,7 @@ class HostState:
         self.orphans: list[tuple[us.socket, ReadyFd]] = []  # garbage-collected without close()
         self.lock = threading.Lock()
         self.lock_of_host = getattr(host, "lock", None)  # Host and SimHost expose their stack lock
+        self.resolver: Any = None  # ustack.services.resolver.Resolver, made on first use
 
     def _on_event(self, handle: int, events: int) -> None:
         """Winsock's hook, network thread, host lock held: runs for every segment received."""
@@ -67,6 +77,23 @@ class HostState:
     def _sync_locked(self, handle: int, ready: ReadyFd) -> None:
         r, w, x = self.winsock.readiness(handle)
         ready.set(r or x, w or x)  # a failed connect is POLLERR: select reports it in both sets
+
+    def dns_lookup(self, name: str) -> list[str]:
+        """IPv4 addresses of `name` from ustack's stub resolver (ustack.services.resolver) over
+        this host's own UDP/TCP, when its stack has DNS servers; gaierror as glibc reports."""
+        if not getattr(self.host.stack, "dns_servers", None):
+            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+        from ustack.services.resolver import ResolveError, Resolver
+
+        with self.lock:
+            if self.resolver is None:
+                self.resolver = Resolver(self.host)
+            resolver = self.resolver
+        try:
+            return resolver.resolve(name)
+        except ResolveError as e:
+            code, text = _EAI.get(e.kind, _EAI["NOT_FOUND"])
+            raise _socket.gaierror(code, text) from None
 
     def reap(self) -> None:
         """Close the ustack sockets of socket objects collected without close()."""

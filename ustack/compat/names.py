@@ -1,10 +1,12 @@
-"""Name resolution without the kernel's network: numeric addresses and /etc/hosts.
+"""Name resolution without the kernel's network: numeric addresses, /etc/hosts, ustack's DNS.
 
 CPython's resolver functions would ask DNS through the kernel's own sockets, which a program
 on ustack must not use, so the patched module gets these instead. They answer like glibc for
 what they cover: numeric IPv4 addresses (every form inet_aton takes), names in /etc/hosts
-(re-read when the file changes) and "localhost"; anything else is `gaierror(EAI_NONAME)`.
-Only AF_INET exists (ustack has no IPv6 yet).
+(re-read when the file changes) and "localhost", then — when the host's stack has DNS servers
+(`StackConfig.dns_servers`, or DHCP) — ustack's own stub resolver over ustack's UDP/TCP
+(`dns`, given by the caller: see HostState.dns_lookup); anything else is
+`gaierror(EAI_NONAME)`. Only AF_INET exists (ustack has no IPv6 yet).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import _socket
 import os
 import socket as _pysocket
+from collections.abc import Callable
 from typing import Any
+
+Dns = Callable[[str], list[str]]  # name -> IPv4 addresses, or gaierror
 
 HOSTS_FILE = "/etc/hosts"
 _real_getaddrinfo = _socket.getaddrinfo
@@ -62,8 +67,8 @@ def _is_ipv6_literal(host: str) -> bool:
     return True
 
 
-def resolve(host: str, flags: int = 0) -> list[str]:
-    """IPv4 addresses for host (numeric, /etc/hosts, localhost), or gaierror."""
+def resolve(host: str, flags: int = 0, dns: Dns | None = None) -> list[str]:
+    """IPv4 addresses for host (numeric, /etc/hosts, localhost, then `dns`), or gaierror."""
     num = _numeric(host)
     if num is not None:
         return [num]
@@ -77,6 +82,8 @@ def resolve(host: str, flags: int = 0) -> list[str]:
         return list(dict.fromkeys(found))
     if host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
         return ["127.0.0.1"]
+    if dns is not None:
+        return dns(host)
     raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
 
 
@@ -101,8 +108,9 @@ def _port(port: Any, socktype: int) -> int:
 
 
 def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,  # noqa: A002
-                flags: int = 0) -> list[tuple[Any, Any, int, str, tuple[str, int]]]:
-    """socket.getaddrinfo for AF_INET over numeric hosts and /etc/hosts."""
+                flags: int = 0, *, dns: Dns | None = None
+                ) -> list[tuple[Any, Any, int, str, tuple[str, int]]]:
+    """socket.getaddrinfo for AF_INET over numeric hosts, /etc/hosts and `dns`."""
     if family not in (_socket.AF_UNSPEC, _socket.AF_INET):
         raise _socket.gaierror(_socket.EAI_FAMILY, "ai_family not supported")
     if isinstance(host, bytes):
@@ -110,7 +118,7 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
     if host is None:
         addrs = ["0.0.0.0" if flags & _socket.AI_PASSIVE else "127.0.0.1"]
     else:
-        addrs = resolve(host, flags)
+        addrs = resolve(host, flags, dns)
     if type == 0:
         kinds = [(_socket.SOCK_STREAM, _socket.IPPROTO_TCP), (_socket.SOCK_DGRAM, _socket.IPPROTO_UDP),
                  (_socket.SOCK_RAW, 0)]
@@ -132,12 +140,12 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
     return out
 
 
-def gethostbyname(name: str) -> str:
-    return resolve(name)[0]
+def gethostbyname(name: str, *, dns: Dns | None = None) -> str:
+    return resolve(name, 0, dns)[0]
 
 
-def gethostbyname_ex(name: str) -> tuple[str, list[str], list[str]]:
-    addrs = resolve(name)
+def gethostbyname_ex(name: str, *, dns: Dns | None = None) -> tuple[str, list[str], list[str]]:
+    addrs = resolve(name, 0, dns)
     _, by_addr = _hosts()
     names = by_addr.get(addrs[0], [])
     canonical = names[0] if names and _numeric(name) is None else name
@@ -173,7 +181,7 @@ def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
     return name, service
 
 
-def sockaddr(address: Any, what: str) -> tuple[str, int]:
+def sockaddr(address: Any, what: str, dns: Dns | None = None) -> tuple[str, int]:
     """An AF_INET (host, port) as CPython accepts it, the host resolved here (never by DNS)."""
     if not isinstance(address, tuple):
         raise TypeError(f"{what}(): AF_INET address must be tuple, not {type(address).__name__}")
@@ -192,4 +200,4 @@ def sockaddr(address: Any, what: str) -> tuple[str, int]:
         return ("0.0.0.0", port)
     if host == "<broadcast>":
         return ("255.255.255.255", port)
-    return (resolve(host)[0], port)
+    return (resolve(host, 0, dns)[0], port)

@@ -23,6 +23,7 @@ it changes nothing global except the ssl branch.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import select as _select
 import selectors as _selectors
@@ -35,6 +36,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import names, readyfd, tls
+from .hoststate import host_state
 from .sock import socket_class
 
 # Functions of the socket module written in Python look their helpers up in the module's
@@ -44,12 +46,21 @@ _lock = threading.RLock()
 _active: list[Any] = []  # the hosts of the patched() blocks now open (innermost last)
 
 
+def _with_dns(fn: Callable[..., Any], dns: names.Dns) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, dns=dns, **kwargs)
+
+    return bound
+
+
 def _overrides(host: Any) -> dict[str, Any]:
+    dns = host_state(host).dns_lookup
     return {
         "socket": socket_class(host),
-        "getaddrinfo": names.getaddrinfo,
-        "gethostbyname": names.gethostbyname,
-        "gethostbyname_ex": names.gethostbyname_ex,
+        "getaddrinfo": _with_dns(names.getaddrinfo, dns),
+        "gethostbyname": _with_dns(names.gethostbyname, dns),
+        "gethostbyname_ex": _with_dns(names.gethostbyname_ex, dns),
         "gethostbyaddr": names.gethostbyaddr,
         "getnameinfo": names.getnameinfo,
         "has_ipv6": False,

@@ -193,7 +193,7 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
         return out
 
     def _address(self, address: Any, what: str) -> tuple[str, int]:
-        return names.sockaddr(address, what)
+        return names.sockaddr(address, what, self._st.dns_lookup)
 
     def fileno(self) -> int:
         """The readiness fd (see readyfd.py); from the first call on it mirrors the socket."""
