@@ -538,7 +538,7 @@ class Winsock(OverlappedCalls, NameResolution):
         if dest is _UNSPEC_NAME:  # pragma: no cover - allow_unspec is False for TCP
             raise _Fail(C.WSAEAFNOSUPPORT)
         addr, port = dest
-        if ws.phase is Phase.LISTENING:
+        if ws.phase is Phase.LISTENING or self._ov_blocks_connect(ws):
             raise _Fail(C.WSAEINVAL)
         if ws.phase is Phase.CONNECTED:
             raise _Fail(C.WSAEISCONN)
@@ -1122,10 +1122,10 @@ class Winsock(OverlappedCalls, NameResolution):
     def setsockopt(self, s: int, level: int, optname: int, optval: Any, optlen: int) -> int:
         ws = self._get(s)
         O.check_level(level)
-        if optval is None:
-            raise _Fail(C.WSAEFAULT)
         if level == C.SOL_SOCKET and optname in (K.SO_UPDATE_ACCEPT_CONTEXT, K.SO_UPDATE_CONNECT_CONTEXT):
             return self._ov_update_context(ws, optname, optval, optlen)
+        if optval is None:
+            raise _Fail(C.WSAEFAULT)
         # only the bytes the option needs are read: a long optlen is not checked against the
         # buffer (sock.c: TCP_NODELAY with optlen 42 works)
         raw = _in_bytes(optval, None)[:optlen if optlen >= 0 else 4]

@@ -165,8 +165,8 @@ class OverlappedCalls:
         if not op.extra.get("connected"):
             if not lst.sock.accept_pending:
                 return None
-            if op.extra["local_len"] < _ADDR_SPACE:
-                return (C.WSAEFAULT, 0, 0)  # ERROR_INSUFFICIENT_BUFFER; the connection stays
+            if 0 < op.extra["local_len"] < _ADDR_SPACE:
+                return (C.WSAEFAULT, 0, 0)  # STATUS_BUFFER_TOO_SMALL; the connection stays
             sock = lst.sock.accept()
             self._reenable(lst, C.FD_ACCEPT)
             if sock is None:
@@ -196,7 +196,8 @@ class OverlappedCalls:
         out = op.extra["out"]
         loc, rem = R.local(aws), s.remote
         write_out(out, data)
-        write_out(out, sockaddr_bytes(*loc), want)
+        if op.extra["local_len"]:  # 0: no local address wanted (sock.c test_AcceptEx)
+            write_out(out, sockaddr_bytes(*loc), want)
         write_out(out, sockaddr_bytes(int(rem[0]), int(rem[1])), want + op.extra["local_len"])
         return (0, len(data), 0)
 
@@ -240,6 +241,14 @@ class OverlappedCalls:
         self._ov_bindings.pop(h, None)
         self._ov_plain.discard(h)
         self._ov_no_context.pop(h, None)
+
+    def _ov_blocks_connect(self, ws: WSocket) -> bool:
+        """connect() is WSAEINVAL on a socket a pending AcceptEx accepts into (sock.c
+        test_AcceptEx) and on one ConnectEx connected, before SO_UPDATE_CONNECT_CONTEXT
+        (sock.c test_connect)."""
+        if self._ov_no_context.get(ws.handle) == "connect":
+            return True
+        return any(o.extra.get("accept") is ws for ops in self._ov_ops.values() for o in ops)
 
     def _ov_context_missing(self, ws: WSocket) -> bool:
         """An AcceptEx/ConnectEx socket before SO_UPDATE_ACCEPT/CONNECT_CONTEXT is in the
@@ -294,6 +303,10 @@ class OverlappedCalls:
         if ov is not None and ov.Internal != K.STATUS_SUCCESS:
             raise WsaFail(wsa_of(ov.Internal))
         return 0
+
+    def GetLastError(self) -> int:  # noqa: N802
+        """kernel32's last error: on Windows the same per-thread slot as WSAGetLastError."""
+        return self.WSAGetLastError()
 
     # == WSASocket ===============================================================================
     def WSASocket(self, af: int, type: int, protocol: int, lpProtocolInfo: Any = None,  # noqa: N802, N803, A002
@@ -698,17 +711,21 @@ class OverlappedCalls:
         receive length, its first data) was there, else FALSE / ERROR_IO_PENDING. The output
         buffer gets the data, then the local address, then the remote one (GetAcceptExSockaddrs
         decodes them). The order of the checks is sock.c test_AcceptEx's."""
+        if isinstance(lpOverlapped, WSAOVERLAPPED):
+            lpOverlapped.Internal = K.STATUS_PENDING  # even when a check below fails (sock.c)
         lst = self._get(sListenSocket)
         if not lst.is_tcp or lst.phase is not Phase.LISTENING:
             raise WsaFail(C.WSAEINVAL)
         aws = self._get(sAcceptSocket)
+        if lpOutputBuffer is None:
+            raise WsaFail(C.WSAEFAULT)
         busy = any(o.extra.get("accept") is aws for ops in self._ov_ops.values() for o in ops)
         if not aws.is_tcp or aws.is_bound or aws.phase is not Phase.FRESH or busy:
             raise WsaFail(C.WSAEINVAL)
-        if dwRemoteAddressLength < _ADDR_SPACE:
-            raise WsaFail(C.WSAEFAULT)
         if lpOverlapped is None:
             raise WsaFail(K.ERROR_INVALID_PARAMETER)
+        if dwRemoteAddressLength < SOCKADDR_IN_SIZE:
+            raise WsaFail(C.WSAEFAULT)
         need = dwReceiveDataLength + dwLocalAddressLength + dwRemoteAddressLength
         out_check(lpOutputBuffer, need)
         op = self._ov_op(lst, "accept", lpOverlapped, None, extra={
@@ -724,9 +741,10 @@ class OverlappedCalls:
                              RemoteSockaddr: Any, RemoteSockaddrLength: Any) -> None:  # noqa: N803
         """Decode AcceptEx's output buffer into two SOCKADDR_IN out-structures and lengths."""
         raw = in_bytes(lpOutputBuffer, None)
-        for at, name, namelen in ((dwReceiveDataLength, LocalSockaddr, LocalSockaddrLength),
-                                  (dwReceiveDataLength + dwLocalAddressLength, RemoteSockaddr,
-                                   RemoteSockaddrLength)):
+        wanted = [(dwReceiveDataLength + dwLocalAddressLength, RemoteSockaddr, RemoteSockaddrLength)]
+        if dwLocalAddressLength >= SOCKADDR_IN_SIZE:  # else left alone (sock.c test_AcceptEx)
+            wanted.insert(0, (dwReceiveDataLength, LocalSockaddr, LocalSockaddrLength))
+        for at, name, namelen in wanted:
             write_out(name, raw[at:at + SOCKADDR_IN_SIZE])
             len_store(namelen, SOCKADDR_IN_SIZE)
         del dwRemoteAddressLength
@@ -736,12 +754,14 @@ class OverlappedCalls:
                   lpdwBytesSent: Any, lpOverlapped: WSAOVERLAPPED | None) -> bool:  # noqa: N803
         """Connect a bound TCP socket, then send lpSendBuffer; FALSE / ERROR_IO_PENDING until
         the connection is up (the bytes sent count in the result)."""
+        if isinstance(lpOverlapped, WSAOVERLAPPED):
+            lpOverlapped.Internal = K.STATUS_PENDING  # even when a check below fails (sock.c)
         ws = self._get(s)
-        if not ws.is_tcp:
+        if not ws.is_tcp or ws.phase is Phase.LISTENING or self._ov_blocks_connect(ws):
             raise WsaFail(C.WSAEINVAL)
         if ws.phase is Phase.CONNECTED:
             raise WsaFail(C.WSAEISCONN)
-        if not ws.is_bound or ws.phase is Phase.LISTENING:
+        if not ws.is_bound:
             raise WsaFail(C.WSAEINVAL)
         if lpOverlapped is None:
             raise WsaFail(K.ERROR_INVALID_PARAMETER)
@@ -796,16 +816,17 @@ class OverlappedCalls:
         the default state (names, shutdown work); the accept one takes the listener's options."""
         kind = self._ov_no_context.get(ws.handle)
         if optname == K.SO_UPDATE_ACCEPT_CONTEXT:
+            if optval is None:
+                raise WsaFail(C.WSAEFAULT)
             raw = in_bytes(optval, None)
             if optlen < 8 or len(raw) < 8:
                 raise WsaFail(C.WSAEFAULT)
             (handle,) = struct.unpack_from("<Q", raw)
             lst = self._get(handle)
-            if kind != "accept":
-                raise WsaFail(C.WSAEINVAL)
-            ws.opts = lst.opts.copy()
-            self._call(self._apply_tcp_options, ws)
-        elif kind != "connect":
-            raise WsaFail(C.WSAEINVAL)
+            if kind == "accept":
+                ws.opts = lst.opts.copy()
+                self._call(self._apply_tcp_options, ws)
+        if kind is None and not (ws.is_tcp and ws.phase is Phase.CONNECTED):
+            raise WsaFail(C.WSAENOTCONN)  # ours: nothing to update on an unconnected socket
         self._ov_no_context.pop(ws.handle, None)
         return 0
