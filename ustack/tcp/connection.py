@@ -35,6 +35,18 @@ _SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT
 class Connection:
     """A TCB (RFC 9293 3.3.1). Never raises on peer input; misuse is checked by TcpSocket."""
 
+    # Every attribute a Connection has (set in __init__): no per-instance dict, about 1.5 KB
+    # less per connection (docs/benchmarks.md, "Connections"). A new attribute goes here too.
+    __slots__ = (
+        "layer", "cfg", "opts", "laddr", "lport", "raddr", "rport", "key", "state", "passive", "iss",
+        "snd", "rcv", "timers", "error", "soft_error", "sock", "binding", "listener", "on_trace",
+        "heap_at", "our_mss", "df", "peer_mss", "ts_ok", "ts_offset", "ts_recent", "ts_recent_at",
+        "ts_first", "ts_first_at", "sack_ok", "offer_wscale", "_peer_wscale", "retries", "rst_retries",
+        "rst_seen", "_rst_resend", "orphan", "sent_after_peer_fin", "last_rx_at", "keepalive_sent",
+        "persist_backoff", "persist_unanswered", "segs_in", "ack_every", "ack_stretch", "quickacks",
+        "tlp_sent", "ack_queued", "_oow_ack_at", "_chal_at", "_chal_left", "_chal_windows", "_dsack",
+        "segs_out", "last_data_at")
+
     def __init__(self, layer: TcpLayer, laddr: int, lport: int, raddr: int, rport: int,
                  opts: TcpSockOpts, now: float, *, passive: bool, iss: int | None = None) -> None:
         cfg: TcpConfig = layer.config
@@ -73,6 +85,7 @@ class Connection:
         self.ts_first_at = 0.0
         self.sack_ok = False
         self.offer_wscale = self.offered_wscale(cfg, opts.rcvbuf)
+        self._peer_wscale: int | None = None
         # bookkeeping
         self.retries = 0
         self.rst_retries = 0
@@ -241,8 +254,6 @@ class Connection:
             self._count("tcp.challenge_ack_suppressed")
 
     # ================================================================ option negotiation
-    _peer_wscale: int | None = None
-
     def _take_syn_options(self, seg: TcpSegment, now: float) -> None:
         o = seg.options
         cfg = self.cfg

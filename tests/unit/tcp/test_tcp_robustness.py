@@ -9,6 +9,7 @@ from tcphelpers import PEER_ISS, RPORT, Harness, seg
 
 from ustack.core.reasons import Reason
 from ustack.tcp import State
+from ustack.tcp.connection import Connection
 from ustack.wire.tcp import TcpOptions
 
 flag_sets = st.sampled_from(["S", "S.", ".", "P.", "F.", "R", "R.", "FS", "RS.", "F", "", "SF."])
@@ -96,14 +97,17 @@ def test_stale_heap_entries_skipped():
 
 
 @pytest.mark.internal_error_expected
-def test_a_failing_timer_does_not_stop_other_connections():
+def test_a_failing_timer_does_not_stop_other_connections(monkeypatch):
     h = Harness()
     s1, c1 = h.established()
     s2, syn2 = h.connect(port=RPORT + 1)
+    real = Connection.on_timers
 
-    def boom(now):
-        raise RuntimeError("bug")
-    c1.on_timers = boom
+    def boom(self, now):  # Connection has __slots__: patched on the class, for c1 only
+        if self is c1:
+            raise RuntimeError("bug")
+        return real(self, now)
+    monkeypatch.setattr(Connection, "on_timers", boom)
     c1.timers.rto_at = 0.5
     h.layer.touch(c1)
     h.out(3.0)  # c2's SYN retransmission at 3 s still happens
@@ -113,13 +117,16 @@ def test_a_failing_timer_does_not_stop_other_connections():
 
 
 @pytest.mark.internal_error_expected
-def test_a_failing_segment_handler_resets_only_that_connection():
+def test_a_failing_segment_handler_resets_only_that_connection(monkeypatch):
     h = Harness()
     s1, c1 = h.established()
+    real = Connection.on_segment
 
-    def boom(seg, now):
-        raise RuntimeError("bug")
-    c1.on_segment = boom
+    def boom(self, seg, now, *a):
+        if self is c1:
+            raise RuntimeError("bug")
+        return real(self, seg, now, *a)
+    monkeypatch.setattr(Connection, "on_segment", boom)
     h.peer_sends(1.0, h.pseg(".", PEER_ISS + 1, c1.iss + 1, payload=b"x"))
     assert h.stack.counters.get("tcp.internal_error") == 1
     assert s1.error is Reason.ABORTED and not h.layer.conns
