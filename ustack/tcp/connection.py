@@ -45,7 +45,7 @@ class Connection:
         "rst_seen", "_rst_resend", "orphan", "sent_after_peer_fin", "last_rx_at", "keepalive_sent",
         "persist_backoff", "persist_unanswered", "segs_in", "ack_every", "ack_stretch", "quickacks",
         "tlp_sent", "ack_queued", "_oow_ack_at", "_chal_at", "_chal_left", "_chal_windows", "_dsack",
-        "segs_out", "last_data_at")
+        "segs_out", "last_data_at", "fin_bare")
 
     def __init__(self, layer: TcpLayer, laddr: int, lport: int, raddr: int, rport: int,
                  opts: TcpSockOpts, now: float, *, passive: bool, iss: int | None = None) -> None:
