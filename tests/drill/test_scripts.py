@@ -132,3 +132,12 @@ def test_tlp_with_the_10ms_floor_of_the_default():
     path = Path(__file__).parent / "scripts" / "tlp-short-rtt.pkt"
     out = run_script(parse(path.read_text()), "linux", overrides={"tlp_min_s": 0.01, "tlp_extra_s": 0.0})
     assert out.status == "FAIL" and "ustack sent nothing by 0.005500 sec" in out.reason and out.line == 16
+
+
+def test_the_default_answers_an_ack_of_unsent_data():
+    """answer_ack_of_unsent (ustack's default, RFC 9293): the dropped segment draws an ACK that
+    echoes the old TS.Recent (800, not the forged 900000), which the linux script does not expect."""
+    path = Path(__file__).parent / "scripts" / "ts-recent-bad-ack.pkt"
+    out = run_script(parse(path.read_text()), "linux", overrides={"answer_ack_of_unsent": True})
+    assert out.status == "FAIL" and out.line == 18
+    assert "expected ack 1001, got 1" in out.reason and "ecr 800>" in out.reason

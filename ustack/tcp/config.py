@@ -66,6 +66,9 @@ class TcpConfig:
     # False: it is still taken and acknowledged while ESTABLISHED (Linux resets only once it
     # has sent its FIN too)
     rst_after_shutdown_rd: bool = True
+    # an ACK of data never sent (SEG.ACK > SND.NXT) is answered with an ACK (RFC 9293, RFC 5961
+    # 5.2); False: dropped without a word, as Linux (tcp_ack: ACK_UNSENT_DATA)
+    answer_ack_of_unsent: bool = True
     # listen
     max_backlog: int = 200  # Windows clamps SOMAXCONN to 200
     max_syn_backlog: int = 256  # half-open connections per listener, apart from the backlog

@@ -748,7 +748,8 @@ class Connection:
             return False
         if not self._ack_acceptable(ack):
             self._count("tcp.bad_ack")
-            self._challenge_ack(now)
+            if self.cfg.answer_ack_of_unsent or not gt(ack, snd.snd_max):
+                self._challenge_ack(now)
             return False
         if self.ts_ok and seg.options.ts is not None:
             tsecr = seg.options.ts[1]

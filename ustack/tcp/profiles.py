@@ -59,6 +59,7 @@ LINUX: dict[str, Any] = {
     "fin_wait2_s": 60.0,
     "rfc1337": False,
     "rst_after_shutdown_rd": False,  # data after shutdown(SHUT_RD) is ACKed (tcp_rcv_state_process)
+    "answer_ack_of_unsent": False,  # tcp_ack drops SEG.ACK > SND.NXT silently
     # listen: SOMAXCONN 4096 (since 5.4), tcp_max_syn_backlog
     "max_backlog": 4096,
     "max_syn_backlog": 4096,
