@@ -256,9 +256,12 @@ class OverlappedCalls:
         return ws.handle in self._ov_no_context
 
     # == issuing =================================================================================
-    def _ov_issue(self, op: Op) -> tuple[bool, int]:
+    def _ov_issue(self, op: Op, *, always_pends: bool = False) -> tuple[bool, int]:
         """Queue op and try it at once: (completed now, bytes); raises WsaFail if it failed
-        inside the call. A socket made without WSA_FLAG_OVERLAPPED waits for the outcome."""
+        inside the call. A socket made without WSA_FLAG_OVERLAPPED waits for the outcome.
+        always_pends: the call reports WSA_IO_PENDING even if the operation is already done
+        (ConnectEx, like a nonblocking connect, never completes inside the call on Windows,
+        even to a local peer); it is then completed asynchronously right away."""
         ws = op.ws
 
         def start() -> None:
@@ -270,9 +273,11 @@ class OverlappedCalls:
                 ev.signaled = False  # the I/O manager resets the event as the request starts
             ov.Internal, ov.InternalHigh, ov.flags = K.STATUS_PENDING, 0, 0
             self._ov_ops.setdefault(ws.handle, []).append(op)
-            self._ov_progress(ws, issuing=op)
+            self._ov_progress(ws, issuing=None if always_pends else op)
 
         self._call(start)
+        if always_pends:
+            return False, 0
         if "fail" in op.extra:
             raise WsaFail(op.extra["fail"])
         if not op.done and ws.handle in self._ov_plain:
@@ -465,13 +470,22 @@ class OverlappedCalls:
 
     def GetOverlappedResult(self, hFile: int, lpOverlapped: WSAOVERLAPPED, lpNumberOfBytesTransferred: Any,  # noqa: N802, N803
                             bWait: bool) -> bool:  # noqa: N803
-        """kernel32's version: the same, with Win32 codes (ERROR_NETNAME_DELETED for a reset)."""
-        flags = Ref(0)
-        if self.WSAGetOverlappedResult(hFile, lpOverlapped, lpNumberOfBytesTransferred, bWait, flags):
-            return True
-        if lpOverlapped is not None and self.WSAGetLastError() not in (C.WSAENOTSOCK, C.WSAEFAULT):
-            self._set_error(win32_of(lpOverlapped.Internal))
-        return False
+        """kernel32's version: the same with Win32 codes (ERROR_NETNAME_DELETED for a reset,
+        ERROR_IO_INCOMPLETE while pending)."""
+        ov = lpOverlapped
+        if not isinstance(ov, WSAOVERLAPPED):
+            self._set_error(K.ERROR_INVALID_PARAMETER)
+            return False
+        if ov.Internal == K.STATUS_PENDING:
+            if not bWait:
+                self._set_error(K.ERROR_IO_INCOMPLETE)
+                return False
+            self._block(None, lambda: ov.Internal != K.STATUS_PENDING, None)
+        len_store(lpNumberOfBytesTransferred, ov.InternalHigh)
+        if ov.Internal != K.STATUS_SUCCESS:
+            self._set_error(win32_of(ov.Internal))
+            return False
+        return True
 
     # == cancelling =============================================================================
     def CancelIo(self, hFile: int) -> bool:  # noqa: N802, N803
@@ -757,10 +771,12 @@ class OverlappedCalls:
         if isinstance(lpOverlapped, WSAOVERLAPPED):
             lpOverlapped.Internal = K.STATUS_PENDING  # even when a check below fails (sock.c)
         ws = self._get(s)
-        if not ws.is_tcp or ws.phase is Phase.LISTENING or self._ov_blocks_connect(ws):
+        if not ws.is_tcp or ws.phase is Phase.LISTENING:
             raise WsaFail(C.WSAEINVAL)
         if ws.phase is Phase.CONNECTED:
-            raise WsaFail(C.WSAEISCONN)
+            raise WsaFail(C.WSAEISCONN)  # also before SO_UPDATE_CONNECT_CONTEXT (sock.c)
+        if self._ov_blocks_connect(ws):
+            raise WsaFail(C.WSAEINVAL)
         if not ws.is_bound:
             raise WsaFail(C.WSAEINVAL)
         if lpOverlapped is None:
@@ -777,7 +793,7 @@ class OverlappedCalls:
         finally:
             ws.nonblocking = was_nonblocking
         op = self._ov_op(ws, "connect", lpOverlapped, None, data=data)
-        done, n = self._ov_issue(op)
+        done, n = self._ov_issue(op, always_pends=True)
         self._ov_done(done, n, lpdwBytesSent, None, lpOverlapped)
         return True
 
