@@ -141,3 +141,15 @@ def test_the_default_answers_an_ack_of_unsent_data():
     out = run_script(parse(path.read_text()), "linux", overrides={"answer_ack_of_unsent": True})
     assert out.status == "FAIL" and out.line == 18
     assert "expected ack 1001, got 1" in out.reason and "ecr 800>" in out.reason
+
+
+def test_ts_tick_option_checks_outbound_ts_vals(tmp_path, capsys):
+    """--tcp_ts_tick_usecs=1000 (paws.pkt): ustack's TS clock runs at 1 ms per tick, so a TS val
+    50 ticks off the script's fails; without the option TS vals are not compared."""
+    text = (Path(__file__).parent / "scripts" / "paws.pkt").read_text()
+    assert "TS val 400 ecr 5200" in text
+    rc, out = _run_text(text.replace("TS val 400 ecr 5200", "TS val 450 ecr 5200"), tmp_path, capsys)
+    assert rc == 1 and "bad outbound TCP timestamp value: expected TS val 450, got 400" in out
+    rc, out = _run_text(text.replace("TS val 400 ecr 5200", "TS val 450 ecr 5200").replace(
+        "--tcp_ts_tick_usecs=1000\n", ""), tmp_path, capsys)
+    assert rc == 0, out

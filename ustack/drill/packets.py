@@ -49,6 +49,9 @@ class SeqMap:
     local_offset: int | None = None  # live - script for ustack's sequence numbers
     ts_map: dict[int, int] = field(default_factory=dict)  # script TS val -> live TS val
     first_ts: tuple[int, int] | None = None  # (script, live) of the first outbound TS val
+    # --tcp_ts_tick_usecs: (tick, tolerance) in seconds to check outbound TS vals against the
+    # script's, after mapping them by the first one; None: TS vals are not compared
+    ts_check: tuple[float, float] | None = None
 
     def local_to_live(self, script: int) -> int:
         return (script + (self.local_offset or 0)) & MASK
@@ -241,6 +244,13 @@ def check_options(want: list[TcpOption], got: list[tuple[int, bytes]], seqmap: S
                 seqmap.ts_map[w.values[0]] = val
                 if seqmap.first_ts is None:
                     seqmap.first_ts = (w.values[0], val)
+                if seqmap.ts_check is not None:
+                    tick, tol = seqmap.ts_check
+                    mapped = (seqmap.first_ts[0] + val - seqmap.first_ts[1]) & MASK
+                    off = ((mapped - w.values[0] + (1 << 31)) & MASK) - (1 << 31)
+                    if abs(off) * tick > tol + 1e-9:
+                        raise Mismatch(f"bad outbound TCP timestamp value: expected TS val {w.values[0]}, "
+                                       f"got {mapped} (script space), tolerance {tol:.6f} sec")
             continue
         if w.name in ("nop", "eol"):
             continue

@@ -98,6 +98,11 @@ class Run:
                             "strict_segments", "tcp_ts_ecr_scaled", "tcp_ts_tick_usecs", "mss"):
                 raise Unsupported(f"option --{name}")
         self.strict_segments = "strict_segments" in opts
+        try:
+            tick_us = int(opts.get("tcp_ts_tick_usecs") or 0)
+        except ValueError:
+            raise ScriptError("--tcp_ts_tick_usecs needs a number") from None
+        self.ts_tick_s = tick_us / 1e6
         self.script_local = opts.get("local_ip", "192.168.0.1")
         self.script_remote = opts.get("remote_ip", "192.0.2.1")
         for ip in (self.script_local, self.script_remote):
@@ -364,6 +369,9 @@ class Run:
         if c.mode == "conn" and (live.sport, live.dport) != (c.lport, c.rport):
             raise Mismatch(f"outbound packet on ports {live.sport}>{live.dport}, not the connection "
                            f"under test ({c.lport}>{c.rport}): {live.describe(c.seqmap)}")
+        if self.ts_tick_s:
+            # packetdrill: the TS tolerance grows with the time since the script started
+            c.seqmap.ts_check = (self.ts_tick_s, max(self.tolerance_s, self.tolerance_percent / 100 * start))
         first = live
         got = len(live.payload)
         try:
