@@ -133,6 +133,25 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (75, "WSAIoctl: NULL lpcbBytesReturned and short buffers (WSAEFAULT), unknown codes "
              "(WSAEOPNOTSUPP), FIONREAD / SIOCATMARK / FIONBIO / SIO_KEEPALIVE_VALS"),
     ]),
+    ("N. Overlapped I/O, completion ports, extension functions (issue 14, beyond the reference)", [
+        (100, "WSASocket (WSA_FLAG_OVERLAPPED), WSARecv / WSASend / WSARecvFrom / WSASendTo with an "
+              "overlapped and an event: WSA_IO_PENDING or 0 at once (the event still signalled), "
+              "WSAGetOverlappedResult (fWait, WSA_IO_INCOMPLETE), GetOverlappedResult's Win32 codes"),
+        (101, "completion routines run only in the issuing thread's alertable wait (SleepEx, "
+              "WSAWaitForMultipleEvents fAlertable: WAIT_IO_COMPLETION), also after an immediate "
+              "completion"),
+        (102, "CancelIo (the calling thread's operations), CancelIoEx (ERROR_NOT_FOUND), "
+              "closesocket: pending operations end with WSA_OPERATION_ABORTED"),
+        (103, "CreateIoCompletionPort, GetQueuedCompletionStatus(Ex), PostQueuedCompletionStatus, "
+              "SetFileCompletionNotificationModes, CloseHandle on a port"),
+        (104, "WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER) with the AcceptEx, ConnectEx, "
+              "DisconnectEx, GetAcceptExSockaddrs GUIDs"),
+        (105, "AcceptEx (argument checks, receive length, address space rules), "
+              "GetAcceptExSockaddrs, SO_UPDATE_ACCEPT_CONTEXT"),
+        (106, "ConnectEx (argument checks, send buffer, refusal, completion port), "
+              "SO_UPDATE_CONNECT_CONTEXT"),
+        (107, "DisconnectEx"),
+    ]),
 ]
 
 # Where the reference's item comes from: "win" = seen on real Windows (Wine's checks), "doc" =
@@ -142,12 +161,27 @@ SOURCES: dict[int, str] = {
     0: "doc", 1: "doc", 2: "doc", 3: "doc", 4: "doc", 5: "doc", 6: "doc", 18: "doc", 23: "ref",
     28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
     72: "doc", 73: "doc", 74: "win+doc", 75: "win+doc", 55: "doc+win", 56: "doc+win",
+    100: "win+doc", 101: "doc", 102: "win+doc", 103: "win+doc", 104: "win", 105: "win+doc", 106: "win",
+    107: "win",
     27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
 
 # Per item: what ustack chose where the reference leaves room, and any deviation from it.
 NOTES: dict[int, str] = {
+    100: "A socket made by WSASocket without WSA_FLAG_OVERLAPPED takes an overlapped call and waits "
+         "for its outcome (Microsoft: such a socket does no overlapped I/O; the exact behaviour is "
+         "undocumented). An overlapped TCP send completes once its data is queued on the connection "
+         "(SO_SNDBUF 0's 'pends until acknowledged' is not modelled).",
+    101: "Completion routines are queued per issuing thread (a Simulator task or a real thread).",
+    105: "Before SO_UPDATE_ACCEPT_CONTEXT getsockname is WSAEINVAL and getpeername / shutdown "
+         "WSAENOTCONN: sock.c shows getsockname needs the option but not the code, Microsoft's "
+         "remarks say the socket is in a default state; the codes are ustack's choice. A local "
+         "address space between 1 and 31 bytes fails at connection time (sock.c shows 3 and 20).",
+    106: "ConnectEx always returns ERROR_IO_PENDING, also to a local peer (as sock.c sees it), and "
+         "completes asynchronously right after. Before SO_UPDATE_CONNECT_CONTEXT connect() is "
+         "WSAEINVAL (sock.c) and getpeername / getsockname / shutdown fail as for item 105.",
+    107: "DisconnectEx sends a FIN and completes at once; TF_REUSE_SOCKET is WSAEOPNOTSUPP.",
     0: "WSAEINTR in 2.2: a blocking connect fails with it when another thread closes the socket; "
        "WSAENETDOWN: the host (runtime) is closed; WSAENOBUFS: no ephemeral port left for an "
        "unbound socket (a bound one whose 4-tuple is taken gets WSAEADDRINUSE). UDP connect to a "
@@ -307,8 +341,12 @@ inet_ntoa, htons, ntohs, htonl, ntohl.
 
 Blocking calls block only the calling thread, through the runtime's `wait` (virtual time in
 the Simulator), and honour SO_RCVTIMEO / SO_SNDTIMEO; nonblocking calls never block.
-Overlapped I/O and completion ports are not built yet: [winsock-overlapped.md](winsock-overlapped.md)
-fixes their design and the sock.c checks they must pass. One
+Overlapped I/O, completion ports and the extension functions (section N; WSASocket, WSARecv,
+WSARecvFrom, WSASend, WSASendTo, WSAGetOverlappedResult, GetOverlappedResult, CancelIo,
+CancelIoEx, SleepEx, CreateIoCompletionPort, GetQueuedCompletionStatus(Ex),
+PostQueuedCompletionStatus, SetFileCompletionNotificationModes, CloseHandle, AcceptEx,
+GetAcceptExSockaddrs, ConnectEx, DisconnectEx) are described in
+[winsock-overlapped.md](winsock-overlapped.md). One
 table, `ustack/winsock/errors.py`, turns the stack's reasons into WSA codes.
 
 `ustack.socket.socket(host, family, type)` is the same model with Python's socket API

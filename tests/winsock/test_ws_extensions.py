@@ -92,7 +92,7 @@ def _overlapped_result(ws, s, ov):
     return ok, n.value
 
 
-def test_get_extension_func(net: Net) -> None:
+def test_item_104_get_extension_func(net: Net) -> None:
     """sock.c test_get_extension_func / test_connect: each GUID gives its function and 8 bytes
     returned, on TCP and UDP sockets; an unknown GUID is WSAEINVAL; a NULL
     lpcbBytesReturned is WSAEFAULT."""
@@ -106,7 +106,7 @@ def test_get_extension_func(net: Net) -> None:
                              8, None), WSAEFAULT)
 
 
-def test_acceptex_argument_checks(net: Net) -> None:
+def test_item_105_acceptex_argument_checks(net: Net) -> None:
     """sock.c test_AcceptEx: each bad argument fails at once with its code, and Internal is
     STATUS_PENDING even then."""
     ws = net.ws
@@ -143,7 +143,7 @@ def test_acceptex_argument_checks(net: Net) -> None:
     assert ws.WSAGetLastError() == ERROR_INVALID_PARAMETER
 
 
-def test_acceptex_completes_and_update_context(net: Net) -> None:
+def test_item_105_acceptex_completes_and_update_context(net: Net) -> None:
     """sock.c test_AcceptEx: a pending AcceptEx completes when a client connects (0 bytes);
     a second AcceptEx into the same socket, connect() and ConnectEx on it are WSAEINVAL while
     it is pending; GetAcceptExSockaddrs decodes both names; getsockname on the accepted socket
@@ -183,7 +183,7 @@ def test_acceptex_completes_and_update_context(net: Net) -> None:
     assert ws.shutdown(acc, 1) == 0
 
 
-def test_acceptex_with_receive_waits_for_data(net: Net) -> None:
+def test_item_105_acceptex_with_receive_waits_for_data(net: Net) -> None:
     """sock.c test_AcceptEx "short reads": with a receive length the AcceptEx does not complete
     on the connection, only when the first data arrives; the bytes count in the result and the
     buffer holds the data, then the local and remote names."""
@@ -205,7 +205,7 @@ def test_acceptex_with_receive_waits_for_data(net: Net) -> None:
     assert (remote.addr, remote.port) == name_of(ws, client)
 
 
-def test_acceptex_client_closes_before_data(net: Net) -> None:
+def test_item_105_acceptex_client_closes_before_data(net: Net) -> None:
     """sock.c test_AcceptEx "disconnect during receive": the client closing before sending
     completes the AcceptEx successfully with 0 bytes."""
     ws = net.ws
@@ -221,7 +221,7 @@ def test_acceptex_client_closes_before_data(net: Net) -> None:
 
 
 @pytest.mark.parametrize("local_len", [3, 16 + 4])
-def test_acceptex_short_local_space(net: Net, local_len: int) -> None:
+def test_item_105_acceptex_short_local_space(net: Net, local_len: int) -> None:
     """sock.c test_AcceptEx: a local address space below sizeof(sockaddr_in) + 16 pends, then
     fails with STATUS_BUFFER_TOO_SMALL / ERROR_INSUFFICIENT_BUFFER when a client connects; the
     connection is not taken (accept() gets it)."""
@@ -240,7 +240,7 @@ def test_acceptex_short_local_space(net: Net, local_len: int) -> None:
     assert got != INVALID_SOCKET and peer_of(ws, got) == name_of(ws, client)
 
 
-def test_acceptex_without_local_space(net: Net) -> None:
+def test_item_105_acceptex_without_local_space(net: Net) -> None:
     """sock.c test_AcceptEx: a local address length of 0 is accepted; GetAcceptExSockaddrs then
     leaves the local name and its length alone and decodes the remote one."""
     ws = net.ws
@@ -259,7 +259,7 @@ def test_acceptex_without_local_space(net: Net) -> None:
     assert (remote.addr, remote.port, rlen.value) == (*name_of(ws, client), 16)
 
 
-def test_acceptex_cancel_and_close(net: Net) -> None:
+def test_item_105_acceptex_cancel_and_close(net: Net) -> None:
     """sock.c test_AcceptEx: CancelIo on the accept socket does not cancel an AcceptEx (it was
     issued on the listener); closing the accept socket or the listener ends it with
     ERROR_OPERATION_ABORTED."""
@@ -282,7 +282,7 @@ def test_acceptex_cancel_and_close(net: Net) -> None:
     assert ws.GetLastError() == ERROR_OPERATION_ABORTED
 
 
-def test_acceptex_takes_connection_without_fd_accept(net: Net) -> None:
+def test_item_105_acceptex_takes_connection_without_fd_accept(net: Net) -> None:
     """sock.c test_accept_events: a connection a pending AcceptEx takes raises no FD_ACCEPT."""
     ws = net.ws
     lst, name = _listener(ws)
@@ -299,7 +299,7 @@ def test_acceptex_takes_connection_without_fd_accept(net: Net) -> None:
     assert ws.WSAEnumNetworkEvents(lst, None, ne) == 0 and ne.lNetworkEvents == 0
 
 
-def test_connectex(net: Net) -> None:
+def test_item_106_connectex(net: Net) -> None:
     """sock.c test_connect: ConnectEx on a listener is WSAEINVAL (Internal STATUS_PENDING), on an
     invalid handle WSAENOTSOCK, on an unbound socket WSAEINVAL, with a NULL overlapped
     ERROR_INVALID_PARAMETER; it pends and completes, counting the bytes of its send buffer;
@@ -334,7 +334,7 @@ def test_connectex(net: Net) -> None:
     fail(ws, ws.connect(conn, sa(*name), 16), WSAEISCONN)
 
 
-def test_connectex_refused_and_port(net: Net) -> None:
+def test_item_106_connectex_refused_and_port(net: Net) -> None:
     """sock.c test_connect: a refused ConnectEx completes with ERROR_CONNECTION_REFUSED
     (GetOverlappedResult); test_connect_completion_port: its completion is posted to the
     socket's port."""
@@ -355,7 +355,7 @@ def test_connectex_refused_and_port(net: Net) -> None:
     assert ws.GetLastError() == ERROR_CONNECTION_REFUSED and key.value == 31 and got.value is ov
 
 
-def test_disconnectex(net: Net) -> None:
+def test_item_107_disconnectex(net: Net) -> None:
     """sock.c test_DisconnectEx: not connected -> WSAENOTCONN; on a connection it completes (at
     once here), the peer reads end of stream, send is then WSAESHUTDOWN and connect WSAEISCONN."""
     ws = net.ws

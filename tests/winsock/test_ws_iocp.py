@@ -51,7 +51,7 @@ def _recv(ws, s, n=16):
     return r, ov, buf
 
 
-def test_timeout_and_posted_packets(net: Net) -> None:
+def test_item_103_timeout_and_posted_packets(net: Net) -> None:
     """sock.c test_completion_port: an empty port times out with WAIT_TIMEOUT, *lpOverlapped
     set to NULL and the bytes and key untouched; PostQueuedCompletionStatus packets come back
     in order, as posted."""
@@ -68,7 +68,7 @@ def test_timeout_and_posted_packets(net: Net) -> None:
     assert _gqcs(ws, port) == (True, 0, 43, None)
 
 
-def test_socket_operations_post_to_the_port(net: Net) -> None:
+def test_item_103_socket_operations_post_to_the_port(net: Net) -> None:
     """sock.c test_completion_port: a pending WSARecv posts (bytes, key, overlapped) when it
     completes; one that completes at once returns 0 and still posts a packet."""
     ws = net.ws
@@ -87,7 +87,7 @@ def test_socket_operations_post_to_the_port(net: Net) -> None:
     assert _gqcs(ws, port) == (True, 3, 125, ov2)
 
 
-def test_skip_completion_port_on_success(net: Net) -> None:
+def test_item_103_skip_completion_port_on_success(net: Net) -> None:
     """Microsoft (SetFileCompletionNotificationModes): with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
     a call that completes at once posts nothing; a pending one still does."""
     ws = net.ws
@@ -105,7 +105,7 @@ def test_skip_completion_port_on_success(net: Net) -> None:
     assert _gqcs(ws, port, 1000) == (True, 1, 1, ov)
 
 
-def test_association_rules(net: Net) -> None:
+def test_item_103_association_rules(net: Net) -> None:
     """Microsoft (CreateIoCompletionPort): a socket belongs to one port (a second association is
     ERROR_INVALID_PARAMETER); a bad handle is ERROR_INVALID_HANDLE; a completion routine on a
     socket bound to a port is WSAEINVAL (sock.c test_WSARecv)."""
@@ -122,7 +122,7 @@ def test_association_rules(net: Net) -> None:
     fail(ws, r, WSAEINVAL)
 
 
-def test_close_posts_aborted(net: Net) -> None:
+def test_item_103_close_posts_aborted(net: Net) -> None:
     """sock.c test_completion_port: closing a socket with a pending receive posts a packet that
     GetQueuedCompletionStatus returns as FALSE / ERROR_OPERATION_ABORTED with its key and
     overlapped."""
@@ -137,7 +137,7 @@ def test_close_posts_aborted(net: Net) -> None:
     assert ws.GetLastError() == ERROR_OPERATION_ABORTED and ov.Internal == STATUS_CANCELLED
 
 
-def test_reset_fails_send_without_a_packet(net: Net) -> None:
+def test_item_103_reset_fails_send_without_a_packet(net: Net) -> None:
     """sock.c test_completion_port: on a reset connection an overlapped WSASend fails at once
     with WSAECONNRESET and posts nothing; a pending receive completes with
     ERROR_NETNAME_DELETED."""
@@ -156,7 +156,7 @@ def test_reset_fails_send_without_a_packet(net: Net) -> None:
     assert _gqcs(ws, port)[0] is False and ws.GetLastError() == WAIT_TIMEOUT
 
 
-def test_get_queued_completion_status_ex(net: Net) -> None:
+def test_item_103_get_queued_completion_status_ex(net: Net) -> None:
     """Microsoft (GetQueuedCompletionStatusEx): several packets in one call, a failed operation
     included as an entry whose Internal holds its status."""
     ws = net.ws
@@ -179,7 +179,7 @@ def test_get_queued_completion_status_ex(net: Net) -> None:
     assert removed.value == 0 and ws.GetLastError() == WAIT_TIMEOUT
 
 
-def test_waiting_thread_wakes_on_packet_and_on_close(net: Net) -> None:
+def test_item_103_waiting_thread_wakes_on_packet_and_on_close(net: Net) -> None:
     """A thread blocked in GetQueuedCompletionStatus wakes when a packet is posted; closing the
     port wakes waiters with ERROR_ABANDONED_WAIT_0 (Microsoft, GetQueuedCompletionStatus)."""
     ws = net.ws

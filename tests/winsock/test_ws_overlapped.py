@@ -73,7 +73,7 @@ def _result(ws, s, ov, wait=False):
     return ok, n.value, flags.value
 
 
-def test_pending_recv_completes_with_event(net: Net) -> None:
+def test_item_100_pending_recv_completes_with_event(net: Net) -> None:
     """sock.c test_WSARecv / test_overlapped: nothing queued -> SOCKET_ERROR + WSA_IO_PENDING,
     Internal STATUS_PENDING, WSAGetOverlappedResult(fWait FALSE) -> WSA_IO_INCOMPLETE; the data
     then signals the event and the result gives the bytes."""
@@ -94,7 +94,7 @@ def test_pending_recv_completes_with_event(net: Net) -> None:
     assert ov.Internal == STATUS_SUCCESS and ov.InternalHigh == 5 and bytes(buf[:5]) == b"hello"
 
 
-def test_immediate_completion_still_signals(net: Net) -> None:
+def test_item_100_immediate_completion_still_signals(net: Net) -> None:
     """sock.c test_completion_port (and Microsoft's WSARecv page): data already queued ->
     0 at once, the count written, and the event still signalled."""
     ws = net.ws
@@ -108,7 +108,7 @@ def test_immediate_completion_still_signals(net: Net) -> None:
     assert ev.signaled and ov.Internal == STATUS_SUCCESS and ov.InternalHigh == 5
 
 
-def test_completion_routine_runs_only_in_alertable_wait(net: Net) -> None:
+def test_item_101_completion_routine_runs_only_in_alertable_wait(net: Net) -> None:
     """Microsoft (WSARecv, SleepEx): the routine runs in the issuing thread's alertable wait
     (SleepEx -> WAIT_IO_COMPLETION, WSAWaitForMultipleEvents(TRUE) -> WSA_WAIT_IO_COMPLETION),
     never in a non-alertable one; an immediate completion still queues it."""
@@ -137,7 +137,7 @@ def test_completion_routine_runs_only_in_alertable_wait(net: Net) -> None:
     assert calls[1] == (0, 2, ov2, 0)
 
 
-def test_routine_of_another_thread_is_not_run_here(net: Net) -> None:
+def test_item_101_routine_of_another_thread_is_not_run_here(net: Net) -> None:
     """Microsoft (QueueUserAPC / alertable waits): a completion routine is queued to the thread
     that issued the call; another thread's alertable wait does not run it."""
     ws = net.ws
@@ -156,7 +156,7 @@ def test_routine_of_another_thread_is_not_run_here(net: Net) -> None:
     assert task.result(10) == WAIT_IO_COMPLETION and len(calls) == 1  # the issuer ran it
 
 
-def test_get_overlapped_result_waits(net: Net) -> None:
+def test_item_100_get_overlapped_result_waits(net: Net) -> None:
     """WSAGetOverlappedResult with fWait TRUE blocks until the operation ends."""
     ws = net.ws
     c, a = tcp_socketpair(ws)
@@ -173,7 +173,7 @@ def test_get_overlapped_result_waits(net: Net) -> None:
     assert net.me.now() - t0 >= 0.5 and bytes(buf[:4]) == b"late"
 
 
-def test_two_pending_receives_complete_in_order(net: Net) -> None:
+def test_item_100_two_pending_receives_complete_in_order(net: Net) -> None:
     """sock.c test_simultaneous_async_recv: two pending receives take the data in issue order."""
     ws = net.ws
     c, a = tcp_socketpair(ws)
@@ -186,7 +186,7 @@ def test_two_pending_receives_complete_in_order(net: Net) -> None:
     assert _result(ws, c, ov2) == (True, 4, 0) and bytes(b2) == b"tsec"
 
 
-def test_pending_recv_takes_data_before_fd_read(net: Net) -> None:
+def test_item_100_pending_recv_takes_data_before_fd_read(net: Net) -> None:
     """sock.c test_read_events: data a pending WSARecv took raises no FD_READ."""
     ws = net.ws
     c, a = tcp_socketpair(ws)
@@ -204,7 +204,7 @@ def test_pending_recv_takes_data_before_fd_read(net: Net) -> None:
     assert ws.WSAEnumNetworkEvents(c, None, ne) == 0 and ne.lNetworkEvents == FD_READ
 
 
-def test_cancel_io(net: Net) -> None:
+def test_item_102_cancel_io(net: Net) -> None:
     """CancelIo / CancelIoEx (Microsoft; sock.c test_completion_port): the operation ends
     with WSA_OPERATION_ABORTED and its event is signalled; CancelIoEx with nothing to cancel
     is ERROR_NOT_FOUND; CancelIoEx(ov) cancels only that operation."""
@@ -228,7 +228,7 @@ def test_cancel_io(net: Net) -> None:
     assert ws.CancelIo(0x7FFF0) is False and ws.WSAGetLastError() == ERROR_INVALID_HANDLE
 
 
-def test_cancel_io_is_per_thread(net: Net) -> None:
+def test_item_102_cancel_io_is_per_thread(net: Net) -> None:
     """Microsoft (CancelIo): only the calling thread's operations are cancelled; CancelIoEx
     cancels those of every thread."""
     ws = net.ws
@@ -240,7 +240,7 @@ def test_cancel_io_is_per_thread(net: Net) -> None:
     assert ws.CancelIoEx(c) is True and ov.Internal == STATUS_CANCELLED
 
 
-def test_closesocket_aborts_pending(net: Net) -> None:
+def test_item_102_closesocket_aborts_pending(net: Net) -> None:
     """sock.c test_completion_port: closing a socket ends its pending operations as aborted."""
     ws = net.ws
     c, _a = tcp_socketpair(ws)
@@ -251,7 +251,7 @@ def test_closesocket_aborts_pending(net: Net) -> None:
     assert ev.signaled and ov.Internal == STATUS_CANCELLED
 
 
-def test_reset_completes_pending_recv(net: Net) -> None:
+def test_item_100_reset_completes_pending_recv(net: Net) -> None:
     """sock.c test_tcp_reset: a reset completes a pending receive (WSAECONNRESET, and
     ERROR_NETNAME_DELETED from GetOverlappedResult)."""
     ws = net.ws
@@ -268,7 +268,7 @@ def test_reset_completes_pending_recv(net: Net) -> None:
     assert ws.WSAGetLastError() == ERROR_NETNAME_DELETED
 
 
-def test_eof_completes_pending_recv_with_zero(net: Net) -> None:
+def test_item_100_eof_completes_pending_recv_with_zero(net: Net) -> None:
     """A graceful close of the peer completes a pending receive with 0 bytes."""
     ws = net.ws
     c, a = tcp_socketpair(ws)
@@ -279,7 +279,7 @@ def test_eof_completes_pending_recv_with_zero(net: Net) -> None:
     assert _result(ws, c, ov) == (True, 0, 0)
 
 
-def test_zero_length_recv_leaves_data(net: Net) -> None:
+def test_item_100_zero_length_recv_leaves_data(net: Net) -> None:
     """sock.c test_empty_recv: a zero-length receive pends, completes with 0 bytes when data
     arrives, and the data stays queued."""
     ws = net.ws
@@ -294,7 +294,7 @@ def test_zero_length_recv_leaves_data(net: Net) -> None:
     assert ws.recv(c, buf, 8, 0) == 4 and bytes(buf[:4]) == b"kept"
 
 
-def test_scatter_over_several_buffers(net: Net) -> None:
+def test_item_100_scatter_over_several_buffers(net: Net) -> None:
     """WSARecv fills its WSABUFs in order; WSASend gathers them."""
     ws = net.ws
     c, a = tcp_socketpair(ws)
@@ -308,7 +308,7 @@ def test_scatter_over_several_buffers(net: Net) -> None:
     assert n.value == 7 and bytes(b1) == b"ab" and bytes(b2[:5]) == b"cdefg"
 
 
-def test_non_overlapped_calls(net: Net) -> None:
+def test_item_100_non_overlapped_calls(net: Net) -> None:
     """sock.c test_WSARecv: without an overlapped a nonblocking socket gives WSAEWOULDBLOCK,
     a receive with data returns 0 and sets the last error to 0; no buffers is WSAEINVAL;
     an unconnected TCP socket is WSAENOTCONN for the overlapped call."""
@@ -326,7 +326,7 @@ def test_non_overlapped_calls(net: Net) -> None:
     fail(ws, _recv(ws, fresh)[0], WSAENOTCONN)
 
 
-def test_pending_send_completes_when_buffer_drains(net: Net) -> None:
+def test_item_100_pending_send_completes_when_buffer_drains(net: Net) -> None:
     """An overlapped send on a full send buffer pends (WSA_IO_PENDING) and completes, with all
     its bytes, once the peer reads and the buffer drains; the first one fits and completes at
     once."""
@@ -357,7 +357,7 @@ def test_pending_send_completes_when_buffer_drains(net: Net) -> None:
     assert task.result(60) == 2 * len(big)
 
 
-def test_udp_overlapped(net: Net) -> None:
+def test_item_100_udp_overlapped(net: Net) -> None:
     """WSARecvFrom pends until a datagram arrives and fills the sender's address; a datagram
     longer than the buffers completes with WSAEMSGSIZE and MSG_PARTIAL (Microsoft,
     WSARecvFrom); WSASendTo completes at once."""
@@ -386,7 +386,7 @@ def test_udp_overlapped(net: Net) -> None:
     assert (src.addr, src.port) == (PEER, 5301) and fromlen.value == 16
 
 
-def test_wsasocket_without_overlapped_flag_waits(net: Net) -> None:
+def test_item_100_wsasocket_without_overlapped_flag_waits(net: Net) -> None:
     """WSASocket without WSA_FLAG_OVERLAPPED (Microsoft: no overlapped I/O on it): the call
     with an overlapped waits for its outcome and returns 0; with the flag it pends."""
     ws = net.ws
