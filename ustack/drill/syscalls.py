@@ -57,7 +57,7 @@ def fail(reason: Reason | str) -> Done:
 
 
 SETSOCKOPT = {"SO_REUSEADDR", "SO_SNDBUF", "SO_RCVBUF", "SO_KEEPALIVE", "SO_LINGER", "TCP_NODELAY",
-              "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_SYNCNT"}
+              "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_SYNCNT", "TCP_MAXSEG"}
 GETSOCKOPT = {"SO_ERROR", "SO_SNDBUF", "SO_RCVBUF", "SO_KEEPALIVE", "TCP_NODELAY", "TCP_MAXSEG"}
 UNSUPPORTED_FLAGS = {"MSG_EOR", "MSG_MORE", "MSG_FASTOPEN", "MSG_ZEROCOPY", "MSG_ERRQUEUE", "MSG_OOB",
                      "MSG_WAITALL"}
@@ -637,6 +637,11 @@ class Syscalls:
             if name == "TCP_SYNCNT":
                 sock.syn_retries = int(v)
                 return Done(0)
+            if name == "TCP_MAXSEG":  # Linux: 0 clears, else TCP_MIN_MSS (88) .. MAX_TCP_WINDOW
+                if v and not 88 <= v <= 32767:
+                    return fail("EINVAL")
+                sock.mss = int(v) or None
+                return Done(0)
         raise Unsupported(f"setsockopt {name}")
 
     def sys_getsockopt(self, args: list[Expr], retry: bool = False) -> Done:
@@ -664,8 +669,9 @@ class Syscalls:
         elif name == "TCP_MAXSEG":
             c = sock.conn
             if c is None or c.state in (State.CLOSED, State.SYN_SENT, State.LISTEN):
-                raise Unsupported("TCP_MAXSEG before the connection is established")
-            value = c.snd.mss
+                value = sock.mss or 536  # Linux: the clamp, else TCP_MSS_DEFAULT
+            else:
+                value = c.snd.mss
         else:
             raise Unsupported(f"getsockopt {name}")
         return Done(0, out=[(name, args[3], value)])

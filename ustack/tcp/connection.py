@@ -75,6 +75,8 @@ class Connection:
         self.heap_at: float | None = None  # layer bookkeeping: deadline of our heap entry
         # negotiated options
         self.our_mss = layer.mss_for(raddr, now)
+        if opts.mss:
+            self.our_mss = min(self.our_mss, opts.mss)  # TCP_MAXSEG: offered and used
         self.df = True  # path MTU discovery; off while the path MTU sits at the 552 floor
         self.peer_mss = 536
         self.ts_ok = False

@@ -25,7 +25,7 @@ class TcpSockOpts:
 
     __slots__ = ("nodelay", "keepalive", "keepalive_idle_s", "keepalive_interval_s",
                  "keepalive_probes", "linger", "rcvbuf", "sndbuf", "syn_retries", "syn_rto_s",
-                 "syn_rst_retries", "syn_rst_retry_s", "data_retries")
+                 "syn_rst_retries", "syn_rst_retry_s", "data_retries", "mss")
 
     def __init__(self, cfg: TcpConfig) -> None:
         self.nodelay = cfg.nodelay
@@ -41,6 +41,7 @@ class TcpSockOpts:
         self.syn_rst_retries = cfg.syn_rst_retries
         self.syn_rst_retry_s = cfg.syn_rst_retry_s
         self.data_retries = cfg.data_retries
+        self.mss: int | None = None  # the application's MSS clamp (TCP_MAXSEG), for new connections
 
     def copy(self) -> TcpSockOpts:
         new = TcpSockOpts.__new__(TcpSockOpts)
@@ -76,6 +77,7 @@ class TcpSocket:
     syn_rst_retries = _opt("syn_rst_retries", "SYNs repeated after a RST before REFUSED (Windows)")
     syn_rst_retry_s = _opt("syn_rst_retry_s", "interval before a SYN is repeated after a RST")
     data_retries = _opt("data_retries", "data retransmissions before TIMED_OUT")
+    mss = _opt("mss", "MSS clamp for connections made after it is set (TCP_MAXSEG); None: none")
 
     def __init__(self, layer: TcpLayer, opts: TcpSockOpts | None = None) -> None:
         self.layer = layer
