@@ -23,7 +23,7 @@ pytestmark = pytest.mark.netns
 SCENARIO_IDS = {
     "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
     "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
-    "nonblocking-async", "nonblocking-event", "transfer",
+    "nonblocking-async", "nonblocking-event", "overlapped", "iocp-echo", "transfer",
 }
 
 
@@ -400,3 +400,22 @@ def test_lab_on_a_taken_device_name_says_what_to_do(tmp_path):
     assert r.stderr.strip() == ("ustack lab: cannot open TUN device lo: an interface named lo already exists "
                                 "and is not a TUN device (see `ip -d link show lo`); pick another name with "
                                 "--ifname"), r.stderr
+
+
+def test_lab_overlapped_and_iocp_scenarios_use_the_calls(tun_lab):
+    """The overlapped scenario's ConnectEx pends (ERROR_IO_PENDING) and its result counts the
+    data sent with it; the IOCP echo server takes its connection through AcceptEx and echoes
+    every byte of the kernel client's messages through completion packets."""
+    from ustack.cli.labscenarios import IOCP_MESSAGES
+
+    _out, _r, report = tun_lab
+    by_id = {s["id"]: s for s in report["scenarios"]}
+    ov = by_id["overlapped"]
+    assert ov["pass"], ov["got"]
+    connect_ex = next(c for c in ov["calls"] if c["call"] == "ConnectEx")
+    assert connect_ex["error"] == 997 and connect_ex["ret"] is False
+    iocp = by_id["iocp-echo"]
+    assert iocp["pass"], iocp["got"]
+    names = [c["call"] for c in iocp["calls"]]
+    assert {"AcceptEx", "GetQueuedCompletionStatus", "WSARecv", "WSASend"} <= set(names)
+    assert iocp["info"]["bytes"] == sum(len(m) for m in IOCP_MESSAGES)

@@ -115,6 +115,13 @@ class WsRecorder:
             self.echo(call.line())
         return call
 
+    def record(self, name: str, args: str, fn: Callable[[], Any], *, fail: Any = "SOCKET_ERROR",
+               ret_text: Callable[[Any], str] | None = None,
+               detail: Callable[[Any], str] | None = None) -> Call:
+        """Make and record any call (`fail`: the return value that means failure, or a name of
+        one: "SOCKET_ERROR", False for BOOL calls, None when it cannot fail)."""
+        return self._record(name, args, fn, fail=fail, ret_text=ret_text, detail=detail)
+
     def note(self, text: str) -> None:
         """A line that is not a Winsock call (e.g. what the kernel side did)."""
         call = Call("#", "", None, text)
