@@ -63,6 +63,9 @@ def _opt(name: str, doc: str) -> property:
 
 class TcpSocket:
     proto = 6
+    # one per connection: no per-instance dict (docs/benchmarks.md, "Connections")
+    __slots__ = ("layer", "stack", "opts", "binding", "conn", "listener", "closed", "accepted",
+                 "connected_once", "shut_rd", "shut_wr", "_error", "_watcher")
 
     nodelay = _opt("nodelay", "disable Nagle's algorithm (TCP_NODELAY)")
     keepalive = _opt("keepalive", "send keepalive probes when idle (SO_KEEPALIVE)")

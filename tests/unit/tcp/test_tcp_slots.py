@@ -10,6 +10,7 @@ from pathlib import Path
 from ustack.tcp.connection import Connection
 from ustack.tcp.receiver import Receiver, RecvBuffer
 from ustack.tcp.sender import Sender
+from ustack.tcp.socket import TcpSocket
 from ustack.tcp.timers import Timers
 
 
@@ -24,5 +25,5 @@ def test_every_attribute_connection_py_assigns_is_a_slot():
 
 
 def test_per_connection_objects_have_no_instance_dict():
-    for cls in (Connection, Sender, Receiver, RecvBuffer, Timers):
+    for cls in (Connection, Sender, Receiver, RecvBuffer, Timers, TcpSocket):
         assert "__dict__" not in dir(cls), cls
