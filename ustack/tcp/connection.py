@@ -288,7 +288,9 @@ class Connection:
         self.rcv.mss = min(self.our_mss, self.peer_mss) - (12 if self.ts_ok else 0)
         # Linux starts in quick-ACK mode: up to 16 ACKs, at most one per two segments of the
         # initial receive window (tcp_incr_quickack), so the sender's slow start is not delayed
-        self.quickacks = min(self.cfg.quickack_segments, self.rcv.rcv_wnd() // (2 * self.rcv.mss))
+        two_segments = 2 * self.rcv.mss  # <= 0 for a peer MSS no bigger than its options
+        self.quickacks = (min(self.cfg.quickack_segments, self.rcv.rcv_wnd() // two_segments)
+                          if two_segments > 0 else 0)
         self._set_ack_thresholds()
         self.snd.cc = ccmod.make(self.cfg.congestion_control, mss, self.cfg.initial_cwnd_segments,
                                  self.cfg.abc_limit_segments)

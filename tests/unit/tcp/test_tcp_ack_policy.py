@@ -79,3 +79,12 @@ def test_quick_acks_can_be_turned_off():
     h.peer_sends(1.0, data_seg(h, c, 0, 100))
     h.expect_nothing(1.039)
     h.expect_out(1.040, [dict(flags=".", ack=PEER_ISS + 101)])
+
+
+def test_a_tiny_peer_mss_with_timestamps_does_not_break_the_ack_policy():
+    """MSS 12 with timestamps leaves 0 bytes per segment of the peer's: the quick-ACK budget
+    must not divide by it (a hostile SYN must not raise in the input path)."""
+    h = Harness(timestamps=True)
+    s, c = h.established(options=TcpOptions(mss=12, ts=(5000, 0)))
+    assert s.state.name == "ESTABLISHED" and c.quickacks >= 0
+    assert not h.stack.counters.get("tcp.internal_error")
