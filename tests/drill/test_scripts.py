@@ -17,7 +17,7 @@ def test_the_self_test_scripts_cover_the_brief():
     names = {p.stem for p in SCRIPTS}
     assert {"handshake-passive", "handshake-active", "close-active", "close-passive", "shutdown-wr",
             "rst-established", "sack-recovery", "rto", "zero-window", "paws", "rfc5961",
-            "syscalls-misc", "tlp-fin", "tlp-short-rtt", "maxseg"} <= names
+            "syscalls-misc", "tlp-fin", "tlp-short-rtt", "maxseg", "icmp-frag-needed"} <= names
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
