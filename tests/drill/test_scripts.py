@@ -17,7 +17,8 @@ def test_the_self_test_scripts_cover_the_brief():
     names = {p.stem for p in SCRIPTS}
     assert {"handshake-passive", "handshake-active", "close-active", "close-passive", "shutdown-wr",
             "rst-established", "sack-recovery", "rto", "zero-window", "paws", "rfc5961",
-            "syscalls-misc", "tlp-fin", "tlp-short-rtt", "maxseg", "icmp-frag-needed"} <= names
+            "syscalls-misc", "tlp-fin", "tlp-short-rtt", "maxseg", "icmp-frag-needed",
+            "window-update"} <= names
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)

@@ -299,8 +299,10 @@ class Receiver:
 
     def window_update_due(self) -> bool:
         """After the application read: is the window worth announcing now? Yes when it grew by at
-        least an MSS and doubled, or grew by half the buffer (like Linux's cleanup_rbuf rule)."""
-        free, wnd = self.free(), self.rcv_wnd()
+        least an MSS and doubled, or grew by half the buffer (like Linux's cleanup_rbuf rule).
+        Free space beyond the largest window the header can carry (65535 << wscale) is not
+        window that could be announced."""
+        free, wnd = min(self.free(), 0xFFFF << self.wscale), self.rcv_wnd()
         step = min(self.mss, max(self.rcvbuf // 2, 1))
         return free - wnd >= step and (free >= 2 * wnd or free - wnd >= self.rcvbuf // 2)
 
