@@ -30,12 +30,12 @@ MAC = bytes.fromhex("020000d4c001")
 
 
 class Dnsmasq:
-    def __init__(self, tmp: Path, *extra: str) -> None:
+    def __init__(self, tmp: Path, *extra: str, ifname: str = IF, bind: str = "--bind-interfaces") -> None:
         exe = "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else require_tool("dnsmasq")
         self.leases = tmp / "leases"
         self.logfile = tmp / "dnsmasq.log"
         args = [exe, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                f"--interface={IF}", "--bind-interfaces", "--port=53", "--user=root", "--pid-file=",
+                f"--interface={ifname}", bind, "--port=53", "--user=root", "--pid-file=",
                 f"--dhcp-leasefile={self.leases}", f"--log-facility={self.logfile}", "--log-dhcp",
                 "--log-queries", "--no-ping", "--dhcp-authoritative", "--local=/test/",
                 "--dhcp-range=198.18.0.50,198.18.0.60,255.255.255.0,2m",
@@ -172,3 +172,30 @@ def test_release(lan):
     while addr in d.leases.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert addr not in d.leases.read_text()
+
+
+def test_cli_connect_by_name_with_dhcp(netns, tmp_path):
+    """`ustack connect --tap T --dhcp NAME PORT`: address by DHCP, the name by gethostbyname
+    over the DNS server DHCP gave (dnsmasq, TCP port 53 is the connect target); a name that
+    does not resolve is a one-line WSAHOST_NOT_FOUND (11001) and exit status 1."""
+    import sys
+
+    d = Dnsmasq(tmp_path, "--host-record=dns.test,198.18.0.1", ifname="dhcpcli0", bind="--bind-dynamic")
+    try:
+        base = [sys.executable, "-m", "ustack", "connect", "--tap", "dhcpcli0", "--peer", f"{KERNEL}/24",
+                "--dhcp"]
+        ok = subprocess.run([*base, "dns.test", "53"], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert 'gethostbyname("dns.test") = 198.18.0.1' in ok.stdout
+        assert "connect(s1, 198.18.0.1:53) = 0" in ok.stdout
+        bad = subprocess.run([*base, "nope.test", "53"], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert 'gethostbyname("nope.test") = NULL  WSAHOST_NOT_FOUND (11001)' in bad.stdout
+        assert "socket(" not in bad.stdout
+        deadline = time.monotonic() + 5
+        while d.log().count("DHCPRELEASE(dhcpcli0)") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = d.log()  # both runs released their lease on exit
+        assert log.count("DHCPACK(dhcpcli0)") == 2 and log.count("DHCPRELEASE(dhcpcli0)") == 2, log
+    finally:
+        d.stop()

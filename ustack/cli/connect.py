@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         if rec.startup().ret != 0:
             return WINSOCK_FAILED
         try:
+            if not _resolve(args, ws):
+                return WINSOCK_FAILED
             if args.udp:
                 return _connect(args, ws, rec)
             hint = ("" if args.peer else
@@ -47,6 +49,27 @@ def run(args: argparse.Namespace) -> int:
                 return _connect(args, ws, rec)
         finally:
             rec.cleanup()
+
+
+def _resolve(args: argparse.Namespace, ws: Any) -> bool:
+    """A HOST given by name: gethostbyname (printed like the other calls); args.host becomes
+    its first address. False (printed with the WSA code) when the name does not resolve."""
+    from ustack.services.resolver import numeric
+    from ustack.winsock.names import NAME_ERRORS
+
+    if numeric(args.host) is not None:
+        return True
+    start = time.monotonic()
+    h = ws.gethostbyname(args.host)
+    took = f"[{(time.monotonic() - start) * 1000:.1f} ms]"
+    if h is None:
+        code = ws.WSAGetLastError()
+        _print(f'gethostbyname("{args.host}") = NULL  {NAME_ERRORS.get(code, "WSA error")} ({code})  {took}')
+        return False
+    addrs = [".".join(str(b) for b in a) for a in h.h_addr_list]
+    _print(f'gethostbyname("{args.host}") = {", ".join(addrs)}  {took}')
+    args.host = addrs[0]
+    return True
 
 
 def _progress_line(line: str) -> None:

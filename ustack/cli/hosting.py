@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ustack.wire.ipv4 import ip_str
+
 from .options import CommandError, UsageError, check_addresses, check_output_file, host_kwargs
 
 
@@ -22,11 +24,21 @@ class OpenedHost:
         self.host = host
         self.args = args
         self.trace_sink = trace_sink
+        self.dhcp: Any = None  # the DhcpService with --dhcp
 
     def describe(self) -> str:
         a = self.args
         kind, name = ("tun", a.tun) if a.tun else ("tap", a.tap)
-        parts = [f"{kind}={name}", f"addr={a.addr}"]
+        if getattr(a, "dhcp", False):
+            lease = self.dhcp.client.lease if self.dhcp is not None else None
+            parts = [f"{kind}={name}", f"addr={lease.cidr if lease else '(none)'} (DHCP)"]
+            if lease is not None and lease.router:
+                parts.append(f"gateway={ip_str(lease.router)}")
+        else:
+            parts = [f"{kind}={name}", f"addr={a.addr}"]
+        dns = list(getattr(self.host.stack, "dns_servers", []))
+        if dns:
+            parts.append("dns=" + ",".join(ip_str(d) for d in dns))
         if a.peer:
             parts.append(f"peer={a.peer}")
         if a.gateway:
@@ -75,6 +87,11 @@ class OpenedHost:
                 sys.stderr.write(line + "\n")
             sys.stderr.flush()
         try:
+            if self.dhcp is not None and not getattr(self.host, "closed", False):
+                self.host.call(self.dhcp.release, self.host.now())  # give the lease back (RFC 2131 4.4.6)
+                # closing a TAP deletes the interface with what the kernel has not delivered yet:
+                # give the RELEASE a moment to reach the server first
+                time.sleep(RELEASE_GRACE_S)
             self.host.close()
         finally:
             if self.trace_sink is not None:
@@ -150,4 +167,35 @@ def open_host(args: argparse.Namespace, *, trace_out: TextIO | None = None, **ex
         raise
     if sink is not None:
         sink.attach(host)
-    return OpenedHost(host, args, sink)
+    opened = OpenedHost(host, args, sink)
+    try:
+        configure_names(opened, args)
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+DHCP_TIMEOUT_S = 30.0
+RELEASE_GRACE_S = 0.2
+
+
+def configure_names(opened: OpenedHost, args: argparse.Namespace) -> None:
+    """--dns servers into the stack; with --dhcp, run the DHCP client until it holds a lease
+    (CommandError after DHCP_TIMEOUT_S)."""
+    from ustack.wire.ipv4 import ip_int
+
+    host = opened.host
+    servers = [ip_int(a) for a in getattr(args, "dns", None) or []]
+    if servers:
+        host.call(lambda: setattr(host.stack, "dns_servers", servers))
+    if not getattr(args, "dhcp", False):
+        return
+    from ustack.services.dhcp import BOUND, DhcpService
+
+    svc = DhcpService(host.stack)
+    opened.dhcp = svc
+    host.call(svc.start, host.now())
+    if not host.wait(lambda: svc.client.state == BOUND, DHCP_TIMEOUT_S):
+        raise CommandError(f"--dhcp: no lease after {DHCP_TIMEOUT_S:.0f} s "
+                           f"(state {svc.client.state}; is a DHCP server on the link?)")

@@ -53,6 +53,23 @@ def ipv4_addr(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
 
 
+def host_or_name(text: str) -> str:
+    """An IPv4 address, or a DNS name (looked up later through --dns / --dhcp servers)."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        pass
+    from ustack.wire.dns import encode_name
+
+    try:
+        encode_name(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address or host name: {text!r}") from None
+    if not text or text.replace(".", "").isdigit():
+        raise argparse.ArgumentTypeError(f"not an IPv4 address or host name: {text!r}")
+    return text
+
+
 def _int_in(text: str, noun: str, lo: int, hi: int | None, out_of_range: str) -> int:
     """A decimal integer in lo..hi (hi None: no upper bound); `out_of_range` is formatted with
     the value."""
@@ -126,8 +143,13 @@ def add_device_options(p: argparse.ArgumentParser, *, required: bool = True) -> 
     dev = g.add_mutually_exclusive_group(required=required)
     dev.add_argument("--tun", metavar="NAME", type=ifname, help="use (or create) TUN device NAME")
     dev.add_argument("--tap", metavar="NAME", type=ifname, help="use (or create) TAP device NAME")
-    g.add_argument("--addr", metavar="ADDR/PREFIX", type=interface_addr, required=required,
-                   help="ustack's own address, e.g. 198.18.0.2/24")
+    how = g.add_mutually_exclusive_group(required=required)
+    how.add_argument("--addr", metavar="ADDR/PREFIX", type=interface_addr,
+                     help="ustack's own address, e.g. 198.18.0.2/24")
+    how.add_argument("--dhcp", action="store_true",
+                     help="get the address, prefix, gateway and DNS servers by DHCP (docs/dhcp-dns.md)")
+    g.add_argument("--dns", metavar="ADDR", type=ipv4_addr, action="append", default=[],
+                   help="a DNS server for name lookups (repeatable; DHCP may add more)")
     g.add_argument("--peer", metavar="ADDR/PREFIX", type=interface_addr,
                    help="give the kernel side of the device this address and bring it up")
     g.add_argument("--gateway", metavar="ADDR", type=ipv4_addr, help="ustack's default gateway")
@@ -257,6 +279,9 @@ def check_addresses(args: argparse.Namespace) -> None:
     198.18.0.0/15 unless --any-net; --peer another host address of --addr's subnet; --gateway
     a host of that subnet. (The kernel accepts a peer off the subnet, and connect then waits
     21 s for answers that cannot come.)"""
+    if getattr(args, "dhcp", False):
+        check_dhcp(args)
+        return
     addr = ipaddress.IPv4Interface(args.addr)
     peer = ipaddress.IPv4Interface(args.peer) if getattr(args, "peer", None) else None
     gateway = ipaddress.IPv4Address(args.gateway) if getattr(args, "gateway", None) else None
@@ -294,6 +319,16 @@ def check_addresses(args: argparse.Namespace) -> None:
                              "the gateway must be reachable directly on the link")
 
 
+def check_dhcp(args: argparse.Namespace) -> None:
+    """With --dhcp the server gives address, prefix and gateway: --gateway is refused, --peer
+    (the kernel side, where the DHCP server runs) must still be in the test range."""
+    if getattr(args, "gateway", None):
+        raise UsageError(f"--gateway {args.gateway} with --dhcp: the gateway comes from the DHCP server")
+    peer = ipaddress.IPv4Interface(args.peer) if getattr(args, "peer", None) else None
+    if peer is not None and not args.any_net and not _in_test_net(peer.network):
+        raise UsageError(f"--peer {args.peer} is outside 198.18.0.0/15 (add --any-net to allow it)")
+
+
 def _in_test_net(where: ipaddress.IPv4Network | ipaddress.IPv4Address) -> bool:
     if isinstance(where, ipaddress.IPv4Address):
         return where in TEST_NET
@@ -326,7 +361,8 @@ def check_output_file(path: str | None, option: str) -> None:
 
 def host_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for `ustack.Host.open` from the device/capture/fault options."""
-    kw: dict[str, Any] = {"addr": args.addr, "peer": args.peer, "gateway": args.gateway, "mtu": args.mtu,
+    addr = "0.0.0.0/32" if getattr(args, "dhcp", False) else args.addr  # no address until DHCP
+    kw: dict[str, Any] = {"addr": addr, "peer": args.peer, "gateway": args.gateway, "mtu": args.mtu,
                           "pcap": args.pcap, "faults": fault_scenario(args)}
     if args.tun:
         kw["tun"] = args.tun

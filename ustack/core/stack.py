@@ -208,7 +208,7 @@ class Stack:
     def start(self, now: float) -> None:
         """Announce ourselves: a gratuitous ARP on ethernet (nothing to do on a TUN)."""
         self._last_now = now
-        if self.arp is not None:
+        if self.arp is not None and self.addr != 0:  # no address yet (DHCP): nothing to announce
             self.arp.announce()
 
     def receive(self, frame: bytes | bytearray | memoryview, now: float, trusted: bool = False) -> None:
