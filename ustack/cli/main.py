@@ -1,4 +1,4 @@
-"""The `ustack` command: serve, run, connect, lab, plot.
+"""The `ustack` command: serve, run, connect, lab, plot, drill, bench.
 
 Exit status: 0 success; 1 a failure the command reports (a Winsock error, a lab scenario that
 misbehaved); 2 a usage error (always one line on stderr); 130 interrupted before finishing;
@@ -134,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--title", help="figure title")
     pl.set_defaults(run="ustack.cli.plot:run")
     __import__("ustack.cli.drill", fromlist=["register"]).register(sub)  # drill: packetdrill scripts
+
+    # bench ------------------------------------------------------------------------------------
+    b = sub.add_parser("bench", help="the benchmarks side by side (tools/bench.py; as root)",
+                       description="Run tools/bench.py of this source checkout: receive, send and "
+                                   "connection benchmarks, each against its reference in the same "
+                                   "run, each in its own private network namespace; one table.")
+    b.add_argument("--smoke", action="store_true", help="tiny runs: correctness only (as CI)")
+    b.add_argument("--only", default="rx,tx,conns", metavar="LIST", help="subset of rx,tx,conns")
+    b.add_argument("--json", metavar="FILE", help="write every benchmark's full result here")
+    b.set_defaults(run="ustack.cli.bench:run")
     return p
 
 
