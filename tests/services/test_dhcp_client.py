@@ -239,3 +239,15 @@ def test_foreign_and_malformed_replies_are_counted_drops():
     c.on_message(no_server_id.emit(), 1.0)
     assert c.counters.get("dhcp.not_ours") == 1 and c.counters.get("dhcp.truncated") == 1
     assert c.counters.get("dhcp.bad_offer") == 1 and c.state == SELECTING
+
+
+def test_every_service_counter_is_described():
+    import re
+    from pathlib import Path
+
+    import ustack.services
+    from ustack.core.counters import describe
+
+    src = "".join(p.read_text() for p in Path(ustack.services.__file__).parent.glob("*.py"))
+    names = set(re.findall(r'inc\("([a-z0-9_]+\.[a-z0-9_.]+)"', src))
+    assert len(names) > 20 and [n for n in names if not describe(n)] == []
