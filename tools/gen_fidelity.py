@@ -151,6 +151,8 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (106, "ConnectEx (argument checks, send buffer, refusal, completion port), "
               "SO_UPDATE_CONNECT_CONTEXT"),
         (107, "DisconnectEx"),
+        (108, "out-of-band data: send/recv MSG_OOB as TCP urgent data (RFC 6093 pointer), "
+              "SO_OOBINLINE, SIOCATMARK, FD_OOB, exceptfds, POLLRDBAND"),
     ]),
 ]
 
@@ -162,7 +164,7 @@ SOURCES: dict[int, str] = {
     28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
     72: "doc", 73: "doc", 74: "win+doc", 75: "win+doc", 55: "doc+win", 56: "doc+win",
     100: "win+doc", 101: "doc", 102: "win+doc", 103: "win+doc", 104: "win", 105: "win+doc", 106: "win",
-    107: "win",
+    107: "win", 108: "win+doc",
     27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
@@ -182,6 +184,9 @@ NOTES: dict[int, str] = {
          "completes asynchronously right after. Before SO_UPDATE_CONNECT_CONTEXT connect() is "
          "WSAEINVAL (sock.c) and getpeername / getsockname / shutdown fail as for item 105.",
     107: "DisconnectEx sends a FIN and completes at once; TF_REUSE_SOCKET is WSAEOPNOTSUPP.",
+    108: "One byte of urgent data, the one before the urgent pointer; a newer urgent byte leaves an "
+         "older unread one in the normal stream (BSD drops it); recv(MSG_OOB) with none waiting "
+         "is WSAEWOULDBLOCK / waits (ours); WSARecv with MSG_OOB is WSAEOPNOTSUPP.",
     0: "WSAEINTR in 2.2: a blocking connect fails with it when another thread closes the socket; "
        "WSAENETDOWN: the host (runtime) is closed; WSAENOBUFS: no ephemeral port left for an "
        "unbound socket (a bound one whose 4-tuple is taken gets WSAEADDRINUSE). UDP connect to a "
@@ -247,8 +252,7 @@ NOTES: dict[int, str] = {
     43: "FD_WRITE re-enabled by a WSAEWOULDBLOCK send is posted when buffer space frees up, not at "
         "the failing send. A recv that fails (WSAEFAULT) re-enables FD_READ under WSAAsyncSelect "
         "only (sock.c test_read_events). Under WSAEventSelect a UDP socket reports FD_WRITE once "
-        "bound; under WSAAsyncSelect at once. FD_OOB: urgent data is not supported (MSG_OOB is "
-        "WSAEOPNOTSUPP), so it never fires.",
+        "bound; under WSAAsyncSelect at once. FD_OOB: urgent data read out of line (item 108).",
     45: "Follows real Windows where the documentation differs: a reset gives FD_CLOSE with "
         "WSAECONNABORTED (documented: WSAECONNRESET). **sock.c test_close_events:** FD_CLOSE is "
         "posted as soon as the FIN arrives, with data still unread (after that data's FD_READ). "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
 from ..core.reasons import Reason
-from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpSegment
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 from . import cc as ccmod
 from .emit import build, sack_option, syn_options
 from .pmtu import PMTU_EXPIRES_S, PMTU_MIN
@@ -45,7 +45,7 @@ class Connection:
         "rst_seen", "_rst_resend", "orphan", "sent_after_peer_fin", "last_rx_at", "keepalive_sent",
         "persist_backoff", "persist_unanswered", "segs_in", "ack_every", "ack_stretch", "quickacks",
         "tlp_sent", "ack_queued", "_oow_ack_at", "_chal_at", "_chal_left", "_chal_windows", "_dsack",
-        "segs_out", "last_data_at", "fin_bare")
+        "segs_out", "last_data_at", "fin_bare", "snd_up", "rcv_up")
 
     def __init__(self, layer: TcpLayer, laddr: int, lport: int, raddr: int, rport: int,
                  opts: TcpSockOpts, now: float, *, passive: bool, iss: int | None = None) -> None:
@@ -95,6 +95,9 @@ class Connection:
         self._rst_resend = False
         self.orphan = False  # the application closed its socket
         self.sent_after_peer_fin = False  # for ABORTED (Winsock item 62)
+        # urgent data (RFC 9293 3.8.5, RFC 6093): each points at the octet after the urgent byte
+        self.snd_up: int | None = None
+        self.rcv_up: int | None = None
         self.last_rx_at = now
         self.keepalive_sent = 0
         self.persist_backoff = 0
@@ -194,6 +197,12 @@ class Connection:
                         blocks = rcv.sack_blocks(limit)
                     opts += sack_option(blocks)
         ack = rcv.rcv_nxt if flags & ACK else 0
+        urg = 0
+        if self.snd_up is not None and not flags & SYN:
+            ahead = diff(self.snd_up, seq)
+            if 0 < ahead <= 0xFFFF:  # the pointer fits this segment's field (RFC 6093 4)
+                flags |= URG
+                urg = ahead
         if flags & ACK:
             if self.quickacks and rcv.unacked:  # an ACK of new data (Linux's tcp_dec_quickack_mode)
                 self.quickacks -= 1
@@ -203,7 +212,7 @@ class Connection:
             rcv.unacked = 0
             self.timers.delack_at = None
         seg = build(self.laddr, self.raddr, self.lport, self.rport, seq, ack, flags, window, opts,
-                    payload)
+                    payload, urg)
         self.segs_out += 1
         return self.layer.output(self, seg, now)
 
@@ -359,7 +368,15 @@ class Connection:
         self._send_synack(now)
         self.layer.touch(self)
 
-    def send(self, data: bytes | bytearray | memoryview, now: float, overcommit: bool = False) -> int:
+    def send(self, data: bytes | bytearray | memoryview, now: float, overcommit: bool = False,
+             urgent: bool = False) -> int:
+        """Queue data; `urgent`: its last byte is urgent data (the send pointer moves past it
+        before the first segment leaves, so every segment up to it carries URG)."""
+        if urgent and len(data):
+            free = self.snd.free_space()
+            taken = len(data) if overcommit and free > 0 else min(len(data), free)
+            if taken:
+                self.snd_up = (self.snd.buf_end + taken) & MASK
         n = self.snd.queue(data, overcommit)
         if n:
             if self.state is State.CLOSE_WAIT:
@@ -594,6 +611,11 @@ class Connection:
         if self.state is State.CLOSED:
             return
 
+        # 6. URG (RFC 9293 3.10.7.4): keep the furthest urgent pointer seen
+        if flags & URG and seg.urg and self.state in RECEIVING:
+            up = (seg.seq + seg.urg) & MASK
+            if self.rcv_up is None or gt(up, self.rcv_up):
+                self.rcv_up = up
         # 7. segment text, 8. FIN
         if seg.payload or flags & FIN:
             self._on_text(seg, now)

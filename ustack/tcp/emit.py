@@ -14,12 +14,13 @@ _BLOCK = struct.Struct("!II")
 
 
 def build(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
-          opts: bytes | bytearray = b"", payload: bytes | bytearray | memoryview = b"") -> bytearray:
+          opts: bytes | bytearray = b"", payload: bytes | bytearray | memoryview = b"",
+          urg: int = 0) -> bytearray:
     """A TCP segment with a valid checksum for the src/dst pseudo-header."""
     hlen = 20 + len(opts)
     n = hlen + len(payload)
     b = bytearray(n)
-    _HDR.pack_into(b, 0, sport, dport, seq, ack, hlen << 2, flags, window, 0, 0)
+    _HDR.pack_into(b, 0, sport, dport, seq, ack, hlen << 2, flags, window, 0, urg)
     if opts:
         b[20:hlen] = opts
     if payload:

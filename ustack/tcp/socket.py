@@ -11,6 +11,7 @@ from ..core.errors import UsageError
 from ..core.reasons import Reason
 from .connection import Connection
 from .listener import Listener
+from .seq import MASK, diff
 from .state import SENDING, State
 
 if TYPE_CHECKING:
@@ -142,6 +143,19 @@ class TcpSocket:
             return bool(self.listener.accept_queue)
         c = self.conn
         return c is not None and (bool(c.rcv.buf) or c.rcv.eof) or self.error is not None
+
+    @property
+    def urgent_mark(self) -> tuple[int, int, int] | None:
+        """(urgent, unread, received) as stream indexes (0 = the first byte of the connection):
+        the urgent byte, the one just before the peer's urgent pointer (RFC 6093; `urgent` may
+        be >= `received` while it has not arrived), the first unread byte, and the end of what
+        arrived in order. None when the peer never sent urgent data."""
+        c = self.conn
+        if c is None or c.rcv_up is None:
+            return None
+        rcv = c.rcv
+        urgent = rcv.delivered - diff(rcv.rcv_nxt, (c.rcv_up - 1) & MASK)
+        return urgent, rcv.delivered - len(rcv.buf), rcv.delivered
 
     @property
     def at_eof(self) -> bool:
@@ -294,10 +308,12 @@ class TcpSocket:
         return sock
 
     # ---- data ---------------------------------------------------------------------------------
-    def send(self, data: bytes | bytearray | memoryview, now: float, overcommit: bool = False) -> int:
+    def send(self, data: bytes | bytearray | memoryview, now: float, overcommit: bool = False,
+             urgent: bool = False) -> int:
         """Bytes taken into the send buffer (0 when full; with `overcommit`, all of `data` whenever
-        the buffer is not full, as Windows does). After the connection died, raises
-        UsageError with its reason (RESET, ABORTED, TIMED_OUT, KEEPALIVE_FAILED, ...)."""
+        the buffer is not full, as Windows does); `urgent`: its last byte is urgent (MSG_OOB).
+        After the connection died, raises UsageError with its reason (RESET, ABORTED, TIMED_OUT,
+        KEEPALIVE_FAILED, ...)."""
         self._check_open()
         if self.shut_wr:
             raise UsageError(Reason.SHUTDOWN, "send side shut down")  # item 63
@@ -312,7 +328,7 @@ class TcpSocket:
             raise UsageError(Reason.SHUTDOWN, "connection is closing")
         if not len(data):
             return 0
-        return c.send(data, now, overcommit)
+        return c.send(data, now, overcommit, urgent)
 
     def recv(self, n: int) -> bytes:
         """Up to n buffered bytes; b"" when none (check `.at_eof` and `.error`)."""

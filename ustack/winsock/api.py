@@ -22,6 +22,7 @@ from ustack.core.reasons import Reason
 from . import constants as C
 from . import errors as E
 from . import ioconstants as K
+from . import oob as OOB
 from . import options as O
 from . import readiness as R
 from .buffers import UNSPEC_NAME as _UNSPEC_NAME
@@ -627,9 +628,10 @@ class Winsock(OverlappedCalls, NameResolution):
             raise _Fail(C.WSAEOPNOTSUPP)
         if not ws.is_tcp:
             return self._udp_send(ws, data, None)
-        return self._tcp_send(ws, data)
+        return self._tcp_send(ws, data, urgent=bool(flags & C.MSG_OOB))
 
-    def _tcp_send(self, ws: WSocket, data: bytes) -> int:
+    def _tcp_send(self, ws: WSocket, data: bytes, urgent: bool = False) -> int:
+        """urgent (MSG_OOB): the last byte goes as TCP urgent data (oob.py)."""
         if ws.phase is not Phase.CONNECTED:
             raise _Fail(C.WSAENOTCONN)
         if ws.shut_wr:
@@ -660,7 +662,7 @@ class Winsock(OverlappedCalls, NameResolution):
             if free <= 0:
                 self._reenable(ws, C.FD_WRITE)
                 return -1
-            return self._send_overcommit(ws, data)
+            return self._send_overcommit(ws, data, urgent)
 
         if ws.nonblocking or not data:
             n = self._call(try_all)
@@ -679,7 +681,7 @@ class Winsock(OverlappedCalls, NameResolution):
                 if code is not None:
                     raise _Fail(code)
                 free = s.writable_bytes
-                return self._send_overcommit(ws, rest) if free > 0 else 0
+                return self._send_overcommit(ws, rest, urgent) if free > 0 else 0
 
             sent += self._call(push, view[sent:])
             if sent >= len(data):
@@ -692,10 +694,10 @@ class Winsock(OverlappedCalls, NameResolution):
                 raise self._blocked_fail(outcome)
         return sent
 
-    def _send_overcommit(self, ws: WSocket, data: bytes | memoryview) -> int:
+    def _send_overcommit(self, ws: WSocket, data: bytes | memoryview, urgent: bool = False) -> int:
         """Queue all of data on the TCP socket (lock held; the buffer is not full), letting it
         exceed SO_SNDBUF; it stays unwritable until it has drained below."""
-        return ws.sock.send(data, self._now(), overcommit=True)
+        return ws.sock.send(data, self._now(), overcommit=True, urgent=urgent)
 
     def _udp_send(self, ws: WSocket, data: bytes, dest: tuple[int, int] | None) -> int:
         if ws.shut_wr:
@@ -727,7 +729,7 @@ class Winsock(OverlappedCalls, NameResolution):
         ws = self._get(s)
         data = _in_bytes(buf, len)
         if ws.is_tcp:  # the address is ignored on a connection-oriented socket
-            return self._tcp_send(ws, data)
+            return self._tcp_send(ws, data, urgent=bool(flags & C.MSG_OOB))
         if flags & C.MSG_OOB:
             raise _Fail(C.WSAEOPNOTSUPP)
         if to is None:
@@ -755,7 +757,7 @@ class Winsock(OverlappedCalls, NameResolution):
 
     def _tcp_recv(self, ws: WSocket, buf: Any, n: int, flags: int) -> int:
         if flags & C.MSG_OOB:
-            raise _Fail(C.WSAEOPNOTSUPP)  # urgent data is not supported by the stack
+            return self._tcp_recv_oob(ws, buf, n, flags)
         if ws.phase is not Phase.CONNECTED:
             raise _Fail(C.WSAENOTCONN)
         if ws.shut_rd:
@@ -768,9 +770,8 @@ class Winsock(OverlappedCalls, NameResolution):
         def take() -> int | None:
             """Bytes moved, 0 at EOF, None = would block; raises _Fail on a broken connection."""
             try:
-                if s.readable_bytes > 0:
-                    want = n - len(got)
-                    chunk = s.peek(want) if peek else s.recv(want)
+                if OOB.normal_bytes(ws) > 0:
+                    chunk = OOB.read_normal(ws, n - len(got), peek)  # stops at an urgent byte
                     got.extend(chunk)
                     return len(chunk)
                 if s.error is not None:
@@ -798,13 +799,46 @@ class Winsock(OverlappedCalls, NameResolution):
                 if got:
                     break
                 raise _Fail(C.WSAETIMEDOUT)  # item 69 (≠L EAGAIN)
-            outcome = self._block(ws, lambda: s.readable_bytes > 0 or s.at_eof or s.error is not None, left)
+            outcome = self._block(ws, lambda: OOB.normal_bytes(ws) > 0 or s.at_eof or s.error is not None,
+                                  left)
             if outcome == "timeout" and got:
                 break
             if outcome != "ready":
                 raise self._blocked_fail(outcome)
         _write_out(buf, bytes(got))
         return len(got)
+
+    def _tcp_recv_oob(self, ws: WSocket, buf: Any, n: int, flags: int) -> int:
+        """recv(MSG_OOB): the one urgent byte (oob.py). WSAEINVAL with SO_OOBINLINE (Microsoft,
+        recv); none waiting: WSAEWOULDBLOCK on a nonblocking socket, else wait for one."""
+        if ws.phase is not Phase.CONNECTED:
+            raise _Fail(C.WSAENOTCONN)
+        if ws.opts.oobinline:
+            raise _Fail(C.WSAEINVAL)
+        if n == 0:
+            return 0
+        peek = bool(flags & C.MSG_PEEK)
+
+        def take() -> bytes | None:
+            try:
+                return OOB.read_oob(ws, peek)
+            finally:
+                self._reenable(ws, C.FD_OOB)
+
+        timeout = ws.opts.rcvtimeo_ms / 1000.0 if ws.opts.rcvtimeo_ms else None
+        s = ws.sock
+        while (data := self._call(take)) is None:
+            if ws.nonblocking:
+                raise _Fail(C.WSAEWOULDBLOCK)
+            outcome = self._block(ws, lambda: OOB.pending(ws) or s.error is not None or s.at_eof, timeout)
+            if outcome != "ready":
+                raise self._blocked_fail(outcome)
+            if s.error is not None:
+                raise _Fail(E.broken_error(s.error))
+            if s.at_eof and not OOB.pending(ws):
+                return 0
+        _write_out(buf, data)
+        return len(data)
 
     def _udp_recv(self, ws: WSocket, buf: Any, n: int, flags: int) -> tuple[int, int, int]:
         if flags & C.MSG_OOB:
@@ -1040,7 +1074,7 @@ class Winsock(OverlappedCalls, NameResolution):
             def pending() -> int:
                 sk = ws.sock
                 if ws.is_tcp:
-                    return sk.readable_bytes if ws.phase is Phase.CONNECTED else 0
+                    return OOB.normal_bytes(ws) if ws.phase is Phase.CONNECTED else 0
                 return sk.pending_bytes
 
             _len_store(argp, self._call(pending))
@@ -1048,7 +1082,7 @@ class Winsock(OverlappedCalls, NameResolution):
         if cmd == C.SIOCATMARK:
             if not ws.is_tcp:
                 raise _Fail(C.WSAEINVAL)
-            _len_store(argp, 1)  # TRUE: no urgent data is waiting (the stack has none)
+            _len_store(argp, int(self._call(OOB.at_mark, ws)))
             return 0
         if cmd == C.SIO_UDP_CONNRESET:
             if ws.is_tcp:

@@ -23,6 +23,7 @@ from typing import Any
 from . import constants as C
 from . import errors as E
 from . import ioconstants as K
+from . import oob as OOB
 from . import readiness as R
 from .buffers import (
     WsaFail,
@@ -134,10 +135,10 @@ class OverlappedCalls:
             if len(data) > cap:
                 return (C.WSAEMSGSIZE, cap, K.MSG_PARTIAL)
             return (0, len(data), 0)
-        if s.readable_bytes > 0:
+        if OOB.normal_bytes(ws) > 0:
             if cap == 0:
                 return (0, 0, 0)  # a zero-length receive completes and leaves the data (sock.c)
-            data = s.peek(cap) if peek else s.recv(cap)
+            data = OOB.read_normal(ws, cap, peek)
             scatter(op.buffers, data)
             self._reenable(ws, C.FD_READ | C.FD_OOB)
             return (0, len(data), 0)

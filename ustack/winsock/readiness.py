@@ -16,6 +16,7 @@ from ustack.core.reasons import Reason
 
 from . import constants as C
 from . import errors as E
+from . import oob as OOB
 from .structs import WSAMAKESELECTREPLY
 from .wsocket import Phase, WSocket
 
@@ -124,8 +125,10 @@ def conditions(ws: WSocket) -> int:
         return C.FD_ACCEPT if s.accept_pending else 0
     if ws.phase is not Phase.CONNECTED:
         return 0
-    if s.readable_bytes > 0:
+    if OOB.normal_bytes(ws) > 0:
         bits |= C.FD_READ
+    if OOB.pending(ws):
+        bits |= C.FD_OOB
     err = s.error
     if tcp_state(ws) in CAN_SEND and err is None and s.writable_bytes > 0:
         bits |= C.FD_WRITE
@@ -163,7 +166,7 @@ def readable(ws: WSocket) -> bool:
         return bool(s.accept_pending)
     if ws.phase is not Phase.CONNECTED:
         return False
-    return s.readable_bytes > 0 or bool(s.at_eof) or s.error is not None or ws.shut_rd
+    return OOB.normal_bytes(ws) > 0 or bool(s.at_eof) or s.error is not None or ws.shut_rd
 
 
 def writable(ws: WSocket) -> bool:
@@ -179,8 +182,8 @@ def writable(ws: WSocket) -> bool:
 
 def excepted(ws: WSocket) -> bool:
     """A failed connect stays in exceptfds, even after a listen (sock.c test_select), until
-    the next connect starts."""
-    return ws.is_tcp and ws.connect_failed
+    the next connect starts; so does urgent data not yet read out of line (Microsoft, select)."""
+    return ws.is_tcp and (ws.connect_failed or (ws.phase is Phase.CONNECTED and OOB.pending(ws)))
 
 
 def poll_revents(ws: WSocket, events: int) -> int:
@@ -203,8 +206,10 @@ def poll_revents(ws: WSocket, events: int) -> int:
     if ws.phase is not Phase.CONNECTED:
         return 0
     err = s.error
-    if s.readable_bytes > 0:
+    if OOB.normal_bytes(ws) > 0:
         got |= C.POLLRDNORM
+    if OOB.pending(ws):
+        got |= C.POLLRDBAND  # sock.c test_WSAPoll: urgent data out of line
     if err in BROKEN:
         return ((got | C.POLLWRNORM) & events) | C.POLLHUP | C.POLLERR
     if s.writable_bytes > 0 or tcp_state(ws) not in CAN_SEND:

@@ -89,6 +89,8 @@ class WSocket:
     seen_rx: int = 0  # bytes (or datagram bytes) queued at the last refresh: arrivals show as growth
     seen_accept: int = 0  # connections waiting at the last refresh
     connected_at: float | None = None  # TCP: host time the connection was established
+    oob_done: int | None = None  # stream index of the urgent byte already returned (oob.py)
+    oob_byte: bytes | None = None  # an urgent byte a normal read took out, for MSG_OOB
     clock: Callable[[], float] = field(default=lambda: 0.0, repr=False)  # the host's now()
 
     @property
