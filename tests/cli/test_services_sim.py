@@ -131,3 +131,23 @@ def test_tcp_echo_discard_chargen_and_udp_echo(served):
         u.settimeout(5)
         u.sendto(b"datagram", (SERVER, 7))
         assert u.recvfrom(100) == (b"datagram", (SERVER, 7))
+
+
+def test_http_keepalive_idle_limit_closes_only_idle_connections(served):
+    """HTTP_IDLE_S of silence closes a keep-alive connection (one heap entry per connection);
+    a connection that made a request meanwhile gets its full idle time again."""
+    from ustack.cli.services import HTTP_IDLE_S
+
+    client, svc = served
+    idle, r_idle = http(client, b"GET /bytes/1 HTTP/1.1\r\n\r\n")
+    busy, r_busy = http(client, b"GET /bytes/1 HTTP/1.1\r\n\r\n")
+    assert r_idle.response()[0] == 200 and r_busy.response()[0] == 200
+    client.sleep(HTTP_IDLE_S * 0.75)
+    busy.sendall(b"GET /bytes/2 HTTP/1.1\r\n\r\n")
+    assert r_busy.response()[2] == b"\x00\x01"
+    client.sleep(HTTP_IDLE_S * 0.5)  # the first is now past its limit, the second is not
+    assert r_idle.closed()
+    busy.sendall(b"GET /bytes/3 HTTP/1.1\r\n\r\n")
+    assert r_busy.response()[2] == b"\x00\x01\x02"
+    idle.close()
+    busy.close()
