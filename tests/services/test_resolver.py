@@ -131,8 +131,12 @@ def test_static_table_literals_and_no_servers():
     with pytest.raises(ResolveError) as e:
         r.resolve("www.example.test")
     assert e.value.kind == NOT_FOUND and s1.udp_queries == []
-    with pytest.raises(ResolveError):
-        r.resolve("a" * 70 + ".test")
+    with_server = Resolver(client, servers=["198.18.0.1"])
+    for bad in ("a" * 70 + ".test", "", ".", "bad..name", "\udcff.test"):
+        with pytest.raises(ResolveError) as e:
+            with_server.resolve(bad)
+        assert e.value.kind == NOT_FOUND
+    assert s1.udp_queries == []
 
 
 def test_mismatched_reply_is_ignored():

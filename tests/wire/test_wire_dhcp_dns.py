@@ -150,3 +150,43 @@ def test_dns_long_name_rejected_both_ways():
     with pytest.raises(Malformed) as e:
         N.DnsMessage.parse(raw)
     assert e.value.reason == "dns.bad_name"
+
+
+# ---- fuzz: random and mutated bytes raise only Malformed --------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_DNS_BASE = N.DnsMessage(7, N.FLAG_QR, (N.DnsQuestion("www.example.test"),),
+                         (N.DnsRecord("www.example.test", N.TYPE_CNAME, 5, "web.example.test"),
+                          N.DnsRecord("web.example.test", N.TYPE_A, 5, "198.18.0.1"),
+                          N.DnsRecord("web.example.test", N.TYPE_AAAA, 5, "2001:2::1"))).emit()
+_DHCP_BASE = D.DhcpMessage(D.BOOTREPLY, 9, MAC, {D.OPT_MESSAGE_TYPE: b"\x05", D.OPT_OVERLOAD: b"\x03",
+                                                 D.OPT_DNS: bytes(8)}).emit()
+
+
+@st.composite
+def _mutated(draw, base: bytes) -> bytes:
+    b = bytearray(base)
+    for _ in range(draw(st.integers(1, 6))):
+        b[draw(st.integers(0, len(b) - 1))] = draw(st.integers(0, 255))
+    return bytes(b[:draw(st.integers(0, len(b)))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=600), _mutated(_DNS_BASE)))
+def test_dns_parse_raises_only_malformed(data):
+    try:
+        m = N.DnsMessage.parse(data)
+    except Malformed:
+        return
+    m.addresses()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=600), _mutated(_DHCP_BASE)))
+def test_dhcp_parse_raises_only_malformed(data):
+    try:
+        m = D.DhcpMessage.parse(data)
+    except Malformed:
+        return
+    m.message_type, m.addresses(D.OPT_DNS), m.seconds(D.OPT_LEASE_TIME)

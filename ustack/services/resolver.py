@@ -114,9 +114,11 @@ class Resolver:
             return found
         if qtype == N.TYPE_A and name.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
             return ["127.0.0.1"]
+        if not name.strip("."):
+            raise ResolveError(NOT_FOUND, name, "empty name")  # never a query for the root
         try:
             N.encode_name(name)
-        except ValueError as e:
+        except ValueError as e:  # UnicodeError too
             raise ResolveError(NOT_FOUND, name, str(e)) from None
         key = (name.lower().rstrip("."), qtype)
         now = self.host.now()
