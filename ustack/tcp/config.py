@@ -39,6 +39,7 @@ class TcpConfig:
     quickack_segments: int = 16  # ACK each of the first data segments at once (Linux's quick ACKs)
     initial_cwnd_segments: int = 10  # RFC 6928
     abc_limit_segments: int = 0  # RFC 3465 L in slow start; 0: no limit, as Linux
+    slow_start_after_idle: bool = True  # RFC 5681 4.1: restart cwnd after an RTO of silence
     congestion_control: str = "cubic"  # or "newreno"
     dupthresh: int = 3
     max_dupthresh: int = 10  # D-SACKs (spurious retransmissions) raise the threshold up to this

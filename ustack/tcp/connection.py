@@ -372,15 +372,21 @@ class Connection:
              urgent: bool = False) -> int:
         """Queue data; `urgent`: its last byte is urgent data (the send pointer moves past it
         before the first segment leaves, so every segment up to it carries URG)."""
+        snd = self.snd
         if urgent and len(data):
-            free = self.snd.free_space()
+            free = snd.free_space()
             taken = len(data) if overcommit and free > 0 else min(len(data), free)
             if taken:
-                self.snd_up = (self.snd.buf_end + taken) & MASK
-        n = self.snd.queue(data, overcommit)
+                self.snd_up = (snd.buf_end + taken) & MASK
+        n = snd.queue(data, overcommit)
         if n:
             if self.state is State.CLOSE_WAIT:
                 self.sent_after_peer_fin = True
+            last = snd.last_data_at
+            if (last is not None and snd.snd_max == snd.snd_una and snd.cc is not None
+                    and now - last > snd.rto and self.cfg.slow_start_after_idle):
+                snd.cc.restart_after_idle(now - last, snd.rto)
+                self._trace("cwnd", now, cwnd=snd.cc.cwnd, ssthresh=snd.cc.ssthresh, event="idle")
             self._output(now)
             self.layer.touch(self)
         return n
@@ -1168,6 +1174,7 @@ class Connection:
         finally:
             part.release()  # the send buffer must not stay exported: it is resized on ACKs
             whole.release()
+        snd.last_data_at = now
         if rexmit:
             snd.retransmits += 1
             snd.undo_retrans += 1

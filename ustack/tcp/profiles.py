@@ -50,6 +50,7 @@ LINUX: dict[str, Any] = {
     "quickack_segments": 16,  # TCP_MAX_QUICKACKS
     "abc_limit_segments": 0,  # tcp_slow_start counts every acknowledged segment
     "nagle_minshall": True,  # tcp_minshall_check
+    "slow_start_after_idle": True,  # net.ipv4.tcp_slow_start_after_idle=1
     # keepalive: tcp_keepalive_time 7200 s, intvl 75 s, probes 9
     "keepalive_idle_s": 7200.0,
     "keepalive_interval_s": 75.0,

@@ -23,7 +23,8 @@ class Sender:
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
                  "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
-                 "sack_max", "count", "rto_min_on_variance")
+                 "sack_max", "count", "rto_min_on_variance",
+                 "last_data_at")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
@@ -52,6 +53,7 @@ class Sender:
         self.rto_max = rto_max_s
         # Linux floors the variance term, not the sum: RTO = SRTT + max(4*RTTVAR, rto_min)
         self.rto_min_on_variance = rto_min_on_variance
+        self.last_data_at: float | None = None  # when data was last sent (slow start after idle)
         self.backoff = 0
         self.rtt_seq: int | None = None  # segment being timed when timestamps are off (Karn)
         # consecutive timeouts without an ACK of new data: the first one starts a loss episode

@@ -819,3 +819,34 @@ def test_syn_reopening_time_wait_gets_an_isn_above_the_old_incarnation():
     h.peer_sends(t + 0.01, h.pseg("S", PEER_ISS + 100000, 0))
     sa = h.expect_out(t + 0.01, [dict(flags="S.", ack=PEER_ISS + 100001)])[0]
     assert 0 < ((sa.seq - old_max) & 0xFFFFFFFF) < 2**31, (sa.seq, old_max)
+
+
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
+def test_slow_start_restarts_after_an_idle_rto(cc):
+    """RFC 5681 4.1 (Linux's tcp_cwnd_restart): data after more than an RTO without sending
+    starts from the restart window min(IW, cwnd), halved once per further RTO of silence but not
+    below it; ssthresh keeps 3/4 of the old cwnd. Within an RTO nothing changes; the knob off
+    keeps cwnd."""
+    for knob in (True, False):
+        h, s, c = est(congestion_control=cc, sndbuf=1 << 20, slow_start_after_idle=knob)
+        s.nodelay = True
+        s.send(b"x" * 30 * MSS, 1.0)
+        h.out(1.0)
+        for i in range(1, 31):
+            ack(h, c, 1.1, i * MSS)
+            h.out(1.1)
+        grown = c.snd.cc.cwnd
+        assert grown > 20 * MSS and c.snd.snd_max == c.snd.snd_una
+        s.send(b"y" * MSS, 1.1 + c.snd.rto / 2)  # within an RTO: no restart
+        h.out(1.1 + c.snd.rto / 2)
+        ack(h, c, 1.12 + c.snd.rto / 2, 31 * MSS)
+        assert c.snd.cc.cwnd >= grown
+        idle_from = c.snd.last_data_at
+        later = idle_from + 3.5 * c.snd.rto
+        s.send(b"z" * 60 * MSS, later)
+        out = h.out(later)
+        if knob:
+            assert c.snd.cc.cwnd == 10 * MSS and len(out) == 10
+            assert c.snd.cc.ssthresh >= 3 * grown // 4
+        else:
+            assert c.snd.cc.cwnd >= grown and len(out) > 20

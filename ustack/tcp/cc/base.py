@@ -12,7 +12,7 @@ class CongestionControl:
     """
 
     name = "base"
-    __slots__ = ("mss", "cwnd", "ssthresh", "_acc", "abc_limit")
+    __slots__ = ("mss", "cwnd", "ssthresh", "_acc", "abc_limit", "iw")
 
     def __init__(self, mss: int, initial_segments: int = 10, abc_limit_segments: int = 0) -> None:
         self.mss = mss
@@ -23,7 +23,7 @@ class CongestionControl:
         iw = initial_segments * mss
         if initial_segments == 10:
             iw = min(10 * mss, max(2 * mss, 14600))
-        self.cwnd = iw
+        self.cwnd = self.iw = iw
         self.ssthresh = 1 << 30
         self._acc = 0
 
@@ -46,6 +46,20 @@ class CongestionControl:
         # RFC 5681 (4): ssthresh = max(FlightSize / 2, 2*SMSS); cwnd = loss window (1 segment)
         self.ssthresh = max(flight // 2, 2 * self.mss)
         self.cwnd = self.mss
+        self._acc = 0
+
+    def restart_after_idle(self, idle_s: float, rto_s: float) -> None:
+        """Nothing sent for more than an RTO (RFC 5681 4.1, as Linux's tcp_cwnd_restart): keep
+        3/4 of cwnd as ssthresh, halve cwnd for every further RTO of silence, never below the
+        restart window min(IW, cwnd), so the next burst is probed again by slow start."""
+        self.ssthresh = max(self.ssthresh, 3 * self.cwnd // 4)
+        restart = min(self.iw, self.cwnd)
+        cwnd = self.cwnd
+        idle_s -= rto_s
+        while idle_s > 0 and cwnd > restart:
+            cwnd //= 2
+            idle_s -= rto_s
+        self.cwnd = max(cwnd, restart)
         self._acc = 0
 
     def _slow_start(self, acked: int) -> int:

@@ -52,6 +52,11 @@ class Cubic(CongestionControl):
                 self.cwnd += grow
                 self._acc -= grow
 
+    def restart_after_idle(self, idle_s: float, rto_s: float) -> None:
+        super().restart_after_idle(idle_s, rto_s)
+        if self.epoch_at is not None:  # Linux's CA_EVENT_TX_START: the curve does not run on idle
+            self.epoch_at += idle_s
+
     def _reduce(self, flight: int) -> None:
         cwnd_seg = self.cwnd / self.mss
         # fast convergence (RFC 9438 4.7)
