@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """All the benchmarks in one run, side by side: receive (`bench_rx.py`, ustack against a bare
 Python receiver), send (`bench_tx.py`, against a bare Python sender) and connections
-(`bench_conns.py`: connect rate, 10,000 held connections and memory per connection against
-`ustack serve`, the Simulator at scale). Each runs as its own process, one after the other, in
-its own private network namespace; each already compares ustack with its reference in the same
-run. Prints one table (rich) and writes every benchmark's full JSON with `--json FILE`.
+(`bench_conns.py`: connect rate, 1-byte round trip, 10,000 held connections and memory per
+connection against `ustack serve`, the Simulator at scale). Each runs as its own process, one
+after the other, in its own private network namespace; each already compares ustack with its
+reference in the same run. Prints one table (rich) and writes every benchmark's full JSON with `--json FILE`.
 
 `--smoke`: tiny sizes (a few MB, 200 connections) that check the machinery and the
 correctness of each run, not its speed (what CI runs: tests/perf/test_bench_all.py).
@@ -30,7 +30,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str], float]] = {
     "tx": ("bench_tx.py", ["--mb", "200", "--repeat", "3"], ["--mb", "5", "--seconds", "10"], 600),
     "conns": ("bench_conns.py", [],
               ["--rate-seconds", "0.5", "--parallel", "4", "--concurrent", "200", "--inflight", "64",
-               "--hold-seconds", "30", "--sim", "200", "--sim-mem", "100"], 900),
+               "--hold-seconds", "30", "--sim", "200", "--sim-mem", "100", "--pings", "200"], 900),
 }
 
 
@@ -77,7 +77,12 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
             out.append(("connections", c["error"], "", ""))
         else:
             res = c["result"]
+            ref = res.get("latency_kernel_loopback")
             for serve in res["serve"]:
+                lat = serve.get("latency")
+                if lat and ref:
+                    out.append(("1-byte round trip p50 / p99 us", f"{lat['p50_us']} / {lat['p99_us']}",
+                                f"kernel lo {ref['p50_us']} / {ref['p99_us']}", "not the same path"))
                 rt, h = serve["rate"], serve["hold"]
                 out.append(("connect+echo+close /s", f"{rt['per_s']:.0f}", "", f"{rt['failed']} failed"))
                 out.append((f"held of {h['asked']}, echoing twice", f"{h['still_echoing']}", "",

@@ -15,6 +15,10 @@ in the same run) a fresh `ustack serve` subprocess is measured:
            or reset, timed out. Then every open connection echoes 1 byte again (all still
            served?), and the server's RSS growth (VmRSS of the serve process, after minus
            before) / connections held is its memory per idle connection.
+  latency  one connection, 1-byte ping-pong (`--pings` round trips, TCP_NODELAY): p50 and p99
+           of the round trip; next to it, the same client against a kernel TCP echo on loopback
+           in the namespace, served by a Python thread of this process (a floor, not the same
+           path: no TUN, no ustack).
 
 `--sim N` also runs N connections between two Simulator hosts (ServiceSet echo on one, plain
 stack sockets on the other): all opened, all echo 1 byte, all close; wall time; and with
@@ -146,6 +150,49 @@ def rate(seconds: float, parallel: int) -> dict:
     return {"done": done, "failed": failed, "seconds": elapsed, "per_s": done / elapsed}
 
 
+def ping_pong(addr: tuple[str, int], n: int) -> dict:
+    """1-byte ping-pong on one connection (TCP_NODELAY): round-trip p50/p99 in microseconds."""
+    s = socket.create_connection(addr, timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    rtts = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            s.send(b"p")
+            if s.recv(1) != b"p":
+                break
+            rtts.append(time.perf_counter() - t0)
+    finally:
+        s.close()
+    rtts.sort()
+
+    def pick(q: float) -> float | None:
+        return round(rtts[min(len(rtts) - 1, int(q * len(rtts)))] * 1e6, 1) if rtts else None
+    return {"round_trips": len(rtts), "p50_us": pick(0.5), "p99_us": pick(0.99)}
+
+
+def kernel_echo_server() -> tuple[socket.socket, int]:
+    """The reference for ping_pong: a kernel TCP echo on loopback in this namespace, served by a
+    Python thread of this process."""
+    import threading
+
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+
+    def serve() -> None:
+        try:
+            c, _ = ls.accept()
+        except OSError:
+            return
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with c:
+            while d := c.recv(64):
+                c.sendall(d)
+    threading.Thread(target=serve, daemon=True).start()
+    return ls, ls.getsockname()[1]
+
+
 def hold(serve: Serve, n: int, inflight: int, time_limit: float) -> tuple[dict, list[socket.socket]]:
     """Open n connections (each echoes 1 byte) and keep them open; then all echo once more."""
     sel = selectors.DefaultSelector()
@@ -227,6 +274,8 @@ def measure_serve(root: str, idx: int, args: argparse.Namespace) -> dict:
     try:
         warm = rate(0.5, 4)  # code paths and the allocator warmed up before anything is measured
         out = {"root": root, "warmup": warm["done"], "rate": rate(args.rate_seconds, args.parallel)}
+        if args.pings:
+            out["latency"] = ping_pong((USTACK_IP, PORT), args.pings)
         out["hold"], socks = hold(serve, args.concurrent, args.inflight, args.hold_seconds)
         for s in socks:
             s.close()
@@ -312,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sim", type=int, default=10000, help="Simulator connections (0: skip)")
     ap.add_argument("--sim-mem", type=int, default=2000,
                     help="Simulator connections under tracemalloc (0: skip)")
+    ap.add_argument("--pings", type=int, default=2000, help="1-byte ping-pong round trips (0: skip)")
     ap.add_argument("--root", action="append", help="ustack tree to run serve from (repeatable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -321,6 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "serve": []}
     if args.concurrent + args.parallel + 64 > result["nofile"]:
         sys.exit(f"bench_conns: RLIMIT_NOFILE {result['nofile']} is too low for {args.concurrent} clients")
+    if args.pings:
+        ls, port = kernel_echo_server()
+        result["latency_kernel_loopback"] = ping_pong(("127.0.0.1", port), args.pings)
+        ls.close()
+        if not args.json:
+            k = result["latency_kernel_loopback"]
+            print(f"kernel echo on loopback: 1-byte round trip p50 {k['p50_us']} us, p99 {k['p99_us']} us")
     for i, root in enumerate(roots):
         r = measure_serve(root, i, args)
         result["serve"].append(r)
@@ -332,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"(refused/reset {h['refused_or_reset']}, timed out {h['timed_out']}), "
                   f"{h['still_echoing']} still echoing; RSS {h['rss_before_kib']}->{h['rss_after_kib']} KiB "
                   f"= {per} KiB/conn; {h['serve_threads']} threads", flush=True)
+            if "latency" in r:
+                lat = r["latency"]
+                print(f"  1-byte round trip over the TUN: p50 {lat['p50_us']} us, p99 {lat['p99_us']} us "
+                      f"({lat['round_trips']} round trips)", flush=True)
     sys.path.insert(0, HERE)
     if args.sim:
         result["sim"] = sim_run(args.sim, False)

@@ -34,6 +34,8 @@ def test_bench_smoke_all_runs_complete(tmp_path):
     conns = res["conns"]["result"]
     serve = conns["serve"][0]
     assert serve["rate"]["done"] > 0 and serve["rate"]["failed"] == 0
+    assert serve["latency"]["round_trips"] == conns["latency_kernel_loopback"]["round_trips"] == 200
+    assert 0 < serve["latency"]["p50_us"] <= serve["latency"]["p99_us"]
     hold = serve["hold"]
     assert hold["opened_and_echoed"] == hold["still_echoing"] == hold["asked"] == 200, hold
     assert hold["serve_threads"] <= 4  # no thread per connection
