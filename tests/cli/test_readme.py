@@ -145,7 +145,7 @@ def test_scenario_example_prints_what_the_readme_says_and_its_plot_marks_the_fau
                 and t not in {m.t for m in series.faults if m.kind == "down-drop"}]
 
 
-@pytest.mark.parametrize("cmd", ["serve", "run", "connect", "plot", "lab"])
+@pytest.mark.parametrize("cmd", ["serve", "run", "connect", "plot", "lab", "bench"])
 def test_cli_lines_in_the_readme_parse(cmd):
     """The command lines shown in the README are accepted by the parser."""
     from ustack.cli.main import build_parser
