@@ -23,7 +23,7 @@ pytestmark = pytest.mark.netns
 SCENARIO_IDS = {
     "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
     "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
-    "nonblocking-async", "nonblocking-event", "overlapped", "iocp-echo", "transfer",
+    "nonblocking-async", "nonblocking-event", "tcp-oob", "overlapped", "iocp-echo", "transfer",
 }
 
 
@@ -414,6 +414,7 @@ def test_lab_overlapped_and_iocp_scenarios_use_the_calls(tun_lab):
     assert ov["pass"], ov["got"]
     connect_ex = next(c for c in ov["calls"] if c["call"] == "ConnectEx")
     assert connect_ex["error"] == 997 and connect_ex["ret"] is False
+    assert by_id["tcp-oob"]["pass"], by_id["tcp-oob"]["got"]  # urgent data both ways with Linux
     iocp = by_id["iocp-echo"]
     assert iocp["pass"], iocp["got"]
     names = [c["call"] for c in iocp["calls"]]

@@ -162,3 +162,21 @@ def test_item_108_urgent_pointer_on_the_wire(tmp_path) -> None:
     assert plain.data == b"plain" and not plain.flags & dpkt.tcp.TH_URG
     assert urgent.data == b"urgent!" and urgent.flags & dpkt.tcp.TH_URG
     assert urgent.urp == 7  # seq + 7: the octet after '!', the urgent byte (RFC 6093)
+
+
+def test_item_108_mark_survives_the_peer_fin(net: Net) -> None:
+    """The urgent byte keeps its place after the peer's FIN arrives (the FIN takes a sequence
+    number but no stream byte; found against Linux in the lab's tcp-oob scenario)."""
+    ws, pws = net.ws, net.pws
+    lst = listener(pws, 6001)
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 6001), 16) == 0
+    a = pws.accept(lst, None, None)
+    assert ws.send(c, b"xyz!", 4, MSG_OOB) == 4
+    net.sim.run_for(0.2)
+    assert recv_some(pws, a) == b"xyz"
+    assert ws.send(c, b"more", 4, 0) == 4 and ws.shutdown(c, 1) == 0
+    net.sim.run_for(0.2)
+    assert _recv(pws, a, flags=MSG_OOB) == (1, b"!")
+    assert recv_some(pws, a) == b"more"
+    assert recv_some(pws, a) == b""

@@ -553,6 +553,72 @@ def sc_iocp_echo(ctx: LabContext) -> Outcome:
     return Outcome(ok, got_text, r.calls, key_calls, {"completions": completions, "bytes": echoed})
 
 
+OOB_PORT = 7008
+
+
+def _kernel_oob_client(port: int, out: dict[str, Any]) -> None:
+    """Connect to ustack, send b"xyz!" with MSG_OOB (Linux marks '!'), then b"more"."""
+    import socket
+
+    try:
+        with socket.create_connection((K.USTACK, port), timeout=K.IO_TIMEOUT_S) as c:
+            c.send(b"xyz!", socket.MSG_OOB)
+            time.sleep(0.2)
+            c.sendall(b"more")
+            c.shutdown(socket.SHUT_WR)
+            out["rest"] = c.recv(16)
+    except OSError as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+
+
+def sc_tcp_oob(ctx: LabContext) -> Outcome:
+    """Urgent data both ways with the Linux kernel: our MSG_OOB byte is the one Linux takes out
+    of line (its echo server returns the rest), and Linux's urgent byte is the one our
+    recv(MSG_OOB) returns, the data around it read normally."""
+    import threading
+
+    r, s, c = _tcp_connect(ctx, K.KERNEL, K.ECHO_PORT)
+    r.setsockopt_int(s, "SOL_SOCKET", "SO_RCVTIMEO", RECV_TIMEOUT_MS)
+    up = r.record("send", f"{r.sname(s)}, \"abc!\", 4, MSG_OOB",
+                  lambda: ctx.ws.send(s, b"abc!", 4, W.MSG_OOB))
+    echo, e1 = r.recv(s)
+    r.send(s, b"def")
+    echo2, e2 = r.recv(s)
+    r.closesocket(s)
+    ws = ctx.ws
+    lst, _ = r.socket()
+    r.bind(lst, "0.0.0.0", OOB_PORT)
+    r.record("listen", f"{r.sname(lst)}, 1", lambda: ws.listen(lst, 1))
+    client: dict[str, Any] = {}
+    th = threading.Thread(target=_kernel_oob_client, args=(OOB_PORT, client), name="lab-oob-client",
+                          daemon=True)
+    th.start()
+    r.note("the kernel connects, sends \"xyz!\" with MSG_OOB, then \"more\"")
+    a = r.record("accept", f"{r.sname(lst)}, NULL, NULL", lambda: ws.accept(lst, None, None),
+                 fail="INVALID_SOCKET")
+    acc = a.ret
+    r.setsockopt_int(acc, "SOL_SOCKET", "SO_RCVTIMEO", RECV_TIMEOUT_MS)
+    normal, n1 = r.recv(acc)
+    obuf = bytearray(4)
+    o = r.record("recv", f"{r.sname(acc)}, buf, 4, MSG_OOB", lambda: ws.recv(acc, obuf, 4, W.MSG_OOB),
+                 detail=lambda n: repr(bytes(obuf[:n])))
+    rest = bytearray()
+    while len(rest) < 4:
+        more, n2 = r.recv(acc)
+        if not more:
+            break
+        rest += more
+    r.closesocket(acc)
+    r.closesocket(lst)
+    th.join(K.IO_TIMEOUT_S)
+    ok = (not up.failed and echo == b"abc" and echo2 == b"def" and normal == b"xyz"
+          and o.ret == 1 and obuf[:1] == b"!" and bytes(rest) == b"more")
+    got = ("Linux echoed \"abc\" (took '!' out of line); our MSG_OOB recv got Linux's '!'" if ok
+           else f"unexpected: echo {echo!r} {echo2!r}, normal {normal!r}, oob {bytes(obuf[:1])!r}, "
+                f"rest {bytes(rest)!r} {client.get('error', '')}")
+    return Outcome(ok, got, r.calls, [up, e1, n1, o])
+
+
 # -- bulk transfer under loss -----------------------------------------------------------------------
 def _with_transfer_faults(ctx: LabContext) -> tuple[Any, Any]:
     """Turn on the transfer's loss (unless the whole tour runs under the user's faults)."""
@@ -686,6 +752,8 @@ SCENARIOS: list[Scenario] = [
              sc_nb_async),
     Scenario("nonblocking-event", "nonblocking connect + WSAEventSelect", "event signalled, FD_CONNECT",
              sc_nb_event),
+    Scenario("tcp-oob", "urgent data both ways with Linux", "the byte before the urgent pointer, out of line",
+             sc_tcp_oob),
     Scenario("overlapped", "ConnectEx + overlapped WSARecv", "pending, then the echo via events",
              sc_overlapped),
     Scenario("iocp-echo", "echo server on a completion port (AcceptEx)", "every byte echoed",

@@ -154,7 +154,8 @@ class TcpSocket:
         if c is None or c.rcv_up is None:
             return None
         rcv = c.rcv
-        urgent = rcv.delivered - diff(rcv.rcv_nxt, (c.rcv_up - 1) & MASK)
+        data_end = (rcv.rcv_nxt - 1) & MASK if rcv.eof else rcv.rcv_nxt  # a FIN takes one number
+        urgent = rcv.delivered - diff(data_end, (c.rcv_up - 1) & MASK)
         return urgent, rcv.delivered - len(rcv.buf), rcv.delivered
 
     @property
