@@ -140,3 +140,33 @@ def test_poll_cost_does_not_grow_with_idle_connections(keepalive):
             sim.close()
     small, large = measure(10), measure(1000)
     assert small == large, (small, large)
+
+
+def test_a_failing_handler_closes_only_its_connection_and_is_logged(monkeypatch):
+    from ustack.cli import services
+
+    real = services.EchoHandler.produce
+
+    def produce(self):
+        if self.sock.readable_bytes and self.sock.peek(4) == b"boom":
+            raise RuntimeError("handler bug")
+        return real(self)
+    monkeypatch.setattr(services.EchoHandler, "produce", produce)
+    sim = Simulator(seed=4)
+    server = sim.add_host(f"{SERVER}/16", name="server")
+    client = sim.add_host("198.18.1.1/16", name="client")
+    lines: list[str] = []
+    svc = ServiceSet(server, log=lines.append, spawn=sim.spawn)
+    svc.tcp("echo", PORT)
+    try:
+        bad, good = open_many(client, 2)
+        client.call(lambda: bad.send(b"boom", client.now()))
+        assert client.wait(lambda: bad.at_eof or bad.error is not None, 5)  # closed by the server
+        client.call(lambda: good.send(b"fine", client.now()))
+        assert client.wait(lambda: good.readable_bytes == 4, 5)
+        assert client.call(lambda: good.recv(4)) == b"fine"
+        assert lines == ["EchoHandler: RuntimeError: handler bug"]
+        assert internal_errors(server, client) == 0
+    finally:
+        svc.stop()
+        sim.close()

@@ -354,13 +354,15 @@ class ServiceSet:
     def _run(self) -> None:
         host, stop = self.host, self.stop_event
         while not stop.is_set():
-            host.wait(lambda: bool(self._ready) or stop.is_set(), self._wait_s())
-            if stop.is_set() or host.down:
-                return
             try:
+                host.wait(lambda: bool(self._ready) or stop.is_set(), self._wait_s())
+                if stop.is_set() or host.down:
+                    return
                 while host.call(self._dispatch):
                     pass
             except Exception as e:  # noqa: BLE001 - a broken handler must not stop serve
+                if host.down:
+                    return  # the runtime was closed under us: nothing left to serve
                 self.log(f"services: {type(e).__name__}: {e}")
 
     def _wait_s(self) -> float:
