@@ -346,9 +346,12 @@ def _setup_netns() -> None:
     lo_up()
     with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:  # this namespace's only
         f.write("1024 65535")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # one fd per client
     want = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    try:  # root may raise the hard limit too
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, 32768), max(hard, 32768)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def main(argv: list[str] | None = None) -> int:
