@@ -173,8 +173,8 @@ SOURCES: dict[int, str] = {
 NOTES: dict[int, str] = {
     100: "A socket made by WSASocket without WSA_FLAG_OVERLAPPED takes an overlapped call and waits "
          "for its outcome (Microsoft: such a socket does no overlapped I/O; the exact behaviour is "
-         "undocumented). An overlapped TCP send completes once its data is queued on the connection "
-         "(SO_SNDBUF 0's 'pends until acknowledged' is not modelled).",
+         "undocumented). An overlapped TCP send completes once its data is queued on the connection; "
+         "with SO_SNDBUF 0 once the peer acknowledged it.",
     101: "Completion routines are queued per issuing thread (a Simulator task or a real thread).",
     105: "Before SO_UPDATE_ACCEPT_CONTEXT getsockname is WSAEINVAL and getpeername / shutdown "
          "WSAENOTCONN: sock.c shows getsockname needs the option but not the code, Microsoft's "

@@ -49,6 +49,7 @@ from .wsutil import (
     fail,
     listener,
     name_of,
+    recv_some,
     sa,
     send_all,
     setopt_int,
@@ -406,3 +407,31 @@ def test_item_100_wsasocket_without_overlapped_flag_waits(net: Net) -> None:
     net.sim.spawn(later)
     r, ov, buf, count, _ = _recv(ws, plain)
     assert r == 0 and count.value == 4 and bytes(buf[:4]) == b"sync" and ov.InternalHigh == 4
+
+
+def test_item_100_sndbuf_zero_send_pends_until_acknowledged(net: Net) -> None:
+    """sock.c test_send (docs/winsock-overlapped.md): with SO_SNDBUF 0 nothing is buffered on
+    the application's behalf, so an overlapped send pends until the peer acknowledged its data;
+    with the default buffer the same send completes at once."""
+    ws, pws = net.ws, net.pws
+    lst = listener(pws, 7200)
+    c = tcp(ws)
+    assert ws.connect(c, sa(PEER, 7200), 16) == 0
+    srv = pws.accept(lst, None, None)
+    data = b"z" * 3000
+    ov, n = WSAOVERLAPPED(ws.WSACreateEvent()), ctypes.c_ulong(0)
+    assert ws.WSASend(c, [WSABUF(len(data), data)], 1, n, 0, ov, None) == 0
+    assert setopt_int(ws, c, SOL_SOCKET, SO_SNDBUF, 0) == 0
+    ov = WSAOVERLAPPED(ws.WSACreateEvent())
+    before = ws.stack_socket(c).send_progress[1]
+    fail(ws, ws.WSASend(c, [WSABUF(len(data), data)], 1, n, 0, ov, None), WSA_IO_PENDING)
+    acked, queued = ws.stack_socket(c).send_progress
+    assert ov.Internal == STATUS_PENDING and acked < queued == before + len(data)
+    assert ws.WSAWaitForMultipleEvents(1, [ov.hEvent], False, 5000, False) == WSA_WAIT_EVENT_0
+    assert _result(ws, c, ov) == (True, len(data), 0)
+    acked, queued = ws.stack_socket(c).send_progress
+    assert acked == queued  # completed only once all of it was acknowledged
+    got = b""
+    while len(got) < 2 * len(data):
+        got += recv_some(pws, srv, 65536)
+    assert got == data * 2

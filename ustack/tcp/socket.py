@@ -145,6 +145,16 @@ class TcpSocket:
         return c is not None and (bool(c.rcv.buf) or c.rcv.eof) or self.error is not None
 
     @property
+    def send_progress(self) -> tuple[int, int]:
+        """(acknowledged, queued) in one unit: what the peer has acknowledged so far (the SYN
+        counts), and that plus what the send buffer still holds; equal when everything queued
+        was acknowledged."""
+        c = self.conn
+        if c is None:
+            return (0, 0)
+        return c.snd.bytes_acked, c.snd.bytes_acked + len(c.snd.buf)
+
+    @property
     def urgent_mark(self) -> tuple[int, int, int] | None:
         """(urgent, unread, received) as stream indexes (0 = the first byte of the connection):
         the urgent byte, the one just before the peer's urgent pointer (RFC 6093; `urgent` may

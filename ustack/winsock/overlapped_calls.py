@@ -154,11 +154,17 @@ class OverlappedCalls:
             return (E.broken_error(s.error), 0, 0)
         if R.tcp_state(ws) not in R.CAN_SEND:
             return (C.WSAESHUTDOWN if ws.shut_wr else C.WSAECONNABORTED, 0, 0)
+        if "acked_at" in op.extra:  # SO_SNDBUF 0: queued, waiting for the acknowledgement
+            return (0, len(op.data), 0) if s.send_progress[0] >= op.extra["acked_at"] else None
         if not op.data:
             return (0, 0, 0)
         if s.writable_bytes <= 0:
             return None
-        return (0, self._send_overcommit(ws, op.data), 0)
+        n = self._send_overcommit(ws, op.data)
+        if ws.opts.sndbuf == 0:  # no send buffering: done when the peer has it (sock.c test_send)
+            op.extra["acked_at"] = s.send_progress[1]
+            return None
+        return (0, n, 0)
 
     def _ov_step_accept(self, op: Op) -> tuple[int, int, int] | None:
         lst: WSocket = op.extra["listener"]
