@@ -251,3 +251,26 @@ def test_every_service_counter_is_described():
     src = "".join(p.read_text() for p in Path(ustack.services.__file__).parent.glob("*.py"))
     names = set(re.findall(r'inc\("([a-z0-9_]+\.[a-z0-9_.]+)"', src))
     assert len(names) > 20 and [n for n in names if not describe(n)] == []
+
+
+@pytest.mark.parametrize("yiaddr", ["0.1.2.3", "127.0.0.5", "224.0.0.9", "240.0.0.1", "198.18.0.255",
+                                    "198.18.0.0"])
+def test_ack_with_an_unusable_address_is_refused(yiaddr):
+    """A hostile or broken server cannot make us loopback, multicast, class E or the subnet's
+    network/broadcast address: the ACK is a counted drop and the client keeps waiting."""
+    c = DhcpClient(b"\x02\0\0\0\0\1", random.Random(1), probe=False)
+    c.start(0.0)
+    (send,) = c.take_actions()
+    server = ip_int("198.18.0.1").to_bytes(4, "big")
+    offer = D.DhcpMessage(D.BOOTREPLY, send.message.xid, c.mac, {
+        D.OPT_MESSAGE_TYPE: bytes((D.OFFER,)), D.OPT_SERVER_ID: server}, yiaddr=ip_int("198.18.0.50"))
+    c.on_message(offer.emit(), 0.1)
+    (req,) = c.take_actions()
+    ack = offer._replace(xid=req.message.xid, yiaddr=ip_int(yiaddr), options={
+        D.OPT_MESSAGE_TYPE: bytes((D.ACK,)), D.OPT_SERVER_ID: server,
+        D.OPT_SUBNET_MASK: bytes([255, 255, 255, 0]), D.OPT_LEASE_TIME: (600).to_bytes(4, "big")})
+    c.on_message(ack.emit(), 0.2)
+    assert c.counters.get("dhcp.bad_ack") == 1 and c.state == "REQUESTING" and c.take_actions() == []
+    good = ack._replace(yiaddr=ip_int("198.18.0.50"))
+    c.on_message(good.emit(), 0.3)
+    assert c.state == BOUND and c.lease.cidr == "198.18.0.50/24"

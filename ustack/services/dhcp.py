@@ -95,6 +95,17 @@ def _prefix(mask: int | None, addr: int) -> int:
     return bin(mask).count("1")
 
 
+def _usable(addr: int, prefix: int) -> bool:
+    """A unicast host address: not 0/8, loopback, multicast or class E, and (below /31) not the
+    network or broadcast address of its prefix (a hostile server must not make us one)."""
+    if addr >> 24 in (0, 127) or addr >= 0xE0000000:
+        return False
+    if prefix < 31:
+        host = addr & ((1 << (32 - prefix)) - 1)
+        return host not in (0, (1 << (32 - prefix)) - 1)
+    return True
+
+
 class DhcpClient:
     def __init__(self, mac: bytes, rng: random.Random, *, config: DhcpConfig | None = None,
                  counters: Counters | None = None, remembered: int | None = None,
@@ -294,6 +305,8 @@ class DhcpClient:
         t1 = min(t1, t2)
         routers = [r for r in m.addresses(D.OPT_ROUTER) if r]
         prefix = _prefix(m.address(D.OPT_SUBNET_MASK), m.yiaddr)
+        if not _usable(m.yiaddr, prefix):
+            return None
         router = routers[0] if routers else None
         if router is not None and prefix and (router ^ m.yiaddr) >> (32 - prefix):
             router = None  # not on the link: unusable as our default route
