@@ -175,7 +175,9 @@ NOTES: dict[int, str] = {
          "for its outcome (Microsoft: such a socket does no overlapped I/O; the exact behaviour is "
          "undocumented). An overlapped TCP send completes once its data is queued on the connection; "
          "with SO_SNDBUF 0 once the peer acknowledged it.",
-    101: "Completion routines are queued per issuing thread (a Simulator task or a real thread).",
+    101: "Completion routines are queued per issuing thread (a Simulator task or a real thread); "
+         "Winsock's blocking calls run them while they wait (sock.c), the waits of the overlapped "
+         "calls themselves (WSAGetOverlappedResult, GetQueuedCompletionStatus) do not.",
     105: "Before SO_UPDATE_ACCEPT_CONTEXT getsockname is WSAEINVAL and getpeername / shutdown "
          "WSAENOTCONN: sock.c shows getsockname needs the option but not the code, Microsoft's "
          "remarks say the socket is in a default state; the codes are ustack's choice. A local "

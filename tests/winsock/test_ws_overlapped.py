@@ -435,3 +435,28 @@ def test_item_100_sndbuf_zero_send_pends_until_acknowledged(net: Net) -> None:
     while len(got) < 2 * len(data):
         got += recv_some(pws, srv, 65536)
     assert got == data * 2
+
+
+def test_item_101_blocking_recv_runs_routines_while_it_waits(net: Net) -> None:
+    """sock.c test_WSARecv / test_accept / test_select: a blocking call that really blocks waits
+    alertably: a completion routine of the same thread runs during the wait, and the call then
+    still returns its own result. A non-alertable wait (SleepEx FALSE) runs none."""
+    ws = net.ws
+    c1, a1 = tcp_socketpair(ws)
+    c2, a2 = tcp_socketpair(ws)
+    calls = []
+    r, _ov, buf, _n, _f = _recv(ws, c1, routine=lambda *args: calls.append((args[1], net.me.now())))
+    fail(ws, r, WSA_IO_PENDING)
+
+    def peer():
+        ws.SleepEx(100, False)
+        send_all(ws, a1, b"one")
+        ws.SleepEx(100, False)
+        send_all(ws, a2, b"two")
+
+    net.sim.spawn(peer)
+    assert ws.SleepEx(50, False) == 0 and calls == []
+    got = bytearray(8)
+    assert ws.recv(c2, got, 8, 0) == 3 and bytes(got[:3]) == b"two"
+    assert len(calls) == 1 and calls[0][0] == 3 and bytes(buf[:3]) == b"one"
+    assert calls[0][1] < net.me.now()  # it ran during the recv's wait, before "two" came

@@ -171,11 +171,15 @@ class Winsock(OverlappedCalls, NameResolution):
         return self.version < (2, 0)
 
     # -- blocking ---------------------------------------------------------------------------------
-    def _block(self, ws: WSocket | None, ready: Callable[[], bool], timeout_s: float | None) -> str:
+    def _block(self, ws: WSocket | None, ready: Callable[[], bool], timeout_s: float | None, *,
+               alertable: bool = True) -> str:
         """Block the calling thread until ready() (run under the lock): "ready", "timeout",
         "cancelled" (WSACancelBlockingCall), "closed" (closesocket from another thread) or
-        "down" (the host stopped)."""
+        "down" (the host stopped). `alertable`: completion routines of this thread run while
+        it waits and the wait goes on (sock.c: a blocking recv, accept or select waits
+        alertably once it really blocks)."""
         tls = self._tls
+        me = threading.get_ident()
         v11 = self._is_v11()
         tls.blocking = v11
         tls.cancelled = False
@@ -192,6 +196,8 @@ class Winsock(OverlappedCalls, NameResolution):
                 outcome.append("ready")
             elif self._net_down():
                 outcome.append("down")
+            elif alertable and self._ov_apcs.pending(me):
+                outcome.append("apc")
             return bool(outcome)
 
         try:
@@ -201,6 +207,10 @@ class Winsock(OverlappedCalls, NameResolution):
                 left = None if deadline is None else max(0.0, deadline - self._now())
                 step = left if hook is None else (_HOOK_SLICE_S if left is None else min(left, _HOOK_SLICE_S))
                 self.host.wait(pred, step)
+                if outcome and outcome[-1] == "apc":
+                    outcome.clear()
+                    self._ov_run_apcs()
+                    continue
                 if outcome:
                     return outcome[-1]
                 if self._net_down():

@@ -288,7 +288,7 @@ class OverlappedCalls:
         if "fail" in op.extra:
             raise WsaFail(op.extra["fail"])
         if not op.done and ws.handle in self._ov_plain:
-            self._block(None, lambda: op.done, None)
+            self._block(None, lambda: op.done, None, alertable=False)
             return True, op.overlapped.InternalHigh
         return op.done, op.overlapped.InternalHigh
 
@@ -466,7 +466,7 @@ class OverlappedCalls:
         if ov.Internal == K.STATUS_PENDING:
             if not fWait:
                 raise WsaFail(K.WSA_IO_INCOMPLETE)
-            outcome = self._block(None, lambda: ov.Internal != K.STATUS_PENDING, None)
+            outcome = self._block(None, lambda: ov.Internal != K.STATUS_PENDING, None, alertable=False)
             if outcome != "ready":
                 raise self._blocked_fail(outcome)
         len_store(lpcbTransfer, ov.InternalHigh)
@@ -487,7 +487,7 @@ class OverlappedCalls:
             if not bWait:
                 self._set_error(K.ERROR_IO_INCOMPLETE)
                 return False
-            self._block(None, lambda: ov.Internal != K.STATUS_PENDING, None)
+            self._block(None, lambda: ov.Internal != K.STATUS_PENDING, None, alertable=False)
         len_store(lpNumberOfBytesTransferred, ov.InternalHigh)
         if ov.Internal != K.STATUS_SUCCESS:
             self._set_error(win32_of(ov.Internal))
@@ -538,7 +538,7 @@ class OverlappedCalls:
             return "ready"
         if timeout_s == 0:
             return "timeout"
-        outcome = self._block(None, lambda: apcs.pending(me) or ready(), timeout_s)
+        outcome = self._block(None, lambda: apcs.pending(me) or ready(), timeout_s, alertable=False)
         if self._ov_run_apcs():
             return "apc"
         return outcome
@@ -550,7 +550,7 @@ class OverlappedCalls:
         if not bAlertable:
             if timeout_s is None:
                 raise ValueError("SleepEx(INFINITE, FALSE) would never return")
-            self._block(None, lambda: False, timeout_s)
+            self._block(None, lambda: False, timeout_s, alertable=False)
             return 0
         return K.WAIT_IO_COMPLETION if self._alertable_wait(lambda: False, timeout_s) == "apc" else 0
 
@@ -633,7 +633,7 @@ class OverlappedCalls:
             return bool(got) or port.closed
 
         if not self._call(take) and timeout_s != 0:
-            self._block(None, take, timeout_s)
+            self._block(None, take, timeout_s, alertable=False)
         if not got:
             lpOverlapped.value = None
             self._set_error(K.ERROR_ABANDONED_WAIT_0 if port.closed else K.WAIT_TIMEOUT)
@@ -668,7 +668,7 @@ class OverlappedCalls:
                 self._set_error(K.WAIT_IO_COMPLETION)
                 return False
         elif not self._call(lambda: bool(port.packets)) and timeout_s != 0:
-            self._block(None, lambda: bool(port.packets), timeout_s)
+            self._block(None, lambda: bool(port.packets), timeout_s, alertable=False)
 
         def take() -> list[tuple[int, int, WSAOVERLAPPED | None, int]]:
             out = []
