@@ -143,7 +143,7 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (102, "CancelIo (the calling thread's operations), CancelIoEx (ERROR_NOT_FOUND), "
               "closesocket: pending operations end with WSA_OPERATION_ABORTED"),
         (103, "CreateIoCompletionPort, GetQueuedCompletionStatus(Ex), PostQueuedCompletionStatus, "
-              "SetFileCompletionNotificationModes, CloseHandle on a port"),
+              "SetFileCompletionNotificationModes, CloseHandle on a port; WSAIoctl with an overlapped"),
         (104, "WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER) with the AcceptEx, ConnectEx, "
               "DisconnectEx, GetAcceptExSockaddrs GUIDs"),
         (105, "AcceptEx (argument checks, receive length, address space rules), "

@@ -200,3 +200,36 @@ def test_item_103_waiting_thread_wakes_on_packet_and_on_close(net: Net) -> None:
     assert second[0] is False and second[3] is None and err == ERROR_ABANDONED_WAIT_0
     assert ws.PostQueuedCompletionStatus(port, 0, 0, None) is False
     assert ws.GetLastError() == ERROR_INVALID_HANDLE
+
+
+def test_item_103_overlapped_wsaioctl(net: Net) -> None:
+    """sock.c test_unsupported_ioctls / test_fionbio: WSAIoctl with an overlapped: a supported
+    code returns 0 and still posts a packet (0 bytes) and signals the event; an unsupported one
+    returns WSA_IO_PENDING and completes with STATUS_NOT_SUPPORTED (ERROR_NOT_SUPPORTED from
+    the port, WSAEOPNOTSUPP from WSAGetOverlappedResult); a NULL lpcbBytesReturned is WSAEFAULT."""
+    from ustack.winsock import (
+        ERROR_NOT_SUPPORTED,
+        FIONBIO,
+        STATUS_NOT_SUPPORTED,
+        WSAEFAULT,
+        WSAEOPNOTSUPP,
+    )
+
+    ws = net.ws
+    c, _a = tcp_socketpair(ws)
+    port = _port(ws)
+    ws.CreateIoCompletionPort(c, port, 4, 0)
+    on = ctypes.c_ulong(1)
+    ov = WSAOVERLAPPED(ws.WSACreateEvent())
+    n = ctypes.c_ulong(0xDEAD)
+    assert ws.WSAIoctl(c, FIONBIO, on, 4, None, 0, n, ov, None) == 0
+    assert ov.hEvent.signaled and ov.Internal == STATUS_SUCCESS
+    assert _gqcs(ws, port) == (True, 0, 4, ov)
+    bad = WSAOVERLAPPED(ws.WSACreateEvent())
+    fail(ws, ws.WSAIoctl(c, 0xDEADBEEF, None, 0, None, 0, n, bad, None), WSA_IO_PENDING)
+    assert bad.Internal == STATUS_NOT_SUPPORTED and bad.hEvent.signaled
+    assert _gqcs(ws, port) == (False, 0, 4, bad) and ws.GetLastError() == ERROR_NOT_SUPPORTED
+    got, flags = ctypes.c_ulong(), ctypes.c_ulong()
+    assert ws.WSAGetOverlappedResult(c, bad, got, False, flags) is False
+    assert ws.WSAGetLastError() == WSAEOPNOTSUPP
+    fail(ws, ws.WSAIoctl(c, FIONBIO, on, 4, None, 0, None, WSAOVERLAPPED(), None), WSAEFAULT)

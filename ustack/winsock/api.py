@@ -1105,7 +1105,8 @@ class Winsock(OverlappedCalls, NameResolution):
     def WSAIoctl(self, s: int, dwIoControlCode: int, lpvInBuffer: Any, cbInBuffer: int,  # noqa: N802, N803
                  lpvOutBuffer: Any = None, cbOutBuffer: int = 0, lpcbBytesReturned: Any = None,  # noqa: N803
                  lpOverlapped: Any = None, lpCompletionRoutine: Any = None) -> int:  # noqa: N803
-        """The ioctls of ioctlsocket through WSAIoctl's buffers (no overlapped I/O). As sock.c
+        """The ioctls of ioctlsocket through WSAIoctl's buffers (with an overlapped:
+        overlapped_calls.py `_ov_ioctl`). As sock.c
         shows: without lpOverlapped, a NULL lpcbBytesReturned is WSAEFAULT; a short buffer is
         WSAEFAULT and leaves *lpcbBytesReturned alone; an unknown code is WSAEOPNOTSUPP with
         *lpcbBytesReturned = 0; success sets the last error to 0."""
@@ -1115,7 +1116,8 @@ class Winsock(OverlappedCalls, NameResolution):
             return self._extension_pointer(ws, lpvInBuffer, cbInBuffer, lpvOutBuffer, cbOutBuffer,
                                            lpcbBytesReturned)
         if lpOverlapped is not None or lpCompletionRoutine is not None:
-            raise _Fail(C.WSAEOPNOTSUPP)
+            return self._ov_ioctl(ws, code, lpvInBuffer, cbInBuffer, lpvOutBuffer, cbOutBuffer,
+                                  lpcbBytesReturned, lpOverlapped, lpCompletionRoutine)
         if lpcbBytesReturned is None:
             raise _Fail(C.WSAEFAULT)
         if code in (C.FIONBIO, C.SIO_UDP_CONNRESET):

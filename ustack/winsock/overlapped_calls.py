@@ -834,6 +834,37 @@ class OverlappedCalls:
             self._call(end)
         return True
 
+    def _ov_ioctl(self, ws: WSocket, code: int, lpvInBuffer: Any, cbInBuffer: int, lpvOutBuffer: Any,  # noqa: N803
+                  cbOutBuffer: int, lpcbBytesReturned: Any, lpOverlapped: Any,  # noqa: N803
+                  lpCompletionRoutine: Any) -> int:  # noqa: N803
+        """WSAIoctl with an overlapped (sock.c test_unsupported_ioctls, test_fionbio,
+        test_keepalive_vals): a NULL lpcbBytesReturned is still WSAEFAULT; a code the socket
+        supports runs at once, returns 0 and completes the overlapped with 0 bytes (event,
+        routine, packet); an unsupported one returns WSA_IO_PENDING and completes with
+        STATUS_NOT_SUPPORTED (WSAEOPNOTSUPP); any other failure is returned as it is."""
+        if lpcbBytesReturned is None:
+            raise WsaFail(C.WSAEFAULT)
+        op = self._ov_op(ws, "ioctl", lpOverlapped, lpCompletionRoutine)
+        if lpCompletionRoutine is not None and ws.handle in self._ov_bindings:
+            raise WsaFail(C.WSAEINVAL)
+        result = self.WSAIoctl(ws.handle, code, lpvInBuffer, cbInBuffer, lpvOutBuffer, cbOutBuffer,
+                               lpcbBytesReturned)
+        err = self.WSAGetLastError() if result == C.SOCKET_ERROR else 0
+        if err not in (0, C.WSAEOPNOTSUPP):
+            raise WsaFail(err)
+
+        def end() -> None:
+            ev = op.overlapped.hEvent
+            if ev is not None and not ev.closed:
+                ev.signaled = False
+            op.overlapped.Internal = K.STATUS_PENDING
+            self._ov_end(op, err, 0, 0, issuing=None if err else op)
+
+        self._call(end)
+        if err:
+            raise WsaFail(C.WSA_IO_PENDING)
+        return 0
+
     def _ov_update_context(self, ws: WSocket, optname: int, optval: Any, optlen: int) -> int:
         """setsockopt(SO_UPDATE_ACCEPT_CONTEXT / SO_UPDATE_CONNECT_CONTEXT): the socket leaves
         the default state (names, shutdown work); the accept one takes the listener's options."""
