@@ -199,3 +199,33 @@ def test_cli_connect_by_name_with_dhcp(netns, tmp_path):
         assert log.count("DHCPACK(dhcpcli0)") == 2 and log.count("DHCPRELEASE(dhcpcli0)") == 2, log
     finally:
         d.stop()
+
+
+def test_cli_run_fetches_a_page_by_name_with_dhcp(netns, tmp_path):
+    """The appliance case: `ustack run --tap T --dhcp -- python fetch.py`: address and DNS
+    server by DHCP (dnsmasq), then an unmodified urllib program fetches http://web.test:8080/
+    from the kernel's HTTP server, the name looked up over ustack's own UDP."""
+    import sys
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("hello from the kernel side\n")
+    # all addresses of the private netns: 198.18.0.1 appears only once `ustack run` made the TAP
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "8080", "--bind", "0.0.0.0",
+                               "--directory", str(tmp_path / "www")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    d = Dnsmasq(tmp_path, "--host-record=web.test,198.18.0.1", ifname="dhcprun0", bind="--bind-dynamic")
+    fetch = tmp_path / "fetch.py"
+    fetch.write_text("import urllib.request\n"
+                     "page = urllib.request.urlopen('http://web.test:8080/', timeout=10).read()\n"
+                     "print(page.decode(), end='')\n")
+    try:
+        r = subprocess.run([sys.executable, "-m", "ustack", "run", "--tap", "dhcprun0",
+                            "--peer", f"{KERNEL}/24", "--dhcp", "--", sys.executable, str(fetch)],
+                           capture_output=True, text=True, timeout=90)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout == "hello from the kernel side\n"
+        assert "query[A] web.test" in d.log()  # asked of dnsmasq, the server DHCP named
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(5)
+        d.stop()
