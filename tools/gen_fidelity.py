@@ -188,7 +188,7 @@ NOTES: dict[int, str] = {
     107: "DisconnectEx sends a FIN and completes at once; TF_REUSE_SOCKET is WSAEOPNOTSUPP.",
     108: "One byte of urgent data, the one before the urgent pointer; a newer urgent byte leaves an "
          "older unread one in the normal stream (BSD drops it); recv(MSG_OOB) with none waiting "
-         "is WSAEWOULDBLOCK / waits (ours); WSARecv with MSG_OOB is WSAEOPNOTSUPP.",
+         "is WSAEWOULDBLOCK / waits (ours); an overlapped WSARecv with MSG_OOB is WSAEOPNOTSUPP.",
     0: "WSAEINTR in 2.2: a blocking connect fails with it when another thread closes the socket; "
        "WSAENETDOWN: the host (runtime) is closed; WSAENOBUFS: no ephemeral port left for an "
        "unbound socket (a bound one whose 4-tuple is taken gets WSAEADDRINUSE). UDP connect to a "

@@ -180,3 +180,21 @@ def test_item_108_mark_survives_the_peer_fin(net: Net) -> None:
     assert _recv(pws, a, flags=MSG_OOB) == (1, b"!")
     assert recv_some(pws, a) == b"more"
     assert recv_some(pws, a) == b""
+
+
+def test_item_108_wsasend_and_wsarecv_oob(net: Net) -> None:
+    """WSASend with MSG_OOB (overlapped too) sends urgent data; WSARecv with MSG_OOB and no
+    overlapped reads it like recv(MSG_OOB); an overlapped out-of-band WSARecv is WSAEOPNOTSUPP
+    (not supported)."""
+    from ustack.winsock import WSABUF, WSAEOPNOTSUPP, WSAOVERLAPPED
+
+    ws = net.ws
+    c, a = tcp_socketpair(ws, nonblocking=True)
+    sent, ov = ctypes.c_ulong(0), WSAOVERLAPPED(ws.WSACreateEvent())
+    assert ws.WSASend(c, [WSABUF(3, b"ab!")], 1, sent, MSG_OOB, ov, None) == 0 and sent.value == 3
+    net.sim.run_for(0.05)
+    buf, n, flags = bytearray(4), ctypes.c_ulong(0), ctypes.c_ulong(MSG_OOB)
+    fail(ws, ws.WSARecv(a, [WSABUF(4, buf)], 1, n, flags, WSAOVERLAPPED(), None), WSAEOPNOTSUPP)
+    assert ws.WSARecv(a, [WSABUF(4, buf)], 1, n, flags, None, None) == 0
+    assert n.value == 1 and buf[:1] == b"!"
+    assert _recv(ws, a) == (2, b"ab")

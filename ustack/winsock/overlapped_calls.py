@@ -160,7 +160,7 @@ class OverlappedCalls:
             return (0, 0, 0)
         if s.writable_bytes <= 0:
             return None
-        n = self._send_overcommit(ws, op.data)
+        n = self._send_overcommit(ws, op.data, op.extra.get("urgent", False))
         if ws.opts.sndbuf == 0:  # no send buffering: done when the peer has it (sock.c test_send)
             op.extra["acked_at"] = s.send_progress[1]
             return None
@@ -346,10 +346,10 @@ class OverlappedCalls:
         flags = len_value(lpFlags) if lpFlags is not None else None
         if flags is None:
             raise WsaFail(C.WSAEFAULT)
-        if flags & C.MSG_OOB:
-            raise WsaFail(C.WSAEOPNOTSUPP)
-        if lpOverlapped is None and lpCompletionRoutine is None:
+        if lpOverlapped is None and lpCompletionRoutine is None:  # MSG_OOB goes to recv
             return self._ov_plain_recv(ws, bufs, lpNumberOfBytesRecvd, lpFlags, flags, None, None)
+        if flags & C.MSG_OOB:
+            raise WsaFail(C.WSAEOPNOTSUPP)  # an overlapped out-of-band receive: not supported
         self._ov_check_recv(ws)
         op = self._ov_op(ws, "recv", lpOverlapped, lpCompletionRoutine, buffers=bufs,
                          extra={"flags": flags})
@@ -443,13 +443,11 @@ class OverlappedCalls:
                 self._call(end)
             len_store(sent_out, n)
             return 0
-        if flags & C.MSG_OOB:
-            raise WsaFail(C.WSAEOPNOTSUPP)
         if ws.phase is not Phase.CONNECTED:
             raise WsaFail(C.WSAENOTCONN)
         if ws.shut_wr:
             raise WsaFail(C.WSAESHUTDOWN)
-        op = self._ov_op(ws, "send", ov, routine, data=data)
+        op = self._ov_op(ws, "send", ov, routine, data=data, extra={"urgent": bool(flags & C.MSG_OOB)})
         done, n = self._ov_issue(op)
         return self._ov_done(done, n, sent_out, None, ov)
 
