@@ -24,6 +24,7 @@ import urllib.request
 from contextlib import contextmanager
 
 import pytest
+import requests
 
 import ustack
 from tests.interop.peer import fault_stats
@@ -274,7 +275,6 @@ def test_smtplib_client(host):
 def test_requests_keepalive_and_https(host, tls_cert):
     """urllib3/requests, unchanged: a Session reuses one connection; HTTPS verifies the kernel
     server's certificate through ustack's TLS socket."""
-    requests = pytest.importorskip("requests")  # in the test extra: present wherever CI runs
     cert, key = tls_cert
     with kernel_peer("http", "8080"), kernel_peer("https", "8443", cert, key), patched(host):
         with requests.Session() as s:

@@ -11,8 +11,6 @@ from tests.invariants import assert_no_internal_error
 from ustack.drivers import FilterError, parse_rule
 from ustack.drivers.filters import PROTO_TCP, IsnTable, corrupt_field, decode
 
-pytest.importorskip("ustack.tcp")
-
 
 def data_segments(frames: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
     return [(t, f) for t, f in frames if decode(f, "ip").proto == PROTO_TCP and decode(f, "ip").length]

@@ -10,8 +10,6 @@ from tests.drivers.faultsim import transfer
 from tests.invariants import assert_no_internal_error
 from ustack.drivers.filters import PROTO_TCP, IsnTable, decode
 
-pytest.importorskip("ustack.tcp")
-
 
 def scenario(tmp_path, text: str) -> str:
     p = tmp_path / "s.toml"

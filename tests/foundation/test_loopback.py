@@ -11,8 +11,6 @@ from ustack.core import Stack, StackConfig
 from ustack.runtime.simulator import Simulator
 from ustack.wire.ipv4 import ip_int
 
-pytest.importorskip("ustack.tcp")
-
 ME = "198.18.0.2"
 DESTS = ["127.0.0.1", "127.4.5.6", ME]
 

@@ -190,7 +190,6 @@ def test_pcap_and_faults_middleware(netns, tmp_path):
 
 
 def test_kernel_tcp_client_and_echo_app_thread(host):
-    pytest.importorskip("ustack.tcp")
     from tests.runtime.apps import tcp_echo_server
 
     ready: list = []

@@ -13,8 +13,6 @@ from tests.invariants import assert_no_internal_error
 from tests.runtime.apps import tcp_echo_server, tcp_exchange
 from ustack.runtime.simulator import Simulator
 
-pytest.importorskip("ustack.tcp")
-
 HEAVY = "loss=10%,delay=20ms,jitter=10ms,reorder=5%,dup=2%"
 
 

@@ -13,8 +13,6 @@ from ustack.core.reasons import Reason
 from ustack.runtime.simulator import Simulator
 from ustack.wire.ipv4 import ip_int
 
-tcp = pytest.importorskip("ustack.tcp")
-
 
 def blob(n: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(n)

@@ -10,6 +10,7 @@ import struct
 
 import dpkt
 import pytest
+import scapy.all as scapy_all
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wire_strategies import (
@@ -40,7 +41,6 @@ from ustack.wire import (
 from ustack.wire import icmp as icmp_mod
 from ustack.wire.ethernet import mac_str
 
-scapy_all = pytest.importorskip("scapy.all")
 ARP, ICMP, IP, TCP, UDP, Ether, Raw, raw = (
     scapy_all.ARP, scapy_all.ICMP, scapy_all.IP, scapy_all.TCP, scapy_all.UDP, scapy_all.Ether,
     scapy_all.Raw, scapy_all.raw,
