@@ -4,7 +4,6 @@ never raise out of it, never hang, and never hit drill's own internal-error net.
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -44,9 +43,8 @@ def test_mutated_scripts_end_in_a_verdict(tmp_path):
     seen = set()
     for _ in range(200):
         path.write_text(mutate(rng.choice(SCRIPTS).read_text(), rng))
-        t0 = time.monotonic()
-        out = run_one(path, "linux", None, 10.0)
-        assert time.monotonic() - t0 < 10.0
+        out = run_one(path, "linux", None, 30.0)
+        assert "wall-clock" not in (out.reason or ""), out  # a verdict of the script, not the hang guard's
         assert out.status in ("PASS", "FAIL", "SKIP") and (out.status == "PASS" or out.reason), out
         seen.add(out.status)
     assert runner.internal_errors == before
