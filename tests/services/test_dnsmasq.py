@@ -229,3 +229,17 @@ def test_cli_run_fetches_a_page_by_name_with_dhcp(netns, tmp_path):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(5)
         d.stop()
+
+
+@pytest.mark.parametrize(("dns", "why"), [("198.18.0.1", "the kernel: ICMP port unreachable"),
+                                          ("198.18.0.77", "nobody: no answer at all")])
+def test_cli_connect_name_with_no_working_dns_server(netns, dns, why):
+    """A DNS server that refuses the port or never answers: `ustack connect NAME` ends with one
+    line carrying WSATRY_AGAIN (11002) and exit status 1 (after 2 rounds of 2 s for the silent one)."""
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ustack", "connect", "web.test", "80", "--tun", "dnstun0",
+                        "--addr", "198.18.0.2/24", "--peer", f"{KERNEL}/24", "--dns", dns],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, (why, r.stdout, r.stderr)
+    assert 'gethostbyname("web.test") = NULL  WSATRY_AGAIN (11002)' in r.stdout, why
