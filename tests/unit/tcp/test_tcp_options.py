@@ -257,3 +257,15 @@ def test_segment_from_wrong_peer_port_gets_rst():
     s, c = h.established()
     h.peer_sends(1.0, seg(".", 1, 2, sport=RPORT + 1, dport=h.lport))
     h.expect_out(1.0, [dict(flags="R", seq=2)])
+
+
+def test_cubic_ssthresh_is_beta_times_cwnd_even_when_application_limited():
+    # RFC 9438 4.6 and Linux's bictcp_recalc_ssthresh: 0.7 * cwnd, not 0.7 * FlightSize
+    # (packetdrill cubic-rto-ss-ca-cwnd-bump: one segment out of cwnd 10 -> ssthresh 7)
+    cc = Cubic(1000)
+    cc.on_rto(0.0, 1000)
+    assert cc.ssthresh == 7000 and cc.cwnd == 1000
+    cc = Cubic(1000)
+    cc.cwnd = 20_000
+    cc.on_loss(0.0, 4000)
+    assert cc.ssthresh == 14_000 and cc.cwnd == 14_000

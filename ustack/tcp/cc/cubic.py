@@ -61,7 +61,10 @@ class Cubic(CongestionControl):
         cwnd_seg = self.cwnd / self.mss
         # fast convergence (RFC 9438 4.7)
         self.w_max = cwnd_seg * (1 + BETA) / 2 if cwnd_seg < self.w_max else cwnd_seg
-        self.ssthresh = max(int(flight * BETA), 2 * self.mss)
+        # RFC 9438 4.6: beta times cwnd, not FlightSize, as Linux's and Windows' CUBIC do (an
+        # application-limited flight would otherwise collapse ssthresh); the sender validates
+        # cwnd (RFC 7661) so an unused cwnd does not grow in the first place
+        self.ssthresh = max(int(self.cwnd * BETA), 2 * self.mss)
         self.epoch_at = None
         self._acc = 0
 
