@@ -67,6 +67,7 @@ class FaultEngine:
         self.needs_decode = scenario.needs_decode
         self.listeners: list[Listener] = []
         self.counts: dict[str, int] = {}
+        self.listener_errors = 0  # exceptions raised by listeners (tests assert none)
         self.injectors: list[Any] = []
         self.down = 0  # active "down" changes
         self.blackholes: list[Any] = []  # active blackhole filters
@@ -96,8 +97,12 @@ class FaultEngine:
             for fn in self.listeners:
                 try:
                     fn(ev)
-                except Exception:  # noqa: BLE001, S110 - a broken listener never stops traffic
-                    pass
+                except Exception:  # noqa: BLE001 - a broken listener never stops traffic: counted
+                    self._listener_error()
+
+    def _listener_error(self) -> None:
+        """Called inside the except block (tests/conftest.py watches it, as Stack._internal_error)."""
+        self.listener_errors += 1
 
     @property
     def rule_counts(self) -> list[tuple[str, int, int]]:

@@ -113,7 +113,17 @@ def decode(frame: bytes, medium: str) -> Decoded:
     except wire.Malformed:
         return UNDECODED
     except Exception:  # noqa: BLE001 - a decoder bug must not stop traffic: such a frame matches nothing
+        _decoder_error()
         return UNDECODED
+
+
+decoder_errors = 0  # frames whose decoding raised something other than Malformed (tests assert none)
+
+
+def _decoder_error() -> None:
+    """Called inside decode()'s except block (tests/conftest.py watches it)."""
+    global decoder_errors
+    decoder_errors += 1
 
 
 _WIRE: list[Any] = []

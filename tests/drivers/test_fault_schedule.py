@@ -153,3 +153,46 @@ def test_rules_and_mtu_icmp_on_ethernet(tmp_path):
     assert icmp.frame[12:14] == b"\x08\x00" and icmp.frame[14 + 9] == 1
     assert run.a.stack.counters.get("tcp.pmtu_lowered") >= 1
     assert_no_internal_error(run.a.stack, run.b.stack)
+
+
+@pytest.mark.internal_error_expected
+def test_a_raising_listener_is_contained_and_counted(tmp_path, _no_swallowed_exceptions):
+    """A listener that raises never stops traffic; the engine counts it and the suite-wide guard
+    (tests/conftest.py) sees it, so a real listener bug fails the test that caused it."""
+    from ustack import Simulator
+
+    sim = Simulator()
+    h = sim.add_host("198.18.0.2/24", faults=scenario(tmp_path, '[[at]]\ntime = 3\nfor = 2\ndown = true\n'))
+    seen = []
+
+    def broken(event):
+        raise RuntimeError("listener bug")
+    h.faults.add_listener(broken)
+    h.faults.add_listener(seen.append)
+    sim.run_for(10)
+    assert [e.kind for e in seen] == ["change", "restore"]  # later listeners still ran
+    engine = h.faults.engine
+    assert engine.listener_errors == 2
+    assert len(_no_swallowed_exceptions) == 2 and "listener bug" in _no_swallowed_exceptions[0]
+
+
+@pytest.mark.internal_error_expected
+def test_a_decoder_bug_matches_nothing_and_is_counted(monkeypatch, _no_swallowed_exceptions):
+    """decode() turns a decoder bug (anything but Malformed) into UNDECODED, counted and seen by
+    the suite-wide guard; Malformed input is an ordinary UNDECODED, not counted."""
+    from ustack.drivers import filters
+
+    before = filters.decoder_errors
+    assert filters.decode(b"\x45\x00", "ip") is filters.UNDECODED  # truncated: Malformed
+    assert filters.decoder_errors == before and not _no_swallowed_exceptions
+
+    class Broken:
+        @staticmethod
+        def parse(*args, **kwargs):
+            raise IndexError("decoder bug")
+    import ustack.wire
+
+    monkeypatch.setattr(ustack.wire, "Ipv4Packet", Broken)
+    assert filters.decode(bytes(20), "ip") is filters.UNDECODED
+    assert filters.decoder_errors == before + 1
+    assert len(_no_swallowed_exceptions) == 1 and "decoder bug" in _no_swallowed_exceptions[0]
