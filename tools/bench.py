@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """All the benchmarks in one run, side by side: receive (`bench_rx.py`, ustack against a bare
-Python receiver), send (`bench_tx.py`, against a bare Python sender) and connections
-(`bench_conns.py`: connect rate, 1-byte round trip, 10,000 held connections and memory per
-connection against `ustack serve`, the Simulator at scale). Each runs as its own process, one
-after the other, in its own private network namespace; each already compares ustack with its
-reference in the same run. Prints one table (rich) and writes every benchmark's full JSON with `--json FILE`.
+Python receiver), send (`bench_tx.py`, against a bare Python sender), latency (`bench_latency.py`:
+1-byte ping-pong p50/p99 through `ustack serve` over a TUN against a kernel echo on loopback),
+connections (`bench_conns.py`: connect rate, 10,000 held connections and memory per connection
+against `ustack serve`, the Simulator at scale) and Simulator throughput (`bench_sim.py`: 100 MB
+at 1 % loss between two Simulator hosts, wall clock and virtual time, against the same transfer
+without loss). Each runs as its own process, one after the other (those that send packets in
+their own private network namespace); each compares ustack with its reference in the same run.
+PyTCP as a further reference needs a Python >= 3.14: without one the table says so in one line.
+Prints one table (rich); `--json FILE` writes every benchmark's full result there and the plots
+(matplotlib, the `plot` extra) next to it as FILE's name with `.png`.
 
 `--smoke`: tiny sizes (a few MB, 200 connections) that check the machinery and the
 correctness of each run, not its speed (what CI runs: tests/perf/test_bench_all.py).
 Also `ustack bench` from a source checkout.
 
-    python tools/bench.py [--smoke] [--only rx,tx,conns] [--json FILE]
+    python tools/bench.py [--smoke] [--only rx,tx,latency,conns,sim] [--json FILE]
 """
 
 from __future__ import annotations
@@ -28,10 +33,43 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES: dict[str, tuple[str, list[str], list[str], float]] = {
     "rx": ("bench_rx.py", ["--mb", "200", "--repeat", "3"], ["--mb", "5", "--seconds", "10"], 600),
     "tx": ("bench_tx.py", ["--mb", "200", "--repeat", "3"], ["--mb", "5", "--seconds", "10"], 600),
-    "conns": ("bench_conns.py", [],
+    "latency": ("bench_latency.py", ["--pings", "2000"], ["--pings", "200"], 300),
+    # the round trip is bench_latency's entry: bench_conns does not measure it again here
+    "conns": ("bench_conns.py", ["--pings", "0"],
               ["--rate-seconds", "0.5", "--parallel", "4", "--concurrent", "200", "--inflight", "64",
-               "--hold-seconds", "30", "--sim", "200", "--sim-mem", "100", "--pings", "200"], 900),
+               "--hold-seconds", "30", "--sim", "200", "--sim-mem", "100", "--pings", "0"], 900),
+    "sim": ("bench_sim.py", ["--mb", "100", "--loss", "0.01"], ["--mb", "2", "--loss", "0.01"], 1800),
 }
+PYTCP_MIN = (3, 14)
+
+
+def find_pythons() -> list[tuple[tuple[int, int], str]]:
+    """Pythons on this machine ((major, minor), path): /usr/bin/python3.N and pyenv's versions."""
+    import glob
+    import re
+
+    found = []
+    pyenv = glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python"))
+    for path in glob.glob("/usr/bin/python3.*") + pyenv:
+        m = re.search(r"python(\d+)\.(\d+)$", path) or re.search(r"versions/(\d+)\.(\d+)", path)
+        if m and os.access(path, os.X_OK):
+            found.append(((int(m[1]), int(m[2])), path))
+    return sorted(set(found))
+
+
+def pytcp_reference() -> dict:
+    """PyTCP as a reference: only with a Python >= 3.14 (issue #13). This run never installs one;
+    without it, the reason in one line."""
+    pythons = find_pythons()
+    newest = f"{pythons[-1][0][0]}.{pythons[-1][0][1]}" if pythons else "none"
+    usable = [p for v, p in pythons if v >= PYTCP_MIN]
+    if not usable:
+        return {"skipped": f"needs Python >= {PYTCP_MIN[0]}.{PYTCP_MIN[1]}; the newest here is {newest} "
+                           "(/usr/bin, ~/.pyenv/versions); the benchmark installs none"}
+    r = subprocess.run([usable[-1], "-c", "import pytcp"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return {"skipped": f"PyTCP is not installed for {usable[-1]} (pip install it there to compare)"}
+    return {"skipped": f"PyTCP found in {usable[-1]}, but running it as a reference is not implemented yet"}
 
 
 def run_one(name: str, smoke: bool) -> dict:
@@ -71,6 +109,16 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
         what = f"{'receive' if name == 'rx' else 'send'} MB/s (MTU {res.get('mtu')})"
         out.append((what + ("" if done else " [incomplete run]"), f"{med.get('ustack', '-')}",
                     f"bare {med.get('bare', '-')}", "-" if ratio is None else f"{ratio:.3f}"))
+    lat = results.get("latency")
+    if lat is not None:
+        if "error" in lat:
+            out.append(("latency", lat["error"], "", ""))
+        else:
+            res = lat["result"]
+            u, k = res["ustack_tun"], res["kernel_loopback"]
+            out.append(("1-byte round trip p50 / p99 us", f"{u['p50_us']} / {u['p99_us']}",
+                        f"kernel lo {k['p50_us']} / {k['p99_us']}",
+                        f"{res['ratio_p50']} / {res['ratio_p99']} (not the same path)"))
     c = results.get("conns")
     if c is not None:
         if "error" in c:
@@ -97,7 +145,77 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
             if "sim_mem" in res:
                 b = res["sim_mem"]["bytes_per_conn_both_ends"]
                 out.append(("Simulator KiB per connection (both ends)", f"{b / 1024:.2f}", "", "tracemalloc"))
+    sim = results.get("sim")
+    if sim is not None:
+        if "error" in sim:
+            out.append(("Simulator throughput", sim["error"], "", ""))
+        else:
+            res = sim["result"]
+            lo, nl = res["lossy"], res["no_loss"]
+            done = "" if lo["complete"] and nl["complete"] else " [incomplete run]"
+            out.append((f"Simulator {res['mb']:g} MB at {lo['loss']:.0%} loss, wall s{done}",
+                        f"{lo['wall_s']}", f"no loss {nl['wall_s']}",
+                        f"{res['ratio_wall_lossy_over_no_loss']:.2f}"))
+            out.append(("... virtual s (virtual / wall)", f"{lo['virtual_s']} ({lo['virtual_over_wall']}x)",
+                        f"no loss {nl['virtual_s']} ({nl['virtual_over_wall']}x)",
+                        f"{lo['frames_dropped_by_faults']} frames dropped"))
+    pytcp = results.get("pytcp")
+    if pytcp is not None:
+        out.append(("PyTCP reference", "skipped" if "skipped" in pytcp else "-", "",
+                    pytcp.get("skipped", "")))
     return out
+
+
+def panels(results: dict) -> list[tuple[str, list[tuple[str, float, str, float]]]]:
+    """What the plot shows: (panel title, [(label, ustack value, reference name, reference value)])."""
+    out = []
+    for name, what in (("rx", "receive MB/s"), ("tx", "send MB/s")):
+        med = results.get(name, {}).get("result", {}).get("median_mb_per_s", {})
+        if med.get("ustack") is not None and med.get("bare") is not None:
+            out.append((what, [(name, med["ustack"], "bare", med["bare"])]))
+    lat = results.get("latency", {}).get("result")
+    if lat:
+        u, k = lat["ustack_tun"], lat["kernel_loopback"]
+        if None not in (u["p50_us"], u["p99_us"], k["p50_us"], k["p99_us"]):
+            out.append(("1-byte round trip us (log)", [("p50", u["p50_us"], "kernel lo", k["p50_us"]),
+                                                      ("p99", u["p99_us"], "kernel lo", k["p99_us"])]))
+    sim = results.get("sim", {}).get("result")
+    if sim:
+        lo, nl = sim["lossy"], sim["no_loss"]
+        loss = f"{lo['loss']:.0%} loss"
+        out.append((f"Simulator {sim['mb']:g} MB, s",
+                    [(f"wall, {loss}", lo["wall_s"], "no loss", nl["wall_s"]),
+                     (f"virtual, {loss}", lo["virtual_s"], "no loss", nl["virtual_s"])]))
+    return out
+
+
+def plot(results: dict, path: str, title: str) -> str:
+    """Grouped bars, ustack next to its reference, one panel per benchmark; the file written, or why not."""
+    data = panels(results)
+    if not data:
+        return "no plot: no benchmark with a reference finished"
+    try:
+        import matplotlib
+    except ImportError:
+        return "no plot: matplotlib is missing (pip install -e '.[plot]')"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(data), figsize=(3.6 * len(data), 3.8), squeeze=False)
+    for ax, (what, bars) in zip(axes[0], data, strict=True):
+        xs = range(len(bars))
+        ax.bar([x - 0.2 for x in xs], [b[1] for b in bars], 0.4, label="ustack", color="tab:blue")
+        ax.bar([x + 0.2 for x in xs], [b[3] for b in bars], 0.4, label="reference", color="tab:gray")
+        ax.set_xticks(list(xs), [f"{b[0]}\nvs {b[2]}" for b in bars], fontsize=8)
+        ax.set_title(what, fontsize=9)
+        if "log" in what:
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,20 +233,26 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         results[name] = run_one(name, args.smoke)
-    report = {"smoke": args.smoke, "python": sys.version.split()[0], "results": results,
-              "rows": rows(results)}
+    results["pytcp"] = pytcp_reference()
+    report = {"smoke": args.smoke, "python": sys.version.split()[0], "load_average": os.getloadavg(),
+              "results": results, "rows": rows(results)}
+    title = "ustack benchmarks" + (" (smoke: correctness only)" if args.smoke else "")
     if args.json:
+        report["plot"] = plot(results, os.path.splitext(args.json)[0] + ".png", title)
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="ustack benchmarks" + (" (smoke: correctness only)" if args.smoke else ""))
+    table = Table(title=title)
     for col in ("benchmark", "ustack", "reference", "ratio / note"):
         table.add_column(col)
     for row in report["rows"]:
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if "plot" in report:
+        console.print(f"plot: {report['plot']}")
     return 1 if any("error" in r for r in results.values()) else 0
 
 

@@ -1,10 +1,13 @@
-"""Smoke test of tools/bench.py (and `ustack bench`): rx, tx and connections on tiny cases, each
-in its own private namespace. No timing assertions: every run must complete and be correct
-(all bytes delivered; every connection opened, echoed, and echoed again)."""
+"""Smoke test of tools/bench.py (and `ustack bench`): rx, tx, latency, connections and Simulator
+throughput on tiny cases, those that send packets each in its own private namespace. No timing
+assertions: every run must complete and be correct (all bytes delivered and, in the Simulator,
+hashed equal; every round trip answered; every connection opened, echoed, and echoed again),
+with the table, the JSON and the plot written."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +24,12 @@ def test_bench_smoke_all_runs_complete(tmp_path):
     require_netns()
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "ustack", "bench", "--smoke", "--json", str(out)],
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "220"})
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
     rep = json.loads(out.read_text())
     res = rep["results"]
-    assert set(res) == {"rx", "tx", "conns"} and not any("error" in x for x in res.values()), res
+    assert set(res) == {"rx", "tx", "latency", "conns", "sim", "pytcp"}, res
+    assert not any("error" in x for x in res.values()), res
     for name, role in (("rx", "receiver"), ("tx", "sender")):
         runs = res[name]["result"]["runs"]
         assert {x[role] for x in runs} == {"bare", "ustack"}, runs
@@ -34,12 +38,31 @@ def test_bench_smoke_all_runs_complete(tmp_path):
     conns = res["conns"]["result"]
     serve = conns["serve"][0]
     assert serve["rate"]["done"] > 0 and serve["rate"]["failed"] == 0
-    assert serve["latency"]["round_trips"] == conns["latency_kernel_loopback"]["round_trips"] == 200
-    assert 0 < serve["latency"]["p50_us"] <= serve["latency"]["p99_us"]
+    assert "latency" not in serve and "latency_kernel_loopback" not in conns  # bench_latency's entry
+    lat = res["latency"]["result"]
+    for path in ("ustack_tun", "kernel_loopback"):
+        assert lat[path]["round_trips"] == 200 and 0 < lat[path]["p50_us"] <= lat[path]["p99_us"], lat
+    assert lat["ratio_p50"] == round(lat["ustack_tun"]["p50_us"] / lat["kernel_loopback"]["p50_us"], 2)
     hold = serve["hold"]
     assert hold["opened_and_echoed"] == hold["still_echoing"] == hold["asked"] == 200, hold
     assert hold["serve_threads"] <= 4  # no thread per connection
     sim = conns["sim"]
     assert sim["established"] == sim["echoed"] == sim["accepted"] == 200 and sim["internal_errors"] == 0
     assert 0 < conns["sim_mem"]["bytes_per_conn_both_ends"]
-    assert "ustack benchmarks" in r.stdout and "connect+echo+close" in r.stdout
+    sim_tp = res["sim"]["result"]
+    for case, loss in (("lossy", 0.01), ("no_loss", 0.0)):
+        x = sim_tp[case]
+        assert x["loss"] == loss and x["complete"] and x["bytes"] == 2_000_000, x
+        assert x["sim_errors"] == x["tcp.internal_error"] == x["stack.internal_error"] == 0, x
+        assert 0 < x["virtual_s"] and 0 < x["wall_s"], x
+    assert sim_tp["lossy"]["frames_dropped_by_faults"] > 0 == sim_tp["no_loss"]["frames_dropped_by_faults"]
+    assert sim_tp["lossy"]["virtual_s"] > sim_tp["no_loss"]["virtual_s"]  # loss costs virtual time
+    pytcp = res["pytcp"]
+    if "skipped" in pytcp:  # one line naming why
+        why = pytcp["skipped"]
+        assert "\n" not in why and ("Python >= 3.14" in why or "PyTCP" in why), why
+    png = out.with_suffix(".png")
+    assert rep["plot"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for text in ("ustack benchmarks", "connect+echo+close", "round trip", "Simulator 2 MB at 1% loss",
+                 "PyTCP reference", "plot:"):
+        assert text in r.stdout, text

@@ -1,5 +1,6 @@
-"""`ustack bench`: tools/bench.py of a source checkout (rx, tx and connection benchmarks side by
-side, docs/benchmarks.md). The benchmarks live in tools/, next to the package, not in it."""
+"""`ustack bench`: tools/bench.py of a source checkout (rx, tx, latency, connection and Simulator
+benchmarks side by side, docs/benchmarks.md). The benchmarks live in tools/, next to the package,
+not in it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ def run(args: argparse.Namespace) -> int:
     tool = tool_path()
     if not tool.exists():
         raise CommandError(f"needs a source checkout of ustack ({tool} not found)")
-    cmd = [sys.executable, str(tool), "--only", args.only]
+    cmd = [sys.executable, str(tool)]
+    if args.only:
+        cmd += ["--only", args.only]
     if args.smoke:
         cmd.append("--smoke")
     if args.json:

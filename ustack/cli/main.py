@@ -137,12 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # bench ------------------------------------------------------------------------------------
     b = sub.add_parser("bench", help="the benchmarks side by side (tools/bench.py; as root)",
-                       description="Run tools/bench.py of this source checkout: receive, send and "
-                                   "connection benchmarks, each against its reference in the same "
-                                   "run, each in its own private network namespace; one table.")
+                       description="Run tools/bench.py of this source checkout: receive, send, latency, "
+                                   "connection and Simulator benchmarks, each against its reference in "
+                                   "the same run, each in its own process; one table, JSON and plots.")
     b.add_argument("--smoke", action="store_true", help="tiny runs: correctness only (as CI)")
-    b.add_argument("--only", default="rx,tx,conns", metavar="LIST", help="subset of rx,tx,conns")
-    b.add_argument("--json", metavar="FILE", help="write every benchmark's full result here")
+    b.add_argument("--only", metavar="LIST", help="subset of rx,tx,latency,conns,sim (default: all)")
+    b.add_argument("--json", metavar="FILE", help="write all results here (plots next to it)")
     b.set_defaults(run="ustack.cli.bench:run")
     return p
 
