@@ -20,7 +20,9 @@ input that is wrong for packetdrill too raises `ScriptError` (a FAIL).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .model import (
     ABSOLUTE,
@@ -40,6 +42,7 @@ from .model import (
 )
 
 MAX_SCRIPT_BYTES = 1 << 20
+T = TypeVar("T")
 
 
 @dataclass
@@ -145,6 +148,17 @@ class Parser:
             found = t.text or "end of file"
             raise ScriptError(f"expected {text!r}{' ' + what if what else ''}, found {found!r}", t.line)
         return self.next()
+
+    def items(self, item: Callable[[], T], close: str, between: str, empty_ok: bool = True) -> list[T]:
+        """`item (, item)* close`, the opening token already taken (`close` right away: empty)."""
+        out: list[T] = []
+        if empty_ok and self.accept(close):
+            return out
+        while True:
+            out.append(item())
+            if self.accept(close):
+                return out
+            self.expect(",", between)
 
     def uint(self, what: str, bits: int) -> int:
         """An integer field of a packet line, checked against its width as packetdrill does."""
@@ -314,12 +328,7 @@ class Parser:
         if self.accept("..."):
             self.expect(">")
             return None
-        opts: list[TcpOption] = []
-        while True:
-            opts.append(self.option())
-            if self.accept(">"):
-                return opts
-            self.expect(",", "between TCP options")
+        return self.items(self.option, ">", "between TCP options", empty_ok=False)
 
     def option(self) -> TcpOption:
         t = self.next()
@@ -370,13 +379,7 @@ class Parser:
         if t.kind != "word":
             raise ScriptError(f"expected a system call name, found {t.text!r}", t.line)
         self.expect("(")
-        args: list[Expr] = []
-        if not self.accept(")"):
-            while True:
-                args.append(self.expr())
-                if self.accept(")"):
-                    break
-                self.expect(",", "between arguments")
+        args = self.items(self.expr, ")", "between arguments")
         self.expect("=", f"after {t.text}(...)")
         result = self.expr()
         errno = None
@@ -421,34 +424,13 @@ class Parser:
                 return Expr("str", t.value, name="...")
             return Expr("str", t.value)
         if self.accept("["):
-            items = []
-            if not self.accept("]"):
-                while True:
-                    items.append(self.expr())
-                    if self.accept("]"):
-                        break
-                    self.expect(",", "in a list")
-            return Expr("list", items=items)
+            return Expr("list", items=self.items(self.expr, "]", "in a list"))
         if self.accept("{"):
-            fields = []
-            if not self.accept("}"):
-                while True:
-                    fields.append(self.struct_field())
-                    if self.accept("}"):
-                        break
-                    self.expect(",", "in a struct")
-            return Expr("struct", items=fields)
+            return Expr("struct", items=self.items(self.struct_field, "}", "in a struct"))
         if t.kind == "word":
             self.next()
             if self.accept("("):
-                args = []
-                if not self.accept(")"):
-                    while True:
-                        args.append(self.expr())
-                        if self.accept(")"):
-                            break
-                        self.expect(",", "between arguments")
-                return Expr("call", name=t.text, items=args)
+                return Expr("call", name=t.text, items=self.items(self.expr, ")", "between arguments"))
             return Expr("word", t.text)
         if t.kind == "ip":
             self.next()
