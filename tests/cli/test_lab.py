@@ -23,7 +23,7 @@ pytestmark = pytest.mark.netns
 SCENARIO_IDS = {
     "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
     "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
-    "nonblocking-async", "nonblocking-event", "tcp-oob", "overlapped", "iocp-echo", "transfer",
+    "nonblocking-async", "nonblocking-event", "tcp-oob", "overlapped", "iocp-echo", "dns-lookup", "transfer",
 }
 
 
@@ -190,7 +190,8 @@ def test_lab_list_needs_nothing():
     assert [ln.split()[0] for ln in r.stdout.splitlines()] == [
         "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
         "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
-        "nonblocking-async", "nonblocking-event", "tcp-oob", "overlapped", "iocp-echo", "transfer"]
+        "nonblocking-async", "nonblocking-event", "tcp-oob", "overlapped", "iocp-echo", "dns-lookup",
+        "transfer"]
 
 
 def test_lab_piped_output_is_plain(tmp_path):

@@ -474,6 +474,14 @@ def _kernel_client(port: int, out: dict[str, Any]) -> None:
         out["error"] = f"{type(e).__name__}: {e}"
 
 
+def sc_dns_lookup(ctx: LabContext) -> Outcome:
+    from .labdns import run_dns_lookup
+
+    t0 = time.monotonic()
+    ok, got, calls = run_dns_lookup(ctx.host, ctx.ws, ctx.args.ifname, K.KERNEL)
+    return Outcome(ok, got, calls, calls, seconds=time.monotonic() - t0)
+
+
 def sc_iocp_echo(ctx: LabContext) -> Outcome:
     """An echo server on a completion port: AcceptEx, then WSARecv / WSASend completions, for a
     client on the kernel's side."""
@@ -758,5 +766,7 @@ SCENARIOS: list[Scenario] = [
              sc_overlapped),
     Scenario("iocp-echo", "echo server on a completion port (AcceptEx)", "every byte echoed",
              sc_iocp_echo),
+    Scenario("dns-lookup", "gethostbyname over ustack's UDP (dnsmasq on the kernel side)",
+             "the address; WSAHOST_NOT_FOUND for an unknown name", sc_dns_lookup),
     Scenario("transfer", "bulk transfer both ways under loss", "every byte, in order (SHA-256)", sc_transfer),
 ]
