@@ -849,9 +849,17 @@ class Connection:
         if rtt is not None:
             snd.rtt_sample(rtt)
         snd.rto_streak = 0
+        sacked_before = snd.sacked_total
         if seg.options.sack and snd.sack_ok:
             snd.add_sack(seg.options.sack)
         acked = snd.ack_data(ack)
+        # bytes this ACK delivered: newly SACKed plus newly acknowledged but not SACKed before
+        # (Linux's acked_sacked); bytes SACKed earlier already reached the peer
+        delivered = acked + snd.sacked_total - sacked_before
+        if not snd.sack_ok and snd.dupacks:
+            # without SACK each duplicate ACK stood for one segment delivered (Linux's Reno
+            # SACK emulation): those were counted when they arrived, at least one segment is new
+            delivered = max(acked - snd.dupacks * snd.mss, min(acked, snd.mss))
         # the retransmission of the old SND.UNA that rxt_mark dates has arrived: later SACKs say
         # nothing about retransmissions of the holes above it
         snd.rxt_mark = None
@@ -877,7 +885,7 @@ class Connection:
             # grow only while the window is what limits us (RFC 7661): an application- or
             # receiver-limited sender must not build a huge, untested cwnd
             if cc is not None and 2 * flight_before >= cc.cwnd:
-                cc.on_ack(acked, now, rtt, flight_before)
+                cc.on_ack(delivered, now, rtt, flight_before)
                 if self.on_trace is not None:
                     self.on_trace("cwnd", now, conn=self, cwnd=cc.cwnd, ssthresh=cc.ssthresh)
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it

@@ -178,6 +178,36 @@ def test_limited_transmit_sends_new_data_on_first_dupacks():
     h.expect_out(1.1, [dict(seq=c.iss + 1 + 11 * MSS)])
 
 
+def test_slow_start_counts_only_newly_delivered_bytes_after_reordering():
+    """The cumulative ACK that ends a reordering episode acknowledges 3000 bytes, 2000 of them
+    SACKed before: slow start grows by the 1000 newly delivered (Linux's acked_sacked; packetdrill
+    limited_transmit/limited-transmit-sack), not by 3000."""
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 15000, 1.0)
+    assert len(h.out(1.0)) == 10
+    ack(h, c, 1.1, 0, options=sack_opts(c, (1000, 2000)))
+    ack(h, c, 1.11, 0, options=sack_opts(c, (1000, 3000)))
+    assert len(h.out(1.11)) == 2  # limited transmit
+    assert c.snd.cc.cwnd == 10 * MSS
+    ack(h, c, 1.12, 3000)
+    assert c.snd.cc.cwnd == 11 * MSS
+    assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [12000, 13000]
+
+
+def test_slow_start_without_sack_discounts_segments_reported_by_dupacks():
+    """Without SACK, two duplicate ACKs reported two segments delivered: the cumulative ACK of
+    3000 bytes that follows counts one new segment (packetdrill limited-transmit-no-sack)."""
+    h, s, c = est(sndbuf=100000)
+    s.send(b"x" * 15000, 1.0)
+    assert len(h.out(1.0)) == 10
+    ack(h, c, 1.1, 0)
+    ack(h, c, 1.11, 0)
+    assert len(h.out(1.11)) == 2  # limited transmit
+    ack(h, c, 1.12, 3000)
+    assert c.snd.cc.cwnd == 11 * MSS
+    assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [12000, 13000]
+
+
 # ---- SACK recovery (RFC 6675) ----------------------------------------------------------------------
 def sack_opts(c, *ranges):
     return TcpOptions(sack=tuple((c.iss + 1 + a, c.iss + 1 + b) for a, b in ranges))
