@@ -12,6 +12,7 @@ import errno as _errno
 from ustack.core.reasons import Reason
 
 from . import constants as C
+from . import ioconstants as K
 
 # Reason -> WSA code for a failure reported by a call (recv, send, connect, ...).
 REASON_TO_WSA: dict[Reason, int] = {
@@ -106,6 +107,10 @@ WSA_NAMES: dict[int, str] = {
                                       "WSA_INVALID_PARAMETER", "WSA_NOT_ENOUGH_MEMORY"))
     and isinstance(v, int)
 }
+# the codes of the overlapped calls (ioconstants.py): WSA_ names first, then Win32 ones
+for _prefix in ("WSA_", "WAIT_TIMEOUT", "ERROR_"):
+    WSA_NAMES.update({v: k for k, v in vars(K).items()
+                      if k.startswith(_prefix) and isinstance(v, int) and v and v not in WSA_NAMES})
 
 WSA_MESSAGES: dict[int, str] = {
     C.WSAEINTR: "A blocking operation was interrupted",

@@ -758,15 +758,29 @@ class OverlappedCalls:
                              dwLocalAddressLength: int, dwRemoteAddressLength: int,  # noqa: N803
                              LocalSockaddr: Any, LocalSockaddrLength: Any,  # noqa: N803
                              RemoteSockaddr: Any, RemoteSockaddrLength: Any) -> None:  # noqa: N803
-        """Decode AcceptEx's output buffer into two SOCKADDR_IN out-structures and lengths."""
+        """Decode AcceptEx's output buffer into two SOCKADDR_IN out-structures and lengths. It
+        returns nothing (void on Windows); bad buffers leave the outputs alone and set WSAEFAULT."""
+        try:
+            self._ov_sockaddrs(lpOutputBuffer, dwReceiveDataLength, dwLocalAddressLength,
+                               LocalSockaddr, LocalSockaddrLength, RemoteSockaddr, RemoteSockaddrLength)
+        except (WsaFail, TypeError, ValueError):
+            self._set_error(C.WSAEFAULT)
+        del dwRemoteAddressLength
+
+    def _ov_sockaddrs(self, lpOutputBuffer: Any, dwReceiveDataLength: int, dwLocalAddressLength: int,  # noqa: N803
+                      LocalSockaddr: Any, LocalSockaddrLength: Any, RemoteSockaddr: Any,  # noqa: N803
+                      RemoteSockaddrLength: Any) -> None:  # noqa: N803
         raw = in_bytes(lpOutputBuffer, None)
         wanted = [(dwReceiveDataLength + dwLocalAddressLength, RemoteSockaddr, RemoteSockaddrLength)]
         if dwLocalAddressLength >= SOCKADDR_IN_SIZE:  # else left alone (sock.c test_AcceptEx)
             wanted.insert(0, (dwReceiveDataLength, LocalSockaddr, LocalSockaddrLength))
         for at, name, namelen in wanted:
-            write_out(name, raw[at:at + SOCKADDR_IN_SIZE])
+            piece = raw[at:at + SOCKADDR_IN_SIZE]
+            if at < 0 or len(piece) < SOCKADDR_IN_SIZE:
+                raise WsaFail(C.WSAEFAULT)
+            out_check(name, SOCKADDR_IN_SIZE)
+            write_out(name, piece)
             len_store(namelen, SOCKADDR_IN_SIZE)
-        del dwRemoteAddressLength
 
     @api_call(fail=False, zero=True)
     def ConnectEx(self, s: int, name: Any, namelen: int, lpSendBuffer: Any, dwSendDataLength: int,  # noqa: N802
