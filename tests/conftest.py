@@ -2,7 +2,8 @@
 
 Stack, TcpLayer and the runtimes catch exceptions so one bad frame or timer cannot stop the
 network; they count them (`stack.internal_error`, `tcp.internal_error`, `runtime.errors`; the fault
-injector's `FaultEngine.listener_errors` and `drivers.filters.decoder_errors` likewise).
+injector's `FaultEngine.listener_errors`, `drivers.filters.decoder_errors` and Winsock's
+`callback_errors` likewise).
 A test that passes while one of those counters moved would hide a bug, so every test is watched:
 any swallowed exception fails it at teardown, with the traceback. A test that injects a bug on
 purpose (to check that it is contained) says so with `@pytest.mark.internal_error_expected`.
@@ -19,9 +20,10 @@ from ustack.drivers import filters
 from ustack.drivers.engine import FaultEngine
 from ustack.runtime.base import ErrorLog
 from ustack.tcp.layer import TcpLayer
+from ustack.winsock.api import Winsock
 
 _GUARDED = ((Stack, "_internal_error"), (TcpLayer, "_internal_error"), (ErrorLog, "_count_error"),
-            (FaultEngine, "_listener_error"))
+            (FaultEngine, "_listener_error"), (Winsock, "_callback_error"))
 _GUARDED_FUNCTIONS = ((filters, "_decoder_error"),)  # module-level counters
 
 

@@ -274,8 +274,13 @@ class Winsock(OverlappedCalls, NameResolution):
             if hook is not None and not ws.closed:
                 hook(ws.handle, events)
         except Exception as e:  # noqa: BLE001 - nothing may escape into the network thread
-            if len(self.callback_errors) < 100:
-                self.callback_errors.append(e)
+            self._callback_error(e)
+
+    def _callback_error(self, e: Exception) -> None:
+        """Keep (the first 100 of) the exceptions a stack callback raised; tests/conftest.py
+        watches this, as Stack._internal_error, so a swallowed one fails the test."""
+        if len(self.callback_errors) < 100:
+            self.callback_errors.append(e)
 
     def _watch(self, ws: WSocket) -> None:
         ws.sock.watch(lambda sock, events: self._on_stack_event(ws, sock, events))
