@@ -455,18 +455,22 @@ def _flight_axes(ax: Any, series: FlightSeries, title: str) -> None:
     ax.legend(loc="best", fontsize="small")
 
 
+def _read_trace(path: str) -> list[Any]:
+    """A --trace file's events, or a one-line UsageError saying what is wrong with it."""
+    from .tracefile import read_trace
+
+    try:
+        return read_trace(path)
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a JSON-lines trace file (a pcap? draw it with --kind seq)") from None
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror}") from None
+
+
 def load_series(kind: str, path: str, conn: str | None) -> Any:
     """The series `kind` ("seq", "flight" or "cwnd") draws, from a pcap or (cwnd) a trace."""
     if kind == "cwnd":
-        from .tracefile import read_trace
-
-        try:
-            events = read_trace(path)
-        except UnicodeDecodeError:
-            raise UsageError(f"{path}: not a JSON-lines trace file (a pcap? use --kind seq)") from None
-        except OSError as e:
-            raise UsageError(f"{path}: {e.strerror}") from None
-        return cwnd_series(events, conn)
+        return cwnd_series(_read_trace(path), conn)
     series = seq_series(pick_conn(_load_conns(path), conn), sender_of(conn))
     return flight_series(series) if kind == "flight" else series
 
@@ -506,15 +510,7 @@ def with_fault_marks(series: SeqSeries, pcap: str) -> SeqSeries:
 
 
 def plot_cwnd(trace: str, output: str, conn: str | None = None, title: str | None = None) -> CwndSeries:
-    from .tracefile import read_trace
-
-    try:
-        events = read_trace(trace)
-    except UnicodeDecodeError:
-        raise UsageError(f"{trace}: not a JSON-lines trace file (a pcap? draw it with --kind seq)") from None
-    except OSError as e:
-        raise UsageError(f"{trace}: {e.strerror}") from None
-    series = cwnd_series(events, conn)
+    series = cwnd_series(_read_trace(trace), conn)
     draw_cwnd(series, output, title)
     return series
 
