@@ -233,3 +233,25 @@ def test_item_103_overlapped_wsaioctl(net: Net) -> None:
     assert ws.WSAGetOverlappedResult(c, bad, got, False, flags) is False
     assert ws.WSAGetLastError() == WSAEOPNOTSUPP
     fail(ws, ws.WSAIoctl(c, FIONBIO, on, 4, None, 0, None, WSAOVERLAPPED(), None), WSAEFAULT)
+
+
+def test_item_103_gqcs_ex_alertable(net: Net) -> None:
+    """Microsoft (GetQueuedCompletionStatusEx): an alertable wait runs the thread's completion
+    routines and returns FALSE with WAIT_IO_COMPLETION and no entries; a non-alertable one
+    leaves them queued and times out."""
+    from ustack.winsock import WAIT_IO_COMPLETION
+
+    ws = net.ws
+    c, a = tcp_socketpair(ws)
+    port = _port(ws)
+    calls = []
+    r = ws.WSARecv(c, [WSABUF(4, bytearray(4))], 1, ctypes.c_ulong(), ctypes.c_ulong(0), WSAOVERLAPPED(),
+                   lambda *args: calls.append(args[1]))
+    fail(ws, r, WSA_IO_PENDING)
+    send_all(ws, a, b"ab")
+    net.sim.run_for(0.05)
+    entries, removed = [OVERLAPPED_ENTRY()], ctypes.c_ulong(9)
+    assert ws.GetQueuedCompletionStatusEx(port, entries, 1, removed, 50, False) is False
+    assert ws.GetLastError() == WAIT_TIMEOUT and calls == []
+    assert ws.GetQueuedCompletionStatusEx(port, entries, 1, removed, 5000, True) is False
+    assert ws.GetLastError() == WAIT_IO_COMPLETION and removed.value == 0 and calls == [2]
