@@ -183,7 +183,7 @@ def panels(results: dict) -> list[tuple[str, list[tuple[str, float, str, float]]
     if sim:
         lo, nl = sim["lossy"], sim["no_loss"]
         loss = f"{lo['loss']:.0%} loss"
-        out.append((f"Simulator {sim['mb']:g} MB, s",
+        out.append((f"Simulator {sim['mb']:g} MB, s (log)",
                     [(f"wall, {loss}", lo["wall_s"], "no loss", nl["wall_s"]),
                      (f"virtual, {loss}", lo["virtual_s"], "no loss", nl["virtual_s"])]))
     return out
