@@ -17,6 +17,11 @@ class Counters:
     def __init__(self) -> None:
         self._c: defaultdict[str, int] = defaultdict(int)
 
+    @property
+    def raw(self) -> defaultdict[str, int]:
+        """The counts themselves, for hot paths that increment `raw[name] += 1` without a call."""
+        return self._c
+
     def inc(self, name: str, n: int = 1) -> None:
         self._c[name] += n
 

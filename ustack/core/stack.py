@@ -89,7 +89,7 @@ class Stack:
             raise ValueError("mac must be 6 bytes")
         self.verify = cfg.verify_checksums
         self.counters = Counters()
-        self._cnt = self.counters._c  # the hot path increments the dict directly
+        self._cnt = self.counters.raw  # the hot path increments the dict directly
         self._route_cache: dict[int, tuple[int, int, int]] = {}
         self._good_src: set[int] = set()  # unicast sources that passed _on_ipv4's checks
         self._use_routes(self.routes)

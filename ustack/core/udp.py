@@ -50,7 +50,7 @@ class UdpLayer:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.counters = stack.counters
-        self._cnt = stack.counters._c
+        self._cnt = stack.counters.raw
         self.ports = stack.udp_ports
         self.sockets: set[UdpSocket] = set()
         self.broadcast_to_specific = stack.config.udp_broadcast_to_specific

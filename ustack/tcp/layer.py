@@ -61,7 +61,7 @@ class TcpLayer:
             memory = MemoryBudget(d.mem_low, d.mem_pressure, d.mem_high, stack.counters)
         self.memory: MemoryBudget = memory
         self.count: Callable[..., None] = stack.counters.inc
-        self._cnt = stack.counters._c  # the hot path increments the dict directly
+        self._cnt = stack.counters.raw  # the hot path increments the dict directly
         self.verify = getattr(stack.config, "verify_checksums", True)
         self.conns: dict[tuple[int, int, int, int], Connection] = {}
         self._heap: list[tuple[float, int, Connection]] = []
