@@ -127,26 +127,26 @@ class KernelSender(threading.Thread):
 
 # --------------------------------------------------------------------------- the bare receiver
 
-def _csum16(words_sum: int) -> int:
+def csum16(words_sum: int) -> int:
     while words_sum >> 16:
         words_sum = (words_sum & 0xFFFF) + (words_sum >> 16)
     return ~words_sum & 0xFFFF
 
 
-def _ip_header(src: bytes, dst: bytes, payload_len: int, ident: int) -> bytes:
+def ip_header(src: bytes, dst: bytes, payload_len: int, ident: int) -> bytes:
     hdr = _IP.pack(0x45, 0, 20 + payload_len, ident & 0xFFFF, 0x4000, 64, 6, 0, src, dst)
     s = sum(struct.unpack("!10H", hdr))
-    return hdr[:10] + struct.pack("!H", _csum16(s)) + hdr[12:]
+    return hdr[:10] + struct.pack("!H", csum16(s)) + hdr[12:]
 
 
-def _tcp_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
+def tcp_segment(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
                  window: int, options: bytes = b"") -> bytes:
     off = (20 + len(options)) // 4
     hdr = _TCP.pack(sport, dport, seq, ack, off << 4, flags, window, 0, 0) + options
     pseudo = _PSEUDO.pack(src, dst, 0, 6, len(hdr))
     data = pseudo + hdr
     s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    c = _csum16(s)
+    c = csum16(s)
     return hdr[:16] + struct.pack("!H", c) + hdr[18:]
 
 
@@ -171,7 +171,7 @@ class BareReceiver:
 
     def _send(self, tcp: bytes) -> None:
         self.ident += 1
-        pkt = _ip_header(self.local, self.remote, len(tcp), self.ident) + tcp
+        pkt = ip_header(self.local, self.remote, len(tcp), self.ident) + tcp
         try:
             os.write(self.fd, pkt)
         except BlockingIOError:
@@ -217,7 +217,7 @@ class BareReceiver:
                     rport = sport
                     rcv_nxt = (seq + 1) & 0xFFFFFFFF
                     opts = struct.pack("!BBHBBBB", 2, 4, self.mtu - 40, 1, 3, 3, self.WSCALE)
-                    self._send(_tcp_segment(local, self.remote, port, rport, iss, rcv_nxt, _SYN | _ACK,
+                    self._send(tcp_segment(local, self.remote, port, rport, iss, rcv_nxt, _SYN | _ACK,
                                             65535, opts))
                     ack_base = None
                     continue
@@ -238,7 +238,7 @@ class BareReceiver:
                 if flags & _FIN and seq + plen == rcv_nxt:
                     rcv_nxt = (rcv_nxt + 1) & 0xFFFFFFFF
                     self.fin_at = time.perf_counter()
-                    self._send(_tcp_segment(local, self.remote, port, rport, snd_nxt, rcv_nxt,
+                    self._send(tcp_segment(local, self.remote, port, rport, snd_nxt, rcv_nxt,
                                             _FIN | _ACK, self.window_field))
                     snd_nxt += 1
                     unacked = 0
@@ -256,7 +256,7 @@ class BareReceiver:
             base = sum(struct.unpack("!10H", zero)) + sum(
                 struct.unpack("!6H", _PSEUDO.pack(self.local, self.remote, 0, 6, 20)))
         s = base + (snd_nxt >> 16) + (snd_nxt & 0xFFFF) + (rcv_nxt >> 16) + (rcv_nxt & 0xFFFF)
-        hdr = _TCP.pack(self.port, rport, snd_nxt, rcv_nxt, 5 << 4, _ACK, self.window_field, _csum16(s), 0)
+        hdr = _TCP.pack(self.port, rport, snd_nxt, rcv_nxt, 5 << 4, _ACK, self.window_field, csum16(s), 0)
         self._send(hdr)
         self.acks_sent += 1
         return base

@@ -114,7 +114,7 @@ class BareSender:
 
     def _ip(self, tcp_len: int) -> bytes:
         self.ident += 1
-        return rx._ip_header(self.local, self.remote, tcp_len, self.ident)
+        return rx.ip_header(self.local, self.remote, tcp_len, self.ident)
 
     def run(self) -> int:
         fd, read, write = self.fd, os.read, os.write
@@ -122,7 +122,7 @@ class BareSender:
         poller.register(fd, select.POLLIN)
         sport, iss = 40000, 0x2000
         syn_opts = struct.pack("!BBHBBBB", 2, 4, self.mss, 1, 3, 3, 0)
-        write(fd, self._ip(28) + rx._tcp_segment(self.local, self.remote, sport, self.port, iss, 0, _SYN,
+        write(fd, self._ip(28) + rx.tcp_segment(self.local, self.remote, sport, self.port, iss, 0, _SYN,
                                                   65535, syn_opts))
         end = time.monotonic() + 5
         rcv_nxt = wscale = None
@@ -225,7 +225,7 @@ def _words(b: bytes) -> int:
 
 def _fix_csum(hdr: bytes, src: bytes, dst: bytes, payload: bytes) -> bytes:
     s = _words(rx._PSEUDO.pack(src, dst, 0, 6, len(hdr) + len(payload)) + hdr + payload)
-    return hdr[:16] + struct.pack("!H", rx._csum16(s)) + hdr[18:] + payload
+    return hdr[:16] + struct.pack("!H", rx.csum16(s)) + hdr[18:] + payload
 
 
 def _parse_wscale(opts: bytes) -> int | None:
