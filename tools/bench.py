@@ -41,26 +41,26 @@ BENCHES: dict[str, tuple[str, list[str], list[str], float]] = {
     "sim": ("bench_sim.py", ["--mb", "100", "--loss", "0.01"], ["--mb", "2", "--loss", "0.01"], 1800),
 }
 PYTCP_MIN = (3, 14)
+PYTHON_GLOBS = ("/usr/bin/python3.*", "~/.pyenv/versions/*/bin/python")
 
 
-def find_pythons() -> list[tuple[tuple[int, int], str]]:
+def find_pythons(patterns: tuple[str, ...] = PYTHON_GLOBS) -> list[tuple[tuple[int, int], str]]:
     """Pythons on this machine ((major, minor), path): /usr/bin/python3.N and pyenv's versions."""
     import glob
     import re
 
     found = []
-    pyenv = glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python"))
-    for path in glob.glob("/usr/bin/python3.*") + pyenv:
+    for path in (p for pattern in patterns for p in glob.glob(os.path.expanduser(pattern))):
         m = re.search(r"python(\d+)\.(\d+)$", path) or re.search(r"versions/(\d+)\.(\d+)", path)
         if m and os.access(path, os.X_OK):
             found.append(((int(m[1]), int(m[2])), path))
     return sorted(set(found))
 
 
-def pytcp_reference() -> dict:
+def pytcp_reference(patterns: tuple[str, ...] = PYTHON_GLOBS) -> dict:
     """PyTCP as a reference: only with a Python >= 3.14 (issue #13). This run never installs one;
     without it, the reason in one line."""
-    pythons = find_pythons()
+    pythons = find_pythons(patterns)
     newest = f"{pythons[-1][0][0]}.{pythons[-1][0][1]}" if pythons else "none"
     usable = [p for v, p in pythons if v >= PYTCP_MIN]
     if not usable:

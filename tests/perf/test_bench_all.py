@@ -66,3 +66,33 @@ def test_bench_smoke_all_runs_complete(tmp_path):
     for text in ("ustack benchmarks", "connect+echo+close", "round trip", "Simulator 2 MB at 1% loss",
                  "PyTCP reference", "plot:"):
         assert text in r.stdout, text
+
+
+def _tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_tool", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _fake_python(root: Path, version: str, imports_pytcp: bool) -> None:
+    exe = root / "versions" / version / "bin" / "python"  # laid out as pyenv's
+    exe.parent.mkdir(parents=True)
+    exe.write_text(f"#!/bin/sh\nexit {0 if imports_pytcp else 1}\n")
+    exe.chmod(0o755)
+
+
+def test_pytcp_reference_names_why_it_is_skipped(tmp_path):
+    """PyTCP only with a Python >= 3.14: otherwise one line naming the newest Python found."""
+    bench = _tool()
+    pattern = (str(tmp_path / "versions" / "*" / "bin" / "python"),)
+    assert "the newest here is none" in bench.pytcp_reference(pattern)["skipped"]
+    _fake_python(tmp_path, "3.13.0", True)
+    _fake_python(tmp_path, "3.9.18", True)
+    why = bench.pytcp_reference(pattern)["skipped"]
+    assert why.startswith("needs Python >= 3.14; the newest here is 3.13 ") and "\n" not in why, why
+    _fake_python(tmp_path, "3.14.1", False)  # "import pytcp" fails there
+    why = bench.pytcp_reference(pattern)["skipped"]
+    assert "PyTCP is not installed for" in why and "3.14.1" in why, why
