@@ -882,9 +882,8 @@ class Connection:
                 self._retransmit_una(now)
                 cc.cwnd = max(cc.cwnd - acked + snd.mss, snd.mss)
         else:
-            # grow only while the window is what limits us (RFC 7661): an application- or
-            # receiver-limited sender must not build a huge, untested cwnd
-            if cc is not None and 2 * flight_before >= cc.cwnd:
+            # grow only while the window is what limits us (RFC 7661)
+            if cc is not None and snd.cwnd_limited(cc.cwnd, cc.in_slow_start()):
                 cc.on_ack(delivered, now, rtt, flight_before)
                 if self.on_trace is not None:
                     self.on_trace("cwnd", now, conn=self, cwnd=cc.cwnd, ssthresh=cc.ssthresh)
@@ -1121,6 +1120,8 @@ class Connection:
                 if n > usable:
                     n = usable
                 if n <= 0:
+                    if cw <= wnd and not rexmit:
+                        snd.note_sent(cc.cwnd)  # held back by cwnd
                     if flight == 0 and wnd < avail:
                         self._arm_persist(now)
                     return
@@ -1203,6 +1204,8 @@ class Connection:
         if self.timers.rto_at is None:
             self.timers.rto_at = now + snd.rto
         if not rexmit:
+            if snd.cc is not None:
+                snd.note_sent(snd.cc.cwnd)
             self._probe_after_new_segment(now)
         return n
 

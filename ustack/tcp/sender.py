@@ -24,7 +24,7 @@ class Sender:
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
                  "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
                  "sack_max", "count", "rto_min_on_variance",
-                 "last_data_at")
+                 "last_data_at", "max_out", "cwnd_usage_seq", "was_cwnd_limited")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
@@ -83,6 +83,12 @@ class Sender:
         self.rescued = False  # RFC 6675 rescue retransmission done in this recovery
         self.undo_retrans = 0  # retransmissions of that recovery not yet shown spurious by D-SACK
         self.snd_sml = iss  # end of the last sub-MSS segment sent (Minshall's Nagle variant)
+        # cwnd validation (RFC 7661, as Linux's tcp_cwnd_validate): the most bytes outstanding
+        # during the current window (until SND.UNA passes cwnd_usage_seq), and whether cwnd
+        # limited a send in it
+        self.max_out = 0
+        self.cwnd_usage_seq = iss
+        self.was_cwnd_limited = False
 
     # -- buffer -----------------------------------------------------------------------------------
     @property
@@ -143,6 +149,24 @@ class Sender:
                 sacked[0][0] = ack
         self.bytes_acked += n
         return n
+
+    # -- cwnd validation (RFC 7661) ---------------------------------------------------------------
+    def note_sent(self, cwnd: int) -> None:
+        """After sending new data (or being stopped by cwnd): remember how much of cwnd this
+        window used; a new window starts once SND.UNA reaches the end of the previous one."""
+        out = diff(self.snd_max, self.snd_una)
+        limited = out - self.sacked_total >= cwnd
+        if (not lt(self.snd_una, self.cwnd_usage_seq) or limited
+                or (not self.was_cwnd_limited and out > self.max_out)):
+            self.was_cwnd_limited = limited
+            self.max_out = out
+            self.cwnd_usage_seq = self.snd_nxt
+
+    def cwnd_limited(self, cwnd: int, slow_start: bool) -> bool:
+        """May an ACK grow cwnd? Only while cwnd is what limits the sender; in slow start while
+        cwnd is below twice the most outstanding this window (Linux's tcp_is_cwnd_limited), so
+        an application-limited sender does not build a huge, untested cwnd."""
+        return self.was_cwnd_limited or (slow_start and cwnd < 2 * self.max_out)
 
     # -- window -----------------------------------------------------------------------------------
     def update_window(self, seq: int, ack: int, raw_wnd: int) -> bool:

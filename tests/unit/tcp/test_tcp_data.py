@@ -407,6 +407,33 @@ def test_cwnd_does_not_grow_when_application_limited():
     assert c.snd.cc.cwnd == cw
 
 
+def _acked(h, c, at, n):
+    h.peer_sends(at, h.pseg(".", PEER_ISS + 1, c.iss + 1 + n))
+
+
+def test_slow_start_grows_only_below_twice_the_most_outstanding():
+    """RFC 7661 / Linux's tcp_is_cwnd_limited: in slow start cwnd grows while it is below twice
+    the most data outstanding in the current window. 5 segments out of cwnd 10: no growth
+    (packetdrill slow-start-ack-per-2pkt-send-5pkt); 9 out: growth up to 18 even as the flight
+    drains (slow-start-app-limited-9-packets-out)."""
+    h, s, c = est(sndbuf=100_000)
+    s.nodelay = True
+    cw = c.snd.cc.cwnd
+    assert cw == 10 * MSS
+    s.send(b"x" * 5 * MSS, 1.0)
+    for k in (2, 4, 5):
+        _acked(h, c, 1.1, k * MSS)
+        assert c.snd.cc.cwnd == cw
+    h, s, c = est(sndbuf=100_000)
+    s.nodelay = True
+    s.send(b"x" * 9 * MSS, 1.0)
+    grown = []
+    for k in (2, 4, 6, 8, 9):
+        _acked(h, c, 1.1, k * MSS)
+        grown.append(c.snd.cc.cwnd // MSS)
+    assert grown == [12, 14, 16, 18, 18]
+
+
 def test_recv_buffer_reads_across_chunks():
     from ustack.tcp.receiver import RecvBuffer
     b = RecvBuffer()
