@@ -42,6 +42,9 @@ def raw_device(host: Host):
 @pytest.mark.parametrize("kw, expect", [
     ({}, True),
     ({"offload": False}, False),
+    ({"offload": "none"}, False),
+    ({"offload": "csum"}, True),
+    ({"offload": "csum", "pcap": "PCAP"}, False),
     ({"faults": "loss=0%"}, False),
     ({"pcap": "PCAP"}, False),
     ({"trace": lambda line: None}, False),
@@ -52,7 +55,9 @@ def test_open_turns_offload_on_only_for_a_bare_tun(netns, tmp_path, kw, expect):
     host = open_host(**kw)
     try:
         assert host.offload is expect
-        assert raw_device(host).offload is expect
+        assert raw_device(host).offload is (expect or kw.get("offload") == "csum")
+        # GRO only for the bare TUN in auto mode: middleware sees frames per segment
+        assert raw_device(host).gso is (expect and kw.get("offload", "auto") == "auto")
     finally:
         host.close()
 
@@ -85,10 +90,13 @@ def drain(host: Host, conn, want: int, timeout_s: float = 20.0) -> bytes:
     return bytes(out)
 
 
-def test_kernel_stream_arrives_intact_through_the_trusted_path(netns):
-    host = open_host()
+@pytest.mark.parametrize("mode", ["auto", "csum"])
+def test_kernel_stream_arrives_intact_through_the_trusted_path(netns, mode):
+    """csum: per segment, every one vouched for. auto: GRO as well, so super-segments of many
+    segments actually arrive (tcp.gro_in > 0) and are taken whole, and still the SHA-256 matches."""
+    host = open_host(offload=mode)
     try:
-        assert host.offload
+        assert host.offload and raw_device(host).gso is (mode == "auto")
         lsock = accept_one(host)
         data = random.Random(5).randbytes(3_000_000)
         errors: list = []
@@ -109,8 +117,19 @@ def test_kernel_stream_arrives_intact_through_the_trusted_path(netns):
         assert not errors
         assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
         c = host.call(host.stack.counters.snapshot)
-        assert c.get("ipv4.csum_offloaded", 0) >= len(data) // 1460  # every data segment
+        info = host.call(conn.conn.info)
+        if mode == "csum":
+            assert c.get("ipv4.csum_offloaded", 0) >= len(data) // 1460  # every data segment
+            assert c.get("tcp.gro_in", 0) == 0 and c.get("tcp.gro_segs", 0) == 0
+        else:
+            assert c.get("tcp.gro_in", 0) > 0, c
+            # a super-segment holds several segments; segs_in counts them, not the frames
+            assert c["tcp.gro_segs"] >= 2 * c["tcp.gro_in"], c
+            assert info["segs_in"] >= len(data) // 1448
+            assert c.get("ipv4.csum_offloaded", 0) < len(data) // 1460  # fewer frames than segments
+        assert info["rcv_mss"] <= 1460  # the receive MSS stays the real segment size
         assert c.get("tcp.bad_checksum", 0) == 0 and host.errors == 0
+        assert c.get("stack.internal_error", 0) == 0 and c.get("tcp.internal_error", 0) == 0
     finally:
         host.close()
 

@@ -242,7 +242,7 @@ def _setup(args: argparse.Namespace, seed: int, user_faults: Any, transfer_loss:
     try:
         host = Host.open(**kind, addr=f"{K.USTACK}/{K.PREFIX}", peer=f"{K.KERNEL}/{K.PREFIX}", mtu=args.mtu,
                          pcap=pcap, faults=faults, trace=view.trace_line if args.trace else None,
-                         seed=seed)
+                         seed=seed, offload=getattr(args, "offload", "auto"))
     except Exception as e:  # noqa: BLE001 - any failure to build the link ends the lab
         sink.close()
         from .hosting import device_error

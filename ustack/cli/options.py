@@ -158,6 +158,14 @@ def add_device_options(p: argparse.ArgumentParser, *, required: bool = True) -> 
                    help="allow addresses outside 198.18.0.0/15 (the default refuses them)")
 
 
+def add_offload_option(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("offload (docs/performance.md)")
+    g.add_argument("--offload", choices=("auto", "csum", "none"), default="auto",
+                   help="auto (default): checksum offload and GRO (64 KB TCP super-segments) on a bare "
+                        "TUN, none with faults, pcap or trace; csum: checksum offload only; none: "
+                        "every frame per segment, every checksum verified")
+
+
 def add_capture_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("capture and tracing")
     g.add_argument("--pcap", metavar="FILE", help="write every frame in and out to FILE (pcap)")
@@ -363,7 +371,8 @@ def host_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for `ustack.Host.open` from the device/capture/fault options."""
     addr = "0.0.0.0/32" if getattr(args, "dhcp", False) else args.addr  # no address until DHCP
     kw: dict[str, Any] = {"addr": addr, "peer": args.peer, "gateway": args.gateway, "mtu": args.mtu,
-                          "pcap": args.pcap, "faults": fault_scenario(args)}
+                          "pcap": args.pcap, "faults": fault_scenario(args),
+                          "offload": getattr(args, "offload", "auto")}
     if args.tun:
         kw["tun"] = args.tun
     else:

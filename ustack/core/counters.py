@@ -96,7 +96,13 @@ DESCRIPTIONS: dict[str, str] = {
     "ipv4.delivered": "datagrams handed to a transport (ICMP, UDP, TCP)",
     "ipv4.csum_offloaded": "frames whose transport checksum the device vouched for (receive "
                            "checksum offload: not verified again)",
+    "ipv4.gso_not_tcp": "drop: a GSO super-segment (receive offload) that is not TCP",
+    "ipv4.gso_full_path": "GSO super-segments not of the plain shape GRO takes, handled whole by "
+                          "the full IPv4 path",
     "ipv4.bad_options": "drop: malformed IPv4 options",
+    "tcp.gro_in": "GSO super-segments (receive offload) taken whole by the TCP fast path, as GRO",
+    "tcp.gro_segs": "segments inside the GSO super-segments received (taken whole or cut up)",
+    "tcp.gro_split": "GSO super-segments the fast path declined, cut back into gso_size segments",
     "ipv4.bad_source": "drop: broadcast, multicast or class E source address",
     "ipv4.martian_loopback": "drop: 127/8 source or destination on the link",
     "ipv4.martian_own_source": "drop: our own address as source on the link",

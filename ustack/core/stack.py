@@ -236,10 +236,13 @@ class Stack:
             self._rx_link_broadcast = False
             self.rx_trusted = False
 
-    def receive_batch(self, frames: Iterable[tuple[bytes | bytearray | memoryview, bool]],
+    def receive_batch(self, frames: Iterable[tuple[bytes | bytearray | memoryview, bool | int]],
                       now: float) -> None:
         """`receive(frame, now, trusted)` for each (frame, trusted) pair of one device read
         (`TunDevice.recv_batch_trusted`), with the per-frame overhead paid once per batch.
+        `trusted` may also be an int: 0/1 as False/True, and > 1 a TCP GSO super-segment (receive
+        offload, `drivers.tun.vnet_rx`) of segments that size, checksum trusted, which the TCP
+        layer takes as one segment (`on_ipv4(..., gso_size)`) as Linux's GRO does.
 
         On a TUN, the usual packet (IPv4 without options, not a fragment, to our address, from a
         source already seen to be valid, for a registered transport) takes a fast path that
@@ -272,7 +275,12 @@ class Stack:
                             if t is not None:
                                 fast += 1
                                 mv = frame if type(frame) is memoryview else memoryview(frame)
-                                if entry is not None:  # the transport takes the bytes as they are
+                                if trusted > 1:  # a GSO super-segment: TCP takes it whole (GRO)
+                                    if proto == 6 and entry is not None:
+                                        entry(mv, 20, total, src, dst, now, trusted)
+                                    else:
+                                        cnt["ipv4.gso_not_tcp"] += 1
+                                elif entry is not None:  # the transport takes the bytes as they are
                                     entry(mv, 20, total, src, dst, now)
                                 else:
                                     ip = _tuple_new(Ipv4Packet, (src, dst, proto, mv[20:total], ttl, ident,
@@ -282,6 +290,10 @@ class Stack:
                                     self.rx_trusted = False
                                     self._drain_loop(now)
                                 continue
+                    if trusted > 1:
+                        # not the plain shape GRO needs: as one large segment (checksum trusted,
+                        # as the kernel filled it in for the whole) through the full path
+                        cnt["ipv4.gso_full_path"] += 1
                     handle(frame, now)
                     if self._loop:
                         self.rx_trusted = False

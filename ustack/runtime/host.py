@@ -422,7 +422,7 @@ class Host(ErrorLog):
              pcap: str | os.PathLike[str] | BinaryIO | None = None, faults: Any = None,
              trace: Any = None, seed: int | None = None, tcp: Any = None,
              mac: bytes | None = None, name: str | None = None, start: bool = True,
-             offload: bool | None = None) -> Host:
+             offload: str | bool | None = "auto") -> Host:
         """Open (create) a TUN or TAP device, configure its kernel side (`peer` address, link
         up), wrap middleware and run a new Stack on it. Returns a started Host.
 
@@ -438,11 +438,15 @@ class Host(ErrorLog):
         seed: the stack's seed (None: a fresh random one; ISNs must not be predictable).
         mac: the stack's MAC on a TAP (None: derived from the seed).
         start: False returns the host without its network thread (call `start()`).
-        offload: receive checksum offload (TunDevice/TapDevice `offload`): the kernel's own
-        TCP/UDP packets are not checksummed again. None: on for a TUN without faults, pcap or
-        trace (middleware must see every frame as it is; a corrupting fault injector can never
-        be bypassed), off otherwise. True with middleware opens the device with offload but
-        the frames go through the middleware fully checksummed and are verified.
+        offload: "auto" (default; None is the same), "csum" (True is the same) or "none"
+        (False). "csum": receive checksum offload (TunDevice/TapDevice `offload`): the
+        kernel's own TCP/UDP packets are not checksummed again; with middleware the device is
+        opened with offload but the frames go through the middleware fully checksummed and are
+        verified. "auto": on a TUN without faults, pcap or trace, checksum offload plus GRO
+        (`gso=True`: the kernel hands TCP super-segments of up to 64 KB, taken as one segment
+        each); otherwise "none" (middleware must see every frame as the wire carries it, per
+        segment; a corrupting fault injector can never be bypassed). "none": every frame per
+        segment, every checksum verified.
         The device is closed again if anything here fails.
         """
         from ustack import drivers
@@ -452,9 +456,11 @@ class Host(ErrorLog):
         faults = fault_scenario(faults)  # a bad scenario fails before the device is opened
         ifname = tun if tun is not None else tap
         dev_cls = drivers.TunDevice if tun is not None else drivers.TapDevice
-        if offload is None:
-            offload = tun is not None and fault_scenario(faults) is None and pcap is None and not trace
-        raw = dev_cls(ifname, mtu=mtu, offload=bool(offload))
+        mode = offload_mode(offload)
+        bare = tun is not None and faults is None and pcap is None and not trace
+        if mode == "auto":
+            mode = "gso" if bare else "none"
+        raw = dev_cls(ifname, mtu=mtu, offload=mode != "none", gso=mode == "gso")
         device: Any = raw
         try:
             drivers.kernel_side_up(raw.name, peer, mtu)
@@ -470,6 +476,21 @@ class Host(ErrorLog):
             device.close()
             raise
         return cls(stack, device, clock, name=name or raw.name, start=start)
+
+
+OFFLOAD_MODES = ("auto", "csum", "none")
+
+
+def offload_mode(offload: str | bool | None) -> str:
+    """"auto", "csum" or "none" from Host.open's `offload` (None = "auto", True = "csum",
+    False = "none"); ValueError for anything else."""
+    if offload is None:
+        return "auto"
+    if offload is True or offload is False:
+        return "csum" if offload else "none"
+    if offload not in OFFLOAD_MODES:
+        raise ValueError(f"offload must be one of {', '.join(OFFLOAD_MODES)}, not {offload!r}")
+    return offload
 
 
 def _trusted_reader(stack: Any, device: Any) -> Callable[..., Any] | None:

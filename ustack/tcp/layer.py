@@ -16,7 +16,7 @@ from ..core.reasons import Reason
 from ..wire.checksum import wide_sum
 from ..wire.errors import Malformed
 from ..wire.ipv4 import Ipv4Packet
-from ..wire.tcp import ACK, FIN, HEADER_TS, RST, SYN, TS_BLOCK_HEAD, TcpSegment
+from ..wire.tcp import ACK, FIN, HEADER_TS, PSH, RST, SYN, TS_BLOCK_HEAD, TcpSegment
 from .config import TcpConfig
 from .connection import Connection
 from .emit import build
@@ -113,9 +113,15 @@ class TcpLayer:
         self.on_ipv4(buf, 0, len(buf), ip.src, ip.dst, now)
 
     def on_ipv4(self, buf: bytes | memoryview, start: int, end: int, src: int, dst: int,
-                now: float) -> None:
+                now: float, gso_size: int = 0) -> None:
         """`on_packet` for the segment buf[start:end] from `src` to `dst`, without an Ipv4Packet
-        (the optional Transport entry Stack.receive_batch uses for plain unfragmented packets)."""
+        (the optional Transport entry Stack.receive_batch uses for plain unfragmented packets).
+
+        `gso_size` > 0: a GSO super-segment (receive offload, checksum trusted): the kernel's
+        segments of that size, coalesced. The fast path takes it as one segment (as Linux's GRO
+        does: one ACK decision, segs_in counts its segments); anything else (out of order,
+        flags, options) is cut back into gso_size segments first, so the full processing
+        (SACK, out-of-order queue, PAWS, FIN) sees exactly what the wire carried."""
         self.now = now
         # stack.rx_trusted: the device vouched for the checksum (receive offload)
         verify = self.verify and not self.stack.rx_trusted
@@ -139,6 +145,11 @@ class TcpLayer:
                         return
                     if taken:
                         self._cnt["tcp.in"] += 1
+                        if gso_size:
+                            segs = -(-(n - 32) // gso_size)
+                            conn.segs_in += segs - 1
+                            self._cnt["tcp.gro_in"] += 1
+                            self._cnt["tcp.gro_segs"] += segs
                         return
                     tried = conn
         try:
@@ -149,6 +160,9 @@ class TcpLayer:
             return
         self._cnt["tcp.in"] += 1
         conn = self.conns.get((dst, seg.dport, src, seg.sport))
+        if gso_size and conn is not None and len(seg.payload) > gso_size:
+            self._on_gso_split(conn, seg, gso_size, now)
+            return
         if conn is not None:
             if (conn.state is State.TIME_WAIT and seg.flags & (SYN | ACK | RST) == SYN
                     and gt(seg.seq, conn.rcv.rcv_nxt)):
@@ -178,6 +192,39 @@ class TcpLayer:
             return
         self.count("tcp.no_port")
         self.send_rst_for(dst, src, seg, now)
+
+    def _on_gso_split(self, conn: Connection, seg: TcpSegment, gso_size: int, now: float) -> None:
+        """A super-segment the fast path declined, fed to the connection as the segments the
+        sender's TSO would have put on the wire: FIN and PSH on the last only (SYN/RST: on the
+        first; the kernel never sends them with GSO, so they are hostile input, kept harmless).
+        The count of pieces is bounded by the 64 KB IPv4 packet over the minimum gso_size."""
+        payload = seg.payload
+        n = len(payload)
+        flags = seg.flags
+        last_only = flags & (FIN | PSH)
+        first_only = flags & (SYN | RST)
+        self._cnt["tcp.gro_split"] += 1
+        self._cnt["tcp.gro_segs"] += -(-n // gso_size)
+        seq = seg.seq
+        for off in range(0, n, gso_size):
+            end = min(off + gso_size, n)
+            piece_flags = flags & ~(FIN | PSH | SYN | RST)
+            if off == 0:
+                piece_flags |= first_only
+            if end == n:
+                piece_flags |= last_only
+            piece = seg._replace(seq=(seq + off) & 0xFFFFFFFF, flags=piece_flags,
+                                 payload=payload[off:end])
+            if off:
+                self._cnt["tcp.in"] += 1
+            try:
+                conn.on_segment(piece, now)
+            except Exception:  # a bug: reset this connection, count it, keep the stack going
+                self._internal_error()
+                self._kill(conn, now)
+                return
+            if conn.state is State.CLOSED or self.conns.get(conn.key) is not conn:
+                return  # reset or gone: the rest of the pieces have no one to go to
 
     def _listener(self, addr: int, port: int) -> Listener | None:
         for owner in self.stack.tcp_ports.lookup(addr, port):
