@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 # Debian packages: command they provide -> package name
-DEB_TOOLS := ip:iproute2 ping:iputils-ping tshark:tshark tcpdump:tcpdump openssl:openssl dnsmasq:dnsmasq-base
+DEB_TOOLS := ip:iproute2 ping:iputils-ping tshark:tshark tcpdump:tcpdump openssl:openssl dnsmasq:dnsmasq-base curl:curl
 
 .PHONY: lab test setup venv sysdeps lint clean
 
