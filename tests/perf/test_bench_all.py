@@ -63,6 +63,8 @@ def test_bench_smoke_all_runs_complete(tmp_path):
         assert "\n" not in why and ("Python >= 3.14" in why or "PyTCP" in why), why
     png = out.with_suffix(".png")
     assert rep["plot"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rate_row = next(row for row in rep["rows"] if row[0] == "connect+echo+close /s")
+    assert rate_row[2] == "target >= 2000" and rate_row[3].startswith(f"{serve['rate']['per_s'] / 2000:.2f};")
     for text in ("ustack benchmarks", "connect+echo+close", "round trip", "Simulator 2 MB at 1% loss",
                  "PyTCP reference", "plot:"):
         assert text in r.stdout, text
