@@ -291,13 +291,13 @@ def ustack_available() -> str | None:
     return None
 
 
-def run_ustack(args, port: int = 5002) -> dict:
+def run_ustack(args, port: int = 5002, offload: str = "auto") -> dict:
     import ustack
     from ustack.wire.ipv4 import ip_int
 
     name = "bnchust0"
     host = ustack.Host.open(tun=name, addr=f"{RECEIVER_IP}/24", peer=f"{KERNEL_IP}/24", mtu=args.mtu,
-                            tcp=tcp_config(args.tcp))
+                            tcp=tcp_config(args.tcp), offload=offload)
     try:
         from ustack.drivers import kernel_side_up
 
@@ -346,13 +346,13 @@ def run_ustack(args, port: int = 5002) -> dict:
         counters = {}
         try:
             snap = host.call(stack.counters.snapshot)
-            keep = ("tcp.", "ipv4.drop", "ipv4.in", "ipv4.out", "ipv4.csum_offloaded")
+            keep = ("tcp.", "ipv4.drop", "ipv4.in", "ipv4.out", "ipv4.csum_offloaded", "ipv4.gso")
             counters = {k: v for k, v in snap.items() if k.startswith(keep)}
         except Exception:  # noqa: BLE001
             pass
     finally:
         host.close()
-    return _result("ustack", total, first, fin, sender, counters=counters)
+    return _result("ustack", total, first, fin, sender, counters=counters, offload=offload)
 
 
 def _result(name: str, nbytes: int, first: float | None, fin: float | None, sender: KernelSender,
@@ -492,6 +492,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="ustack: TcpConfig fields, e.g. ack_stretch_segments=2")
     p.add_argument("--txqueuelen", type=int, default=4096,
                    help="TUN transmit queue, kernel side (default 4096)")
+    p.add_argument("--offload", default="auto", metavar="MODE[,MODE...]",
+                   help="ustack: Host.open offload modes to run, each in every round (auto, csum, "
+                        "none; default auto); the first one gives ratio_ustack_over_bare")
     p.add_argument("--profile", action="store_true", help="sample the receiver with py-spy")
     p.add_argument("--profile-out", default=None, help="directory for the profile (default: a temp dir)")
     p.add_argument("--plot", default=None, metavar="PNG",
@@ -504,13 +507,24 @@ def summarize(results: dict, want: list[str], role: str) -> None:
     """Median MB/s per program over the rounds (`role`: "receiver" or "sender") and the
     ustack/bare ratio of those medians, stored into `results`."""
     medians = {}
-    for name in want:
-        rates = sorted(r["mb_per_s"] for r in results["runs"] if r[role] == name and r.get("mb_per_s"))
+    first_mode = next((r["offload"] for r in results["runs"] if r.get("offload")), None)
+    for name in want:  # "ustack": its first offload mode (the others are in by_offload)
+        rates = sorted(r["mb_per_s"] for r in results["runs"] if r[role] == name and r.get("mb_per_s")
+                       and r.get("offload") in (None, first_mode))
         if rates:
             medians[name] = round(rates[len(rates) // 2], 1)
     results["median_mb_per_s"] = medians
     if medians.get("bare") and medians.get("ustack"):
         results["ratio_ustack_over_bare"] = round(medians["ustack"] / medians["bare"], 3)
+    by_mode = {}  # the receiver's offload modes (bench_rx --offload), each against the same bare
+    for mode in dict.fromkeys(r["offload"] for r in results["runs"] if r.get("offload")):
+        rates = sorted(r["mb_per_s"] for r in results["runs"]
+                       if r[role] == "ustack" and r.get("offload") == mode and r.get("mb_per_s"))
+        if rates and medians.get("bare"):
+            by_mode[mode] = {"median_mb_per_s": round(rates[len(rates) // 2], 1),
+                             "ratio_over_bare": round(rates[len(rates) // 2] / medians["bare"], 3)}
+    if len(by_mode) > 1 or (by_mode and "ustack" not in medians):
+        results["by_offload"] = by_mode
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -520,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"mtu": args.mtu, "mb": args.mb, "seconds_limit": args.seconds,
                      "python": sys.version.split()[0], "runs": []}
     want = [args.only] if args.only else ["bare", "ustack"]
+    modes = [m.strip() for m in args.offload.split(",") if m.strip()] or ["auto"]
     why_not = ustack_available()
     prof_dir = args.profile_out or tempfile.mkdtemp(prefix="bench_rx_prof_")
     profile_target = args.only or ("ustack" if why_not is None else "bare")
@@ -534,14 +549,18 @@ def main(argv: list[str] | None = None) -> int:
             prof = Profiler(prof_dir, name, args.seconds + 5) if profile_now else None
             if prof:
                 prof.start()
-            try:
-                res = run_bare(args) if name == "bare" else run_ustack(args)
-            except Exception as e:  # noqa: BLE001 - report, keep going with the other receiver
-                res = {"receiver": name, "error": f"{type(e).__name__}: {e}"}
-            res["round"] = rnd
-            if prof:
-                res["profile"] = prof.stop()
-            results["runs"].append(res)
+            for mode in ([None] if name == "bare" else modes):
+                try:
+                    res = run_bare(args) if mode is None else run_ustack(args, offload=mode)
+                except Exception as e:  # noqa: BLE001 - report, keep going with the other receiver
+                    res = {"receiver": name, "error": f"{type(e).__name__}: {e}"}
+                    if mode is not None:
+                        res["offload"] = mode
+                res["round"] = rnd
+                if prof:
+                    res["profile"] = prof.stop()
+                    prof = None
+                results["runs"].append(res)
     summarize(results, want, "receiver")
     if args.plot:
         results["plot"] = plot(results, args.plot)
@@ -604,6 +623,8 @@ def print_table(results: dict) -> None:
             continue
         rate = f"{r['mb_per_s']:8.1f} MB/s" if r["mb_per_s"] else "     n/a    "
         secs = f"{r['seconds']:.2f}s" if r["seconds"] else "-"
+        if r.get("offload"):
+            name = f"{name}[{r['offload']}]"
         print(f"  {name:7s} {rate}  {r['bytes'] / MB:8.1f} MB in {secs}  complete={r['complete']}  "
               f"cc={r['sender_cc']}" + (f"  sender_error={r['sender_error']}" if r["sender_error"] else ""))
         extra = {k: v for k, v in r.items() if k in ("segments", "acks_sent", "out_of_order")}
@@ -624,7 +645,10 @@ def print_table(results: dict) -> None:
                         print(f"            {pct:5.1f}%  {fr}")
     if len(results["runs"]) > 2:
         print("  median: " + "  ".join(f"{k} {v} MB/s" for k, v in results["median_mb_per_s"].items()))
-    if "ratio_ustack_over_bare" in results:
+    if "by_offload" in results:
+        for mode, r in results["by_offload"].items():
+            print(f"  ratio ustack[{mode}]/bare: {r['ratio_over_bare']:.3f} ({r['median_mb_per_s']} MB/s)")
+    elif "ratio_ustack_over_bare" in results:
         print(f"  ratio ustack/bare: {results['ratio_ustack_over_bare']:.3f}")
 
 
