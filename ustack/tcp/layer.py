@@ -80,14 +80,17 @@ class TcpLayer:
 
         return TcpSocket(self)
 
-    def mss_for(self, raddr: int, now: float | None = None) -> int:
+    def mss_for(self, raddr: int, now: float | None = None, clamp: int | None = None) -> int:
         """The MSS for a new connection to `raddr`: the configured one or the interface MTU's,
-        lowered to a path MTU learned from ICMP while that has not expired."""
+        lowered to a path MTU learned from ICMP while that has not expired and to the socket's
+        TCP_MAXSEG `clamp` (TcpSockOpts.mss) when set."""
         mss = self.config.mss
         if not mss:
             mss = (getattr(self.stack, "mtu", None) or getattr(self.stack.config, "mtu", 1500)) - 40
         learned = self.pmtu.get(raddr, self.now if now is None else now)
-        return mss if learned is None else min(mss, learned - 40)
+        if learned is not None:
+            mss = min(mss, learned - 40)
+        return mss if not clamp else min(mss, clamp)
 
     def in_use(self, laddr: int, lport: int, raddr: int, rport: int) -> bool:
         return (laddr, lport, raddr, rport) in self.conns

@@ -95,7 +95,7 @@ class Listener:
             # (as Linux adds ts_off): on the wire they look like any TSval
             stamped = encode_ts(int(now * 1000) & 0xFFFFFFFF, CookieOptions(peer_ws, sack, False))
             ts = ((stamped + cookies.ts_offset(laddr, lport, raddr, rport)) & 0xFFFFFFFF, o.ts[0])
-        opts = syn_options(layer.mss_for(raddr, now), wscale, sack, ts)
+        opts = syn_options(layer.mss_for(raddr, now, self.sock.opts.mss), wscale, sack, ts)
         window = min(self.sock.opts.rcvbuf, 0xFFFF)
         b = build(laddr, raddr, lport, rport, isn, (seg.seq + 1) & 0xFFFFFFFF, SYN | ACK, window,
                   opts)

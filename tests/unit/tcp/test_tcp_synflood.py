@@ -264,3 +264,19 @@ def test_random_segments_to_a_flooded_listener(items, cookies):
     h.assert_no_internal_error()
     assert h.stack.counters.get("tcp.syncookies_recv") == 0  # random ACKs never pass as cookies
     assert lst.accept_pending == 0
+
+
+def test_cookie_syn_ack_offers_the_listeners_tcp_maxseg_clamp():
+    """A cookie SYN-ACK offers the MSS a stored SYN-ACK would: TCP_MAXSEG on the listener
+    (TcpSockOpts.mss) lowers it (Linux's cookie path clamps to user_mss too)."""
+    h = Harness(max_syn_backlog=1, timestamps=True, sack=True, window_scaling=True)
+    lst = h.listen()
+    lst.opts.mss = 1000
+    h.peer_sends(0.0, seg("S", PEER_ISS, 0, options=FULL))
+    (stored,) = h.take()  # within the budget: a SYN-RECEIVED entry
+    flood(h, 1)
+    h.take()
+    h.peer_sends(0.0, seg("S", PEER_ISS, 0, sport=40001, options=FULL))
+    (cookie,) = h.take()
+    assert h.stack.counters.get("tcp.syncookies_sent") >= 1
+    assert cookie.options.mss == stored.options.mss == 1000
