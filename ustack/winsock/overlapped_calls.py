@@ -80,6 +80,7 @@ class OverlappedCalls:
         self._ov_apcs = ApcQueues()
         self._ov_plain: set[int] = set()  # WSASocket without WSA_FLAG_OVERLAPPED
         self._ov_no_context: dict[int, str] = {}  # AcceptEx/ConnectEx sockets before SO_UPDATE_*
+        self._ov_accepting: dict[int, Op] = {}  # accept socket handle -> the AcceptEx aimed at it
         self._ov_port_names = itertools.count(1)
 
     # == progress (host lock held) ===============================================================
@@ -248,6 +249,7 @@ class OverlappedCalls:
         self._ov_bindings.pop(h, None)
         self._ov_plain.discard(h)
         self._ov_no_context.pop(h, None)
+        self._ov_accepting.pop(h, None)
 
     def _ov_blocks_connect(self, ws: WSocket) -> bool:
         """connect() is WSAEINVAL on a socket a pending AcceptEx accepts into (sock.c
@@ -255,7 +257,11 @@ class OverlappedCalls:
         (sock.c test_connect)."""
         if self._ov_no_context.get(ws.handle) == "connect":
             return True
-        return any(o.extra.get("accept") is ws for ops in self._ov_ops.values() for o in ops)
+        return self._ov_accept_pending(ws)
+
+    def _ov_accept_pending(self, ws: WSocket) -> bool:
+        op = self._ov_accepting.get(ws.handle)
+        return op is not None and not op.done
 
     def _ov_context_missing(self, ws: WSocket) -> bool:
         """An AcceptEx/ConnectEx socket before SO_UPDATE_ACCEPT/CONNECT_CONTEXT is in the
@@ -738,7 +744,7 @@ class OverlappedCalls:
         aws = self._get(sAcceptSocket)
         if lpOutputBuffer is None:
             raise WsaFail(C.WSAEFAULT)
-        busy = any(o.extra.get("accept") is aws for ops in self._ov_ops.values() for o in ops)
+        busy = self._ov_accept_pending(aws)
         if not aws.is_tcp or aws.is_bound or aws.phase is not Phase.FRESH or busy:
             raise WsaFail(C.WSAEINVAL)
         if lpOverlapped is None:
@@ -750,6 +756,7 @@ class OverlappedCalls:
         op = self._ov_op(lst, "accept", lpOverlapped, None, extra={
             "listener": lst, "accept": aws, "out": lpOutputBuffer, "recv_len": dwReceiveDataLength,
             "local_len": dwLocalAddressLength, "port_of": lst.handle})
+        self._ov_accepting[aws.handle] = op
         done, n = self._ov_issue(op)
         self._ov_done(done, n, lpdwBytesReceived, None, lpOverlapped)
         return True
