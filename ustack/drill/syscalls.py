@@ -439,21 +439,21 @@ class Syscalls:
         """A NULL buffer: Linux fails the copy with EFAULT."""
         return (e.kind == "word" and e.value == "NULL") or (e.kind == "int" and e.value == 0)
 
-    def sys_write(self, args: list[Expr], retry: bool = False) -> Done | Block:
+    def _buffer_call(self, args: list[Expr], with_flags: bool, op: Callable[..., Done | Block],
+                     retry: bool) -> Done | Block:
+        """read/write/recv/send(fd, buf, len[, flags]): EBADF, then EFAULT, then `op`."""
         f = self.fd(args[0])
         if isinstance(f, Done):
             return f
         if self.bad_buffer(args[1]):
             return fail("EFAULT")
-        return self._write(f, self.value(args[2]) or 0, 0, retry)
+        return op(f, self.value(args[2]) or 0, (self.value(args[3]) or 0) if with_flags else 0, retry)
+
+    def sys_write(self, args: list[Expr], retry: bool = False) -> Done | Block:
+        return self._buffer_call(args, False, self._write, retry)
 
     def sys_send(self, args: list[Expr], retry: bool = False) -> Done | Block:
-        f = self.fd(args[0])
-        if isinstance(f, Done):
-            return f
-        if self.bad_buffer(args[1]):
-            return fail("EFAULT")
-        return self._write(f, self.value(args[2]) or 0, self.value(args[3]) or 0, retry)
+        return self._buffer_call(args, True, self._write, retry)
 
     def sys_sendto(self, args: list[Expr], retry: bool = False) -> Done | Block:
         if len(args) > 4 and args[4].kind != "ellipsis":
@@ -530,20 +530,10 @@ class Syscalls:
                      or sock.error is not None)
 
     def sys_read(self, args: list[Expr], retry: bool = False) -> Done | Block:
-        f = self.fd(args[0])
-        if isinstance(f, Done):
-            return f
-        if self.bad_buffer(args[1]):
-            return fail("EFAULT")
-        return self._read(f, self.value(args[2]) or 0, 0, retry)
+        return self._buffer_call(args, False, self._read, retry)
 
     def sys_recv(self, args: list[Expr], retry: bool = False) -> Done | Block:
-        f = self.fd(args[0])
-        if isinstance(f, Done):
-            return f
-        if self.bad_buffer(args[1]):
-            return fail("EFAULT")
-        return self._read(f, self.value(args[2]) or 0, self.value(args[3]) or 0, retry)
+        return self._buffer_call(args, True, self._read, retry)
 
     def sys_recvfrom(self, args: list[Expr], retry: bool = False) -> Done | Block:
         return self.sys_recv(args[:4], retry)
