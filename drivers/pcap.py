@@ -269,8 +269,3 @@ def _read_pcapng(data: bytes) -> Iterator[tuple[float, bytes, int]]:
             continue
         yield float(ts), bytes(frame), linktype
         n += 1
-
-
-    for ts, data in reader:
-        if data:  # pcapng fault-event records carry no frame
-            yield float(ts), bytes(data), linktype
