@@ -11,6 +11,22 @@ import time
 
 USTACK = [sys.executable, "-m", "ustack"]
 
+# What `ustack serve` sends, written out here rather than taken from ustack.cli.services, so the
+# tests compare against an independent statement of it.
+RFC864_LINE0 = (b" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefg\r\n")
+
+
+def chargen_lines(n: int) -> bytes:
+    """The first n lines of RFC 864's pattern: 72 of the 95 printable characters (space to
+    tilde) per line, each line starting one character further, CRLF."""
+    ring = bytes(range(0x20, 0x7F)) * 2
+    return b"".join(ring[i % 95:i % 95 + 72] + b"\r\n" for i in range(n))
+
+
+def http_body(n: int) -> bytes:
+    """The first n bytes of every /bytes/N body: byte k is k mod 256."""
+    return bytes(k & 0xFF for k in range(n))
+
 
 def ustack(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*USTACK, *args], capture_output=True, text=True, timeout=timeout, **kw)

@@ -12,9 +12,8 @@ import time
 import pytest
 
 from tests.netns import require_tool, run_in_netns
-from ustack.cli.services import chargen_line, http_body_bytes
 
-from .helpers import Proc, ustack
+from .helpers import RFC864_LINE0, Proc, chargen_lines, http_body, ustack
 
 pytestmark = pytest.mark.netns
 
@@ -68,7 +67,7 @@ def _serve_body(kind: str, sig: int, curl: str) -> dict:
         while len(first) < 3 * 74:
             first += c.recv(4096)
         c.close()
-        res["chargen_ok"] = first[:3 * 74] == b"".join(chargen_line(i) for i in range(3))
+        res["chargen_ok"] = first[:3 * 74] == chargen_lines(3) and first[:74] == RFC864_LINE0
         res["http"] = [(st, len(b), hashlib.sha256(b).hexdigest()) for st, b in
                        _http_get_keepalive(["/bytes/10", "/bytes/300000", "/nope"])]
         r = subprocess.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
@@ -87,8 +86,8 @@ def test_serve_services_and_clean_exit(kind, sig):
     assert res["ready"].startswith(f"ready {kind}=ust0 addr=198.18.0.2/24")
     assert res["udp"] == (b"ping over udp", (USTACK, 7))
     assert res["echo_ok"] and res["discard_eof"] and res["chargen_ok"]
-    body300k = http_body_bytes(0, 300000)
-    assert res["http"] == [(200, 10, hashlib.sha256(http_body_bytes(0, 10)).hexdigest()),
+    body300k = http_body(300000)
+    assert res["http"] == [(200, 10, hashlib.sha256(http_body(10)).hexdigest()),
                            (200, 300000, hashlib.sha256(body300k).hexdigest()),
                            (404, len(b"not found; try /bytes/1000\n"),
                             hashlib.sha256(b"not found; try /bytes/1000\n").hexdigest())]

@@ -7,7 +7,9 @@ import pytest
 
 from ustack import Simulator
 from ustack import socket as us
-from ustack.cli.services import ServiceSet, chargen_line, http_body_bytes
+from ustack.cli.services import ServiceSet
+
+from .helpers import RFC864_LINE0, chargen_lines, http_body
 
 SERVER = "198.18.0.2"
 
@@ -69,7 +71,7 @@ def test_http_bytes_keepalive_and_pipelining(served):
     st, h, body = r.response(head_only=True)
     assert st == 200 and h["content-length"] == "70000" and body == b""
     st, h, body = r.response()
-    assert st == 200 and body == http_body_bytes(0, 70000) and body[256:260] == bytes(range(4))
+    assert st == 200 and body == http_body(70000)
     s.sendall(b"GET /bytes/3 HTTP/1.1\r\nConnection: close\r\n\r\n")
     st, h, body = r.response()
     assert (st, body, h["connection"]) == (200, b"\x00\x01\x02", "close")
@@ -126,7 +128,7 @@ def test_tcp_echo_discard_chargen_and_udp_echo(served):
         got = b""
         while len(got) < 5 * 74:
             got += c.recv(4096)
-        assert got[:5 * 74] == b"".join(chargen_line(i) for i in range(5))
+        assert got[:5 * 74] == chargen_lines(5) and got[:74] == RFC864_LINE0
     with us.socket(client, us.AF_INET, us.SOCK_DGRAM) as u:
         u.settimeout(5)
         u.sendto(b"datagram", (SERVER, 7))

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.cli.helpers import http_body
 from tests.interop.peer import (
     KERNEL_IP,
     USTACK_IP,
@@ -24,9 +25,7 @@ NEEDS_TCP = True
 
 
 def expected_body_sha(n):
-    from ustack.cli.services import http_body_bytes
-
-    return hashlib.sha256(http_body_bytes(0, n)).hexdigest()
+    return hashlib.sha256(http_body(n)).hexdigest()
 
 
 def curl(url, out_path, timeout=30):
