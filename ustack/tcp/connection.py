@@ -797,6 +797,7 @@ class Connection:
             if self.state is State.CLOSED:
                 return False
         else:
+            sacked_before = snd.sacked_total
             new_sack = snd.add_sack(seg.options.sack) if seg.options.sack and snd.sack_ok else False
             changed = snd.update_window(seg.seq, ack, seg.window)
             if snd.snd_wnd == 0:
@@ -805,10 +806,11 @@ class Connection:
             if ack == snd.snd_una and snd.snd_max != snd.snd_una and (
                     new_sack or (not seg.payload and not seg.flags & FIN and not changed)):
                 # RFC 6675 counts ACKs with new SACK information even when the window moved
-                self._on_dupack(now)
+                self._on_dupack(now, snd.sacked_total - sacked_before)
             elif changed:
                 self._on_window_change(now)
             elif new_sack and snd.in_recovery:
+                self._prr(snd.sacked_total - sacked_before, False)
                 self._output(now)
         # state-specific ACK handling
         st = self.state
@@ -881,6 +883,8 @@ class Connection:
                 # RFC 6582 partial acknowledgment: retransmit the next hole, deflate the window
                 self._retransmit_una(now)
                 cc.cwnd = max(cc.cwnd - acked + snd.mss, snd.mss)
+            else:
+                self._prr(delivered, True)
         else:
             # grow only while the window is what limits us (RFC 7661)
             if cc is not None and snd.cwnd_limited(cc.cwnd, cc.in_slow_start()):
@@ -900,7 +904,7 @@ class Connection:
             self._notify(ev.WRITE)
         self._output(now)
 
-    def _on_dupack(self, now: float) -> None:
+    def _on_dupack(self, now: float, delivered: int = 0) -> None:
         snd = self.snd
         snd.dupacks += 1
         self._count("tcp.dupack_in")
@@ -914,12 +918,14 @@ class Connection:
         if snd.in_recovery:
             if not snd.sack_ok:
                 snd.cc.cwnd += snd.mss  # RFC 6582 / RFC 5681 window inflation
+            else:
+                self._prr(delivered, False)
             self._output(now)
             return
         if snd.dupacks >= snd.thresh() or (snd.sack_ok and snd.lost_end() != snd.snd_una):
             # RFC 6582 3.2 (1): no new recovery before the previous one is fully acknowledged
             if not lt(snd.snd_una, snd.recover):
-                self._enter_recovery(now)
+                self._enter_recovery(now, delivered)
                 return
         if snd.dupacks <= 2 and snd.unsent():
             self._output(now, extra=snd.dupacks * snd.mss)  # RFC 3042 limited transmit
@@ -946,7 +952,16 @@ class Connection:
                 self._count("tcp.spurious_recovery_undone")
                 self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="undo")
 
-    def _enter_recovery(self, now: float) -> None:
+    def _prr(self, delivered: int, una_advanced: bool) -> None:
+        """SACK recovery: set cwnd to what Proportional Rate Reduction (RFC 6937) lets this ACK
+        send, so the flight shrinks smoothly to ssthresh instead of in one burst or pause."""
+        snd = self.snd
+        cc = snd.cc
+        cwnd = snd.prr_cwnd(delivered, snd.pipe(snd.lost_end()), cc.ssthresh, una_advanced)
+        if cwnd is not None:
+            cc.cwnd = cwnd
+
+    def _enter_recovery(self, now: float, delivered: int = 0) -> None:
         snd = self.snd
         cc = snd.cc
         snd.undo = (cc.cwnd, cc.ssthresh)
@@ -962,6 +977,9 @@ class Connection:
         self._count("tcp.fast_retransmit")
         self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="loss")
         if snd.sack_ok:
+            snd.prior_cwnd = snd.undo[0]
+            snd.prr_delivered = snd.prr_out = 0
+            self._prr(max(delivered, 1), False)
             # RFC 6675 (4.3): the first presumed-lost segment goes out whatever the pipe says
             lost_end = snd.lost_end()
             if lost_end == snd.snd_una:
@@ -1184,6 +1202,8 @@ class Connection:
             part.release()  # the send buffer must not stay exported: it is resized on ACKs
             whole.release()
         snd.last_data_at = now
+        if snd.in_recovery:
+            snd.prr_out += n
         if rexmit:
             snd.retransmits += 1
             snd.undo_retrans += 1

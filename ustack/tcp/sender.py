@@ -24,7 +24,8 @@ class Sender:
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
                  "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
                  "sack_max", "count", "rto_min_on_variance",
-                 "last_data_at", "max_out", "cwnd_usage_seq", "was_cwnd_limited")
+                 "last_data_at", "max_out", "cwnd_usage_seq", "was_cwnd_limited",
+                 "prr_delivered", "prr_out", "prior_cwnd")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
@@ -89,6 +90,10 @@ class Sender:
         self.max_out = 0
         self.cwnd_usage_seq = iss
         self.was_cwnd_limited = False
+        # Proportional Rate Reduction (RFC 6937) during fast recovery, in bytes
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.prior_cwnd = 0
 
     # -- buffer -----------------------------------------------------------------------------------
     @property
@@ -167,6 +172,28 @@ class Sender:
         cwnd is below twice the most outstanding this window (Linux's tcp_is_cwnd_limited), so
         an application-limited sender does not build a huge, untested cwnd."""
         return self.was_cwnd_limited or (slow_start and cwnd < 2 * self.max_out)
+
+    # -- Proportional Rate Reduction (RFC 6937) --------------------------------------------------
+    def prr_cwnd(self, delivered: int, pipe: int, ssthresh: int, una_advanced: bool) -> int | None:
+        """The cwnd that lets the sender send what PRR allows on this ACK (pipe + sndcnt, as
+        Linux's tcp_cwnd_reduction with slow-start reduction bound), or None when the ACK
+        delivered nothing. `delivered`: bytes newly SACKed or acknowledged by this ACK."""
+        if delivered <= 0 or self.prior_cwnd <= 0:
+            return None
+        self.prr_delivered += delivered
+        delta = ssthresh - pipe
+        if delta < 0:  # pipe above ssthresh: send in proportion to what was delivered
+            # rounded up to whole segments, as Linux counts packets
+            segs = -(-ssthresh * self.prr_delivered // (self.prior_cwnd * self.mss))
+            sndcnt = segs * self.mss - self.prr_out
+        else:  # pipe below ssthresh: slow-start reduction bound, at most up to ssthresh
+            sndcnt = max(self.prr_delivered - self.prr_out, delivered)
+            if una_advanced:
+                sndcnt += self.mss
+            sndcnt = min(delta, sndcnt)
+        if not self.prr_out and sndcnt < self.mss:
+            sndcnt = self.mss  # the fast retransmission goes out on entering recovery
+        return pipe + max(sndcnt, 0)
 
     # -- window -----------------------------------------------------------------------------------
     def update_window(self, seq: int, ack: int, raw_wnd: int) -> bool:

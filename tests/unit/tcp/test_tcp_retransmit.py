@@ -213,6 +213,39 @@ def sack_opts(c, *ranges):
     return TcpOptions(sack=tuple((c.iss + 1 + a, c.iss + 1 + b) for a, b in ranges))
 
 
+def test_prr_slow_start_bound_sends_one_segment_per_sack_below_ssthresh():
+    """PRR (RFC 6937), pipe below ssthresh: four segments lost of ten; each SACK lets one
+    segment out (slow-start reduction bound), not all four holes on entering recovery as RFC
+    6675's pipe alone allowed (packetdrill prr-ss-30pkt-lost1_4)."""
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 10000, 1.0)
+    assert len(h.out(1.0)) == 10
+    sent = []
+    for hi in range(5000, 11000, 1000):
+        ack(h, c, 1.1, 0, options=sack_opts(c, (4000, hi)))
+        sent.append([o.seq - c.iss - 1 for o in h.out(1.1)])
+    assert sent == [[], [], [0], [1000], [2000], [3000]]
+    assert c.snd.in_recovery and c.snd.cc.ssthresh == 7000
+
+
+def test_prr_sends_in_proportion_while_pipe_is_above_ssthresh():
+    """PRR's proportional part: with one segment lost of twenty, pipe stays above ssthresh
+    (0.7 * 20) and recovery sends ceil(ssthresh * delivered / prior cwnd) - sent so far: seven
+    segments for every ten delivered, spread over the ACKs (RFC 6937 section 3; rounded up
+    to whole segments as Linux's tcp_cwnd_reduction)."""
+    h, s, c = est(sack=True, sndbuf=100000)
+    c.snd.cc.cwnd = 20 * MSS
+    s.send(b"x" * 40000, 1.0)
+    assert len(h.out(1.0)) == 20
+    counts = []
+    for hi in range(2000, 12000, 1000):
+        ack(h, c, 1.1, 0, options=sack_opts(c, (1000, hi)))
+        counts.append(len(h.out(1.1)))
+    # two limited transmits, then recovery: ceil(14 * k / 20) segments after k delivered
+    assert counts == [1, 1, 1, 1, 1, 0, 1, 1, 0, 1]
+    assert c.snd.prr_out == 6 * MSS and c.snd.prr_delivered == 8 * MSS
+
+
 def test_sack_recovery_retransmits_only_holes():
     h, s, c = est(sack=True, sndbuf=100000)
     s.send(b"x" * 10000, 1.0)
