@@ -107,7 +107,9 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
         med = res.get("median_mb_per_s", {})
         ratio = res.get("ratio_ustack_over_bare")
         done = all(x.get("complete", True) for x in res.get("runs", []) if "error" not in x)
-        what = f"{'receive' if name == 'rx' else 'send'} MB/s (MTU {res.get('mtu')})"
+        modes = sorted({str(x["offload"]) for x in res.get("runs", []) if "offload" in x})
+        offload = f", offload {'/'.join(modes)}" if modes else ""
+        what = f"{'receive' if name == 'rx' else 'send'} MB/s (MTU {res.get('mtu')}{offload})"
         out.append((what + ("" if done else " [incomplete run]"), f"{med.get('ustack', '-')}",
                     f"bare {med.get('bare', '-')}", "-" if ratio is None else f"{ratio:.3f}"))
     lat = results.get("latency")
