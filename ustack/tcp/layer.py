@@ -16,7 +16,7 @@ from ..core.reasons import Reason
 from ..wire.checksum import wide_sum
 from ..wire.errors import Malformed
 from ..wire.ipv4 import Ipv4Packet
-from ..wire.tcp import ACK, FIN, HEADER_TS, PSH, RST, SYN, TS_BLOCK_HEAD, TcpSegment
+from ..wire.tcp import ACK, CWR, FIN, HEADER_TS, PSH, RST, SYN, TS_BLOCK_HEAD, TcpSegment
 from .config import TcpConfig
 from .connection import Connection
 from .emit import build
@@ -198,20 +198,20 @@ class TcpLayer:
 
     def _on_gso_split(self, conn: Connection, seg: TcpSegment, gso_size: int, now: float) -> None:
         """A super-segment the fast path declined, fed to the connection as the segments the
-        sender's TSO would have put on the wire: FIN and PSH on the last only (SYN/RST: on the
-        first; the kernel never sends them with GSO, so they are hostile input, kept harmless).
+        sender's TSO would have put on the wire: FIN and PSH on the last only, CWR on the first
+        (SYN/RST: on the first; the kernel never sends them with GSO: hostile input, harmless).
         The count of pieces is bounded by the 64 KB IPv4 packet over the minimum gso_size."""
         payload = seg.payload
         n = len(payload)
         flags = seg.flags
         last_only = flags & (FIN | PSH)
-        first_only = flags & (SYN | RST)
+        first_only = flags & (SYN | RST | CWR)  # TSO puts CWR on the first segment only
         self._cnt["tcp.gro_split"] += 1
         self._cnt["tcp.gro_segs"] += -(-n // gso_size)
         seq = seg.seq
         for off in range(0, n, gso_size):
             end = min(off + gso_size, n)
-            piece_flags = flags & ~(FIN | PSH | SYN | RST)
+            piece_flags = flags & ~(FIN | PSH | SYN | RST | CWR)
             if off == 0:
                 piece_flags |= first_only
             if end == n:

@@ -160,3 +160,27 @@ def test_hostile_gso_frames_are_counted_never_raised():
     assert_no_internal_error(p.st)
     assert p.st.counters.get("tcp.internal_error") == 0
     p.st.poll(1.0)
+
+
+def test_pieces_carry_the_flags_tso_would_give_each_segment(monkeypatch):
+    """Cut back into the segments TSO would send: CWR on the first, PSH and FIN on the last,
+    ACK/ECE on all, sequence numbers gso_size apart."""
+    from ustack.tcp.connection import Connection
+    from ustack.wire.tcp import CWR, ECE
+
+    p = Peer()
+    seen = []
+    original = Connection.on_segment
+
+    def spy(self, seg, now, fast=True):
+        seen.append((seg.seq, seg.flags, len(seg.payload)))
+        return original(self, seg, now, fast)
+
+    monkeypatch.setattr(Connection, "on_segment", spy)
+    payload = data(2 * MSS + 10, 5)
+    frame = p.frame(ACK | ECE | CWR | PSH | FIN, p.nxt, p.una, payload)
+    p.gso(vnet(frame, MSS, gso_type=VNET_GSO_TCPV4 | 0x80))  # the ECN GSO bit
+    assert seen == [(p.nxt, ACK | ECE | CWR, MSS), (p.nxt + MSS, ACK | ECE, MSS),
+                    (p.nxt + 2 * MSS, ACK | ECE | PSH | FIN, 10)]
+    assert p.read() == payload and p.sock.at_eof
+    assert_no_internal_error(p.st)
