@@ -153,3 +153,25 @@ def test_http_keepalive_idle_limit_closes_only_idle_connections(served):
     assert r_busy.response()[2] == b"\x00\x01\x02"
     idle.close()
     busy.close()
+
+
+def test_udp_echo_that_cannot_be_sent_back_is_counted_not_echoed(served):
+    """A datagram from source port 0 cannot be answered (sendto port 0 is refused): the echo
+    service drops it and counts it as failed, not as echoed, and keeps serving."""
+    import socket
+
+    import dpkt
+
+    client, svc = served
+    host = svc.host
+    udp = dpkt.udp.UDP(sport=0, dport=7, data=b"no reply possible")
+    udp.ulen = len(bytes(udp))
+    ip = dpkt.ip.IP(src=socket.inet_aton("198.18.0.1"), dst=socket.inet_aton(SERVER), p=17, ttl=64, data=udp)
+    host.call(lambda: host.stack.receive(bytes(ip), host.now()))
+    assert host.wait(lambda: svc.stats["udp_echo_failed"] == 1, 5)
+    assert svc.stats["udp_echoed"] == 0
+    with us.socket(client, us.AF_INET, us.SOCK_DGRAM) as u:
+        u.settimeout(5)
+        u.sendto(b"still here", (SERVER, 7))
+        assert u.recvfrom(100) == (b"still here", (SERVER, 7))
+    assert svc.stats["udp_echoed"] == 1

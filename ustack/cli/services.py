@@ -270,8 +270,9 @@ class UdpEchoHandler(Handler):
             data, addr, port = got
             try:
                 sock.sendto(data, addr, port, svc.host.now())
-            except Exception:  # noqa: BLE001, S110 - e.g. no route back: drop, like any echo
-                pass
+            except Exception:  # noqa: BLE001 - e.g. no route back: dropped, like any echo, and counted
+                svc.count("udp_echo_failed")
+                continue
             svc.count("udp_echoed")
         svc.mark_ready(sock)  # more queued: the next lock hold goes on
         return True
@@ -292,7 +293,8 @@ class ServiceSet:
         self.spawn = spawn or _start_thread
         self.stop_event = threading.Event()
         self.log = log or (lambda line: None)
-        self.stats: dict[str, int] = {"udp_echoed": 0, "tcp_accepted": 0, "http_requests": 0}
+        self.stats: dict[str, int] = {"udp_echoed": 0, "udp_echo_failed": 0, "tcp_accepted": 0,
+                                      "http_requests": 0}
         self.listeners: list[Any] = []
         # Touched only under the stack lock (watchers run under it; the thread takes it):
         self.handlers: dict[Any, Handler] = {}  # socket -> its handler
