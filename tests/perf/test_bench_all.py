@@ -35,6 +35,9 @@ def test_bench_smoke_all_runs_complete(tmp_path):
         assert {x[role] for x in runs} == {"bare", "ustack"}, runs
         for x in runs:
             assert "error" not in x and x.get("complete", True) and x["bytes"] > 0, x
+    rx = res["rx"]["result"]  # every offload mode against the same bare sink
+    assert {x.get("offload") for x in rx["runs"] if x["receiver"] == "ustack"} == {"auto", "csum", "none"}
+    assert set(rx["by_offload"]) == {"auto", "csum", "none"}, rx["by_offload"]
     conns = res["conns"]["result"]
     serve = conns["serve"][0]
     assert serve["rate"]["done"] > 0 and serve["rate"]["failed"] == 0
@@ -66,6 +69,7 @@ def test_bench_smoke_all_runs_complete(tmp_path):
     rate_row = next(row for row in rep["rows"] if row[0] == "connect+echo+close /s")
     assert rate_row[2] == "target >= 2000" and rate_row[3].startswith(f"{serve['rate']['per_s'] / 2000:.2f};")
     for text in ("ustack benchmarks", "connect+echo+close", "round trip", "Simulator 2 MB at 1% loss",
+                 "offload csum) ", "(target >= 0.3)",
                  "PyTCP reference", "plot:"):
         assert text in r.stdout, text
 
