@@ -1119,10 +1119,13 @@ class Connection:
         nodelay = self.opts.nodelay
         while True:
             nxt = snd.snd_nxt
-            limit = None
             rexmit = lt(nxt, snd.snd_max)
             if rexmit and snd.sacked:
-                nxt, limit = snd.skip_sacked(nxt)
+                # skip SACKed data, but a hole shorter than a segment goes out as a whole
+                # segment, SACKed bytes after it included: Linux's unit is the segment (a SACK
+                # of part of one is not credited), and a receiver SACKing odd bytes cannot make
+                # us send runts
+                nxt = snd.skip_sacked(nxt)[0]
                 snd.snd_nxt = nxt
                 rexmit = lt(nxt, snd.snd_max)
             buf_end = snd.buf_end
@@ -1133,8 +1136,6 @@ class Connection:
             usable = (wnd if wnd < cw else cw) - flight
             if avail > 0:
                 n = mss if mss < avail else avail
-                if limit is not None:
-                    n = min(n, diff(limit, nxt))
                 if n > usable:
                     n = usable
                 if n <= 0:

@@ -208,6 +208,21 @@ def test_slow_start_without_sack_discounts_segments_reported_by_dupacks():
     assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [12000, 13000]
 
 
+def test_go_back_retransmission_resends_whole_segment_around_a_partial_sack():
+    """After an RTO, a segment whose last byte alone was SACKed is resent whole (1000 bytes), not
+    as the 999 un-SACKed bytes: Linux's unit is the segment (packetdrill fr-4pkt-fack-last-byte),
+    and SACKs of odd bytes cannot make the sender emit runts."""
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 4000, 1.0)
+    assert len(h.out(1.0)) == 4
+    ack(h, c, 1.1, 0, options=TcpOptions(sack=((c.iss + 4000, c.iss + 4001),)))
+    h.take()
+    assert [o.seq - c.iss - 1 for o in h.out(2.5) if o.payload][:1] == [0]  # the RTO
+    ack(h, c, 3.5, 3000, options=TcpOptions(sack=((c.iss + 4000, c.iss + 4001),)))
+    got = [(o.seq - c.iss - 1, len(o.payload)) for o in h.take() if o.payload]
+    assert got == [(3000, 1000)]
+
+
 # ---- SACK recovery (RFC 6675) ----------------------------------------------------------------------
 def sack_opts(c, *ranges):
     return TcpOptions(sack=tuple((c.iss + 1 + a, c.iss + 1 + b) for a, b in ranges))
