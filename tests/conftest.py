@@ -2,8 +2,8 @@
 
 Stack, TcpLayer and the runtimes catch exceptions so one bad frame or timer cannot stop the
 network; they count them (`stack.internal_error`, `tcp.internal_error`, `runtime.errors`; the fault
-injector's `FaultEngine.listener_errors`, `drivers.filters.decoder_errors` and Winsock's
-`callback_errors` likewise).
+injector's `FaultEngine.listener_errors`, `drivers.filters.decoder_errors`, Winsock's
+`callback_errors` and serve's `ServiceSet.stats["handler_errors"]` likewise).
 A test that passes while one of those counters moved would hide a bug, so every test is watched:
 any swallowed exception fails it at teardown, with the traceback. A test that injects a bug on
 purpose (to check that it is contained) says so with `@pytest.mark.internal_error_expected`.
@@ -15,6 +15,7 @@ import traceback
 
 import pytest
 
+from ustack.cli.services import ServiceSet
 from ustack.core.stack import Stack
 from ustack.drivers import filters
 from ustack.drivers.engine import FaultEngine
@@ -23,7 +24,8 @@ from ustack.tcp.layer import TcpLayer
 from ustack.winsock.api import Winsock
 
 _GUARDED = ((Stack, "_internal_error"), (TcpLayer, "_internal_error"), (ErrorLog, "_count_error"),
-            (FaultEngine, "_listener_error"), (Winsock, "_callback_error"))
+            (FaultEngine, "_listener_error"), (Winsock, "_callback_error"),
+            (ServiceSet, "_handler_error"))
 _GUARDED_FUNCTIONS = ((filters, "_decoder_error"),)  # module-level counters
 
 

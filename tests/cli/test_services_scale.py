@@ -142,7 +142,8 @@ def test_poll_cost_does_not_grow_with_idle_connections(keepalive):
     assert small == large, (small, large)
 
 
-def test_a_failing_handler_closes_only_its_connection_and_is_logged(monkeypatch):
+@pytest.mark.internal_error_expected
+def test_a_failing_handler_closes_only_its_connection_and_is_logged(monkeypatch, _no_swallowed_exceptions):
     from ustack.cli import services
 
     real = services.EchoHandler.produce
@@ -166,6 +167,7 @@ def test_a_failing_handler_closes_only_its_connection_and_is_logged(monkeypatch)
         assert client.wait(lambda: good.readable_bytes == 4, 5)
         assert client.call(lambda: good.recv(4)) == b"fine"
         assert lines == ["EchoHandler: RuntimeError: handler bug"]
+        assert svc.stats["handler_errors"] == 1 and len(_no_swallowed_exceptions) == 1  # the guard saw it
         assert internal_errors(server, client) == 0
     finally:
         svc.stop()

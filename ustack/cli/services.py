@@ -294,7 +294,7 @@ class ServiceSet:
         self.stop_event = threading.Event()
         self.log = log or (lambda line: None)
         self.stats: dict[str, int] = {"udp_echoed": 0, "udp_echo_failed": 0, "tcp_accepted": 0,
-                                      "http_requests": 0}
+                                      "http_requests": 0, "handler_errors": 0}
         self.listeners: list[Any] = []
         # Touched only under the stack lock (watchers run under it; the thread takes it):
         self.handlers: dict[Any, Handler] = {}  # socket -> its handler
@@ -352,6 +352,12 @@ class ServiceSet:
     def count(self, key: str) -> None:
         self.stats[key] += 1
 
+    def _handler_error(self, line: str) -> None:
+        """Called inside the except block of a handler that raised: logged and counted
+        (stats["handler_errors"]); tests/conftest.py watches it like Stack._internal_error."""
+        self.stats["handler_errors"] += 1
+        self.log(line)
+
     # -- the service thread ---------------------------------------------------------------------
     def _run(self) -> None:
         host, stop = self.host, self.stop_event
@@ -365,7 +371,7 @@ class ServiceSet:
             except Exception as e:  # noqa: BLE001 - a broken handler must not stop serve
                 if host.down:
                     return  # the runtime was closed under us: nothing left to serve
-                self.log(f"services: {type(e).__name__}: {e}")
+                self._handler_error(f"services: {type(e).__name__}: {e}")
 
     def _wait_s(self) -> float:
         if not self._idle:
@@ -386,7 +392,7 @@ class ServiceSet:
             try:
                 h.on_ready()
             except Exception as e:  # noqa: BLE001 - one broken connection must not stop the rest
-                self.log(f"{type(h).__name__}: {type(e).__name__}: {e}")
+                self._handler_error(f"{type(h).__name__}: {type(e).__name__}: {e}")
                 h.close()
         idle, now = self._idle, self.host.now()
         while idle and idle[0][0] <= now:
