@@ -204,19 +204,20 @@ class Tracer(Middleware):
         self.clock_origin = clock_origin
         self._rx = direction in ("both", "rx")
         self._tx = direction in ("both", "tx")
+        self.lines_lost = 0  # lines a closed or broken sink did not take (traffic goes on)
 
     def _line(self, arrow: str, frame: bytes, now: float) -> None:
         try:
             self._emit(f"{now - self.clock_origin:.6f} {arrow} {format_frame(frame, self.inner.medium)}")
-        except Exception:  # noqa: BLE001, S110 - a closed or broken trace sink never stops traffic
-            pass
+        except Exception:  # noqa: BLE001 - a closed or broken trace sink never stops traffic
+            self.lines_lost += 1
 
     def note_fault(self, event: Any) -> None:
         """A fault event (drivers.FaultEvent) as a `!` line: `1.250000 ! fault drop tx (...): IP ...`."""
         try:
             self._emit(f"{event.t - self.clock_origin:.6f} ! {event.text()}")
-        except Exception:  # noqa: BLE001, S110 - a closed or broken trace sink never stops traffic
-            pass
+        except Exception:  # noqa: BLE001 - a closed or broken trace sink never stops traffic
+            self.lines_lost += 1
 
     def send(self, frame: bytes, now: float) -> None:
         if self._tx:

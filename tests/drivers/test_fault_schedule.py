@@ -196,3 +196,15 @@ def test_a_decoder_bug_matches_nothing_and_is_counted(monkeypatch, _no_swallowed
     assert filters.decode(bytes(20), "ip") is filters.UNDECODED
     assert filters.decoder_errors == before + 1
     assert len(_no_swallowed_exceptions) == 1 and "decoder bug" in _no_swallowed_exceptions[0]
+
+
+def test_a_broken_trace_sink_loses_lines_counted_and_never_stops_traffic():
+    from ustack.drivers.memlink import MemLink
+    from ustack.drivers.trace import Tracer
+
+    def sink(line):
+        raise OSError("sink closed")
+    a, b = MemLink.pair()
+    dev = Tracer(a, sink)
+    dev.send(b"\x45" + bytes(19), 0.0)
+    assert dev.lines_lost == 1 and b.recv(1.0) == b"\x45" + bytes(19)
