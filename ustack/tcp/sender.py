@@ -160,7 +160,9 @@ class Sender:
         """After sending new data (or being stopped by cwnd): remember how much of cwnd this
         window used; a new window starts once SND.UNA reaches the end of the previous one."""
         out = diff(self.snd_max, self.snd_una)
-        limited = out - self.sacked_total >= cwnd
+        # in segments, as Linux counts: cwnd limits the sender once no full segment fits in it
+        # (a byte-counted cwnd in congestion avoidance is rarely a whole number of segments)
+        limited = out - self.sacked_total + self.mss > cwnd
         if (not lt(self.snd_una, self.cwnd_usage_seq) or limited
                 or (not self.was_cwnd_limited and out > self.max_out)):
             self.was_cwnd_limited = limited

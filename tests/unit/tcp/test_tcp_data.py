@@ -6,6 +6,7 @@ import pytest
 from tcphelpers import PEER_ISS, Harness
 
 from ustack.core import events as ev
+from ustack.tcp.seq import diff
 from ustack.wire.tcp import TcpOptions
 
 MSS = 1460
@@ -405,6 +406,23 @@ def test_cwnd_does_not_grow_when_application_limited():
         s.send(b"x" * 100, 1.0 + i)
         h.peer_sends(1.0 + i + 0.01, h.pseg(".", PEER_ISS + 1, c.iss + 1 + 100 * (i + 1)))
     assert c.snd.cc.cwnd == cw
+
+
+def test_cwnd_limited_when_no_full_segment_fits():
+    """A byte-counted cwnd in congestion avoidance is rarely a whole number of segments: a bulk
+    sender held back because the next full segment does not fit is cwnd-limited (Linux counts
+    packets: in flight >= cwnd), so cwnd keeps growing. Counted as 'out >= cwnd' in bytes, the
+    sender never looked limited after the first loss and cwnd froze (100 MB at 1 % loss took
+    3x longer in the Simulator)."""
+    h, s, c = est(sndbuf=400_000)
+    snd = c.snd
+    s.send(b"x" * 300_000, 1.0)
+    snd.was_cwnd_limited = False
+    snd.note_sent(diff(snd.snd_max, snd.snd_una) + MSS // 2)  # room left: half a segment
+    assert snd.was_cwnd_limited
+    snd.was_cwnd_limited = False
+    snd.note_sent(diff(snd.snd_max, snd.snd_una) + 2 * MSS)  # room for two more segments
+    assert not snd.was_cwnd_limited
 
 
 def _acked(h, c, at, n):
