@@ -23,12 +23,12 @@ from .emit import build
 from .isn import IsnGenerator
 from .pmtu import PathMtuCache
 from .seq import gt
+from .socket import TcpSocket
 from .state import State
 from .syncookie import SynCookies
 
 if TYPE_CHECKING:
     from .listener import Listener
-    from .socket import TcpSocket
 
 _PORTS_SEQ = struct.Struct("!HHI")
 _CHAL_KEY = struct.Struct("!IHIHQ")
@@ -76,8 +76,6 @@ class TcpLayer:
 
     # ---- sockets ------------------------------------------------------------------------------
     def open(self) -> TcpSocket:
-        from .socket import TcpSocket
-
         return TcpSocket(self)
 
     def mss_for(self, raddr: int, now: float | None = None, clamp: int | None = None) -> int:

@@ -25,6 +25,7 @@ from . import ioconstants as K
 from . import oob as OOB
 from . import options as O
 from . import readiness as R
+from . import structs as _structs
 from .buffers import UNSPEC_NAME as _UNSPEC_NAME
 from .buffers import WsaFail as _Fail
 from .buffers import in_bytes as _in_bytes
@@ -1345,41 +1346,13 @@ class Winsock(OverlappedCalls, NameResolution):
         return C.WSA_WAIT_TIMEOUT
 
     # == helpers named like the Windows ones =======================================================
-    @staticmethod
-    def inet_addr(cp: str | bytes) -> int:
-        from .structs import inet_addr
-
-        return inet_addr(cp)
-
-    @staticmethod
-    def inet_ntoa(addr: Any) -> str:
-        from .structs import inet_ntoa
-
-        return inet_ntoa(addr)
-
-    @staticmethod
-    def htons(x: int) -> int:
-        from .structs import htons
-
-        return htons(x)
-
-    @staticmethod
-    def ntohs(x: int) -> int:
-        from .structs import ntohs
-
-        return ntohs(x)
-
-    @staticmethod
-    def htonl(x: int) -> int:
-        from .structs import htonl
-
-        return htonl(x)
-
-    @staticmethod
-    def ntohl(x: int) -> int:
-        from .structs import ntohl
-
-        return ntohl(x)
+    # the byte-order and address helpers themselves (structs.py), reachable as Winsock methods
+    inet_addr = staticmethod(_structs.inet_addr)
+    inet_ntoa = staticmethod(_structs.inet_ntoa)
+    htons = staticmethod(_structs.htons)
+    ntohs = staticmethod(_structs.ntohs)
+    htonl = staticmethod(_structs.htonl)
+    ntohl = staticmethod(_structs.ntohl)
 
     # == introspection for tests and tools (not Winsock) ==========================================
     def readiness(self, s: int) -> tuple[bool, bool, bool]:
