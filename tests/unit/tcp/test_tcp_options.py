@@ -269,3 +269,15 @@ def test_cubic_ssthresh_is_beta_times_cwnd_even_when_application_limited():
     cc.cwnd = 20_000
     cc.on_loss(0.0, 4000)
     assert cc.ssthresh == 14_000 and cc.cwnd == 14_000
+
+
+def test_cubic_after_timeout_starts_its_curve_at_the_current_cwnd():
+    # RFC 9438 4.8: in the first congestion avoidance after a timeout K = 0 and W_max is the
+    # cwnd at its start (Linux resets the curve on TCP_CA_Loss), not the W_max before the loss
+    cc = Cubic(1000)
+    cc.cwnd = 100_000
+    cc.on_rto(0.0, 100_000)
+    assert cc.ssthresh == 70_000 and cc.w_max == 0
+    cc.cwnd = 70_000
+    cc.on_ack(1000, 1.0, 0.1, 70_000)
+    assert cc.k == 0 and cc.w_max == pytest.approx(70)

@@ -74,4 +74,7 @@ class Cubic(CongestionControl):
 
     def on_rto(self, now: float, flight: int) -> None:
         self._reduce(flight)
+        # a timeout forgets the curve (Linux's cubictcp_state on TCP_CA_Loss resets it): the
+        # next epoch starts at the cwnd slow start reaches, not aiming back at the old W_max
+        self.w_max = 0.0
         self.cwnd = self.mss
