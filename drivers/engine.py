@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from .filters import PROTO_TCP, Decoded, IsnTable, RuleState, decode
 from .scenario import Change, Scenario
+from .trace import format_frame
 
 # Event kinds. Frame faults: what happened to one frame; link changes: "change" and "restore".
 FRAME_KINDS = ("loss", "drop", "duplicate", "corrupt", "truncate", "delay", "reorder", "rate-drop",
@@ -36,8 +37,6 @@ class FaultEvent(NamedTuple):
         """One line: `fault drop tx (drop tcp data dir=out nth=50): IP 198.18.0.2.49152 > ...`."""
         line = f"fault {self.kind} {self.lane} ({self.cause})"
         if self.frame is not None:
-            from .trace import format_frame
-
             line += ": " + format_frame(self.frame, self.medium)
         return line
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ustack.runtime.simulator import SimulationError, Simulator
 from ustack.tcp.profiles import profile
+from ustack.wire.checksum import internet_checksum
 from ustack.wire.ipv4 import ip_int
 
 from . import commands
@@ -335,8 +336,6 @@ class Run:
         seq = c.seqmap.local_to_live(pkt.seq)
         quoted_tcp = struct.pack("!HHI", c.lport, c.rport, seq)
         quoted = ipv4(self.local_ip, self.remote_ip, 6, quoted_tcp + bytes(12 + pkt.length))[:28]
-        from ustack.wire.checksum import internet_checksum
-
         body = struct.pack("!BBHI", itype, code, 0, rest) + quoted
         csum = internet_checksum(body)
         body = body[:2] + struct.pack("!H", csum) + body[4:]

@@ -23,6 +23,7 @@ from ustack.services.resolver import NO_DATA, NO_RECOVERY, NOT_FOUND, TRY_AGAIN,
 
 from . import constants as C
 from .buffers import WsaFail
+from .objects import Window
 from .structs import SOCKADDR_IN, SOCKADDR_IN_SIZE
 
 WSAHOST_NOT_FOUND = 11001
@@ -193,8 +194,6 @@ class NameResolution:
         """Start the lookup in a task; returns its handle (0 with the last error set on
         failure). When done, posts wMsg to hWnd with wParam = the handle and lParam =
         WSAMAKEASYNCREPLY(buflen needed, error); `buf` (a HOSTENT) receives the answer."""
-        from .objects import Window
-
         try:
             self._check_started()
             if not isinstance(hWnd, Window) or name is None:
