@@ -409,10 +409,6 @@ class UstackDut:
     def stack(self) -> Any:
         return self.host.stack
 
-    @property
-    def has_tcp(self) -> bool:
-        return getattr(self.host.stack, "tcp", None) is not None
-
     def counters(self) -> dict[str, int]:
         return self.host.call(self.stack.counters.snapshot)
 
@@ -509,20 +505,6 @@ def _wait_iface_up(name: str, within: float = 2.0) -> None:
             return
         time.sleep(0.02)
     raise DutError(f"interface {name} did not come up")
-
-
-def ustack_dut_unavailable() -> str | None:
-    """None when ustack's Host can be used as a DUT, else why not (TCP is checked per module)."""
-    try:
-        import ustack
-
-        host_cls = ustack.Host
-        if not hasattr(host_cls, "open"):
-            return "ustack.Host has no open()"
-        import ustack.core.stack  # noqa: F401
-    except Exception as e:  # noqa: BLE001 - any import failure means "not built yet"
-        return f"ustack Host/Stack not importable: {type(e).__name__}: {e}"
-    return None
 
 
 def make_dut(kind: str) -> tuple[Any, Bench]:

@@ -1,8 +1,8 @@
 """Fixtures for the conformance bench: `dut` (ustack or linux) and `bench`, in a private netns.
 
 Every test runs against both DUTs unless it narrows `dut` with
-`@pytest.mark.parametrize("dut", ["ustack"], indirect=True)`. A DUT that cannot be built
-skips the test, or fails it under CI=true (tests/netns.py).
+`@pytest.mark.parametrize("dut", ["ustack"], indirect=True)`. Without a private netns the test
+skips, or fails under CI=true (tests/netns.py); a ustack that does not import fails it.
 """
 
 import sys
@@ -14,7 +14,7 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.conformance.bench import make_dut, ustack_dut_unavailable  # noqa: E402
+from tests.conformance.bench import make_dut  # noqa: E402
 from tests.netns import (  # noqa: E402, F401
     netns,
     pytest_collection_modifyitems,
@@ -25,16 +25,8 @@ from tests.netns import (  # noqa: E402, F401
 
 @pytest.fixture(params=["ustack", "linux"])
 def dut(request, netns):  # noqa: F811 - the netns fixture moves this thread into a private namespace
-    if request.param == "ustack":
-        reason = ustack_dut_unavailable()
-        if reason:
-            skip_or_fail(reason)
     d, bench = make_dut(request.param)
     d.bench = bench
-    if getattr(request.module, "NEEDS_TCP", False) and not getattr(d, "has_tcp", True):
-        bench.close()
-        d.close_all()
-        skip_or_fail("ustack's Host has no TCP layer (stack.tcp is None)")
     try:
         yield d
     finally:

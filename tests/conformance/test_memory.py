@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-NEEDS_TCP = True
 PORT = 7300
 RCVBUF = 65536
 FLOOD = 3000  # 1-byte segments, each behind its own 1-byte hole

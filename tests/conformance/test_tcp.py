@@ -12,7 +12,6 @@ import pytest
 from tests.conformance.bench import TCP, option
 
 pytestmark = pytest.mark.netns
-NEEDS_TCP = True  # conftest: skip (fail under CI) the ustack DUT while it has no TCP layer
 
 PORT = 8080
 CLOSED = 9

@@ -8,7 +8,6 @@ import pytest
 from tests.conformance.bench import ICMP, IP, TCP, Raw, option
 
 pytestmark = pytest.mark.netns
-NEEDS_TCP = True
 
 PORT = 8080
 

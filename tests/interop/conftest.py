@@ -1,8 +1,7 @@
 """Interop fixtures: a private netns per test, ustack hosts on TUN/TAP that are always closed.
 
 `link` runs a test over TUN and over TAP. `hosts.open(link, ...)` opens a ustack Host on the
-link (see peer.py); every host is closed at teardown. A module that sets `NEEDS_TCP = True`
-skips (fails under CI=true) while ustack has no TCP layer.
+link (see peer.py); every host is closed at teardown.
 """
 
 import sys
@@ -47,9 +46,6 @@ def link(request):
 
 @pytest.fixture
 def hosts(request, netns):  # noqa: F811 - netns moves this thread into a private namespace
-    reason = peer.ustack_unavailable(need_tcp=getattr(request.module, "NEEDS_TCP", False))
-    if reason:
-        skip_or_fail(reason)
     h = Hosts()
     try:
         yield h

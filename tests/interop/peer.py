@@ -23,21 +23,6 @@ IFNAME = "itop0"
 ERRNO_NAMES = {111: "refused", 104: "reset", 110: "timed_out", 113: "host_unreach", 101: "net_unreach"}
 
 
-def ustack_unavailable(need_tcp: bool = False) -> str | None:
-    """None when ustack's Host (and, if asked, its TCP layer) can run here, else why not."""
-    try:
-        import ustack
-
-        if not hasattr(ustack.Host, "open"):
-            return "ustack.Host has no open()"
-        import ustack.core.stack  # noqa: F401
-        if need_tcp:
-            from ustack.tcp import TcpLayer  # noqa: F401
-    except Exception as e:  # noqa: BLE001 - not built yet
-        return f"ustack not usable yet: {type(e).__name__}: {e}"
-    return None
-
-
 def open_host(link: str, *, faults: Any = None, pcap: Any = None, mtu: int = 1500, seed: int = 1,
               ifname: str = IFNAME, **extra: Any) -> Any:
     """ustack.Host on a fresh TUN or TAP (`link` is "tun" or "tap"), kernel side configured.

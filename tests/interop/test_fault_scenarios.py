@@ -31,7 +31,6 @@ from ustack.drivers.lossmodel import LossState
 from ustack.drivers.pcap import read_fault_comments, read_pcap
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(120)]
-NEEDS_TCP = True
 
 
 USTACK = shutil.which("ustack") or os.path.join(os.path.dirname(sys.executable), "ustack")

@@ -14,7 +14,6 @@ from tests.interop.peer import KERNEL_IP, USTACK_IP, pattern, stop_process
 from tests.interop.test_tcp_http import _wait_listening
 
 pytestmark = pytest.mark.netns
-NEEDS_TCP = True
 
 
 def test_http_get_from_kernel_server_with_ustack_socket(hosts, link, tmp_path):

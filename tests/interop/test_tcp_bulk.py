@@ -13,7 +13,6 @@ import pytest
 from tests.interop.peer import KERNEL_IP, USTACK_IP, KernelServer, UstackStream, fault_stats
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
-NEEDS_TCP = True
 
 MB = 1_000_000
 SIZE = int(os.environ.get("USTACK_BULK_MB", "100")) * MB

@@ -20,7 +20,6 @@ from tests.interop.peer import (
 )
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(300)]
-NEEDS_TCP = True
 
 SEQUENTIAL = 1000
 CONCURRENT = 200

@@ -11,7 +11,6 @@ import pytest
 from tests.interop.peer import KERNEL_IP, USTACK_IP, UstackStream, ip_int, pattern
 
 pytestmark = pytest.mark.netns
-NEEDS_TCP = True
 
 DELAY = {"delay_s": 0.2, "seed": 5}
 

@@ -17,7 +17,6 @@ from tests.interop.peer import (
 )
 
 pytestmark = pytest.mark.netns
-NEEDS_TCP = True
 
 
 def test_ustack_client_against_kernel_echo_server(hosts, link):

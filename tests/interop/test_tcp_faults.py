@@ -10,7 +10,6 @@ import pytest
 from tests.interop.peer import KERNEL_IP, KernelServer, UstackStream, fault_stats
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(300)]
-NEEDS_TCP = True
 
 SIZE = 10_000_000
 FAULTS = {"corrupt": 0.01, "loss": 0.005, "delay_s": 0.003, "jitter_s": 0.002, "seed": 99}

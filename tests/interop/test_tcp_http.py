@@ -21,7 +21,6 @@ from tests.interop.peer import (
 from tests.netns import require_tool
 
 pytestmark = pytest.mark.netns
-NEEDS_TCP = True
 
 
 def expected_body_sha(n):
