@@ -25,7 +25,7 @@ class Sender:
                  "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
                  "sack_max", "count", "rto_min_on_variance",
                  "last_data_at", "max_out", "cwnd_usage_seq", "was_cwnd_limited",
-                 "prr_delivered", "prr_out", "prior_cwnd")
+                 "prr_delivered", "prr_out", "prior_cwnd", "dupthresh_base")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
@@ -77,6 +77,7 @@ class Sender:
         self.high_rxt = iss  # RFC 6675 HighRxt
         self.retries = 0
         self.dupthresh = dupthresh
+        self.dupthresh_base = dupthresh  # DupThresh before any D-SACK showed reordering
         self.retransmits = 0
         self.bytes_acked = 0
         self.rxt_mark: int | None = None  # SND.MAX when SND.UNA was last retransmitted
@@ -307,6 +308,12 @@ class Sender:
 
     def lost_end(self) -> int:
         """Everything unSACKed below this sequence number is lost (RFC 6675 IsLost, per hole)."""
+        sacked = self.sacked
+        if self.in_recovery and sacked and self.dupthresh == self.dupthresh_base:
+            # in recovery, with no reordering seen, everything sent before the highest SACKed
+            # data and not SACKed is lost (RACK, RFC 8985, with a zero reordering window in
+            # recovery as Linux; for data sent once, "sent before" is "below")
+            return sacked[-1][0]
         thresh = self.thresh()
         limit = (thresh - 1) * self.mss
         acc = 0

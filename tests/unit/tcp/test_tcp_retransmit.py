@@ -261,6 +261,22 @@ def test_prr_sends_in_proportion_while_pipe_is_above_ssthresh():
     assert c.snd.prr_out == 6 * MSS and c.snd.prr_delivered == 8 * MSS
 
 
+def test_in_recovery_holes_below_sacked_data_are_lost_at_once():
+    """In recovery, with no reordering seen, data sent before SACKed data is lost (RACK, RFC
+    8985, with Linux's zero reordering window in recovery): after a partial ACK, the holes
+    4000:8000 below the SACKed 8000:9000 are retransmitted as PRR allows, although fewer than
+    DupThresh segments are SACKed above them (packetdrill prr-ss-ack-below-snd_una-cubic)."""
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 10000, 1.0)
+    assert len(h.out(1.0)) == 10
+    ack(h, c, 1.1, 0, options=sack_opts(c, (1000, 2000)))
+    ack(h, c, 1.1, 0, options=sack_opts(c, (1000, 3000)))
+    ack(h, c, 1.1, 0, options=sack_opts(c, (1000, 3000), (8000, 9000)))
+    assert [o.seq - c.iss - 1 for o in h.out(1.1)] == [0]
+    ack(h, c, 1.12, 4000, options=sack_opts(c, (8000, 9000)))
+    assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [4000, 5000, 6000]
+
+
 def test_sack_recovery_retransmits_only_holes():
     h, s, c = est(sack=True, sndbuf=100000)
     s.send(b"x" * 10000, 1.0)
@@ -375,10 +391,11 @@ def test_lost_retransmission_mark_ends_when_snd_una_passes_it():
     assert [o.seq - c.iss - 1 for o in h.out(1.1)] == [10000, 11000, 0]  # segment 0 again
     for hi in (7000, 8000, 9000):
         ack(h, c, 1.12, 0, options=sack_opts(c, (6000, hi), (1000, 5000)))
-    assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [12000, 5000, 13000]  # 5 again (ssthresh 0.7 * cwnd)
+    # 5 again: in recovery a hole below SACKed data is lost at once (RACK's zero reordering window)
+    assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [5000, 12000, 13000]
     ack(h, c, 1.14, 5000, options=sack_opts(c, (6000, 13000)))  # segment 0's retransmission came
     h.out(1.14)
-    # 12000 was sent after segment 0's retransmission but before segment 5's
+    # 12000 and 13000 were sent after segment 0's retransmission (and after segment 5's)
     ack(h, c, 1.14, 5000, options=sack_opts(c, (6000, 14000)))
     assert 5000 not in [o.seq - c.iss - 1 for o in h.out(1.14)]
     assert h.stack.counters.get("tcp.lost_retransmit") == 0
