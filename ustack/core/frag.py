@@ -188,18 +188,19 @@ class Reassembler:
             slot_ok = keep is not None or len(self.table) < self.max_datagrams
             return self.mem + need <= self.mem_limit and slot_ok
 
-        if fits():
-            return True
-        for key in list(self.table):
-            if fits():
-                break
-            if key == keep:
-                continue
-            d = self.table[key]
+        table = self.table
+        while not fits():  # oldest first, looking only at the front (no copy of the table)
+            front = iter(table)
+            key = next(front, None)
+            if key is not None and key == keep:
+                key = next(front, None)
+            if key is None:
+                return False
+            d = table[key]
             self._drop(key, d)
             if not d.dead:
                 self.counters.inc("ipv4.reasm_evicted")
-        return fits()
+        return True
 
     def poll(self, now: float) -> None:
         t = self.table

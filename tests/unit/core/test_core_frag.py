@@ -6,7 +6,7 @@ import pytest
 from corehelpers import ME, PEER, ips, make, udp_frame
 from scapy.layers.inet import IP, UDP, defragment
 
-from ustack.core.frag import fragment
+from ustack.core.frag import FRAG_OVERHEAD, fragment
 from ustack.wire import IcmpMessage, Ipv4Packet, UdpDatagram
 from ustack.wire.checksum import internet_checksum
 
@@ -152,6 +152,22 @@ def test_memory_bound_evicts_oldest():
     deliver_all(s, frags_of(g4, ident=4)[1:], 5.0)
     assert u.recvfrom()[0] == d4
     assert s.counters.get("stack.internal_error") == 0
+
+
+def test_the_oldest_datagram_growing_evicts_the_next_oldest_not_itself():
+    """Room for a fragment of the oldest datagram is made by evicting the others, oldest first."""
+    s = make(reassembly_mem_limit=3 * (1480 + FRAG_OVERHEAD) + 48 + FRAG_OVERHEAD)
+    u = s.udp.open()
+    u.bind(0, 9)
+    d1, g1 = udp_payload(3000, 1)  # fragments of 1480, 1480 and 48 bytes
+    f1 = frags_of(g1, ident=1)
+    for ident, g in ((1, g1), (2, udp_payload(3000, 2)[1]), (3, udp_payload(3000, 3)[1])):
+        s.receive(frags_of(g, ident=ident)[0], float(ident))
+    assert s.counters.get("ipv4.reasm_evicted") == 0 and len(s.reassembler.table) == 3
+    deliver_all(s, f1[1:], 4.0)  # datagram 1 (the oldest) completes: datagram 2 made room
+    assert u.recvfrom()[0] == d1
+    assert s.counters.get("ipv4.reasm_evicted") == 1
+    assert list(s.reassembler.table) == [(PEER, ME, 17, 3)]
 
 
 def test_datagram_larger_than_memory_limit_refused():
