@@ -872,6 +872,8 @@ class Connection:
         self.tlp_sent = False
         snd.dupacks = 0
         if snd.in_recovery:
+            if snd.sack_ok and lt(ack, snd.recover):
+                self._check_lost_retransmission()
             if ge(ack, snd.recover):
                 snd.in_recovery = False
                 if snd.sack_ok:
@@ -919,6 +921,7 @@ class Connection:
             if not snd.sack_ok:
                 snd.cc.cwnd += snd.mss  # RFC 6582 / RFC 5681 window inflation
             else:
+                self._check_lost_retransmission()
                 self._prr(delivered, False)
             self._output(now)
             return
@@ -952,6 +955,13 @@ class Connection:
                 self._count("tcp.spurious_recovery_undone")
                 self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="undo")
 
+    def _check_lost_retransmission(self) -> None:
+        snd = self.snd
+        lost = snd.lost_retransmission()
+        if lost is not None and lt(lost, snd.high_rxt):
+            snd.high_rxt = lost  # NextSeg starts again from the lost retransmission
+            self._count("tcp.lost_retransmit")
+
     def _prr(self, delivered: int, una_advanced: bool) -> None:
         """SACK recovery: set cwnd to what Proportional Rate Reduction (RFC 6937) lets this ACK
         send, so the flight shrinks smoothly to ssthresh instead of in one burst or pause."""
@@ -979,6 +989,7 @@ class Connection:
         if snd.sack_ok:
             snd.prior_cwnd = snd.undo[0]
             snd.prr_delivered = snd.prr_out = 0
+            snd.rxt_log.clear()
             self._prr(max(delivered, 1), False)
             # RFC 6675 (4.3): the first presumed-lost segment goes out whatever the pipe says
             lost_end = snd.lost_end()
@@ -1211,6 +1222,8 @@ class Connection:
             self._count_retransmit(n)
             if seq == snd.snd_una:
                 snd.rxt_mark = snd.snd_max
+            if snd.in_recovery and len(snd.rxt_log) < snd.sack_max:
+                snd.rxt_log.append((seq, (seq + n) & MASK))
             if snd.rtt_seq is not None and not self.ts_ok:
                 snd.rtt_seq = None  # Karn: no sample from retransmitted data
         elif snd.rtt_seq is None and not self.ts_ok:

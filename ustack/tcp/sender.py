@@ -25,7 +25,7 @@ class Sender:
                  "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
                  "sack_max", "count", "rto_min_on_variance",
                  "last_data_at", "max_out", "cwnd_usage_seq", "was_cwnd_limited",
-                 "prr_delivered", "prr_out", "prior_cwnd", "dupthresh_base")
+                 "prr_delivered", "prr_out", "prior_cwnd", "dupthresh_base", "rxt_log")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
@@ -95,6 +95,8 @@ class Sender:
         self.prr_delivered = 0
         self.prr_out = 0
         self.prior_cwnd = 0
+        # retransmissions of the current recovery in the order sent, (seq, end); at most sack_max
+        self.rxt_log: list[tuple[int, int]] = []
 
     # -- buffer -----------------------------------------------------------------------------------
     @property
@@ -175,6 +177,31 @@ class Sender:
         cwnd is below twice the most outstanding this window (Linux's tcp_is_cwnd_limited), so
         an application-limited sender does not build a huge, untested cwnd."""
         return self.was_cwnd_limited or (slow_start and cwnd < 2 * self.max_out)
+
+    def _delivered(self, seq: int, end: int) -> bool:
+        una = self.snd_una
+        if le(end, una):
+            return True
+        lo = seq if gt(seq, una) else una
+        return self._unsacked_between(una, end) == self._unsacked_between(una, lo)
+
+    def lost_retransmission(self) -> int | None:
+        """A retransmission is lost when one sent after it has been delivered (RACK's rule, RFC
+        8985, zero reordering window in recovery): the lowest such start, or None."""
+        log = self.rxt_log
+        last = -1
+        for k in range(len(log) - 1, 0, -1):
+            if self._delivered(*log[k]):
+                last = k
+                break
+        if last <= 0:
+            return None
+        lost = None
+        for seq, end in log[:last]:
+            if not self._delivered(seq, end) and (lost is None or lt(seq, lost)):
+                lost = seq if gt(seq, self.snd_una) else self.snd_una
+        del log[:last + 1]
+        return lost
 
     # -- Proportional Rate Reduction (RFC 6937) --------------------------------------------------
     def prr_cwnd(self, delivered: int, pipe: int, ssthresh: int, una_advanced: bool) -> int | None:

@@ -277,6 +277,23 @@ def test_in_recovery_holes_below_sacked_data_are_lost_at_once():
     assert [o.seq - c.iss - 1 for o in h.out(1.12)] == [4000, 5000, 6000]
 
 
+def test_retransmission_lost_when_a_later_retransmission_is_sacked():
+    """Segments 0-2 lost and retransmitted in that order; the SACK of the retransmissions of 1
+    and 2 shows the retransmission of 0 lost too (RACK's rule: something sent after it was
+    delivered), so 0 goes out again at once (packetdrill prr-ss-30pkt-lost-1_4-11_16)."""
+    h, s, c = est(sack=True, sndbuf=100000)
+    s.send(b"x" * 10000, 1.0)
+    assert len(h.out(1.0)) == 10
+    rexmits = []
+    for hi in range(4000, 9000, 1000):
+        ack(h, c, 1.1, 0, options=sack_opts(c, (3000, hi)))
+        rexmits += [o.seq - c.iss - 1 for o in h.out(1.1)]
+    assert rexmits == [0, 1000, 2000]
+    ack(h, c, 1.11, 0, options=sack_opts(c, (1000, 8000)))
+    assert [o.seq - c.iss - 1 for o in h.out(1.11)][:1] == [0]
+    assert h.stack.counters.get("tcp.lost_retransmit") == 1
+
+
 def test_sack_recovery_retransmits_only_holes():
     h, s, c = est(sack=True, sndbuf=100000)
     s.send(b"x" * 10000, 1.0)
