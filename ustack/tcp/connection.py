@@ -154,8 +154,8 @@ class Connection:
 
     def _notify(self, events: int) -> None:
         sock = self.sock
-        if sock is not None and sock._watcher is not None:
-            sock._fire(events)
+        if sock is not None and sock.watcher is not None:
+            sock.notify(events)
 
     def _tsval(self, now: float) -> int:
         return (int(now * 1000) + self.ts_offset) & MASK
@@ -229,7 +229,8 @@ class Connection:
             top = edge
         return top if gt(top, snd.snd_nxt) else snd.snd_nxt
 
-    def _send_ack(self, now: float) -> None:
+    def send_ack(self, now: float) -> None:
+        """A bare ACK now (the layer sends the end-of-batch ACKs through this)."""
         self._emit(ACK, self._ack_seq(), now)
 
     def _send_rst(self, now: float) -> None:
@@ -260,7 +261,7 @@ class Connection:
         if self._chal_left > 0:
             self._chal_left -= 1
             self._count("tcp.challenge_ack")
-            self._send_ack(now)
+            self.send_ack(now)
         else:
             self._count("tcp.challenge_ack_suppressed")
 
@@ -387,7 +388,7 @@ class Connection:
                     and now - last > snd.rto and self.cfg.slow_start_after_idle):
                 snd.cc.restart_after_idle(now - last, snd.rto)
                 self._trace("cwnd", now, cwnd=snd.cc.cwnd, ssthresh=snd.cc.ssthresh, event="idle")
-            self._output(now)
+            self.output(now)
             self.layer.touch(self)
         return n
 
@@ -412,7 +413,7 @@ class Connection:
             return
         self.snd.fin_queued = True
         if st is not State.SYN_RCVD:
-            self._output(now)
+            self.output(now)
         self.layer.touch(self)
 
     def close(self, now: float) -> None:
@@ -420,7 +421,7 @@ class Connection:
         self.orphan = True
         st = self.state
         if st in (State.CLOSED, State.SYN_SENT):
-            self._drop(None, now)
+            self.drop(None, now)
             return
         if self.rcv.buf and st in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
                                    State.FIN_WAIT_2, State.SYN_RCVD):
@@ -437,18 +438,19 @@ class Connection:
         if self.state in (State.SYN_RCVD, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
                           State.CLOSE_WAIT):
             self._send_rst(now)
-        self._drop(reason, now)
+        self.drop(reason, now)
 
     def discard(self, now: float) -> None:
         """Forget the connection without a word to the peer (an evicted half-open one)."""
-        self._drop(None, now)
+        self.drop(None, now)
 
-    def _drop(self, reason: Reason | None, now: float) -> None:
+    def drop(self, reason: Reason | None, now: float) -> None:
+        """Go to CLOSED at once, sending nothing; `reason` becomes the socket's error."""
         if reason is not None and self.error is None:
             self.error = reason
         self._set_state(State.CLOSED, now)
 
-    def _fail(self, reason: Reason, now: float, events: int) -> None:
+    def fail(self, reason: Reason, now: float, events: int) -> None:
         """The connection died because of the peer or the network: record why, tell the socket."""
         if self.error is None:
             self.error = reason
@@ -509,7 +511,7 @@ class Connection:
             # ACK due: send it at the end of this receive batch (layer.poll), one ACK for
             # the whole batch (like GRO), unless the stretch limit is reached
             if unacked >= self.ack_stretch:
-                self._send_ack(now)
+                self.send_ack(now)
             elif not self.ack_queued:
                 self.ack_queued = True
                 self.layer.ack_soon(self)
@@ -517,8 +519,8 @@ class Connection:
             self.timers.delack_at = now + self.cfg.delack_s
             self.layer.touch(self)
         sock = self.sock
-        if sock is not None and sock._watcher is not None:
-            sock._fire(ev.READ)
+        if sock is not None and sock.watcher is not None:
+            sock.notify(ev.READ)
         return True
 
     def _slow_path(self, seg: TcpSegment, now: float) -> None:
@@ -544,7 +546,7 @@ class Connection:
             if (lt(ts[0], self.ts_recent) and now - self.ts_recent_at < _PAWS_IDLE_S
                     and not self._paws_reordered(ts[0])):
                 self._count("tcp.paws_drop")
-                self._send_ack(now)
+                self.send_ack(now)
                 self.layer.touch(self)
                 return
 
@@ -574,7 +576,7 @@ class Connection:
                         # pure ACKs out of window are answered at most twice a second: two
                         # confused ends must not ACK each other forever (like Linux)
                         self._oow_ack_at = now
-                        self._send_ack(now)
+                        self.send_ack(now)
                     else:
                         self._count("tcp.out_of_window_ack_suppressed")
                 self.layer.touch(self)
@@ -595,7 +597,7 @@ class Connection:
         if flags & SYN:
             if st is State.SYN_RCVD and self.passive:
                 self._count("tcp.syn_in_syn_rcvd")
-                self._drop(None, now)
+                self.drop(None, now)
                 return
             self._challenge_ack(now)
             self.layer.touch(self)
@@ -626,7 +628,7 @@ class Connection:
         if seg.payload or flags & FIN:
             self._on_text(seg, now)
         if rcv.unacked >= (1 << 30):
-            self._send_ack(now)
+            self.send_ack(now)
         self.layer.touch(self)
 
     def _paws_reordered(self, tsval: int) -> bool:
@@ -673,7 +675,7 @@ class Connection:
                 self._count("tcp.syn_rst_retry")
                 return
             self._count("tcp.refused")
-            self._fail(Reason.REFUSED, now, ev.CONNECT | ev.ERROR)
+            self.fail(Reason.REFUSED, now, ev.CONNECT | ev.ERROR)
             return
         if not flags & SYN:
             return
@@ -700,8 +702,8 @@ class Connection:
                 self._on_text(seg._replace(seq=(seg.seq + 1) & MASK, flags=seg.flags & ~SYN), now)
             if self.state is not State.CLOSED:
                 if self.segs_out == before:
-                    self._send_ack(now)
-                self._output(now)
+                    self.send_ack(now)
+                self.output(now)
         else:
             # simultaneous open (RFC 9293 figure 7)
             self._count("tcp.simultaneous_open")
@@ -734,17 +736,17 @@ class Connection:
         self._count("tcp.rst_in")
         if st is State.SYN_RCVD:
             if self.passive:
-                self._drop(None, now)  # back to LISTEN: the listener simply forgets it
+                self.drop(None, now)  # back to LISTEN: the listener simply forgets it
             else:
-                self._fail(Reason.REFUSED, now, ev.CONNECT | ev.ERROR)
+                self.fail(Reason.REFUSED, now, ev.CONNECT | ev.ERROR)
         elif st is State.CLOSE_WAIT and self.sent_after_peer_fin:
-            self._fail(Reason.ABORTED, now, ev.CLOSE | ev.ERROR | ev.READ)
+            self.fail(Reason.ABORTED, now, ev.CLOSE | ev.ERROR | ev.READ)
         elif st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT):
-            self._fail(Reason.RESET, now, ev.CLOSE | ev.ERROR | ev.READ)
+            self.fail(Reason.RESET, now, ev.CLOSE | ev.ERROR | ev.READ)
         elif st is State.TIME_WAIT and self.cfg.rfc1337:
             self._count("tcp.rst_time_wait_ignored")  # RFC 1337 TIME-WAIT assassination hazard
         else:  # CLOSING, LAST-ACK, TIME-WAIT without RFC 1337
-            self._drop(None, now)
+            self.drop(None, now)
 
     # ---------------------------------------------------------------- ACK
     def _ack_acceptable(self, ack: int) -> bool:
@@ -774,7 +776,7 @@ class Connection:
                 if self.state is State.CLOSED:
                     return False
                 if fin_queued:
-                    self._output(now)
+                    self.output(now)
                 return True
             self.layer.send_rst_for(self.laddr, self.raddr, seg, now)
             return False
@@ -811,7 +813,7 @@ class Connection:
                 self._on_window_change(now)
             elif new_sack and snd.in_recovery:
                 self._prr(snd.sacked_total - sacked_before, False)
-                self._output(now)
+                self.output(now)
         # state-specific ACK handling
         st = self.state
         if snd.fin_acked():
@@ -822,7 +824,7 @@ class Connection:
             elif st is State.CLOSING:
                 self._set_state(State.TIME_WAIT, now)
             elif st is State.LAST_ACK:
-                self._drop(None, now)
+                self.drop(None, now)
                 return False
         return True
 
@@ -904,7 +906,7 @@ class Connection:
             self.timers.persist_at = None
         if self.sock is not None and acked:
             self._notify(ev.WRITE)
-        self._output(now)
+        self.output(now)
 
     def _on_dupack(self, now: float, delivered: int = 0) -> None:
         snd = self.snd
@@ -923,7 +925,7 @@ class Connection:
             else:
                 self._check_lost_retransmission()
                 self._prr(delivered, False)
-            self._output(now)
+            self.output(now)
             return
         if snd.dupacks >= snd.thresh() or (snd.sack_ok and snd.lost_end() != snd.snd_una):
             # RFC 6582 3.2 (1): no new recovery before the previous one is fully acknowledged
@@ -931,7 +933,7 @@ class Connection:
                 self._enter_recovery(now, delivered)
                 return
         if snd.dupacks <= 2 and snd.unsent():
-            self._output(now, extra=snd.dupacks * snd.mss)  # RFC 3042 limited transmit
+            self.output(now, extra=snd.dupacks * snd.mss)  # RFC 3042 limited transmit
 
     def _on_dsack(self, now: float) -> None:
         """The peer got one of our segments twice (RFC 2883): a retransmission was spurious,
@@ -1000,11 +1002,11 @@ class Connection:
                 s, n = hole
                 n = self._send_data(s, min(n, snd.mss, diff(snd.buf_end, s)), now, rexmit=True)
                 snd.high_rxt = (s + n) & MASK
-            self._output(now)
+            self.output(now)
         else:
             self._retransmit_una(now)
             cc.cwnd = cc.ssthresh + 3 * snd.mss
-            self._output(now)
+            self.output(now)
 
     def _retransmit_una(self, now: float) -> None:
         snd = self.snd
@@ -1021,7 +1023,7 @@ class Connection:
         if snd.snd_wnd and self.timers.persist_at is not None:
             self.timers.persist_at = None
             self.persist_backoff = 0
-        self._output(now)
+        self.output(now)
 
     # ---------------------------------------------------------------- text and FIN
     def _on_text(self, seg: TcpSegment, now: float) -> None:
@@ -1034,7 +1036,7 @@ class Connection:
         if st not in RECEIVING:
             if fin and st is State.TIME_WAIT:
                 self.timers.time_wait_at = now + 2 * self.cfg.msl_s
-                self._send_ack(now)
+                self.send_ack(now)
             return  # CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent its FIN
         # trim to the window (RFC 9293 3.10.7.4 first check, "trimmed")
         nxt = rcv.rcv_nxt
@@ -1082,7 +1084,7 @@ class Connection:
                     fin = FIN
                 if not fin:
                     if hole_filled or rcv.unacked >= self.ack_every:
-                        self._send_ack(now)
+                        self.send_ack(now)
                     elif self.timers.delack_at is None:
                         self.timers.delack_at = now + self.cfg.delack_s
                 self._notify(ev.READ)
@@ -1097,7 +1099,7 @@ class Connection:
             if fin:
                 rcv.fin_seq = (seq + n) & MASK
             self._count("tcp.ooo_in")
-            self._send_ack(now)
+            self.send_ack(now)
 
     def _on_fin(self, now: float) -> None:
         rcv = self.rcv
@@ -1111,11 +1113,11 @@ class Connection:
             self._set_state(State.TIME_WAIT if self.snd.fin_acked() else State.CLOSING, now)
         elif st is State.FIN_WAIT_2:
             self._set_state(State.TIME_WAIT, now)
-        self._send_ack(now)
+        self.send_ack(now)
         self._notify(ev.READ | ev.CLOSE)
 
     # ================================================================ sending data
-    def _output(self, now: float, extra: int = 0) -> None:
+    def output(self, now: float, extra: int = 0) -> None:
         """Send what the windows, Nagle and SWS avoidance allow (RFC 9293 3.8.6.2.1, RFC 6675)."""
         if self.state not in _SENDING_STATES:
             return
@@ -1325,11 +1327,11 @@ class Connection:
     def on_timers(self, now: float) -> None:
         t = self.timers
         if t.time_wait_at is not None and now >= t.time_wait_at:
-            self._drop(None, now)
+            self.drop(None, now)
             return
         if t.deadline_at is not None and now >= t.deadline_at:
             self._count("tcp.fin_wait2_timeout")
-            self._drop(None, now)
+            self.drop(None, now)
             return
         if t.rto_at is not None and now >= t.rto_at:
             t.rto_at = None
@@ -1341,7 +1343,7 @@ class Connection:
             self._on_probe(now)
         if t.delack_at is not None and now >= t.delack_at:
             t.delack_at = None
-            self._send_ack(now)
+            self.send_ack(now)
         if t.persist_at is not None and now >= t.persist_at:
             t.persist_at = None
             self._on_persist(now)
@@ -1367,7 +1369,7 @@ class Connection:
             self.retries += 1
             if self.retries > self.opts.syn_retries:
                 self._count("tcp.connect_timeout")
-                self._fail(Reason.REFUSED if self.rst_seen else (self.soft_error or Reason.TIMED_OUT),
+                self.fail(Reason.REFUSED if self.rst_seen else (self.soft_error or Reason.TIMED_OUT),
                            now, ev.CONNECT | ev.ERROR)
                 return
             snd.rtt_seq = None
@@ -1381,9 +1383,9 @@ class Connection:
             if self.retries > self.cfg.synack_retries:
                 self._count("tcp.synack_timeout")
                 if self.passive:
-                    self._drop(None, now)
+                    self.drop(None, now)
                 else:
-                    self._fail(Reason.TIMED_OUT, now, ev.CONNECT | ev.ERROR)
+                    self.fail(Reason.TIMED_OUT, now, ev.CONNECT | ev.ERROR)
                 return
             snd.rtt_seq = None
             self.timers.rto_at = now + self.opts.syn_rto_s * (1 << self.retries)
@@ -1423,7 +1425,7 @@ class Connection:
         snd.snd_nxt = snd.snd_una
         self._trace("cwnd", now, cwnd=cc.cwnd, ssthresh=cc.ssthresh, event="rto")
         before = self.segs_out
-        self._output(now)
+        self.output(now)
         if self.segs_out == before and snd.snd_wnd == 0:
             # zero window with data outstanding: the retransmission doubles as a window probe
             self._retransmit_una(now)
@@ -1477,7 +1479,7 @@ class Connection:
             if snd.unsent():
                 self._send_data(snd.snd_nxt, min(usable, snd.unsent(), snd.mss), now, rexmit=False)
             else:
-                self._output(now)
+                self.output(now)
         else:
             # zero-window probe: one byte beyond the window elicits an ACK with the current window
             self._count("tcp.zero_window_probe")
@@ -1530,7 +1532,7 @@ class Connection:
                 snd.cc.set_mss(new)
                 self._count("tcp.pmtu_lowered")
                 snd.snd_nxt = snd.snd_una  # resend what was too big, in smaller pieces
-                self._output(now)
+                self.output(now)
         layer.touch(self)
 
     def _on_pmtu_expired(self, now: float) -> None:
@@ -1568,6 +1570,6 @@ class Connection:
         if self.state is State.SYN_SENT:
             reason = Reason.REFUSED if kind is Reason.PORT_UNREACH else kind
             self._count("tcp.icmp_connect_failed")
-            self._fail(reason, now, ev.CONNECT | ev.ERROR)
+            self.fail(reason, now, ev.CONNECT | ev.ERROR)
             return
         self.soft_error = kind  # RFC 1122 4.2.3.9: soft error in synchronized states

@@ -174,7 +174,7 @@ class TcpLayer:
                     # RFC 1122 4.2.2.13: the new ISN must lie above the old incarnation's
                     # sequence space (Linux: tw_snd_nxt + 65537), whatever the ISN clock says
                     iss = (conn.snd.snd_max + 65537) & 0xFFFFFFFF
-                    conn._drop(None, now)
+                    conn.drop(None, now)
                     listener.on_segment(seg, dst, src, now, iss)
                     return
             try:
@@ -280,7 +280,7 @@ class TcpLayer:
         """A connection whose code failed: reset it and forget it (its state is suspect)."""
         conn.timers.clear()
         try:
-            conn._fail(Reason.ABORTED, now, ev.CLOSE | ev.ERROR)
+            conn.fail(Reason.ABORTED, now, ev.CLOSE | ev.ERROR)
         except Exception:
             conn.state = State.CLOSED
             self.conn_closed(conn)
@@ -322,13 +322,13 @@ class TcpLayer:
             for conn in acks:
                 conn.ack_queued = False
                 if conn.rcv.unacked and conn.state is not State.CLOSED:
-                    conn._send_ack(now)
+                    conn.send_ack(now)
         if self._pending:
             pending, self._pending = self._pending, set()
             for conn in pending:
                 if conn.state is not State.CLOSED and conn.rcv.window_update_due():
                     self.count("tcp.window_update")
-                    conn._send_ack(now)
+                    conn.send_ack(now)
         heap = self._heap
         fired = []
         while heap and heap[0][0] <= now:

@@ -153,7 +153,7 @@ class Listener:
             conn.abort(now)
             return
         self.accept_queue.append(conn)
-        self.sock._fire(ev.ACCEPT | ev.READ)
+        self.sock.notify(ev.ACCEPT | ev.READ)
 
     def forget(self, conn: Connection) -> None:
         """A connection closed before it was accepted. Established ones stay queued (accept still

@@ -66,7 +66,7 @@ class TcpSocket:
     proto = 6
     # one per connection: no per-instance dict (docs/benchmarks.md, "Connections")
     __slots__ = ("layer", "stack", "opts", "binding", "conn", "listener", "closed", "accepted",
-                 "connected_once", "shut_rd", "shut_wr", "_error", "_watcher")
+                 "connected_once", "shut_rd", "shut_wr", "_error", "watcher")
 
     nodelay = _opt("nodelay", "disable Nagle's algorithm (TCP_NODELAY)")
     keepalive = _opt("keepalive", "send keepalive probes when idle (SO_KEEPALIVE)")
@@ -96,7 +96,7 @@ class TcpSocket:
         self.shut_rd = False
         self.shut_wr = False
         self._error: Reason | None = None
-        self._watcher: Watcher | None = None
+        self.watcher: Watcher | None = None  # set by watch(); Connection skips notify() without one
 
     # ---- state --------------------------------------------------------------------------------
     @property
@@ -210,10 +210,11 @@ class TcpSocket:
         return bits
 
     def watch(self, callback: Watcher | None) -> None:
-        self._watcher = callback
+        self.watcher = callback
 
-    def _fire(self, events: int) -> None:
-        cb = self._watcher
+    def notify(self, events: int) -> None:
+        """Tell the watcher which events just happened (called by Connection and Listener)."""
+        cb = self.watcher
         if cb is not None:
             cb(self, events)
 
@@ -235,7 +236,7 @@ class TcpSocket:
         elif name == "sndbuf":
             c.snd.sndbuf = max(int(self.opts.sndbuf), 1)
         elif name == "nodelay" and self.opts.nodelay:
-            c._output(now)
+            c.output(now)
             self.layer.touch(c)
 
     # ---- binding ------------------------------------------------------------------------------
@@ -287,7 +288,7 @@ class TcpSocket:
         layer.count("tcp.active_open")
         why = conn.open_active(now)
         if why is Reason.NET_UNREACH or why is Reason.HOST_UNREACH:
-            conn._fail(why, now, ev.CONNECT | ev.ERROR)
+            conn.fail(why, now, ev.CONNECT | ev.ERROR)
 
     # ---- listen / accept ----------------------------------------------------------------------
     def listen(self, backlog: int) -> None:
@@ -390,7 +391,7 @@ class TcpSocket:
         if self.closed:
             return
         self.closed = True
-        self._watcher = None
+        self.watcher = None
         if self.listener is not None:
             self.listener.close(now)
             self.listener = None

@@ -248,7 +248,7 @@ def test_data_beyond_a_clamped_window_is_trimmed_and_counted():
         off += n
     assert s.recv(1 << 20) and h.out(1.0)
     s.recv(1 << 20)
-    c._send_ack(1.0)
+    c.send_ack(1.0)
     window = (c.rcv.adv_right - c.rcv.rcv_nxt) & 0xFFFFFFFF
     assert 0 < window <= h.config.pressure_window_segments * c.rcv.mss
     _data(h, c, 1.1, off, window + 500)  # more than the window offered
