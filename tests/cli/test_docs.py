@@ -45,10 +45,12 @@ def test_cli_doc_states_the_lab_syn_schedule():
 
 def test_cli_doc_lists_every_trace_event_tcp_emits():
     """The trace-file format in cli.md names every `ev` kind and congestion `event` that the TCP
-    connection code emits (read from its `_trace(...)` calls)."""
+    connection code emits (read from its `_trace(...)` calls in connection.py and its mixins)."""
     import re
 
-    src = (DOCS.parent / "ustack" / "tcp" / "connection.py").read_text()
+    tcp = DOCS.parent / "ustack" / "tcp"
+    src = "".join((tcp / f"{name}.py").read_text()
+                  for name in ("connection", "input", "output", "recovery", "timeouts"))
     kinds = set(re.findall(r'_trace\(\s*"(\w+)"', src))
     events = set(re.findall(r'_trace\(\s*"cwnd".*?event="(\w+)"', src))
     assert {"state", "cwnd"} <= kinds and {"loss", "rto"} <= events

@@ -31,3 +31,6 @@ SYNCHRONIZED = frozenset({
 RECEIVING = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 #: States in which the application may still queue data.
 SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
+#: States in which our data or FIN may still go out or be retransmitted (output, probes, persist).
+TRANSMITTING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
+                          State.LAST_ACK})
