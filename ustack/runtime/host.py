@@ -88,6 +88,7 @@ class Host(ErrorLog):
         self.device = device
         self.clock = clock
         self.name = name
+        self.winsock: Any = None  # this host's shared Winsock (Winsock.for_host), made on first use
         self.lock = threading.RLock()
         self._cond = threading.Condition(self.lock)
         self._waiters = 0

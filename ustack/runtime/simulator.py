@@ -138,6 +138,7 @@ class SimHost(ErrorLog):
         self.link = link
         self.faults = faults  # the FaultInjector, if any
         self.pcap = pcap  # the PcapWriter, if any
+        self.winsock: Any = None  # this host's shared Winsock (Winsock.for_host), made on first use
         ErrorLog.__init__(self)
         self.closed = False
 

@@ -6,6 +6,14 @@ explicit length, option values as bytes/ctypes with optlen. Blocking calls block
 thread through `host.wait` (virtual time in the Simulator); nonblocking calls never block.
 
 Errors from the stack are translated in exactly one place, `errors.py`.
+
+This module holds the `Winsock` class itself: its per-host state, the shared helpers the call
+families use (`_get`, `_call`, `_block`, readiness bookkeeping), startup and the Winsock 1.1
+blocking model. The calls are mixins by family, composed into `Winsock`:
+connection_calls.py (socket ... shutdown, getsockname/getpeername), transfer_calls.py (send,
+recv, sendto, recvfrom), select_calls.py (select, WSAPoll), control_calls.py (ioctlsocket,
+WSAIoctl, setsockopt, getsockopt), event_calls.py (WSAAsyncSelect, WSAEventSelect, event
+objects), overlapped_calls.py (overlapped I/O, completion ports), names.py (name resolution).
 """
 
 from __future__ import annotations
@@ -96,16 +104,18 @@ class Winsock(ConnectionCalls, TransferCalls, SelectCalls, ControlCalls, EventCa
         self._hooks: dict[int, Callable[[], Any] | None] = {}  # thread id -> 1.1 blocking hook
         self.callback_errors: list[BaseException] = []  # exceptions caught in stack callbacks
         self._ov_setup()
+        self._names_setup()
 
     @classmethod
     def for_host(cls, host: Any) -> Winsock:
-        """The host's shared Winsock, started (version 2.2) if it was not. Kept on the host
-        object itself, so it lives exactly as long as the host."""
+        """The host's shared Winsock, started (version 2.2) if it was not. Kept in the host's
+        public `winsock` attribute (runtime contract, docs/contracts.md; None until first use),
+        so it lives exactly as long as the host."""
         with _registry_lock:
-            ws = getattr(host, "_ustack_winsock", None)
+            ws = getattr(host, "winsock", None)
             if ws is None:
                 ws = cls(host)
-                host._ustack_winsock = ws
+                host.winsock = ws
         if ws._startups == 0:
             ws.WSAStartup(0x0202, WSADATA())
         return ws

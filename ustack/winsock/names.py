@@ -96,16 +96,23 @@ class NameResolution:
 
     def _set_error(self, code: int) -> None: ...  # pragma: no cover
 
+    def _names_setup(self) -> None:
+        """The state of these calls; Winsock.__init__ calls it."""
+        self._resolver: Resolver | None = None  # made on first use
+        self._async_lock = threading.Lock()  # guards the two below (tasks finish on other threads)
+        self._async_handles = itertools.count(1)
+        self._async_pending: set[int] = set()  # WSAAsyncGetHostByName handles not yet answered
+
     @property
     def resolver(self) -> Resolver:
-        r = self.__dict__.get("_resolver")
-        if r is None:
-            r = self.__dict__["_resolver"] = Resolver(self.host)
-        return r
+        """The resolver names are answered by (made on first use; tests may replace it)."""
+        if self._resolver is None:
+            self._resolver = Resolver(self.host)
+        return self._resolver
 
     @resolver.setter
     def resolver(self, value: Resolver) -> None:
-        self.__dict__["_resolver"] = value
+        self._resolver = value
 
     def _lookup(self, name: str) -> list[str]:
         try:
@@ -201,11 +208,9 @@ class NameResolution:
         except WsaFail as f:
             self._set_error(f.code)
             return 0
-        lock = self.__dict__.setdefault("_async_lock", threading.Lock())
+        lock, pending = self._async_lock, self._async_pending
         with lock:
-            handles = self.__dict__.setdefault("_async_handles", itertools.count(1))
-            handle = next(handles)
-            pending = self.__dict__.setdefault("_async_pending", set())
+            handle = next(self._async_handles)
             pending.add(handle)
 
         def work() -> None:
@@ -233,13 +238,11 @@ class NameResolution:
     def WSACancelAsyncRequest(self, hAsyncTaskHandle: int) -> int:  # noqa: N802, N803
         """Cancel a WSAAsyncGetHostByName: its message is never posted. WSAEINVAL if it has
         already completed or never existed."""
-        lock = self.__dict__.setdefault("_async_lock", threading.Lock())
-        with lock:
-            pending = self.__dict__.setdefault("_async_pending", set())
-            if hAsyncTaskHandle not in pending:
+        with self._async_lock:
+            if hAsyncTaskHandle not in self._async_pending:
                 self._set_error(C.WSAEINVAL)
                 return C.SOCKET_ERROR
-            pending.discard(hAsyncTaskHandle)
+            self._async_pending.discard(hAsyncTaskHandle)
         return 0
 
 
