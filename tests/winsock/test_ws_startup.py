@@ -227,3 +227,16 @@ def test_item_7_last_cleanup_resets_open_connections(net) -> None:
     assert ws.WSACleanup() == 0
     net.peer.sleep(0.1)
     fail(pws, pws.recv(a, bytearray(8), 8, 0), WSAECONNRESET)
+
+
+def test_for_host_keeps_one_started_winsock_in_the_hosts_attribute(net) -> None:
+    """Winsock.for_host makes one Winsock per host, kept in the host's public `winsock`
+    attribute (None before first use), started at 2.2; a second call returns the same one."""
+    assert net.me.winsock is None
+    ws = Winsock.for_host(net.me)
+    assert net.me.winsock is ws
+    assert Winsock.for_host(net.me) is ws
+    assert ws.version == (2, 2)
+    s = ws.socket(AF_INET, SOCK_DGRAM, 0)
+    assert s != INVALID_SOCKET
+    assert ws.closesocket(s) == 0
