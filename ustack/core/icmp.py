@@ -18,6 +18,7 @@ from ..wire.errors import Malformed
 from ..wire.icmp import IcmpMessage
 from ..wire.ipv4 import PROTO_ICMP, Ipv4Packet
 from .reasons import Reason
+from .rx import RX_LINK_BROADCAST, RX_TRUSTED
 
 if TYPE_CHECKING:
     from .stack import Stack
@@ -90,9 +91,10 @@ class IcmpLayer:
             self.counters.inc("icmp.out")
         return r
 
-    def send_error(self, typ: int, code: int, ip: Ipv4Packet, now: float, mtu: int = 0) -> bool:
+    def send_error(self, typ: int, code: int, ip: Ipv4Packet, now: float, mtu: int = 0,
+                   rx: int = 0) -> bool:
         """Send an ICMP error about the received datagram `ip` unless RFC 1122 forbids it or the
-        rate limit says no. True when sent."""
+        rate limit says no. True when sent. `rx`: the receive flags `ip` arrived with (core/rx.py)."""
         s = self.stack
         c = self.counters
         if ip.proto == PROTO_ICMP:
@@ -100,7 +102,7 @@ class IcmpLayer:
             if len(p) < 1 or p[0] not in (I.ECHO_REQUEST, I.ECHO_REPLY, 13, 14, 15, 16, 17, 18):
                 c.inc("icmp.no_error_about_error")  # never an error about an error (or unknown type)
                 return False
-        if s.is_broadcast(ip.dst) or s.is_multicast(ip.dst) or s._rx_link_broadcast:
+        if s.is_broadcast(ip.dst) or s.is_multicast(ip.dst) or rx & RX_LINK_BROADCAST:
             c.inc("icmp.no_error_broadcast")
             return False
         if ip.frag_offset:
@@ -131,18 +133,17 @@ class IcmpLayer:
         return False
 
     # ---- receiving ----------------------------------------------------------------------------
-    def on_packet(self, ip: Ipv4Packet, now: float) -> None:
+    def on_packet(self, ip: Ipv4Packet, now: float, rx: int = 0) -> None:
         c = self.counters
         c.inc("icmp.in")
         try:
-            stack = self.stack
-            msg = IcmpMessage.parse(ip.payload, stack.config.verify_checksums and not stack.rx_trusted)
+            msg = IcmpMessage.parse(ip.payload, self.stack.config.verify_checksums and not rx & RX_TRUSTED)
         except Malformed as e:
             c.inc(e.reason)
             return
         typ = msg.type
         if typ == I.ECHO_REQUEST:
-            self._on_echo_request(ip, msg, now)
+            self._on_echo_request(ip, msg, now, rx)
         elif typ == I.ECHO_REPLY:
             c.inc("icmp.echo_replies_in")
             reply = EchoReply(ip.src, msg.ident, msg.seq, bytes(msg.payload), now)
@@ -158,11 +159,11 @@ class IcmpLayer:
         else:
             c.inc("icmp.unknown_type")
 
-    def _on_echo_request(self, ip: Ipv4Packet, msg: IcmpMessage, now: float) -> None:
+    def _on_echo_request(self, ip: Ipv4Packet, msg: IcmpMessage, now: float, rx: int) -> None:
         s = self.stack
         c = self.counters
         c.inc("icmp.echo_requests_in")
-        if (s.is_broadcast(ip.dst) or s.is_multicast(ip.dst) or s._rx_link_broadcast) \
+        if (s.is_broadcast(ip.dst) or s.is_multicast(ip.dst) or rx & RX_LINK_BROADCAST) \
                 and not self.echo_broadcast:
             c.inc("icmp.echo_broadcast_ignored")
             return

@@ -34,6 +34,7 @@ from .memory import MemoryBudget
 from .ports import PortTable
 from .reasons import Reason
 from .routing import LIMITED_BROADCAST, LOOPBACK, Routes, is_loopback, is_multicast
+from .rx import RX_LINK_BROADCAST, RX_TRUSTED
 from .udp import UdpLayer
 
 ALL_HOSTS = 0xE0000001  # 224.0.0.1: the only multicast group a host is always in
@@ -48,7 +49,8 @@ _GOOD_SRC_MAX = 1024  # sources remembered as valid (the receive fast path's cac
 class Transport(Protocol):
     proto: int
 
-    def on_packet(self, ip: Ipv4Packet, now: float) -> None: ...
+    # rx: per-packet context flags (core/rx.py: RX_TRUSTED, RX_LINK_BROADCAST)
+    def on_packet(self, ip: Ipv4Packet, now: float, rx: int) -> None: ...
 
     def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
                       now: float) -> None: ...
@@ -95,8 +97,8 @@ class Stack:
         self._use_routes(self.routes)
         self.internal_errors: deque[str] = deque(maxlen=8)  # tracebacks of swallowed bugs
         self.transports: dict[int, Transport] = {}
-        # Optional Transport.on_ipv4(buf, start, end, src, dst, now): on_packet for a plain
-        # packet (no options, not a fragment) without building an Ipv4Packet (receive_batch)
+        # Optional Transport.on_ipv4(buf, start, end, src, dst, now, rx, gso_size=0): on_packet
+        # for a plain packet (no options, not a fragment) without an Ipv4Packet (receive_batch)
         self._ipv4_entries: dict[int, Callable[..., None]] = {}
         self._polled: list[Transport] = []
         self.udp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
@@ -108,10 +110,6 @@ class Stack:
         self._out: list[bytes] = []
         self._loop: deque[Ipv4Packet] = deque()
         self._last_now = 0.0
-        self._rx_link_broadcast = False  # the frame being handled was link-layer broadcast
-        # The packet being delivered had its transport checksum vouched for by the device
-        # (receive offload): transports skip their checksum check while this is True.
-        self.rx_trusted = False
         self.arp = ArpCache(self) if self.ethernet else None
         # every receive queue charges its true size here (core/memory.py)
         self.memory = MemoryBudget(cfg.mem_low, cfg.mem_pressure, cfg.mem_high, self.counters)
@@ -219,22 +217,18 @@ class Stack:
         offload, like a NIC's CHECKSUM_UNNECESSARY): TCP, UDP and ICMP skip their checksum
         check; the IPv4 header checksum is still verified, and fragments are always verified."""
         self._last_now = now
-        self.rx_trusted = trusted
         try:
             if trusted:
                 self._cnt["ipv4.csum_offloaded"] += 1
+            rx = RX_TRUSTED if trusted else 0
             if self.ethernet:
-                self._on_ethernet(frame, now)
+                self._on_ethernet(frame, now, rx)
             else:
-                self._on_ip_frame(frame, now)
-            self.rx_trusted = False
+                self._on_ip_frame(frame, now, rx)
             if self._loop:
                 self._drain_loop(now)
         except Exception:
             self._internal_error()
-        finally:
-            self._rx_link_broadcast = False
-            self.rx_trusted = False
 
     def receive_batch(self, frames: Iterable[tuple[bytes | bytearray | memoryview, bool | int]],
                       now: float) -> None:
@@ -262,7 +256,6 @@ class Stack:
             for frame, trusted in frames:
                 if trusted:
                     offloaded += 1
-                self.rx_trusted = trusted
                 try:
                     if unpack is not None and len(frame) >= 20 and frame[0] == 0x45:
                         _, tos, total, ident, frag, ttl, proto, csum, src, dst = unpack(frame)
@@ -275,35 +268,31 @@ class Stack:
                             if t is not None:
                                 fast += 1
                                 mv = frame if type(frame) is memoryview else memoryview(frame)
+                                # trusted (0/1, False/True) is the rx value: RX_TRUSTED == 1
                                 if trusted > 1:  # a GSO super-segment: TCP takes it whole (GRO)
                                     if proto == 6 and entry is not None:
-                                        entry(mv, 20, total, src, dst, now, trusted)
+                                        entry(mv, 20, total, src, dst, now, RX_TRUSTED, trusted)
                                     else:
                                         cnt["ipv4.gso_not_tcp"] += 1
                                 elif entry is not None:  # the transport takes the bytes as they are
-                                    entry(mv, 20, total, src, dst, now)
+                                    entry(mv, 20, total, src, dst, now, trusted)
                                 else:
                                     ip = _tuple_new(Ipv4Packet, (src, dst, proto, mv[20:total], ttl, ident,
                                                                  frag != 0, False, 0, tos, b""))
-                                    t.on_packet(ip, now)
+                                    t.on_packet(ip, now, trusted)
                                 if self._loop:
-                                    self.rx_trusted = False
                                     self._drain_loop(now)
                                 continue
                     if trusted > 1:
                         # not the plain shape GRO needs: as one large segment (checksum trusted,
                         # as the kernel filled it in for the whole) through the full path
                         cnt["ipv4.gso_full_path"] += 1
-                    handle(frame, now)
+                    handle(frame, now, RX_TRUSTED if trusted else 0)
                     if self._loop:
-                        self.rx_trusted = False
                         self._drain_loop(now)
                 except Exception:
                     self._internal_error()
-                self._rx_link_broadcast = False
         finally:
-            self._rx_link_broadcast = False
-            self.rx_trusted = False
             if fast:
                 cnt["ipv4.in"] += fast
                 cnt["ipv4.delivered"] += fast
@@ -353,13 +342,13 @@ class Stack:
         self.internal_errors.append(traceback.format_exc())
 
     # ---- ingress ------------------------------------------------------------------------------
-    def _on_ip_frame(self, frame: bytes | memoryview, now: float) -> None:
+    def _on_ip_frame(self, frame: bytes | memoryview, now: float, rx: int) -> None:
         if frame and frame[0] >> 4 == 6:
             self.counters.inc("ipv6.ignored")
             return
-        self._on_ipv4(frame, now)
+        self._on_ipv4(frame, now, rx)
 
-    def _on_ethernet(self, frame: bytes | memoryview, now: float) -> None:
+    def _on_ethernet(self, frame: bytes | memoryview, now: float, rx: int) -> None:
         c = self.counters
         c.inc("ethernet.in")
         try:
@@ -372,13 +361,13 @@ class Stack:
             if not dst[0] & 1:
                 c.inc("ethernet.not_for_us")
                 return
-            self._rx_link_broadcast = True  # broadcast or multicast frame
+            rx |= RX_LINK_BROADCAST  # broadcast or multicast frame
         if eth.src == self.mac:
             c.inc("ethernet.own_frame")  # our own frame reflected back (a hub, a loop)
             return
         et = eth.ethertype
         if et == ETH_IPV4:
-            self._on_ipv4(eth.payload, now)
+            self._on_ipv4(eth.payload, now, rx)
         elif et == ETH_ARP:
             try:
                 arp = ArpPacket.parse(eth.payload)
@@ -391,7 +380,7 @@ class Stack:
         else:
             c.inc("ethernet.unknown_type")
 
-    def _on_ipv4(self, buf: bytes | memoryview, now: float) -> None:
+    def _on_ipv4(self, buf: bytes | memoryview, now: float, rx: int) -> None:
         cnt = self._cnt
         cnt["ipv4.in"] += 1
         try:
@@ -422,33 +411,25 @@ class Stack:
             if dst != ALL_HOSTS and not self.routes.is_broadcast(dst):
                 cnt["ipv4.not_for_us"] += 1
                 return
-        elif self._rx_link_broadcast:
+        elif rx & RX_LINK_BROADCAST:
             # RFC 1122 3.3.6: a unicast IP destination inside a link-layer broadcast is discarded
             cnt["ipv4.link_broadcast_unicast"] += 1
             return
         if ip.mf or ip.frag_offset:
-            self.rx_trusted = False  # offload never covers fragments: verify the reassembled whole
+            rx &= ~RX_TRUSTED  # offload never covers fragments: verify the reassembled whole
             ip = self.reassembler.add(ip, now)
             if ip is None:
                 return
-        t = self.transports.get(ip.proto)
-        if t is None:
-            self._unknown_proto(ip, now)
-            return
-        cnt["ipv4.delivered"] += 1
-        t.on_packet(ip, now)
+        self._deliver(ip, now, rx)
 
-    def _deliver(self, ip: Ipv4Packet, now: float) -> None:
+    def _deliver(self, ip: Ipv4Packet, now: float, rx: int) -> None:
         t = self.transports.get(ip.proto)
         if t is None:
-            self._unknown_proto(ip, now)
+            self.counters.inc("ipv4.unknown_proto")
+            self.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PROTO_UNREACH, ip, now, rx=rx)
             return
         self._cnt["ipv4.delivered"] += 1
-        t.on_packet(ip, now)
-
-    def _unknown_proto(self, ip: Ipv4Packet, now: float) -> None:
-        self.counters.inc("ipv4.unknown_proto")
-        self.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PROTO_UNREACH, ip, now)
+        t.on_packet(ip, now, rx)
 
     def _drain_loop(self, now: float) -> None:
         loop = self._loop
@@ -457,10 +438,8 @@ class Stack:
             if not loop:
                 return
             ip = loop.popleft()
-            self._rx_link_broadcast = False
-            self.rx_trusted = False
             c.inc("ipv4.loopback_in")
-            self._deliver(ip, now)
+            self._deliver(ip, now, 0)
 
     def _reassembly_timeout(self, first: Ipv4Packet, now: float) -> None:
         # RFC 792/1122 3.3.2: time exceeded (code 1) only if fragment zero arrived

@@ -24,6 +24,7 @@ from .events import ERROR, READ, WRITE
 from .memory import BYTES_OVERHEAD
 from .reasons import Reason
 from .routing import LOOPBACK, is_loopback
+from .rx import RX_TRUSTED
 
 if TYPE_CHECKING:
     from .stack import Stack
@@ -61,13 +62,13 @@ class UdpLayer:
         return s
 
     # ---- input --------------------------------------------------------------------------------
-    def on_packet(self, ip: Ipv4Packet, now: float) -> None:
+    def on_packet(self, ip: Ipv4Packet, now: float, rx: int = 0) -> None:
         c = self.counters
         cnt = self._cnt
         cnt["udp.in"] += 1
         stack = self.stack
         try:
-            d = UdpDatagram.parse(ip.payload, ip.src, ip.dst, stack.verify and not stack.rx_trusted)
+            d = UdpDatagram.parse(ip.payload, ip.src, ip.dst, stack.verify and not rx & RX_TRUSTED)
         except Malformed as e:
             cnt[e.reason] += 1
             return
@@ -86,7 +87,7 @@ class UdpLayer:
         owners = self.ports.lookup(dst, d.dport)
         if not owners:
             c.inc("udp.no_port")
-            stack.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PORT_UNREACH, ip, now)
+            stack.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PORT_UNREACH, ip, now, rx=rx)
             return
         for sock in owners:
             if sock.accepts(ip.src, d.sport):

@@ -13,6 +13,7 @@ from ..core import events as ev
 from ..core.config import StackConfig
 from ..core.memory import MemoryBudget
 from ..core.reasons import Reason
+from ..core.rx import RX_TRUSTED
 from ..wire.checksum import wide_sum
 from ..wire.errors import Malformed
 from ..wire.ipv4 import Ipv4Packet
@@ -37,8 +38,7 @@ _unpack_hdr_ts = HEADER_TS.unpack_from  # header + NOP NOP TS block in one call
 
 class TcpLayer:
     """The TCP transport (contracts.md "Transport"). Needs from the stack only: send_ip, route,
-    is_local, is_broadcast, tcp_ports, rng, counters, config (mtu, verify_checksums, tcp),
-    rx_trusted (checksum offload of the packet being delivered)."""
+    is_local, is_broadcast, tcp_ports, rng, counters, config (mtu, verify_checksums, tcp)."""
 
     proto = 6
 
@@ -109,14 +109,15 @@ class TcpLayer:
         self._pending.discard(conn)
 
     # ---- input --------------------------------------------------------------------------------
-    def on_packet(self, ip: Ipv4Packet, now: float) -> None:
+    def on_packet(self, ip: Ipv4Packet, now: float, rx: int = 0) -> None:
         buf = ip.payload
-        self.on_ipv4(buf, 0, len(buf), ip.src, ip.dst, now)
+        self.on_ipv4(buf, 0, len(buf), ip.src, ip.dst, now, rx)
 
     def on_ipv4(self, buf: bytes | memoryview, start: int, end: int, src: int, dst: int,
-                now: float, gso_size: int = 0) -> None:
+                now: float, rx: int = 0, gso_size: int = 0) -> None:
         """`on_packet` for the segment buf[start:end] from `src` to `dst`, without an Ipv4Packet
         (the optional Transport entry Stack.receive_batch uses for plain unfragmented packets).
+        `rx`: the receive flags (core/rx.py); RX_TRUSTED skips the checksum check.
 
         `gso_size` > 0: a GSO super-segment (receive offload, checksum trusted): the kernel's
         segments of that size, coalesced. The fast path takes it as one segment (as Linux's GRO
@@ -124,8 +125,7 @@ class TcpLayer:
         flags, options) is cut back into gso_size segments first, so the full processing
         (SACK, out-of-order queue, PAWS, FIN) sees exactly what the wire carried."""
         self.now = now
-        # stack.rx_trusted: the device vouched for the checksum (receive offload)
-        verify = self.verify and not self.stack.rx_trusted
+        verify = self.verify and not rx & RX_TRUSTED  # the device vouched for it (offload)
         n = end - start
         tried = None  # the connection whose on_data_fast declined this segment
         if n > 32:

@@ -122,7 +122,7 @@ def test_arp_failure_reaches_transport_hook(estack):
     class Fake:
         proto = 200
 
-        def on_packet(self, ip, now): ...
+        def on_packet(self, ip, now, rx): ...
 
         def on_icmp_error(self, kind, quoted, payload, mtu, now):
             calls.append((kind, quoted.dst, quoted.proto, payload, mtu, now))

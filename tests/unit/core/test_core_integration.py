@@ -117,7 +117,7 @@ def test_internal_error_is_contained():
     class Broken:
         proto = 99
 
-        def on_packet(self, ip, now):
+        def on_packet(self, ip, now, rx):
             raise RuntimeError("bug")
 
         def on_icmp_error(self, *a): ...

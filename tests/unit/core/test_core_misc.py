@@ -54,7 +54,7 @@ def test_register_replaces_transport(stack):
         def __init__(self, tag):
             self.tag = tag
 
-        def on_packet(self, ip, now):
+        def on_packet(self, ip, now, rx):
             seen.append(self.tag)
 
         def on_icmp_error(self, *a): ...
@@ -76,7 +76,7 @@ def test_transport_poll_at_is_honoured(stack):
     class T:
         proto = 250
 
-        def on_packet(self, ip, now): ...
+        def on_packet(self, ip, now, rx): ...
 
         def on_icmp_error(self, *a): ...
 
@@ -101,7 +101,7 @@ def test_param_problem_passed_as_reason():
     class T:
         proto = 250
 
-        def on_packet(self, ip, now): ...
+        def on_packet(self, ip, now, rx): ...
 
         def on_icmp_error(self, kind, quoted, qp, mtu, now):
             got.append((kind, qp[:4]))

@@ -7,6 +7,7 @@ import pytest
 from corehelpers import LO, ME, OTHER, PEER, assert_no_internal_error, icmp_frame, ip_frame, make, udp_frame
 
 from ustack.core.frag import fragment
+from ustack.core.rx import RX_TRUSTED
 from ustack.wire import IcmpMessage, UdpDatagram
 from ustack.wire.ipv4 import ip_int
 from ustack.wire.tcp import ACK, SYN, TcpOptions, TcpSegment
@@ -33,7 +34,6 @@ def test_trusted_udp_skips_the_checksum_untrusted_does_not(stack):
     assert s.recvfrom() == (b"payload", PEER, 1)
     assert stack.counters.get("udp.bad_checksum") == 1
     assert stack.counters.get("ipv4.csum_offloaded") == 1
-    assert stack.rx_trusted is False
 
 
 def test_trusted_frames_still_verify_the_ipv4_header(stack):
@@ -122,7 +122,6 @@ def test_receive_batch_behaves_like_receive_frame_by_frame():
     assert many.counters.get("ipv4.csum_offloaded") == len(frames) // 2
     for st in (one, many):
         assert_no_internal_error(st)
-        assert st.rx_trusted is False
 
 
 class Boom:
@@ -131,7 +130,7 @@ class Boom:
     def __init__(self) -> None:
         self.seen = []
 
-    def on_packet(self, ip, now):
+    def on_packet(self, ip, now, rx):
         self.seen.append(bytes(ip.payload))
         if bytes(ip.payload) == b"boom":
             raise RuntimeError("transport bug")
@@ -155,16 +154,15 @@ def test_a_transport_bug_costs_one_frame_of_the_batch(trusted):
     assert boom.seen == [b"one", b"boom", b"three"]
     assert st.counters.get("stack.internal_error") == 1
     assert st.counters.get("ipv4.delivered") == 3 and st.counters.get("ipv4.in") == 3
-    assert st.rx_trusted is False
 
 
-def test_transports_see_rx_trusted_only_while_their_frame_is_delivered():
+def test_transports_get_rx_trusted_as_a_value_for_their_frame_only():
     st = make()
     seen = []
 
     class Spy(Boom):
-        def on_packet(self, ip, now):
-            seen.append((bytes(ip.payload), st.rx_trusted))
+        def on_packet(self, ip, now, rx):
+            seen.append((bytes(ip.payload), bool(rx & RX_TRUSTED)))
 
     st.register(Spy())
     st.receive_batch([(ip_frame(PEER, ME, 17, b"a"), True), (ip_frame(PEER, ME, 17, b"b"), False),

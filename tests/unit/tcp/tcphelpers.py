@@ -45,8 +45,6 @@ class FakeConfig:
 class FakeStack:
     """Host services for TcpLayer: send_ip records, one /24 on-link plus no default route."""
 
-    rx_trusted = False  # no receive checksum offload: TcpLayer verifies every segment
-
     def __init__(self, tcp: TcpConfig, seed: int = 1, mtu: int = 1500) -> None:
         self.config = FakeConfig(mtu=mtu, tcp=tcp)
         self.mtu = mtu

@@ -11,6 +11,7 @@ import pytest
 from tcphelpers import LOCAL, REMOTE, Harness
 
 from ustack.core.reasons import Reason
+from ustack.core.rx import RX_TRUSTED
 from ustack.tcp.connection import Connection
 from ustack.tcp.state import State
 from ustack.wire.ipv4 import Ipv4Packet
@@ -141,11 +142,8 @@ def test_bad_checksum_on_the_fast_path_is_dropped(monkeypatch):
     raw[40] ^= 1
     h.layer.on_packet(Ipv4Packet(REMOTE, LOCAL, 6, memoryview(bytes(raw))), h.now)
     assert h.stack.counters.get("tcp.bad_checksum") == 1 and s.recv(10 * MSS) == b""
-    h.stack.rx_trusted = True  # the same bytes vouched for by the device: taken as they are
-    try:
-        h.layer.on_packet(Ipv4Packet(REMOTE, LOCAL, 6, memoryview(bytes(raw))), h.now)
-    finally:
-        h.stack.rx_trusted = False
+    # the same bytes vouched for by the device: taken as they are
+    h.layer.on_packet(Ipv4Packet(REMOTE, LOCAL, 6, memoryview(bytes(raw))), h.now, RX_TRUSTED)
     assert len(s.recv(10 * MSS)) == MSS
 
 
