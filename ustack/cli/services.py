@@ -1,12 +1,23 @@
 """Test services for `ustack serve`, on ustack's own UDP and TCP sockets.
 
-Event-driven: one application thread serves every socket. Each stack socket has a watcher
-(`sock.watch`, called under the stack lock by whoever changed it: the network thread or an
-application call) that only files the socket in a ready set; the service thread blocks in
-`host.wait` until that set is non-empty, then runs the ready sockets' handlers under the lock,
-at most DISPATCH_BATCH per lock hold so the network thread gets its turn. No thread per
-connection and no per-connection polling: an idle connection costs no CPU and only its state
-(a small handler object with `__slots__`). HTTP keep-alive idle limits sit in one heap.
+Event-driven. Each stack socket has a watcher (`sock.watch`, called under the stack lock by
+whoever changed it: the network thread or an application call) that only files the socket in a
+ready set; the ready sockets' handlers then run under the lock, at most DISPATCH_BATCH per
+pass so the device is read again in between. No thread per connection and no per-connection
+polling: an idle connection costs no CPU and only its state (a small handler object with
+`__slots__`). HTTP keep-alive idle limits sit in one heap.
+
+Where a handler runs (the rule): a handler class that sets `runs_on_network = True` promises
+that `on_ready` never blocks (only nonblocking calls on stack sockets, no `host.wait`/`sleep`,
+no other I/O). It runs as a network task of the runtime (`host.add_network_task`): on the
+network thread itself, right after the frames that made its socket ready, and its output is
+flushed in the same pass: one wake-up per request instead of two (the network thread's, then
+the service thread's through a Condition). Every built-in handler opts in. A handler that does
+not (the default of `Handler`) runs on the service thread, a plain application thread that
+blocks in `host.wait` until one of its sockets is ready and may itself block; that thread is
+started only when such a handler is served (or with `inline=False`, which runs every handler
+there, as before). A handler that blocks on the network side anyway gets an error (`wait`
+raises there), counted in `stats["handler_errors"]`, and its connection is closed.
 
 - UDP echo (RFC 862): every datagram goes back to its sender.
 - TCP echo (RFC 862), discard (RFC 863), chargen (RFC 864).
@@ -60,13 +71,15 @@ def _start_thread(fn: Callable[[], None], name: str) -> threading.Thread:
     return t
 
 
-# -- per-socket handlers (run by the service thread, under the stack lock) ----------------------
+# -- per-socket handlers (run under the stack lock: see the module docstring for which thread) ---
 
 class Handler:
     """The state of one served socket. `on_ready()` does all the work the socket allows now and
-    returns False once the handler is finished (its socket closed)."""
+    returns False once the handler is finished (its socket closed). `runs_on_network`: True
+    when on_ready never blocks (it then runs on the network thread; see the module docstring)."""
 
     __slots__ = ("svc", "sock")
+    runs_on_network = False
 
     def __init__(self, svc: ServiceSet, sock: Any) -> None:
         self.svc = svc
@@ -84,9 +97,11 @@ class Handler:
 
 
 class TcpHandler(Handler):
-    """A connection: send what is pending (as far as the send buffer takes it), then `produce`."""
+    """A connection: send what is pending (as far as the send buffer takes it), then `produce`.
+    Nonblocking sends only: runs on the network thread unless a subclass says otherwise."""
 
     __slots__ = ("out",)
+    runs_on_network = True
 
     def __init__(self, svc: ServiceSet, sock: Any) -> None:
         super().__init__(svc, sock)
@@ -243,6 +258,7 @@ class ListenHandler(Handler):
     """A listening socket: accept everything queued and serve each with a new handler."""
 
     __slots__ = ("make",)
+    runs_on_network = True  # accept() never blocks; each new handler goes where its class says
 
     def __init__(self, svc: ServiceSet, sock: Any, make: Callable[[ServiceSet, Any], TcpHandler]) -> None:
         super().__init__(svc, sock)
@@ -258,6 +274,7 @@ class ListenHandler(Handler):
 
 class UdpEchoHandler(Handler):
     __slots__ = ()
+    runs_on_network = True
 
     def on_ready(self) -> bool:
         sock, svc = self.sock, self.svc
@@ -286,10 +303,13 @@ class ServiceSet:
     """The services of one `ustack serve`: start them, then `stop()` them all."""
 
     def __init__(self, host: Any, log: Callable[[str], None] | None = None,
-                 spawn: Callable[..., Any] | None = None) -> None:
+                 spawn: Callable[..., Any] | None = None, *, inline: bool = True) -> None:
         """`spawn(fn, name=...)` starts the service thread (default: a daemon thread; give
-        `sim.spawn` to run the services as a Simulator task in virtual time)."""
+        `sim.spawn` to run it as a Simulator task in virtual time). `inline`: handlers that
+        opt in run on the network thread (a network task of `host`); False: every handler
+        runs on the service thread."""
         self.host = host
+        self.inline = inline
         self.spawn = spawn or _start_thread
         self.stop_event = threading.Event()
         self.log = log or (lambda line: None)
@@ -298,16 +318,29 @@ class ServiceSet:
         self.listeners: list[Any] = []
         # Touched only under the stack lock (watchers run under it; the thread takes it):
         self.handlers: dict[Any, Handler] = {}  # socket -> its handler
-        self._ready: dict[Any, None] = {}  # sockets with news, oldest first
+        self._ready: dict[Any, None] = {}  # service thread's sockets with news, oldest first
+        self._ready_net: dict[Any, None] = {}  # network side's, likewise
         self._idle: list[tuple[float, int, HttpHandler]] = []  # (idle_at, seq, handler) heap
         self._seq = 0
         self._thread: Any = None
+        self._on_network = False  # registered as a network task of the host
         self.dispatches = 0  # handler runs (visibility for tests and benchmarks)
+        self.network_dispatches = 0  # ... of which on the network side
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def _start(self) -> None:
-        if self._thread is None:
+    def _start_thread(self) -> None:
+        """The service thread, for handlers that may block (lock held or not)."""
+        if self._thread is None and not self.stop_event.is_set():
             self._thread = self.spawn(self._run, name="services")
+
+    def _start_network_task(self) -> None:
+        """Lock held: run the opted-in handlers and the idle timers as a network task."""
+        if not self._on_network:
+            self._on_network = True
+            self.host.add_network_task(self._network_pass)
+
+    def _runs_on_network(self, cls: Any) -> bool:
+        return self.inline and bool(getattr(cls, "runs_on_network", False))
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Stop the service thread, close every listener and connection it serves."""
@@ -321,28 +354,53 @@ class ServiceSet:
             pass
 
     def _close_all(self) -> None:
+        if self._on_network:
+            self.host.remove_network_task(self._network_pass)
+            self._on_network = False
         for h in list(self.handlers.values()):
             h.close()
         self._ready.clear()
+        self._ready_net.clear()
 
     # -- registration (under the stack lock) ------------------------------------------------------
     def serve(self, handler: Handler) -> None:
-        """Watch `handler.sock` and run the handler once now (events before the watch are lost)."""
-        self.handlers[handler.sock] = handler
-        handler.sock.watch(self._on_event)
-        self._ready[handler.sock] = None
+        """Lock held: watch `handler.sock` and run the handler once soon (events before the
+        watch are lost), on the network side or the service thread (module docstring)."""
+        sock = handler.sock
+        self.handlers[sock] = handler
+        if self._runs_on_network(type(handler)):
+            self._start_network_task()
+            sock.watch(self._on_event_net)
+            self._on_event_net(sock, 0)
+        else:
+            self._start_thread()
+            sock.watch(self._on_event)
+            self._ready[sock] = None
 
     def forget(self, handler: Handler) -> None:
-        if self.handlers.get(handler.sock) is handler:
-            del self.handlers[handler.sock]
-        self._ready.pop(handler.sock, None)
-        handler.sock.watch(None)
+        sock = handler.sock
+        if self.handlers.get(sock) is handler:
+            del self.handlers[sock]
+        self._ready.pop(sock, None)
+        self._ready_net.pop(sock, None)
+        sock.watch(None)
 
     def mark_ready(self, sock: Any) -> None:
-        self._ready[sock] = None
+        """Lock held: run the socket's handler again soon (it stopped early: more is queued)."""
+        h = self.handlers.get(sock)
+        if h is not None and self._runs_on_network(type(h)):
+            self._on_event_net(sock, 0)
+        else:
+            self._ready[sock] = None
 
     def _on_event(self, sock: Any, _events: int) -> None:
         self._ready[sock] = None
+
+    def _on_event_net(self, sock: Any, _events: int) -> None:
+        ready = self._ready_net
+        if not ready:
+            self.host.wake_network_tasks()
+        ready[sock] = None
 
     def idle_timer(self, handler: HttpHandler) -> None:
         """File the handler's idle deadline (`_dispatch` re-files it if it moved later)."""
@@ -358,6 +416,19 @@ class ServiceSet:
         self.stats["handler_errors"] += 1
         self.log(line)
 
+    # -- the network side ------------------------------------------------------------------------
+    def _network_pass(self, now: float) -> float | None:
+        """The network task (lock held, network thread or the Simulator's network phase): up
+        to DISPATCH_BATCH ready handlers, then the idle timers. Returns when to run next: now
+        if more are ready (after the device is read again), else the next idle deadline."""
+        before = self.dispatches
+        more = self._dispatch(self._ready_net)
+        self.network_dispatches += self.dispatches - before
+        self._expire_idle(now)
+        if more:
+            return now
+        return self._idle[0][0] if self._idle else None
+
     # -- the service thread ---------------------------------------------------------------------
     def _run(self) -> None:
         host, stop = self.host, self.stop_event
@@ -366,7 +437,7 @@ class ServiceSet:
                 host.wait(lambda: bool(self._ready) or stop.is_set(), self._wait_s())
                 if stop.is_set() or host.down:
                     return
-                while host.call(self._dispatch):
+                while host.call(self._thread_pass):
                     pass
             except Exception as e:  # noqa: BLE001 - a broken handler must not stop serve
                 if host.down:
@@ -374,14 +445,20 @@ class ServiceSet:
                 self._handler_error(f"services: {type(e).__name__}: {e}")
 
     def _wait_s(self) -> float:
-        if not self._idle:
+        if not self._idle or self._on_network:  # the network task owns the idle timers then
             return POLL_S
         return max(0.0, min(POLL_S, self._idle[0][0] - self.host.now()))
 
-    def _dispatch(self) -> bool:
-        """Lock held: run up to DISPATCH_BATCH ready handlers and expire idle ones; True when
-        more are ready."""
-        ready = self._ready
+    def _thread_pass(self) -> bool:
+        """Lock held, service thread: up to DISPATCH_BATCH of its ready handlers, and the idle
+        timers unless the network task has them. True when more are ready."""
+        more = self._dispatch(self._ready)
+        if not self._on_network:
+            self._expire_idle(self.host.now())
+        return more
+
+    def _dispatch(self, ready: dict[Any, None]) -> bool:
+        """Lock held: run up to DISPATCH_BATCH handlers of `ready`; True when more are ready."""
         for _ in range(min(len(ready), DISPATCH_BATCH)):
             sock = next(iter(ready))
             del ready[sock]
@@ -394,7 +471,11 @@ class ServiceSet:
             except Exception as e:  # noqa: BLE001 - one broken connection must not stop the rest
                 self._handler_error(f"{type(h).__name__}: {type(e).__name__}: {e}")
                 h.close()
-        idle, now = self._idle, self.host.now()
+        return bool(ready)
+
+    def _expire_idle(self, now: float) -> None:
+        """Lock held: close keep-alive connections idle for HTTP_IDLE_S."""
+        idle = self._idle
         while idle and idle[0][0] <= now:
             _, _, h = heapq.heappop(idle)
             if self.handlers.get(h.sock) is not h:
@@ -403,7 +484,6 @@ class ServiceSet:
                 self.idle_timer(h)  # it was busy since: file its new deadline
             else:
                 h.close()  # a keep-alive connection idle for HTTP_IDLE_S
-        return bool(ready)
 
     # -- services -------------------------------------------------------------------------------
     def udp_echo(self, port: int) -> None:
@@ -419,7 +499,6 @@ class ServiceSet:
             self.listeners.append(sock)
             self.serve(UdpEchoHandler(self, sock))
         host.call(open_udp)
-        self._start()
 
     def tcp(self, kind: str, port: int) -> None:
         make = TCP_HANDLERS[kind]
@@ -435,5 +514,6 @@ class ServiceSet:
                 raise
             self.listeners.append(s)
             self.serve(ListenHandler(self, s, make))
+            if not self._runs_on_network(make):
+                self._start_thread()  # before the first connection: its handlers may block
         host.call(open_listener)
-        self._start()

@@ -60,6 +60,20 @@ class Runtime(Protocol):
     def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> TaskHandle:
         """Run fn(*args) in an application thread the runtime knows about."""
 
+    def add_network_task(self, fn: Callable[[float], float | None]) -> None:
+        """Run fn(now) on the network side (Host: the network thread; Simulator: its network
+        phase), under the lock, after a pass's frames and timers, its output flushed in the
+        same pass. fn returns when it next wants to run: None (only after
+        `wake_network_tasks()`), a time, or a time at or before now (again at once, after the
+        device is read: bounded work per pass). fn must never block (`wait`/`sleep` raise
+        there); its exceptions are counted, never raised. Call under the lock."""
+
+    def remove_network_task(self, fn: Callable[[float], float | None]) -> None:
+        """Stop running fn (no error if it is not registered). Call under the lock."""
+
+    def wake_network_tasks(self) -> None:
+        """Under the lock (e.g. in a socket watcher): the network tasks are due at once."""
+
     @property
     def down(self) -> bool:
         """True once the network is unusable (closed, or the device failed)."""
@@ -79,6 +93,22 @@ def earliest(a: float | None, b: float | None) -> float | None:
     if b is None or a <= b:
         return a
     return b
+
+
+def run_network_tasks(tasks: list[Callable[[float], float | None]], now: float,
+                      count_error: Callable[[BaseException], None]) -> float | None:
+    """Run each network task once (lock held, network side); the earliest time one asks to
+    run again (None: only when woken). A task's exception is counted, never raised."""
+    at = None
+    for fn in list(tasks):
+        try:
+            nxt = fn(now)
+        except Exception as e:  # noqa: BLE001 - nothing escapes the network side
+            count_error(e)
+            continue
+        if nxt is not None:
+            at = earliest(at, nxt)
+    return at
 
 
 ERROR_LOG_LEN = 20

@@ -15,6 +15,14 @@ Nothing escapes the network thread: an exception from processing is counted (`er
 `last_error`, and the stack counter `runtime.errors`) and the loop goes on; a device error
 (the interface vanished, a read that fails hard) stops the thread cleanly and is kept in
 `device_error`. Threads blocked in `wait` are then released (it returns the predicate's value).
+
+Network tasks (`add_network_task(fn)`): non-blocking work that runs on the network thread itself,
+under the lock, right after the frames and timers of a wake-up, and is flushed in the same pass
+(e.g. serve's handlers: the echo leaves in the wake-up that brought the request, with no second
+thread to wake). `fn(now)` returns when it next wants to run (None: only when woken again by
+`wake_network_tasks()`, a deadline at or before now: at once, after the device is read again:
+bounded work per pass). A task must never block (`wait` raises there); its exceptions are
+counted like any processing error.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, TypeVar
 
-from .base import ErrorLog, RuntimeClosed
+from .base import ErrorLog, RuntimeClosed, run_network_tasks
 from .base import earliest as _earliest
 
 T = TypeVar("T")
@@ -106,6 +114,8 @@ class Host(ErrorLog):
         self._thread: threading.Thread | None = None
         self._started = False
         self._hooked: Any = None  # the in-memory port whose on_pending kicks us
+        self._tasks: list[Callable[[float], float | None]] = []  # network tasks (see the module doc)
+        self._task_at: float | None = None  # when they next want to run (None: when woken)
         self._trusted_read = _trusted_reader(stack, device)
         if device.fileno() is None:
             self._hooked = _hook_in_memory_device(device, self._kick)
@@ -242,6 +252,23 @@ class Host(ErrorLog):
         """Start fn(*args) in a plain application thread."""
         return ThreadTask(fn, args, name or f"{self.name}-task")
 
+    def add_network_task(self, fn: Callable[[float], float | None]) -> None:
+        """Run fn(now) on the network thread, under the lock, after each wake-up's input and
+        timers while it is due (see the module docstring); due at once. Call under the lock."""
+        self._tasks.append(fn)
+        self.wake_network_tasks()
+
+    def remove_network_task(self, fn: Callable[[float], float | None]) -> None:
+        """Stop running fn (no error if it is not registered). Call under the lock."""
+        if fn in self._tasks:
+            self._tasks.remove(fn)
+
+    def wake_network_tasks(self) -> None:
+        """Under the lock: the network tasks run in the network thread's next pass (at the end
+        of the current one when called from the network thread: no system call there; an
+        application thread's call or locked block kicks the thread when it ends)."""
+        self._task_at = -_INF
+
     # -- internals: application side -------------------------------------------------------------
     def _after_app(self) -> None:
         """Lock held: flush output, kick the network thread if it sleeps past a new deadline,
@@ -250,7 +277,7 @@ class Host(ErrorLog):
             return
         self._flush()
         try:
-            due = _earliest(self.stack.poll_at(), self.device.poll_at())
+            due = _earliest(_earliest(self.stack.poll_at(), self.device.poll_at()), self._task_at)
         except Exception as e:  # noqa: BLE001
             self._count_error(e)
             due = None
@@ -323,7 +350,7 @@ class Host(ErrorLog):
         while not self._stop:
             with lock:
                 try:
-                    due = _earliest(stack.poll_at(), dev.poll_at())
+                    due = _earliest(_earliest(stack.poll_at(), dev.poll_at()), self._task_at)
                 except Exception as e:  # noqa: BLE001
                     self._count_error(e)
                     due = None
@@ -331,7 +358,8 @@ class Host(ErrorLog):
             if due is None:
                 timeout_ms = -1
             else:
-                timeout_ms = max(0, math.ceil((due - clock()) * 1000.0))
+                left = due - clock()  # -inf when a network task is due at once
+                timeout_ms = math.ceil(left * 1000.0) if left > 0 else 0
                 if timeout_ms == 0 and idle_spins > 100:
                     timeout_ms = 1  # a deadline that stays in the past must not spin the CPU
             events = poller.poll(timeout_ms)
@@ -412,9 +440,19 @@ class Host(ErrorLog):
                 self._flush()  # ACK what we have before reading more
                 now = self.clock()
             self._flush()
+            task_at = self._task_at
+            if task_at is not None and task_at <= now:
+                self._run_tasks(self.clock())
+                self._flush()
             if self._waiters:
                 self._cond.notify_all()
         return got
+
+    def _run_tasks(self, now: float) -> None:
+        """Lock held, network thread: run the network tasks once each; keep their next time
+        (a wake during the pass, e.g. from a task's own sends, makes them due again at once)."""
+        self._task_at = None
+        self._task_at = _earliest(run_network_tasks(self._tasks, now, self._count_error), self._task_at)
 
     # -- construction from a device name ---------------------------------------------------------
     @classmethod

@@ -32,6 +32,7 @@ same seed gives the same run, frame for frame.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -41,7 +42,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .base import ErrorLog
+from .base import ErrorLog, run_network_tasks
 from .base import earliest as _earliest
 from .clock import VirtualClock
 from .host import build_stack, fault_scenario
@@ -141,6 +142,8 @@ class SimHost(ErrorLog):
         self.winsock: Any = None  # this host's shared Winsock (Winsock.for_host), made on first use
         ErrorLog.__init__(self)
         self.closed = False
+        self._tasks: list[Callable[[float], float | None]] = []  # network tasks (as Host's)
+        self._task_at: float | None = None
 
     # -- runtime interface -----------------------------------------------------------------------
     @property
@@ -178,6 +181,20 @@ class SimHost(ErrorLog):
     def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> Task:
         return self.sim.spawn(fn, *args, name=name)
 
+    def add_network_task(self, fn: Callable[[float], float | None]) -> None:
+        """As Host's: fn(now) runs in the network phase (no task running; `wait` and `sleep`
+        raise there) after this host's frames and timers, while it is due; due at once."""
+        self._tasks.append(fn)
+        self.wake_network_tasks()
+
+    def remove_network_task(self, fn: Callable[[float], float | None]) -> None:
+        if fn in self._tasks:
+            self._tasks.remove(fn)
+
+    def wake_network_tasks(self) -> None:
+        """Under the lock: the network tasks run at the current instant's network phase."""
+        self._task_at = -math.inf
+
     def close(self) -> None:
         with self.sim._lock:
             if self.closed:
@@ -206,7 +223,7 @@ class SimHost(ErrorLog):
     # -- network processing (simulator lock held) ------------------------------------------------
     def _next_at(self) -> float | None:
         try:
-            return _earliest(self.stack.poll_at(), self.device.poll_at())
+            return _earliest(_earliest(self.stack.poll_at(), self.device.poll_at()), self._task_at)
         except Exception as e:  # noqa: BLE001
             self._count_error(e)
             return None
@@ -228,6 +245,11 @@ class SimHost(ErrorLog):
                     self._count_error(e)
             self._flush(now)
         self._flush(now)
+        task_at = self._task_at
+        if task_at is not None and task_at <= now:
+            self._task_at = None  # a wake during the pass (the tasks' own events) is kept
+            self._task_at = _earliest(run_network_tasks(self._tasks, now, self._count_error), self._task_at)
+            self._flush(now)
 
     def _flush(self, now: float) -> None:
         try:
