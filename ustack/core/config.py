@@ -49,6 +49,11 @@ class StackConfig:
     icmp_burst: int = 50
     echo_broadcast: bool = False  # answer pings sent to a broadcast address (Linux/Windows: no)
     broadcast_loopback: bool = True  # broadcasts we send are also delivered to our own sockets
+    # IGMP (RFC 3376; core/igmp.py)
+    igmp_version: int = 3  # highest version spoken: 2 or 1 force that mode (Linux force_igmp_version)
+    igmp_robustness: int = 2  # Robustness Variable until a v3 querier says otherwise (QRV)
+    igmp_unsolicited_v3_s: float = 1.0  # repeats of a v3 state change: random within this
+    igmp_unsolicited_v2_s: float = 10.0  # repeats of a v1/v2 unsolicited report (RFC 2236 8.10)
     # UDP
     udp_rcvbuf: int = 65536  # per-socket receive queue limit in bytes (Windows default)
     # ... of payload; the queue's true size may reach twice that (Linux doubles SO_RCVBUF for

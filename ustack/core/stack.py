@@ -29,6 +29,7 @@ from .config import StackConfig
 from .counters import Counters
 from .frag import Reassembler, fragment
 from .icmp import TIME_EXCEEDED_REASSEMBLY, IcmpLayer
+from .igmp import IgmpLayer, multicast_mac
 from .ipv4 import IdentAllocator, options_ok
 from .memory import MemoryBudget
 from .ports import PortTable
@@ -37,7 +38,7 @@ from .routing import LIMITED_BROADCAST, LOOPBACK, Routes, is_loopback, is_multic
 from .rx import RX_LINK_BROADCAST, RX_TRUSTED
 from .udp import UdpLayer
 
-ALL_HOSTS = 0xE0000001  # 224.0.0.1: the only multicast group a host is always in
+ALL_HOSTS = 0xE0000001  # 224.0.0.1: the multicast group a host is always in (core/igmp.py: the others)
 MAX_DATAGRAM = 0xFFFF
 _LOOP_BATCH = 10000  # looped packets delivered per call at most (a runaway loop cannot hang us)
 _ROUTE_LOCAL, _ROUTE_UNICAST, _ROUTE_BROADCAST, _ROUTE_NONE = range(4)
@@ -111,6 +112,9 @@ class Stack:
         self._loop: deque[Ipv4Packet] = deque()
         self._last_now = 0.0
         self.arp = ArpCache(self) if self.ethernet else None
+        # Ethernet multicast addresses we accept, with how many groups map to each (several
+        # IPv4 groups share one: RFC 1112 6.4); every other multicast frame is filtered out
+        self.multicast_macs: dict[bytes, int] = {multicast_mac(ALL_HOSTS): 1}
         # every receive queue charges its true size here (core/memory.py)
         self.memory = MemoryBudget(cfg.mem_low, cfg.mem_pressure, cfg.mem_high, self.counters)
         self.reassembler = Reassembler(
@@ -122,6 +126,8 @@ class Stack:
         self.register(self.icmp)
         self.udp = UdpLayer(self)
         self.register(self.udp)
+        self.igmp = IgmpLayer(self)
+        self.register(self.igmp)
         self.tcp = None
 
     @classmethod
@@ -201,6 +207,22 @@ class Stack:
 
     def is_multicast(self, addr: int) -> bool:
         return is_multicast(addr)
+
+    @property
+    def last_now(self) -> float:
+        """The `now` of the latest call into the stack (for calls that take no time of their own)."""
+        return self._last_now
+
+    def add_multicast_mac(self, mac: bytes) -> None:
+        """Accept frames to this link-layer multicast address (one more group maps to it)."""
+        self.multicast_macs[mac] = self.multicast_macs.get(mac, 0) + 1
+
+    def remove_multicast_mac(self, mac: bytes) -> None:
+        n = self.multicast_macs.get(mac, 0) - 1
+        if n > 0:
+            self.multicast_macs[mac] = n
+        else:
+            self.multicast_macs.pop(mac, None)
 
     # ---- the sans-I/O surface -----------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -361,6 +383,9 @@ class Stack:
             if not dst[0] & 1:
                 c.inc("ethernet.not_for_us")
                 return
+            if dst[:3] == b"\x01\x00\x5e" and dst not in self.multicast_macs:
+                c.inc("ethernet.multicast_filtered")  # an IPv4 group nobody here joined
+                return
             rx |= RX_LINK_BROADCAST  # broadcast or multicast frame
         if eth.src == self.mac:
             c.inc("ethernet.own_frame")  # our own frame reflected back (a hub, a loop)
@@ -408,7 +433,11 @@ class Stack:
                 good.clear()
             good.add(src)
         if dst != self.addr:
-            if dst != ALL_HOSTS and not self.routes.is_broadcast(dst):
+            if is_multicast(dst):
+                if not self.igmp.is_member(dst):
+                    cnt["ipv4.multicast_not_joined"] += 1
+                    return
+            elif not self.routes.is_broadcast(dst):
                 cnt["ipv4.not_for_us"] += 1
                 return
         elif rx & RX_LINK_BROADCAST:
@@ -448,10 +477,14 @@ class Stack:
     # ---- egress -------------------------------------------------------------------------------
     def send_ip(self, dst: int, proto: int, payload: bytes | bytearray | memoryview, now: float,
                 src: int | None = None, ttl: int | None = None, df: bool = False,
-                tos: int = 0) -> Reason | None:
+                tos: int = 0, options: bytes = b"", loop: bool = False) -> Reason | None:
         """Send one datagram. Returns None when it left (or was queued for ARP or loopback), or a
         Reason when nothing was sent: NET_UNREACH (no route), FRAG_NEEDED (DF set and larger than
-        the MTU), MSG_SIZE (over 65535 bytes)."""
+        the MTU), MSG_SIZE (over 65535 bytes).
+
+        `options`: IPv4 options for an unfragmented datagram (IGMP's Router Alert). `loop`: a
+        multicast datagram is also delivered to our own sockets when this host is in the group
+        (IP_MULTICAST_LOOP)."""
         self._last_now = now
         cnt = self._cnt
         if ttl is None:
@@ -475,7 +508,11 @@ class Stack:
             return Reason.NET_UNREACH
         if src is None:
             src = rsrc
-        if HEADER_LEN + n <= self.mtu:
+        if options:
+            pkt = Ipv4Packet(src, dst, proto, payload, ttl, self.ident.next(dst), df, tos=tos,
+                             options=options).emit()
+            self._send_packet(next_hop, pkt, now)
+        elif HEADER_LEN + n <= self.mtu:
             pkt = quick_header(src, dst, proto, n, self.ident.next(dst), ttl, df, tos) + payload
             if self.ethernet:
                 self._send_packet(next_hop, pkt, now)
@@ -492,6 +529,9 @@ class Stack:
                 self._send_packet(next_hop, f, now)
         cnt["ipv4.out"] += 1
         if kind == _ROUTE_BROADCAST and self.config.broadcast_loopback:
+            self._loop.append(Ipv4Packet(src, dst, proto, bytes(payload), ttl, 0, df))
+        elif loop and is_multicast(dst) and self.igmp.is_member(dst):
+            self._cnt["ipv4.multicast_looped"] += 1
             self._loop.append(Ipv4Packet(src, dst, proto, bytes(payload), ttl, 0, df))
         return None
 
@@ -519,7 +559,7 @@ class Stack:
         if next_hop == LIMITED_BROADCAST or self.routes.is_broadcast(next_hop):
             self._frame_out(BROADCAST_MAC, pkt)
         elif is_multicast(next_hop):
-            self._frame_out(b"\x01\x00\x5e" + (next_hop & 0x7FFFFF).to_bytes(3, "big"), pkt)
+            self._frame_out(multicast_mac(next_hop), pkt)
         else:
             self.arp.send_or_queue(next_hop, pkt, now)
 

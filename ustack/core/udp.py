@@ -5,7 +5,9 @@ bound to 0.0.0.0 (the specific address wins, item 13); among sockets sharing a p
 the first whose connected peer (if any) matches takes it. Broadcasts (255.255.255.255, the directed
 broadcast, and 224.0.0.1) go to every socket bound to 0.0.0.0 on the port: a socket bound to a
 specific unicast address does not receive them (unless `config.udp_broadcast_to_specific`).
-Nobody listening: ICMP port unreachable (never for broadcasts: RFC 1122 3.2.2).
+A datagram to a joined multicast group goes to every socket on the port, bound to 0.0.0.0 or to
+our address, that joined that group itself (`join_group`: IP_ADD_MEMBERSHIP).
+Nobody listening: ICMP port unreachable (never for broadcasts or multicast: RFC 1122 3.2.2).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from .errors import UsageError
 from .events import ERROR, READ, WRITE
 from .memory import BYTES_OVERHEAD
 from .reasons import Reason
-from .routing import LOOPBACK, is_loopback
+from .routing import LOOPBACK, is_loopback, is_multicast
 from .rx import RX_TRUSTED
 
 if TYPE_CHECKING:
     from .stack import Stack
 
+ALL_SYSTEMS = 0xE0000001  # 224.0.0.1: delivered like a broadcast (every host is in it)
 MAX_PAYLOAD = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
 _PORTS = struct.Struct("!HH")
 # ICMP errors a UDP socket records (Windows: the next recv fails with the matching WSA code)
@@ -73,7 +76,19 @@ class UdpLayer:
             cnt[e.reason] += 1
             return
         dst = ip.dst
-        if dst != stack.addr and (stack.is_broadcast(dst) or stack.is_multicast(dst)):
+        if dst != stack.addr and is_multicast(dst) and dst != ALL_SYSTEMS:
+            delivered = False
+            for sock in self.ports.lookup(stack.addr, d.dport):
+                if dst in sock.groups:
+                    if sock.accepts(ip.src, d.sport):
+                        sock._deliver(d.payload, ip.src, d.sport, now)
+                        delivered = True
+                    else:
+                        c.inc("udp.connected_filtered")
+            if not delivered:
+                c.inc("udp.no_port_multicast")
+            return
+        if dst != stack.addr and (stack.is_broadcast(dst) or dst == ALL_SYSTEMS):
             owners = self.ports.lookup(stack.addr if self.broadcast_to_specific else 0, d.dport)
             if not owners:
                 c.inc("udp.no_port_broadcast")
@@ -138,6 +153,11 @@ class UdpSocket:
         self.rcvbuf = self.stack.config.udp_rcvbuf
         self.ttl = self.stack.config.ttl
         self.tos = 0
+        # multicast (IP_MULTICAST_TTL / _LOOP / _IF, IP_ADD_MEMBERSHIP): Windows' defaults
+        self.mcast_ttl = 1
+        self.mcast_loop = True
+        self.mcast_if = 0  # source address for multicast sends (0: the route's)
+        self.groups: set[int] = set()
         self.queue: deque[tuple[bytes, int, int]] = deque()
         self.pending_bytes = 0  # payload queued (limited by rcvbuf, as Windows counts it)
         self.pending_mem = 0  # its true size (limited by 2 * rcvbuf, charged to stack.memory)
@@ -257,6 +277,7 @@ class UdpSocket:
         if self.binding is None:
             self._autobind()  # item 57
         b = self.binding
+        ttl, loop = self.ttl, False
         if stack.is_local(addr):
             src = b.addr or (LOOPBACK if is_loopback(addr) else stack.addr)
         else:
@@ -264,8 +285,11 @@ class UdpSocket:
             if rt is None or is_loopback(b.addr):
                 raise UsageError(Reason.NET_UNREACH, "no route to the destination")
             src = b.addr or rt[0]
+            if is_multicast(addr):
+                ttl, loop = self.mcast_ttl, self.mcast_loop
+                src = b.addr or self.mcast_if or src
         pkt = UdpDatagram(b.port, port, data).emit(src, addr)
-        r = stack.send_ip(addr, PROTO_UDP, pkt, now, src=src, ttl=self.ttl, tos=self.tos)
+        r = stack.send_ip(addr, PROTO_UDP, pkt, now, src=src, ttl=ttl, tos=self.tos, loop=loop)
         if r is not None:
             raise UsageError(r)
         self.layer.counters.inc("udp.out")
@@ -329,6 +353,27 @@ class UdpSocket:
             raise UsageError(Reason.SHUTDOWN, "receive side shut down")
         return self.queue[0] if self.queue else None
 
+    # ---- multicast membership -----------------------------------------------------------------
+    def join_group(self, group: int, now: float) -> None:
+        """IP_ADD_MEMBERSHIP: receive datagrams to `group` (the host joins it if it was not in it).
+        Raises INVALID for a non-multicast address, ADDR_NOT_AVAIL when already joined (Windows'
+        error for a second IP_ADD_MEMBERSHIP of one group)."""
+        self._check_open()
+        if not is_multicast(group):
+            raise UsageError(Reason.INVALID, "not a multicast group")
+        if group in self.groups:
+            raise UsageError(Reason.ADDR_NOT_AVAIL, "group already joined on this socket")
+        self.groups.add(group)
+        self.stack.igmp.join(group, now)
+
+    def leave_group(self, group: int, now: float) -> None:
+        """IP_DROP_MEMBERSHIP; INVALID when this socket is not in `group` (Windows' error)."""
+        self._check_open()
+        if group not in self.groups:
+            raise UsageError(Reason.INVALID, "group not joined on this socket")
+        self.groups.discard(group)
+        self.stack.igmp.leave(group, now)
+
     def _set_error(self, kind: Reason, mtu: int = 0) -> None:
         self.error = kind
         if kind is Reason.FRAG_NEEDED:
@@ -357,6 +402,10 @@ class UdpSocket:
         if self.closed:
             return
         self.closed = True
+        when = self.stack.last_now if now is None else now
+        for group in self.groups:
+            self.stack.igmp.leave(group, when)
+        self.groups.clear()
         if self.binding is not None:
             self.layer.ports.release(self.binding)
         self._discard_queue()

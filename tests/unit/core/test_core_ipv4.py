@@ -124,7 +124,7 @@ def test_options_are_checked_for_structure(stack, opts, ok):
     (ME, ME, "ipv4.martian_own_source"),
     # destinations that are neither ours nor a broadcast (a host does not forward)
     (PEER, OTHER, "ipv4.not_for_us"),
-    (PEER, ip_int("224.0.0.5"), "ipv4.not_for_us"),
+    (PEER, ip_int("224.0.0.5"), "ipv4.multicast_not_joined"),  # a group we are not in
     (PEER, LO, "ipv4.martian_loopback"),
 ])
 def test_impossible_source_or_foreign_destination_dropped(stack, src, dst, counter):
