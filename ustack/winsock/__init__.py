@@ -13,6 +13,7 @@ Constants carry Winsock's numeric values; structures are ctypes with Windows' la
 docs/winsock-fidelity.md lists each reference behaviour and the test that shows it.
 """
 
+from .addr6 import IN6_ADDR, SOCKADDR_IN6, SOCKADDR_IN6_SIZE
 from .api import Winsock
 from .constants import *  # noqa: F403
 from .errors import REASON_TO_WSA, WinsockError, posix_errno, wsa_name
@@ -51,5 +52,5 @@ from .structs import (
 )
 
 _MODULES = ("annotations", "api", "constants", "errors", "objects", "structs", "wsocket", "ioconstants",
-            "overlapped", "overlapped_calls", "callwrap", "uuid")
+            "overlapped", "overlapped_calls", "callwrap", "uuid", "addr6")
 __all__ = [n for n in dir() if not n.startswith("_") and n not in _MODULES]

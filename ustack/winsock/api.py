@@ -13,7 +13,9 @@ blocking model. The calls are mixins by family, composed into `Winsock`:
 connection_calls.py (socket ... shutdown, getsockname/getpeername), transfer_calls.py (send,
 recv, sendto, recvfrom), select_calls.py (select, WSAPoll), control_calls.py (ioctlsocket,
 WSAIoctl, setsockopt, getsockopt), event_calls.py (WSAAsyncSelect, WSAEventSelect, event
-objects), overlapped_calls.py (overlapped I/O, completion ports), names.py (name resolution).
+objects), overlapped_calls.py (overlapped I/O, completion ports), names.py (name resolution),
+address_calls.py (inet_pton/inet_ntop, WSAStringToAddress/WSAAddressToString; IPv6 text and
+SOCKADDR_IN6 in addr6.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from . import constants as C
 from . import options as O
 from . import readiness as R
 from . import structs as _structs
+from .address_calls import AddressCalls
 from .buffers import WsaFail as _Fail
 from .callwrap import api_call as _api
 from .callwrap import usage_fail as _usage
@@ -62,7 +65,7 @@ _registry_lock = threading.Lock()
 
 
 class Winsock(ConnectionCalls, TransferCalls, SelectCalls, ControlCalls, EventCalls, OverlappedCalls,
-              NameResolution):
+              NameResolution, AddressCalls):
     """Winsock for one host (a runtime.Host or a simulated host).
 
     Options (keyword):

@@ -72,6 +72,13 @@ IPPROTO_IP = 0
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+IPPROTO_IPV6 = 41
+
+# -- IPPROTO_IPV6 options (ws2ipdef.h) and address text lengths (ws2ipdef.h) ------------------
+IPV6_UNICAST_HOPS = 4
+IPV6_V6ONLY = 27
+INET_ADDRSTRLEN = 22
+INET6_ADDRSTRLEN = 65
 
 # -- network events (FD_*) ---------------------------------------------------------------------
 FD_READ_BIT, FD_WRITE_BIT, FD_OOB_BIT, FD_ACCEPT_BIT, FD_CONNECT_BIT, FD_CLOSE_BIT = range(6)
