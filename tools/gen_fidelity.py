@@ -154,6 +154,15 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (108, "out-of-band data: send/recv MSG_OOB as TCP urgent data (RFC 6093 pointer), "
               "SO_OOBINLINE, SIOCATMARK, FD_OOB, exceptfds, POLLRDBAND"),
     ]),
+    ("O. IPv6 (issue 12, beyond the reference)", [
+        (124, "inet_pton / InetPtonW: Windows' IPv6 and strict IPv4 forms; 0 for other text, "
+              "WSAEFAULT for NULL, WSAEAFNOSUPPORT for other families"),
+        (125, "inet_ntop / InetNtopW: Windows' IPv6 text (\"::\" for the first longest zero run, "
+              "dotted tail for compatible / mapped / translated / ISATAP); short buffer WSAEINVAL"),
+        (126, "WSAStringToAddressA/W: IPv4 classic forms with a port, IPv6 with brackets, port and "
+              "scope id; WSAEINVAL, WSAEFAULT with the size needed"),
+        (127, "WSAAddressToStringA/W: \"[addr%scope]:port\"; WSAEFAULT with the length needed"),
+    ]),
 ]
 
 # Where the reference's item comes from: "win" = seen on real Windows (Wine's checks), "doc" =
@@ -164,7 +173,7 @@ SOURCES: dict[int, str] = {
     28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
     72: "doc", 73: "doc", 74: "win+doc", 75: "win+doc", 55: "doc+win", 56: "doc+win",
     100: "win+doc", 101: "doc", 102: "win+doc", 103: "win+doc", 104: "win", 105: "win+doc", 106: "win",
-    107: "win", 108: "win+doc",
+    107: "win", 108: "win+doc", 124: "win", 125: "win", 126: "win", 127: "win",
     27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
@@ -185,6 +194,12 @@ NOTES: dict[int, str] = {
     106: "ConnectEx always returns ERROR_IO_PENDING, also to a local peer (as sock.c sees it), and "
          "completes asynchronously right after. Before SO_UPDATE_CONNECT_CONTEXT connect() is "
          "WSAEINVAL (sock.c) and getpeername / getsockname / shutdown fail as for item 105.",
+    125: "A buffer too short for the text is WSAEINVAL, what Windows 7 reports; sock.c shows later "
+         "versions reporting STATUS_INVALID_PARAMETER as the last error instead.",
+    126: "On a text that does not parse the structure is zeroed and the address part is kept when "
+         "it was itself valid (\"127.127.127.127:0\"); Windows also keeps some partial parses "
+         "(\"1.1.1.008\") that ustack leaves zero. \"0x123456789\" (Windows: 0x23456789) is refused. "
+         "An IPv6 port is decimal only.",
     107: "DisconnectEx sends a FIN and completes at once; TF_REUSE_SOCKET is WSAEOPNOTSUPP.",
     108: "One byte of urgent data, the one before the urgent pointer; a newer urgent byte leaves an "
          "older unread one in the normal stream (BSD drops it); recv(MSG_OOB) with none waiting "
@@ -343,7 +358,8 @@ TCP_NODELAY), getsockname, getpeername, WSAAsyncSelect (with
 `Winsock.create_window()` message queues), WSAEventSelect, WSACreateEvent, WSACloseEvent,
 WSASetEvent, WSAResetEvent, WSAEnumNetworkEvents, WSAWaitForMultipleEvents, WSAIsBlocking,
 WSACancelBlockingCall, WSASetBlockingHook, WSAUnhookBlockingHook (Winsock 1.1), inet_addr,
-inet_ntoa, htons, ntohs, htonl, ntohl.
+inet_ntoa, htons, ntohs, htonl, ntohl, inet_pton, InetPtonW, inet_ntop, InetNtopW,
+WSAStringToAddressA/W, WSAAddressToStringA/W (`SOCKADDR_IN6`, 28 bytes, for IPv6; section O).
 
 Blocking calls block only the calling thread, through the runtime's `wait` (virtual time in
 the Simulator), and honour SO_RCVTIMEO / SO_SNDTIMEO; nonblocking calls never block.
