@@ -27,6 +27,18 @@ import subprocess
 from collections.abc import Iterable
 from typing import Any, Self
 
+from ustack.wire.vnet import (
+    GSO_MAX_PAYLOAD,
+    VNET_F_DATA_VALID,
+    VNET_F_NEEDS_CSUM,
+    VNET_GSO_ECN,
+    VNET_GSO_NONE,
+    VNET_GSO_TCPV4,
+    VNET_HDR,
+    VNET_HDR_LEN,
+    GsoPacket,
+)
+
 from .base import DeviceCounters
 
 _READ_SIZE = 65536 + 10  # larger than any IPv4 packet, GSO super-segments included (+ virtio header)
@@ -37,16 +49,10 @@ TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
 TUN_F_TSO6 = 0x04  # harmless without IPv6: the kernel has no IPv6 on our links
-VNET_GSO_NONE = 0
-VNET_GSO_TCPV4 = 1
-VNET_GSO_ECN = 0x80
 GSO_MIN_SIZE = 64  # the smallest MSS the stack uses; a smaller gso_size is malformed
-VNET_HDR_LEN = 10  # struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
-VNET_F_NEEDS_CSUM = 0x01
-VNET_F_DATA_VALID = 0x02
 _VNET_TRUSTED = VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID
 _TRUSTED_BY_FLAGS = tuple(bool(flags & _VNET_TRUSTED) for flags in range(256))  # one lookup a frame
-_VNET_HDR = struct.Struct("=BBHHHH")  # native byte order: a legacy (non-VERSION_1) header
+_VNET_HDR = VNET_HDR
 _VNET_TX = bytes(VNET_HDR_LEN)  # flags 0: our frames carry complete checksums
 _CSUM_FIELD = struct.Struct("!H")
 
@@ -143,7 +149,9 @@ class _TunTapBase:
             self._dev.close()
             raise
         self.offload: bool = offload
-        self.gso: bool = bool(gso and offload)  # receive super-segments (only recv_batch_trusted)
+        # TSO both ways: receive super-segments (only recv_batch_trusted), send GsoPackets
+        self.gso: bool = bool(gso and offload)
+        self.gso_max: int = GSO_MAX_PAYLOAD if self.gso and self.medium == "ip" else 0
         self.mtu: int = self._dev.mtu
         self._fd: int = self._dev.fileno()
         os.set_blocking(self._fd, False)
@@ -158,10 +166,19 @@ class _TunTapBase:
             raise e
         return reason
 
-    def send(self, frame: bytes, now: float) -> None:
+    def send(self, frame: bytes | GsoPacket, now: float) -> None:
         try:
-            if self.offload:  # a zeroed virtio header: flags 0, the checksums are ours
-                n = os.writev(self._fd, (_VNET_TX, frame)) - VNET_HDR_LEN
+            if self.offload:
+                if type(frame) is GsoPacket:  # TSO: its own virtio header, the payload view as it is
+                    if not self.gso:
+                        self.counters.drop_tx("tx_gso_unsupported")
+                        return
+                    n = os.writev(self._fd, (frame.header, frame.payload)) - VNET_HDR_LEN
+                else:  # a zeroed virtio header: flags 0, the checksums are ours
+                    n = os.writev(self._fd, (_VNET_TX, frame)) - VNET_HDR_LEN
+            elif type(frame) is GsoPacket:
+                self.counters.drop_tx("tx_gso_unsupported")
+                return
             else:
                 n = os.write(self._fd, frame)
         except OSError as e:

@@ -110,6 +110,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ipv4.link_broadcast_unicast": "drop: unicast IP in a link-layer broadcast (RFC 1122 3.3.6)",
     "ipv4.unknown_proto": "drop: no transport for the protocol (protocol unreachable sent)",
     "ipv4.out": "datagrams sent to the device",
+    "ipv4.gso_out": "TCP super-segments handed to the device for segmentation (transmit offload, TSO)",
+    "ipv4.gso_segs_out": "segments the device cuts the TCP super-segments into",
     "ipv4.out_too_big": "refused: datagram over 65535 bytes",
     "ipv4.no_route": "refused: no route (NET_UNREACH, nothing sent)",
     "ipv4.address_changed": "our address, prefix or router changed (Stack.set_address: DHCP)",

@@ -46,12 +46,14 @@ class IdentAllocator:
         self.ids: dict[int, int] = {}
         self.limit = limit
 
-    def next(self, dst: int) -> int:
+    def next(self, dst: int, count: int = 1) -> int:
+        """The next ID for `dst`; `count` reserves that many in a row (a super-segment whose
+        segments the device numbers consecutively)."""
         ids = self.ids
         v = ids.get(dst)
         if v is None:
             if len(ids) >= self.limit:
                 ids.clear()
             v = self.rng.getrandbits(16)
-        ids[dst] = (v + 1) & 0xFFFF
+        ids[dst] = (v + count) & 0xFFFF
         return v

@@ -24,6 +24,7 @@ from ..wire.arp import ArpPacket
 from ..wire.errors import Malformed
 from ..wire.ethernet import BROADCAST_MAC, ETH_ARP, ETH_IPV4, ETH_IPV6, EthernetFrame, mac_bytes
 from ..wire.ipv4 import HEADER_LEN, Ipv4Packet, ip_int, quick_header
+from ..wire.vnet import GSO_TCP_AT, VNET_HDR_LEN, GsoPacket
 from .arp import ArpCache
 from .config import StackConfig
 from .counters import Counters
@@ -109,6 +110,9 @@ class Stack:
         self._ttl = cfg.ttl
         self._services: list[Transport] = []  # attach(): polled like transports, no protocol
         self._out: list[bytes] = []
+        # Transmit segmentation offload: the most TCP payload one super-segment (wire/vnet.py)
+        # may carry, 0 = off. The runtime sets it for a bare TUN device with TSO (Host.open).
+        self.gso_max = 0
         self._loop: deque[Ipv4Packet] = deque()
         self._last_now = 0.0
         self.arp = ArpCache(self) if self.ethernet else None
@@ -534,6 +538,32 @@ class Stack:
             self._cnt["ipv4.multicast_looped"] += 1
             self._loop.append(Ipv4Packet(src, dst, proto, bytes(payload), ttl, 0, df))
         return None
+
+    def gso_max_for(self, dst: int) -> int:
+        """The most TCP payload a super-segment to `dst` may carry: `gso_max` for a unicast
+        destination on a TUN link, 0 (per segment) for local, broadcast, unroutable and ethernet
+        destinations, or when transmit offload is off."""
+        if not self.gso_max or self.ethernet:
+            return 0
+        rc = self._route_cache.get(dst)
+        if rc is None:
+            rc = self._classify(dst)
+        return self.gso_max if rc[0] == _ROUTE_UNICAST else 0
+
+    def send_gso(self, dst: int, src: int, packet: GsoPacket, now: float, df: bool = True) -> None:
+        """Queue a TCP super-segment (built by the transport, `gso_max_for(dst)` > 0): the IPv4
+        header goes into its header buffer; the device (TSO) cuts it into segments, the IP ID
+        advancing per segment as Linux's GSO does."""
+        self._last_now = now
+        header = packet.header
+        n = len(header) - GSO_TCP_AT + len(packet.payload)
+        k = packet.segments
+        header[VNET_HDR_LEN:GSO_TCP_AT] = quick_header(src, dst, 6, n, self.ident.next(dst, k), self._ttl, df)
+        self._out.append(packet)
+        cnt = self._cnt
+        cnt["ipv4.out"] += 1
+        cnt["ipv4.gso_out"] += 1
+        cnt["ipv4.gso_segs_out"] += k
 
     def _classify(self, dst: int) -> tuple[int, int, int]:
         """(kind, source address, next hop) for `dst`, cached (routes never change)."""

@@ -117,6 +117,10 @@ class Host(ErrorLog):
         self._tasks: list[Callable[[float], float | None]] = []  # network tasks (see the module doc)
         self._task_at: float | None = None  # when they next want to run (None: when woken)
         self._trusted_read = _trusted_reader(stack, device)
+        if self._trusted_read is not None and hasattr(stack, "gso_max"):
+            # transmit offload (TSO) on a bare device that takes super-segments; never through
+            # middleware, which must see every frame as the wire carries it
+            stack.gso_max = getattr(device, "gso_max", 0)
         if device.fileno() is None:
             self._hooked = _hook_in_memory_device(device, self._kick)
         if start:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import struct
 
-from ..wire.checksum import internet_checksum
+from ..wire.checksum import fold, internet_checksum
 from ..wire.tcp import OPT_NOP, OPT_SACK, OPT_TIMESTAMP, TcpOptions
+from ..wire.vnet import GSO_TCP_AT, GsoPacket, pack_gso_tcpv4
 
 _HDR = struct.Struct("!HHIIBBHHH")
 _CSUM = struct.Struct("!H")
@@ -27,6 +28,23 @@ def build(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags:
         b[hlen:] = payload
     _CSUM.pack_into(b, 16, internet_checksum(b, src + dst + 6 + n))
     return b
+
+
+def build_gso(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
+              opts: bytes | bytearray, payload: memoryview, gso_size: int) -> GsoPacket:
+    """A TCP super-segment for a TSO device (wire/vnet.py): the virtio header and the TCP header
+    packed into one buffer with room for the IPv4 header (the stack fills it in), the payload
+    left where it is, the checksum field holding the pseudo-header sum over the whole length
+    (NEEDS_CSUM: the kernel completes it per segment; nothing is summed here but the header's
+    fixed fields)."""
+    hlen = 20 + len(opts)
+    b = bytearray(GSO_TCP_AT + hlen)
+    pack_gso_tcpv4(b, hlen, gso_size)
+    _HDR.pack_into(b, GSO_TCP_AT, sport, dport, seq, ack, hlen << 2, flags, window,
+                   fold(src + dst + 6 + hlen + len(payload)), 0)
+    if opts:
+        b[GSO_TCP_AT + 20:] = opts
+    return GsoPacket(b, payload, gso_size)
 
 
 def ts_option(tsval: int, tsecr: int) -> bytes:

@@ -18,6 +18,7 @@ from ..wire.checksum import wide_sum
 from ..wire.errors import Malformed
 from ..wire.ipv4 import Ipv4Packet
 from ..wire.tcp import ACK, CWR, FIN, HEADER_TS, PSH, RST, SYN, TS_BLOCK_HEAD, TcpSegment
+from ..wire.vnet import GsoPacket
 from .config import TcpConfig
 from .connection import Connection
 from .emit import build
@@ -267,6 +268,18 @@ class TcpLayer:
     # ---- output -------------------------------------------------------------------------------
     def output(self, conn: Connection, seg: bytearray, now: float) -> Reason | None:
         return self.stack.send_ip(conn.raddr, 6, seg, now, src=conn.laddr, df=conn.df)
+
+    def gso_max_for(self, raddr: int) -> int:
+        """The most payload of a super-segment to `raddr` (transmit offload), 0 = per segment:
+        the stack's `gso_max_for` where it has transmit offload on."""
+        stack = self.stack
+        if not getattr(stack, "gso_max", 0):
+            return 0
+        return stack.gso_max_for(raddr)
+
+    def output_gso(self, conn: Connection, pkt: GsoPacket, now: float) -> None:
+        """A super-segment (`gso_max_for` > 0) to the stack, which fills in the IPv4 header."""
+        self.stack.send_gso(conn.raddr, conn.laddr, pkt, now, df=conn.df)
 
     def _internal_error(self) -> None:
         import traceback

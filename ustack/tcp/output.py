@@ -9,7 +9,7 @@ import struct
 
 from ..core.reasons import Reason
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG
-from .emit import build, sack_option, syn_options
+from .emit import build, build_gso, sack_option, syn_options
 from .seq import MASK, diff, gt, lt
 from .state import TRANSMITTING, State
 
@@ -21,8 +21,10 @@ class OutputMixin:
 
     __slots__ = ()
 
-    def _emit(self, flags: int, seq: int, now: float, payload: bytes | bytearray = b"",
-              opts: bytes | None = None) -> Reason | None:
+    def _emit(self, flags: int, seq: int, now: float, payload: bytes | bytearray | memoryview = b"",
+              opts: bytes | None = None, gso: int = 0) -> Reason | None:
+        """Build and send one segment; `gso` > 0: a super-segment of `gso`-byte segments whose
+        payload view the device writes as it is (transmit offload)."""
         rcv = self.rcv
         if flags & SYN:
             window = min(rcv.free(), 0xFFFF)  # never scaled in SYNs (RFC 7323 2.2)
@@ -58,6 +60,11 @@ class OutputMixin:
             rcv.last_ack_sent = ack
             rcv.unacked = 0
             self.timers.delack_at = None
+        if gso:
+            pkt = build_gso(self.laddr, self.raddr, self.lport, self.rport, seq, ack, flags, window,
+                            opts, payload, gso)
+            self.segs_out += pkt.segments
+            return self.layer.output_gso(self, pkt, now)
         seg = build(self.laddr, self.raddr, self.lport, self.rport, seq, ack, flags, window, opts,
                     payload, urg)
         self.segs_out += 1
@@ -125,6 +132,7 @@ class OutputMixin:
             self._sack_recovery_output(now)
             return
         nodelay = self.opts.nodelay
+        gso = self.layer.gso_max_for(self.raddr)  # transmit offload: super-segments (0: off)
         while True:
             nxt = snd.snd_nxt
             rexmit = lt(nxt, snd.snd_max)
@@ -143,9 +151,14 @@ class OutputMixin:
             cw = cc.cwnd + extra
             usable = (wnd if wnd < cw else cw) - flight
             if avail > 0:
-                n = mss if mss < avail else avail
+                lim = mss
+                if gso and not rexmit and avail > mss and usable > mss:
+                    lim = self._tso_limit(gso, cw, flight)
+                n = lim if lim < avail else avail
                 if n > usable:
                     n = usable
+                if n > mss:
+                    n -= n % mss  # whole segments; a shorter tail goes alone, by the rules below
                 if n <= 0:
                     if cw <= wnd and not rexmit:
                         snd.note_sent(cc.cwnd)  # held back by cwnd
@@ -187,14 +200,43 @@ class OutputMixin:
                     self.timers.rto_at = now + snd.rto
             return
 
+    def _tso_limit(self, gso: int, cwnd: int, flight: int) -> int:
+        """Bytes of the next super-segment (a multiple of the MSS): Linux's TSO autosizing
+        (tcp_tso_autosize: ~1 ms at the pacing rate, 2x cwnd/SRTT in slow start below half of
+        ssthresh, else 1.2x, plus a 64 KB budget halved per 512 us of minimum RTT; at most `gso`,
+        at least 2 segments) and never more than half the congestion window in one burst
+        (tcp_cwnd_test). Only plain segments: with SACK blocks to send or in urgent mode, one
+        MSS (Linux disables TSO in urgent mode)."""
+        snd = self.snd
+        mss = snd.mss
+        if self.snd_up is not None or (self.sack_ok and (self.rcv.ooo or self._dsack is not None)):
+            return mss
+        srtt, min_rtt, cc = snd.srtt, snd.min_rtt, snd.cc
+        if srtt is None or min_rtt is None or srtt <= 0:
+            nbytes = gso  # no RTT yet: Linux's pacing rate is still unlimited
+        else:
+            window = cc.cwnd if cc.cwnd > flight else flight
+            nbytes = int(window * (2.0 if cc.cwnd < cc.ssthresh // 2 else 1.2) / srtt) >> 10
+            r = int(min_rtt * 1e6) >> 9
+            if r < 32:
+                nbytes += gso >> r
+        segs = (nbytes if nbytes < gso else gso) // mss
+        if segs < 2:
+            segs = 2
+        half = cwnd // mss // 2
+        if half < segs:
+            segs = half if half > 1 else 1
+        return segs * mss
+
     def _send_data(self, seq: int, n: int, now: float, rexmit: bool) -> int:
-        """Send n bytes from `seq` (fewer if SACK blocks take option space); returns bytes sent."""
+        """Send n bytes from `seq` (fewer if SACK blocks take option space); returns bytes sent.
+        More than one MSS goes as a super-segment (transmit offload, `output`)."""
         snd = self.snd
         if self.sack_ok and self.rcv.ooo:
             room = snd.mss - 4 - 8 * min(len(self.rcv.ooo), 3 if self.ts_ok else 4)
             if n > room:
                 n = room
-        off = diff(seq, snd.buf_seq)
+        off = diff(seq, snd.buf_seq) + snd.buf_off
         end = (seq + n) & MASK
         buf_end = snd.buf_end
         flags = ACK
@@ -205,11 +247,17 @@ class OutputMixin:
                 self.fin_bare = False
         whole = memoryview(snd.buf)
         part = whole[off:off + n]
-        try:
-            self._emit(flags, seq, now, part)  # build() copies once, straight from the buffer
-        finally:
-            part.release()  # the send buffer must not stay exported: it is resized on ACKs
-            whole.release()
+        if n > snd.mss:  # the device writes the view itself (sender.py: acknowledged bytes
+            try:         # it still views are cut off later)
+                self._emit(flags, seq, now, part, gso=snd.mss)
+            finally:
+                whole.release()
+        else:
+            try:
+                self._emit(flags, seq, now, part)  # build() copies once, straight from the buffer
+            finally:
+                part.release()  # the send buffer must not stay exported: it is resized on ACKs
+                whole.release()
         snd.last_data_at = now
         if snd.in_recovery:
             snd.prr_out += n

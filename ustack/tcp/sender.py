@@ -1,8 +1,10 @@
 """Send side of a connection: SND.UNA/NXT/WND, the send buffer, RTT/RTO, SACK scoreboard.
 
-The send buffer is one bytearray; `buf[0]` has sequence number `buf_seq` (== SND.UNA once the SYN
-is acknowledged). The retransmission queue is simply the range SND.UNA..SND.MAX of that buffer:
-retransmitting re-slices it, nothing is copied per segment.
+The send buffer is one bytearray; `buf[buf_off]` has sequence number `buf_seq` (== SND.UNA once
+the SYN is acknowledged). `buf_off` is 0 except while a super-segment handed to the device still
+views the buffer (transmit offload): acknowledged bytes are then cut off at the next ACK. The
+retransmission queue is simply the range SND.UNA..SND.MAX of that buffer: retransmitting
+re-slices it, nothing is copied per segment.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ SACK_SMALL_FREE = 8  # scoreboard ranges beyond which sub-MSS blocks no longer s
 
 class Sender:
     __slots__ = ("iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2",
-                 "max_snd_wnd", "wscale", "buf", "buf_seq", "sndbuf", "fin_queued", "fin_sent",
+                 "max_snd_wnd", "wscale", "buf", "buf_off", "buf_seq", "sndbuf", "fin_queued", "fin_sent",
                  "mss", "cc", "srtt", "rttvar", "rto", "rto_min", "rto_max", "backoff", "rtt_seq",
                  "rtt_at", "sacked", "sack_ok", "dupacks", "in_recovery", "recover", "high_rxt",
                  "retries", "dupthresh", "retransmits", "bytes_acked", "rxt_mark", "undo",
                  "undo_retrans", "rescued", "rto_streak", "rxt_ts", "snd_sml", "sacked_total",
                  "sack_max", "count", "rto_min_on_variance",
                  "last_data_at", "max_out", "cwnd_usage_seq", "was_cwnd_limited",
-                 "prr_delivered", "prr_out", "prior_cwnd", "dupthresh_base", "rxt_log")
+                 "prr_delivered", "prr_out", "prior_cwnd", "dupthresh_base", "rxt_log", "min_rtt")
 
     def __init__(self, iss: int, sndbuf: int, rto_initial_s: float, rto_min_s: float,
                  rto_max_s: float, dupthresh: int = 3, sack_max: int = 256,
@@ -41,6 +43,7 @@ class Sender:
         self.max_snd_wnd = 0
         self.wscale = 0  # peer's shift, applied to windows it advertises
         self.buf = bytearray()
+        self.buf_off = 0
         self.buf_seq = (iss + 1) & MASK
         self.sndbuf = sndbuf
         self.fin_queued = False
@@ -48,6 +51,7 @@ class Sender:
         self.mss = 536
         self.cc: CongestionControl | None = None
         self.srtt: float | None = None
+        self.min_rtt: float | None = None  # the smallest RTT sample (TSO sizing, as Linux's)
         self.rttvar = 0.0
         self.rto = rto_initial_s
         self.rto_min = rto_min_s
@@ -102,10 +106,14 @@ class Sender:
     @property
     def buf_end(self) -> int:
         """Sequence number just after the last queued data byte (the FIN's number, if queued)."""
-        return (self.buf_seq + len(self.buf)) & MASK
+        return (self.buf_seq + len(self.buf) - self.buf_off) & MASK
+
+    def buffered(self) -> int:
+        """Bytes in the send buffer (unacknowledged or unsent)."""
+        return len(self.buf) - self.buf_off
 
     def free_space(self) -> int:
-        return max(0, self.sndbuf - len(self.buf))
+        return max(0, self.sndbuf - len(self.buf) + self.buf_off)
 
     def queue(self, data: bytes | bytearray | memoryview, overcommit: bool = False) -> int:
         """Bytes taken into the send buffer: as many as fit, or with `overcommit` all of them
@@ -113,7 +121,12 @@ class Sender:
         free = self.free_space()
         n = len(data) if overcommit and free > 0 else min(len(data), free)
         if n:
-            self.buf += data[:n] if n < len(data) else data
+            part = data[:n] if n < len(data) else data
+            try:
+                self.buf += part
+            except BufferError:  # a super-segment not yet written views it: grow a new one
+                self.buf = self.buf[self.buf_off:] + part
+                self.buf_off = 0
         return n
 
     def flight(self) -> int:
@@ -138,9 +151,15 @@ class Sender:
         n = diff(ack, self.snd_una)
         data = diff(ack, self.buf_seq)
         if data > 0:
-            if data > len(self.buf):
-                data = len(self.buf)
-            del self.buf[:data]
+            held = len(self.buf) - self.buf_off
+            if data > held:
+                data = held
+            cut = self.buf_off + data
+            try:
+                del self.buf[:cut]
+                self.buf_off = 0
+            except BufferError:  # a super-segment handed to the device still views these bytes
+                self.buf_off = cut
             self.buf_seq = (self.buf_seq + data) & MASK
         self.snd_una = ack
         if lt(self.snd_nxt, ack):
@@ -243,6 +262,8 @@ class Sender:
     def rtt_sample(self, r: float) -> None:
         if r < 0:
             return
+        if self.min_rtt is None or r < self.min_rtt:
+            self.min_rtt = r
         if self.srtt is None:
             self.srtt = r
             self.rttvar = r / 2

@@ -152,7 +152,7 @@ class TcpSocket:
         c = self.conn
         if c is None:
             return (0, 0)
-        return c.snd.bytes_acked, c.snd.bytes_acked + len(c.snd.buf)
+        return c.snd.bytes_acked, c.snd.bytes_acked + c.snd.buffered()
 
     @property
     def urgent_mark(self) -> tuple[int, int, int] | None:
