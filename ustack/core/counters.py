@@ -161,6 +161,8 @@ DESCRIPTIONS: dict[str, str] = {
     "udp.no_port": "drop: no socket on the port (port unreachable sent)",
     "udp.no_port_broadcast": "drop: broadcast to a port nobody listens on",
     "udp.connected_filtered": "drop: datagram from a peer other than the connected one",
+    "udp.v6_zero_checksum": "drop: UDP over IPv6 with a zero checksum (mandatory: RFC 8200 8.1)",
+    "udp.v6_bad_source": "drop: IPv6 source is v4-mapped or IPv4-compatible (would pose as IPv4)",
     "udp.rcvbuf_overflow": "drop: socket receive buffer full (payload over rcvbuf, true size over "
                            "2 * rcvbuf)",
     "udp.mem_drop": "drop: stack memory under pressure (socket over udp_rmem_min) or at its high mark",

@@ -31,10 +31,11 @@ ANY = 0
 class Binding:
     """One bound local name. Returned by `bind`/`claim`, given back to `release`."""
 
-    __slots__ = ("addr", "port", "owner", "reuse", "exclusive", "connection", "released")
+    __slots__ = ("addr", "port", "owner", "reuse", "exclusive", "connection", "released", "table",
+                 "twin")
 
     def __init__(self, addr: int, port: int, owner: Any, reuse: bool, exclusive: bool,
-                 connection: bool) -> None:
+                 connection: bool, table: PortTable | None = None) -> None:
         self.addr = addr
         self.port = port
         self.owner = owner
@@ -42,6 +43,10 @@ class Binding:
         self.exclusive = exclusive
         self.connection = connection  # taken by connect_port/claim, not by an explicit bind
         self.released = False
+        self.table = table  # the PortTable holding it (release() goes there, whichever is asked)
+        # a dual-mode socket's wildcard bind holds the port in both families' tables: the
+        # IPv4 binding is the twin of the IPv6 one and is released with it
+        self.twin: Binding | None = None
 
     def __repr__(self) -> str:
         kind = "conn" if self.connection else "bind"
@@ -55,9 +60,11 @@ def _overlaps(a: int, b: int) -> bool:
 class PortTable:
     """Bindings of one protocol, keyed by port."""
 
-    def __init__(self, rng: random.Random, low: int = 49152, high: int = 65535) -> None:
+    def __init__(self, rng: random.Random, low: int = 49152, high: int = 65535,
+                 addr_bytes: int = 4) -> None:
         if not 1 <= low <= high <= 65535:
             raise ValueError(f"bad ephemeral range {low}..{high}")
+        self.addr_bytes = addr_bytes  # 4 for IPv4, 16 for IPv6 (the RFC 6056 hash input)
         self.low = low
         self.high = high
         self.rng = rng
@@ -78,7 +85,7 @@ class PortTable:
             port = self._free_port(addr)
         else:
             self._check(addr, port, reuse, exclusive, connection=False)
-        b = Binding(addr, port, owner, reuse, exclusive, connection=False)
+        b = Binding(addr, port, owner, reuse, exclusive, connection=False, table=self)
         self._by_port.setdefault(port, []).append(b)
         return b
 
@@ -91,12 +98,18 @@ class PortTable:
         for b in self._by_port.get(port, ()):
             if not b.connection and (b.addr == addr or b.addr == ANY):
                 raise UsageError(Reason.ADDR_IN_USE, f"port {port} is bound")
-        b = Binding(addr, port, owner, False, False, connection=True)
+        b = Binding(addr, port, owner, False, False, connection=True, table=self)
         self._by_port.setdefault(port, []).append(b)
         return b
 
     def release(self, b: Binding) -> None:
-        """Forget a binding (idempotent)."""
+        """Forget a binding (idempotent), in whichever table holds it, and its twin."""
+        table = b.table if b.table is not None else self
+        table._forget(b)
+        if b.twin is not None:
+            b.twin.table._forget(b.twin)
+
+    def _forget(self, b: Binding) -> None:
         if b.released:
             return
         b.released = True
@@ -185,8 +198,9 @@ class PortTable:
 
     # ---- connections (RFC 6056 algorithm 3) ---------------------------------------------------
     def _offset(self, laddr: int, raddr: int, rport: int) -> int:
+        n = self.addr_bytes
         h = hashlib.blake2b(
-            laddr.to_bytes(4, "big") + raddr.to_bytes(4, "big") + rport.to_bytes(2, "big"),
+            laddr.to_bytes(n, "big") + raddr.to_bytes(n, "big") + rport.to_bytes(2, "big"),
             key=self._secret, digest_size=4,
         )
         return int.from_bytes(h.digest(), "big")
@@ -213,3 +227,23 @@ class PortTable:
                 continue
             return port
         raise UsageError(Reason.ADDR_IN_USE, "ephemeral ports exhausted")
+
+
+def bind_dual(table6: PortTable, table4: PortTable, port: int, owner: Any, reuse: bool = False,
+              exclusive: bool = False, tries: int = 64) -> Binding:
+    """A dual-mode socket's wildcard bind: [::]:port in `table6` and 0.0.0.0:port in `table4`
+    (Windows opens an endpoint in both stacks and fails if the port is in use in either). Port 0
+    picks a port free in both (random, `tries` attempts). Returns the IPv6 binding, whose twin
+    is the IPv4 one; nothing stays held when it raises."""
+    for _ in range(tries if port == 0 else 1):
+        b6 = table6.bind(ANY, port, owner, reuse, exclusive)
+        try:
+            b4 = table4.bind(ANY, b6.port, owner, reuse, exclusive)
+        except UsageError:
+            table6.release(b6)
+            if port:
+                raise
+            continue
+        b6.twin = b4
+        return b6
+    raise UsageError(Reason.ADDR_IN_USE, "no ephemeral port free in both families")

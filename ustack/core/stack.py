@@ -106,6 +106,13 @@ class Stack:
         self.udp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
         self.tcp_ports = PortTable(self.rng, cfg.ephemeral_low, cfg.ephemeral_high)
         self.ports = {6: self.tcp_ports, 17: self.udp_ports}
+        # IPv6's own tables (an IPv4 and an IPv6 wildcard bind on one port are distinct), with
+        # their own RFC 6056 secrets from a generator of their own: drawing them from self.rng
+        # would change every seeded run's later draws (ISNs, ports)
+        rng6 = random.Random(f"ustack-ports6-{cfg.seed}")
+        self.udp6_ports = PortTable(rng6, cfg.ephemeral_low, cfg.ephemeral_high, addr_bytes=16)
+        self.tcp6_ports = PortTable(rng6, cfg.ephemeral_low, cfg.ephemeral_high, addr_bytes=16)
+        self.ports6 = {6: self.tcp6_ports, 17: self.udp6_ports}
         self.ident = IdentAllocator(self.rng)
         self._ttl = cfg.ttl
         self._services: list[Transport] = []  # attach(): polled like transports, no protocol

@@ -8,6 +8,10 @@ specific unicast address does not receive them (unless `config.udp_broadcast_to_
 A datagram to a joined multicast group goes to every socket on the port, bound to 0.0.0.0 or to
 our address, that joined that group itself (`join_group`: IP_ADD_MEMBERSHIP).
 Nobody listening: ICMP port unreachable (never for broadcasts or multicast: RFC 1122 3.2.2).
+
+IPv6 (core/family.py): family-6 sockets (`open(family=6)`) bind in `stack.udp6_ports`, take
+IPv6 datagrams (checksum mandatory: a zero checksum is dropped, RFC 8200 8.1) and, when dual-mode
+(`v6only` False), IPv4 ones too, whose addresses they report v4-mapped (::ffff:a.b.c.d).
 """
 
 from __future__ import annotations
@@ -23,17 +27,23 @@ from ..wire.ipv4 import PROTO_UDP, Ipv4Packet
 from ..wire.udp import UdpDatagram
 from .errors import UsageError
 from .events import ERROR, READ, WRITE
+from .family import V4MAPPED, is_multicast6, is_v4compat, is_v4mapped, unmap
 from .memory import BYTES_OVERHEAD
+from .ports import bind_dual
 from .reasons import Reason
 from .routing import LOOPBACK, is_loopback, is_multicast
 from .rx import RX_TRUSTED
 
 if TYPE_CHECKING:
+    from ..wire.ipv6 import Ipv6Packet
+    from .ports import Binding
     from .stack import Stack
 
 ALL_SYSTEMS = 0xE0000001  # 224.0.0.1: delivered like a broadcast (every host is in it)
 MAX_PAYLOAD = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
+MAX_PAYLOAD6 = 65527  # 65535 (IPv6 payload length, no jumbograms) - 8 (UDP header)
 _PORTS = struct.Struct("!HH")
+ICMP6_DEST_UNREACH, ICMP6_PORT_UNREACH = 1, 4  # RFC 4443 3.1
 # ICMP errors a UDP socket records (Windows: the next recv fails with the matching WSA code)
 SOCKET_ERRORS = frozenset({
     Reason.PORT_UNREACH, Reason.HOST_UNREACH, Reason.NET_UNREACH, Reason.PROTO_UNREACH,
@@ -56,16 +66,23 @@ class UdpLayer:
         self.counters = stack.counters
         self._cnt = stack.counters.raw
         self.ports = stack.udp_ports
+        self.ports6 = stack.udp6_ports
         self.sockets: set[UdpSocket] = set()
         self.broadcast_to_specific = stack.config.udp_broadcast_to_specific
 
-    def open(self) -> UdpSocket:
-        s = UdpSocket(self)
+    def open(self, family: int = 4) -> UdpSocket:
+        """A UDP socket of `family` 4 (IPv4 int addresses) or 6 (IPv6 ints, contracts.md "Dual stack")."""
+        if family not in (4, 6):
+            raise UsageError(Reason.INVALID, f"address family {family}")
+        s = UdpSocket(self, family)
         self.sockets.add(s)
         return s
 
     # ---- input --------------------------------------------------------------------------------
     def on_packet(self, ip: Ipv4Packet, now: float, rx: int = 0) -> None:
+        if ip.__class__ is not Ipv4Packet:
+            self._on_ipv6(ip, now, rx)
+            return
         c = self.counters
         cnt = self._cnt
         cnt["udp.in"] += 1
@@ -80,8 +97,9 @@ class UdpLayer:
             delivered = False
             for sock in self.ports.lookup(stack.addr, d.dport):
                 if dst in sock.groups:
-                    if sock.accepts(ip.src, d.sport):
-                        sock._deliver(d.payload, ip.src, d.sport, now)
+                    src = ip.src if sock.family == 4 else V4MAPPED | ip.src
+                    if sock.accepts(src, d.sport):
+                        sock._deliver(d.payload, src, d.sport, now)
                         delivered = True
                     else:
                         c.inc("udp.connected_filtered")
@@ -94,8 +112,9 @@ class UdpLayer:
                 c.inc("udp.no_port_broadcast")
                 return
             for sock in owners:
-                if sock.accepts(ip.src, d.sport):
-                    sock._deliver(d.payload, ip.src, d.sport, now)
+                src = ip.src if sock.family == 4 else V4MAPPED | ip.src  # dual-mode: v4-mapped
+                if sock.accepts(src, d.sport):
+                    sock._deliver(d.payload, src, d.sport, now)
                 else:
                     c.inc("udp.connected_filtered")
             return
@@ -105,10 +124,53 @@ class UdpLayer:
             stack.icmp.send_error(icmp_wire.DEST_UNREACH, icmp_wire.PORT_UNREACH, ip, now, rx=rx)
             return
         for sock in owners:
-            if sock.accepts(ip.src, d.sport):
-                sock._deliver(d.payload, ip.src, d.sport, now)
+            src = ip.src if sock.family == 4 else V4MAPPED | ip.src
+            if sock.accepts(src, d.sport):
+                sock._deliver(d.payload, src, d.sport, now)
                 return
         c.inc("udp.connected_filtered")  # connected elsewhere: discarded (item 54)
+
+    def _on_ipv6(self, ip: Ipv6Packet, now: float, rx: int) -> None:
+        """The IPv6 half of on_packet: the same demux over `ports6`; multicast goes to every
+        socket on the port that joined the group, as for IPv4."""
+        cnt = self._cnt
+        cnt["udp.in"] += 1
+        buf = ip.payload
+        if len(buf) >= 8 and not buf[6] and not buf[7]:
+            cnt["udp.v6_zero_checksum"] += 1  # RFC 8200 8.1: mandatory over IPv6
+            return
+        src, dst = ip.src, ip.dst
+        if is_v4mapped(src) or is_v4compat(src):
+            # an IPv4 address dressed as IPv6 would reach dual-mode sockets as an IPv4 peer
+            cnt["udp.v6_bad_source"] += 1
+            return
+        try:
+            d = UdpDatagram.parse(buf, src, dst, self.stack.verify and not rx & RX_TRUSTED)
+        except Malformed as e:
+            cnt[e.reason] += 1
+            return
+        if is_multicast6(dst):
+            delivered = False
+            for sock in self.ports6.lookup(0, d.dport):
+                if dst in sock.groups:
+                    if sock.accepts(src, d.sport):
+                        sock._deliver(d.payload, src, d.sport, now)
+                        delivered = True
+                    else:
+                        cnt["udp.connected_filtered"] += 1
+            if not delivered:
+                cnt["udp.no_port_multicast"] += 1
+            return
+        owners = self.ports6.lookup(dst, d.dport)
+        if not owners:
+            cnt["udp.no_port"] += 1
+            self.stack.icmp6.send_error(ICMP6_DEST_UNREACH, ICMP6_PORT_UNREACH, ip, now, rx=rx)
+            return
+        for sock in owners:
+            if sock.accepts(src, d.sport):
+                sock._deliver(d.payload, src, d.sport, now)
+                return
+        cnt["udp.connected_filtered"] += 1
 
     def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
                       now: float) -> None:
@@ -119,8 +181,10 @@ class UdpLayer:
         # ICMP quotes carry >= 8 transport bytes (IcmpMessage.quoted checks it) and an ARP failure
         # quotes a whole datagram we built, so the ports are always there.
         sport, dport = _PORTS.unpack_from(quoted_payload)
-        for sock in self.ports.lookup(quoted.src, sport):
-            if sock.remote is not None and sock.remote != (quoted.dst, dport):
+        v4 = quoted.__class__ is Ipv4Packet
+        for sock in (self.ports if v4 else self.ports6).lookup(quoted.src, sport):
+            peer = quoted.dst if not v4 or sock.family == 4 else V4MAPPED | quoted.dst
+            if sock.remote is not None and sock.remote != (peer, dport):
                 continue
             c.inc("udp.icmp_error")
             sock._set_error(kind, mtu)
@@ -139,9 +203,12 @@ class UdpSocket:
 
     proto = PROTO_UDP
 
-    def __init__(self, layer: UdpLayer) -> None:
+    def __init__(self, layer: UdpLayer, family: int = 4) -> None:
         self.layer = layer
         self.stack = layer.stack
+        self.family = family  # 4, or 6: every address in and out is an IPv6 int
+        self._v6only = True  # IPV6_V6ONLY (family 6), Windows' default
+        self.hop_limit: int | None = None  # IPv6 unicast hop limit; None: the stack's default
         self.binding = None
         self.remote: tuple[int, int] | None = None
         self.disconnected = False  # connected once, then dis-connected by an all-zero connect
@@ -170,7 +237,37 @@ class UdpSocket:
     @property
     def local(self) -> tuple[int, int] | None:
         b = self.binding
-        return None if b is None else (b.addr, b.port)
+        if b is None:
+            return None
+        if self.family == 6 and b.table is self.layer.ports:  # bound to an IPv4 address
+            return (V4MAPPED | b.addr, b.port)
+        return (b.addr, b.port)
+
+    @property
+    def v6only(self) -> bool:
+        """IPV6_V6ONLY of a family-6 socket; False (dual-mode) also takes IPv4, v4-mapped."""
+        return self._v6only
+
+    @v6only.setter
+    def v6only(self, on: bool) -> None:
+        self._check_open()
+        if self.family != 6:
+            raise UsageError(Reason.INVALID, "IPV6_V6ONLY on an IPv4 socket")
+        if self.binding is not None:
+            raise UsageError(Reason.INVALID, "IPV6_V6ONLY after bind")
+        self._v6only = bool(on)
+
+    def _wire(self, addr: int) -> tuple[bool, int]:
+        """(is IPv6, the address on the wire) for an address given to this socket."""
+        if self.family == 4:
+            return False, addr
+        if is_v4mapped(addr):
+            if self._v6only:
+                raise UsageError(Reason.ADDR_NOT_AVAIL, "a v4-mapped address on an IPV6_V6ONLY socket")
+            return False, unmap(addr)
+        if is_v4compat(addr):
+            raise UsageError(Reason.ADDR_NOT_AVAIL, "IPv4-compatible IPv6 address (deprecated)")
+        return True, addr
 
     @property
     def next_size(self) -> int:
@@ -212,14 +309,27 @@ class UdpSocket:
         self._check_open()
         if self.binding is not None:
             raise UsageError(Reason.INVALID, "already bound")  # item 11
+        self.binding = self._bind(addr, port, reuse, exclusive)
+        self._fire(WRITE)
+
+    def _bind(self, addr: int, port: int, reuse: bool = False, exclusive: bool = False) -> Binding:
+        layer = self.layer
+        if self.family == 6 and addr == 0:
+            if self._v6only:
+                return layer.ports6.bind(0, port, self, reuse, exclusive)
+            return bind_dual(layer.ports6, layer.ports, port, self, reuse, exclusive)
+        v6, addr = self._wire(addr)
+        if v6:
+            if not self.stack.is_local6(addr):
+                raise UsageError(Reason.ADDR_NOT_AVAIL, "not an address of this host")
+            return layer.ports6.bind(addr, port, self, reuse, exclusive)
         if addr != 0 and not self.stack.is_local(addr):
             raise UsageError(Reason.ADDR_NOT_AVAIL, "not an address of this host")
-        self.binding = self.layer.ports.bind(addr, port, self, reuse, exclusive)
-        self._fire(WRITE)
+        return layer.ports.bind(addr, port, self, reuse, exclusive)
 
     def _autobind(self, fire: bool = True) -> None:
         if self.binding is None:
-            self.binding = self.layer.ports.bind(0, 0, self)
+            self.binding = self._bind(0, 0)
             if fire:
                 self._fire(WRITE)
 
@@ -240,10 +350,15 @@ class UdpSocket:
         if addr == 0 or (port == 0 and not self.port_zero_ok):
             raise UsageError(Reason.ADDR_NOT_AVAIL, "peer address or port is zero")
         stack = self.stack
-        if stack.is_broadcast(addr) and not self.broadcast:
-            raise UsageError(Reason.ACCESS, "broadcast peer without SO_BROADCAST")
-        if not stack.is_local(addr) and stack.route(addr) is None:
-            raise UsageError(Reason.NET_UNREACH, "no route to the peer")
+        v6, waddr = self._wire(addr)
+        if v6:
+            if not stack.is_local6(waddr) and stack.route6(waddr) is None:
+                raise UsageError(Reason.NET_UNREACH, "no route to the peer")
+        else:
+            if stack.is_broadcast(waddr) and not self.broadcast:
+                raise UsageError(Reason.ACCESS, "broadcast peer without SO_BROADCAST")
+            if not stack.is_local(waddr) and stack.route(waddr) is None:
+                raise UsageError(Reason.NET_UNREACH, "no route to the peer")
         self._autobind(fire=False)
         self._renamed((addr, port))
         self.remote = (addr, port)
@@ -267,16 +382,25 @@ class UdpSocket:
         if self.shut_wr:
             raise UsageError(Reason.SHUTDOWN, "send side shut down")
         n = len(data)
-        if n > MAX_PAYLOAD:
-            raise UsageError(Reason.MSG_SIZE, f"{n} bytes > {MAX_PAYLOAD}")
+        limit = MAX_PAYLOAD if self.family == 4 or is_v4mapped(addr) else MAX_PAYLOAD6
+        if n > limit:
+            raise UsageError(Reason.MSG_SIZE, f"{n} bytes > {limit}")
         if addr == 0 or (port == 0 and not self.port_zero_ok):
             raise UsageError(Reason.ADDR_NOT_AVAIL, "destination address or port is zero")
+        if self.family == 6:
+            v6, addr = self._wire(addr)
+            if v6:
+                return self._sendto6(data, addr, port, now)
         stack = self.stack
         if not self.broadcast and stack.is_broadcast(addr):
             raise UsageError(Reason.ACCESS, "broadcast without SO_BROADCAST")
         if self.binding is None:
             self._autobind()  # item 57
         b = self.binding
+        if self.family == 6:  # to an IPv4 peer: the socket must hold an IPv4 binding
+            b = b if b.table is self.layer.ports else b.twin
+            if b is None:
+                raise UsageError(Reason.NET_UNREACH, "socket bound to an IPv6 address")
         ttl, loop = self.ttl, False
         if stack.is_local(addr):
             src = b.addr or (LOOPBACK if is_loopback(addr) else stack.addr)
@@ -294,6 +418,23 @@ class UdpSocket:
             raise UsageError(r)
         self.layer.counters.inc("udp.out")
         return n
+
+    def _sendto6(self, data: bytes | bytearray | memoryview, addr: int, port: int, now: float) -> int:
+        stack = self.stack
+        if self.binding is None:
+            self._autobind()  # item 57
+        b = self.binding
+        if b.table is not self.layer.ports6:
+            raise UsageError(Reason.NET_UNREACH, "socket bound to an IPv4 address")
+        src = b.addr or stack.source6(addr)
+        if src is None:
+            raise UsageError(Reason.NET_UNREACH, "no route to the destination")
+        pkt = UdpDatagram(b.port, port, data).emit(src, addr)
+        r = stack.send_ip6(addr, PROTO_UDP, pkt, now, src=src, hop_limit=self.hop_limit)
+        if r is not None:
+            raise UsageError(r)
+        self.layer.counters.inc("udp.out")
+        return len(data)
 
     def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
         if self.remote is None:

@@ -24,6 +24,7 @@ _unpack_hdr_ts = _HDR_TS.unpack_from
 HEADER_TS = _HDR_TS
 TS_BLOCK_HEAD = _TS_BLOCK_HEAD
 _tuple_new = tuple.__new__
+_MAX_ADDR = (1 << 128) - 1  # pseudo-header addresses: IPv4 (32-bit) or IPv6 (128-bit) ints
 HEADER_LEN = 20
 MAX_OPTIONS = 40
 
@@ -242,7 +243,7 @@ class TcpSegment(NamedTuple):
         hlen = HEADER_LEN + len(opts)
         n = len(payload)
         try:
-            if not (0 <= src <= 0xFFFFFFFF and 0 <= dst <= 0xFFFFFFFF):
+            if not (0 <= src <= _MAX_ADDR and 0 <= dst <= _MAX_ADDR):  # IPv4 or IPv6
                 raise struct.error("address out of range")
             # one's-complement sum field by field (see checksum.fold): no second pass over bytes
             s = (sport + dport + seq + ack + (hlen << 10) + flags + window + urg
@@ -255,7 +256,7 @@ class TcpSegment(NamedTuple):
         except (struct.error, TypeError) as e:
             check_ints("TcpSegment", (("sport", sport, 16), ("dport", dport, 16), ("seq", seq, 32),
                                       ("ack", ack, 32), ("flags", flags, 8), ("window", window, 16),
-                                      ("urg", urg, 16), ("src", src, 32), ("dst", dst, 32)))
+                                      ("urg", urg, 16), ("src", src, 128), ("dst", dst, 128)))
             raise ValueError(f"cannot encode {self!r}: {e}") from e
         if opts:
             hdr += opts

@@ -13,6 +13,7 @@ from .ipv4 import PROTO_UDP
 _HDR = struct.Struct("!HHHH")
 HEADER_LEN = 8
 MAX_PAYLOAD = 0xFFFF - HEADER_LEN
+_MAX_ADDR = (1 << 128) - 1  # pseudo-header addresses: IPv4 (32-bit) or IPv6 (128-bit) ints
 
 
 class UdpDatagram(NamedTuple):
@@ -54,12 +55,12 @@ class UdpDatagram(NamedTuple):
             raise ValueError(f"UDP payload of {n} bytes exceeds {MAX_PAYLOAD}")
         length = HEADER_LEN + n
         try:
-            if not (0 <= src <= 0xFFFFFFFF and 0 <= dst <= 0xFFFFFFFF):
+            if not (0 <= src <= _MAX_ADDR and 0 <= dst <= _MAX_ADDR):  # IPv4 or IPv6
                 raise struct.error("address out of range")
             body = wide_sum(payload)
             s = sport + dport + length + body + src + dst + PROTO_UDP + length
             return _HDR.pack(sport, dport, length, ~fold(s) & 0xFFFF or 0xFFFF) + bytes(payload)
         except (struct.error, TypeError) as e:
             check_ints("UdpDatagram", (("sport", sport, 16), ("dport", dport, 16),
-                                       ("src", src, 32), ("dst", dst, 32)))
+                                       ("src", src, 128), ("dst", dst, 128)))
             raise ValueError(f"cannot encode {self!r}: {e}") from e
