@@ -162,6 +162,8 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (126, "WSAStringToAddressA/W: IPv4 classic forms with a port, IPv6 with brackets, port and "
               "scope id; WSAEINVAL, WSAEFAULT with the size needed"),
         (127, "WSAAddressToStringA/W: \"[addr%scope]:port\"; WSAEFAULT with the length needed"),
+        (128, "getaddrinfo / GetAddrInfoW: AF_INET6 (AAAA, SOCKADDR_IN6 entries), AI_V4MAPPED, AI_ALL, "
+              "IPv6 literals with scope ids, AF_UNSPEC; gethostbyname stays IPv4-only"),
     ]),
 ]
 
@@ -173,7 +175,7 @@ SOURCES: dict[int, str] = {
     28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
     72: "doc", 73: "doc", 74: "win+doc", 75: "win+doc", 55: "doc+win", 56: "doc+win",
     100: "win+doc", 101: "doc", 102: "win+doc", 103: "win+doc", 104: "win", 105: "win+doc", 106: "win",
-    107: "win", 108: "win+doc", 124: "win", 125: "win", 126: "win", 127: "win",
+    107: "win", 108: "win+doc", 124: "win", 125: "win", 126: "win", 127: "win", 128: "doc",
     27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
@@ -200,6 +202,11 @@ NOTES: dict[int, str] = {
          "it was itself valid (\"127.127.127.127:0\"); Windows also keeps some partial parses "
          "(\"1.1.1.008\") that ustack leaves zero. \"0x123456789\" (Windows: 0x23456789) is refused. "
          "An IPv6 port is decimal only.",
+    128: "AF_UNSPEC includes IPv6 entries (first, RFC 6724's default order) only when the host has "
+         "a global IPv6 address, as Windows' resolver sends AAAA queries only then; IPv6 literals "
+         "are AF_INET6 always. **Uncertain, chosen:** an IPv4 literal with AF_INET6 and no "
+         "AI_V4MAPPED, and an IPv6 literal with AF_INET, are WSAHOST_NOT_FOUND; gethostbyname of "
+         "an IPv6 literal is WSAHOST_NOT_FOUND without a query.",
     107: "DisconnectEx sends a FIN and completes at once; TF_REUSE_SOCKET is WSAEOPNOTSUPP.",
     108: "One byte of urgent data, the one before the urgent pointer; a newer urgent byte leaves an "
          "older unread one in the normal stream (BSD drops it); recv(MSG_OOB) with none waiting "

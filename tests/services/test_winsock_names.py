@@ -78,7 +78,7 @@ def test_getaddrinfo_chain_ports_and_hints(env):
 @pytest.mark.parametrize(("node", "service", "hints", "code"), [
     ("nope.test", None, None, 11001),
     ("v6only.test", None, None, 11004),
-    ("www.example.test", None, (0, 23, 0), 10047),  # AF_INET6: no IPv6 in ustack
+    ("www.example.test", None, (0, 99, 0), 10047),  # an unknown family
     ("www.example.test", None, (0, 0, 99), 10044),
     ("www.example.test", "no-such-service", None, 10109),
     ("www.example.test", None, (W.AI_NUMERICHOST, 0, 0), 11001),

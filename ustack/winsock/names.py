@@ -6,7 +6,14 @@ WSAHOST_NOT_FOUND (11001: NXDOMAIN, or no DNS server), WSATRY_AGAIN (11002: no a
 SERVFAIL), WSANO_RECOVERY (11003: FORMERR/NOTIMP/REFUSED), WSANO_DATA (11004: the name has no
 record of the type asked). getaddrinfo returns the EAI_* value, which on Windows *is* a WSA code
 (ws2tcpip.h: EAI_NONAME = WSAHOST_NOT_FOUND, EAI_AGAIN = WSATRY_AGAIN, EAI_NODATA = EAI_NONAME,
-...), and sets WSAGetLastError to it too. Only AF_INET exists (no IPv6 in ustack yet).
+...), and sets WSAGetLastError to it too.
+
+IPv6 (issue 12): getaddrinfo/GetAddrInfoW with AF_INET6 asks AAAA records (IPv6 literals,
+"%scope" included, need no query) and returns SOCKADDR_IN6 entries (ai_addrlen 28); AI_V4MAPPED
+turns A records into ::ffff:a.b.c.d when there is no AAAA, AI_ALL|AI_V4MAPPED returns both.
+AF_UNSPEC adds IPv6 entries first (RFC 6724's default order) only when the host has a global
+IPv6 address: Windows' resolver sends AAAA queries only then (an AI_ADDRCONFIG-like default),
+and ustack keeps IPv4-only hosts answering as before. gethostbyname stays IPv4-only.
 
 `NameResolution` is a mixin of `Winsock`: it uses the host, the per-thread last error and the
 startup check that class provides.
@@ -19,8 +26,18 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ustack.services.resolver import NO_DATA, NO_RECOVERY, NOT_FOUND, TRY_AGAIN, ResolveError, Resolver
+from ustack.services.resolver import (
+    NO_DATA,
+    NO_RECOVERY,
+    NOT_FOUND,
+    TRY_AGAIN,
+    ResolveError,
+    Resolver,
+    numeric,
+)
+from ustack.wire import dns as DNS
 
+from . import addr6 as A6
 from . import constants as C
 from .buffers import WsaFail
 from .objects import Window
@@ -45,9 +62,13 @@ AI_PASSIVE = 0x01
 AI_CANONNAME = 0x02
 AI_NUMERICHOST = 0x04
 AI_NUMERICSERV = 0x08
+AI_ALL = 0x0100
+AI_ADDRCONFIG = 0x0400
+AI_V4MAPPED = 0x0800
 AF_UNSPEC = 0
 MAXGETHOSTSTRUCT = 1024
-_FLAGS_KNOWN = AI_PASSIVE | AI_CANONNAME | AI_NUMERICHOST | AI_NUMERICSERV | 0x0100 | 0x0400 | 0x0800
+_FLAGS_KNOWN = (AI_PASSIVE | AI_CANONNAME | AI_NUMERICHOST | AI_NUMERICSERV | AI_ALL | AI_ADDRCONFIG
+                | AI_V4MAPPED)
 NAME_ERRORS = {WSAHOST_NOT_FOUND: "WSAHOST_NOT_FOUND", WSATRY_AGAIN: "WSATRY_AGAIN",
                WSANO_RECOVERY: "WSANO_RECOVERY", WSANO_DATA: "WSANO_DATA",
                C.WSANOTINITIALISED: "WSANOTINITIALISED", C.WSAENETDOWN: "WSAENETDOWN",
@@ -78,7 +99,7 @@ class ADDRINFO:  # noqa: N801
     ai_protocol: int
     ai_addrlen: int
     ai_canonname: str | None
-    ai_addr: SOCKADDR_IN
+    ai_addr: SOCKADDR_IN | A6.SOCKADDR_IN6
     ai_next: ADDRINFO | None = field(default=None, repr=False)
 
 
@@ -114,11 +135,19 @@ class NameResolution:
     def resolver(self, value: Resolver) -> None:
         self._resolver = value
 
-    def _lookup(self, name: str) -> list[str]:
+    def _lookup(self, name: str, qtype: int = DNS.TYPE_A) -> list[str]:
+        if qtype == DNS.TYPE_AAAA and name.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+            return ["::1"]
         try:
-            return self.resolver.resolve(name)
+            return self.resolver.resolve(name, qtype)
         except ResolveError as e:
             raise WsaFail(wsa_code(e)) from None
+
+    def _ipv6_configured(self) -> bool:
+        """The host has a global (not link-local, not loopback) IPv6 address."""
+        stack = self.host.stack
+        addrs = getattr(stack, "addrs6", None) or ()
+        return any(not (int(a) >> 118 == 0x3FA or int(a) <= 1) for a in addrs)  # fe80::/10, ::, ::1
 
     # ---- gethostbyname ------------------------------------------------------------------------
     def gethostbyname(self, name: str | bytes | None) -> HOSTENT | None:
@@ -128,6 +157,8 @@ class NameResolution:
             if name is None:
                 raise WsaFail(C.WSAEFAULT)
             text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+            if A6.parse_ipv6(text.partition("%")[0]) is not None:
+                raise WsaFail(WSAHOST_NOT_FOUND)  # IPv4-only: an IPv6 literal is no name to ask
             addrs = self._lookup(text)
         except WsaFail as f:
             self._set_error(f.code)
@@ -164,36 +195,78 @@ class NameResolution:
             raise WsaFail(EAI_NONAME)
         if flags & ~_FLAGS_KNOWN or (flags & AI_CANONNAME and node is None):
             raise WsaFail(EAI_BADFLAGS)
-        if family not in (AF_UNSPEC, C.AF_INET):
+        if family not in (AF_UNSPEC, C.AF_INET, C.AF_INET6):
             raise WsaFail(EAI_FAMILY)
         if socktype not in _SOCKTYPES:
             raise WsaFail(EAI_SOCKTYPE)
         port = _port(service, flags)
-        if node is None:
-            addrs = ["0.0.0.0" if flags & AI_PASSIVE else "127.0.0.1"]
-        elif flags & AI_NUMERICHOST:
-            from ustack.services.resolver import numeric
-
-            lit = numeric(node)
-            if lit is None:
-                raise WsaFail(EAI_NONAME)
-            addrs = [lit]
-        else:
-            addrs = self._lookup(node)
+        addrs = self._addresses(node, family, flags)
         kinds = [(t, p) for t, p in _SOCKTYPES[socktype] if not protocol or p == protocol] or \
             [(socktype or C.SOCK_STREAM, protocol)]
         first: ADDRINFO | None = None
         last: ADDRINFO | None = None
-        for addr in addrs:
+        for fam, value, scope in addrs:
             for t, p in kinds:
                 canon = node if flags & AI_CANONNAME and first is None else None
-                ai = ADDRINFO(0, C.AF_INET, t, p, SOCKADDR_IN_SIZE, canon, SOCKADDR_IN.make(addr, port))
+                if fam == C.AF_INET6:
+                    ai = ADDRINFO(0, fam, t, p, A6.SOCKADDR_IN6_SIZE, canon,
+                                  A6.SOCKADDR_IN6.make(value, port, scope_id=scope))
+                else:
+                    ai = ADDRINFO(0, fam, t, p, SOCKADDR_IN_SIZE, canon, SOCKADDR_IN.make(value, port))
                 if last is None:
                     first = ai
                 else:
                     last.ai_next = ai
                 last = ai
         return first
+
+    def _addresses(self, node: str | None, family: int, flags: int) -> list[tuple[int, int, int]]:
+        """(family, address int, scope id) for getaddrinfo, in the order returned."""
+        want6 = family == C.AF_INET6 or (family == AF_UNSPEC and self._ipv6_configured())
+        want4 = family in (C.AF_INET, AF_UNSPEC)
+        mapped = family == C.AF_INET6 and bool(flags & AI_V4MAPPED)
+        if node is None:
+            passive = bool(flags & AI_PASSIVE)
+            out = [(C.AF_INET6, 0 if passive else 1, 0)] if want6 else []
+            if want4:
+                out.append((C.AF_INET, 0 if passive else 0x7F000001, 0))
+            return out
+        literal4 = numeric(node)
+        text6, _, scope_text = node.partition("%")
+        literal6 = A6.parse_ipv6(text6)
+        if literal6 is not None and (not scope_text or scope_text.isdigit()):
+            if family == C.AF_INET:
+                raise WsaFail(EAI_NONAME)
+            return [(C.AF_INET6, literal6, int(scope_text or 0) & 0xFFFFFFFF)]
+        if literal4 is not None:
+            v4 = int.from_bytes(bytes(int(x) for x in literal4.split(".")), "big")
+            if family == C.AF_INET6:
+                if not mapped:
+                    raise WsaFail(EAI_NONAME)
+                return [(C.AF_INET6, A6.v4_mapped(v4), 0)]
+            return [(C.AF_INET, v4, 0)]
+        if flags & AI_NUMERICHOST:
+            raise WsaFail(EAI_NONAME)
+        out: list[tuple[int, int, int]] = []
+        failure: WsaFail | None = None
+        if want6:
+            try:
+                out += [(C.AF_INET6, _int6(a), 0) for a in self._lookup(node, DNS.TYPE_AAAA)]
+            except WsaFail as f:
+                failure = f
+        if mapped and (not out or flags & AI_ALL):
+            try:
+                out += [(C.AF_INET6, A6.v4_mapped(_int4(a)), 0) for a in self._lookup(node)]
+            except WsaFail as f:
+                failure = failure if out else f
+        if want4:
+            try:
+                out += [(C.AF_INET, _int4(a), 0) for a in self._lookup(node)]
+            except WsaFail as f:
+                failure = f  # the IPv4 answer's code when nothing was found
+        if not out:
+            raise failure or WsaFail(EAI_NONAME)
+        return out
 
     # ---- WSAAsyncGetHostByName ----------------------------------------------------------------
     def WSAAsyncGetHostByName(self, hWnd: Any, wMsg: int, name: str,  # noqa: N802, N803
@@ -254,6 +327,17 @@ def empty_hostent() -> HOSTENT:
 def _hostent(name: str, addrs: list[str]) -> HOSTENT:
     packed = [bytes(int(x) for x in a.split(".")) for a in addrs]
     return HOSTENT(name.rstrip("."), [], C.AF_INET, 4, packed)
+
+
+def _int4(text: str) -> int:
+    return int.from_bytes(bytes(int(x) for x in text.split(".")), "big")
+
+
+def _int6(text: str) -> int:
+    value = A6.parse_ipv6(text)
+    if value is None:
+        raise WsaFail(EAI_FAIL)  # the resolver gave something that is not an address
+    return value
 
 
 def _port(service: str | None, flags: int) -> int:
