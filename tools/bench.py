@@ -45,6 +45,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str], float]] = {
 PYTCP_MIN = (3, 14)
 TARGET_RATE, TARGET_HELD, TARGET_KIB = 2000, 10000, 8  # issue 13: per second, held at once, KiB each
 RX_TARGETS = {"auto": 2.0, "csum": 0.5, "none": 0.3}  # issue 13: receive / bare sink at MTU 1500
+TX_TARGETS = {"auto": 1.0}  # issue 13: send / bare sender at MTU 1500, with TSO
 PYTHON_GLOBS = ("/usr/bin/python3.*", "~/.pyenv/versions/*/bin/python")
 
 
@@ -120,7 +121,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                         "-" if ratio is None else f"{ratio:.3f}"))
             continue
         for mode, m in by_mode.items():
-            target = RX_TARGETS.get(mode)
+            target = (RX_TARGETS if name == "rx" else TX_TARGETS).get(mode)
             note = f"{m['ratio_over_bare']:.3f}" + ("" if target is None else f" (target >= {target})")
             out.append((f"{what}, offload {mode}){flag}", f"{m['median_mb_per_s']}",
                         f"bare {med.get('bare', '-')}", note))

@@ -10,12 +10,15 @@ Two senders, one after the other:
           one constant payload (its checksum sum precomputed) as far as the kernel's window
           allows, reading ACKs in batches; go-back-N from SND.UNA on three duplicate ACKs or
           200 ms of silence. No congestion control: the ceiling for Python on this link.
-  ustack  ustack's Host with its own TCP: connect, then `send` from a 1 MB buffer in a loop.
+  ustack  ustack's Host with its own TCP: connect, then `send` from a 1 MB buffer in a loop,
+          once per `--offload` mode (auto: TSO, the kernel segments ustack's super-segments;
+          csum/none: per segment), each against the same bare sender of the round.
 
 Throughput is counted at the kernel receiver: bytes from the first to EOF.
 
     python tools/bench_tx.py [--mtu 1500] [--mb 200] [--seconds 10] [--repeat N] [--json]
-                             [--only bare|ustack] [--profile [--profile-out DIR]]
+                             [--only bare|ustack] [--offload auto,csum,none]
+                             [--profile [--profile-out DIR]]
 """
 
 from __future__ import annotations
@@ -258,12 +261,13 @@ def run_bare(args, port: int = 6001) -> dict:
     return _result("bare", recv, acked, segments=sender.segments, rewinds=sender.rewinds)
 
 
-def run_ustack(args, port: int = 6002) -> dict:
+def run_ustack(args, port: int = 6002, offload: str = "auto") -> dict:
     import ustack
     from ustack.tcp import State
     from ustack.wire.ipv4 import ip_int
 
-    host = ustack.Host.open(tun="bnchtxu0", addr=f"{SENDER_IP}/24", peer=f"{KERNEL_IP}/24", mtu=args.mtu)
+    host = ustack.Host.open(tun="bnchtxu0", addr=f"{SENDER_IP}/24", peer=f"{KERNEL_IP}/24", mtu=args.mtu,
+                            offload=offload)
     recv = KernelReceiver(port, args.seconds + 10)  # after the kernel side has its address
     try:
         from ustack.drivers import kernel_side_up
@@ -292,13 +296,14 @@ def run_ustack(args, port: int = 6002) -> dict:
         counters = {}
         try:
             snap = host.call(host.stack.counters.snapshot)
-            counters = {k: v for k, v in snap.items() if k.startswith(("tcp.", "ipv4.out", "ipv4.in"))}
+            counters = {k: v for k, v in snap.items()
+                        if k.startswith(("tcp.", "ipv4.out", "ipv4.in", "ipv4.gso", "ipv4.csum"))}
         except Exception:  # noqa: BLE001
             pass
         host.call(lambda: s.close(host.now()))
     finally:
         host.close()
-    return _result("ustack", recv, sent, counters=counters)
+    return _result("ustack", recv, sent, counters=counters, offload=offload)
 
 
 def _result(name: str, recv: KernelReceiver, offered: int, **extra) -> dict:
@@ -321,6 +326,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", action="store_true")
     p.add_argument("--batch", type=int, default=64, help="bare: ACK frames read per batch")
     p.add_argument("--txqueuelen", type=int, default=4096)
+    p.add_argument("--offload", default="auto,csum,none", metavar="MODE[,MODE...]",
+                   help="ustack: Host.open offload modes to run, each in every round (default "
+                        "auto,csum,none); the first one gives ratio_ustack_over_bare")
     p.add_argument("--profile", action="store_true", help="sample the sender with py-spy")
     p.add_argument("--profile-out", default=None)
     return p.parse_args(argv)
@@ -333,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     rx.lo_up()
     why_not = rx.ustack_available()
     want = [args.only] if args.only else ["bare", "ustack"]
+    modes = [m.strip() for m in args.offload.split(",") if m.strip()] or ["auto"]
     results: dict = {"mtu": args.mtu, "mb": args.mb, "python": sys.version.split()[0], "runs": []}
     prof_dir = args.profile_out or tempfile.mkdtemp(prefix="bench_tx_prof_")
     for rnd in range(args.repeat):
@@ -341,18 +350,22 @@ def main(argv: list[str] | None = None) -> int:
                 if rnd == 0:
                     results["runs"].append({"sender": name, "skipped": why_not})
                 continue
-            prof = (rx.Profiler(prof_dir, f"tx_{name}", args.seconds + 5)
-                    if args.profile and rnd == 0 and name == (args.only or "ustack") else None)
-            if prof:
-                prof.start()
-            try:
-                res = run_bare(args) if name == "bare" else run_ustack(args)
-            except Exception as e:  # noqa: BLE001 - report and go on
-                res = {"sender": name, "error": f"{type(e).__name__}: {e}"}
-            res["round"] = rnd
-            if prof:
-                res["profile"] = prof.stop()
-            results["runs"].append(res)
+            for mode in ([None] if name == "bare" else modes):
+                prof = (rx.Profiler(prof_dir, f"tx_{name}_{mode}", args.seconds + 5)
+                        if args.profile and rnd == 0 and name == (args.only or "ustack")
+                        and mode in (None, modes[0]) else None)
+                if prof:
+                    prof.start()
+                try:
+                    res = run_bare(args) if mode is None else run_ustack(args, offload=mode)
+                except Exception as e:  # noqa: BLE001 - report and go on
+                    res = {"sender": name, "error": f"{type(e).__name__}: {e}"}
+                    if mode is not None:
+                        res["offload"] = mode
+                res["round"] = rnd
+                if prof:
+                    res["profile"] = prof.stop()
+                results["runs"].append(res)
     rx.summarize(results, want, "sender")
     if args.json:
         print(json.dumps(results, indent=2))
@@ -364,7 +377,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rate = f"{r['mb_per_s']:8.1f} MB/s" if r["mb_per_s"] else "     n/a    "
         extra = "  ".join(f"{k}={v}" for k, v in r.items() if k in ("segments", "rewinds"))
-        print(f"  {r['sender']:7s} {rate}  {r['bytes'] / MB:8.1f} MB  complete={r['complete']}  {extra}")
+        gso = r.get("counters", {}).get("ipv4.gso_out")
+        if gso:
+            segs = r["counters"].get("ipv4.gso_segs_out")
+            extra += ("  " if extra else "") + f"super-segments={gso} ({segs} segments)"
+        name = f"{r['sender']}[{r['offload']}]" if r.get("offload") else r["sender"]
+        print(f"  {name:13s} {rate}  {r['bytes'] / MB:8.1f} MB  complete={r['complete']}  {extra}")
         prof = r.get("profile")
         if prof and "top_own_pct" in prof:
             print(f"          profile: {prof['svg']} ({prof['samples']} samples); top own time:")
@@ -375,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  median: " + "  ".join(f"{k} {v} MB/s" for k, v in med.items()))
     if "ratio_ustack_over_bare" in results:
         print(f"  ratio ustack/bare: {results['ratio_ustack_over_bare']:.3f}")
+    for mode, m in results.get("by_offload", {}).items():
+        print(f"  ustack[{mode}]: median {m['median_mb_per_s']} MB/s, {m['ratio_over_bare']:.3f} of bare")
     return 0
 
 

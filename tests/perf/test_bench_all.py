@@ -38,6 +38,13 @@ def test_bench_smoke_all_runs_complete(tmp_path):
     rx = res["rx"]["result"]  # every offload mode against the same bare sink
     assert {x.get("offload") for x in rx["runs"] if x["receiver"] == "ustack"} == {"auto", "csum", "none"}
     assert set(rx["by_offload"]) == {"auto", "csum", "none"}, rx["by_offload"]
+    tx = res["tx"]["result"]  # likewise for the sender; auto sends super-segments (TSO)
+    assert set(tx["by_offload"]) == {"auto", "csum", "none"}, tx["by_offload"]
+    auto = [x for x in tx["runs"] if x.get("offload") == "auto"]
+    assert auto and all(x["counters"].get("ipv4.gso_out", 0) > 0 for x in auto), auto
+    assert all(x["counters"].get("ipv4.gso_out", 0) == 0 for x in tx["runs"] if x.get("offload") == "csum")
+    tx_rows = [row for row in rep["rows"] if row[0].startswith("send MB/s")]
+    assert len(tx_rows) == 3 and "(target >= 1.0)" in next(r[3] for r in tx_rows if "offload auto" in r[0])
     conns = res["conns"]["result"]
     serve = conns["serve"][0]
     assert serve["rate"]["done"] > 0 and serve["rate"]["failed"] == 0
