@@ -78,6 +78,12 @@ class Serve:
                     return int(line.split()[1])
         return 0
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the serve process has used so far."""
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.p.pid}/task"))
 

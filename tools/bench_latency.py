@@ -6,11 +6,16 @@ The measuring code is bench_conns.py's (`Serve`, `ping_pong`, `kernel_echo_serve
 only runs it on its own, in a private network namespace it creates (re-executes itself under
 `unshare -n`; ustack 198.18.0.2 on a TUN, the kernel 198.18.0.1), after a short connect/echo
 warm-up. The reference is a floor, not the same path (no TUN, no ustack): a Python thread of
-this process echoes on 127.0.0.1. Ratios: ustack's p50 and p99 over the reference's.
-`--profile DIR` samples the serve process with py-spy during the ustack round trips (a
+this process echoes on 127.0.0.1. Ratios: ustack's p50 and p99 over the reference's. Also the
+serve process's CPU time (user + system, from /proc) per round trip.
+`--root PATH` (repeatable) measures serve from each ustack tree in the same run (e.g. an older
+one from `git archive`, then this checkout; default: this checkout only); `--rounds N` runs every
+tree N times, in turn, each time in a fresh serve process (so drifting machine load hits all),
+and reports each tree's medians. The last tree is the one in `ustack_tun` and the ratios.
+`--profile DIR` samples the last tree's serve process with py-spy during its last round trips (a
 flamegraph and the raw stacks in DIR; the top functions in the result).
 
-    python tools/bench_latency.py [--pings 2000] [--profile DIR] [--json]
+    python tools/bench_latency.py [--pings 2000] [--root PATH ...] [--rounds 1] [--profile DIR] [--json]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -49,40 +55,81 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
+def one_round(root: str, pings: int, profile: str | None) -> dict:
+    """A fresh serve from `root`: warm-up, then `pings` round trips; their p50/p99 and the
+    serve process's CPU time per round trip."""
+    serve = Serve(root, "blat0")
+    try:
+        rate(0.5, 4)  # code paths and the allocator warmed up first
+        spies = py_spy(serve.p.pid, profile, pings * 300e-6) if profile else []
+        cpu0 = serve.cpu_s()
+        r = ping_pong((USTACK_IP, PORT), pings)
+        cpu = serve.cpu_s() - cpu0
+        for p in spies:
+            p.wait(60)
+    finally:
+        serve.stop()
+    r["cpu_us_per_round_trip"] = round(cpu / r["round_trips"] * 1e6, 1) if r["round_trips"] else None
+    return r
+
+
+def median_of(rounds: list[dict]) -> dict:
+    """One tree's figures: the median of each over its rounds (rounds kept alongside)."""
+    out: dict = {"round_trips": sum(r["round_trips"] for r in rounds)}
+    for key in ("p50_us", "p99_us", "cpu_us_per_round_trip"):
+        vals = [r[key] for r in rounds if r[key] is not None]
+        out[key] = round(statistics.median(vals), 1) if vals else None
+    out["rounds"] = rounds
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pings", type=int, default=2000, help="round trips on each path")
+    ap.add_argument("--pings", type=int, default=2000, help="round trips on each path (per round)")
+    ap.add_argument("--root", action="append", help="ustack tree to run serve from (repeatable; the last "
+                    "one is reported as ustack_tun)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of every tree, in turn")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the serve process during the ustack round trips")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.profile:
         args.profile = os.path.abspath(args.profile)
+    roots = [os.path.abspath(r) for r in (args.root or [HERE])]
     ensure_private_netns(sys.argv[1:], os.path.abspath(__file__))
     lo_up()
     ls, port = kernel_echo_server()
     kernel = ping_pong(("127.0.0.1", port), args.pings)
     ls.close()
-    serve = Serve(HERE, "blat0")
-    try:
-        rate(0.5, 4)  # code paths and the allocator warmed up first
-        spies = py_spy(serve.p.pid, args.profile, args.pings * 300e-6) if args.profile else []
-        ustack = ping_pong((USTACK_IP, PORT), args.pings)
-        for p in spies:
-            p.wait(60)
-    finally:
-        serve.stop()
-    result = {"pings": args.pings, "ustack_tun": ustack, "kernel_loopback": kernel,
+    runs: dict[str, list[dict]] = {root: [] for root in roots}
+    for rnd in range(args.rounds):  # trees in turn, so drifting load hits every one
+        for root in roots:
+            last = rnd == args.rounds - 1 and root == roots[-1]
+            runs[root].append(one_round(root, args.pings, args.profile if last else None))
+    trees = [{"root": root, **median_of(runs[root])} for root in roots]
+    ustack = {k: trees[-1][k] for k in ("round_trips", "p50_us", "p99_us", "cpu_us_per_round_trip")}
+    result = {"pings": args.pings, "rounds": args.rounds, "ustack_tun": ustack, "kernel_loopback": kernel,
               "ratio_p50": ratio(ustack["p50_us"], kernel["p50_us"]),
-              "ratio_p99": ratio(ustack["p99_us"], kernel["p99_us"])}
+              "ratio_p99": ratio(ustack["p99_us"], kernel["p99_us"]), "trees": trees}
+    if len(trees) > 1:
+        first = trees[0]
+        result["vs_first_tree"] = {k: ratio(ustack[k], first[k])
+                                   for k in ("p50_us", "p99_us", "cpu_us_per_round_trip")}
     if args.profile:
         result["profile"] = summarize_collapsed(os.path.join(args.profile, "serve_latency.txt"))
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        for name, r in (("ustack serve over TUN", ustack), ("kernel echo on loopback", kernel)):
-            print(f"{name:>24}: p50 {r['p50_us']} us, p99 {r['p99_us']} us ({r['round_trips']} round trips)")
+        for t in trees:
+            print(f"{t['root']}: serve over TUN p50 {t['p50_us']} us, p99 {t['p99_us']} us, serve CPU "
+                  f"{t['cpu_us_per_round_trip']} us per round trip ({t['round_trips']} round trips, "
+                  f"median of {args.rounds})")
+        print(f"kernel echo on loopback: p50 {kernel['p50_us']} us, p99 {kernel['p99_us']} us "
+              f"({kernel['round_trips']} round trips)")
         print(f"ratio ustack / kernel: p50 {result['ratio_p50']}, p99 {result['ratio_p99']}")
-    complete = ustack["round_trips"] == kernel["round_trips"] == args.pings
+        if "vs_first_tree" in result:
+            print(f"last tree / first tree: {result['vs_first_tree']}")
+    complete = kernel["round_trips"] == args.pings and all(
+        r["round_trips"] == args.pings for rounds in runs.values() for r in rounds)
     return 0 if complete else 1
 
 

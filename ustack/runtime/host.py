@@ -443,11 +443,10 @@ class Host(ErrorLog):
                     break
                 self._flush()  # ACK what we have before reading more
                 now = self.clock()
-            self._flush()
             task_at = self._task_at
             if task_at is not None and task_at <= now:
-                self._run_tasks(self.clock())
-                self._flush()
+                self._run_tasks(self.clock())  # before the flush: one flush, ACKs ride on answers
+            self._flush()
             if self._waiters:
                 self._cond.notify_all()
         return got
