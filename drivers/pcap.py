@@ -8,6 +8,12 @@ With `comments=True` the file is pcapng: interface 0 carries the frames, interfa
 ("ustack-faults", no payload) carries one record per fault event, whose comment is the event's
 text (`fault drop tx (drop tcp data dir=out nth=50): IP ...`). tshark shows them as
 `frame.comment`; `read_fault_comments` reads them back.
+
+With `offload=True` (Host.open's offload "tso") the writer lets the device's offloads through
+and records what the device was given and delivered, like tcpdump on an interface with TSO/GRO:
+TCP super-segments of up to 64 KB whose checksums are partial (NEEDS_CSUM). The file is then
+pcapng; its section header says so in a comment (`OFFLOAD_NOTE`), and each super-segment's
+record has a comment naming its segments (`TSO super-segment: 45 x 1448 bytes, ...`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import dpkt
+
+from ustack.wire.vnet import GsoPacket
 
 from .base import Device, Middleware
 
@@ -35,6 +43,9 @@ _U32 = struct.Struct("<I")
 LINKTYPE_USER0 = 147  # the fault-event interface: records without payload, only comments
 FAULT_INTERFACE = "ustack-faults"
 FAULT_PREFIX = "fault "
+OFFLOAD_NOTE = ("ustack offload tso: TCP super-segments (up to 64 KB) appear as the device was given "
+                "them (TSO) or delivered them (GRO), as tcpdump shows them on an offloading interface; "
+                "their TCP checksums are partial (NEEDS_CSUM) and completed per segment by the kernel")
 
 
 def linktype_for(medium: str) -> int:
@@ -49,7 +60,8 @@ class PcapWriter(Middleware):
     """
 
     def __init__(self, inner: Device, path_or_file: str | Path | BinaryIO, direction: str = "both",
-                 snaplen: int = 65535, *, ts_offset: float = 0.0, comments: bool = False) -> None:
+                 snaplen: int = 65535, *, ts_offset: float = 0.0, comments: bool = False,
+                 offload: bool = False) -> None:
         super().__init__(inner)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
@@ -63,9 +75,10 @@ class PcapWriter(Middleware):
         else:
             self._f = path_or_file
             self._owned = False
-        self.comments = comments
+        self.offload_through = offload  # pass the device's offloads through (module docstring)
+        self.comments = comments = comments or offload
         if comments:
-            self._f.write(_pcapng_header(self.linktype, snaplen))
+            self._f.write(_pcapng_header(self.linktype, snaplen, OFFLOAD_NOTE if offload else None))
         else:
             dpkt.pcap.Writer(self._f, snaplen=snaplen, linktype=self.linktype)  # writes the file header
         self.events_written = 0
@@ -74,13 +87,25 @@ class PcapWriter(Middleware):
         self.frames_written = 0
         self._closed = False
 
-    def _write(self, frame: bytes, now: float) -> None:
+    @property
+    def offload(self) -> bool:
+        """Whether the Host may read trusted batches through this writer: only when asked to
+        pass offloads through (the frames are then recorded as the device moved them)."""
+        return self.offload_through and bool(getattr(self.inner, "offload", False))
+
+    def _write(self, frame: bytes | memoryview, now: float, comment: str | None = None) -> None:
         if self._closed:
             return
         # Integer microseconds via round() so 0.9999999 s never yields usec == 1000000.
         us = round((now + self.ts_offset) * 1_000_000)
         data = frame[: self.snaplen]
-        if self.comments:
+        if comment is not None:
+            epb = dpkt.pcapng.EnhancedPacketBlockLE(
+                iface_id=0, ts_high=(us >> 32) & 0xFFFFFFFF, ts_low=us & 0xFFFFFFFF, pkt_data=bytes(data),
+                opts=[_comment(comment), dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_ENDOFOPT)])
+            epb.pkt_len = len(frame)
+            self._f.write(bytes(epb))
+        elif self.comments:
             n = len(data)
             pad = -n % 4
             total = _EPB.size + n + pad + 4
@@ -103,10 +128,27 @@ class PcapWriter(Middleware):
         self._f.write(bytes(epb))
         self.events_written += 1
 
-    def send(self, frame: bytes, now: float) -> None:
+    def send(self, frame: bytes | GsoPacket, now: float) -> None:
         if self._tx:
-            self._write(frame, now)
+            if type(frame) is GsoPacket:
+                self._write(frame.packet(), now, f"TSO super-segment: {frame.segments} x {frame.gso_size} "
+                                                 "bytes, TCP checksum partial (the kernel segments it)")
+            else:
+                self._write(frame, now)
         self.inner.send(frame, now)
+
+    def recv_batch_trusted(self, now: float, limit: int = 64) -> list[tuple[Any, int]]:
+        """The inner device's (frame, rx) pairs (only with offload pass-through: `offload`),
+        each recorded as delivered: a GRO super-segment (rx = its gso_size) with a comment."""
+        pairs = self.inner.recv_batch_trusted(now, limit)
+        if self._rx:
+            for frame, rx in pairs:
+                if rx > 1:
+                    self._write(frame, now, f"GRO super-segment: segments of {rx} bytes, TCP checksum "
+                                            "partial (the kernel's own, not verified)")
+                else:
+                    self._write(frame, now)
+        return pairs
 
     def recv(self, now: float) -> bytes | None:
         frame = self.inner.recv(now)
@@ -157,12 +199,13 @@ def _comment(text: str) -> Any:
     return dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_COMMENT, text=text)
 
 
-def _pcapng_header(linktype: int, snaplen: int) -> bytes:
-    """Section header and the two interfaces: the frames (0) and the fault events (1)."""
+def _pcapng_header(linktype: int, snaplen: int, note: str | None = None) -> bytes:
+    """Section header (with `note` as its comment) and the two interfaces: the frames (0) and
+    the fault events (1)."""
     ng = dpkt.pcapng
     end = ng.PcapngOptionLE(code=ng.PCAPNG_OPT_ENDOFOPT)
     app = ng.PcapngOptionLE(code=ng.PCAPNG_OPT_SHB_USERAPPL, data=b"ustack")
-    shb = ng.SectionHeaderBlockLE(opts=[app, end])
+    shb = ng.SectionHeaderBlockLE(opts=([_comment(note)] if note else []) + [app, end])
     frames = ng.InterfaceDescriptionBlockLE(
         linktype=linktype, snaplen=snaplen,
         opts=[ng.PcapngOptionLE(code=ng.PCAPNG_OPT_IF_NAME, data=b"ustack"), end])

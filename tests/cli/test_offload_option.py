@@ -18,7 +18,7 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("cmd", sorted(COMMANDS))
-@pytest.mark.parametrize("mode", [None, "auto", "csum", "none"])
+@pytest.mark.parametrize("mode", [None, "auto", "csum", "none", "tso"])
 def test_offload_option_reaches_host_open(cmd, mode):
     argv = list(COMMANDS[cmd])
     if mode is not None:
@@ -27,7 +27,7 @@ def test_offload_option_reaches_host_open(cmd, mode):
     assert host_kwargs(args)["offload"] == (mode or "auto")
 
 
-@pytest.mark.parametrize("mode", ["auto", "csum", "none"])
+@pytest.mark.parametrize("mode", ["auto", "csum", "none", "tso"])
 def test_lab_takes_the_offload_option(mode):
     assert build_parser().parse_args(["lab", "--offload", mode]).offload == mode
     assert build_parser().parse_args(["lab"]).offload == "auto"
@@ -42,8 +42,8 @@ def test_bad_offload_value_is_a_usage_error(capsys):
 
 
 def test_offload_modes_and_legacy_values():
-    assert [offload_mode(v) for v in (None, True, False, "auto", "csum", "none")] == [
-        "auto", "csum", "none", "auto", "csum", "none"]
+    assert [offload_mode(v) for v in (None, True, False, "auto", "csum", "none", "tso")] == [
+        "auto", "csum", "none", "auto", "csum", "none", "tso"]
     with pytest.raises(ValueError, match="offload must be one of auto, csum, none"):
         offload_mode("gso")
     with pytest.raises(ValueError):  # refused before any device is opened (no root needed)

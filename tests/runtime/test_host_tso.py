@@ -193,3 +193,43 @@ def test_kernel_segments_forwarded_super_segments(netns):
     finally:
         a.close()
         b.close()
+
+
+def test_pcap_with_tso_records_the_super_segments_and_says_so(netns, tmp_path):
+    """offload "tso" with a pcap: offloads stay on, the capture is pcapng whose section comment
+    says super-segments appear as the device was given them, and each super-segment's record is
+    the whole packet (over the MTU, partial checksum) with a comment naming its segments; tshark
+    reads it."""
+    import subprocess
+
+    import dpkt
+
+    from ustack.drivers.pcap import OFFLOAD_NOTE
+
+    path = tmp_path / "tso.pcapng"
+    host = Host.open(tun=IF, addr=f"{USTACK}/24", peer=f"{KERNEL}/24", seed=7, offload="tso", pcap=str(path))
+    try:
+        assert host.offload and host.stack.gso_max > 0
+        sink = KernelSink()
+        data = random.Random(13).randbytes(1_000_000)
+        send_all(host, data)
+        sink.thread.join(15)
+        assert sink.error is None and sink.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+        c = host.call(host.stack.counters.snapshot)
+    finally:
+        host.close()
+    raw = path.read_bytes()
+    assert raw[:4] == b"\x0a\x0d\x0d\x0a"  # pcapng
+    shb = dpkt.pcapng.SectionHeaderBlockLE(raw[:struct.unpack_from("<I", raw, 4)[0]])
+    assert any(o.code == dpkt.pcapng.PCAPNG_OPT_COMMENT and o.text == OFFLOAD_NOTE for o in shb.opts)
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "ip.len", "-e", "tcp.len",
+                          "-e", "frame.comment", "-e", "pkt_comment", "-Y", "tcp"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("\t") for line in out.stdout.splitlines()]
+    big = [r for r in rows if int(r[0]) > 1500]
+    assert len(big) == c["ipv4.gso_out"] > 0  # every super-segment the device was given, whole
+    assert all("TSO super-segment" in " ".join(r[2:]) for r in big), big[:3]
+    assert sum(int(r[1]) for r in rows) >= len(data)  # all the data is in the capture
+    with pytest.raises(ValueError, match="tso"):
+        Host.open(tun=IF, addr=f"{USTACK}/24", peer=f"{KERNEL}/24", offload="tso", faults="loss=1%")

@@ -160,10 +160,11 @@ def add_device_options(p: argparse.ArgumentParser, *, required: bool = True) -> 
 
 def add_offload_option(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("offload (docs/performance.md)")
-    g.add_argument("--offload", choices=("auto", "csum", "none"), default="auto",
-                   help="auto (default): checksum offload and GRO (64 KB TCP super-segments) on a bare "
-                        "TUN, none with faults, pcap or trace; csum: checksum offload only; none: "
-                        "every frame per segment, every checksum verified")
+    g.add_argument("--offload", choices=("auto", "csum", "none", "tso"), default="auto",
+                   help="auto (default): checksum offload, GRO and TSO (64 KB TCP super-segments) on a "
+                        "bare TUN, none with faults, pcap or trace; csum: checksum offload only; none: "
+                        "every frame per segment, every checksum verified; tso: as auto, also with "
+                        "--pcap, which then records the super-segments (pcapng, with a comment)")
 
 
 def add_capture_options(p: argparse.ArgumentParser) -> None:

@@ -488,7 +488,9 @@ class Host(ErrorLog):
         (`gso=True`: the kernel hands TCP super-segments of up to 64 KB, taken as one segment
         each); otherwise "none" (middleware must see every frame as the wire carries it, per
         segment; a corrupting fault injector can never be bypassed). "none": every frame per
-        segment, every checksum verified.
+        segment, every checksum verified. "tso": as "auto" on a bare TUN, also with a pcap, which
+        then records the super-segments the device was given and delivered (pcapng, a comment
+        says so); faults and trace refuse it (ValueError): they act per frame.
         The device is closed again if anything here fails.
         """
         from ustack import drivers
@@ -500,7 +502,12 @@ class Host(ErrorLog):
         dev_cls = drivers.TunDevice if tun is not None else drivers.TapDevice
         mode = offload_mode(offload)
         bare = tun is not None and faults is None and pcap is None and not trace
-        if mode == "auto":
+        if mode == "tso":
+            if tun is None or faults is not None or trace:
+                raise ValueError("offload 'tso' is for a TUN without faults or trace (they act per "
+                                 "frame); with a pcap it records the super-segments")
+            mode = "gso"
+        elif mode == "auto":
             mode = "gso" if bare else "none"
         raw = dev_cls(ifname, mtu=mtu, offload=mode != "none", gso=mode == "gso")
         device: Any = raw
@@ -509,7 +516,8 @@ class Host(ErrorLog):
             clock = time.monotonic
             t0 = clock()
             device = wrap_device(device, faults=faults, pcap=pcap, trace=trace,
-                                 pcap_ts_offset=time.time() - t0, trace_origin=t0, fault_origin=t0)
+                                 pcap_ts_offset=time.time() - t0, trace_origin=t0, fault_origin=t0,
+                                 pcap_offload=raw.gso)
             if seed is None:
                 seed = random.SystemRandom().getrandbits(63)
             stack = build_stack(addr=addr, gateway=gateway, mtu=mtu, medium=raw.medium, mac=mac,
@@ -520,12 +528,12 @@ class Host(ErrorLog):
         return cls(stack, device, clock, name=name or raw.name, start=start)
 
 
-OFFLOAD_MODES = ("auto", "csum", "none")
+OFFLOAD_MODES = ("auto", "csum", "none", "tso")
 
 
 def offload_mode(offload: str | bool | None) -> str:
-    """"auto", "csum" or "none" from Host.open's `offload` (None = "auto", True = "csum",
-    False = "none"); ValueError for anything else."""
+    """"auto", "csum", "none" or "tso" from Host.open's `offload` (None = "auto", True =
+    "csum", False = "none"); ValueError for anything else."""
     if offload is None:
         return "auto"
     if offload is True or offload is False:
@@ -564,11 +572,13 @@ def _hook_in_memory_device(device: Any, kick: Callable[[], None]) -> Any:
 # -- helpers shared with the simulator -------------------------------------------------------------
 def wrap_device(device: Any, *, faults: Any = None, pcap: Any = None, trace: Any = None,
                 pcap_ts_offset: float = 0.0, trace_origin: float = 0.0, fault_origin: float | None = None,
-                fault_seed: int | None = None) -> Any:
+                fault_seed: int | None = None, pcap_offload: bool = False) -> Any:
     """device -> FaultInjector -> PcapWriter -> Tracer (the pcap and trace show what the stack
     itself sent and received, before tx faults and after rx faults). With faults, the pcap is
     pcapng and the injector's fault events become its comments and trace lines.
-    `fault_origin`: when scheduled faults count from; `fault_seed`: replaces the scenario's seed."""
+    `fault_origin`: when scheduled faults count from; `fault_seed`: replaces the scenario's seed.
+    `pcap_offload`: the pcap lets the device's offloads through and records super-segments
+    (PcapWriter `offload`; Host.open's offload "tso")."""
     from ustack import drivers
 
     scenario = fault_scenario(faults)
@@ -578,7 +588,8 @@ def wrap_device(device: Any, *, faults: Any = None, pcap: Any = None, trace: Any
             scenario = scenario.with_seed(fault_seed)
         injector = device = drivers.FaultInjector(device, scenario=scenario, origin=fault_origin)
     if pcap is not None:
-        device = drivers.PcapWriter(device, pcap, ts_offset=pcap_ts_offset, comments=injector is not None)
+        device = drivers.PcapWriter(device, pcap, ts_offset=pcap_ts_offset, comments=injector is not None,
+                                    offload=pcap_offload)
         if injector is not None:
             injector.add_listener(device.note_fault)
     if trace:
