@@ -165,6 +165,12 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (128, "getaddrinfo / GetAddrInfoW: AF_INET6 (AAAA, SOCKADDR_IN6 entries), AI_V4MAPPED, AI_ALL, "
               "IPv6 literals with scope ids, AF_UNSPEC; gethostbyname stays IPv4-only"),
     ]),
+    ("P. Multicast (issue 12, beyond the reference)", [
+        (140, "IP_MULTICAST_TTL / IP_MULTICAST_LOOP: defaults 1 and TRUE; Windows' option sizes"),
+        (141, "IP_MULTICAST_IF: an IN_ADDR of this host"),
+        (142, "IP_ADD_MEMBERSHIP / IP_DROP_MEMBERSHIP: ip_mreq size, group, interface, twice, not joined"),
+        (143, "group datagrams reach the sockets that joined; IP_MULTICAST_LOOP; TTL on the wire"),
+    ]),
 ]
 
 # Where the reference's item comes from: "win" = seen on real Windows (Wine's checks), "doc" =
@@ -176,12 +182,23 @@ SOURCES: dict[int, str] = {
     72: "doc", 73: "doc", 74: "win+doc", 75: "win+doc", 55: "doc+win", 56: "doc+win",
     100: "win+doc", 101: "doc", 102: "win+doc", 103: "win+doc", 104: "win", 105: "win+doc", 106: "win",
     107: "win", 108: "win+doc", 124: "win", 125: "win", 126: "win", 127: "win", 128: "doc",
+    140: "win", 141: "doc", 142: "doc", 143: "uncertain",
     27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
 }
 
 # Per item: what ustack chose where the reference leaves room, and any deviation from it.
 NOTES: dict[int, str] = {
+    141: "Only INADDR_ANY and the host's own address are taken (one interface); Windows' "
+         "interface-index form (an address in 0.0.0.0/8) is not modelled.",
+    142: "The errors of a second join and of a drop are Microsoft's table; a TCP socket refusing "
+         "the multicast options (WSAENOPROTOOPT) and getsockopt of the membership options "
+         "(WSAENOPROTOOPT) are ustack's choice, not checked on Windows. Joining needs no bind.",
+    143: "**Uncertain, chosen:** a socket receives a group's datagrams only when it joined the group "
+         "itself (Linux's default IP_MULTICAST_ALL=1 gives them to every socket on the port); a "
+         "socket bound to the host's unicast address receives them too (the Windows idiom: bind "
+         "the interface address, then join). Memberships are announced with IGMPv3 "
+         "(docs/multicast.md).",
     100: "A socket made by WSASocket without WSA_FLAG_OVERLAPPED takes an overlapped call and waits "
          "for its outcome (Microsoft: such a socket does no overlapped I/O; the exact behaviour is "
          "undocumented). An overlapped TCP send completes once its data is queued on the connection; "

@@ -495,11 +495,13 @@ class UdpSocket:
         return self.queue[0] if self.queue else None
 
     # ---- multicast membership -----------------------------------------------------------------
-    def join_group(self, group: int, now: float) -> None:
+    def join_group(self, group: int, now: float, interface: int = 0) -> None:
         """IP_ADD_MEMBERSHIP: receive datagrams to `group` (the host joins it if it was not in it).
         Raises INVALID for a non-multicast address, ADDR_NOT_AVAIL when already joined (Windows'
-        error for a second IP_ADD_MEMBERSHIP of one group)."""
+        error for a second IP_ADD_MEMBERSHIP of one group) or for an `interface` address that is
+        neither 0 (any) nor ours."""
         self._check_open()
+        self._check_interface(interface)
         if not is_multicast(group):
             raise UsageError(Reason.INVALID, "not a multicast group")
         if group in self.groups:
@@ -507,13 +509,24 @@ class UdpSocket:
         self.groups.add(group)
         self.stack.igmp.join(group, now)
 
-    def leave_group(self, group: int, now: float) -> None:
+    def leave_group(self, group: int, now: float, interface: int = 0) -> None:
         """IP_DROP_MEMBERSHIP; INVALID when this socket is not in `group` (Windows' error)."""
         self._check_open()
+        self._check_interface(interface)
         if group not in self.groups:
             raise UsageError(Reason.INVALID, "group not joined on this socket")
         self.groups.discard(group)
         self.stack.igmp.leave(group, now)
+
+    def set_multicast_interface(self, addr: int) -> None:
+        """IP_MULTICAST_IF: the source address of multicast sends (0: the route's)."""
+        self._check_open()
+        self._check_interface(addr)
+        self.mcast_if = addr
+
+    def _check_interface(self, addr: int) -> None:
+        if addr != 0 and addr != self.stack.addr:
+            raise UsageError(Reason.ADDR_NOT_AVAIL, "not the address of this host's interface")
 
     def _set_error(self, kind: Reason, mtu: int = 0) -> None:
         self.error = kind

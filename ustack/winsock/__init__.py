@@ -29,6 +29,7 @@ from .structs import (
     FD_ZERO,
     HIBYTE,
     IN_ADDR,
+    IP_MREQ,
     LINGER,
     LOBYTE,
     MAKEWORD,

@@ -74,6 +74,13 @@ IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_IPV6 = 41
 
+# -- IPPROTO_IP multicast options (ws2ipdef.h) -------------------------------------------------
+IP_MULTICAST_IF = 9
+IP_MULTICAST_TTL = 10
+IP_MULTICAST_LOOP = 11
+IP_ADD_MEMBERSHIP = 12
+IP_DROP_MEMBERSHIP = 13
+
 # -- IPPROTO_IPV6 options (ws2ipdef.h) and address text lengths (ws2ipdef.h) ------------------
 IPV6_UNICAST_HOPS = 4
 IPV6_V6ONLY = 27

@@ -15,6 +15,15 @@ The length rules are Windows' as Wine's sock.c test_set_getsockopt shows them on
   for SO_RCVBUF, SO_SNDBUF and SO_LINGER); longer lengths are accepted and 4 is reported.
 - A negative optlen on set: 4-byte SOL_SOCKET options accept it (4 bytes are read); the 1-byte
   options and other levels fail with WSAENOBUFS. A *optlen <= 0 on get is WSAEFAULT.
+- IP_MULTICAST_TTL and IP_MULTICAST_LOOP (sock.c test_optsize, sizes {1, 1, 4}): set reads the
+  first min(optlen, 4) bytes (optlen 0 -> WSAEFAULT); get writes 4 bytes when *optlen >= 4, else
+  1 byte and reports 1. A TTL above 255 is WSAEINVAL; LOOP takes any value as a BOOL (0x100 reads
+  back 1). IP_MULTICAST_IF takes and gives an IN_ADDR (4 bytes, else WSAEFAULT).
+- IP_ADD_MEMBERSHIP / IP_DROP_MEMBERSHIP take an ip_mreq (8 bytes, else WSAEFAULT); the
+  interface must be INADDR_ANY or our address (WSAEADDRNOTAVAIL). Microsoft's "Multicast Socket
+  Option Behavior" table: joining a group twice is WSAEADDRNOTAVAIL, dropping one the socket is
+  not in WSAEINVAL; a non-multicast group is WSAEINVAL. They are set-only (get:
+  WSAENOPROTOOPT) and, like the other multicast options, only for datagram sockets.
 """
 
 from __future__ import annotations
@@ -42,6 +51,16 @@ class Kind:
 
 
 BOOL, BYTE, INT, INT_Z = Kind("bool"), Kind("byte"), Kind("int"), Kind("int", zero_short=True)
+IPINT, ADDR, MREQ = Kind("ipint"), Kind("addr"), Kind("mreq")  # IPPROTO_IP multicast options
+
+# IPPROTO_IP options: Options attribute and kind
+IP_OPTS: dict[int, tuple[str | None, Kind]] = {
+    C.IP_MULTICAST_TTL: ("mcast_ttl", IPINT), C.IP_MULTICAST_LOOP: ("mcast_loop", IPINT),
+    C.IP_MULTICAST_IF: ("mcast_if", ADDR),
+    C.IP_ADD_MEMBERSHIP: (None, MREQ), C.IP_DROP_MEMBERSHIP: (None, MREQ),
+}
+# option pushes that are calls on the stack socket (value, now) rather than attributes
+CALLS = frozenset({"join_group", "leave_group", "set_multicast_interface"})
 
 # SOL_SOCKET options: Options attribute (None: handled by name below) and kind
 SOL: dict[int, tuple[str | None, Kind]] = {
@@ -68,6 +87,10 @@ def _spec(ws: WSocket, level: int, optname: int) -> tuple[str | None, Kind]:
         if optname != C.TCP_NODELAY or not ws.is_tcp:
             raise WsaFail(C.WSAENOPROTOOPT)
         return "nodelay", BYTE
+    if level == C.IPPROTO_IP:
+        if optname not in IP_OPTS or ws.is_tcp:
+            raise WsaFail(C.WSAENOPROTOOPT)
+        return IP_OPTS[optname]
     if level != C.SOL_SOCKET or optname not in SOL:
         raise WsaFail(C.WSAENOPROTOOPT)
     if optname in TCP_ONLY and not ws.is_tcp:
@@ -102,6 +125,8 @@ def set_option(ws: WSocket, level: int, optname: int, raw: bytes, optlen: int) -
     """Store the option; returns {stack socket attribute: value} to apply. `raw`: the
     caller's buffer (its first optlen bytes, or up to 4 for a negative optlen)."""
     attr, kind = _spec(ws, level, optname)
+    if level == C.IPPROTO_IP:
+        return _set_ip(ws, optname, attr, kind, raw, optlen)
     if optname in READ_ONLY and level == C.SOL_SOCKET:
         raise WsaFail(C.WSAENOPROTOOPT)
     value = _value(kind, level, raw, optlen)
@@ -144,14 +169,52 @@ def set_option(ws: WSocket, level: int, optname: int, raw: bytes, optlen: int) -
     return {}
 
 
+def _set_ip(ws: WSocket, optname: int, attr: str | None, kind: Kind, raw: bytes,
+            optlen: int) -> dict[str, Any]:
+    """The IPPROTO_IP multicast options (rules in the module docstring)."""
+    if optlen < 0:
+        raise WsaFail(C.WSAENOBUFS)
+    need = {IPINT: 1, ADDR: 4, MREQ: 8}[kind]
+    if optlen < need or len(raw) < need:
+        raise WsaFail(C.WSAEFAULT)
+    o = ws.opts
+    if kind is MREQ:
+        group, interface = struct.unpack_from("!II", raw)
+        call = "join_group" if optname == C.IP_ADD_MEMBERSHIP else "leave_group"
+        return {call: (group, interface)}
+    if kind is ADDR:
+        return {"set_multicast_interface": struct.unpack_from("!I", raw)[0]}
+    value = int.from_bytes(raw[:min(optlen, 4)], "little")
+    if optname == C.IP_MULTICAST_TTL:
+        if value > 255:
+            raise WsaFail(C.WSAEINVAL)
+        o.mcast_ttl = value
+        return {"mcast_ttl": value}
+    o.mcast_loop = value != 0
+    return {"mcast_loop": value != 0}
+
+
 def push(ws: WSocket, attrs: dict[str, Any]) -> None:
-    """Apply option values to the stack socket (host lock held)."""
+    """Apply option values to the stack socket (host lock held). Membership and the multicast
+    interface are calls that may raise UsageError (the caller maps it to the WSA code)."""
     for name, value in attrs.items():
-        setattr(ws.sock, name, value)
+        if name in CALLS:
+            if name == "set_multicast_interface":
+                ws.sock.set_multicast_interface(value)
+                ws.opts.mcast_if = value
+            else:
+                getattr(ws.sock, name)(value[0], ws.clock(), interface=value[1])
+        else:
+            setattr(ws.sock, name, value)
 
 
 def _current(ws: WSocket, level: int, optname: int, attr: str | None) -> bytes:
     o = ws.opts
+    if level == C.IPPROTO_IP:
+        if optname == C.IP_MULTICAST_IF:
+            return struct.pack("!I", o.mcast_if)  # an IN_ADDR: network byte order
+        if optname not in (C.IP_MULTICAST_TTL, C.IP_MULTICAST_LOOP):
+            raise WsaFail(C.WSAENOPROTOOPT)  # membership options are set-only
     if level == C.SOL_SOCKET:
         if optname == C.SO_LINGER:
             return struct.pack("<HH", int(o.linger_on), o.linger_s)
@@ -183,6 +246,8 @@ def get_option(ws: WSocket, level: int, optname: int, optlen: int) -> tuple[byte
     data = _current(ws, level, optname, attr)
     if kind is BYTE:
         return data[:1], 1
+    if kind is IPINT:
+        return (data, 4) if optlen >= 4 else (data[:1], 1)
     if kind is BOOL:
         return (data, 4) if optlen >= 4 else (data[:optlen], 1)
     if optlen < 4:

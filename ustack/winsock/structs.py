@@ -58,6 +58,17 @@ class SOCKADDR_IN(ctypes.Structure):  # noqa: N801
 SOCKADDR = SOCKADDR_IN
 
 
+class IP_MREQ(ctypes.Structure):  # noqa: N801 - ip_mreq, the IP_ADD/DROP_MEMBERSHIP argument
+    _fields_ = [("imr_multiaddr", IN_ADDR), ("imr_interface", IN_ADDR)]
+
+    @classmethod
+    def make(cls, group: str, interface: str = "0.0.0.0") -> IP_MREQ:
+        m = cls()
+        m.imr_multiaddr.S_addr = htonl(int.from_bytes(_pysocket.inet_aton(group), "big"))
+        m.imr_interface.S_addr = htonl(int.from_bytes(_pysocket.inet_aton(interface), "big"))
+        return m
+
+
 class TIMEVAL(ctypes.Structure):
     _fields_ = [("tv_sec", LONG), ("tv_usec", LONG)]
 

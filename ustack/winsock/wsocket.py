@@ -48,6 +48,9 @@ class Options:
     debug: bool = False
     keepalive_time_ms: int = 0  # SIO_KEEPALIVE_VALS; 0: the stack's default
     keepalive_interval_ms: int = 0
+    mcast_ttl: int = 1  # IP_MULTICAST_TTL
+    mcast_loop: bool = True  # IP_MULTICAST_LOOP (Windows: on by default)
+    mcast_if: int = 0  # IP_MULTICAST_IF, host order (0: the route's interface)
 
     def copy(self) -> Options:
         return Options(**vars(self))
