@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.family import is_ipv6
 from ..core.reasons import Reason
 from ..wire.tcp import TcpSegment
 from . import cc as ccmod
 from .input import InputMixin
 from .output import OutputMixin
-from .pmtu import PMTU_EXPIRES_S, PMTU_MIN
+from .pmtu import PMTU_EXPIRES_S, PMTU_MIN, PMTU_MIN6
 from .receiver import Receiver
 from .recovery import RecoveryMixin
 from .sender import Sender
@@ -36,7 +37,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TimeoutsMixin):
     # Every attribute a Connection has (set in __init__): no per-instance dict, about 1.5 KB
     # less per connection (docs/benchmarks.md, "Connections"). A new attribute goes here too.
     __slots__ = (
-        "layer", "cfg", "opts", "laddr", "lport", "raddr", "rport", "key", "state", "passive", "iss",
+        "layer", "cfg", "opts", "laddr", "lport", "raddr", "rport", "key", "v6", "state", "passive", "iss",
         "snd", "rcv", "timers", "error", "soft_error", "sock", "binding", "listener", "on_trace",
         "heap_at", "our_mss", "df", "peer_mss", "ts_ok", "ts_offset", "ts_recent", "ts_recent_at",
         "ts_first", "ts_first_at", "sack_ok", "offer_wscale", "_peer_wscale", "retries", "rst_retries",
@@ -53,6 +54,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TimeoutsMixin):
         self.opts = opts
         self.laddr, self.lport, self.raddr, self.rport = laddr, lport, raddr, rport
         self.key = (laddr, lport, raddr, rport)
+        self.v6 = is_ipv6(raddr)  # over IPv6 (core/family.py: the address says which)
         self.state = State.CLOSED
         self.passive = passive
         self.iss = layer.isn.isn(laddr, lport, raddr, rport, now) if iss is None else iss
@@ -72,9 +74,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TimeoutsMixin):
         self.on_trace: Callable[..., None] | None = None
         self.heap_at: float | None = None  # layer bookkeeping: deadline of our heap entry
         # negotiated options
-        self.our_mss = layer.mss_for(raddr, now)
-        if opts.mss:
-            self.our_mss = min(self.our_mss, opts.mss)  # TCP_MAXSEG: offered and used
+        self.our_mss = layer.mss_for(raddr, now, opts.mss)  # TCP_MAXSEG clamps: offered and used
         self.df = True  # path MTU discovery; off while the path MTU sits at the 552 floor
         self.peer_mss = 536
         self.ts_ok = False
@@ -375,16 +375,20 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TimeoutsMixin):
         """RFC 1191: a router could not forward a segment of `mtu` + more bytes with DF set."""
         snd = self.snd
         opt = 12 if self.ts_ok else 0
-        if mtu - 40 - opt >= snd.mss:
-            return  # not smaller than what we send: nothing to learn (RFC 1191 6.1)
         layer = self.layer
-        if mtu < PMTU_MIN:
-            self._count("tcp.pmtu_floored")
-            self.df = False  # as Linux does with a locked PMTU: routers may fragment below 552
-        mtu = layer.pmtu.learn(self.raddr, mtu, now)
+        if layer.mss_for(self.raddr, now, path_mtu=mtu) - opt >= snd.mss:
+            return  # not smaller than what we send: nothing to learn (RFC 1191 6.1)
+        if self.v6:
+            floor = PMTU_MIN6  # RFC 8200 5: every IPv6 link carries 1280; no DF to clear
+        else:
+            floor = PMTU_MIN
+            if mtu < PMTU_MIN:
+                self._count("tcp.pmtu_floored")
+                self.df = False  # as Linux does with a locked PMTU: routers may fragment below 552
+        layer.pmtu.learn(self.raddr, mtu, now, floor)
         self.timers.pmtu_at = now + PMTU_EXPIRES_S
-        self.our_mss = min(self.our_mss, mtu - 40)
-        new = max(mtu - 40 - opt, 64)
+        self.our_mss = layer.mss_for(self.raddr, now, self.opts.mss)
+        new = max(self.our_mss - opt, 64)
         if new < snd.mss:
             snd.mss = new
             if snd.cc is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from ..wire.checksum import fold, internet_checksum
-from ..wire.tcp import OPT_NOP, OPT_SACK, OPT_TIMESTAMP, TcpOptions
+from ..wire.tcp import ACK, OPT_NOP, OPT_SACK, OPT_TIMESTAMP, SYN, TcpOptions
 from ..wire.vnet import GSO_TCP_AT, GsoPacket, pack_gso_tcpv4
 
 _HDR = struct.Struct("!HHIIBBHHH")
@@ -60,3 +60,12 @@ def sack_option(blocks: list[tuple[int, int]]) -> bytes:
 
 def syn_options(mss: int, wscale: int | None, sack_perm: bool, ts: tuple[int, int] | None) -> bytes:
     return TcpOptions(mss=mss, wscale=wscale, sack_perm=sack_perm, ts=ts).emit()
+
+
+def build_synack(laddr: int, raddr: int, lport: int, rport: int, iss: int, ack: int, free: int,
+                 mss: int, wscale: int | None, sack_perm: bool, ts: tuple[int, int] | None) -> bytearray:
+    """The SYN-ACK, the one builder for a connection's (Connection._send_synack) and a SYN
+    cookie's (Listener): window = the free receive space (`Receiver.space`), never scaled in a
+    SYN (RFC 7323 2.2) so at most 65535; `mss` from TcpLayer.mss_for."""
+    return build(laddr, raddr, lport, rport, iss, ack, SYN | ACK, min(free, 0xFFFF),
+                 syn_options(mss, wscale, sack_perm, ts))

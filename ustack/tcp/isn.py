@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from ..core.family import is_ipv6
+
 _TUPLE = struct.Struct("!IHIH")
+_TUPLE6 = struct.Struct("!16sH16sH")  # IPv6: 128-bit addresses (core/family.py says which)
 
 
 class IsnGenerator:
@@ -19,7 +22,11 @@ class IsnGenerator:
         self._key = secret[:32]
 
     def offset(self, laddr: int, lport: int, raddr: int, rport: int) -> int:
-        h = hashlib.blake2s(_TUPLE.pack(laddr, lport, raddr, rport), key=self._key, digest_size=4)
+        if is_ipv6(raddr):
+            data = _TUPLE6.pack(laddr.to_bytes(16, "big"), lport, raddr.to_bytes(16, "big"), rport)
+        else:
+            data = _TUPLE.pack(laddr, lport, raddr, rport)
+        h = hashlib.blake2s(data, key=self._key, digest_size=4)
         return int.from_bytes(h.digest(), "big")
 
     def isn(self, laddr: int, lport: int, raddr: int, rport: int, now: float) -> int:

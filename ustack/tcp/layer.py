@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
 from ..core.config import StackConfig
+from ..core.family import is_ipv6, is_multicast6, is_v4compat, is_v4mapped
 from ..core.memory import MemoryBudget
 from ..core.reasons import Reason
 from ..core.rx import RX_TRUSTED
@@ -30,6 +31,7 @@ from .state import State
 from .syncookie import SynCookies
 
 if TYPE_CHECKING:
+    from ..wire.ipv6 import Ipv6Packet
     from .listener import Listener
 
 _PORTS_SEQ = struct.Struct("!HHI")
@@ -76,19 +78,29 @@ class TcpLayer:
         stack.register(self)
 
     # ---- sockets ------------------------------------------------------------------------------
-    def open(self) -> TcpSocket:
-        return TcpSocket(self)
+    def open(self, family: int = 4) -> TcpSocket:
+        """A TCP socket of `family` 4 (IPv4 int addresses) or 6 (IPv6 ints, contracts.md "Dual stack")."""
+        return TcpSocket(self, family=family)
 
-    def mss_for(self, raddr: int, now: float | None = None, clamp: int | None = None) -> int:
-        """The MSS for a new connection to `raddr`: the configured one or the interface MTU's,
-        lowered to a path MTU learned from ICMP while that has not expired and to the socket's
+    def mss_for(self, raddr: int, now: float | None = None, clamp: int | None = None,
+                path_mtu: int | None = None) -> int:
+        """The MSS to `raddr`, the one rule for every SYN, SYN-ACK (cookies too) and PMTU change:
+        the configured one or the interface MTU's (MTU - 40 over IPv4, MTU - 60 over IPv6: the
+        fixed headers, RFC 9293 3.7.1 / RFC 8200 8.3), lowered to the path MTU (`path_mtu`
+        when given, else one learned from ICMP while that has not expired) and to the socket's
         TCP_MAXSEG `clamp` (TcpSockOpts.mss) when set."""
-        mss = self.config.mss
-        if not mss:
-            mss = (getattr(self.stack, "mtu", None) or getattr(self.stack.config, "mtu", 1500)) - 40
-        learned = self.pmtu.get(raddr, self.now if now is None else now)
-        if learned is not None:
-            mss = min(mss, learned - 40)
+        stack = self.stack
+        if is_ipv6(raddr):
+            overhead = 60
+            mtu = getattr(stack, "mtu6", None) or getattr(stack, "mtu", None) or 1280
+        else:
+            overhead = 40
+            mtu = getattr(stack, "mtu", None) or getattr(stack.config, "mtu", 1500)
+        mss = self.config.mss or mtu - overhead
+        if path_mtu is None:
+            path_mtu = self.pmtu.get(raddr, self.now if now is None else now)
+        if path_mtu is not None:
+            mss = min(mss, path_mtu - overhead)
         return mss if not clamp else min(mss, clamp)
 
     def in_use(self, laddr: int, lport: int, raddr: int, rport: int) -> bool:
@@ -110,14 +122,25 @@ class TcpLayer:
         self._pending.discard(conn)
 
     # ---- input --------------------------------------------------------------------------------
-    def on_packet(self, ip: Ipv4Packet, now: float, rx: int = 0) -> None:
+    def on_packet(self, ip: Ipv4Packet | Ipv6Packet, now: float, rx: int = 0) -> None:
         buf = ip.payload
-        self.on_ipv4(buf, 0, len(buf), ip.src, ip.dst, now, rx)
+        src, dst = ip.src, ip.dst
+        if ip.__class__ is not Ipv4Packet:  # IPv6: the same path once the addresses are sane
+            if is_v4mapped(src) or is_v4compat(src) or is_v4compat(dst):
+                self._cnt["tcp.v6_bad_address"] += 1  # would pose as (or collide with) IPv4
+                return
+            if is_multicast6(dst) or is_multicast6(src):
+                self._cnt["tcp.not_unicast"] += 1
+                return
+        self.on_ipv4(buf, 0, len(buf), src, dst, now, rx)
 
     def on_ipv4(self, buf: bytes | memoryview, start: int, end: int, src: int, dst: int,
                 now: float, rx: int = 0, gso_size: int = 0) -> None:
         """`on_packet` for the segment buf[start:end] from `src` to `dst`, without an Ipv4Packet
         (the optional Transport entry Stack.receive_batch uses for plain unfragmented packets).
+        Family-blind: an IPv6 segment takes the same path (its pseudo-header sums to the same
+        value mod 0xffff from 128-bit addresses, and connection keys of the two families never
+        collide: core/family.py); only the listener lookup and what is sent choose the family.
         `rx`: the receive flags (core/rx.py); RX_TRUSTED skips the checksum check.
 
         `gso_size` > 0: a GSO super-segment (receive offload, checksum trusted): the kernel's
@@ -229,7 +252,8 @@ class TcpLayer:
                 return  # reset or gone: the rest of the pieces have no one to go to
 
     def _listener(self, addr: int, port: int) -> Listener | None:
-        for owner in self.stack.tcp_ports.lookup(addr, port):
+        stack = self.stack
+        for owner in (stack.tcp6_ports if is_ipv6(addr) else stack.tcp_ports).lookup(addr, port):
             listener = getattr(owner, "listener", None)
             if listener is not None:
                 return listener
@@ -247,7 +271,7 @@ class TcpLayer:
             b = build(laddr, raddr, seg.dport, seg.sport, 0, (seg.seq + seg_len) & 0xFFFFFFFF,
                       RST | ACK, 0)
         self.count("tcp.rst_out")
-        self.stack.send_ip(raddr, 6, b, now, src=laddr)
+        self.send(laddr, raddr, b, now, df=False)
 
     def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
                       now: float) -> None:
@@ -267,13 +291,24 @@ class TcpLayer:
 
     # ---- output -------------------------------------------------------------------------------
     def output(self, conn: Connection, seg: bytearray, now: float) -> Reason | None:
+        if conn.v6:
+            return self.stack.send_ip6(conn.raddr, 6, seg, now, src=conn.laddr,
+                                       hop_limit=conn.opts.hop_limit)
         return self.stack.send_ip(conn.raddr, 6, seg, now, src=conn.laddr, df=conn.df)
+
+    def send(self, laddr: int, raddr: int, seg: bytes | bytearray, now: float,
+             df: bool = True) -> Reason | None:
+        """A segment not of a connection (RST for a closed port, a SYN cookie's SYN-ACK), over
+        the family of `raddr`."""
+        if is_ipv6(raddr):
+            return self.stack.send_ip6(raddr, 6, seg, now, src=laddr)
+        return self.stack.send_ip(raddr, 6, seg, now, src=laddr, df=df)
 
     def gso_max_for(self, raddr: int) -> int:
         """The most payload of a super-segment to `raddr` (transmit offload), 0 = per segment:
-        the stack's `gso_max_for` where it has transmit offload on."""
+        the stack's `gso_max_for` where it has transmit offload on (IPv4 only: TCPV4 GSO)."""
         stack = self.stack
-        if not getattr(stack, "gso_max", 0):
+        if not getattr(stack, "gso_max", 0) or is_ipv6(raddr):
             return 0
         return stack.gso_max_for(raddr)
 

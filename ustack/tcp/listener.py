@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from ..core import events as ev
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpOptions, TcpSegment
 from .connection import Connection
-from .emit import build, syn_options
+from .emit import build_synack
+from .receiver import INITIAL_RCV_MSS, Receiver
 from .syncookie import CookieOptions, decode_ts, encode_ts
 
 if TYPE_CHECKING:
@@ -95,13 +96,14 @@ class Listener:
             # (as Linux adds ts_off): on the wire they look like any TSval
             stamped = encode_ts(int(now * 1000) & 0xFFFFFFFF, CookieOptions(peer_ws, sack, False))
             ts = ((stamped + cookies.ts_offset(laddr, lport, raddr, rport)) & 0xFFFFFFFF, o.ts[0])
-        opts = syn_options(layer.mss_for(raddr, now, self.sock.opts.mss), wscale, sack, ts)
-        window = min(self.sock.opts.rcvbuf, 0xFFFF)
-        b = build(laddr, raddr, lport, rport, isn, (seg.seq + 1) & 0xFFFFFFFF, SYN | ACK, window,
-                  opts)
+        # the window a connection would offer (nothing queued yet): the same rule and builder
+        free = Receiver.space(self.sock.opts.rcvbuf, 0, layer.memory,
+                              cfg.pressure_window_segments * INITIAL_RCV_MSS)
+        b = build_synack(laddr, raddr, lport, rport, isn, (seg.seq + 1) & 0xFFFFFFFF, free,
+                         layer.mss_for(raddr, now, self.sock.opts.mss), wscale, sack, ts)
         self.cookie_sent_at = now
         layer.count("tcp.syncookies_sent")
-        layer.stack.send_ip(raddr, 6, b, now, src=laddr, df=True)
+        layer.send(laddr, raddr, b, now)
 
     def _cookie_ack(self, seg: TcpSegment, laddr: int, raddr: int, now: float) -> bool:
         """A final ACK for a cookie SYN-ACK: make the connection the SYN would have made, then let

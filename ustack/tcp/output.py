@@ -9,7 +9,7 @@ import struct
 
 from ..core.reasons import Reason
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG
-from .emit import build, build_gso, sack_option, syn_options
+from .emit import build, build_gso, build_synack, sack_option, syn_options
 from .seq import MASK, diff, gt, lt
 from .state import TRANSMITTING, State
 
@@ -53,13 +53,7 @@ class OutputMixin:
                 flags |= URG
                 urg = ahead
         if flags & ACK:
-            if self.quickacks and rcv.unacked:  # an ACK of new data (Linux's tcp_dec_quickack_mode)
-                self.quickacks -= 1
-                if not self.quickacks:
-                    self._set_ack_thresholds()
-            rcv.last_ack_sent = ack
-            rcv.unacked = 0
-            self.timers.delack_at = None
+            self._ack_sent(ack)
         if gso:
             pkt = build_gso(self.laddr, self.raddr, self.lport, self.rport, seq, ack, flags, window,
                             opts, payload, gso)
@@ -69,6 +63,17 @@ class OutputMixin:
                     payload, urg)
         self.segs_out += 1
         return self.layer.output(self, seg, now)
+
+    def _ack_sent(self, ack: int) -> None:
+        """Bookkeeping for a segment acknowledging up to `ack` going out."""
+        rcv = self.rcv
+        if self.quickacks and rcv.unacked:  # an ACK of new data (Linux's tcp_dec_quickack_mode)
+            self.quickacks -= 1
+            if not self.quickacks:
+                self._set_ack_thresholds()
+        rcv.last_ack_sent = ack
+        rcv.unacked = 0
+        self.timers.delack_at = None
 
     def _ack_seq(self) -> int:
         """SEG.SEQ for a segment without data (ACK, RST): SND.MAX, not SND.NXT. After an RTO pulls
@@ -100,10 +105,15 @@ class OutputMixin:
         return self._emit(SYN, self.iss, now, opts=opts)
 
     def _send_synack(self, now: float) -> None:
+        rcv = self.rcv
         ts = (self._tsval(now), self.ts_recent) if self.ts_ok else None
-        wscale = self.rcv.wscale if self._peer_wscale is not None and self.offer_wscale is not None else None
-        opts = syn_options(self.our_mss, wscale, self.sack_ok, ts)
-        self._emit(SYN | ACK, self.iss, now, opts=opts)
+        wscale = rcv.wscale if self._peer_wscale is not None and self.offer_wscale is not None else None
+        # the one SYN-ACK builder, shared with the listener's SYN cookies
+        seg = build_synack(self.laddr, self.raddr, self.lport, self.rport, self.iss, rcv.rcv_nxt,
+                           rcv.free(), self.our_mss, wscale, self.sack_ok, ts)
+        self._ack_sent(rcv.rcv_nxt)
+        self.segs_out += 1
+        self.layer.output(self, seg, now)
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 challenge ACK, limited per connection to a random budget each second (as

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 PMTU_MIN = 552  # Linux's ip_rt_min_pmtu: a smaller next-hop MTU is taken as 552, sent without DF
+PMTU_MIN6 = 1280  # IPv6's minimum link MTU (RFC 8200 5): a Packet Too Big below it is taken as 1280
 PMTU_EXPIRES_S = 600.0  # RFC 1191 6.3 (and Linux's ip_rt_mtu_expires): learned PMTUs age out
 PMTU_CACHE_MAX = 1024  # destinations remembered; the oldest entry goes first
 
@@ -32,9 +33,10 @@ class PathMtuCache:
         del self._entries[raddr]
         return None
 
-    def learn(self, raddr: int, mtu: int, now: float) -> int:
-        """Record a next-hop MTU (floored to PMTU_MIN); returns the path MTU to use."""
-        mtu = max(mtu, PMTU_MIN)
+    def learn(self, raddr: int, mtu: int, now: float, floor: int = PMTU_MIN) -> int:
+        """Record a next-hop MTU (floored to `floor`: PMTU_MIN, PMTU_MIN6 for IPv6); returns the
+        path MTU to use."""
+        mtu = max(mtu, floor)
         entries = self._entries
         if raddr in entries:
             del entries[raddr]  # re-inserted below: insertion order is age order

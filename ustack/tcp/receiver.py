@@ -12,6 +12,8 @@ from operator import attrgetter
 from ..core.memory import BYTEARRAY_OVERHEAD, BYTES_OVERHEAD, VIEW_OVERHEAD, MemoryBudget, truesize
 from .seq import MASK, diff, gt, in_window, le, lt
 
+INITIAL_RCV_MSS = 536  # Receiver.mss until the handshake settles it (RFC 9293's default MSS)
+
 # A chunk at least this long, in a frame not much larger, is queued as a view of its frame (no
 # copy). Shorter ones, and slivers of big frames, are copied into a shared bytearray tail: tiny
 # segments then cost ~1 byte of memory per byte, not a frame and two objects each (Linux's
@@ -238,7 +240,7 @@ class Receiver:
         self.collapsed_at = -1  # true size after the last collapse (collapse again only well above)
         self.fin_seq: int | None = None  # a FIN that arrived out of order
         self.unacked = 0  # bytes received since our last ACK (delayed-ACK accounting)
-        self.mss = 536  # largest segment we expect (for ACK-every-2nd and SWS avoidance)
+        self.mss = INITIAL_RCV_MSS  # largest segment we expect (for ACK-every-2nd and SWS avoidance)
         self.last_ack_sent = 0
         self.eof = False  # peer's FIN consumed
         self.shut = False  # application shut down receiving
@@ -252,11 +254,16 @@ class Receiver:
 
     # -- window ---------------------------------------------------------------------------------
     def free(self) -> int:
-        free = self.rcvbuf - len(self.buf)
-        if self.memory.pressure:  # clamp the window (Linux's tcp_clamp_window under tcp_mem pressure)
-            clamp = self.pressure_segments * self.mss
-            if free > clamp:
-                free = clamp
+        return self.space(self.rcvbuf, len(self.buf), self.memory, self.pressure_segments * self.mss)
+
+    @staticmethod
+    def space(rcvbuf: int, queued: int, memory: MemoryBudget, pressure_clamp: int) -> int:
+        """Free receive space to offer: the buffer's room, clamped to `pressure_clamp` bytes while
+        the stack's memory is under pressure (Linux's tcp_clamp_window under tcp_mem pressure).
+        Also the window of a SYN cookie's SYN-ACK, which has no Receiver."""
+        free = rcvbuf - queued
+        if memory.pressure and free > pressure_clamp:
+            free = pressure_clamp
         return free if free > 0 else 0
 
     @property

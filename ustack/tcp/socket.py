@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
 from ..core.errors import UsageError
+from ..core.family import V4MAPPED, is_ipv6, is_multicast6, is_v4compat, is_v4mapped, unmap
+from ..core.ports import bind_dual
 from ..core.reasons import Reason
 from .connection import Connection
 from .listener import Listener
@@ -26,7 +28,7 @@ class TcpSockOpts:
 
     __slots__ = ("nodelay", "keepalive", "keepalive_idle_s", "keepalive_interval_s",
                  "keepalive_probes", "linger", "rcvbuf", "sndbuf", "syn_retries", "syn_rto_s",
-                 "syn_rst_retries", "syn_rst_retry_s", "data_retries", "mss")
+                 "syn_rst_retries", "syn_rst_retry_s", "data_retries", "mss", "hop_limit")
 
     def __init__(self, cfg: TcpConfig) -> None:
         self.nodelay = cfg.nodelay
@@ -43,6 +45,7 @@ class TcpSockOpts:
         self.syn_rst_retry_s = cfg.syn_rst_retry_s
         self.data_retries = cfg.data_retries
         self.mss: int | None = None  # the application's MSS clamp (TCP_MAXSEG), for new connections
+        self.hop_limit: int | None = None  # IPv6 unicast hop limit (IPV6_UNICAST_HOPS); None: the stack's
 
     def copy(self) -> TcpSockOpts:
         new = TcpSockOpts.__new__(TcpSockOpts)
@@ -66,7 +69,7 @@ class TcpSocket:
     proto = 6
     # one per connection: no per-instance dict (docs/benchmarks.md, "Connections")
     __slots__ = ("layer", "stack", "opts", "binding", "conn", "listener", "closed", "accepted",
-                 "connected_once", "shut_rd", "shut_wr", "_error", "watcher")
+                 "connected_once", "shut_rd", "shut_wr", "_error", "watcher", "family", "_v6only")
 
     nodelay = _opt("nodelay", "disable Nagle's algorithm (TCP_NODELAY)")
     keepalive = _opt("keepalive", "send keepalive probes when idle (SO_KEEPALIVE)")
@@ -81,11 +84,16 @@ class TcpSocket:
     syn_rst_retries = _opt("syn_rst_retries", "SYNs repeated after a RST before REFUSED (Windows)")
     syn_rst_retry_s = _opt("syn_rst_retry_s", "interval before a SYN is repeated after a RST")
     data_retries = _opt("data_retries", "data retransmissions before TIMED_OUT")
+    hop_limit = _opt("hop_limit", "IPv6 unicast hop limit (IPV6_UNICAST_HOPS); None: the stack's default")
     mss = _opt("mss", "MSS clamp for connections made after it is set (TCP_MAXSEG); None: none")
 
-    def __init__(self, layer: TcpLayer, opts: TcpSockOpts | None = None) -> None:
+    def __init__(self, layer: TcpLayer, opts: TcpSockOpts | None = None, family: int = 4) -> None:
+        if family not in (4, 6):
+            raise UsageError(Reason.INVALID, f"address family {family}")
         self.layer = layer
         self.stack = layer.stack
+        self.family = family  # 4, or 6: every address in and out is an IPv6 int (core/family.py)
+        self._v6only = True  # IPV6_V6ONLY (family 6), Windows' default
         self.opts = opts if opts is not None else TcpSockOpts(layer.config)
         self.binding: Any = None
         self.conn: Connection | None = None
@@ -108,16 +116,50 @@ class TcpSocket:
     @property
     def local(self) -> tuple[int, int] | None:
         if self.conn is not None:
-            return (self.conn.laddr, self.conn.lport)
+            return (self._shown(self.conn.laddr), self.conn.lport)
         b = self.binding
-        return None if b is None else (b.addr, b.port)
+        if b is None:
+            return None
+        if self.family == 6 and b.table is self.stack.tcp_ports:  # bound to an IPv4 address
+            return (V4MAPPED | b.addr, b.port)
+        return (b.addr, b.port)
 
     @property
     def remote(self) -> tuple[int, int] | None:
         c = self.conn
         if c is None or (c.state is State.CLOSED and not self.connected_once):
             return None
-        return (c.raddr, c.rport)
+        return (self._shown(c.raddr), c.rport)
+
+    def _shown(self, addr: int) -> int:
+        """A connection's address as this socket names it: v4-mapped on a family-6 socket."""
+        return V4MAPPED | addr if self.family == 6 and not is_ipv6(addr) else addr
+
+    @property
+    def v6only(self) -> bool:
+        """IPV6_V6ONLY of a family-6 socket; False (dual-mode) also takes IPv4, v4-mapped."""
+        return self._v6only
+
+    @v6only.setter
+    def v6only(self, on: bool) -> None:
+        self._check_open()
+        if self.family != 6:
+            raise UsageError(Reason.INVALID, "IPV6_V6ONLY on an IPv4 socket")
+        if self.binding is not None or self.conn is not None:
+            raise UsageError(Reason.INVALID, "IPV6_V6ONLY after bind")
+        self._v6only = bool(on)
+
+    def _wire(self, addr: int) -> tuple[bool, int]:
+        """(is IPv6, the address on the wire) for an address given to this socket."""
+        if self.family == 4:
+            return False, addr
+        if is_v4mapped(addr):
+            if self._v6only:
+                raise UsageError(Reason.ADDR_NOT_AVAIL, "a v4-mapped address on an IPV6_V6ONLY socket")
+            return False, unmap(addr)
+        if is_v4compat(addr):
+            raise UsageError(Reason.ADDR_NOT_AVAIL, "IPv4-compatible IPv6 address (deprecated)")
+        return True, addr
 
     @property
     def error(self) -> Reason | None:
@@ -244,9 +286,22 @@ class TcpSocket:
         self._check_open()
         if self.binding is not None or self.conn is not None:
             raise UsageError(Reason.INVALID, "already bound")
-        if addr != 0 and not self.stack.is_local(addr):
+        stack = self.stack
+        if self.family == 6 and addr == 0:
+            if self._v6only:
+                self.binding = stack.tcp6_ports.bind(0, port, self, reuse, exclusive)
+            else:
+                self.binding = bind_dual(stack.tcp6_ports, stack.tcp_ports, port, self, reuse, exclusive)
+            return
+        v6, addr = self._wire(addr)
+        if v6:
+            if not stack.is_local6(addr):
+                raise UsageError(Reason.ADDR_NOT_AVAIL, "not an address of this host")
+            self.binding = stack.tcp6_ports.bind(addr, port, self, reuse, exclusive)
+            return
+        if addr != 0 and not stack.is_local(addr):
             raise UsageError(Reason.ADDR_NOT_AVAIL, "not an address of this host")
-        self.binding = self.stack.tcp_ports.bind(addr, port, self, reuse, exclusive)
+        self.binding = stack.tcp_ports.bind(addr, port, self, reuse, exclusive)
 
     # ---- connect ------------------------------------------------------------------------------
     def connect(self, addr: int, port: int, now: float) -> None:
@@ -262,15 +317,31 @@ class TcpSocket:
         if addr == 0 or port == 0:
             raise UsageError(Reason.ADDR_NOT_AVAIL, "destination address or port is zero")
         stack = self.stack
-        if stack.is_broadcast(addr) or addr >> 28 == 0xE:
-            raise UsageError(Reason.ADDR_NOT_AVAIL, "TCP cannot connect to broadcast or multicast")
-        rt = stack.route(addr)
-        if rt is None:
-            raise UsageError(Reason.NET_UNREACH, "no route to the destination")
-        layer = self.layer
-        ports = stack.tcp_ports
+        v6, addr = self._wire(addr)
         b = self.binding
-        laddr = b.addr if b is not None and b.addr != 0 else rt[0]
+        if v6:
+            if is_multicast6(addr):
+                raise UsageError(Reason.ADDR_NOT_AVAIL, "TCP cannot connect to multicast")
+            ports = stack.tcp6_ports
+            if b is not None and b.table is not ports:
+                raise UsageError(Reason.NET_UNREACH, "socket bound to an IPv4 address")
+            src = stack.source6(addr)
+            if src is None:
+                raise UsageError(Reason.NET_UNREACH, "no route to the destination")
+        else:
+            if stack.is_broadcast(addr) or addr >> 28 == 0xE:
+                raise UsageError(Reason.ADDR_NOT_AVAIL, "TCP cannot connect to broadcast or multicast")
+            ports = stack.tcp_ports
+            if b is not None and b.table is not ports:
+                b = b.twin  # a dual-mode socket's IPv4 half
+                if b is None:
+                    raise UsageError(Reason.NET_UNREACH, "socket bound to an IPv6 address")
+            rt = stack.route(addr)
+            if rt is None:
+                raise UsageError(Reason.NET_UNREACH, "no route to the destination")
+            src = rt[0]
+        layer = self.layer
+        laddr = b.addr if b is not None and b.addr != 0 else src
         if b is None:
             lport = ports.connect_port(laddr, addr, port,
                                        lambda p: (laddr, p, addr, port) in layer.conns)
@@ -312,7 +383,7 @@ class TcpSocket:
         conn = self.listener.pop()
         if conn is None:
             return None
-        sock = TcpSocket(self.layer, conn.opts)
+        sock = TcpSocket(self.layer, conn.opts, self.family)
         sock.conn = conn
         sock.accepted = True
         sock.connected_once = True

@@ -5,7 +5,8 @@ and nothing is stored:
 
     ISN = H0(4-tuple) + peer ISN + (minute << 24) + ((H1(4-tuple, minute) + mss_index) mod 2**24)
 
-H0, H1 are keyed hashes (BLAKE2s, secrets from the stack's RNG); `minute` counts 60 s of `now`;
+H0, H1 are keyed hashes (BLAKE2s, secrets from the stack's RNG) of the 4-tuple (over IPv6 with
+the 128-bit addresses, as Linux's cookie_v6_init_sequence hashes them); `minute` counts 60 s of `now`;
 `mss_index` picks the largest entry of MSS_TABLE not above the peer's MSS. The final ACK
 acknowledges ISN + 1: subtracting H0 and the peer's ISN gives the minute (accepted when this or
 the previous one, MAX_AGE), and then H1 must leave an index below 4 in the low 24 bits.
@@ -23,6 +24,8 @@ import hashlib
 import struct
 from typing import NamedTuple
 
+from ..core.family import is_ipv6
+
 MSS_TABLE = (536, 1300, 1440, 1460)  # Linux's msstab: common MSS values, 2 bits in the cookie
 MAX_AGE = 2  # minutes a cookie stays valid (this minute and the one before)
 COOKIE_BITS = 24
@@ -34,6 +37,7 @@ TS_SACK = 1 << 4
 TS_ECN = 1 << 5
 
 _TUPLE = struct.Struct("!IHIHI")
+_TUPLE6 = struct.Struct("!16sH16sHI")  # the IPv6 variant: 128-bit addresses in the hash input
 
 
 class CookieOptions(NamedTuple):
@@ -55,8 +59,12 @@ class SynCookies:
         self._keys = (secret[:16], secret[16:32], secret[32:48])
 
     def _hash(self, which: int, laddr: int, lport: int, raddr: int, rport: int, count: int) -> int:
-        h = hashlib.blake2s(_TUPLE.pack(laddr, lport, raddr, rport, count & 0xFFFFFFFF),
-                            key=self._keys[which], digest_size=4)
+        if is_ipv6(raddr):
+            data = _TUPLE6.pack(laddr.to_bytes(16, "big"), lport, raddr.to_bytes(16, "big"), rport,
+                                count & 0xFFFFFFFF)
+        else:
+            data = _TUPLE.pack(laddr, lport, raddr, rport, count & 0xFFFFFFFF)
+        h = hashlib.blake2s(data, key=self._keys[which], digest_size=4)
         return int.from_bytes(h.digest(), "big")
 
     @staticmethod

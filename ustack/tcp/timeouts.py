@@ -103,7 +103,7 @@ class TimeoutsMixin:
     def _on_pmtu_expired(self, now: float) -> None:
         """RFC 1191 6.3: try the first-hop MTU again; a router still in the way says so again."""
         self.df = True
-        self.our_mss = self.layer.mss_for(self.raddr, now)
+        self.our_mss = self.layer.mss_for(self.raddr, now, self.opts.mss)
         snd = self.snd
         mss = max(min(self.peer_mss, self.our_mss) - (12 if self.ts_ok else 0), 64)
         if snd.cc is not None and mss > snd.mss:
