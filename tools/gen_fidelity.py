@@ -155,6 +155,14 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
               "SO_OOBINLINE, SIOCATMARK, FD_OOB, exceptfds, POLLRDBAND"),
     ]),
     ("O. IPv6 (issue 12, beyond the reference)", [
+        (120, "AF_INET6 sockets: SOCKADDR_IN6 names (namelen 28; WSAEFAULT below, WSAEAFNOSUPPORT for "
+              "another family), getsockname/recvfrom write 28 bytes"),
+        (121, "IPPROTO_IPV6 options: IPV6_V6ONLY TRUE by default, changeable only before bind "
+              "(WSAEINVAL after); WSAEINVAL on an AF_INET socket; IPV6_UNICAST_HOPS"),
+        (122, "v6-only sockets beside IPv4 ones on one port (sock.c test_ipv6only); v4-mapped "
+              "destinations refused"),
+        (123, "dual-mode sockets (IPV6_V6ONLY 0): one port in both families, IPv4 peers as "
+              "::ffff:a.b.c.d in recvfrom, getpeername, getsockname, accept"),
         (124, "inet_pton / InetPtonW: Windows' IPv6 and strict IPv4 forms; 0 for other text, "
               "WSAEFAULT for NULL, WSAEAFNOSUPPORT for other families"),
         (125, "inet_ntop / InetNtopW: Windows' IPv6 text (\"::\" for the first longest zero run, "
@@ -181,7 +189,9 @@ SOURCES: dict[int, str] = {
     28: "win", 33: "uncertain", 34: "doc", 35: "doc", 39: "doc", 49: "doc", 51: "ref", 58: "doc",
     72: "doc", 73: "doc", 74: "win+doc", 75: "win+doc", 55: "doc+win", 56: "doc+win",
     100: "win+doc", 101: "doc", 102: "win+doc", 103: "win+doc", 104: "win", 105: "win+doc", 106: "win",
-    107: "win", 108: "win+doc", 124: "win", 125: "win", 126: "win", 127: "win", 128: "doc",
+    107: "win", 108: "win+doc",
+    120: "win+doc", 121: "win+doc", 122: "win", 123: "win+doc", 124: "win", 125: "win", 126: "win",
+    127: "win", 128: "doc",
     140: "win", 141: "doc", 142: "doc", 143: "uncertain",
     27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",
@@ -213,6 +223,11 @@ NOTES: dict[int, str] = {
     106: "ConnectEx always returns ERROR_IO_PENDING, also to a local peer (as sock.c sees it), and "
          "completes asynchronously right after. Before SO_UPDATE_CONNECT_CONTEXT connect() is "
          "WSAEINVAL (sock.c) and getpeername / getsockname / shutdown fail as for item 105.",
+    121: "**Uncertain, chosen:** IPPROTO_IPV6 options on an AF_INET socket fail with WSAEINVAL (sock.c "
+         "shows the failure, not the code). IPV6_UNICAST_HOPS reads the stack's default hop limit "
+         "until set; -1 restores it.",
+    122: "**Uncertain, chosen:** a v4-mapped destination on a v6-only socket is WSAEADDRNOTAVAIL "
+         "(the transport's ADDR_NOT_AVAIL).",
     125: "A buffer too short for the text is WSAEINVAL, what Windows 7 reports; sock.c shows later "
          "versions reporting STATUS_INVALID_PARAMETER as the last error instead.",
     126: "On a text that does not parse the structure is zeroed and the address part is kept when "

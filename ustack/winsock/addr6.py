@@ -24,7 +24,6 @@ import struct
 from .constants import AF_INET6
 
 SOCKADDR_IN6_SIZE = 28
-V4_MAPPED_PREFIX = 0xFFFF << 32
 _HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
 _DEC_V4_IN_V6 = re.compile(r"[0-9]{1,3}")
 _DEC_STRICT = re.compile(r"0|[1-9][0-9]{0,2}")
@@ -86,17 +85,6 @@ def unpack_sockaddr6(raw: bytes) -> tuple[int, int, int, int]:
     port, flowinfo = struct.unpack_from("!HI", raw, 2)
     (scope,) = struct.unpack_from("<I", raw, 24)
     return int.from_bytes(raw[8:24], "big"), port, flowinfo, scope
-
-
-# -- v4-mapped addresses (RFC 4291 2.5.5.2) ------------------------------------------------------
-def v4_mapped(v4: int) -> int:
-    """::ffff:a.b.c.d for an IPv4 address (host-order int)."""
-    return V4_MAPPED_PREFIX | (v4 & 0xFFFFFFFF)
-
-
-def mapped_v4(addr: int) -> int | None:
-    """The IPv4 address inside a v4-mapped address, else None."""
-    return addr & 0xFFFFFFFF if addr >> 32 == 0xFFFF else None
 
 
 # -- parsing -------------------------------------------------------------------------------------

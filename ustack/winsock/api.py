@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ustack.core.errors import UsageError
+from ustack.core.family import is_v4mapped, unmap, v4mapped
 
 from . import constants as C
 from . import options as O
@@ -249,11 +250,20 @@ class Winsock(ConnectionCalls, TransferCalls, SelectCalls, ControlCalls, EventCa
         remote = ws.sock.remote
         if remote is None:
             return loc
+        peer = remote[0]
+        if ws.is_v6:  # a dual-mode socket's IPv4 peer is v4-mapped; IPv6 routes: the transport's
+            if not is_v4mapped(peer):
+                return loc
+            peer = unmap(peer)
         stack = self.host.stack
-        if stack.is_local(remote[0]):
-            return (remote[0], loc[1])  # loopback and our own addresses: the peer's address is ours
-        route = stack.route(remote[0])
-        return loc if route is None else (int(route[0]), loc[1])
+        if stack.is_local(peer):
+            src = peer  # loopback and our own addresses: the peer's address is ours
+        else:
+            route = stack.route(peer)
+            if route is None:
+                return loc
+            src = int(route[0])
+        return (v4mapped(src) if ws.is_v6 else src, loc[1])
 
     def _refresh(self, ws: WSocket) -> None:
         R.refresh(ws, self.version)

@@ -1,4 +1,4 @@
-"""Caller memory as Winsock sees it: char* + length buffers and SOCKADDR_IN names.
+"""Caller memory as Winsock sees it: char* + length buffers and SOCKADDR_IN / SOCKADDR_IN6 names.
 
 Buffers may be bytes, bytearray, memoryview or ctypes objects; lengths are ints or ctypes
 c_int "pointers" (in/out). Whatever does not fit raises `WsaFail(WSAEFAULT)` (or
@@ -11,6 +11,7 @@ import ctypes
 import struct
 from typing import Any
 
+from . import addr6 as A6
 from . import constants as C
 from .structs import SOCKADDR_IN_SIZE
 
@@ -81,8 +82,17 @@ def len_store(namelen: Any, value: int) -> None:
         namelen.value = value
 
 
-def parse_sockaddr(name: Any, namelen: int | None, *, allow_unspec: bool = False) -> Any:
-    """(addr:int host order, port) from a SOCKADDR_IN or its bytes; WSAEFAULT / WSAEAFNOSUPPORT."""
+def sockaddr_size(family: int) -> int:
+    """The size of a socket's address structure: 16 (SOCKADDR_IN) or 28 (SOCKADDR_IN6)."""
+    return A6.SOCKADDR_IN6_SIZE if family == C.AF_INET6 else SOCKADDR_IN_SIZE
+
+
+def parse_sockaddr(name: Any, namelen: int | None, *, allow_unspec: bool = False,
+                   family: int = C.AF_INET) -> Any:
+    """(addr:int host order, port) from a name for a socket of `family`: a SOCKADDR_IN (32-bit
+    address) or SOCKADDR_IN6 (128-bit; flowinfo and scope id are not used), or their bytes.
+    namelen below the family's structure: WSAEFAULT (the length first, as Windows checks it);
+    a name of another family: WSAEAFNOSUPPORT."""
     if name is None or namelen is None:
         raise WsaFail(C.WSAEFAULT)
     try:
@@ -91,26 +101,32 @@ def parse_sockaddr(name: Any, namelen: int | None, *, allow_unspec: bool = False
         raise WsaFail(C.WSAEFAULT) from None
     if namelen < 2 or namelen > len(raw):
         raise WsaFail(C.WSAEFAULT)
-    (family,) = struct.unpack_from("<h", raw, 0)
-    if family == C.AF_UNSPEC and allow_unspec:
+    (given,) = struct.unpack_from("<h", raw, 0)
+    if given == C.AF_UNSPEC and allow_unspec:
         return UNSPEC_NAME
-    if namelen < SOCKADDR_IN_SIZE:
+    if namelen < sockaddr_size(family):
         raise WsaFail(C.WSAEFAULT)
-    if family != C.AF_INET:
+    if given != family:
         raise WsaFail(C.WSAEAFNOSUPPORT)
+    if family == C.AF_INET6:
+        addr6, port, _flow, _scope = A6.unpack_sockaddr6(raw)
+        return addr6, port
     port, addr = struct.unpack_from("!HI", raw, 2)
     return addr, port
 
 
-def sockaddr_bytes(addr: int, port: int) -> bytes:
+def sockaddr_bytes(addr: int, port: int, family: int = C.AF_INET) -> bytes:
+    if family == C.AF_INET6:
+        return A6.sockaddr6_bytes(addr, port)
     return struct.pack("<h", C.AF_INET) + struct.pack("!HI", port, addr) + bytes(8)
 
 
-def write_sockaddr(name: Any, namelen: Any, addr: int, port: int) -> None:
-    """Fill an output SOCKADDR_IN; WSAEFAULT when *namelen is short or the buffer is."""
+def write_sockaddr(name: Any, namelen: Any, addr: int, port: int, family: int = C.AF_INET) -> None:
+    """Fill an output SOCKADDR_IN / SOCKADDR_IN6; WSAEFAULT when *namelen or the buffer is short."""
+    size = sockaddr_size(family)
     n = len_value(namelen)
-    if name is None or n is None or n < SOCKADDR_IN_SIZE:
+    if name is None or n is None or n < size:
         raise WsaFail(C.WSAEFAULT)
-    out_check(name, SOCKADDR_IN_SIZE)
-    write_out(name, sockaddr_bytes(addr, port))
-    len_store(namelen, SOCKADDR_IN_SIZE)
+    out_check(name, size)
+    write_out(name, sockaddr_bytes(addr, port, family))
+    len_store(namelen, size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ustack.core.errors import UsageError
+from ustack.core.family import is_v4mapped, unmap
 from ustack.core.reasons import Reason
 
 from . import constants as C
@@ -20,9 +21,9 @@ from .buffers import WsaFail as _Fail
 from .buffers import len_store as _len_store
 from .buffers import len_value as _len_value
 from .buffers import parse_sockaddr as _parse_sockaddr
+from .buffers import sockaddr_size as _sockaddr_size
 from .buffers import write_sockaddr as _write_sockaddr
 from .callwrap import api_call as _api
-from .structs import SOCKADDR_IN_SIZE
 from .wsocket import Phase, WSocket
 
 # TCP states in which our side still has data or a FIN to get acknowledged
@@ -37,12 +38,13 @@ class ConnectionCalls:
     def socket(self, af: int, type: int, protocol: int) -> int:  # noqa: A002 - Winsock name
         """Argument checks in Windows' order (sock.c test_WSASocket): AF_UNSPEC without a
         protocol -> WSAEINVAL; then the type, the family, the protocol; (af, 0, 0) is TCP and
-        AF_UNSPEC with a protocol is IPv4."""
+        AF_UNSPEC with a protocol is IPv4. AF_INET6 sockets take SOCKADDR_IN6 names and start
+        with IPV6_V6ONLY on (Windows' default); WSAEAFNOSUPPORT if the transport has no IPv6."""
         if af == C.AF_UNSPEC and protocol == 0:
             raise _Fail(C.WSAEINVAL)
         if type not in (0, C.SOCK_STREAM, C.SOCK_DGRAM):
             raise _Fail(C.WSAESOCKTNOSUPPORT)
-        if af not in (C.AF_INET, C.AF_UNSPEC):
+        if af not in (C.AF_INET, C.AF_UNSPEC, C.AF_INET6):
             raise _Fail(C.WSAEAFNOSUPPORT)
         if protocol not in (0, C.IPPROTO_TCP, C.IPPROTO_UDP):
             raise _Fail(C.WSAEPROTONOSUPPORT)
@@ -56,16 +58,29 @@ class ConnectionCalls:
         stack = self.host.stack
         if type == C.SOCK_STREAM and getattr(stack, "tcp", None) is None:
             raise _Fail(C.WSAESOCKTNOSUPPORT)
-        sock = self._call(stack.tcp.open if type == C.SOCK_STREAM else stack.udp.open)
+        family = C.AF_INET6 if af == C.AF_INET6 else C.AF_INET
+        sock = self._call(self._open_stack_socket, stack.tcp if type == C.SOCK_STREAM else stack.udp, family)
         if type == C.SOCK_DGRAM:
             sock.port_zero_ok = True  # Windows sends to port 0 (sock.c test_UDP)
-        ws = WSocket(next(self._handles), type, want, sock, clock=self.host.now)
+        ws = WSocket(next(self._handles), type, want, sock, clock=self.host.now, family=family)
         ws.opts.rcvbuf = int(getattr(sock, "rcvbuf", ws.opts.rcvbuf) or ws.opts.rcvbuf)
         ws.opts.sndbuf = int(getattr(sock, "sndbuf", ws.opts.sndbuf) or ws.opts.sndbuf)
         ws.stack_sndbuf = ws.opts.sndbuf
         self._call(self._watch, ws)
         self._sockets[ws.handle] = ws
         return ws.handle
+
+    @staticmethod
+    def _open_stack_socket(layer: Any, family: int) -> Any:
+        """A transport socket of the Winsock family (lock held)."""
+        if family == C.AF_INET:
+            return layer.open()
+        try:
+            sock = layer.open(family=6)
+        except TypeError:  # a transport without IPv6 sockets
+            raise _Fail(C.WSAEAFNOSUPPORT) from None
+        sock.v6only = True
+        return sock
 
     @_api()
     def closesocket(self, s: int) -> int:
@@ -112,7 +127,7 @@ class ConnectionCalls:
     @_api(zero=True)
     def bind(self, s: int, name: Any, namelen: int) -> int:
         ws = self._get(s)
-        addr, port = _parse_sockaddr(name, namelen)
+        addr, port = _parse_sockaddr(name, namelen, family=ws.family)
         if self._call(self._local, ws) is not None:
             raise _Fail(C.WSAEINVAL)
 
@@ -155,7 +170,9 @@ class ConnectionCalls:
         addr, port = R.local(ws)
         old.watch(None)
         old.close(self._now())
-        new = self.host.stack.tcp.open()
+        new = self._open_stack_socket(self.host.stack.tcp, ws.family)
+        if ws.is_v6:
+            new.v6only = ws.opts.v6only
         new.bind(addr, port, reuse=ws.opts.reuseaddr, exclusive=ws.opts.exclusive)
         o = ws.opts
         new.rcvbuf = max(o.rcvbuf, 1)
@@ -172,9 +189,10 @@ class ConnectionCalls:
             raise _Fail(C.WSAEOPNOTSUPP)
         if ws.phase is not Phase.LISTENING:
             raise _Fail(C.WSAEINVAL)
+        size = _sockaddr_size(ws.family)
         if addr is not None and addrlen is not None:
             n = _len_value(addrlen)
-            if n is None or n < SOCKADDR_IN_SIZE:
+            if n is None or n < size:
                 raise _Fail(C.WSAEFAULT)
         while (new := self._call(self._accept_one, ws)) is None:
             if ws.nonblocking:
@@ -184,9 +202,9 @@ class ConnectionCalls:
                 raise self._blocked_fail(outcome)
         if addr is not None and addrlen is not None:
             raddr, rport = new.sock.remote
-            _write_sockaddr(addr, addrlen, raddr, rport)
+            _write_sockaddr(addr, addrlen, raddr, rport, ws.family)
         elif addr is None and addrlen is not None and not isinstance(addrlen, int):
-            _len_store(addrlen, SOCKADDR_IN_SIZE)
+            _len_store(addrlen, size)
         return new.handle
 
     def _accept_one(self, ws: WSocket) -> WSocket | None:
@@ -197,7 +215,7 @@ class ConnectionCalls:
         # item 21: the new socket inherits options and the event registration
         new = WSocket(next(self._handles), ws.type, ws.proto, sock, phase=Phase.CONNECTED,
                       nonblocking=ws.nonblocking, opts=ws.opts.copy(), stack_sndbuf=ws.stack_sndbuf,
-                      clock=ws.clock, connected_at=ws.clock())
+                      clock=ws.clock, connected_at=ws.clock(), family=ws.family)
         self._apply_tcp_options(new)
         if ws.reg_kind is not None:  # inherited, not a new registration; never an FD_CONNECT
             new.reg_kind, new.reg_events, new.hwnd, new.wmsg, new.event = (
@@ -220,7 +238,7 @@ class ConnectionCalls:
     @_api(zero=True)
     def connect(self, s: int, name: Any, namelen: int) -> int:
         ws = self._get(s)
-        dest = _parse_sockaddr(name, namelen, allow_unspec=not ws.is_tcp)
+        dest = _parse_sockaddr(name, namelen, allow_unspec=not ws.is_tcp, family=ws.family)
         if not ws.is_tcp:
             return self._udp_connect(ws, dest)
         if dest is _UNSPEC_NAME:  # pragma: no cover - allow_unspec is False for TCP
@@ -270,8 +288,9 @@ class ConnectionCalls:
 
         def do() -> None:
             s = ws.sock
+            peer4 = addr if not ws.is_v6 else (unmap(addr) if is_v4mapped(addr) else None)
             bcast_peer = (self.broadcast_connect == "windows" and not ws.opts.broadcast
-                          and addr != 0 and self.host.stack.is_broadcast(addr))
+                          and bool(peer4) and self.host.stack.is_broadcast(peer4))
             if bcast_peer:
                 s.broadcast = True  # Windows lets the peer be set without SO_BROADCAST (item 55)
             try:
@@ -335,7 +354,7 @@ class ConnectionCalls:
         loc = self._call(self._sockname, ws)
         if loc is None or self._ov_context_missing(ws):
             raise _Fail(C.WSAEINVAL)  # item 36 (≠L)
-        _write_sockaddr(name, namelen, *loc)
+        _write_sockaddr(name, namelen, *loc, ws.family)
         return 0
 
     @_api()
@@ -347,5 +366,5 @@ class ConnectionCalls:
             named = False
         if not named or remote is None or (not ws.is_tcp and ws.udp_disconnected):
             raise _Fail(C.WSAENOTCONN)  # checked before the arguments, even NULL ones
-        _write_sockaddr(name, namelen, int(remote[0]), int(remote[1]))  # WSAEFAULT: short *namelen
+        _write_sockaddr(name, namelen, int(remote[0]), int(remote[1]), ws.family)  # WSAEFAULT: short *namelen
         return 0

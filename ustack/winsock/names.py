@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ustack.core.family import v4mapped
 from ustack.services.resolver import (
     NO_DATA,
     NO_RECOVERY,
@@ -243,7 +244,7 @@ class NameResolution:
             if family == C.AF_INET6:
                 if not mapped:
                     raise WsaFail(EAI_NONAME)
-                return [(C.AF_INET6, A6.v4_mapped(v4), 0)]
+                return [(C.AF_INET6, v4mapped(v4), 0)]
             return [(C.AF_INET, v4, 0)]
         if flags & AI_NUMERICHOST:
             raise WsaFail(EAI_NONAME)
@@ -256,7 +257,7 @@ class NameResolution:
                 failure = f
         if mapped and (not out or flags & AI_ALL):
             try:
-                out += [(C.AF_INET6, A6.v4_mapped(_int4(a)), 0) for a in self._lookup(node)]
+                out += [(C.AF_INET6, v4mapped(_int4(a)), 0) for a in self._lookup(node)]
             except WsaFail as f:
                 failure = failure if out else f
         if want4:

@@ -36,7 +36,8 @@ from . import constants as C
 from .buffers import WsaFail
 from .wsocket import Phase, WSocket
 
-LEVELS = frozenset({C.SOL_SOCKET, C.IPPROTO_TCP, C.IPPROTO_IP, C.IPPROTO_UDP})
+LEVELS = frozenset({C.SOL_SOCKET, C.IPPROTO_TCP, C.IPPROTO_IP, C.IPPROTO_UDP, C.IPPROTO_IPV6})
+IPV6_OPTIONS = {C.IPV6_V6ONLY: "v6only", C.IPV6_UNICAST_HOPS: "hop_limit"}
 LINGER_SIZE = 4
 MAX_UDP_MSG = 65507  # SO_MAX_MSG_SIZE of a UDP socket over IPv4
 
@@ -83,6 +84,12 @@ def check_level(level: int) -> None:
 
 
 def _spec(ws: WSocket, level: int, optname: int) -> tuple[str | None, Kind]:
+    if level == C.IPPROTO_IPV6:
+        if not ws.is_v6:
+            raise WsaFail(C.WSAEINVAL)  # an IPv6 option on an AF_INET socket
+        if optname not in IPV6_OPTIONS:
+            raise WsaFail(C.WSAENOPROTOOPT)
+        return IPV6_OPTIONS[optname], INT
     if level == C.IPPROTO_TCP:
         if optname != C.TCP_NODELAY or not ws.is_tcp:
             raise WsaFail(C.WSAENOPROTOOPT)
@@ -140,6 +147,8 @@ def set_option(ws: WSocket, level: int, optname: int, raw: bytes, optlen: int) -
     if optname == C.SO_DONTLINGER and level == C.SOL_SOCKET:
         o.linger_on = int(not value)
         return {}
+    if level == C.IPPROTO_IPV6:
+        return _set_ipv6(ws, optname, value)
     if optname == C.SO_ERROR and level == C.SOL_SOCKET:
         ws.so_error = value  # Windows lets SO_ERROR be set (sock.c test_set_getsockopt)
         return {}
@@ -194,6 +203,21 @@ def _set_ip(ws: WSocket, optname: int, attr: str | None, kind: Kind, raw: bytes,
     return {"mcast_loop": value != 0}
 
 
+def _set_ipv6(ws: WSocket, optname: int, value: int) -> dict[str, Any]:
+    """IPV6_V6ONLY only before bind or connect (WSAEINVAL after, as the stack refuses it too);
+    IPV6_UNICAST_HOPS 0..255, -1 for the default."""
+    o = ws.opts
+    if optname == C.IPV6_V6ONLY:
+        if ws.phase is not Phase.FRESH:
+            raise WsaFail(C.WSAEINVAL)
+        o.v6only = bool(value)
+        return {"v6only": o.v6only}
+    if not -1 <= value <= 255:
+        raise WsaFail(C.WSAEINVAL)
+    o.hop_limit = None if value == -1 else value
+    return {"hop_limit": o.hop_limit}
+
+
 def push(ws: WSocket, attrs: dict[str, Any]) -> None:
     """Apply option values to the stack socket (host lock held). Membership and the multicast
     interface are calls that may raise UsageError (the caller maps it to the WSA code)."""
@@ -233,6 +257,9 @@ def _current(ws: WSocket, level: int, optname: int, attr: str | None) -> bytes:
             if not ws.is_tcp or since is None or ws.phase is not Phase.CONNECTED:
                 return struct.pack("<I", 0xFFFFFFFF)
             return struct.pack("<I", int(ws.clock() - since))
+    if level == C.IPPROTO_IPV6 and optname == C.IPV6_UNICAST_HOPS:
+        hops = o.hop_limit if o.hop_limit is not None else ws.sock.stack.config.ttl  # the default
+        return struct.pack("<I", hops)
     assert attr is not None
     return struct.pack("<I", int(getattr(o, attr)) & 0xFFFFFFFF)
 

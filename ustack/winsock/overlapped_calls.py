@@ -33,6 +33,7 @@ from .buffers import (
     out_check,
     parse_sockaddr,
     sockaddr_bytes,
+    sockaddr_size,
     write_out,
 )
 from .callwrap import api_call
@@ -56,7 +57,7 @@ from .structs import SOCKADDR_IN_SIZE
 from .wsocket import Phase, WSocket
 
 _KINDS = ("recv", "send", "accept", "connect")
-_ADDR_SPACE = SOCKADDR_IN_SIZE + 16  # what AcceptEx needs per address (MSDN: sizeof + 16)
+_ADDR_SPACE = 16  # what AcceptEx needs per address beyond its structure (MSDN: sizeof + 16)
 
 
 class OVERLAPPED_ENTRY:  # noqa: N801 - Windows name
@@ -130,8 +131,8 @@ class OverlappedCalls:
             data = bytes(data)
             scatter(op.buffers, data[:cap])
             if op.from_ is not None:
-                write_out(op.from_, sockaddr_bytes(addr, port))
-                len_store(op.fromlen, SOCKADDR_IN_SIZE)
+                write_out(op.from_, sockaddr_bytes(addr, port, ws.family))
+                len_store(op.fromlen, sockaddr_size(ws.family))
             self._reenable(ws, C.FD_READ)
             if len(data) > cap:
                 return (C.WSAEMSGSIZE, cap, K.MSG_PARTIAL)
@@ -173,7 +174,7 @@ class OverlappedCalls:
         if not op.extra.get("connected"):
             if not lst.sock.accept_pending:
                 return None
-            if 0 < op.extra["local_len"] < _ADDR_SPACE:
+            if 0 < op.extra["local_len"] < sockaddr_size(lst.family) + _ADDR_SPACE:
                 return (C.WSAEFAULT, 0, 0)  # STATUS_BUFFER_TOO_SMALL; the connection stays
             sock = lst.sock.accept()
             self._reenable(lst, C.FD_ACCEPT)
@@ -205,8 +206,8 @@ class OverlappedCalls:
         loc, rem = R.local(aws), s.remote
         write_out(out, data)
         if op.extra["local_len"]:  # 0: no local address wanted (sock.c test_AcceptEx)
-            write_out(out, sockaddr_bytes(*loc), want)
-        write_out(out, sockaddr_bytes(int(rem[0]), int(rem[1])), want + op.extra["local_len"])
+            write_out(out, sockaddr_bytes(*loc, aws.family), want)
+        write_out(out, sockaddr_bytes(int(rem[0]), int(rem[1]), aws.family), want + op.extra["local_len"])
         return (0, len(data), 0)
 
     def _ov_step_connect(self, op: Op) -> tuple[int, int, int] | None:
@@ -373,9 +374,9 @@ class OverlappedCalls:
             raise WsaFail(C.WSAEFAULT)
         if lpFrom is not None:
             n = len_value(lpFromlen)
-            if n is None or n < SOCKADDR_IN_SIZE:
+            if n is None or n < sockaddr_size(ws.family):
                 raise WsaFail(C.WSAEFAULT)
-            out_check(lpFrom, SOCKADDR_IN_SIZE)
+            out_check(lpFrom, sockaddr_size(ws.family))
         if lpOverlapped is None and lpCompletionRoutine is None:
             return self._ov_plain_recv(ws, bufs, lpNumberOfBytesRecvd, lpFlags, flags, lpFrom, lpFromlen)
         self._ov_check_recv(ws)
@@ -749,7 +750,7 @@ class OverlappedCalls:
             raise WsaFail(C.WSAEINVAL)
         if lpOverlapped is None:
             raise WsaFail(K.ERROR_INVALID_PARAMETER)
-        if dwRemoteAddressLength < SOCKADDR_IN_SIZE:
+        if dwRemoteAddressLength < sockaddr_size(lst.family):
             raise WsaFail(C.WSAEFAULT)
         need = dwReceiveDataLength + dwLocalAddressLength + dwRemoteAddressLength
         out_check(lpOutputBuffer, need)
@@ -782,12 +783,14 @@ class OverlappedCalls:
         if dwLocalAddressLength >= SOCKADDR_IN_SIZE:  # else left alone (sock.c test_AcceptEx)
             wanted.insert(0, (dwReceiveDataLength, LocalSockaddr, LocalSockaddrLength))
         for at, name, namelen in wanted:
-            piece = raw[at:at + SOCKADDR_IN_SIZE]
-            if at < 0 or len(piece) < SOCKADDR_IN_SIZE:
+            family = int.from_bytes(raw[at:at + 2], "little") if at >= 0 else 0
+            size = sockaddr_size(family)  # the address AcceptEx wrote there says its family
+            piece = raw[at:at + size]
+            if at < 0 or len(piece) < size:
                 raise WsaFail(C.WSAEFAULT)
-            out_check(name, SOCKADDR_IN_SIZE)
+            out_check(name, size)
             write_out(name, piece)
-            len_store(namelen, SOCKADDR_IN_SIZE)
+            len_store(namelen, size)
 
     @api_call(fail=False, zero=True)
     def ConnectEx(self, s: int, name: Any, namelen: int, lpSendBuffer: Any, dwSendDataLength: int,  # noqa: N802
@@ -808,7 +811,7 @@ class OverlappedCalls:
         if lpOverlapped is None:
             raise WsaFail(K.ERROR_INVALID_PARAMETER)
         data = in_bytes(lpSendBuffer, dwSendDataLength) if dwSendDataLength else b""
-        parse_sockaddr(name, namelen)
+        parse_sockaddr(name, namelen, family=ws.family)
         was_nonblocking = ws.nonblocking
         ws.nonblocking = True  # one connect path: connect() starts it without waiting
         try:

@@ -19,10 +19,10 @@ from .buffers import in_bytes as _in_bytes
 from .buffers import len_value as _len_value
 from .buffers import out_check as _out_check
 from .buffers import parse_sockaddr as _parse_sockaddr
+from .buffers import sockaddr_size as _sockaddr_size
 from .buffers import write_out as _write_out
 from .buffers import write_sockaddr as _write_sockaddr
 from .callwrap import api_call as _api
-from .structs import SOCKADDR_IN_SIZE
 from .wsocket import Phase, WSocket
 
 
@@ -144,7 +144,7 @@ class TransferCalls:
             raise _Fail(C.WSAEOPNOTSUPP)
         if to is None:
             return self._udp_send(ws, data, None)
-        dest = _parse_sockaddr(to, tolen)
+        dest = _parse_sockaddr(to, tolen, family=ws.family)
         if dest[0] == 0:
             raise _Fail(C.WSAEADDRNOTAVAIL)
         return self._udp_send(ws, data, dest)
@@ -306,15 +306,15 @@ class TransferCalls:
             return self._tcp_recv(ws, buf, len, flags)
         if from_ is not None:
             fl = _len_value(fromlen)
-            if fl is None or fl < SOCKADDR_IN_SIZE:
+            if fl is None or fl < _sockaddr_size(ws.family):
                 raise _Fail(C.WSAEFAULT)
         self._tls.last_from = None
         try:
             n, addr, port = self._udp_recv(ws, buf, len, flags)
         except _Fail as f:
             if f.code == C.WSAEMSGSIZE and from_ is not None and self._tls.last_from is not None:
-                _write_sockaddr(from_, fromlen, *self._tls.last_from)
+                _write_sockaddr(from_, fromlen, *self._tls.last_from, ws.family)
             raise
         if from_ is not None:
-            _write_sockaddr(from_, fromlen, addr, port)
+            _write_sockaddr(from_, fromlen, addr, port, ws.family)
         return n

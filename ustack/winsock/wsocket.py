@@ -51,6 +51,8 @@ class Options:
     mcast_ttl: int = 1  # IP_MULTICAST_TTL
     mcast_loop: bool = True  # IP_MULTICAST_LOOP (Windows: on by default)
     mcast_if: int = 0  # IP_MULTICAST_IF, host order (0: the route's interface)
+    v6only: bool = True  # IPV6_V6ONLY (AF_INET6 sockets): TRUE by default on Windows
+    hop_limit: int | None = None  # IPV6_UNICAST_HOPS as set; None: the stack's default
 
     def copy(self) -> Options:
         return Options(**vars(self))
@@ -95,10 +97,15 @@ class WSocket:
     oob_done: int | None = None  # stream index of the urgent byte already returned (oob.py)
     oob_byte: bytes | None = None  # an urgent byte a normal read took out, for MSG_OOB
     clock: Callable[[], float] = field(default=lambda: 0.0, repr=False)  # the host's now()
+    family: int = C.AF_INET  # AF_INET (32-bit addresses, SOCKADDR_IN) or AF_INET6 (128-bit, SOCKADDR_IN6)
 
     @property
     def is_tcp(self) -> bool:
         return self.type == C.SOCK_STREAM
+
+    @property
+    def is_v6(self) -> bool:
+        return self.family == C.AF_INET6
 
     @property
     def is_bound(self) -> bool:
