@@ -11,10 +11,12 @@ from ustack.winsock import (
     AF_INET6,
     INVALID_SOCKET,
     IPPROTO_IPV6,
+    IPPROTO_TCP,
     IPPROTO_UDP,
     IPV6_UNICAST_HOPS,
     IPV6_V6ONLY,
     SOCK_DGRAM,
+    SOCK_STREAM,
     SOCKADDR_IN,
     SOCKADDR_IN6,
     WSAEADDRINUSE,
@@ -26,7 +28,22 @@ from ustack.winsock import (
     Winsock,
 )
 
-from .wsutil import PEER, bind, fail, getopt_int, recv_from, sendto, setopt_int, udp
+from .wsutil import (
+    PEER,
+    accept_in_task,
+    bind,
+    fail,
+    getopt_int,
+    listener,
+    name_of,
+    peer_of,
+    recv_from,
+    recv_some,
+    sendto,
+    setopt_int,
+    tcp,
+    udp,
+)
 
 
 def udp6(ws: Winsock) -> int:
@@ -69,6 +86,9 @@ def test_item_120_sockaddr_in6_names(net) -> None:
     fail(ws, ws.sendto(s, b"x", 1, 0, sa6("::ffff:" + PEER, 9), 27), WSAEFAULT)
     buf = bytearray(8)
     fail(ws, ws.recvfrom(s, buf, 8, 0, SOCKADDR_IN6(), ctypes.c_int(16)), WSAEFAULT)
+    t = ws.socket(AF_INET6, SOCK_STREAM, IPPROTO_TCP)
+    fail(ws, ws.connect(t, SOCKADDR_IN.make(PEER, 80), 16), WSAEFAULT)
+    fail(ws, ws.connect(t, v4_in_28, 28), WSAEAFNOSUPPORT)
 
 
 def test_item_121_ipv6_options(net) -> None:
@@ -160,3 +180,44 @@ def test_item_123_dual_mode_sockets(net) -> None:
     assert ws.send(d, b"conn", 4, 0) == 4
     net.sim.run_for(0.1)
     assert recv_from(pws, p) == (b"conn", ("198.18.0.2", 6000))
+
+
+def tcp6(ws: Winsock, dual: bool = False) -> int:
+    s = ws.socket(AF_INET6, SOCK_STREAM, IPPROTO_TCP)
+    assert s != INVALID_SOCKET, ws.WSAGetLastError()
+    if dual:
+        assert setopt_int(ws, s, IPPROTO_IPV6, IPV6_V6ONLY, 0) == 0
+    return s
+
+
+def test_item_123_dual_mode_tcp(net) -> None:
+    """A dual-mode TCP listener on [::]:p accepts an IPv4 client: accept (addrlen 28; 16 is
+    WSAEFAULT), getpeername and getsockname of the accepted socket name both ends v4-mapped; a
+    dual-mode client connects to ::ffff:a.b.c.d over IPv4; a v6-only one is refused
+    (WSAEADDRNOTAVAIL); the IPv4 listener of the peer sees 198.18.0.2."""
+    ws, pws = net.ws, net.pws
+    lst = tcp6(ws, dual=True)
+    assert ws.bind(lst, sa6("::", 8000), 28) == 0 and ws.listen(lst, 5) == 0
+    c = tcp(pws)
+    assert pws.connect(c, SOCKADDR_IN.make("198.18.0.2", 8000), 16) == 0, pws.WSAGetLastError()
+    fail(ws, ws.accept(lst, SOCKADDR_IN6(), ctypes.c_int(16)), WSAEFAULT)
+    frm, n = SOCKADDR_IN6(), ctypes.c_int(28)
+    a = ws.accept(lst, frm, n)
+    assert a != INVALID_SOCKET, ws.WSAGetLastError()
+    cport = name_of(pws, c)[1]
+    assert (frm.sin6_family, frm.addr, frm.port, n.value) == (AF_INET6, "::ffff:198.18.0.1", cport, 28)
+    assert name6(ws, a, peer=True) == (AF_INET6, "::ffff:198.18.0.1", cport)
+    assert name6(ws, a) == (AF_INET6, "::ffff:198.18.0.2", 8000)
+    assert getopt_int(ws, a, IPPROTO_IPV6, IPV6_V6ONLY) == 0  # inherited from the listener
+    assert ws.send(a, b"over v4", 7, 0) == 7
+    net.sim.run_for(0.1)
+    assert recv_some(pws, c) == b"over v4"
+    plst = listener(pws, 8001)
+    task = accept_in_task(net, plst)
+    d = tcp6(ws, dual=True)
+    assert ws.connect(d, sa6("::ffff:198.18.0.1", 8001), 28) == 0, ws.WSAGetLastError()
+    (acc,) = task.result()
+    assert name6(ws, d, peer=True) == (AF_INET6, "::ffff:198.18.0.1", 8001)
+    assert peer_of(pws, acc) == ("198.18.0.2", name6(ws, d)[2])
+    v6only = tcp6(ws)
+    fail(ws, ws.connect(v6only, sa6("::ffff:198.18.0.1", 8001), 28), WSAEADDRNOTAVAIL)

@@ -130,8 +130,9 @@ def test_item_9_closed_or_unknown_handle(net) -> None:
 def test_item_10_socket_argument_checks(net) -> None:
     """socket(): bad family/type/protocol codes; STREAM+UDP and DGRAM+TCP mismatch; (AF_INET, 0, 0) is TCP."""
     ws = net.ws
-    fail(ws, ws.socket(AF_INET6, SOCK_STREAM, 0), WSAEAFNOSUPPORT)
     fail(ws, ws.socket(99, SOCK_STREAM, 0), WSAEAFNOSUPPORT)
+    fail(ws, ws.socket(AF_INET6, 77, 0), WSAESOCKTNOSUPPORT)  # the type before the family
+    fail(ws, ws.socket(AF_INET6, SOCK_STREAM, IPPROTO_UDP), WSAEPROTONOSUPPORT)
     fail(ws, ws.socket(AF_INET, 77, 0), WSAESOCKTNOSUPPORT)
     fail(ws, ws.socket(AF_INET, SOCK_RAW, 0), WSAESOCKTNOSUPPORT)
     fail(ws, ws.socket(AF_INET, SOCK_STREAM, 200), WSAEPROTONOSUPPORT)
