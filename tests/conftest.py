@@ -23,6 +23,11 @@ from ustack.runtime.base import ErrorLog
 from ustack.tcp.layer import TcpLayer
 from ustack.winsock.api import Winsock
 
+# The private-namespace helper is one plugin for the whole suite: its `netns` fixture, and the hooks
+# that mark fixture users `netns` and check every `netns`-marked test before it runs (skip, or
+# fail under CI=true). No other conftest imports them.
+pytest_plugins = ["tests.netns"]
+
 _GUARDED = ((Stack, "_internal_error"), (TcpLayer, "_internal_error"), (ErrorLog, "_count_error"),
             (FaultEngine, "_listener_error"), (Winsock, "_callback_error"),
             (ServiceSet, "_handler_error"))

@@ -23,7 +23,8 @@ Two ways, both need root and /dev/net/tun:
 Availability: ``netns_unavailable_reason()`` is None when usable. A test that cannot run skips,
 except under ``CI=true`` where it fails loudly (a CI that silently skips proves nothing).
 Tests marked ``@pytest.mark.netns`` get the same check; tests using the fixture get the marker.
-Register by importing into a conftest: ``from tests.netns import *  # noqa: F403``.
+This module is a pytest plugin, registered once for the whole suite by tests/conftest.py
+(``pytest_plugins = ["tests.netns"]``): every test directory gets the fixture and the hooks.
 
 Only addresses in 198.18.0.0/15 (RFC 2544 benchmarking) belong in these tests; see
 ``assert_test_net``.

@@ -8,22 +8,11 @@ netns helper (tests/netns.py) and `tls_cert` makes a self-signed certificate wit
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.netns import (  # noqa: E402, F401
-    netns,
-    pytest_collection_modifyitems,
-    pytest_runtest_setup,
-    require_tool,
-)
+from tests.netns import require_tool
 
 
 @pytest.fixture

@@ -145,3 +145,45 @@ def test_helper_does_not_leak_fds() -> None:
         except Exception:  # noqa: BLE001 - netns may be unavailable; only fds matter here
             pass
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# One file per test directory that has TUN/TAP tests: each is collected under its own directory's
+# conftest (or none), so a directory that lost the shared plugin would show up here.
+_NETNS_TEST_FILES = ("tests/drivers/test_netns_helper.py", "tests/runtime/test_host_tun.py",
+                     "tests/services/test_dnsmasq.py", "tests/cli/test_bad_input.py",
+                     "tests/interop/test_foundation_ping.py", "tests/conformance/test_ipv4.py",
+                     "tests/perf/test_bench_all.py", "tests/compat/test_kernel.py",
+                     "tests/winsock/test_ws_kernel.py")
+
+
+def test_every_directory_fails_its_tun_tests_under_ci_when_netns_is_missing(tmp_path) -> None:
+    """The suite run as CI runs it (CI=true) on a machine without private namespaces: every
+    netns test of every directory fails at set-up with the reason; none is skipped or passes."""
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "pretend_no_netns.py").write_text(
+        "def pytest_configure(config):\n"
+        "    import tests.netns as helper\n"
+        "    helper._probe_result[:] = ['pretend: no TUN here']\n")
+    report = tmp_path / "report.xml"
+    env = {**os.environ, "CI": "true", "PYTHONPATH": f"{root}{os.pathsep}{tmp_path}"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pretend_no_netns", "-m", "netns",
+                        "-p", "no:cacheprovider", f"--junitxml={report}", *_NETNS_TEST_FILES],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    cases = ET.parse(report).getroot().iter("testcase")
+    by_file: dict[str, list[str]] = {}
+    for case in cases:
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = child.tag + ": " + (child.get("message") or "")
+        by_file.setdefault(case.get("classname", "").split(".")[-2], []).append(outcome)
+    assert sorted(by_file) == sorted(f.split("/")[1] for f in _NETNS_TEST_FILES), list(by_file)
+    for outcomes in by_file.values():
+        assert outcomes and all(o.startswith(("failure", "error")) and "CI=true and pretend: no TUN here" in o
+                                for o in outcomes), outcomes

@@ -4,22 +4,9 @@
 link (see peer.py); every host is closed at teardown.
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.interop import peer  # noqa: E402
-from tests.netns import (  # noqa: E402, F401
-    netns,
-    pytest_collection_modifyitems,
-    pytest_runtest_setup,
-    skip_or_fail,
-)
+from tests.interop import peer
 
 
 class Hosts:
@@ -45,7 +32,7 @@ def link(request):
 
 
 @pytest.fixture
-def hosts(request, netns):  # noqa: F811 - netns moves this thread into a private namespace
+def hosts(request, netns):  # netns: this thread runs in a private namespace
     h = Hosts()
     try:
         yield h

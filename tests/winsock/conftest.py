@@ -8,18 +8,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.netns import netns, pytest_collection_modifyitems, pytest_runtest_setup  # noqa: E402, F401
-
-from .wsutil import Net, make_net  # noqa: E402
+from .wsutil import Net, make_net
 
 
 @pytest.fixture
