@@ -52,13 +52,20 @@ PORT = 7
 
 
 # --------------------------------------------------------------------------- the serve process
+# `python -m ustack` with every module from the tree given first: PYTHONPATH finds its `ustack`,
+# and its top-level drivers/ (installed as `ustack.drivers` by package-dir) is put on the
+# package's path, or the editable install's finder would hand out this checkout's drivers.
+_LAUNCH = ("import runpy, sys; root = sys.argv.pop(1); import ustack; ustack.__path__.append(root); "
+           "runpy.run_module('ustack', run_name='__main__', alter_sys=True)")
+
+
 class Serve:
-    """`python -m ustack serve --echo 7` from the tree `root`, on TUN `name`."""
+    """`python -m ustack serve --echo 7` from the tree `root` (all of it), on TUN `name`."""
 
     def __init__(self, root: str, name: str, mtu: int = 1500) -> None:
         env = dict(os.environ, PYTHONPATH=root)
         self.p = subprocess.Popen(
-            [sys.executable, "-m", "ustack", "serve", "--tun", name, "--addr", f"{USTACK_IP}/24",
+            [sys.executable, "-c", _LAUNCH, root, "serve", "--tun", name, "--addr", f"{USTACK_IP}/24",
              "--peer", f"{KERNEL_IP}/24", "--mtu", str(mtu), "--echo", str(PORT)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
         end = time.monotonic() + 30
@@ -279,7 +286,10 @@ def measure_serve(root: str, idx: int, args: argparse.Namespace) -> dict:
     serve = Serve(root, f"bcn{idx}")
     try:
         warm = rate(0.5, 4)  # code paths and the allocator warmed up before anything is measured
+        cpu0 = serve.cpu_s()
         out = {"root": root, "warmup": warm["done"], "rate": rate(args.rate_seconds, args.parallel)}
+        done = out["rate"]["done"]
+        out["rate"]["serve_cpu_us_per_conn"] = round((serve.cpu_s() - cpu0) / done * 1e6, 1) if done else None
         if args.pings:
             out["latency"] = ping_pong((USTACK_IP, PORT), args.pings)
         out["hold"], socks = hold(serve, args.concurrent, args.inflight, args.hold_seconds)
@@ -352,6 +362,11 @@ def _setup_netns() -> None:
     lo_up()
     with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:  # this namespace's only
         f.write("1024 65535")
+    # The clients close first, so each completed connection leaves a kernel TIME_WAIT for 60 s:
+    # without reuse, a later tree (or round) in the same run finds the port range nearly used
+    # up and its clients' connect() slows down (the rate fell to 55/s in such a run).
+    with open("/proc/sys/net/ipv4/tcp_tw_reuse", "w") as f:
+        f.write("1")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # one fd per client
     want = hard if hard != resource.RLIM_INFINITY else 1 << 20
     try:  # root may raise the hard limit too
@@ -393,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             h, rt = r["hold"], r["rate"]
             per = "-" if h["rss_per_conn_kib"] is None else f"{h['rss_per_conn_kib']:.1f}"
-            print(f"{root}: rate {rt['per_s']:.0f}/s ({rt['done']} done, {rt['failed']} failed); "
+            print(f"{root}: rate {rt['per_s']:.0f}/s ({rt['done']} done, {rt['failed']} failed, serve CPU "
+                  f"{rt['serve_cpu_us_per_conn']} us each); "
                   f"hold {h['opened_and_echoed']}/{h['asked']} opened+echoed in {h['open_seconds']:.1f} s "
                   f"(refused/reset {h['refused_or_reset']}, timed out {h['timed_out']}), "
                   f"{h['still_echoing']} still echoing; RSS {h['rss_before_kib']}->{h['rss_after_kib']} KiB "
