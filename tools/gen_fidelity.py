@@ -172,6 +172,7 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
         (127, "WSAAddressToStringA/W: \"[addr%scope]:port\"; WSAEFAULT with the length needed"),
         (128, "getaddrinfo / GetAddrInfoW: AF_INET6 (AAAA, SOCKADDR_IN6 entries), AI_V4MAPPED, AI_ALL, "
               "IPv6 literals with scope ids, AF_UNSPEC; gethostbyname stays IPv4-only"),
+        (129, "ustack.socket with AF_INET6: (addr, port[, flowinfo[, scope_id]]) in, 4-tuples out"),
     ]),
     ("P. Multicast (issue 12, beyond the reference)", [
         (140, "IP_MULTICAST_TTL / IP_MULTICAST_LOOP: defaults 1 and TRUE; Windows' option sizes"),
@@ -191,7 +192,7 @@ SOURCES: dict[int, str] = {
     100: "win+doc", 101: "doc", 102: "win+doc", 103: "win+doc", 104: "win", 105: "win+doc", 106: "win",
     107: "win", 108: "win+doc",
     120: "win+doc", 121: "win+doc", 122: "win", 123: "win+doc", 124: "win", 125: "win", 126: "win",
-    127: "win", 128: "doc",
+    127: "win", 128: "doc", 129: "doc",
     140: "win", 141: "doc", 142: "doc", 143: "uncertain",
     27: "win+doc", 32: "win+doc",
     40: "win+doc", 43: "win+doc", 47: "win+doc", 53: "win+doc",

@@ -7,7 +7,10 @@
         s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
         print(s.recv(4096))
 
-Addresses are ("a.b.c.d", port) tuples. Failures raise `WinsockError`, an OSError carrying
+Addresses are ("a.b.c.d", port) tuples; AF_INET6 sockets take ("addr", port) or ("addr", port,
+flowinfo, scope_id) and return the 4-tuple, as Python does (IPV6_V6ONLY is on by default, as on
+Windows; turned off, IPv4 peers show as ("::ffff:a.b.c.d", port, 0, 0)). Failures raise
+`WinsockError`, an OSError carrying
 `.winerror` (the WSA code, as Python on Windows does), `.wsa_name` and the closest POSIX
 `.errno`; refused/reset/aborted/timed-out/would-block raise the matching OSError subclasses
 (ConnectionRefusedError, ..., TimeoutError, BlockingIOError) too. Semantics are Winsock's (this
@@ -24,11 +27,16 @@ import struct
 from typing import Any
 
 from .winsock import constants as C
+from .winsock.addr6 import SOCKADDR_IN6, parse_ipv6
 from .winsock.api import Winsock
 from .winsock.errors import WinsockError, WinsockTimeout
 from .winsock.structs import FD_SET, SOCKADDR_IN, TIMEVAL
 
 AF_INET = C.AF_INET
+AF_INET6 = C.AF_INET6
+IPPROTO_IPV6 = C.IPPROTO_IPV6
+IPV6_V6ONLY = C.IPV6_V6ONLY
+IPV6_UNICAST_HOPS = C.IPV6_UNICAST_HOPS
 SOCK_STREAM = C.SOCK_STREAM
 SOCK_DGRAM = C.SOCK_DGRAM
 IPPROTO_TCP = C.IPPROTO_TCP
@@ -61,7 +69,8 @@ error = OSError
 timeout = TimeoutError
 
 __all__ = [
-    "AF_INET", "INADDR_ANY", "IPPROTO_IP", "IP_ADD_MEMBERSHIP", "IP_DROP_MEMBERSHIP", "IP_MULTICAST_IF",
+    "AF_INET", "AF_INET6", "INADDR_ANY", "IPPROTO_IPV6", "IPV6_UNICAST_HOPS", "IPV6_V6ONLY",
+    "IPPROTO_IP", "IP_ADD_MEMBERSHIP", "IP_DROP_MEMBERSHIP", "IP_MULTICAST_IF",
     "IP_MULTICAST_LOOP", "IP_MULTICAST_TTL", "IPPROTO_TCP", "IPPROTO_UDP", "MSG_PEEK", "MSG_WAITALL",
     "SHUT_RD", "SHUT_RDWR",
     "SHUT_WR", "SOCK_DGRAM", "SOCK_STREAM", "SOL_SOCKET", "SOMAXCONN", "SO_BROADCAST", "SO_ERROR",
@@ -69,15 +78,17 @@ __all__ = [
     "SO_TYPE", "TCP_NODELAY", "WinsockError", "create_connection", "error", "socket", "timeout",
 ]
 
-_Address = tuple[str, int]
+_Address = tuple[str, int] | tuple[str, int, int, int]
 
 
-def _sockaddr(address: Any) -> SOCKADDR_IN:
+def _sockaddr(address: Any, family: int = AF_INET) -> SOCKADDR_IN | SOCKADDR_IN6:
+    """The Winsock name for a Python address of `family` (TypeError / OverflowError as Python)."""
+    if family == AF_INET6:
+        return _sockaddr6(address)
     if not (isinstance(address, tuple) and len(address) == 2):
         raise TypeError(f"AF_INET address must be a (host, port) tuple, not {address!r}")
     host, port = address
-    if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-        raise OverflowError("port must be 0-65535.")
+    _check_port(port)
     if host in ("", None):
         host = "0.0.0.0"
     elif host == "<broadcast>":
@@ -86,6 +97,35 @@ def _sockaddr(address: Any) -> SOCKADDR_IN:
         return SOCKADDR_IN.make(host, port)
     except OSError:
         raise WinsockError(C.WSAEINVAL, f"not an IPv4 address: {host!r}") from None
+
+
+def _check_port(port: Any) -> None:
+    if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+        raise OverflowError("port must be 0-65535.")
+
+
+def _sockaddr6(address: Any) -> SOCKADDR_IN6:
+    if not (isinstance(address, tuple) and 2 <= len(address) <= 4):
+        raise TypeError(f"AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]]), "
+                        f"not {address!r}")
+    host, port, flowinfo, scope_id = (*address, 0, 0)[:4]
+    _check_port(port)
+    if not isinstance(flowinfo, int) or not 0 <= flowinfo <= 0xFFFFF:
+        raise OverflowError("flowinfo must be 0-1048575.")
+    if not isinstance(scope_id, int) or not 0 <= scope_id <= 0xFFFFFFFF:
+        raise OverflowError("scope_id must be 0-4294967295.")
+    text, _, scope_text = ("::" if host in ("", None) else str(host)).partition("%")
+    value = parse_ipv6(text)
+    if value is None or (scope_text and not scope_text.isdigit()):
+        raise WinsockError(C.WSAEINVAL, f"not an IPv6 address: {host!r}")
+    return SOCKADDR_IN6.make(value, port, flowinfo, scope_id or int(scope_text or 0))
+
+
+def _address(out: SOCKADDR_IN | SOCKADDR_IN6) -> _Address:
+    """Python's tuple for a name Winsock wrote: (host, port) or (host, port, flowinfo, scope_id)."""
+    if isinstance(out, SOCKADDR_IN6):
+        return out.addr, out.port, out.flowinfo, out.sin6_scope_id
+    return out.addr, out.port
 
 
 class socket:  # noqa: N801 - the name Python uses
@@ -165,17 +205,22 @@ class socket:  # noqa: N801 - the name Python uses
 
     # -- addresses -------------------------------------------------------------------------------
     def bind(self, address: _Address) -> None:
-        self._check(self._ws.bind(self._h, _sockaddr(address), 16))
+        name = _sockaddr(address, self.family)
+        self._check(self._ws.bind(self._h, name, ctypes.sizeof(name)))
+
+    def _name_buffer(self) -> tuple[SOCKADDR_IN | SOCKADDR_IN6, ctypes.c_int]:
+        out = SOCKADDR_IN6() if self.family == AF_INET6 else SOCKADDR_IN()
+        return out, ctypes.c_int(ctypes.sizeof(out))
 
     def getsockname(self) -> _Address:
-        out, n = SOCKADDR_IN(), ctypes.c_int(16)
+        out, n = self._name_buffer()
         self._check(self._ws.getsockname(self._h, out, n))
-        return out.addr, out.port
+        return _address(out)
 
     def getpeername(self) -> _Address:
-        out, n = SOCKADDR_IN(), ctypes.c_int(16)
+        out, n = self._name_buffer()
         self._check(self._ws.getpeername(self._h, out, n))
-        return out.addr, out.port
+        return _address(out)
 
     def fileno(self) -> int:
         return -1 if self._s is None else self._s
@@ -188,14 +233,15 @@ class socket:  # noqa: N801 - the name Python uses
 
     def connect_ex(self, address: _Address) -> int:
         """0 or the WSA code (as Python on Windows returns it); raises TimeoutError on timeout."""
-        name = _sockaddr(address)
+        name = _sockaddr(address, self.family)
+        size = ctypes.sizeof(name)
         if self._timeout is None or self._timeout == 0.0 or self.type != SOCK_STREAM:
-            if self._ws.connect(self._h, name, 16) == C.SOCKET_ERROR:
+            if self._ws.connect(self._h, name, size) == C.SOCKET_ERROR:
                 return self._last()
             return 0
         self._ioctl_nbio(True)
         try:
-            if self._ws.connect(self._h, name, 16) != C.SOCKET_ERROR:
+            if self._ws.connect(self._h, name, size) != C.SOCKET_ERROR:
                 return 0
             code = self._last()
             if code != C.WSAEWOULDBLOCK:
@@ -219,14 +265,14 @@ class socket:  # noqa: N801 - the name Python uses
                 raise WinsockTimeout(C.WSAETIMEDOUT, "timed out")
             self._ioctl_nbio(True)
         try:
-            out, n = SOCKADDR_IN(), ctypes.c_int(16)
+            out, n = self._name_buffer()
             h = self._check(self._ws.accept(self._h, out, n))
         finally:
             if self._timeout:
                 self._ioctl_nbio(False)
         conn = socket(self.host, self.family, self.type, self.proto, winsock=self._ws, _handle=h)
         conn.settimeout(None)  # Winsock makes it inherit the listener's mode; Python does not
-        return conn, (out.addr, out.port)
+        return conn, _address(out)
 
     def shutdown(self, how: int) -> None:
         self._check(self._ws.shutdown(self._h, how))
@@ -266,7 +312,8 @@ class socket:  # noqa: N801 - the name Python uses
         else:
             flags = flags_or_addr
         data = bytes(data)
-        return self._timed(self._ws.sendto(self._h, data, len(data), flags, _sockaddr(address), 16))
+        name = _sockaddr(address, self.family)
+        return self._timed(self._ws.sendto(self._h, data, len(data), flags, name, ctypes.sizeof(name)))
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if bufsize < 0:
@@ -281,9 +328,9 @@ class socket:  # noqa: N801 - the name Python uses
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, _Address]:
         buf = bytearray(bufsize)
-        out, n = SOCKADDR_IN(), ctypes.c_int(16)
+        out, n = self._name_buffer()
         r = self._timed(self._ws.recvfrom(self._h, buf, bufsize, flags, out, n))
-        return bytes(buf[:r]), (out.addr, out.port)
+        return bytes(buf[:r]), _address(out)
 
     # -- options ---------------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
@@ -324,8 +371,10 @@ class socket:  # noqa: N801 - the name Python uses
 
 def create_connection(host: Any, address: _Address, timeout: float | None = None,
                       source_address: _Address | None = None) -> socket:
-    """Connect a TCP socket on `host` to address (like socket.create_connection)."""
-    s = socket(host, AF_INET, SOCK_STREAM)
+    """Connect a TCP socket on `host` to address (like socket.create_connection); an IPv6
+    literal as the address's host makes it an AF_INET6 socket."""
+    family = AF_INET6 if parse_ipv6(str(address[0]).partition("%")[0]) is not None else AF_INET
+    s = socket(host, family, SOCK_STREAM)
     try:
         if timeout is not None:
             s.settimeout(timeout)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ctypes
 
+import pytest
+
 from ustack.winsock import (
     AF_INET6,
     INVALID_SOCKET,
@@ -221,3 +223,46 @@ def test_item_123_dual_mode_tcp(net) -> None:
     assert peer_of(pws, acc) == ("198.18.0.2", name6(ws, d)[2])
     v6only = tcp6(ws)
     fail(ws, ws.connect(v6only, sa6("::ffff:198.18.0.1", 8001), 28), WSAEADDRNOTAVAIL)
+
+
+def test_item_129_pythonic_layer_ipv6(net) -> None:
+    """ustack.socket with AF_INET6: ("addr", port[, flowinfo[, scope_id]]) in, the 4-tuple out
+    (getsockname, getpeername, recvfrom, accept); IPV6_V6ONLY 1 by default and settable through
+    setsockopt; Python's TypeError / OverflowError for a malformed tuple, WSAEINVAL for a host
+    that is not an IPv6 literal."""
+    from ustack import socket as us
+
+    srv = us.socket(net.me, us.AF_INET6, us.SOCK_DGRAM)
+    assert srv.getsockopt(us.IPPROTO_IPV6, us.IPV6_V6ONLY) == 1
+    srv.setsockopt(us.IPPROTO_IPV6, us.IPV6_V6ONLY, 0)
+    srv.bind(("", 9300))
+    assert srv.getsockname() == ("::", 9300, 0, 0)
+    with us.socket(net.peer, us.AF_INET, us.SOCK_DGRAM) as c:
+        c.sendto(b"ping", ("198.18.0.2", 9300))
+        data, addr = srv.recvfrom(100)
+        assert data == b"ping" and addr == ("::ffff:198.18.0.1", c.getsockname()[1], 0, 0)
+        srv.sendto(b"pong", addr[:2])
+        assert c.recvfrom(100) == (b"pong", ("198.18.0.2", 9300))
+    for bad in [("::1",), ("::1", 1, 0, 0, 0), "::1"]:
+        with pytest.raises(TypeError):
+            srv.sendto(b"x", bad)
+    with pytest.raises(OverflowError):
+        srv.sendto(b"x", ("::1", 70000))
+    with pytest.raises(OverflowError):
+        srv.sendto(b"x", ("::1", 1, 1 << 20, 0))
+    with pytest.raises(OSError) as ei:
+        srv.sendto(b"x", ("198.18.0.1", 1))
+    assert ei.value.winerror == WSAEINVAL
+    srv.close()
+    lst = us.socket(net.me, us.AF_INET6, us.SOCK_STREAM)
+    lst.setsockopt(us.IPPROTO_IPV6, us.IPV6_V6ONLY, 0)
+    lst.bind(("::", 9301, 0, 0))
+    lst.listen(2)
+    cli = us.create_connection(net.peer, ("198.18.0.2", 9301))
+    conn, addr = lst.accept()
+    assert addr == ("::ffff:198.18.0.1", cli.getsockname()[1], 0, 0)
+    assert conn.getpeername() == addr and conn.getsockname() == ("::ffff:198.18.0.2", 9301, 0, 0)
+    cli.sendall(b"abc")
+    assert conn.recv(10) == b"abc"
+    for s in (cli, conn, lst):
+        s.close()
