@@ -26,8 +26,11 @@ tracemalloc on (`--sim-mem N`) the Python memory per idle connection, both ends 
 
 Every phase is bounded in time and stops by itself.
 
+`--rate-rounds N` first runs the rate phase alone N more times per tree, the trees in turn, each
+in a fresh serve (drifting machine load hits every tree alike), and reports the medians.
+
     python tools/bench_conns.py [--rate-seconds 5] [--parallel 16] [--concurrent 10000]
-        [--inflight 256] [--sim 10000] [--sim-mem 2000] [--root PATH ...] [--json]
+        [--inflight 256] [--sim 10000] [--sim-mem 2000] [--root PATH ...] [--rate-rounds N] [--json]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import os
 import resource
 import selectors
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -282,6 +286,19 @@ def hold(serve: Serve, n: int, inflight: int, time_limit: float) -> tuple[dict, 
             "rss_per_conn_kib": (rss1 - rss0) / held if held else None}, opened
 
 
+def rate_round(root: str, args: argparse.Namespace) -> dict:
+    """A fresh serve from `root`: warm-up, then the rate phase alone, with serve's CPU time."""
+    serve = Serve(root, "bcr0")
+    try:
+        rate(0.5, 4)
+        cpu0 = serve.cpu_s()
+        r = rate(args.rate_seconds, args.parallel)
+        r["serve_cpu_us_per_conn"] = round((serve.cpu_s() - cpu0) / r["done"] * 1e6, 1) if r["done"] else None
+        return r
+    finally:
+        serve.stop()
+
+
 def measure_serve(root: str, idx: int, args: argparse.Namespace) -> dict:
     serve = Serve(root, f"bcn{idx}")
     try:
@@ -387,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="Simulator connections under tracemalloc (0: skip)")
     ap.add_argument("--pings", type=int, default=2000, help="1-byte ping-pong round trips (0: skip)")
     ap.add_argument("--root", action="append", help="ustack tree to run serve from (repeatable)")
+    ap.add_argument("--rate-rounds", type=int, default=0, metavar="N",
+                    help="first, N more rate phases per tree, the trees in turn (fresh serve each): medians")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     ensure_private_netns(sys.argv[1:], os.path.abspath(__file__))
@@ -402,6 +421,23 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             k = result["latency_kernel_loopback"]
             print(f"kernel echo on loopback: 1-byte round trip p50 {k['p50_us']} us, p99 {k['p99_us']} us")
+    if args.rate_rounds:  # trees in turn, so drifting machine load hits every one
+        rounds: dict[str, list[dict]] = {root: [] for root in roots}
+        for _ in range(args.rate_rounds):
+            for root in roots:
+                rounds[root].append(rate_round(root, args))
+        result["rate_rounds"] = []
+        for root in roots:
+            rs = rounds[root]
+            med = {"root": root, "per_s": statistics.median(r["per_s"] for r in rs),
+                   "failed": sum(r["failed"] for r in rs),
+                   "serve_cpu_us_per_conn": statistics.median(r["serve_cpu_us_per_conn"] or 0 for r in rs),
+                   "rounds": rs}
+            result["rate_rounds"].append(med)
+            if not args.json:
+                print(f"{root}: rate median of {args.rate_rounds} {med['per_s']:.0f}/s "
+                      f"({med['failed']} failed), serve CPU {med['serve_cpu_us_per_conn']} us each; rounds "
+                      f"{[round(r['per_s']) for r in rs]}", flush=True)
     for i, root in enumerate(roots):
         r = measure_serve(root, i, args)
         result["serve"].append(r)

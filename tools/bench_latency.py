@@ -14,8 +14,14 @@ tree N times, in turn, each time in a fresh serve process (so drifting machine l
 and reports each tree's medians. The last tree is the one in `ustack_tun` and the ratios.
 `--profile DIR` samples the last tree's serve process with py-spy during its last round trips (a
 flamegraph and the raw stacks in DIR; the top functions in the result).
+`--calls N` also counts the Python and C function calls the server side makes per round trip
+(this checkout, in this process: two Hosts on an in-memory link, ServiceSet echo on one, a
+ustack socket client on the other; N round trips after 100 of warm-up), with the handlers on
+the network thread and with them on the service thread (`inline=False`): work counted, not
+timed, so the figure does not move with the machine's load.
 
-    python tools/bench_latency.py [--pings 2000] [--root PATH ...] [--rounds 1] [--profile DIR] [--json]
+    python tools/bench_latency.py [--pings 2000] [--root PATH ...] [--rounds 1] [--profile DIR]
+        [--calls N] [--json]
 """
 
 from __future__ import annotations
@@ -49,6 +55,52 @@ def py_spy(pid: int, out_dir: str, seconds: float) -> list[subprocess.Popen]:
                                       stderr=subprocess.DEVNULL, start_new_session=True))
     time.sleep(0.5)  # attached before the round trips start
     return procs
+
+
+def calls_per_round_trip(n: int, inline: bool) -> dict[str, float]:
+    """Function calls per 1-byte echo round trip made by the serving side's threads (by thread
+    name), counted with a profile hook on every thread; see the module docstring."""
+    import threading
+
+    sys.path.insert(0, HERE)
+    from ustack import socket as us
+    from ustack.cli.services import ServiceSet
+    from ustack.drivers import MemLink
+    from ustack.runtime.host import Host, build_stack
+
+    counted = ("ustack-net-server", "services")
+    calls = dict.fromkeys(counted, 0)
+    on = False
+
+    def hook(_frame: object, event: str, _arg: object) -> None:
+        nonlocal on
+        if on and event in ("call", "c_call"):
+            name = threading.current_thread().name
+            if name in calls:
+                calls[name] += 1
+    pa, pb = MemLink.pair("ip")
+    threading.setprofile(hook)  # threads started from here on: the hosts' and the service thread
+    hosts = [Host(build_stack(addr=f"198.18.0.{i}/24", gateway=None, mtu=1500, medium="ip", mac=None, seed=i),
+                  port, name=name) for i, port, name in ((1, pa, "client"), (2, pb, "server"))]
+    try:
+        client, server = hosts
+        svc = ServiceSet(server, inline=inline)
+        svc.tcp("echo", PORT)
+        s = us.create_connection(client, ("198.18.0.2", PORT), timeout=10)
+        s.setsockopt(us.IPPROTO_TCP, us.TCP_NODELAY, 1)
+        for k in range(100 + n):
+            on = k >= 100
+            s.send(b"p")
+            if s.recv(1) != b"p":
+                raise RuntimeError("echo lost")
+        on = False
+        s.close()
+        svc.stop()
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        for h in hosts:
+            h.close()
+    return {name: round(c / n, 1) for name, c in calls.items() if c}
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -90,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                     "one is reported as ustack_tun)")
     ap.add_argument("--rounds", type=int, default=1, help="runs of every tree, in turn")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the serve process during the ustack round trips")
+    ap.add_argument("--calls", type=int, default=0, metavar="N",
+                    help="also count the server's function calls per round trip over N round trips")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.profile:
@@ -116,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                                    for k in ("p50_us", "p99_us", "cpu_us_per_round_trip")}
     if args.profile:
         result["profile"] = summarize_collapsed(os.path.join(args.profile, "serve_latency.txt"))
+    if args.calls:
+        result["calls_per_round_trip"] = {
+            "handlers_on_network_thread": calls_per_round_trip(args.calls, True),
+            "handlers_on_service_thread": calls_per_round_trip(args.calls, False)}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -128,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio ustack / kernel: p50 {result['ratio_p50']}, p99 {result['ratio_p99']}")
         if "vs_first_tree" in result:
             print(f"last tree / first tree: {result['vs_first_tree']}")
+        for where, by_thread in result.get("calls_per_round_trip", {}).items():
+            print(f"server function calls per round trip, {where.replace('_', ' ')}: {by_thread} "
+                  f"(total {sum(by_thread.values()):.1f})")
     complete = kernel["round_trips"] == args.pings and all(
         r["round_trips"] == args.pings for rounds in runs.values() for r in rounds)
     return 0 if complete else 1
