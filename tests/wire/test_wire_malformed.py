@@ -383,6 +383,6 @@ def test_reason_catalogue_matches_the_codecs() -> None:
 
     here = Path(ustack.wire.__file__).parent
     src = "".join(p.read_text() for p in here.glob("*.py") if p.name != "errors.py")
-    raised = set(re.findall(r'Malformed\(\s*"([a-z0-9_]+\.[a-z0-9_]+)"', src))
+    raised = set(re.findall(r'(?:Malformed|Ipv6ParamProblem)\(\s*"([a-z0-9_]+\.[a-z0-9_]+)"', src))
     assert raised == set(REASONS)
     assert all(text.startswith("drop: ") for text in REASONS.values())

@@ -62,5 +62,26 @@ class StackConfig:
     # Broadcasts reach sockets bound to 0.0.0.0. True: also sockets bound to our unicast address
     # (reported Windows behaviour, not verified against the reference; off by default)
     udp_broadcast_to_specific: bool = False
+    # IPv6 (docs/ipv6.md). Link-local from the MAC always; `addr6` a static "2001:2::2/64";
+    # `slaac` also takes addresses and routers from router advertisements (TAP)
+    ipv6: bool = True  # False: IPv6 packets are counted and dropped, nothing sent
+    addr6: str | None = None
+    slaac: bool = False
+    hop_limit: int = 64  # default hop limit (an RA's Cur Hop Limit replaces it)
+    ipv6_stable_privacy: bool = False  # RFC 7217 interface identifiers instead of EUI-64
+    ipv6_secret: bytes | None = None  # RFC 7217 secret_key (None: random from `seed`)
+    dad_transmits: int = 1  # RFC 4862 DupAddrDetectTransmits (0: no DAD, addresses usable at once)
+    rtr_solicitations: int = 3  # RFC 4861 MAX_RTR_SOLICITATIONS (with slaac)
+    rtr_solicitation_interval_s: float = 4.0
+    pmtu6_expiry_s: float = 600.0  # RFC 8201 5.3: a learned path MTU is retried after this
+    # Neighbor Discovery (RFC 4861 10, TAP only)
+    nd_retrans_s: float = 1.0  # RetransTimer
+    nd_reachable_s: float = 30.0  # BaseReachableTime
+    nd_delay_s: float = 5.0  # DELAY_FIRST_PROBE_TIME
+    nd_max_multicast_solicit: int = 3
+    nd_max_unicast_solicit: int = 3
+    nd_queue_limit: int = 32  # packets waiting per unresolved neighbour (oldest dropped beyond)
+    nd_cache_limit: int = 1024  # neighbour entries (oldest resolved one evicted beyond)
+    nd_pending_limit: int = 256  # neighbours being resolved at once (new ones dropped beyond)
     # TCP reads its own settings from here (ustack.tcp defines the type); None: TCP defaults
     tcp: Any = None

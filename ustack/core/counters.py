@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..wire.errors import REASONS
+from .counters6 import IPV6_DESCRIPTIONS
 
 
 class Counters:
@@ -50,7 +51,8 @@ class Counters:
         Protocols in stack order (ethernet, arp, ipv4, icmp, udp, tcp, then the rest), names sorted
         within each. "ipv4.bad_checksum" appears as ("ipv4", "bad_checksum", n).
         """
-        order = {p: i for i, p in enumerate(("stack", "ethernet", "arp", "ipv4", "icmp", "udp", "tcp"))}
+        order = {p: i for i, p in enumerate(("stack", "ethernet", "arp", "ipv4", "icmp", "ipv6",
+                                                 "icmpv6", "ndp", "udp", "tcp"))}
         rows = []
         for full, value in self.snapshot().items():
             proto, _, name = full.partition(".")
@@ -72,7 +74,6 @@ DESCRIPTIONS: dict[str, str] = {
     "ethernet.not_for_us": "drop: unicast frame for another MAC",
     "ethernet.own_frame": "drop: our own frame came back (hub, loop)",
     "ethernet.unknown_type": "drop: ethertype other than IPv4, ARP, IPv6",
-    "ipv6.ignored": "drop: IPv6 packet (ustack speaks IPv4 only)",
     "arp.requests_in": "ARP requests received",
     "arp.replies_in": "ARP replies received",
     "arp.requests_out": "ARP requests sent (resolution and retries)",
@@ -230,6 +231,8 @@ DESCRIPTIONS: dict[str, str] = {
     "dns.mismatched_reply": "drop: DNS reply whose id or question did not match the query",
 }
 
+DESCRIPTIONS.update(IPV6_DESCRIPTIONS)
+
 
 def describe(name: str) -> str:
     """A one-line explanation of a counter ('' when unknown). Codec rejections (the
@@ -239,4 +242,6 @@ def describe(name: str) -> str:
         return text
     if name.startswith(("icmp.in_type", "icmp.out_type")):
         return "ICMP messages by type and code"
+    if name.startswith(("icmpv6.in_type", "icmpv6.out_type")):
+        return "ICMPv6 errors by type and code"
     return ""

@@ -48,8 +48,15 @@ class _Datagram:
         self.dead = False  # overlap seen: drop every fragment until the timeout
 
 
+_COUNTERS = ("reasm_bad_length", "reasm_dead_fragment", "reasm_duplicate", "reasm_evicted",
+             "reasm_fragments", "reasm_inconsistent", "reasm_mem_budget", "reasm_mem_limit",
+             "reasm_ok", "reasm_overlap", "reasm_timeout", "reasm_too_big",
+             "reasm_too_many_fragments")
+
+
 class Reassembler:
-    """Incomplete datagrams keyed by (src, dst, proto, ident), each with a fixed deadline.
+    """Incomplete datagrams keyed by (src, dst, proto, ident) (IPv6: src, dst, identification),
+    each with a fixed deadline.
 
     Deadlines are "first fragment + timeout", so insertion order is deadline order and the
     oldest entry is always first: poll and eviction look only at the front. Each datagram keeps
@@ -60,8 +67,13 @@ class Reassembler:
 
     def __init__(self, counters: Counters, timeout_s: float, mem_limit: int, max_datagrams: int,
                  on_timeout: Callable[[Ipv4Packet, float], None] | None = None, *,
-                 max_fragments: int = 64, memory: MemoryBudget | None = None) -> None:
+                 max_fragments: int = 64, memory: MemoryBudget | None = None,
+                 prefix: str = "ipv4") -> None:
         self.counters = counters
+        # one implementation for both families: IPv6 (RFC 8200 4.5) keys datagrams by (src,
+        # dst, identification) and counts under "ipv6.reasm_*"
+        self.ipv6 = prefix == "ipv6"
+        self.names = {n: f"{prefix}.{n}" for n in _COUNTERS}
         self.timeout_s = timeout_s
         self.mem_limit = mem_limit
         self.max_datagrams = max_datagrams
@@ -74,35 +86,40 @@ class Reassembler:
     def add(self, ip: Ipv4Packet, now: float) -> Ipv4Packet | None:
         """Take one fragment; return the whole datagram when this one completes it."""
         c = self.counters
-        c.inc("ipv4.reasm_fragments")
-        key = (ip.src, ip.dst, ip.proto, ip.ident)
+        c.inc(self.names["reasm_fragments"])
+        if self.ipv6:
+            key = (ip.src, ip.dst, 0, ip.frag_id)
+            header = 0  # the wire codec already refused fragments ending past 65535
+        else:
+            key = (ip.src, ip.dst, ip.proto, ip.ident)
+            header = HEADER_LEN + len(ip.options)
         start = ip.frag_offset
         n = len(ip.payload)
         end = start + n
         cost = n + FRAG_OVERHEAD
         d = self.table.get(key)
         if d is not None and d.dead:
-            c.inc("ipv4.reasm_dead_fragment")
+            c.inc(self.names["reasm_dead_fragment"])
             return None
         if ip.mf and n & 7:
-            c.inc("ipv4.reasm_bad_length")  # only the last fragment may end off an 8-byte boundary
+            c.inc(self.names["reasm_bad_length"])  # only the last fragment may end off an 8-byte boundary
             return None
         if not n and ip.mf:
-            c.inc("ipv4.reasm_bad_length")
+            c.inc(self.names["reasm_bad_length"])
             return None
-        if HEADER_LEN + len(ip.options) + end > 0xFFFF:
-            c.inc("ipv4.reasm_too_big")
+        if header + end > 0xFFFF:
+            c.inc(self.names["reasm_too_big"])
             if d is not None:
                 self._kill(key, d)
             return None
         budget = self.memory
         if budget is not None and not budget.allows(cost):
             # refused before anything is evicted or created for it (no empty entry left behind)
-            c.inc("ipv4.reasm_mem_budget")
+            c.inc(self.names["reasm_mem_budget"])
             return None
         if d is None:
             if not self._make_room(cost):
-                c.inc("ipv4.reasm_mem_limit")
+                c.inc(self.names["reasm_mem_limit"])
                 return None
             d = self.table[key] = _Datagram(now + self.timeout_s)
         # the last fragment fixes the length; everything must agree with it
@@ -119,17 +136,17 @@ class Reassembler:
         if i and pieces[i - 1][1] > start or i < len(pieces) and pieces[i][0] < end:
             prev = pieces[i - 1] if i else None
             if prev is not None and prev[0] == start and prev[1] == end and prev[2] == ip.payload:
-                c.inc("ipv4.reasm_duplicate")
+                c.inc(self.names["reasm_duplicate"])
                 return None
-            c.inc("ipv4.reasm_overlap")
+            c.inc(self.names["reasm_overlap"])
             self._kill(key, d)
             return None
         if len(pieces) >= self.max_fragments:
-            c.inc("ipv4.reasm_too_many_fragments")  # a datagram cut into slivers: give it up
+            c.inc(self.names["reasm_too_many_fragments"])  # a datagram cut into slivers: give it up
             self._kill(key, d)
             return None
         if self.mem + cost > self.mem_limit and not self._make_room(cost, keep=key):
-            c.inc("ipv4.reasm_mem_limit")
+            c.inc(self.names["reasm_mem_limit"])
             self._drop(key, d)
             return None
         data = bytes(ip.payload)
@@ -148,14 +165,14 @@ class Reassembler:
         self._drop(key, d)
         first = d.first
         if first is None:  # cannot happen given the checks above; never deliver a headless datagram
-            self.counters.inc("ipv4.reasm_inconsistent")
+            self.counters.inc(self.names["reasm_inconsistent"])
             return None
         payload = b"".join(p[2] for p in pieces)
-        c.inc("ipv4.reasm_ok")
+        c.inc(self.names["reasm_ok"])
         return first._replace(payload=payload, mf=False, frag_offset=0)
 
     def _inconsistent(self, key: tuple[int, int, int, int], d: _Datagram) -> None:
-        self.counters.inc("ipv4.reasm_inconsistent")
+        self.counters.inc(self.names["reasm_inconsistent"])
         self._kill(key, d)
         return None
 
@@ -199,7 +216,7 @@ class Reassembler:
             d = table[key]
             self._drop(key, d)
             if not d.dead:
-                self.counters.inc("ipv4.reasm_evicted")
+                self.counters.inc(self.names["reasm_evicted"])
         return True
 
     def poll(self, now: float) -> None:
@@ -211,7 +228,7 @@ class Reassembler:
             self._drop(key, d)
             if d.dead:
                 continue
-            self.counters.inc("ipv4.reasm_timeout")
+            self.counters.inc(self.names["reasm_timeout"])
             if d.first is not None and self.on_timeout is not None:
                 self.on_timeout(d.first, now)
 

@@ -24,14 +24,17 @@ from ..wire.arp import ArpPacket
 from ..wire.errors import Malformed
 from ..wire.ethernet import BROADCAST_MAC, ETH_ARP, ETH_IPV4, ETH_IPV6, EthernetFrame, mac_bytes
 from ..wire.ipv4 import HEADER_LEN, Ipv4Packet, ip_int, quick_header
+from ..wire.ipv6 import Ipv6Packet
 from ..wire.vnet import GSO_TCP_AT, VNET_HDR_LEN, GsoPacket
 from .arp import ArpCache
 from .config import StackConfig
 from .counters import Counters
 from .frag import Reassembler, fragment
 from .icmp import TIME_EXCEEDED_REASSEMBLY, IcmpLayer
+from .icmpv6 import Icmpv6Layer
 from .igmp import IgmpLayer, multicast_mac
 from .ipv4 import IdentAllocator, options_ok
+from .ipv6 import Ipv6Layer
 from .memory import MemoryBudget
 from .ports import PortTable
 from .reasons import Reason
@@ -49,13 +52,16 @@ _GOOD_SRC_MAX = 1024  # sources remembered as valid (the receive fast path's cac
 
 
 class Transport(Protocol):
+    """A protocol above IP. IPv6 packets (Ipv6Packet, quotes included) reach only transports
+    whose class sets `ipv6 = True`; for the others they are an unknown next header."""
+
     proto: int
 
     # rx: per-packet context flags (core/rx.py: RX_TRUSTED, RX_LINK_BROADCAST)
-    def on_packet(self, ip: Ipv4Packet, now: float, rx: int) -> None: ...
+    def on_packet(self, ip: Ipv4Packet | Ipv6Packet, now: float, rx: int) -> None: ...
 
-    def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet, quoted_payload: bytes, mtu: int,
-                      now: float) -> None: ...
+    def on_icmp_error(self, kind: Reason, quoted: Ipv4Packet | Ipv6Packet, quoted_payload: bytes,
+                      mtu: int, now: float) -> None: ...
 
     def poll(self, now: float) -> None: ...
 
@@ -120,7 +126,7 @@ class Stack:
         # Transmit segmentation offload: the most TCP payload one super-segment (wire/vnet.py)
         # may carry, 0 = off. The runtime sets it for a bare TUN device with TSO (Host.open).
         self.gso_max = 0
-        self._loop: deque[Ipv4Packet] = deque()
+        self._loop: deque[Ipv4Packet | Ipv6Packet] = deque()
         self._last_now = 0.0
         self.arp = ArpCache(self) if self.ethernet else None
         # Ethernet multicast addresses we accept, with how many groups map to each (several
@@ -140,6 +146,11 @@ class Stack:
         self.igmp = IgmpLayer(self)
         self.register(self.igmp)
         self.tcp = None
+        # IPv6 beside IPv4 (core/ipv6.py): its own addresses, NDP on ethernet, ICMPv6
+        self.ipv6 = Ipv6Layer(self)
+        self.icmp6 = Icmpv6Layer(self)
+        self.ipv6.icmp = self.icmp6
+        self.register(self.icmp6)
 
     @classmethod
     def with_defaults(cls, config: StackConfig | None = None) -> Stack:
@@ -241,6 +252,7 @@ class Stack:
         self._last_now = now
         if self.arp is not None and self.addr != 0:  # no address yet (DHCP): nothing to announce
             self.arp.announce()
+        self.ipv6.start(now)  # DAD and router solicitation on ethernet (nothing on a TUN)
 
     def receive(self, frame: bytes | bytearray | memoryview, now: float, trusted: bool = False) -> None:
         """Handle one frame from the device. Never raises: bad input is a counted drop, and a
@@ -342,6 +354,7 @@ class Stack:
                 self.arp.poll(now)
             if self.reassembler.table:
                 self.reassembler.poll(now)
+            self.ipv6.poll(now)
             for t in self._polled:
                 t.poll(now)
             if self._loop:
@@ -364,6 +377,9 @@ class Stack:
         t = self.reassembler.poll_at()
         if t is not None and (best is None or t < best):
             best = t
+        t = self.ipv6.poll_at()
+        if t is not None and (best is None or t < best):
+            best = t
         for tr in self._polled:
             t = tr.poll_at()
             if t is not None and (best is None or t < best):
@@ -377,7 +393,7 @@ class Stack:
     # ---- ingress ------------------------------------------------------------------------------
     def _on_ip_frame(self, frame: bytes | memoryview, now: float, rx: int) -> None:
         if frame and frame[0] >> 4 == 6:
-            self.counters.inc("ipv6.ignored")
+            self.ipv6.receive(frame, now, rx)
             return
         self._on_ipv4(frame, now, rx)
 
@@ -412,7 +428,7 @@ class Stack:
                 return
             self.arp.on_arp(arp, now)
         elif et == ETH_IPV6:
-            c.inc("ipv6.ignored")
+            self.ipv6.receive(eth.payload, now, rx)
         else:
             c.inc("ethernet.unknown_type")
 
@@ -478,6 +494,10 @@ class Stack:
             if not loop:
                 return
             ip = loop.popleft()
+            if type(ip) is Ipv6Packet:
+                c.inc("ipv6.loopback_in")
+                self.ipv6.deliver(ip, now, 0)
+                continue
             c.inc("ipv4.loopback_in")
             self._deliver(ip, now, 0)
 
@@ -571,6 +591,45 @@ class Stack:
         cnt["ipv4.out"] += 1
         cnt["ipv4.gso_out"] += 1
         cnt["ipv4.gso_segs_out"] += k
+
+    def send_ip6(self, dst: int, proto: int, payload: bytes | bytearray | memoryview, now: float,
+                 src: int | None = None, hop_limit: int | None = None, tclass: int = 0,
+                 flow: int = 0, dontfrag: bool = False) -> Reason | None:
+        """Send one datagram over IPv6 (`dst` a 128-bit int): None when it left (or waits for
+        NDP or the loopback queue), else the Reason nothing was sent (see Ipv6Layer.send).
+        ::1 and our own addresses are looped back as for IPv4; larger than the path MTU is
+        fragmented at the source unless `dontfrag` (then FRAG_NEEDED)."""
+        self._last_now = now
+        return self.ipv6.send(dst, proto, payload, now, src, hop_limit, tclass, flow, dontfrag)
+
+    def source6(self, dst: int) -> int | None:
+        """Our IPv6 source address for `dst` (RFC 6724's rules for one interface), None when
+        there is none (the destination is then unreachable from us)."""
+        if dst == 1 or self.ipv6.addrs.is_own(dst):
+            return dst
+        return self.ipv6.addrs.select_source(dst)
+
+    @property
+    def mtu6(self) -> int:
+        """The IPv6 link MTU (the device's, or a router advertisement's smaller one)."""
+        return self.ipv6.link_mtu
+
+    def path_mtu6(self, dst: int) -> int:
+        """The IPv6 path MTU towards `dst`: the link MTU until a Packet Too Big lowered it
+        (RFC 8201; a lowered estimate expires after config.pmtu6_expiry_s)."""
+        return self.ipv6.path_mtu(dst, self._last_now)
+
+    def loop_packet(self, ip: Ipv4Packet | Ipv6Packet) -> None:
+        """Queue a packet for local delivery (at the end of this receive or the next poll)."""
+        self._loop.append(ip)
+
+    def ip_out(self, pkt: bytes) -> None:
+        """A finished IP packet for a TUN device (no framing)."""
+        self._out.append(pkt)
+
+    def frame_out_raw(self, frame: bytes) -> None:
+        """A finished Ethernet frame for a TAP device."""
+        self._out.append(frame)
 
     def _classify(self, dst: int) -> tuple[int, int, int]:
         """(kind, source address, next hop) for `dst`, cached (routes never change)."""

@@ -60,6 +60,7 @@ class UdpLayer:
     """The UDP transport (protocol 17): socket factory, demux, ICMP error matching."""
 
     proto = PROTO_UDP
+    ipv6 = True  # on_packet takes Ipv6Packet too (the network layer delivers IPv6 only then)
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack

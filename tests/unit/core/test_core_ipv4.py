@@ -154,10 +154,11 @@ def test_ttl_below_two_is_still_accepted(stack):
     assert u.recvfrom()[0] == b"z"
 
 
-def test_ipv6_on_tun_ignored_and_counted(stack):
-    v6 = bytes([0x60]) + bytes(39)
+def test_ipv6_on_tun_goes_to_the_ipv6_layer(stack):
+    v6 = bytes([0x60]) + bytes(39)  # next header 0 (hop-by-hop) with no room for it
     stack.receive(v6, 0.0)
-    assert stack.counters.get("ipv6.ignored") == 1
+    assert stack.counters.get("ipv6.in") == 1
+    assert stack.counters.get("ipv6.bad_ext") == 1
     assert stack.counters.get("ipv4.in") == 0
 
 
