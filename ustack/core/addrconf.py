@@ -31,6 +31,11 @@ TWO_HOURS = 7200.0  # RFC 4862 5.5.3(e)
 INFINITE_LIFETIME = 0xFFFFFFFF
 
 
+def group_mac(group: int) -> bytes:
+    """The Ethernet address of an IPv6 multicast group: 33:33 and its low 32 bits (RFC 2464 7)."""
+    return b"\x33\x33" + (group & 0xFFFFFFFF).to_bytes(4, "big")
+
+
 def _mask(plen: int) -> int:
     return ((1 << 128) - 1) ^ ((1 << (128 - plen)) - 1)
 
@@ -101,7 +106,8 @@ class AddrConf:
         self.layer = layer
         self.counters = stack.counters
         self.addresses: dict[int, Address] = {}
-        self.groups: set[int] = {ALL_NODES}
+        self.groups: set[int] = set()
+        self.join(ALL_NODES)
         self.on_link_prefixes: dict[tuple[int, int], float] = {}  # (network, plen) -> valid until
         self.routers: dict[int, float] = {}  # default routers -> lifetime end
         self.stable_privacy = cfg.ipv6_stable_privacy
@@ -143,7 +149,7 @@ class AddrConf:
         a.dad_counter = dad_counter
         self.addresses[addr] = a
         self.duplicates.pop(addr, None)
-        self.groups.add(solicited_node(addr))
+        self.join(solicited_node(addr))
         if counted:  # (the configured ones are not: an idle stack's counters stay empty)
             self.counters.inc("ipv6.address_added")
         if dad and self.started:
@@ -264,9 +270,17 @@ class AddrConf:
         a = self.addresses.pop(addr, None)
         if a is None:
             return
-        if not any(solicited_node(b) == solicited_node(addr) for b in self.addresses):
-            self.groups.discard(solicited_node(addr))
+        group = solicited_node(addr)
+        if not any(solicited_node(b) == group for b in self.addresses):
+            self.groups.discard(group)
+            self.stack.remove_multicast_mac(group_mac(group))
         self.counters.inc("ipv6.address_removed")
+
+    def join(self, group: int) -> None:
+        """Be in `group` (its 33:33 MAC accepted on ethernet, RFC 2464 7)."""
+        if group not in self.groups:
+            self.groups.add(group)
+            self.stack.add_multicast_mac(group_mac(group))
 
     # ---- lookups (receive and send) -------------------------------------------------------
     def accepts(self, addr: int) -> bool:

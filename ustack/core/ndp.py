@@ -20,7 +20,7 @@ from ..wire.ethernet import ETH_IPV6, EthernetFrame
 from ..wire.icmpv6 import Icmpv6Message
 from ..wire.ipv6 import Ipv6Packet, is_multicast6
 from ..wire.ndp import NdOptions, NeighborAdvert, NeighborSolicit, RouterAdvert, RouterSolicit
-from .addrconf import ALL_NODES, is_link_local, solicited_node
+from .addrconf import ALL_NODES, group_mac, is_link_local, solicited_node
 from .reasons import Reason
 
 if TYPE_CHECKING:
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 INCOMPLETE, REACHABLE, STALE, DELAY, PROBE = "INCOMPLETE", "REACHABLE", "STALE", "DELAY", "PROBE"
 ALL_ROUTERS = 0xFF020000000000000000000000000002
 ND_HOP_LIMIT = 255  # RFC 4861: sent with 255, received only with 255 (not from off-link)
-
-
-def multicast_mac(group: int) -> bytes:
-    """33:33 and the group's low 32 bits (RFC 2464 7)."""
-    return b"\x33\x33" + (group & 0xFFFFFFFF).to_bytes(4, "big")
 
 
 class Neighbor:
@@ -78,7 +73,7 @@ class Ndp:
     def send_or_queue(self, next_hop: int, pkt: bytes, now: float) -> None:
         """Frame `pkt` for `next_hop`, resolving it first (queued, bounded) when unknown."""
         if is_multicast6(next_hop):
-            self.frame_out(multicast_mac(next_hop), pkt)
+            self.frame_out(group_mac(next_hop), pkt)
             return
         n = self.neighbors.get(next_hop)
         c = self.counters
@@ -142,7 +137,7 @@ class Ndp:
         pkt = quick_header6(src, dst, NH_ICMPV6, len(body), ND_HOP_LIMIT) + body
         if mac is None:
             if is_multicast6(dst):
-                mac = multicast_mac(dst)
+                mac = group_mac(dst)
             else:
                 n = self.neighbors.get(dst)
                 if n is None or n.mac is None:
