@@ -64,7 +64,10 @@ class StackConfig:
     udp_broadcast_to_specific: bool = False
     # IPv6 (docs/ipv6.md). Link-local from the MAC always; `addr6` a static "2001:2::2/64";
     # `slaac` also takes addresses and routers from router advertisements (TAP)
-    ipv6: bool = True  # False: IPv6 packets are counted and dropped, nothing sent
+    # None (auto): on for a TUN (it never speaks first), on for a TAP only with addr6 or slaac
+    # (an IPv6 host on Ethernet sends DAD solicitations as it starts); False: IPv6 packets are
+    # counted and dropped (ipv6.disabled), nothing sent
+    ipv6: bool | None = None
     addr6: str | None = None
     slaac: bool = False
     hop_limit: int = 64  # default hop limit (an RA's Cur Hop Limit replaces it)

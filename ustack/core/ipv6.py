@@ -54,7 +54,9 @@ class Ipv6Layer:
         self.hop_limit = cfg.hop_limit
         # RFC 8200 5: IPv6 needs a link MTU of 1280; a smaller device carries no IPv6 at all
         self.link_mtu = stack.mtu
-        self.enabled = cfg.ipv6 and stack.mtu >= MIN_MTU
+        wanted = cfg.ipv6 if cfg.ipv6 is not None else (
+            not stack.ethernet or cfg.addr6 is not None or cfg.slaac)
+        self.enabled = wanted and stack.mtu >= MIN_MTU
         self.addrs = AddrConf(stack, self)
         self.ident = stack.rng.getrandbits(32)  # fragment identification (RFC 7739: per-packet
         # random would do too; a counter from a random start is what Linux uses per destination)

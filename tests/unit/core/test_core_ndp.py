@@ -278,3 +278,18 @@ def test_stable_privacy_retries_after_a_dad_conflict() -> None:
     (b,) = [x for x in s.ipv6.addrs.addresses.values() if x.origin == "slaac"]
     assert b.addr != a.addr and b.addr >> 64 == a.addr >> 64 and b.dad_counter == 1
     assert s.counters.get("ipv6.dad_retry") == 1
+
+
+def test_ipv6_on_tap_is_on_only_when_configured() -> None:
+    plain = make_tap(addr6=None)  # an IPv4 appliance: no IPv6 frames at start, none answered
+    plain.start(0.0)
+    assert plain.poll_at() is None or plain.poll_at() > 1e9 or not plain.ipv6.enabled
+    assert not plain.ipv6.enabled
+    plain.receive(tap_frame(v6(src="::", dst="ff02::1:ff00:2", hlim=255) / sc.ICMPv6ND_NS(tgt=MY_LL6),
+                            dst_mac="33:33:ff:00:00:02"), 0.0)
+    assert plain.counters.get("ipv6.disabled") == 1
+    assert [f for f in plain.poll(5.0) if sc.IPv6 in sc.Ether(f)] == []
+    on = make_tap(addr6=None, ipv6=True)
+    on.start(0.0)
+    dad = [sc.Ether(f) for f in on.poll(1.0)]
+    assert [f[sc.ICMPv6ND_NS].tgt for f in dad if sc.ICMPv6ND_NS in f] == [MY_LL6]
