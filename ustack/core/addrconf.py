@@ -272,15 +272,30 @@ class AddrConf:
             return
         group = solicited_node(addr)
         if not any(solicited_node(b) == group for b in self.addresses):
-            self.groups.discard(group)
-            self.stack.remove_multicast_mac(group_mac(group))
+            self.leave(group)
         self.counters.inc("ipv6.address_removed")
 
     def join(self, group: int) -> None:
-        """Be in `group` (its 33:33 MAC accepted on ethernet, RFC 2464 7)."""
-        if group not in self.groups:
-            self.groups.add(group)
+        """Be in `group` (its 33:33 MAC accepted on ethernet, RFC 2464 7). With a multicast
+        layer (`stack.mld`, contracts.md) the group is joined there, which reports it."""
+        if group in self.groups:
+            return
+        self.groups.add(group)
+        mld = getattr(self.stack, "mld", None)
+        if mld is not None:
+            mld.join(group, self.stack.last_now)
+        else:
             self.stack.add_multicast_mac(group_mac(group))
+
+    def leave(self, group: int) -> None:
+        if group not in self.groups:
+            return
+        self.groups.discard(group)
+        mld = getattr(self.stack, "mld", None)
+        if mld is not None:
+            mld.leave(group, self.stack.last_now)
+        else:
+            self.stack.remove_multicast_mac(group_mac(group))
 
     # ---- lookups (receive and send) -------------------------------------------------------
     def accepts(self, addr: int) -> bool:
@@ -297,7 +312,11 @@ class AddrConf:
         return a is not None and a.state == TENTATIVE
 
     def in_group(self, group: int) -> bool:
-        return group in self.groups
+        """Our own groups, or one an application joined through the multicast layer."""
+        if group in self.groups:
+            return True
+        mld = getattr(self.stack, "mld", None)
+        return mld is not None and mld.is_member(group)
 
     def on_link(self, addr: int) -> bool:
         for (net, plen) in self.on_link_prefixes:

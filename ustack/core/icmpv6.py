@@ -11,7 +11,7 @@ one unicast node; and they pass a token bucket (2.4(f)). Each suppression is cou
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..wire import icmpv6 as I
@@ -36,6 +36,7 @@ UNREACH_REASON = {
 ND_TYPES = frozenset({I.ROUTER_SOLICIT, I.ROUTER_ADVERT, I.NEIGHBOR_SOLICIT, I.NEIGHBOR_ADVERT,
                       I.REDIRECT})
 MLD_TYPES = frozenset({I.MLD_QUERY, I.MLD_REPORT, I.MLD_DONE, I.MLD2_REPORT})
+Handler = Callable[[Ipv6Packet, memoryview, float, int], None]
 PMTU_TABLE_LIMIT = 4096  # destinations with a learned path MTU (oldest forgotten beyond)
 
 
@@ -60,20 +61,20 @@ class Icmpv6Layer:
         self.replies: deque[EchoReply] = deque(maxlen=256)
         self.on_echo_error: Callable[[EchoError], None] | None = None
         self.echo_errors: deque[EchoError] = deque(maxlen=256)
-        # type -> handler(ip, msg, now): MLD for the multicast layer (`handle`)
-        self.handlers: dict[int, Callable[[Ipv6Packet, Icmpv6Message, float], None]] = {}
+        # type -> handler(ip6, message, now, rx): MLD for the multicast layer (`register`)
+        self.handlers: dict[int, Handler] = {}
 
-    def handle(self, typ: int, handler: Callable[[Ipv6Packet, Icmpv6Message, float], None] | None
-               ) -> None:
-        """Register (or with None remove) the handler of an informational type we do not
-        handle ourselves: MLD queries/reports (130-132, 143) for the multicast layer. It gets
-        the packet, the checksum-verified message and `now`."""
-        if typ < 128 or typ in ND_TYPES or typ in (I.ECHO_REQUEST, I.ECHO_REPLY):
-            raise ValueError(f"ICMPv6 type {typ} is handled by the stack itself")
-        if handler is None:
-            self.handlers.pop(typ, None)
-        else:
-            self.handlers[typ] = handler
+    def register(self, types: Iterable[int], handler: Handler | None) -> None:
+        """Hand the ICMPv6 `types` the stack does not handle itself (MLD 130-132, 143, for the
+        multicast layer) to `handler(ip6, message, now, rx)`, `message` the checksum-verified
+        ICMPv6 bytes (a memoryview); None removes them."""
+        for typ in types:
+            if typ < 128 or typ in ND_TYPES or typ in (I.ECHO_REQUEST, I.ECHO_REPLY):
+                raise ValueError(f"ICMPv6 type {typ} is handled by the stack itself")
+            if handler is None:
+                self.handlers.pop(typ, None)
+            else:
+                self.handlers[typ] = handler
 
     # ---- sending ------------------------------------------------------------------------------
     def ping(self, dst: int, ident: int, seq: int, payload: bytes, now: float,
@@ -203,7 +204,7 @@ class Icmpv6Layer:
         else:
             handler = self.handlers.get(typ)
             if handler is not None:
-                handler(ip, msg, now)
+                handler(ip, memoryview(ip.payload), now, rx)
             elif typ in MLD_TYPES:
                 c.inc("icmpv6.mld_ignored")
             elif typ < 128:

@@ -22,6 +22,7 @@ from ..wire.ipv6 import (
     HEADER_LEN,
     MAX_PAYLOAD,
     MIN_MTU,
+    NH_HOP_BY_HOP,
     NH_ICMPV6,
     NH_NONE,
     Ipv6Packet,
@@ -175,7 +176,7 @@ class Ipv6Layer:
     # ---- send ---------------------------------------------------------------------------------
     def send(self, dst: int, proto: int, payload: bytes | bytearray | memoryview, now: float,
              src: int | None = None, hop_limit: int | None = None, tclass: int = 0, flow: int = 0,
-             dontfrag: bool = False) -> Reason | None:
+             dontfrag: bool = False, hop_by_hop: bytes = b"") -> Reason | None:
         """Send one upper-layer datagram to `dst`. None when it left (or waits for NDP or the
         loopback queue); otherwise the Reason nothing was sent: MSG_SIZE (over 65535 bytes),
         NET_UNREACH (no route or IPv6 off), ADDR_NOT_AVAIL (`src` not ours, or no source
@@ -191,6 +192,17 @@ class Ipv6Layer:
         if hop_limit is None:
             hop_limit = self.hop_limit
         addrs = self.addrs
+        if hop_by_hop:
+            # options after the header's 2 bytes, padded (PadN) to a multiple of 8 (RFC 8200 4.3)
+            opts = bytes(hop_by_hop)
+            pad = -(len(opts) + 2) % 8
+            if pad == 1:
+                opts += b"\0"
+            elif pad:
+                opts += bytes((1, pad - 2)) + bytes(pad - 2)
+            payload = bytes((proto, (len(opts) + 2) // 8 - 1)) + opts + bytes(payload)
+            proto = NH_HOP_BY_HOP
+            n = len(payload)
         if dst == LOOPBACK6 or addrs.is_own(dst):
             if src is None:
                 src = dst
@@ -244,6 +256,17 @@ class Ipv6Layer:
                              ident).header(len(chunk))
             out.append(hdr + bytes(chunk))
         return out
+
+    def route(self, dst: int) -> tuple[int, int] | None:
+        """(source, next hop) for `dst`, None when there is no route or no source for it."""
+        addrs = self.addrs
+        if dst == LOOPBACK6 or addrs.is_own(dst):
+            return dst, dst
+        src = addrs.select_source(dst)
+        hop = self.next_hop(dst)
+        if src is None or hop is None or not self.enabled:
+            return None
+        return src, hop
 
     def next_hop(self, dst: int) -> int | None:
         """The neighbour a packet for `dst` goes to, or None (no route). On TUN: `dst`."""

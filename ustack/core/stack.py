@@ -594,13 +594,28 @@ class Stack:
 
     def send_ip6(self, dst: int, proto: int, payload: bytes | bytearray | memoryview, now: float,
                  src: int | None = None, hop_limit: int | None = None, tclass: int = 0,
-                 flow: int = 0, dontfrag: bool = False) -> Reason | None:
+                 flow: int = 0, dontfrag: bool = False, hop_by_hop: bytes = b"") -> Reason | None:
         """Send one datagram over IPv6 (`dst` a 128-bit int): None when it left (or waits for
         NDP or the loopback queue), else the Reason nothing was sent (see Ipv6Layer.send).
         ::1 and our own addresses are looped back as for IPv4; larger than the path MTU is
-        fragmented at the source unless `dontfrag` (then FRAG_NEEDED)."""
+        fragmented at the source unless `dontfrag` (then FRAG_NEEDED). `hop_by_hop`: the
+        options of a hop-by-hop header (MLD's Router Alert), padded to a multiple of 8."""
         self._last_now = now
-        return self.ipv6.send(dst, proto, payload, now, src, hop_limit, tclass, flow, dontfrag)
+        return self.ipv6.send(dst, proto, payload, now, src, hop_limit, tclass, flow, dontfrag,
+                              hop_by_hop)
+
+    def is_local6(self, addr: int) -> bool:
+        """An IPv6 address of this host: ::1 or one of ours (tentative ones are not yet)."""
+        return self.ipv6.addrs.is_own(addr)
+
+    def route6(self, dst: int) -> tuple[int, int] | None:
+        """(source address, next hop) for `dst` over IPv6, or None when there is no route."""
+        return self.ipv6.route(dst)
+
+    @property
+    def link_local6(self) -> int | None:
+        """Our link-local address once DAD let us use it (None before: send from ::)."""
+        return self.ipv6.addrs.link_local()
 
     def source6(self, dst: int) -> int | None:
         """Our IPv6 source address for `dst` (RFC 6724's rules for one interface), None when

@@ -44,6 +44,7 @@ class TcpLayer:
     is_local, is_broadcast, tcp_ports, rng, counters, config (mtu, verify_checksums, tcp)."""
 
     proto = 6
+    ipv6 = True  # on_packet takes Ipv6Packet too (the IPv6 layer delivers only then)
 
     def __init__(self, stack: Any, config: TcpConfig | None = None) -> None:
         if config is None:

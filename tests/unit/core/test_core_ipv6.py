@@ -4,6 +4,7 @@ extension headers, reassembly (RFC 5722) and source fragmentation, loopback."""
 
 from __future__ import annotations
 
+import pytest
 import scapy.all as sc
 from corehelpers import assert_no_internal_error
 from ipv6helpers import (
@@ -292,16 +293,35 @@ def test_fragment_header_checks_answered() -> None:
 def test_icmpv6_handler_hook_for_mld() -> None:
     s = make6()
     seen = []
-    s.icmp6.handle(130, lambda ip, msg, now: seen.append((msg.type, now)))
+    s.icmp6.register((130, 143), lambda ip, msg, now, rx: seen.append((msg[0], len(msg), now, rx)))
     s.receive(bytes(v6(src="fe80::1", dst="ff02::1", hlim=1) / sc.ICMPv6MLQuery()), 3.0)
-    assert seen == [(130, 3.0)]
-    s.icmp6.handle(130, None)
+    assert seen == [(130, 24, 3.0, 0)]
+    s.icmp6.register((130, 143), None)
     s.receive(bytes(v6(src="fe80::1", dst="ff02::1", hlim=1) / sc.ICMPv6MLQuery()), 4.0)
     assert s.counters.get("icmpv6.mld_ignored") == 1
-    import pytest
-
     with pytest.raises(ValueError):
-        s.icmp6.handle(128, lambda *a: None)
+        s.icmp6.register((128,), lambda *a: None)
+
+
+def test_hop_by_hop_router_alert_sent_as_mld_needs_it() -> None:
+    s = make6()
+    router_alert = bytes((5, 2, 0, 0))  # RFC 2711, value 0 = MLD
+    assert s.send_ip6(ip6_int("ff02::16"), 58, b"\x8f\0\0\0\0\0\0\0", 0.0, hop_limit=1,
+                      hop_by_hop=router_alert) is None
+    (f,) = s.poll(0.0)
+    p = sc.IPv6(f)
+    hbh = p[sc.IPv6ExtHdrHopByHop]
+    assert p.nh == 0 and hbh.nh == 58 and len(bytes(hbh)) - len(bytes(hbh.payload)) == 8
+    assert [o.otype for o in hbh.options if o.otype != 1] == [5]
+    assert Ipv6Packet.parse(f).proto == 58
+
+
+def test_route6_and_is_local6() -> None:
+    s = make6()
+    assert s.is_local6(ME) and s.is_local6(1) and not s.is_local6(PEER)
+    assert s.route6(PEER) == (ME, PEER)
+    assert s.route6(ip6_int("fe80::9"))[0] == s.link_local6
+    assert make6(addr6=None).route6(PEER) is None
 
 
 def test_bad_icmpv6_checksum_dropped() -> None:
