@@ -398,7 +398,10 @@ class UstackDut:
         from ustack.wire.ipv4 import ip_int, ip_str
 
         self._ip_int, self._ip_str = ip_int, ip_str
-        self.host = ustack.Host.open(tun=IFNAME, addr=f"{DUT_IP}/24", peer=f"{KERNEL_IP}/24", mtu=MTU)
+        # "csum": per segment on the wire, as the kernel DUT behind a TUN without TSO (with
+        # "auto" the AF_PACKET sniffer would see TSO super-segments, as tcpdump on a TSO NIC)
+        self.host = ustack.Host.open(tun=IFNAME, addr=f"{DUT_IP}/24", peer=f"{KERNEL_IP}/24", mtu=MTU,
+                                     offload="csum")
         kernel_side_up(IFNAME, None)  # idempotent: make sure it is up with IPv6 off
         _wait_iface_up(IFNAME)
         self.link = AfPacketLink(IFNAME)

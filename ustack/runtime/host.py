@@ -28,6 +28,7 @@ counted like any processing error.
 from __future__ import annotations
 
 import errno
+import itertools
 import math
 import os
 import random
@@ -48,6 +49,7 @@ MAX_BATCHES = 16  # full batches handled per lock hold before application thread
 _POLLIN = select.POLLIN
 _POLL_BAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _INF = math.inf
+_UNTRUSTED = itertools.repeat(0)  # receive_batch's rx value for frames checked in full
 
 
 class ThreadTask:
@@ -412,6 +414,7 @@ class Host(ErrorLog):
         receive = stack.receive
         trusted_read = self._trusted_read
         read = dev.recv_batch if trusted_read is None else trusted_read
+        batch_entry = getattr(stack, "receive_batch", None)  # a stack without one: frame by frame
         got = 0
         with self.lock:
             now = self.clock()
@@ -431,6 +434,11 @@ class Host(ErrorLog):
                 if trusted_read is not None:  # (frame, trusted) pairs: one call per batch
                     try:
                         stack.receive_batch(frames, now)
+                    except Exception as e:  # noqa: BLE001
+                        self._count_error(e)
+                elif batch_entry is not None:  # the same entry, every frame verified
+                    try:
+                        batch_entry(zip(frames, _UNTRUSTED, strict=False), now)
                     except Exception as e:  # noqa: BLE001
                         self._count_error(e)
                 else:
