@@ -302,6 +302,17 @@ class LinuxDut:
         self.link = TunFdLink(self.dev.fileno())
         self.ip = DUT_IP
 
+    def retransmit_causes(self) -> dict[str, int]:
+        """Retransmission events so far by cause: "fast" (TcpExt TCPFastRetrans) and "timeout"
+        (RTO firings: TcpExt TCPTimeouts), from this thread's namespace."""
+        with open("/proc/thread-self/net/netstat") as f:
+            lines = f.read().splitlines()
+        for head, vals in zip(lines[::2], lines[1::2], strict=False):
+            if head.startswith("TcpExt:"):
+                row = dict(zip(head.split()[1:], map(int, vals.split()[1:]), strict=True))
+                return {"fast": row["TCPFastRetrans"], "timeout": row["TCPTimeouts"]}
+        raise DutError("no TcpExt line in /proc/net/netstat")
+
     # TCP
     def listen(self, port: int, backlog: int = 8, rcvbuf: int | None = None) -> socket.socket:
         s = self._sock(socket.SOCK_STREAM)
@@ -414,6 +425,11 @@ class UstackDut:
 
     def counters(self) -> dict[str, int]:
         return self.host.call(self.stack.counters.snapshot)
+
+    def retransmit_causes(self) -> dict[str, int]:
+        """Retransmissions so far by cause, as `LinuxDut.retransmit_causes`."""
+        c = self.counters()
+        return {"fast": c.get("tcp.fast_retransmit", 0), "timeout": c.get("tcp.rto", 0)}
 
     # TCP
     def listen(self, port: int, backlog: int = 8, rcvbuf: int | None = None) -> Any:

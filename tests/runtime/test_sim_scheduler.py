@@ -32,15 +32,14 @@ def test_main_thread_wait_drives_the_network():
     assert sim.errors == 0
 
 
-def test_21_second_timeout_takes_milliseconds():
+def test_21_second_timeout_runs_in_virtual_time():
+    # (how fast that is in real time is a benchmark's business: tools/bench_sim.py)
     sim = Simulator()
     a, _ = two_fake_hosts(sim)
-    wall = time.monotonic()
     assert a.wait(lambda: False, 21.0) is False
     assert sim.now == pytest.approx(21.0)
     a.sleep(9.0)
     assert sim.now == pytest.approx(30.0)
-    assert time.monotonic() - wall < 1.0
 
 
 def test_timers_fire_at_their_virtual_time():
@@ -182,10 +181,8 @@ def test_deadlock_between_tasks_surfaces_in_run():
         a.wait(lambda: bool(ev))
 
     t1, t2 = sim.spawn(stuck, "1"), sim.spawn(stuck, "2")
-    wall = time.monotonic()
-    with pytest.raises(SimulationDeadlock):
+    with pytest.raises(SimulationDeadlock):  # found at once, not by the wall-clock limit (a timeout)
         sim.run()
-    assert time.monotonic() - wall < 2
     assert isinstance(t1.exception, SimulationDeadlock) and isinstance(t2.exception, SimulationDeadlock)
 
 
@@ -360,7 +357,7 @@ def test_wall_clock_limit_bounds_a_phase():
     wall = time.monotonic()
     with pytest.raises(SimulationTimeout, match="wall-clock"):
         a.wait(lambda: False)
-    assert 0.3 <= time.monotonic() - wall < 5.0
+    assert time.monotonic() - wall >= 0.3  # not before the limit (how much later depends on load)
 
 
 def test_virtual_time_limit():
@@ -382,10 +379,8 @@ def test_a_deadline_stuck_in_the_past_is_a_livelock_error_not_a_hang():
     sim = Simulator()
     a, _ = two_fake_hosts(sim)
     sim.add_host("198.18.0.3/24", name="s", stack=Stuck())
-    wall = time.monotonic()
-    with pytest.raises(SimulationError, match="livelock"):
+    with pytest.raises(SimulationError, match="livelock"):  # not the wall-clock limit's timeout
         a.sleep(1.0)
-    assert time.monotonic() - wall < 30
 
 
 def test_run_on_a_network_that_never_idles_says_so():

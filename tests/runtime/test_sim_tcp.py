@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 
 import pytest
 
@@ -37,13 +36,11 @@ def test_syn_timeout_of_21_s_in_virtual_time():
         a = sim.add_host("198.18.0.1/24", name="a")  # TUN-like link: the SYNs go nowhere
         sock = a.call(a.stack.tcp.open)
         assert (sock.syn_rto_s, sock.syn_retries) == (3.0, 2)
-        wall = time.monotonic()
         t0 = a.now()
         a.call(lambda: sock.connect(ip_int("198.18.0.99"), 80, a.now()))
         assert a.wait(lambda: sock.error is not None, 60)
         assert sock.error is Reason.TIMED_OUT
         assert a.now() - t0 == pytest.approx(21.0)  # 3 + 6 + 12
-        assert time.monotonic() - wall < 1.0
 
 
 def test_connect_to_closed_port_is_refused():

@@ -125,9 +125,12 @@ def test_item_24_kernel_closed_port_refused(kernel) -> None:
     exceptfds set."""
     host, ws, _ = kernel
     s = tcp(ws)
+    tx0, rx0 = host.device.counters.tx_frames, host.device.counters.rx_frames
     t0 = time.monotonic()
     fail(ws, _connect(ws, s, KERNEL, 7101), WSAECONNREFUSED)
-    assert 0.9 < time.monotonic() - t0 < 4.0
+    # Windows tries twice more, 1 s apart: three SYNs, three RSTs (never sooner; later under load)
+    assert host.device.counters.tx_frames - tx0 == 3 and host.device.counters.rx_frames - rx0 == 3
+    assert time.monotonic() - t0 >= 1.9
     assert select1(ws, s) == (False, False, True)
 
 
@@ -141,7 +144,7 @@ def test_item_34_kernel_blackhole_times_out(kernel) -> None:
     rx0 = host.device.counters.rx_frames
     t0 = time.monotonic()
     fail(ws, _connect(ws, s, BLACKHOLE_DST, 80), WSAETIMEDOUT)
-    assert 0.8 < time.monotonic() - t0 < 5.0
+    assert time.monotonic() - t0 >= 0.85  # gave up after its schedule (0.3 + 0.6 s), never sooner
     assert host.device.counters.tx_frames - tx0 == 2  # the SYN and its one retry, both swallowed
     assert host.device.counters.rx_frames == rx0  # the kernel answered nothing
 
@@ -182,9 +185,7 @@ def test_item_34_kernel_no_route_net_unreachable(kernel) -> None:
         time.sleep(0.02)
     assert dev.counters.tx_frames == tx0 + 1 and _kernel_rx_packets(netns) == rx0 + 1
     tx0, rx0 = dev.counters.tx_frames, _kernel_rx_packets(netns)
-    t0 = time.monotonic()
-    fail(ws, _connect(ws, tcp(ws), "198.19.200.1", 80), WSAENETUNREACH)
-    assert time.monotonic() - t0 < 1.0  # at once, not after SYN retries
+    fail(ws, _connect(ws, tcp(ws), "198.19.200.1", 80), WSAENETUNREACH)  # no SYN: see the counters
     t = tcp(ws)
     set_nonblocking(ws, t)
     fail(ws, ws.connect(t, sa("198.19.200.1", 81), 16), WSAENETUNREACH)
