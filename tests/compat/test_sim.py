@@ -188,9 +188,10 @@ def test_options_and_linux_rules(sim):
     s.listen()  # Linux binds an ephemeral port first (Winsock would fail)
     assert s.getsockname()[1] > 0 and s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
     s.close()
-    with pytest.raises(OSError) as ei:
-        sim.sa.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    assert ei.value.errno == errno.EAFNOSUPPORT
+    s6 = sim.sa.socket(socket.AF_INET6, socket.SOCK_STREAM)  # ustack's (issue 12), Linux's defaults
+    assert s6.family == socket.AF_INET6 and s6.getsockname() == ("::", 0, 0, 0)
+    assert s6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+    s6.close()
     with pytest.raises(OSError) as ei:
         sim.sa.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     assert ei.value.errno == errno.ESOCKTNOSUPPORT
@@ -238,8 +239,7 @@ def test_name_lookup_never_uses_dns(sim, tmp_path, monkeypatch):
         with pytest.raises(socket.gaierror) as ei:
             gai(bad, 80)
         assert ei.value.errno == socket.EAI_NONAME
-    with pytest.raises(socket.gaierror):
-        gai("::1", 80)
+    assert {x[4] for x in gai("::1", 80)} == {("::1", 80, 0, 0)}  # an IPv6 literal: AF_INET6
     with pytest.raises(socket.gaierror):
         gai("198.18.0.1", 80, socket.AF_INET6)
     assert sim.sa.gethostbyname("peer") == "198.18.0.1"
@@ -492,3 +492,52 @@ def test_names_through_ustacks_dns_when_the_stack_has_servers(sim):
         assert c.getpeername() == ("198.18.0.1", 80)
     task.result()
     assert len(server.udp_queries) == 2
+
+
+def test_ipv6_sockets_dual_mode_like_linux(sim):
+    """AF_INET6 sockets of an unmodified program (issue 12): dual-mode by default as on Linux
+    (IPV6_V6ONLY 0), so an IPv4 client reaches an [::] listener and is named
+    ("::ffff:a.b.c.d", port, 0, 0); IPV6_V6ONLY 1 makes it IPv6-only (the IPv4 connect is
+    refused); getaddrinfo(AF_INET6) gives 4-tuples for literals and localhost, an IPv4 literal
+    is EAI_ADDRFAMILY; socket.has_ipv6 is True."""
+    assert sim.sa.has_ipv6 is True
+    srv = sim.sa.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    srv.bind(("::", 8080))
+    srv.listen()
+
+    def serve():
+        c, addr = srv.accept()
+        with c:
+            c.sendall(repr(addr).encode() + b"|" + repr(c.getsockname()).encode())
+        return addr
+
+    task = sim.sim.spawn(serve)
+    cli = sim.sb.create_connection(("198.18.0.2", 8080), timeout=5)
+    got = b""
+    while chunk := cli.recv(1000):
+        got += chunk
+    cli.close()
+    addr = task.result()
+    assert addr == ("::ffff:198.18.0.1", addr[1], 0, 0) and addr[1] > 0
+    assert got == repr(addr).encode() + b"|" + repr(("::ffff:198.18.0.2", 8080, 0, 0)).encode()
+    srv.close()
+    only = sim.sa.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    only.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    only.bind(("::", 8081))
+    only.listen()
+    with pytest.raises(ConnectionRefusedError):
+        sim.sb.create_connection(("198.18.0.2", 8081), timeout=5)
+    only.close()
+    infos = sim.sa.getaddrinfo("2001:2::7", 80, socket.AF_INET6, socket.SOCK_STREAM)
+    assert infos == [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:2::7", 80, 0, 0))]
+    assert sim.sa.getaddrinfo("fe80::1%3", 9, 0, socket.SOCK_DGRAM)[0][4] == ("fe80::1", 9, 0, 3)
+    assert sim.sa.getaddrinfo("localhost", 1, socket.AF_INET6, socket.SOCK_STREAM)[0][4] == ("::1", 1, 0, 0)
+    with pytest.raises(socket.gaierror) as ei:
+        sim.sa.getaddrinfo("198.18.0.1", 80, socket.AF_INET6)
+    assert ei.value.errno == socket.EAI_ADDRFAMILY
+    u = sim.sa.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    with pytest.raises(TypeError):
+        u.sendto(b"x", ("::1",))
+    with pytest.raises(OverflowError):
+        u.sendto(b"x", ("::1", 1, 1 << 20))
+    u.close()

@@ -78,9 +78,10 @@ class HostState:
         r, w, x = self.winsock.readiness(handle)
         ready.set(r or x, w or x)  # a failed connect is POLLERR: select reports it in both sets
 
-    def dns_lookup(self, name: str) -> list[str]:
-        """IPv4 addresses of `name` from ustack's stub resolver (ustack.services.resolver) over
-        this host's own UDP/TCP, when its stack has DNS servers; gaierror as glibc reports."""
+    def dns_lookup(self, name: str, qtype: int = 1) -> list[str]:
+        """IPv4 (qtype 1, A) or IPv6 (28, AAAA) addresses of `name` from ustack's stub resolver
+        (ustack.services.resolver) over this host's own UDP/TCP, when its stack has DNS
+        servers; gaierror as glibc reports."""
         if not getattr(self.host.stack, "dns_servers", None):
             raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
         from ustack.services.resolver import ResolveError, Resolver
@@ -90,7 +91,7 @@ class HostState:
                 self.resolver = Resolver(self.host)
             resolver = self.resolver
         try:
-            return resolver.resolve(name)
+            return resolver.resolve(name, qtype)
         except ResolveError as e:
             code, text = _EAI.get(e.kind, _EAI["NOT_FOUND"])
             raise _socket.gaierror(code, text) from None

@@ -2,7 +2,7 @@
 
 `patched(host)` swaps, for the duration of a `with` block and for the whole process, the
 `socket` module's `socket` class and its resolver functions (getaddrinfo, gethostbyname,
-gethostbyname_ex, gethostbyaddr, getnameinfo; `has_ipv6` False). Everything that looks these
+gethostbyname_ex, gethostbyaddr, getnameinfo; `has_ipv6` True). Everything that looks these
 up at call time follows: socket.create_connection, http.client, urllib.request, smtplib,
 socketserver, asyncio's event loop, urllib3/requests. `SSLContext.wrap_socket` gets a branch
 for ustack sockets (see tls.py), and `os.sendfile` refuses their file descriptors (EINVAL:
@@ -63,7 +63,7 @@ def _overrides(host: Any) -> dict[str, Any]:
         "gethostbyname_ex": _with_dns(names.gethostbyname_ex, dns),
         "gethostbyaddr": names.gethostbyaddr,
         "getnameinfo": names.getnameinfo,
-        "has_ipv6": False,
+        "has_ipv6": True,
     }
 
 

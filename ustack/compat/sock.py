@@ -51,9 +51,7 @@ def classify(family: int, type: int, proto: int, fileno: Any) -> bool:  # noqa: 
     (AF_UNIX, netlink, an existing fd...); raises for what ustack cannot do in AF_INET's place."""
     if fileno is not None:
         return False
-    if family == _socket.AF_INET6:
-        raise plain(E.EAFNOSUPPORT, "ustack has no IPv6 yet")
-    if family not in (-1, _socket.AF_INET):
+    if family not in (-1, _socket.AF_INET, _socket.AF_INET6):
         return False
     kind = type & ~_NONBLOCK_FLAGS if type != -1 else _socket.SOCK_STREAM
     if kind not in (_socket.SOCK_STREAM, _socket.SOCK_DGRAM):
@@ -80,7 +78,7 @@ class _SocketMeta(type):
 
 
 class UstackSocket(_RealSocket, metaclass=_SocketMeta):
-    """An AF_INET TCP or UDP socket on a ustack host; see the module docstring."""
+    """An AF_INET or AF_INET6 TCP or UDP socket on a ustack host; see the module docstring."""
 
     _host: Any = None  # set on the host-bound subclass made by `socket_class(host)`
     _dispatch = False
@@ -103,7 +101,10 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
         st.reap()
         wproto = C.IPPROTO_TCP if kind == _socket.SOCK_STREAM else C.IPPROTO_UDP
         try:
-            inner = us.socket(self._host, C.AF_INET, kind, wproto, winsock=st.winsock)
+            v6 = family == _socket.AF_INET6
+            inner = us.socket(self._host, C.AF_INET6 if v6 else C.AF_INET, kind, wproto, winsock=st.winsock)
+            if v6:  # Linux's default (net.ipv6.bindv6only = 0): dual-mode; Windows' is v6-only
+                inner.setsockopt(C.IPPROTO_IPV6, C.IPV6_V6ONLY, 0)
         except OSError as e:
             raise from_winsock(e) from None
         nonblocking = type != -1 and bool(type & getattr(_socket, "SOCK_NONBLOCK", 0))
@@ -117,8 +118,9 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
 
     def _setup(self, st: HostState, inner: us.socket, kind: int, *, nonblocking: bool = False) -> None:
         ready = ReadyFd()
+        family = _socket.AF_INET6 if inner.family == C.AF_INET6 else _socket.AF_INET
         try:
-            _RealSocket.__init__(self, _socket.AF_INET, kind,
+            _RealSocket.__init__(self, family, kind,
                                  _socket.IPPROTO_TCP if kind == _socket.SOCK_STREAM else _socket.IPPROTO_UDP,
                                  ready.fd)
         except BaseException:
@@ -192,8 +194,13 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
             out |= C.MSG_OOB
         return out
 
-    def _address(self, address: Any, what: str) -> tuple[str, int]:
-        return names.sockaddr(address, what, self._st.dns_lookup)
+    @property
+    def _v6(self) -> bool:
+        return self._inner is not None and self._inner.family == C.AF_INET6
+
+    def _address(self, address: Any, what: str) -> tuple[Any, ...]:
+        family = _socket.AF_INET6 if self._v6 else _socket.AF_INET
+        return names.sockaddr(address, what, self._st.dns_lookup, family)
 
     def fileno(self) -> int:
         """The readiness fd (see readyfd.py); from the first call on it mirrors the socket."""
@@ -236,8 +243,8 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
         try:
             return self._call("getsockname", sync=False)
         except OSError as e:
-            if getattr(e, "winerror", None) == C.WSAEINVAL:
-                return ("0.0.0.0", 0)  # Linux: an unbound socket is 0.0.0.0:0
+            if getattr(e, "winerror", None) == C.WSAEINVAL:  # Linux: an unbound socket's name
+                return ("::", 0, 0, 0) if self._v6 else ("0.0.0.0", 0)
             raise
 
     def getpeername(self) -> tuple[str, int]:
@@ -268,7 +275,7 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
         inner = self._inner
         if self._udp:
             inner.connect(addr)
-            self._udp_connreset(addr[0] != "0.0.0.0")
+            self._udp_connreset(addr[0] not in ("0.0.0.0", "::"))
             return
         if not self._timeout:  # blocking, or nonblocking (WSAEWOULDBLOCK -> EINPROGRESS)
             inner.connect(addr)
@@ -284,7 +291,7 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
         if self._udp:
             raise plain(E.EOPNOTSUPP)
         if not self._bound:
-            self.bind(("0.0.0.0", 0))  # Linux binds an ephemeral port; Winsock would refuse
+            self.bind(("::" if self._v6 else "0.0.0.0", 0))  # Linux binds an ephemeral port; Winsock refuses
         self._call("listen", max(0, int(backlog)) or 1)
 
     def _accept(self) -> tuple[int, Any]:  # pragma: no cover - accept() is overridden
@@ -400,7 +407,7 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
         def clear(wlevel: int, wname: int) -> None:
             self._call("setsockopt", wlevel, wname, 0, sync=False)
 
-        return sockopts.get(level, optname, buflen, udp=self._udp, read=read, clear=clear)
+        return sockopts.get(level, optname, buflen, udp=self._udp, read=read, clear=clear, family=self.family)
 
     # -- life cycle ------------------------------------------------------------------------------
     def _real_close(self, _ss: Any = _ss) -> None:
@@ -421,7 +428,7 @@ class UstackSocket(_RealSocket, metaclass=_SocketMeta):
             raise plain(E.EBADF)
         new = _ss.__new__(cls)
         fd = _ss.detach(self)
-        _RealSocket.__init__(new, _socket.AF_INET, self.type, self.proto, fd)
+        _RealSocket.__init__(new, self.family, self.type, self.proto, fd)
         _ss.settimeout(new, 0.0)
         new.__dict__.update(self.__dict__)
         self._inner = None

@@ -30,6 +30,8 @@ _OPTIONS: dict[tuple[int, int], tuple[int, int, str]] = {
     (_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN): (C.SOL_SOCKET, C.SO_ACCEPTCONN, "bool"),
     (_socket.SOL_SOCKET, _socket.SO_LINGER): (C.SOL_SOCKET, C.SO_LINGER, "linger"),
     (_socket.IPPROTO_TCP, _socket.TCP_NODELAY): (C.IPPROTO_TCP, C.TCP_NODELAY, "bool"),
+    (_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY): (C.IPPROTO_IPV6, C.IPV6_V6ONLY, "bool"),
+    (_socket.IPPROTO_IPV6, _socket.IPV6_UNICAST_HOPS): (C.IPPROTO_IPV6, C.IPV6_UNICAST_HOPS, "int"),
 }
 _LINGER = struct.Struct("ii")  # Linux struct linger; Winsock's is two u_shorts
 
@@ -53,11 +55,12 @@ def to_winsock(level: int, optname: int, value: Any) -> tuple[int, int, Any]:
 
 
 def get(level: int, optname: int, buflen: int, *, udp: bool,
-        read: Callable[[int, int, int], Any], clear: Callable[[int, int], None]) -> Any:
+        read: Callable[[int, int, int], Any], clear: Callable[[int, int], None],
+        family: int = _socket.AF_INET) -> Any:
     """A Linux getsockopt: `read(wlevel, wname, size)` is ustack.socket's getsockopt (size 0:
     an int), `clear(wlevel, wname)` resets SO_ERROR."""
     if level == _socket.SOL_SOCKET and optname == getattr(_socket, "SO_DOMAIN", -1):
-        value = _socket.AF_INET
+        value = family
     elif level == _socket.SOL_SOCKET and optname == getattr(_socket, "SO_PROTOCOL", -1):
         value = _socket.IPPROTO_UDP if udp else _socket.IPPROTO_TCP
     else:
