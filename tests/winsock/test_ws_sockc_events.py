@@ -65,6 +65,18 @@ class Ctx:
             if flag:
                 assert ne.iErrorCode[(flag & 0xFFFF).bit_length() - 1] == _err(flag)
 
+    def reselect(self, s: int, mask: int, pending: int, *, directly: bool = True) -> None:
+        """sock.c's re-registration steps: registering `mask` again (`directly`, and then after a
+        registration with 0) re-posts the event still `pending` for WSAAsyncSelect only; for
+        WSAEventSelect it was reported already and nothing new comes."""
+        for via_zero in ((False, True) if directly else (True,)):
+            if via_zero:
+                self.select(s, 0)
+            self.select(s, mask)
+            if self.is_message:
+                self.check(pending, 0, 200)
+            self.check(0)
+
 
 @pytest.fixture(params=["event", "message"])
 def ctx(request, net) -> Ctx:
@@ -106,15 +118,7 @@ def test_item_42_sockc_accept_events(ctx) -> None:
     c1 = _connect(ws, name)
     ctx.check(W.FD_ACCEPT, 0, 200)
     ctx.check(0)
-    ctx.select(lst, mask)
-    if msg:
-        ctx.check(W.FD_ACCEPT, 0, 200)
-    ctx.check(0)
-    ctx.select(lst, 0)
-    ctx.select(lst, mask)
-    if msg:
-        ctx.check(W.FD_ACCEPT, 0, 200)
-    ctx.check(0)
+    ctx.reselect(lst, mask, W.FD_ACCEPT)
     c2 = _connect(ws, name)
     if not msg:
         ctx.check(W.FD_ACCEPT, 0, 200)
@@ -194,11 +198,7 @@ def test_item_40_sockc_connect_events(ctx) -> None:
     assert r == 0 or ws.WSAGetLastError() == W.WSAEWOULDBLOCK
     ctx.check(W.FD_CONNECT, W.FD_WRITE, 200)
     ctx.check(0)
-    ctx.select(client, 0)
-    ctx.select(client, ALL)
-    if msg:
-        ctx.check(W.FD_WRITE, 0, 200)
-    ctx.check(0)
+    ctx.reselect(client, ALL, W.FD_WRITE, directly=False)
     server = ws.accept(lst, None, None)
     ctx.select(server, ALL & ~W.FD_CLOSE)
     ctx.check(W.FD_WRITE, 0, 200)
@@ -254,15 +254,7 @@ def test_item_43_sockc_write_events(ctx) -> None:
     ctx.select(server, ALL)
     ctx.check(W.FD_WRITE, 0, 200)
     ctx.check(0)
-    ctx.select(server, ALL)
-    if msg:
-        ctx.check(W.FD_WRITE, 0, 200)
-    ctx.check(0)
-    ctx.select(server, 0)
-    ctx.select(server, ALL)
-    if msg:
-        ctx.check(W.FD_WRITE, 0, 200)
-    ctx.check(0)
+    ctx.reselect(server, ALL, W.FD_WRITE)
     assert ws.send(server, b"data\0", 5, 0) == 5
     ctx.check(0)
     assert _sync_recv(ws, client, 1 << 20) == 5
@@ -282,11 +274,7 @@ def test_item_43_sockc_write_events(ctx) -> None:
                 break
     ctx.check(W.FD_WRITE, 0, 200)
     ctx.check(0)
-    ctx.select(server, 0)
-    ctx.select(server, ALL)
-    if msg:
-        ctx.check(W.FD_WRITE, 0, 200)
-    ctx.check(0)
+    ctx.reselect(server, ALL, W.FD_WRITE, directly=False)
 
     client, server = tcp_socketpair(ws)  # a subset not containing FD_WRITE first
     set_nonblocking(ws, client)
@@ -321,15 +309,7 @@ def test_item_43_sockc_read_events(ctx) -> None:
     assert ws.send(client, b"data\0", 5, 0) == 5
     ctx.check(W.FD_READ, 0, 200)
     ctx.check(0)
-    ctx.select(server, mask)
-    if msg:
-        ctx.check(W.FD_READ, 0, 200)
-    ctx.check(0)
-    ctx.select(server, 0)
-    ctx.select(server, mask)
-    if msg:
-        ctx.check(W.FD_READ, 0, 200)
-    ctx.check(0)
+    ctx.reselect(server, mask, W.FD_READ)
     assert ws.send(client, b"data\0", 5, 0) == 5
     if not msg:
         ctx.check(W.FD_READ, 0, 200)
@@ -378,22 +358,14 @@ def test_item_45_sockc_close_events(ctx) -> None:
     SD_SEND; with data unread FD_CLOSE comes at once after FD_READ and a partial recv still
     brings FD_READ back; close-then-select and selecting FD_CLOSE after a subset report it; a
     reset gives FD_CLOSE with WSAECONNABORTED."""
-    ws, msg = ctx.ws, ctx.is_message
+    ws = ctx.ws
     mask = ALL & ~W.FD_WRITE
     client, server = tcp_socketpair(ws)
     ctx.select(server, mask)
     assert ws.closesocket(client) == 0
     ctx.check(W.FD_CLOSE, 0, 1000)
     ctx.check(0)
-    ctx.select(server, mask)
-    if msg:
-        ctx.check(W.FD_CLOSE, 0, 200)
-    ctx.check(0)
-    ctx.select(server, 0)
-    ctx.select(server, mask)
-    if msg:
-        ctx.check(W.FD_CLOSE, 0, 200)
-    ctx.check(0)
+    ctx.reselect(server, mask, W.FD_CLOSE)
     assert ws.recv(server, bytearray(5), 5, 0) == 0
     ctx.check(0)
     assert ws.closesocket(server) == 0
@@ -444,15 +416,7 @@ def test_item_45_sockc_close_events(ctx) -> None:
     aborted = W.FD_CLOSE | (W.WSAECONNABORTED << 16)
     ctx.check(aborted, 0, 200)
     ctx.check(0)
-    ctx.select(server, mask)
-    if msg:
-        ctx.check(aborted, 0, 200)
-    ctx.check(0)
-    ctx.select(server, 0)
-    ctx.select(server, mask)
-    if msg:
-        ctx.check(aborted, 0, 200)
-    ctx.check(0)
+    ctx.reselect(server, mask, aborted)
 
 
 def test_item_47_sockc_enum_network_events_repeat(net) -> None:
