@@ -23,6 +23,7 @@ from .hosting import open_host
 from .wscalls import WsRecorder
 
 WINSOCK_FAILED = 1
+USAGE_EXIT = 2
 
 
 def _print(line: str) -> None:
@@ -32,6 +33,17 @@ def _print(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import ustack.winsock as W
+
+    args.host, embedded = args.host
+    if (args.port is None) == (embedded is None):
+        if embedded is not None and args.port == embedded:
+            pass
+        else:
+            what = "a PORT" if args.port is None else "one port, not two"
+            sys.stderr.write(f"ustack connect: error: {what} is needed (HOST PORT, or [ADDR]:PORT)\n")
+            return USAGE_EXIT
+    if args.port is None:
+        args.port = embedded
 
     with open_host(args) as opened:
         ws = W.Winsock(opened.host)
@@ -57,7 +69,7 @@ def _resolve(args: argparse.Namespace, ws: Any) -> bool:
     from ustack.services.resolver import numeric
     from ustack.winsock.names import NAME_ERRORS
 
-    if numeric(args.host) is not None:
+    if numeric(args.host) is not None or ":" in args.host:  # an IPv4 or IPv6 literal
         return True
     start = time.monotonic()
     h = ws.gethostbyname(args.host)
@@ -127,7 +139,7 @@ class SynProgress:
 def _connect(args: argparse.Namespace, ws: Any, rec: WsRecorder) -> int:
     import ustack.winsock as W
 
-    s, call = rec.socket(udp=args.udp)
+    s, call = rec.socket(udp=args.udp, family=6 if ":" in args.host else 4)
     if call.failed:
         return WINSOCK_FAILED
     event = None

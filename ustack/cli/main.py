@@ -67,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run one Winsock connect on ustack and print each Winsock call with "
                                    "its return value and, on failure, the error name and number. Exit "
                                    "0 on success, 1 on a Winsock error, 2 on a usage error.")
-    c.add_argument("host", metavar="HOST", type=o.host_or_name,
-                   help="destination IPv4 address, or a name (gethostbyname over --dns/--dhcp servers)")
-    c.add_argument("port", metavar="PORT", type=o.port, help="destination port")
+    c.add_argument("host", metavar="HOST", type=o.host_port,
+                   help="destination IPv4 or IPv6 address (bare, or [ADDR]:PORT), or a name "
+                        "(gethostbyname over --dns/--dhcp servers)")
+    c.add_argument("port", metavar="PORT", type=o.port, nargs="?", default=None,
+                   help="destination port (unless HOST carries it)")
     c.add_argument("--udp", action="store_true", help="a UDP socket (connect sets the default peer)")
     c.add_argument("--nonblocking", choices=("select", "async", "event"),
                    help="nonblocking connect, completion seen via select, WSAAsyncSelect or WSAEventSelect")

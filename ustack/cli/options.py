@@ -46,28 +46,75 @@ def interface_addr(text: str) -> str:
     return iface.with_prefixlen
 
 
+# Winsock codes in address errors (Windows: WSAStringToAddress/inet_pton of bad text, and an
+# address of the wrong family for the socket)
+_BAD_TEXT = "WSAEINVAL (10022)"
+_WRONG_FAMILY = "WSAEAFNOSUPPORT (10047)"
+
+
+def _ipv6_text(text: str) -> str | None:
+    """`text` as a normalised IPv6 address ("[...]" allowed), or None when it is not one."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.IPv6Address(bare))
+    except ValueError:
+        return None
+
+
 def ipv4_addr(text: str) -> str:
     try:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}") from None
+        if _ipv6_text(text) is not None:
+            raise argparse.ArgumentTypeError(
+                f"an IPv6 address where an IPv4 address is needed: {text!r} {_WRONG_FAMILY}") from None
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r} {_BAD_TEXT}") from None
 
 
-def host_or_name(text: str) -> str:
-    """An IPv4 address, or a DNS name (looked up later through --dns / --dhcp servers)."""
+def ip_addr(text: str) -> str:
+    """An IPv4 or IPv6 address (IPv6 bare or in brackets), normalised."""
     try:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
         pass
+    v6 = _ipv6_text(text)
+    if v6 is None:
+        raise argparse.ArgumentTypeError(f"not an IPv4 or IPv6 address: {text!r} {_BAD_TEXT}")
+    return v6
+
+
+def host_or_name(text: str) -> str:
+    """An IPv4 address, an IPv6 address (bare or "[...]"), or a DNS name (looked up later
+    through --dns / --dhcp servers)."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        pass
+    v6 = _ipv6_text(text)
+    if v6 is not None:
+        return v6
+    if ":" in text or text.startswith("["):
+        raise argparse.ArgumentTypeError(f"not an IPv6 address: {text!r} {_BAD_TEXT}")
     from ustack.wire.dns import encode_name
 
     try:
         encode_name(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an IPv4 address or host name: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not an IPv4 address or host name: {text!r} {_BAD_TEXT}") from None
     if not text or text.replace(".", "").isdigit():
-        raise argparse.ArgumentTypeError(f"not an IPv4 address or host name: {text!r}")
+        raise argparse.ArgumentTypeError(f"not an IPv4 address or host name: {text!r} {_BAD_TEXT}")
     return text
+
+
+def host_port(text: str) -> tuple[str, int | None]:
+    """HOST, or "[IPv6]:PORT" / "IPv4:PORT" / "name:PORT" with the port (None when absent)."""
+    if text.startswith("[") and "]:" in text:
+        host, _, p = text.rpartition(":")
+        return host_or_name(host), port(p)
+    if text.count(":") == 1:
+        host, _, p = text.partition(":")
+        return host_or_name(host), port(p)
+    return host_or_name(text), None
 
 
 def _int_in(text: str, noun: str, lo: int, hi: int | None, out_of_range: str) -> int:
@@ -94,9 +141,14 @@ def service_port(text: str) -> int:
 
 
 def addr_port(text: str) -> tuple[str, int]:
+    """ADDR:PORT, with an IPv6 ADDR in brackets ("[2001:2::2]:80", "[::]:0")."""
     host, sep, p = text.rpartition(":")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected ADDR:PORT, got {text!r}")
+    if host.startswith("["):
+        if not host.endswith("]") or _ipv6_text(host) is None:
+            raise argparse.ArgumentTypeError(f"not an IPv6 address: {host!r} {_BAD_TEXT}")
+        return str(_ipv6_text(host)), port(p)
     return ipv4_addr(host or "0.0.0.0"), port(p)
 
 

@@ -24,6 +24,11 @@ FD_NAMES = ("FD_READ", "FD_WRITE", "FD_OOB", "FD_ACCEPT", "FD_CONNECT", "FD_CLOS
             "FD_GROUP_QOS", "FD_ROUTING_INTERFACE_CHANGE", "FD_ADDRESS_LIST_CHANGE")
 
 
+def show_addr(addr: str, port: int) -> str:
+    """ADDR:PORT, an IPv6 address in brackets."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def fd_bits(mask: int) -> str:
     names = [n for i, n in enumerate(FD_NAMES) if mask & (1 << i)]
     return "|".join(names) or "0"
@@ -80,6 +85,7 @@ class WsRecorder:
     echo: Callable[[str], Any] | None = None
     calls: list[Call] = field(default_factory=list)
     names: dict[int, str] = field(default_factory=dict)
+    families: dict[int, int] = field(default_factory=dict)  # socket -> 4 or 6 (its sockaddr)
 
     # -- plumbing -------------------------------------------------------------------------------
     @property
@@ -142,7 +148,8 @@ class WsRecorder:
     def cleanup(self) -> Call:
         return self._record("WSACleanup", "", self.ws.WSACleanup)
 
-    def socket(self, udp: bool = False) -> tuple[int, Call]:
+    def socket(self, udp: bool = False, family: int = 4) -> tuple[int, Call]:
+        """socket(AF_INET or, `family` 6, AF_INET6, ...)."""
         W = self.C
         kind, proto = (("SOCK_DGRAM", W.SOCK_DGRAM), ("IPPROTO_UDP", W.IPPROTO_UDP)) if udp else (
             ("SOCK_STREAM", W.SOCK_STREAM), ("IPPROTO_TCP", W.IPPROTO_TCP))
@@ -155,30 +162,43 @@ class WsRecorder:
             self.names[r] = name
             holder.append(name)
             return name
-        call = self._record("socket", f"AF_INET, {kind[0]}, {proto[0]}",
-                            lambda: self.ws.socket(W.AF_INET, kind[1], proto[1]),
+        af = ("AF_INET6", W.AF_INET6) if family == 6 else ("AF_INET", W.AF_INET)
+        call = self._record("socket", f"{af[0]}, {kind[0]}, {proto[0]}",
+                            lambda: self.ws.socket(af[1], kind[1], proto[1]),
                             fail="INVALID_SOCKET", ret_text=text)
+        if not call.failed:
+            self.families[call.ret] = family
         return call.ret, call
 
     def closesocket(self, s: int) -> Call:
         return self._record("closesocket", self.sname(s), lambda: self.ws.closesocket(s))
 
-    def bind(self, s: int, addr: str, port: int) -> Call:
+    def _sockaddr(self, addr: str, port: int) -> tuple[Any, int]:
+        """SOCKADDR_IN for IPv4 text, SOCKADDR_IN6 (28 bytes) for IPv6 text (it has a colon):
+        a family that does not match the socket fails in Winsock as on Windows (WSAEFAULT/...)."""
         W = self.C
-        return self._record("bind", f"{self.sname(s)}, {addr}:{port}",
-                            lambda: self.ws.bind(s, W.SOCKADDR_IN.make(addr, port), 16))
+        if ":" in addr:
+            return W.SOCKADDR_IN6.make(addr, port), 28
+        return W.SOCKADDR_IN.make(addr, port), 16
+
+    def bind(self, s: int, addr: str, port: int) -> Call:
+        sa, n = self._sockaddr(addr, port)
+        return self._record("bind", f"{self.sname(s)}, {show_addr(addr, port)}",
+                            lambda: self.ws.bind(s, sa, n))
 
     def connect(self, s: int, addr: str, port: int) -> Call:
-        W = self.C
-        return self._record("connect", f"{self.sname(s)}, {addr}:{port}",
-                            lambda: self.ws.connect(s, W.SOCKADDR_IN.make(addr, port), 16))
+        sa, n = self._sockaddr(addr, port)
+        return self._record("connect", f"{self.sname(s)}, {show_addr(addr, port)}",
+                            lambda: self.ws.connect(s, sa, n))
 
     def _name_call(self, fname: str, s: int) -> tuple[tuple[str, int] | None, Call]:
         W = self.C
-        sin = W.SOCKADDR_IN()
-        n = ctypes.c_int(16)
+        if self.families.get(s) == 6:
+            sin, n = W.SOCKADDR_IN6(), ctypes.c_int(28)
+        else:
+            sin, n = W.SOCKADDR_IN(), ctypes.c_int(16)
         call = self._record(fname, self.sname(s), lambda: getattr(self.ws, fname)(s, sin, n),
-                            detail=lambda r: f"{sin.addr}:{sin.port}")
+                            detail=lambda r: show_addr(sin.addr, sin.port))
         return (None if call.failed else (sin.addr, sin.port)), call
 
     def getsockname(self, s: int) -> tuple[tuple[str, int] | None, Call]:
