@@ -93,7 +93,8 @@ class TcpLayer:
         stack = self.stack
         if is_ipv6(raddr):
             overhead = 60
-            mtu = getattr(stack, "mtu6", None) or getattr(stack, "mtu", None) or 1280
+            path6 = getattr(stack, "path_mtu6", None)  # the network layer's (RFC 8201)
+            mtu = path6(raddr) if path6 is not None else getattr(stack, "mtu", None) or 1280
         else:
             overhead = 40
             mtu = getattr(stack, "mtu", None) or getattr(stack.config, "mtu", 1500)
@@ -294,7 +295,7 @@ class TcpLayer:
     def output(self, conn: Connection, seg: bytearray, now: float) -> Reason | None:
         if conn.v6:
             return self.stack.send_ip6(conn.raddr, 6, seg, now, src=conn.laddr,
-                                       hop_limit=conn.opts.hop_limit)
+                                       hop_limit=conn.opts.hop_limit, dontfrag=True)
         return self.stack.send_ip(conn.raddr, 6, seg, now, src=conn.laddr, df=conn.df)
 
     def send(self, laddr: int, raddr: int, seg: bytes | bytearray, now: float,
@@ -302,7 +303,7 @@ class TcpLayer:
         """A segment not of a connection (RST for a closed port, a SYN cookie's SYN-ACK), over
         the family of `raddr`."""
         if is_ipv6(raddr):
-            return self.stack.send_ip6(raddr, 6, seg, now, src=laddr)
+            return self.stack.send_ip6(raddr, 6, seg, now, src=laddr, dontfrag=df)
         return self.stack.send_ip(raddr, 6, seg, now, src=laddr, df=df)
 
     def gso_max_for(self, raddr: int) -> int:
