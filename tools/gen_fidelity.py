@@ -156,7 +156,7 @@ SECTIONS: list[tuple[str, list[tuple[int, str]]]] = [
     ]),
     ("O. IPv6 (issue 12, beyond the reference)", [
         (120, "AF_INET6 sockets: SOCKADDR_IN6 names (namelen 28; WSAEFAULT below, WSAEAFNOSUPPORT for "
-              "another family), getsockname/recvfrom write 28 bytes"),
+              "another family), getsockname/recvfrom write 28 bytes; UDP and TCP over IPv6 end to end"),
         (121, "IPPROTO_IPV6 options: IPV6_V6ONLY TRUE by default, changeable only before bind "
               "(WSAEINVAL after); WSAEINVAL on an AF_INET socket; IPV6_UNICAST_HOPS"),
         (122, "v6-only sockets beside IPv4 ones on one port (sock.c test_ipv6only); v4-mapped "

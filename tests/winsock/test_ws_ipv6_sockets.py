@@ -116,7 +116,7 @@ def test_item_121_ipv6_options(net) -> None:
     assert v.value == 2  # untouched
     fail(ws, setopt_int(ws, s, IPPROTO_IPV6, 9999, 1), WSAENOPROTOOPT)
     default = getopt_int(ws, s, IPPROTO_IPV6, IPV6_UNICAST_HOPS)
-    assert default == net.me.stack.config.ttl
+    assert default == net.me.stack.config.hop_limit == 64
     assert setopt_int(ws, s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 7) == 0
     assert getopt_int(ws, s, IPPROTO_IPV6, IPV6_UNICAST_HOPS) == 7
     assert ws.stack_socket(s).hop_limit == 7  # the transport sends with it

@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ustack.core.addrconf import is_link_local
 from ustack.core.family import v4mapped
 from ustack.services.resolver import (
     NO_DATA,
@@ -145,10 +146,9 @@ class NameResolution:
             raise WsaFail(wsa_code(e)) from None
 
     def _ipv6_configured(self) -> bool:
-        """The host has a global (not link-local, not loopback) IPv6 address."""
+        """The host has a usable global (not link-local, not loopback) IPv6 address."""
         stack = self.host.stack
-        addrs = getattr(stack, "addrs6", None) or ()
-        return any(not (int(a) >> 118 == 0x3FA or int(a) <= 1) for a in addrs)  # fe80::/10, ::, ::1
+        return any(not is_link_local(a) and stack.is_local6(a) for a in list(stack.ipv6.addrs.addresses))
 
     # ---- gethostbyname ------------------------------------------------------------------------
     def gethostbyname(self, name: str | bytes | None) -> HOSTENT | None:

@@ -258,7 +258,7 @@ def _current(ws: WSocket, level: int, optname: int, attr: str | None) -> bytes:
                 return struct.pack("<I", 0xFFFFFFFF)
             return struct.pack("<I", int(ws.clock() - since))
     if level == C.IPPROTO_IPV6 and optname == C.IPV6_UNICAST_HOPS:
-        hops = o.hop_limit if o.hop_limit is not None else ws.sock.stack.config.ttl  # the default
+        hops = o.hop_limit if o.hop_limit is not None else ws.sock.stack.ipv6.hop_limit  # the default
         return struct.pack("<I", hops)
     assert attr is not None
     return struct.pack("<I", int(getattr(o, attr)) & 0xFFFFFFFF)
