@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import statistics
 import struct
@@ -359,13 +358,10 @@ class TunHost:
 
 # ------------------------------------------------------------------------------------ driver
 def ensure_private_netns(argv: list[str]) -> None:
-    if os.environ.get(NETNS_ENV) == "1":
-        return
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        sys.exit("bench_dynamics: `unshare` not found; refusing to run outside a private netns")
-    env = dict(os.environ, **{NETNS_ENV: "1"})
-    os.execvpe(unshare, [unshare, "-n", sys.executable, os.path.abspath(__file__), *argv], env)
+    """Re-exec this script in a private network namespace (bench_rx's one implementation)."""
+    from bench_rx import ensure_private_netns as reexec_in_private_netns
+
+    reexec_in_private_netns(argv, os.path.abspath(__file__), marker=NETNS_ENV)
 
 
 def build_cases(args: argparse.Namespace) -> list[Case]:

@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 KERNEL_IP = "198.18.0.1"
 RECEIVER_IP = "198.18.0.2"
@@ -57,16 +58,20 @@ _FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # --------------------------------------------------------------------------- namespace plumbing
 
-def ensure_private_netns(argv: list[str], script: str | None = None) -> None:
+def ensure_private_netns(argv: list[str], script: str | None = None, marker: str = NETNS_ENV) -> None:
     """Re-exec `script` (default: this one) under `unshare -n` unless already inside the
-    namespace we made."""
-    if os.environ.get(NETNS_ENV) == "1":
+    namespace we made (the environment variable `marker` is "1" there). Every tool that sends
+    packets starts with this (one implementation; each tool may name its own marker so that one
+    tool started by another still gets a namespace of its own)."""
+    if os.environ.get(marker) == "1":
         return
+    script = script or os.path.abspath(__file__)
     unshare = shutil.which("unshare")
     if unshare is None:
-        sys.exit("bench_rx: `unshare` not found (util-linux); refusing to run outside a private netns")
-    env = dict(os.environ, **{NETNS_ENV: "1"})
-    os.execvpe(unshare, [unshare, "-n", sys.executable, script or os.path.abspath(__file__), *argv], env)
+        sys.exit(f"{os.path.basename(script)}: `unshare` not found (util-linux); refusing to run outside a "
+                 "private netns")
+    env = dict(os.environ, **{marker: "1"})
+    os.execvpe(unshare, [unshare, "-n", sys.executable, script, *argv], env)
 
 
 def _ip(*args: str) -> None:
@@ -526,6 +531,21 @@ def summarize(results: dict, want: list[str], role: str) -> None:
     if len(by_mode) > 1 or (by_mode and "ustack" not in medians):
         results["by_offload"] = by_mode
 
+def run_one(role: str, name: str, mode: str | None, rnd: int, run_bare: Callable[[argparse.Namespace], dict],
+            run_ustack: Callable[..., dict], args: argparse.Namespace) -> dict:
+    """One measured run of `name` ("bare", or ustack with offload `mode`) in round `rnd`; a run
+    that fails is recorded in its place with the error and the other runs go on (bench_rx and
+    bench_tx, `role` "receiver" or "sender")."""
+    try:
+        res = run_bare(args) if mode is None else run_ustack(args, offload=mode)
+    except Exception as e:  # noqa: BLE001 - report, keep going with the other runs
+        res = {role: name, "error": f"{type(e).__name__}: {e}"}
+        if mode is not None:
+            res["offload"] = mode
+    res["round"] = rnd
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -550,13 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             if prof:
                 prof.start()
             for mode in ([None] if name == "bare" else modes):
-                try:
-                    res = run_bare(args) if mode is None else run_ustack(args, offload=mode)
-                except Exception as e:  # noqa: BLE001 - report, keep going with the other receiver
-                    res = {"receiver": name, "error": f"{type(e).__name__}: {e}"}
-                    if mode is not None:
-                        res["offload"] = mode
-                res["round"] = rnd
+                res = run_one("receiver", name, mode, rnd, run_bare, run_ustack, args)
                 if prof:
                     res["profile"] = prof.stop()
                     prof = None

@@ -356,13 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                         and mode in (None, modes[0]) else None)
                 if prof:
                     prof.start()
-                try:
-                    res = run_bare(args) if mode is None else run_ustack(args, offload=mode)
-                except Exception as e:  # noqa: BLE001 - report and go on
-                    res = {"sender": name, "error": f"{type(e).__name__}: {e}"}
-                    if mode is not None:
-                        res["offload"] = mode
-                res["round"] = rnd
+                res = rx.run_one("sender", name, mode, rnd, run_bare, run_ustack, args)
                 if prof:
                     res["profile"] = prof.stop()
                 results["runs"].append(res)

@@ -365,13 +365,10 @@ def serve() -> int:
 
 # ---- main ---------------------------------------------------------------------------------------
 def ensure_private_netns(argv: list[str]) -> None:
-    if os.environ.get("USTACK_SYNFLOOD_NETNS") == "1":
-        return
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        sys.exit("synflood: `unshare` not found; refusing to run outside a private netns")
-    env = dict(os.environ, USTACK_SYNFLOOD_NETNS="1")
-    os.execvpe(unshare, [unshare, "-n", sys.executable, os.path.abspath(__file__), *argv], env)
+    """Re-exec this script in a private network namespace (bench_rx's one implementation)."""
+    from tools.bench_rx import ensure_private_netns as reexec_in_private_netns
+
+    reexec_in_private_netns(argv, os.path.abspath(__file__), marker="USTACK_SYNFLOOD_NETNS")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
