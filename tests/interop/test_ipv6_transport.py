@@ -73,7 +73,8 @@ def recv_exact(host, s, n: int, timeout: float = 20.0) -> bytes:
         assert time.monotonic() < end, f"{len(out)}/{n} bytes"
         host.wait(lambda: s.readable_bytes > 0 or s.error is not None, 1.0)
         assert host.call(lambda: s.error) is None
-        out += host.call(lambda: s.recv(n - len(out)))
+        want = n - len(out)
+        out += host.call(lambda w=want: s.recv(w))
     return bytes(out)
 
 
