@@ -48,7 +48,7 @@ TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
-TUN_F_TSO6 = 0x04  # harmless without IPv6: the kernel has no IPv6 on our links
+TUN_F_TSO6 = 0x04  # not asked for: receive takes TCP/IPv4 super-segments only
 GSO_MIN_SIZE = 64  # the smallest MSS the stack uses; a smaller gso_size is malformed
 _VNET_TRUSTED = VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID
 _TRUSTED_BY_FLAGS = tuple(bool(flags & _VNET_TRUSTED) for flags in range(256))  # one lookup a frame
@@ -140,8 +140,10 @@ class _TunTapBase:
             if offload:
                 fd = self._dev.fileno()
                 fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
-                # gso: the kernel may hand us TCP super-segments of up to 64 KB (GRO on receive)
-                tso = TUN_F_TSO4 | TUN_F_TSO6 if gso else 0
+                # gso: the kernel may hand us TCP/IPv4 super-segments of up to 64 KB (GRO on
+                # receive). Not TSO6: GRO over IPv6 is not written, so the kernel segments IPv6
+                # TCP for us. Transmit takes both (a written GSO packet needs no feature flag).
+                tso = TUN_F_TSO4 if gso else 0
                 fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | tso)
             if create:
                 self._dev.mtu = mtu
@@ -304,7 +306,7 @@ class TunDevice(_TunTapBase):
     `create=True` creates the interface if needed and sets its MTU; `create=False` attaches
     to an existing (persistent) interface and adopts its MTU. `offload=True`: receive checksum
     offload through a virtio header (module docstring; `recv_batch_trusted`). `gso=True` (with
-    offload) also asks for TSO4/TSO6, so the kernel's TCP hands over super-segments of up to
+    offload) also asks for TSO4, so the kernel's TCP hands over super-segments of up to
     64 KB; only `recv_batch_trusted` is meant for such a device (`vnet_rx`).
     """
 

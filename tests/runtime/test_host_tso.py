@@ -233,3 +233,75 @@ def test_pcap_with_tso_records_the_super_segments_and_says_so(netns, tmp_path):
     assert sum(int(r[1]) for r in rows) >= len(data)  # all the data is in the capture
     with pytest.raises(ValueError, match="tso"):
         Host.open(tun=IF, addr=f"{USTACK}/24", peer=f"{KERNEL}/24", offload="tso", faults="loss=1%")
+
+
+def test_kernel_receives_a_tso_stream_over_ipv6(netns):
+    """The same over IPv6: ustack's TCPV6 super-segments (virtio gso_type 4) to a kernel socket
+    on [2001:2::1], intact by SHA-256, the kernel's receive MSS the gso_size."""
+    from ustack.core.stack import Stack, StackConfig
+    from ustack.runtime.host import attach_tcp
+    from ustack.wire.ipv6 import ip6_int
+
+    dev = drivers.TunDevice("rttso6", mtu=1500, offload=True, gso=True)
+    try:
+        drivers.kernel_side_up(dev.name, f"{KERNEL}/24", disable_ipv6=False)
+        netns.ip("-6", "addr", "add", "2001:2::1/64", "dev", dev.name, "nodad")
+        stack = Stack(StackConfig(addr=f"{USTACK}/24", addr6="2001:2::2/64", mtu=1500, medium="ip", seed=9))
+        attach_tcp(stack, None)
+    except BaseException:
+        dev.close()
+        raise
+    host = Host(stack, dev)
+    try:
+        assert host.offload and stack.gso_max > 0
+        ls = socket.socket(socket.AF_INET6)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("2001:2::1", PORT))
+        ls.listen(1)
+        ls.settimeout(10)
+        data = random.Random(14).randbytes(3_000_000)
+        result: dict = {}
+
+        def sink():
+            try:
+                c, _ = ls.accept()
+                with c:
+                    c.settimeout(15)
+                    h, n = hashlib.sha256(), 0
+                    while b := c.recv(1 << 20):
+                        h.update(b)
+                        n += len(b)
+                    info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+                    mss = struct.unpack_from("I", info, _TCPI_RCV_MSS)[0]
+                    result.update(digest=h.hexdigest(), n=n, rcv_mss=mss)
+            except BaseException as e:  # noqa: BLE001
+                result["error"] = e
+            finally:
+                ls.close()
+        t = threading.Thread(target=sink, daemon=True)
+        t.start()
+
+        def connect():
+            s = stack.tcp.open(6)
+            s.connect(ip6_int("2001:2::1"), PORT, host.now())
+            return s
+        s = host.call(connect)
+        assert host.wait(lambda: s.state == State.ESTABLISHED or s.error is not None, 5.0), s
+        view, sent = memoryview(data), 0
+        import time
+        deadline = time.monotonic() + 20
+        while sent < len(data) and time.monotonic() < deadline:
+            host.wait(lambda: s.writable_bytes > 0 or s.error is not None, 1.0)
+            sent += host.call(lambda k=sent: s.send(view[k:k + (1 << 20)], host.now()))
+        host.call(lambda: s.shutdown(1, host.now()))
+        t.join(20)
+        assert "error" not in result, result
+        assert result["n"] == len(data) and result["digest"] == hashlib.sha256(data).hexdigest()
+        assert result["rcv_mss"] <= 1440, result  # the gso_size (MTU - 40 - 20 - 12)
+        c = host.call(stack.counters.snapshot)
+        assert c.get("ipv6.gso_out", 0) > 0 and c["ipv6.gso_segs_out"] >= 2 * c["ipv6.gso_out"], c
+        assert c.get("ipv4.gso_out", 0) == 0
+        assert dev.counters.tx_dropped == 0 and host.errors == 0
+        assert c.get("stack.internal_error", 0) == 0 and c.get("tcp.internal_error", 0) == 0
+    finally:
+        host.close()

@@ -33,6 +33,8 @@ IPV6_DESCRIPTIONS: dict[str, str] = {
     "ipv6.no_next_header": "IPv6 packets ending in next header 59 (nothing to deliver)",
     "ipv6.unknown_next_header": "drop: no transport for the next header (parameter problem code 1 sent)",
     "ipv6.out": "IPv6 datagrams sent",
+    "ipv6.gso_out": "TCP super-segments over IPv6 handed to the device for segmentation (TSO)",
+    "ipv6.gso_segs_out": "segments the device cuts the IPv6 TCP super-segments into",
     "ipv6.out_too_big": "refused: IPv6 payload over 65535 bytes (MSG_SIZE)",
     "ipv6.no_route": "refused: no IPv6 route, no default router (NET_UNREACH)",
     "ipv6.no_source": "refused: no usable IPv6 source address for the destination",

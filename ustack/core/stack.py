@@ -24,11 +24,12 @@ from ..wire.arp import ArpPacket
 from ..wire.errors import Malformed
 from ..wire.ethernet import BROADCAST_MAC, ETH_ARP, ETH_IPV4, ETH_IPV6, EthernetFrame, mac_bytes
 from ..wire.ipv4 import HEADER_LEN, Ipv4Packet, ip_int, quick_header
-from ..wire.ipv6 import Ipv6Packet
-from ..wire.vnet import GSO_TCP_AT, VNET_HDR_LEN, GsoPacket
+from ..wire.ipv6 import Ipv6Packet, quick_header6
+from ..wire.vnet import GSO_TCP_AT, GSO_TCP_AT6, VNET_HDR_LEN, GsoPacket
 from .arp import ArpCache
 from .config import StackConfig
 from .counters import Counters
+from .family import LOOPBACK6
 from .frag import Reassembler, fragment
 from .icmp import TIME_EXCEEDED_REASSEMBLY, IcmpLayer
 from .icmpv6 import Icmpv6Layer
@@ -645,6 +646,33 @@ class Stack:
     def frame_out_raw(self, frame: bytes) -> None:
         """A finished Ethernet frame for a TAP device."""
         self._out.append(frame)
+
+    def gso_max_for6(self, dst: int) -> int:
+        """`gso_max_for` over IPv6: `gso_max` for a unicast destination with a route on a TUN
+        link, 0 for our own addresses, ::1, multicast, unroutable, or with offload off."""
+        if not self.gso_max or self.ethernet:
+            return 0
+        ipv6 = self.ipv6
+        if (not ipv6.enabled or dst == LOOPBACK6 or dst >> 120 == 0xFF or ipv6.addrs.is_own(dst)
+                or ipv6.next_hop(dst) is None):
+            return 0
+        return self.gso_max
+
+    def send_gso6(self, dst: int, src: int, packet: GsoPacket, now: float,
+                  hop_limit: int | None = None) -> None:
+        """`send_gso` over IPv6 (`gso_max_for6(dst)` > 0): the IPv6 header goes into the
+        packet's header buffer (no fragment header: every segment fits the path MTU)."""
+        self._last_now = now
+        header = packet.header
+        n = len(header) - GSO_TCP_AT6 + len(packet.payload)
+        if hop_limit is None:
+            hop_limit = self.ipv6.hop_limit
+        header[VNET_HDR_LEN:GSO_TCP_AT6] = quick_header6(src, dst, 6, n, hop_limit)
+        self._out.append(packet)
+        cnt = self._cnt
+        cnt["ipv6.out"] += 1
+        cnt["ipv6.gso_out"] += 1
+        cnt["ipv6.gso_segs_out"] += packet.segments
 
     def _classify(self, dst: int) -> tuple[int, int, int]:
         """(kind, source address, next hop) for `dst`, cached (routes never change)."""

@@ -6,7 +6,7 @@ import struct
 
 from ..wire.checksum import fold, internet_checksum
 from ..wire.tcp import ACK, OPT_NOP, OPT_SACK, OPT_TIMESTAMP, SYN, TcpOptions
-from ..wire.vnet import GSO_TCP_AT, GsoPacket, pack_gso_tcpv4
+from ..wire.vnet import GSO_TCP_AT, GSO_TCP_AT6, GsoPacket, pack_gso_tcp
 
 _HDR = struct.Struct("!HHIIBBHHH")
 _CSUM = struct.Struct("!H")
@@ -31,19 +31,20 @@ def build(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags:
 
 
 def build_gso(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
-              opts: bytes | bytearray, payload: memoryview, gso_size: int) -> GsoPacket:
+              opts: bytes | bytearray, payload: memoryview, gso_size: int, v6: bool = False) -> GsoPacket:
     """A TCP super-segment for a TSO device (wire/vnet.py): the virtio header and the TCP header
     packed into one buffer with room for the IPv4 header (the stack fills it in), the payload
     left where it is, the checksum field holding the pseudo-header sum over the whole length
     (NEEDS_CSUM: the kernel completes it per segment; nothing is summed here but the header's
-    fixed fields)."""
+    fixed fields). `v6`: over IPv6 (128-bit addresses; the pseudo-header sums the same way)."""
     hlen = 20 + len(opts)
-    b = bytearray(GSO_TCP_AT + hlen)
-    pack_gso_tcpv4(b, hlen, gso_size)
-    _HDR.pack_into(b, GSO_TCP_AT, sport, dport, seq, ack, hlen << 2, flags, window,
+    at = GSO_TCP_AT6 if v6 else GSO_TCP_AT
+    b = bytearray(at + hlen)
+    pack_gso_tcp(b, hlen, gso_size, v6)
+    _HDR.pack_into(b, at, sport, dport, seq, ack, hlen << 2, flags, window,
                    fold(src + dst + 6 + hlen + len(payload)), 0)
     if opts:
-        b[GSO_TCP_AT + 20:] = opts
+        b[at + 20:] = opts
     return GsoPacket(b, payload, gso_size)
 
 

@@ -308,15 +308,18 @@ class TcpLayer:
 
     def gso_max_for(self, raddr: int) -> int:
         """The most payload of a super-segment to `raddr` (transmit offload), 0 = per segment:
-        the stack's `gso_max_for` where it has transmit offload on (IPv4 only: TCPV4 GSO)."""
+        the stack's `gso_max_for` (`gso_max_for6`) where it has transmit offload on."""
         stack = self.stack
-        if not getattr(stack, "gso_max", 0) or is_ipv6(raddr):
+        if not getattr(stack, "gso_max", 0):
             return 0
-        return stack.gso_max_for(raddr)
+        return stack.gso_max_for6(raddr) if is_ipv6(raddr) else stack.gso_max_for(raddr)
 
     def output_gso(self, conn: Connection, pkt: GsoPacket, now: float) -> None:
-        """A super-segment (`gso_max_for` > 0) to the stack, which fills in the IPv4 header."""
-        self.stack.send_gso(conn.raddr, conn.laddr, pkt, now, df=conn.df)
+        """A super-segment (`gso_max_for` > 0) to the stack, which fills in the IP header."""
+        if conn.v6:
+            self.stack.send_gso6(conn.raddr, conn.laddr, pkt, now, hop_limit=conn.opts.hop_limit)
+        else:
+            self.stack.send_gso(conn.raddr, conn.laddr, pkt, now, df=conn.df)
 
     def _internal_error(self) -> None:
         import traceback

@@ -56,7 +56,7 @@ class OutputMixin:
             self._ack_sent(ack)
         if gso:
             pkt = build_gso(self.laddr, self.raddr, self.lport, self.rport, seq, ack, flags, window,
-                            opts, payload, gso)
+                            opts, payload, gso, self.v6)
             self.segs_out += pkt.segments
             return self.layer.output_gso(self, pkt, now)
         seg = build(self.laddr, self.raddr, self.lport, self.rport, seq, ack, flags, window, opts,

@@ -23,17 +23,20 @@ from ustack.tcp import State
 from ustack.tcp.emit import build_gso
 from ustack.wire.checksum import fold
 from ustack.wire.ipv4 import ip_int
+from ustack.wire.ipv6 import ip6_int
 from ustack.wire.vnet import (
     GSO_MAX_PAYLOAD,
     GSO_TCP_AT,
     VNET_F_NEEDS_CSUM,
     VNET_GSO_TCPV4,
+    VNET_GSO_TCPV6,
     VNET_HDR,
     VNET_HDR_LEN,
     GsoPacket,
 )
 
 A, B = "198.18.0.2", "198.18.0.1"
+A6, B6 = "2001:2::2", "2001:2::1"
 PORT = 80
 
 
@@ -73,7 +76,10 @@ def test_builder_against_scapy_and_dpkt():
 
 def segment_like_the_kernel(pkt: GsoPacket) -> list[bytes]:
     """tcp_gso_segment + inet_gso_segment, independently of ustack: dpkt builds each piece."""
-    _, _, _, gso_size, _, _ = VNET_HDR.unpack_from(pkt.header)
+    _, gso_type, _, gso_size, _, _ = VNET_HDR.unpack_from(pkt.header)
+    if gso_type == VNET_GSO_TCPV6:
+        return segment6_like_the_kernel(pkt, gso_size)
+    assert gso_type == VNET_GSO_TCPV4
     ip = dpkt.ip.IP(pkt.packet())
     tcp = ip.data
     data = bytes(tcp.data)
@@ -91,20 +97,45 @@ def segment_like_the_kernel(pkt: GsoPacket) -> list[bytes]:
     return out
 
 
-def transfer(gso: bool, size: int, loss_every: int = 0, seed: int = 3):
+def segment6_like_the_kernel(pkt: GsoPacket, gso_size: int) -> list[bytes]:
+    """ipv6_gso_segment + tcp_gso_segment: the same cut, the payload length per piece."""
+    ip = dpkt.ip6.IP6(pkt.packet())
+    tcp = ip.data
+    data = bytes(tcp.data)
+    pieces = -(-len(data) // gso_size)
+    out = []
+    for i in range(pieces):
+        chunk = data[i * gso_size:(i + 1) * gso_size]
+        flags = tcp.flags if i == pieces - 1 else tcp.flags & ~(dpkt.tcp.TH_FIN | dpkt.tcp.TH_PUSH)
+        seg = dpkt.tcp.TCP(sport=tcp.sport, dport=tcp.dport, seq=(tcp.seq + i * gso_size) & 0xFFFFFFFF,
+                           ack=tcp.ack, off=tcp.off, flags=flags, win=tcp.win, opts=tcp.opts, data=chunk)
+        seg.sum = 0
+        raw = bytes(seg)
+        pseudo = ip.src + ip.dst + struct.pack("!IxxxB", len(raw), 6)
+        seg.sum = dpkt.in_cksum(pseudo + raw)
+        p = dpkt.ip6.IP6(v=6, fc=ip.fc, flow=ip.flow, nxt=6, hlim=ip.hlim, src=ip.src, dst=ip.dst,
+                         plen=len(raw), data=seg)
+        out.append(bytes(p))
+    return out
+
+
+def transfer(gso: bool, size: int, loss_every: int = 0, seed: int = 3, v6: bool = False):
     """A sends `size` bytes to B in virtual time (RTT 2 ms); A's super-segments are cut by
     `segment_like_the_kernel`. Returns (wire frames A->B with their times, data B got, A's
     counters, the super-segments' segment counts)."""
-    a = build_stack(addr=f"{A}/24", gateway=None, mtu=1500, medium="ip", mac=None, seed=seed)
-    b = build_stack(addr=f"{B}/24", gateway=None, mtu=1500, medium="ip", mac=None, seed=seed + 1)
+    a = build_stack(addr=f"{A}/24", gateway=None, mtu=1500, medium="ip", mac=None, seed=seed,
+                    addr6=f"{A6}/64")
+    b = build_stack(addr=f"{B}/24", gateway=None, mtu=1500, medium="ip", mac=None, seed=seed + 1,
+                    addr6=f"{B6}/64")
     if gso:
         a.gso_max = GSO_MAX_PAYLOAD
-    ls = b.tcp.open()
-    ls.bind(ip_int(B), PORT)
+    fam, there = (6, ip6_int(B6)) if v6 else (4, ip_int(B))
+    ls = b.tcp.open(fam)
+    ls.bind(there, PORT)
     ls.listen(4)
     now = 0.0
-    c = a.tcp.open()
-    c.connect(ip_int(B), PORT, now)
+    c = a.tcp.open(fam)
+    c.connect(there, PORT, now)
     data = random.Random(seed).randbytes(size)
     sent, got, srv = 0, bytearray(), None
     wire: list[tuple[float, bytes]] = []
@@ -145,19 +176,21 @@ def transfer(gso: bool, size: int, loss_every: int = 0, seed: int = 3):
     return wire, bytes(got), a.counters.snapshot(), supers, data
 
 
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 @pytest.mark.parametrize("loss_every", [0, 97])
-def test_super_segments_put_the_same_segments_on_the_wire(loss_every):
+def test_super_segments_put_the_same_segments_on_the_wire(loss_every, v6):
     """Same seeds, same path: with TSO the kernel-cut segments are the per-segment frames, byte
     for byte (IP IDs, checksums, flags, options) at the same virtual times; loss and recovery
     (per-MSS retransmissions) included. So congestion control, SACK/RACK recovery and the ACK
     clock see exactly what they see without offload."""
-    plain, got_p, cnt_p, supers_p, data = transfer(False, 3_000_000, loss_every)
-    tso, got_t, cnt_t, supers, _ = transfer(True, 3_000_000, loss_every)
+    plain, got_p, cnt_p, supers_p, data = transfer(False, 3_000_000, loss_every, v6=v6)
+    tso, got_t, cnt_t, supers, _ = transfer(True, 3_000_000, loss_every, v6=v6)
     assert got_p == data and got_t == data
     assert hashlib.sha256(got_t).digest() == hashlib.sha256(data).digest()
-    assert not supers_p and cnt_p.get("ipv4.gso_out", 0) == 0
-    assert cnt_t["ipv4.gso_out"] == len(supers) > 0
-    assert sum(supers) == cnt_t["ipv4.gso_segs_out"]
+    ip = "ipv6" if v6 else "ipv4"
+    assert not supers_p and cnt_p.get(f"{ip}.gso_out", 0) == 0
+    assert cnt_t[f"{ip}.gso_out"] == len(supers) > 0
+    assert sum(supers) == cnt_t[f"{ip}.gso_segs_out"]
     assert max(supers) > 2  # real super-segments, not pairs
     assert plain == tso
     if loss_every:
@@ -206,3 +239,10 @@ def test_no_super_segments_over_loopback_or_without_offload():
     assert st.gso_max_for(ip_int("198.18.0.255")) == 0  # broadcast
     assert st.gso_max_for(ip_int("203.0.113.1")) == 0  # no route
     assert GSO_TCP_AT == VNET_HDR_LEN + 20
+    st6 = build_stack(addr=f"{A}/24", gateway=None, mtu=1500, medium="ip", mac=None, seed=1, addr6=f"{A6}/64")
+    assert st6.gso_max_for6(ip6_int(B6)) == 0  # offload off
+    st6.gso_max = GSO_MAX_PAYLOAD
+    assert st6.gso_max_for6(ip6_int(B6)) == GSO_MAX_PAYLOAD
+    assert st6.gso_max_for6(ip6_int(A6)) == 0  # our own
+    assert st6.gso_max_for6(1) == 0  # ::1
+    assert st6.gso_max_for6(ip6_int("ff02::1")) == 0  # multicast
