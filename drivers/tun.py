@@ -351,13 +351,18 @@ def set_sysctl(key: str, value: str) -> bool:
 
 
 def kernel_side_up(name: str, addr_cidr: str | None, mtu: int | None = None, *,
-                   txqueuelen: int | None = None, disable_ipv6: bool = True) -> None:
+                   txqueuelen: int | None = None, disable_ipv6: bool = True,
+                   addr6_cidr: str | None = None) -> None:
     """Configure the kernel's end of a TUN/TAP: MTU, address, IPv6 off, link up.
 
     IPv6 is disabled before the link comes up so the kernel never sends router solicitations
-    or MLD reports into the device. Uses iproute2 (`ip`); raises RuntimeError on failure.
+    or MLD reports into the device, unless `addr6_cidr` gives the kernel's side an IPv6 address
+    (then IPv6 stays on, and that address skips DAD: `nodad`). Uses iproute2 (`ip`); raises
+    RuntimeError on failure.
     """
-    if disable_ipv6:
+    if addr6_cidr:
+        set_sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "0")
+    elif disable_ipv6:
         set_sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")  # path form: names may hold dots
     if mtu is not None:
         _ip("link", "set", "dev", name, "mtu", str(mtu))
@@ -365,6 +370,8 @@ def kernel_side_up(name: str, addr_cidr: str | None, mtu: int | None = None, *,
         _ip("link", "set", "dev", name, "txqueuelen", str(txqueuelen))
     if addr_cidr:
         _ip("addr", "replace", addr_cidr, "dev", name)
+    if addr6_cidr:
+        _ip("-6", "addr", "replace", addr6_cidr, "dev", name, "nodad")
     _ip("link", "set", "dev", name, "up")
 
 

@@ -43,6 +43,12 @@ class OpenedHost:
             parts.append(f"peer={a.peer}")
         if a.gateway:
             parts.append(f"gateway={a.gateway}")
+        if getattr(a, "addr6", None):
+            parts.append(f"addr6={a.addr6}")
+        if getattr(a, "slaac", False):
+            parts.append("slaac")
+        if getattr(a, "peer6", None):
+            parts.append(f"peer6={a.peer6}")
         parts.append(f"mtu={a.mtu}")
         if a.pcap:
             parts.append(f"pcap={a.pcap}")

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 USAGE_EXIT = 2
 TEST_NET = ipaddress.ip_network("198.18.0.0/15")
+TEST_NET6 = ipaddress.ip_network("2001:2::/48")  # RFC 5180 benchmarking
 
 
 class UsageError(Exception):
@@ -59,6 +60,17 @@ def _ipv6_text(text: str) -> str | None:
         return str(ipaddress.IPv6Address(bare))
     except ValueError:
         return None
+
+
+def interface_addr6(text: str) -> str:
+    """An IPv6 address with prefix, e.g. 2001:2::2/64 (a bare address means /64)."""
+    try:
+        iface = ipaddress.IPv6Interface(text if "/" in text else text + "/64")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an IPv6 address/prefix: {text!r} ({e})") from None
+    if iface.ip.is_multicast or iface.ip.is_unspecified or iface.ip.is_loopback:
+        raise argparse.ArgumentTypeError(f"not a unicast IPv6 address: {text!r}")
+    return iface.with_prefixlen
 
 
 def ipv4_addr(text: str) -> str:
@@ -206,8 +218,14 @@ def add_device_options(p: argparse.ArgumentParser, *, required: bool = True) -> 
                    help="give the kernel side of the device this address and bring it up")
     g.add_argument("--gateway", metavar="ADDR", type=ipv4_addr, help="ustack's default gateway")
     g.add_argument("--mtu", type=mtu, default=1500, help="link MTU (default 1500)")
+    g.add_argument("--addr6", metavar="ADDR/PREFIX", type=interface_addr6,
+                   help="ustack's static IPv6 address, e.g. 2001:2::2/64 (docs/ipv6.md)")
+    g.add_argument("--slaac", action="store_true",
+                   help="IPv6 addresses and default router from router advertisements (TAP)")
+    g.add_argument("--peer6", metavar="ADDR/PREFIX", type=interface_addr6,
+                   help="the kernel side's IPv6 address (IPv6 stays off there without it)")
     g.add_argument("--any-net", action="store_true",
-                   help="allow addresses outside 198.18.0.0/15 (the default refuses them)")
+                   help="allow addresses outside 198.18.0.0/15 and 2001:2::/48 (the default refuses them)")
 
 
 def add_offload_option(p: argparse.ArgumentParser) -> None:
@@ -339,7 +357,8 @@ def check_addresses(args: argparse.Namespace) -> None:
     """The device's addresses make sense together, before anything is opened: each inside
     198.18.0.0/15 unless --any-net; --peer another host address of --addr's subnet; --gateway
     a host of that subnet. (The kernel accepts a peer off the subnet, and connect then waits
-    21 s for answers that cannot come.)"""
+    21 s for answers that cannot come.) IPv6: --addr6/--peer6 inside 2001:2::/48 and one /64."""
+    check_addresses6(args)
     if getattr(args, "dhcp", False):
         check_dhcp(args)
         return
@@ -378,6 +397,24 @@ def check_addresses(args: argparse.Namespace) -> None:
         if gateway not in net or gateway in special:
             raise UsageError(f"--gateway {args.gateway} is not a host of --addr's subnet {net}: "
                              "the gateway must be reachable directly on the link")
+
+
+def check_addresses6(args: argparse.Namespace) -> None:
+    """--addr6 and --peer6: inside 2001:2::/48 unless --any-net, distinct, on one prefix;
+    --slaac needs a TAP (router advertisements need a multicast link)."""
+    addr = ipaddress.IPv6Interface(args.addr6) if getattr(args, "addr6", None) else None
+    peer = ipaddress.IPv6Interface(args.peer6) if getattr(args, "peer6", None) else None
+    if getattr(args, "slaac", False) and not getattr(args, "tap", None):
+        raise UsageError("--slaac needs --tap: router advertisements come over Ethernet (a TUN has no NDP)")
+    if not getattr(args, "any_net", False):
+        for option, iface in (("--addr6", addr), ("--peer6", peer)):
+            if iface is not None and not iface.network.subnet_of(TEST_NET6) and not iface.ip.is_link_local:
+                raise UsageError(f"{option} {iface} is outside 2001:2::/48 (add --any-net to allow it)")
+    if addr is not None and peer is not None:
+        if addr.ip == peer.ip:
+            raise UsageError(f"--peer6 {args.peer6} is ustack's own address (--addr6)")
+        if peer.ip not in addr.network:
+            raise UsageError(f"--peer6 {args.peer6} is outside --addr6's prefix {addr.network}")
 
 
 def check_dhcp(args: argparse.Namespace) -> None:
@@ -426,6 +463,12 @@ def host_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw: dict[str, Any] = {"addr": addr, "peer": args.peer, "gateway": args.gateway, "mtu": args.mtu,
                           "pcap": args.pcap, "faults": fault_scenario(args),
                           "offload": getattr(args, "offload", "auto")}
+    config = {k: v for k, v in (("addr6", getattr(args, "addr6", None)),
+                                ("slaac", getattr(args, "slaac", False))) if v}
+    if config:
+        kw["config"] = config
+    if getattr(args, "peer6", None):
+        kw["peer6"] = args.peer6
     if args.tun:
         kw["tun"] = args.tun
     else:

@@ -472,7 +472,8 @@ class Host(ErrorLog):
              pcap: str | os.PathLike[str] | BinaryIO | None = None, faults: Any = None,
              trace: Any = None, seed: int | None = None, tcp: Any = None,
              mac: bytes | None = None, name: str | None = None, start: bool = True,
-             offload: str | bool | None = "auto") -> Host:
+             offload: str | bool | None = "auto", peer6: str | None = None,
+             config: dict[str, Any] | None = None) -> Host:
         """Open (create) a TUN or TAP device, configure its kernel side (`peer` address, link
         up), wrap middleware and run a new Stack on it. Returns a started Host.
 
@@ -499,6 +500,9 @@ class Host(ErrorLog):
         segment, every checksum verified. "tso": as "auto" on a bare TUN, also with a pcap, which
         then records the super-segments the device was given and delivered (pcapng, a comment
         says so); faults and trace refuse it (ValueError): they act per frame.
+        peer6: the kernel side's IPv6 address ("2001:2::1/64"; IPv6 stays off on the kernel
+        side without it). config: more StackConfig fields ({"addr6": "2001:2::2/64", "slaac":
+        True}, docs/ipv6.md).
         The device is closed again if anything here fails.
         """
         from ustack import drivers
@@ -520,7 +524,7 @@ class Host(ErrorLog):
         raw = dev_cls(ifname, mtu=mtu, offload=mode != "none", gso=mode == "gso")
         device: Any = raw
         try:
-            drivers.kernel_side_up(raw.name, peer, mtu)
+            drivers.kernel_side_up(raw.name, peer, mtu, addr6_cidr=peer6)
             clock = time.monotonic
             t0 = clock()
             device = wrap_device(device, faults=faults, pcap=pcap, trace=trace,
@@ -529,7 +533,7 @@ class Host(ErrorLog):
             if seed is None:
                 seed = random.SystemRandom().getrandbits(63)
             stack = build_stack(addr=addr, gateway=gateway, mtu=mtu, medium=raw.medium, mac=mac,
-                                seed=seed, tcp=tcp)
+                                seed=seed, tcp=tcp, **(config or {}))
         except BaseException:
             device.close()
             raise
