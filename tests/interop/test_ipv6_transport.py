@@ -33,6 +33,7 @@ def open_host6(link: str, mtu: int = 1500, seed: int = 1):
         drivers.kernel_side_up(dev.name, "198.18.0.1/24", mtu, disable_ipv6=False)
         subprocess.run(["ip", "-6", "addr", "add", f"{KERNEL6}/64", "dev", dev.name, "nodad"],
                        check=True, timeout=10)
+        drivers.set_sysctl("net.ipv6.icmp.ratelimit", "0")  # every ICMPv6 error a case expects
         stack = build_stack(addr="198.18.0.2/24", gateway=None, mtu=mtu, medium=dev.medium, mac=None,
                             seed=seed, addr6=f"{USTACK6}/64", dad_transmits=0)
     except BaseException:
@@ -175,7 +176,7 @@ def test_udp_echo_both_ways_and_port_unreachable(host6):
 
     k = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     k.bind((KERNEL6, 5353))
-    k.settimeout(5)
+    k.settimeout(10)
     try:
         u = host6.call(lambda: host6.stack.udp.open(family=6))
         host6.call(lambda: u.bind(0, 5354))
@@ -184,12 +185,12 @@ def test_udp_echo_both_ways_and_port_unreachable(host6):
         data, peer = k.recvfrom(100)
         assert data == b"from ustack" and peer[0] == USTACK6 and peer[1] == 5354
         k.sendto(b"from kernel", (USTACK6, 5354))
-        assert host6.wait(lambda: u.readable, 5)
+        assert host6.wait(lambda: u.readable, 10), host6.call(host6.stack.counters.snapshot)
         assert host6.call(u.recvfrom) == (b"from kernel", ip6(KERNEL6), 5353)
         # a closed kernel port: ICMPv6 port unreachable reaches the connected socket
         host6.call(lambda: u.connect(ip6(KERNEL6), 5399, host6.now()))
         host6.call(lambda: u.send(b"nobody home", host6.now()))
-        assert host6.wait(lambda: u.error is not None, 5)
+        assert host6.wait(lambda: u.error is not None, 10), host6.call(host6.stack.counters.snapshot)
         assert host6.call(lambda: u.error) is Reason.PORT_UNREACH
     finally:
         k.close()
