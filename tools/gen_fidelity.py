@@ -224,12 +224,21 @@ NOTES: dict[int, str] = {
     106: "ConnectEx always returns ERROR_IO_PENDING, also to a local peer (as sock.c sees it), and "
          "completes asynchronously right after. Before SO_UPDATE_CONNECT_CONTEXT connect() is "
          "WSAEINVAL (sock.c) and getpeername / getsockname / shutdown fail as for item 105.",
-    121: "**Uncertain, chosen:** IPPROTO_IPV6 options on an AF_INET socket fail with WSAEINVAL (sock.c "
-         "shows the failure, not the code). IPV6_UNICAST_HOPS reads the stack's default hop limit "
+    120: "AcceptEx on an AF_INET6 listener needs 28 + 16 bytes per address (a smaller nonzero local "
+         "space fails when the connection comes, as in item 105). Flow info and scope ids given to "
+         "bind/connect/sendto are not used (one interface); names written back carry 0 for both. "
+         "Tested in the Simulator and against the Linux kernel over TUN.",
+    121: "Setting IPV6_V6ONLY on an unbound AF_INET socket succeeds and changes nothing (Wine's AFD "
+         "does this because Windows does). **Uncertain, chosen:** the IPPROTO_IPV6 options on an "
+         "AF_INET socket otherwise fail with WSAEINVAL (sock.c shows the failure, not the code). "
+         "IPV6_UNICAST_HOPS reads the stack's default hop limit "
          "until set; -1 restores it.",
+    123: "A dual-mode [::] bind holds the port in both families: an IPv4 bind of it afterwards, and a "
+         "dual-mode bind of a port an IPv4 socket holds, are WSAEADDRINUSE (sock.c test_ipv6only). "
+         "`ustack run` (compat) makes AF_INET6 sockets dual-mode by default, as Linux does.",
     122: "**Uncertain, chosen:** a v4-mapped destination on a v6-only socket is WSAEADDRNOTAVAIL "
          "(the transport's ADDR_NOT_AVAIL).",
-    125: "A buffer too short for the text is WSAEINVAL, what Windows 7 reports; sock.c shows later "
+    125: "A buffer too short for the text is WSAEINVAL, what Windows 7 reports; protocol.c shows later "
          "versions reporting STATUS_INVALID_PARAMETER as the last error instead.",
     126: "On a text that does not parse the structure is zeroed and the address part is kept when "
          "it was itself valid (\"127.127.127.127:0\"); Windows also keeps some partial parses "
@@ -468,6 +477,10 @@ DECISIONS = """\
   not; a socket created by accept never gets one.
 - **Last error on success**: socket, bind, connect, send, sendto, recv, recvfrom, shutdown,
   getsockname, setsockopt, getsockopt, WSAIoctl and WSAPoll set it to 0 (sock.c).
+- **IPv6** (section O): AF_INET6 sockets start with IPV6_V6ONLY TRUE (Windows' default; the
+  option changes only before bind); a dual-mode socket names IPv4 peers ::ffff:a.b.c.d.
+  getaddrinfo with AF_UNSPEC returns IPv6 entries (first) only on a host with a global IPv6
+  address, as Windows' resolver asks AAAA only then; gethostbyname stays IPv4-only.
 - **Windows for WSAAsyncSelect** are message queues (`Winsock.create_window()`), read with
   `GetMessage(timeout_s)` / `PeekMessage()`; posting never blocks.
 """

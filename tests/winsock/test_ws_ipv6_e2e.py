@@ -181,3 +181,73 @@ def test_item_129_pythonic_layer_over_ipv6(net6) -> None:
     assert conn.recv(100) == b"hello six"
     for s in (c, conn, lst):
         s.close()
+
+
+def _ext(ws: Winsock, s: int, guid) -> object:
+    from ustack.winsock import SIO_GET_EXTENSION_FUNCTION_POINTER, Ref
+
+    out, n = Ref(), ctypes.c_ulong(0)
+    assert ws.WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, guid.bytes_le, 16, out, 8, n) == 0
+    return out.value
+
+
+def test_item_120_overlapped_calls_over_ipv6(net6) -> None:
+    """The overlapped calls on AF_INET6 sockets: AcceptEx on an IPv6 listener needs 28 + 16 bytes
+    per address (a 32-byte local space, enough for IPv4, fails with STATUS_BUFFER_TOO_SMALL /
+    ERROR_INSUFFICIENT_BUFFER), GetAcceptExSockaddrs
+    decodes 28-byte SOCKADDR_IN6 names; WSARecvFrom fills a SOCKADDR_IN6 (fromlen 28, 16 is
+    WSAEFAULT) and WSASendTo takes one."""
+    from ustack.winsock import (
+        ERROR_INSUFFICIENT_BUFFER,
+        STATUS_BUFFER_TOO_SMALL,
+        STATUS_SUCCESS,
+        WSA_IO_PENDING,
+        WSA_WAIT_EVENT_0,
+        WSABUF,
+        WSAEFAULT,
+        WSAID_ACCEPTEX,
+        WSAID_GETACCEPTEXSOCKADDRS,
+        WSAOVERLAPPED,
+    )
+
+    sim, me, peer, ws, pws = net6
+    lst = _sock(ws, SOCK_STREAM)
+    assert ws.bind(lst, SOCKADDR_IN6.make("::", 9000), 28) == 0 and ws.listen(lst, 4) == 0
+    accept_ex, get_addrs = _ext(ws, lst, WSAID_ACCEPTEX), _ext(ws, lst, WSAID_GETACCEPTEXSOCKADDRS)
+    space = 28 + 16
+    acc, buf, n = _sock(ws, SOCK_STREAM), bytearray(256), ctypes.c_ulong()
+    ov = WSAOVERLAPPED(ws.WSACreateEvent())
+    assert accept_ex(lst, acc, buf, 0, space, space, n, ov) is False
+    assert ws.WSAGetLastError() == WSA_IO_PENDING
+    c = _sock(pws, SOCK_STREAM)
+    task = sim.spawn(lambda: pws.connect(c, SOCKADDR_IN6.make(ME6, 9000), 28), name="client")
+    assert ws.WSAWaitForMultipleEvents(1, [ov.hEvent], False, 1000, False) == WSA_WAIT_EVENT_0
+    assert task.result() == 0 and ov.Internal == STATUS_SUCCESS
+    local, remote, llen, rlen = SOCKADDR_IN6(), SOCKADDR_IN6(), ctypes.c_int(0), ctypes.c_int(0)
+    get_addrs(buf, 0, space, space, local, llen, remote, rlen)
+    assert (local.addr, local.port, llen.value) == (ME6, 9000, 28)
+    assert (remote.addr, remote.port, rlen.value) == (PEER6, _name(pws, c)[1], 28)
+    small = _sock(ws, SOCK_STREAM)
+    ov2 = WSAOVERLAPPED(ws.WSACreateEvent())
+    assert accept_ex(lst, small, bytearray(256), 0, 32, space, n, ov2) is False
+    c2 = _sock(pws, SOCK_STREAM)
+    sim.spawn(lambda: pws.connect(c2, SOCKADDR_IN6.make(ME6, 9000), 28), name="client2")
+    assert ws.WSAWaitForMultipleEvents(1, [ov2.hEvent], False, 1000, False) == WSA_WAIT_EVENT_0
+    assert ws.GetOverlappedResult(lst, ov2, ctypes.c_ulong(), False) is False
+    assert ws.GetLastError() == ERROR_INSUFFICIENT_BUFFER and ov2.Internal == STATUS_BUFFER_TOO_SMALL
+
+    u, pu = _sock(ws, SOCK_DGRAM), _sock(pws, SOCK_DGRAM)
+    assert ws.bind(u, SOCKADDR_IN6.make("::", 9100), 28) == 0
+    assert pws.bind(pu, SOCKADDR_IN6.make("::", 9101), 28) == 0
+    data, frm = bytearray(16), SOCKADDR_IN6()
+    got, flags = ctypes.c_ulong(0), ctypes.c_ulong(0)
+    assert ws.WSARecvFrom(u, [WSABUF(16, data)], 1, got, flags, frm, ctypes.c_int(16), None, None) == -1
+    assert ws.WSAGetLastError() == WSAEFAULT
+    rov, fromlen = WSAOVERLAPPED(ws.WSACreateEvent()), ctypes.c_int(28)
+    assert ws.WSARecvFrom(u, [WSABUF(16, data)], 1, got, flags, frm, fromlen, rov, None) == -1
+    assert ws.WSAGetLastError() == WSA_IO_PENDING
+    sent = ctypes.c_ulong(0)
+    assert pws.WSASendTo(pu, [WSABUF(3, b"six")], 1, sent, 0, SOCKADDR_IN6.make(ME6, 9100), 28,
+                         None, None) == 0 and sent.value == 3
+    assert ws.WSAWaitForMultipleEvents(1, [rov.hEvent], False, 1000, False) == WSA_WAIT_EVENT_0
+    assert (bytes(data[:3]), frm.addr, frm.port, fromlen.value) == (b"six", PEER6, 9101, 28)

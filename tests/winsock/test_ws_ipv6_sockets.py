@@ -95,9 +95,10 @@ def test_item_120_sockaddr_in6_names(net) -> None:
 
 def test_item_121_ipv6_options(net) -> None:
     """IPV6_V6ONLY is TRUE on a new AF_INET6 socket, may be turned off before bind (reads back
-    0) and not after (WSAEINVAL); IPPROTO_IPV6 options on an AF_INET socket are WSAEINVAL, an
-    unknown one WSAENOPROTOOPT, a 3-byte optlen WSAEFAULT; IPV6_UNICAST_HOPS takes 0..255 and -1
-    (the default again), 256 is WSAEINVAL."""
+    0) and not after (WSAEINVAL); on an AF_INET socket IPV6_V6ONLY is accepted and ignored while
+    it is unbound (Wine's AFD does so for Windows), the IPPROTO_IPV6 options are otherwise
+    WSAEINVAL; an unknown one is WSAENOPROTOOPT, a 3-byte optlen WSAEFAULT; IPV6_UNICAST_HOPS
+    takes 0..255 and -1 (the default again), 256 is WSAEINVAL."""
     ws = net.ws
     s = udp6(ws)
     assert getopt_int(ws, s, IPPROTO_IPV6, IPV6_V6ONLY) == 1
@@ -110,7 +111,10 @@ def test_item_121_ipv6_options(net) -> None:
     fail(ws, setopt_int(ws, s, IPPROTO_IPV6, IPV6_V6ONLY, 0), WSAEINVAL)
     assert getopt_int(ws, s, IPPROTO_IPV6, IPV6_V6ONLY) == 1
     v4 = udp(ws)
+    assert setopt_int(ws, v4, IPPROTO_IPV6, IPV6_V6ONLY, 0) == 0  # unbound AF_INET: ignored
+    bind(ws, v4)
     fail(ws, setopt_int(ws, v4, IPPROTO_IPV6, IPV6_V6ONLY, 0), WSAEINVAL)
+    fail(ws, setopt_int(ws, v4, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 5), WSAEINVAL)
     v = ctypes.c_int(2)
     fail(ws, ws.getsockopt(v4, IPPROTO_IPV6, IPV6_V6ONLY, v, ctypes.c_int(4)), WSAEINVAL)
     assert v.value == 2  # untouched

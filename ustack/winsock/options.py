@@ -131,6 +131,8 @@ def _value(kind: Kind, level: int, raw: bytes, optlen: int) -> int | None:
 def set_option(ws: WSocket, level: int, optname: int, raw: bytes, optlen: int) -> dict[str, Any]:
     """Store the option; returns {stack socket attribute: value} to apply. `raw`: the
     caller's buffer (its first optlen bytes, or up to 4 for a negative optlen)."""
+    if (level, optname) == (C.IPPROTO_IPV6, C.IPV6_V6ONLY) and not ws.is_v6 and ws.phase is Phase.FRESH:
+        return {}  # accepted and ignored on an unbound AF_INET socket (Wine's AFD, as Windows)
     attr, kind = _spec(ws, level, optname)
     if level == C.IPPROTO_IP:
         return _set_ip(ws, optname, attr, kind, raw, optlen)
