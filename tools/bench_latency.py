@@ -11,7 +11,8 @@ serve process's CPU time (user + system, from /proc) per round trip.
 `--root PATH` (repeatable) measures serve from each ustack tree in the same run (e.g. an older
 one from `git archive`, then this checkout; default: this checkout only); `--rounds N` runs every
 tree N times, in turn, each time in a fresh serve process (so drifting machine load hits all),
-and reports each tree's medians. The last tree is the one in `ustack_tun` and the ratios.
+and reports each tree's medians (and the best round's p50). The last tree is the one in
+`ustack_tun` and the ratios.
 `--profile DIR` samples the last tree's serve process with py-spy during its last round trips (a
 flamegraph and the raw stacks in DIR; the top functions in the result).
 `--calls N` also counts the Python and C function calls the server side makes per round trip
@@ -131,6 +132,8 @@ def median_of(rounds: list[dict]) -> dict:
     for key in ("p50_us", "p99_us", "cpu_us_per_round_trip"):
         vals = [r[key] for r in rounds if r[key] is not None]
         out[key] = round(statistics.median(vals), 1) if vals else None
+    best = [r["p50_us"] for r in rounds if r["p50_us"] is not None]
+    out["p50_us_best"] = min(best) if best else None  # the round least disturbed by other load
     out["rounds"] = rounds
     return out
 
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in trees:
             print(f"{t['root']}: serve over TUN p50 {t['p50_us']} us, p99 {t['p99_us']} us, serve CPU "
                   f"{t['cpu_us_per_round_trip']} us per round trip ({t['round_trips']} round trips, "
-                  f"median of {args.rounds})")
+                  f"median of {args.rounds}; best round's p50 {t['p50_us_best']} us)")
         print(f"kernel echo on loopback: p50 {kernel['p50_us']} us, p99 {kernel['p99_us']} us "
               f"({kernel['round_trips']} round trips)")
         print(f"ratio ustack / kernel: p50 {result['ratio_p50']}, p99 {result['ratio_p99']}")
