@@ -24,6 +24,7 @@ SCENARIO_IDS = {
     "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
     "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
     "nonblocking-async", "nonblocking-event", "tcp-oob", "overlapped", "iocp-echo", "dns-lookup", "transfer",
+    "ping6",
 }
 
 
@@ -191,7 +192,7 @@ def test_lab_list_needs_nothing():
         "ping", "udp-echo", "udp-closed-port", "udp-connected-filter", "udp-broadcast", "tcp-connect",
         "tcp-refused", "tcp-timeout", "tcp-host-unreachable", "tcp-net-unreachable", "nonblocking-select",
         "nonblocking-async", "nonblocking-event", "tcp-oob", "overlapped", "iocp-echo", "dns-lookup",
-        "transfer"]
+        "transfer", "ping6"]
 
 
 def test_lab_piped_output_is_plain(tmp_path):

@@ -26,3 +26,23 @@ def dut(request, netns):  # netns: this thread runs in a private namespace
 @pytest.fixture
 def bench(dut):
     return dut.bench
+
+
+@pytest.fixture(params=["ustack", "linux"])
+def dut6(request, netns):  # noqa: F811 - IPv6 cases (bench6.py): the same two DUTs
+    from tests.conformance.bench6 import make_dut6
+
+    d, bench = make_dut6(request.param)
+    d.bench = bench
+    try:
+        yield d
+    finally:
+        try:
+            bench.close()
+        finally:
+            d.close()
+
+
+@pytest.fixture
+def bench6(dut6):
+    return dut6.bench

@@ -49,7 +49,11 @@ class LabTimeout(BaseException):  # noqa: N818 - not an Exception: no scenario m
 def selected(args: argparse.Namespace) -> list[Scenario]:
     if not args.only:
         return list(SCENARIOS)
-    chosen = [s for s in SCENARIOS if any(part in s.id for part in args.only)]
+    ids = {s.id for s in SCENARIOS}
+    # an exact id picks that scenario only ("ping" is not also "ping6"); other text any id
+    # containing it
+    chosen = [s for s in SCENARIOS
+              if any(part == s.id or (part not in ids and part in s.id) for part in args.only)]
     if not chosen:
         raise UsageError(f"--only {' '.join(args.only)}: no such scenario (see --list)")
     return chosen
@@ -196,7 +200,8 @@ def _tour(args: argparse.Namespace, scenarios: list[Scenario], seed: int, user_f
     ctx: LabContext | None = None
     started = time.monotonic()
     try:
-        ctx = _setup(args, seed, user_faults, transfer_loss, pcap, trace_file, view)
+        ctx = _setup(args, seed, user_faults, transfer_loss, pcap, trace_file, view,
+                     ipv6=any(sc.ipv6 for sc in scenarios))
         view.header(ctx)
         for sc in scenarios:
             results.append((sc, _run_one(sc, ctx, view)))
@@ -228,7 +233,7 @@ def _tour(args: argparse.Namespace, scenarios: list[Scenario], seed: int, user_f
 
 
 def _setup(args: argparse.Namespace, seed: int, user_faults: Any, transfer_loss: Any, pcap: str,
-           trace_file: str, view: LabView) -> LabContext:
+           trace_file: str, view: LabView, ipv6: bool = False) -> LabContext:
     from ustack import Host
     from ustack.drivers import FaultConfig
 
@@ -240,9 +245,13 @@ def _setup(args: argparse.Namespace, seed: int, user_faults: Any, transfer_loss:
     sink = TraceSink(open(trace_file, "w", buffering=1 << 16), view.trace_line if args.trace else None,  # noqa: SIM115
                      clock_origin)
     try:
+        # IPv6 on both sides only for a tour with an IPv6 scenario (ping6): the others see the
+        # link exactly as before
+        v6: dict[str, Any] = {"peer6": f"{K.KERNEL6}/{K.PREFIX6}",
+                              "config": {"addr6": f"{K.USTACK6}/{K.PREFIX6}"}} if ipv6 else {}
         host = Host.open(**kind, addr=f"{K.USTACK}/{K.PREFIX}", peer=f"{K.KERNEL}/{K.PREFIX}", mtu=args.mtu,
                          pcap=pcap, faults=faults, trace=view.trace_line if args.trace else None,
-                         seed=seed, offload=getattr(args, "offload", "auto"))
+                         seed=seed, offload=getattr(args, "offload", "auto"), **v6)
     except Exception as e:  # noqa: BLE001 - any failure to build the link ends the lab
         sink.close()
         from .hosting import device_error

@@ -8,7 +8,7 @@ calls worth showing on its one line.
 
 Modules, by concern:
   context.py      LabContext, Outcome, Scenario, the lab's SYN schedule and shared constants
-  icmp.py         ping
+  icmp.py         ping, ping6
   udp.py          UDP echo, closed port, connected filter, broadcast; DNS lookup
   tcp.py          blocking TCP connect and its failures; urgent data
   nonblocking.py  nonblocking connect with select / WSAAsyncSelect / WSAEventSelect
@@ -35,7 +35,7 @@ from .context import (
     syn_schedule,
     syn_schedule_text,
 )
-from .icmp import sc_ping
+from .icmp import sc_ping, sc_ping6
 from .nonblocking import sc_nb_async, sc_nb_event, sc_nb_select
 from .overlapped import IOCP_MESSAGES, sc_iocp_echo, sc_overlapped
 from .tcp import (
@@ -83,4 +83,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("dns-lookup", "gethostbyname over ustack's UDP (dnsmasq on the kernel side)",
              "the address; WSAHOST_NOT_FOUND for an unknown name", sc_dns_lookup),
     Scenario("transfer", "bulk transfer both ways under loss", "every byte, in order (SHA-256)", sc_transfer),
+    # last: IPv6 turns on for the whole tour when it runs, and its neighbour probes come after
+    Scenario("ping6", "ping6 kernel -> ustack and ustack -> kernel (2001:2::/64)",
+             "3/3 echo replies each way", sc_ping6, ipv6=True),
 ]

@@ -50,6 +50,7 @@ class Scenario:
     title: str
     expected: str
     fn: Callable[[LabContext], Outcome]
+    ipv6: bool = False  # needs IPv6 on the link (the tour then turns it on at set-up)
 
 
 @dataclass
