@@ -160,3 +160,12 @@ def test_packet_too_big_lowers_the_path_mtu(bench6):
     got = bench6.expect_all(lambda p: p.nh == 44 or ICMPv6EchoReply in p, 1.5)
     assert got and all(len(bytes(p)) <= 1280 for p in got), bench6.describe_seen()
     assert defragment6(got)[ICMPv6EchoReply].data == big
+
+
+def test_first_fragment_without_the_whole_header_chain_rfc7112(bench6):
+    # a destination options header claiming 24 bytes, only 8 of them in the first fragment
+    first = v6() / IPv6ExtHdrFragment(id=77, offset=0, m=1, nh=60) / Raw(bytes([58, 2]) + bytes(6))
+    bench6.send(first)
+    err = bench6.expect(is_param_problem, 1.5)
+    assert err is not None, bench6.describe_seen()
+    assert (err[ICMPv6ParamProblem].code, err[ICMPv6ParamProblem].ptr) == (3, 0)

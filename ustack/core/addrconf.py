@@ -124,6 +124,9 @@ class AddrConf:
         self.rs_interval_s = cfg.rtr_solicitation_interval_s
         self.rs_count = cfg.rtr_solicitations
         self.started = False
+        # the earliest deadline of all the above (None: none), kept up to date by every change
+        # that can bring one closer, so the stack's poll pays one comparison while idle
+        self.next_at: float | None = None
 
     def iid(self, prefix: int, dad_counter: int = 0) -> int:
         if self.stable_privacy:
@@ -154,6 +157,7 @@ class AddrConf:
             self.counters.inc("ipv6.address_added")
         if dad and self.started:
             self._begin_dad(a, now, delay=False)
+        self._recompute()
         return a
 
     # ---- duplicate address detection (RFC 4862 5.4) and router solicitation -----------------
@@ -169,6 +173,7 @@ class AddrConf:
         if self.slaac and self.layer.ndp is not None and self.rs_count > 0:
             self.rs_left = self.rs_count
             self.rs_at = now + self.stack.rng.random()  # MAX_RTR_SOLICITATION_DELAY 1 s
+        self._recompute()
 
     def _begin_dad(self, a: Address, now: float, delay: bool) -> None:
         a.dad_left = self.dad_transmits
@@ -234,6 +239,7 @@ class AddrConf:
                     self.on_link_prefixes.pop((net, p.length), None)
             if p.autonomous and self.slaac:
                 self._slaac(net, p.length, p.valid_s, p.preferred_s, now)
+        self._recompute()
 
     def _slaac(self, net: int, plen: int, valid_s: int, preferred_s: int, now: float) -> None:
         c = self.counters
@@ -350,6 +356,8 @@ class AddrConf:
 
     # ---- timers -----------------------------------------------------------------------------
     def poll(self, now: float) -> None:
+        if self.next_at is None or now < self.next_at:
+            return
         if self.started:
             self._poll_dad(now)
             if self.rs_left and self.rs_at is not None and self.rs_at <= now:
@@ -369,8 +377,12 @@ class AddrConf:
         for r in [r for r, t in self.routers.items() if t <= now]:
             del self.routers[r]
             self.counters.inc("ipv6.router_expired")
+        self._recompute()
 
     def poll_at(self) -> float | None:
+        return self.next_at
+
+    def _recompute(self) -> None:
         best = None
         for a in self.addresses.values():
             for t in (a.valid_until, a.preferred_until if a.state == PREFERRED else INFINITE,
@@ -381,4 +393,4 @@ class AddrConf:
                   self.rs_at if self.rs_left and self.rs_at is not None else INFINITE):
             if t != INFINITE and (best is None or t < best):
                 best = t
-        return best
+        self.next_at = best

@@ -29,6 +29,8 @@ IPV6_DESCRIPTIONS: dict[str, str] = {
     "ipv6.martian_own_source": "drop: our own IPv6 address as unicast source on the link",
     "ipv6.not_for_us": "drop: IPv6 destination not ours (or still tentative; we do not forward)",
     "ipv6.not_member": "drop: IPv6 multicast to a group we are not in",
+    "ipv6.incomplete_chain": "drop: first fragment without the whole header chain (parameter "
+                             "problem code 3, RFC 7112)",
     "ipv6.atomic_fragment": "IPv6 atomic fragments (offset 0, no M) processed alone (RFC 6946)",
     "ipv6.no_next_header": "IPv6 packets ending in next header 59 (nothing to deliver)",
     "ipv6.unknown_next_header": "drop: no transport for the next header (parameter problem code 1 sent)",

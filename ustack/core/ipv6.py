@@ -29,6 +29,7 @@ from ..wire.ipv6 import (
     Ipv6ParamProblem,
     is_multicast6,
     quick_header6,
+    upper_layer,
 )
 from .addrconf import LOOPBACK6, AddrConf, is_link_local
 from .frag import Reassembler
@@ -124,6 +125,12 @@ class Ipv6Layer:
             cnt["ipv6.martian_own_source"] += 1
             return
         if ip.frag_id is not None:
+            if ip.mf and not ip.frag_offset and upper_layer(ip.payload, ip.proto, 0) is None:
+                # RFC 8200 4.5 / RFC 7112: a first fragment must hold every header through the
+                # upper-layer one; otherwise it is dropped with a Parameter Problem code 3
+                cnt["ipv6.incomplete_chain"] += 1
+                self._param_problem(buf, I6.PP_INCOMPLETE_CHAIN, 0, False, rx, now)
+                return
             if ip.is_fragment:
                 rx &= ~RX_TRUSTED  # offload never covers fragments: verify the whole
                 whole = self.reassembler.add(ip, now)
@@ -304,7 +311,7 @@ class Ipv6Layer:
         if self.reassembler.table:
             self.reassembler.poll(now)
         self.addrs.poll(now)
-        if self.ndp is not None:
+        if self.ndp is not None and self.ndp.timers:
             self.ndp.poll(now)
 
     def poll_at(self) -> float | None:

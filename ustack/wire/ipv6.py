@@ -284,18 +284,21 @@ def _options(mv: memoryview, i: int, end: int, hop_by_hop: bool) -> None:
         i += size
 
 
-def upper_layer(buf: bytes | memoryview) -> tuple[int, int] | None:
+def upper_layer(buf: bytes | memoryview, nh: int | None = None, pos: int = HEADER_LEN
+                ) -> tuple[int, int] | None:
     """(protocol, offset) of the upper layer of a packet whose chain may be invalid, walking
     extension headers by their lengths only (no option or routing semantics): what an ICMPv6
-    error needs to know about the packet it answers (RFC 4443 2.4(e.1)). None when the
-    chain cannot be followed."""
+    error needs to know about the packet it answers (RFC 4443 2.4(e.1)), and whether a first
+    fragment holds the whole chain (RFC 7112: `nh` the fragment header's next header, `pos`
+    0 in the fragment's data). None when the chain cannot be followed within `buf`."""
     n = len(buf)
-    if n < HEADER_LEN:
-        return None
-    nh, pos = buf[6], HEADER_LEN
+    if nh is None:
+        if n < HEADER_LEN:
+            return None
+        nh = buf[6]
     for _ in range(MAX_EXT_HEADERS + 1):
         if nh not in (NH_HOP_BY_HOP, NH_ROUTING, NH_DEST_OPTS, NH_FRAGMENT):
-            return nh, pos
+            return (nh, pos) if pos <= n else None
         if pos + 8 > n:
             return None
         size = FRAG_HEADER_LEN if nh == NH_FRAGMENT else (buf[pos + 1] + 1) * 8

@@ -330,3 +330,29 @@ def test_bad_icmpv6_checksum_dropped() -> None:
     raw[-1] ^= 0xFF
     s.receive(bytes(raw), 0.0)
     assert s.counters.get("icmpv6.bad_checksum") == 1 and s.poll(0.0) == []
+
+
+def test_first_fragment_without_the_whole_chain_rfc7112() -> None:
+    s = make6()
+    rec = Recorder()
+    s.register(rec)
+    truncated = bytes([EXPERIMENTAL, 2]) + bytes(6)  # destination options of 24 bytes, 8 here
+    s.receive(bytes(v6() / sc.IPv6ExtHdrFragment(id=3, m=1, nh=60) / truncated), 0.0)
+    (err,) = icmp6_of(s.poll(0.0))
+    assert (err[sc.ICMPv6ParamProblem].code, err[sc.ICMPv6ParamProblem].ptr) == (3, 0)
+    assert s.counters.get("ipv6.incomplete_chain") == 1 and not s.reassembler.table
+    # the whole chain in the first fragment: taken
+    s.receive(bytes(v6() / sc.IPv6ExtHdrFragment(id=4, m=1, nh=60) / sc.IPv6ExtHdrDestOpt(nh=EXPERIMENTAL)
+                    / (b"a" * 8)), 0.0)
+    s.receive(bytes(v6() / sc.IPv6ExtHdrFragment(id=4, offset=2, m=0, nh=60) / (b"b" * 8)), 0.0)
+    assert rec.packets[-1][1] == b"a" * 8 + b"b" * 8
+
+
+def test_idle_ipv6_timers_cost_one_comparison() -> None:
+    s = make6()
+    assert s.ipv6.addrs.next_at is None and s.ipv6.poll_at() is None
+    t = make6(medium="ethernet", mac="02:00:00:00:00:02", slaac=True)
+    t.start(0.0)
+    t.poll(0.0)  # (the gratuitous ARP)
+    first = t.ipv6.addrs.next_at
+    assert first is not None and 0.0 <= first <= 1.0 and t.poll_at() == first
