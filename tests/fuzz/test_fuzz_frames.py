@@ -76,7 +76,7 @@ def test_a_silently_dropped_datagram_is_caught(monkeypatch):
     from ustack.core.udp import UdpLayer
 
     t = build_target("ip")
-    monkeypatch.setattr(UdpLayer, "on_packet", lambda self, ip, now: None)
+    monkeypatch.setattr(UdpLayer, "on_packet", lambda self, ip, now, rx=0: None)
     with pytest.raises(AssertionError, match="did not count it"):
         run_input(t, [Step(_corpus_index(t, 17), (), False, 0.0)])
 
