@@ -45,6 +45,7 @@ IPV6_DESCRIPTIONS: dict[str, str] = {
     "ipv6.fragmented": "IPv6 datagrams fragmented at the source",
     "ipv6.fragments_out": "IPv6 fragments sent",
     "ipv6.loopback_out": "IPv6 datagrams to ::1 or our own address, kept inside the stack",
+    "ipv6.multicast_looped": "multicast datagrams we sent also delivered to us (send_ip6 loop=True)",
     "ipv6.loopback_in": "looped-back IPv6 datagrams delivered",
     "ipv6.address_added": "IPv6 addresses assigned (link-local, static, SLAAC)",
     "ipv6.address_removed": "IPv6 addresses removed (expired or duplicate)",

@@ -183,11 +183,12 @@ class Ipv6Layer:
     # ---- send ---------------------------------------------------------------------------------
     def send(self, dst: int, proto: int, payload: bytes | bytearray | memoryview, now: float,
              src: int | None = None, hop_limit: int | None = None, tclass: int = 0, flow: int = 0,
-             dontfrag: bool = False, hop_by_hop: bytes = b"") -> Reason | None:
+             dontfrag: bool = False, hop_by_hop: bytes = b"", loop: bool = False) -> Reason | None:
         """Send one upper-layer datagram to `dst`. None when it left (or waits for NDP or the
         loopback queue); otherwise the Reason nothing was sent: MSG_SIZE (over 65535 bytes),
         NET_UNREACH (no route or IPv6 off), ADDR_NOT_AVAIL (`src` not ours, or no source
-        address for `dst`), FRAG_NEEDED (`dontfrag` and larger than the path MTU)."""
+        address for `dst`), FRAG_NEEDED (`dontfrag` and larger than the path MTU). `loop`: a
+        multicast datagram is also delivered to us when we are in the group (as send_ip's)."""
         cnt = self._cnt
         n = len(payload)
         if not self.enabled:
@@ -242,8 +243,8 @@ class Ipv6Layer:
             for f in frags:
                 self._link_out(next_hop, f, now)
         cnt["ipv6.out"] += 1
-        if is_multicast6(dst) and addrs.in_group(dst) and proto != NH_ICMPV6:
-            # our own membership hears our multicast (IPV6_MULTICAST_LOOP's default)
+        if loop and is_multicast6(dst) and addrs.in_group(dst):
+            cnt["ipv6.multicast_looped"] += 1  # IPV6_MULTICAST_LOOP: our own members hear it
             self.stack.loop_packet(Ipv6Packet(src, dst, proto, bytes(payload), hop_limit, tclass, flow))
         return None
 

@@ -595,15 +595,17 @@ class Stack:
 
     def send_ip6(self, dst: int, proto: int, payload: bytes | bytearray | memoryview, now: float,
                  src: int | None = None, hop_limit: int | None = None, tclass: int = 0,
-                 flow: int = 0, dontfrag: bool = False, hop_by_hop: bytes = b"") -> Reason | None:
+                 flow: int = 0, dontfrag: bool = False, hop_by_hop: bytes = b"",
+                 loop: bool = False) -> Reason | None:
         """Send one datagram over IPv6 (`dst` a 128-bit int): None when it left (or waits for
         NDP or the loopback queue), else the Reason nothing was sent (see Ipv6Layer.send).
         ::1 and our own addresses are looped back as for IPv4; larger than the path MTU is
         fragmented at the source unless `dontfrag` (then FRAG_NEEDED). `hop_by_hop`: the
-        options of a hop-by-hop header (MLD's Router Alert), padded to a multiple of 8."""
+        options of a hop-by-hop header (MLD's Router Alert), padded to a multiple of 8. `loop`:
+        a multicast datagram also reaches our own sockets when we are in the group."""
         self._last_now = now
         return self.ipv6.send(dst, proto, payload, now, src, hop_limit, tclass, flow, dontfrag,
-                              hop_by_hop)
+                              hop_by_hop, loop)
 
     def is_local6(self, addr: int) -> bool:
         """An IPv6 address of this host: ::1 or one of ours (tentative ones are not yet)."""

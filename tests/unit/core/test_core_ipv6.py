@@ -356,3 +356,14 @@ def test_idle_ipv6_timers_cost_one_comparison() -> None:
     t.poll(0.0)  # (the gratuitous ARP)
     first = t.ipv6.addrs.next_at
     assert first is not None and 0.0 <= first <= 1.0 and t.poll_at() == first
+
+
+def test_multicast_loops_back_only_when_asked() -> None:
+    s = make6()
+    rec = Recorder()
+    s.register(rec)
+    s.send_ip6(ip6_int("ff02::1"), EXPERIMENTAL, b"quiet", 0.0)
+    s.send_ip6(ip6_int("ff02::1"), EXPERIMENTAL, b"looped", 0.0, loop=True)
+    s.send_ip6(ip6_int("ff02::1234"), EXPERIMENTAL, b"not a member", 0.0, loop=True)
+    assert len(s.poll(0.0)) == 3  # all three on the link
+    assert [d for _, d, _ in rec.packets] == [b"looped"]
