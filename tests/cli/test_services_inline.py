@@ -225,3 +225,33 @@ def test_handlers_on_the_network_side_run_a_bounded_batch_per_pass(monkeypatch):
     finally:
         svc.stop()
         sim.close()
+
+
+def test_a_blocking_user_thread_on_the_same_host_still_works(hosts):
+    """Winsock/Pythonic blocking calls on the serving host (accept, recv, sendall in a plain
+    thread) next to handlers on that host's network thread."""
+    client, server = hosts
+    svc = serve(server, EchoHandler)
+    try:
+        ls = us.socket(server, us.AF_INET, us.SOCK_STREAM)
+        ls.bind(("0.0.0.0", 8))
+        ls.listen(1)
+        ls.settimeout(5)
+
+        def upper_once() -> bytes:
+            c, _ = ls.accept()  # blocks in host.wait
+            with c:
+                c.settimeout(5)
+                data = c.recv(100)
+                c.sendall(data.upper())
+                return data
+        task = server.spawn(upper_once)
+        assert echo_once(client, b"inline") == b"inline"
+        assert echo_once(client, b"blocking", port=8) == b"BLOCKING"
+        assert task.result(5) == b"blocking"
+        assert echo_once(client, b"again") == b"again"
+        ls.close()
+        assert svc.network_dispatches > 0 and svc.stats["handler_errors"] == 0
+        assert server.errors == 0 and internal_errors(client, server) == 0
+    finally:
+        svc.stop()
