@@ -42,7 +42,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ustack.tcp import TcpConfig
 
 NETNS_ENV = "USTACK_DYN_NETNS"
 SERVER_IP = "198.18.0.2"  # the Linux server, in namespace B
@@ -56,7 +61,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 RUN_TIMEOUT_S = 120.0  # one transfer, real or virtual
 
 
-def tcp_config(spec: str | None):
+def tcp_config(spec: str | None) -> TcpConfig | None:
     """TcpConfig from "key=value,..." (bench_rx's parser, shared)."""
     sys.path.insert(0, TOOLS)
     from bench_rx import tcp_config as parse
@@ -99,7 +104,7 @@ class Result:
 
 
 # ------------------------------------------------------------------------------------ workload
-def recv_exact(recv, n: int) -> int:
+def recv_exact(recv: Callable[[int], bytes], n: int) -> int:
     got = 0
     while got < n:
         chunk = recv(min(1 << 20, n - got))
@@ -109,7 +114,7 @@ def recv_exact(recv, n: int) -> int:
     return got
 
 
-def serve_one(conn) -> None:
+def serve_one(conn: Any) -> None:
     """The server side of one transfer (any socket-shaped object)."""
     head = b""
     while len(head) < HEADER.size:
@@ -127,7 +132,7 @@ def payload(size: int) -> bytes:
 
 # ------------------------------------------------------------------------------------ sim side
 def run_sim(case: Case, seed: int, pcap: str | None = None, trace: str | None = None,
-            tcp=None) -> float:
+            tcp: TcpConfig | None = None) -> float:
     """Two ustack hosts in the Simulator: virtual seconds from connect() to the answer."""
     from ustack import Simulator
     from ustack import socket as us
@@ -323,7 +328,7 @@ def run_linux(relay: Relay, case: Case, seed: int, trace: str | None = None) -> 
 class TunHost:
     """ustack on TUN dynu0 in namespace A, routed by A's kernel to the relay."""
 
-    def __init__(self, tcp=None) -> None:
+    def __init__(self, tcp: TcpConfig | None = None) -> None:
         import ustack
 
         self.host = ustack.Host.open(tun="dynu0", addr=f"{HOST_IP}/24", peer=f"{HOST_GW}/24",
@@ -373,7 +378,7 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
     return cases
 
 
-def measure(args: argparse.Namespace, log) -> dict:
+def measure(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
     cases = build_cases(args)
     sides = args.only.split(",")
     results: list[Result] = []
@@ -426,7 +431,7 @@ def measure(args: argparse.Namespace, log) -> dict:
     return report(results, captures)
 
 
-def capture(args: argparse.Namespace, relay: Relay | None, log) -> dict:
+def capture(args: argparse.Namespace, relay: Relay | None, log: Callable[[str], None]) -> dict:
     """One run per `--capture-case` entry (SIZE@RTT, "+loss" for a lossy one) per side, with
     pcaps and cwnd traces; returns {stem: {side: {...}}}."""
     os.makedirs(args.capture, exist_ok=True)
@@ -440,7 +445,8 @@ def capture(args: argparse.Namespace, relay: Relay | None, log) -> dict:
     return out
 
 
-def capture_one(args: argparse.Namespace, relay: Relay | None, case: Case, stem: str, log) -> dict:
+def capture_one(args: argparse.Namespace, relay: Relay | None, case: Case, stem: str,
+                log: Callable[[str], None]) -> dict:
     out = {}
     sim_pcap, sim_trace = (os.path.join(args.capture, f"sim-{stem}.{x}") for x in ("pcap", "jsonl"))
     out["sim"] = {"seconds": run_sim(case, args.seed, pcap=sim_pcap, trace=sim_trace),
@@ -492,10 +498,10 @@ def print_table(rep: dict) -> None:
     for col in ("case", "Linux s", "sim s", "sim/Linux", "ustack-tun s", "tun/Linux"):
         t.add_column(col, justify="left" if col == "case" else "right")
 
-    def fmt(v, nd=3):
+    def fmt(v: float | None, nd: int = 3) -> str:
         return "-" if v is None else f"{v:.{nd}f}"
 
-    def ratio(row, side):
+    def ratio(row: dict, side: str) -> str:
         r = row.get(f"{side}_ratio")
         if r is None:
             return "-"

@@ -33,7 +33,15 @@ import tarfile
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from ustack.core.stack import Stack
+    from ustack.wire.tcp import TcpOptions
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "acf32f7~1"  # main just before "core: one memory budget for the stack"
@@ -45,7 +53,7 @@ PORT = 5001
 
 # --------------------------------------------------------------------------- the peer's frames
 def _tcp_frame(seq: int, ack: int, flags: int, payload: bytes = b"", window: int = 65535,
-               options=None, sport: int = PORT, dport: int = 0) -> bytes:
+               options: TcpOptions | None = None, sport: int = PORT, dport: int = 0) -> bytes:
     from ustack.wire import Ipv4Packet
     from ustack.wire.tcp import NO_OPTIONS, TcpSegment
 
@@ -85,7 +93,8 @@ def _connected(rcvbuf: int, sndbuf: int = 1 << 20, cwnd: int = 10):
     return stack, sock, lport, (syn.seq + 1) & 0xFFFFFFFF
 
 
-def _timed(items, feed, checkpoints, window: int) -> dict[int, float]:
+def _timed(items: Sequence[T], feed: Callable[[T], None], checkpoints: Iterable[int],
+           window: int) -> dict[int, float]:
     """Feed items one by one; the median µs per item over the `window` items ending at each
     checkpoint (a median, so a garbage-collector pause on a loaded machine does not decide)."""
     out: dict[int, float] = {}
@@ -129,7 +138,7 @@ def bench_sack(scale: float) -> dict:
                                  options=TcpOptions(sack=blocks)))
     now = [0.001]
 
-    def feed(f):
+    def feed(f: bytes) -> None:
         stack.receive(f, now[0])
         stack.poll(now[0])
 
@@ -149,7 +158,7 @@ def bench_ooo(scale: float) -> dict:
     frames = [_tcp_frame(PEER_ISS + 1 + MSS * (k + 1), base, ACK, payload, dport=lport)
               for k in range(n)]
 
-    def feed(f):
+    def feed(f: bytes) -> None:
         stack.receive(f, 0.001)
         stack.poll(0.001)
 
@@ -158,7 +167,7 @@ def bench_ooo(scale: float) -> dict:
             "internal_errors": _errors(stack)}
 
 
-def _held(run) -> tuple[int, object]:
+def _held(run: Callable[[], object]) -> tuple[int, object]:
     """Bytes still allocated after run() (tracemalloc), and run()'s result."""
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -255,7 +264,7 @@ def bench_inorder(scale: float) -> dict:
     frames = [_tcp_frame(PEER_ISS + 1 + MSS * k, base, ACK, payload, dport=lport) for k in range(n)]
     got = [0]
 
-    def feed(f):
+    def feed(f: bytes) -> None:
         stack.receive(f, 0.001)
         if len(got) % 16 == 0:
             got[0] += len(sock.recv(1 << 20))
@@ -266,7 +275,7 @@ def bench_inorder(scale: float) -> dict:
             "internal_errors": _errors(stack)}
 
 
-def _errors(stack) -> int:
+def _errors(stack: Stack) -> int:
     c = stack.counters
     return c.get("stack.internal_error") + c.get("tcp.internal_error")
 

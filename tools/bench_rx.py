@@ -42,6 +42,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ustack.drivers import TunDevice
+    from ustack.tcp import TcpConfig
 
 KERNEL_IP = "198.18.0.1"
 RECEIVER_IP = "198.18.0.2"
@@ -82,7 +87,7 @@ def lo_up() -> None:
     _ip("link", "set", "lo", "up")
 
 
-def open_tun(name: str, mtu: int, txqueuelen: int):
+def open_tun(name: str, mtu: int, txqueuelen: int) -> TunDevice:
     from ustack.drivers import TunDevice, kernel_side_up
 
     dev = TunDevice(name, mtu=mtu)
@@ -267,7 +272,7 @@ class BareReceiver:
         return base
 
 
-def run_bare(args, port: int = 5001) -> dict:
+def run_bare(args: argparse.Namespace, port: int = 5001) -> dict:
     dev = open_tun("bnchbare0", args.mtu, args.txqueuelen)
     try:
         rx = BareReceiver(dev.fileno(), args.mtu, port, args.window_mb * MB, args.ack_every, args.batch)
@@ -296,7 +301,7 @@ def ustack_available() -> str | None:
     return None
 
 
-def run_ustack(args, port: int = 5002, offload: str = "auto") -> dict:
+def run_ustack(args: argparse.Namespace, port: int = 5002, offload: str = "auto") -> dict:
     import ustack
     from ustack.wire.ipv4 import ip_int
 
@@ -361,7 +366,7 @@ def run_ustack(args, port: int = 5002, offload: str = "auto") -> dict:
 
 
 def _result(name: str, nbytes: int, first: float | None, fin: float | None, sender: KernelSender,
-            **extra) -> dict:
+            **extra: Any) -> dict:
     secs = (fin - first) if (first is not None and fin is not None and fin > first) else None
     res = {
         "receiver": name,
@@ -457,7 +462,7 @@ def summarize_collapsed(path: str, top: int = 15) -> dict:
 
 # --------------------------------------------------------------------------- main
 
-def tcp_config(spec: str | None):
+def tcp_config(spec: str | None) -> TcpConfig | None:
     """`--tcp ack_stretch_segments=2,quickack_segments=0`: a TcpConfig with those fields (None:
     the defaults)."""
     if not spec:

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_rx as rx  # noqa: E402 - shared namespace plumbing, packet helpers and profiler
@@ -249,7 +250,7 @@ def _parse_wscale(opts: bytes) -> int | None:
     return None
 
 
-def run_bare(args, port: int = 6001) -> dict:
+def run_bare(args: argparse.Namespace, port: int = 6001) -> dict:
     dev = rx.open_tun("bnchtxb0", args.mtu, args.txqueuelen)
     recv = KernelReceiver(port, args.seconds + 10)
     try:
@@ -261,7 +262,7 @@ def run_bare(args, port: int = 6001) -> dict:
     return _result("bare", recv, acked, segments=sender.segments, rewinds=sender.rewinds)
 
 
-def run_ustack(args, port: int = 6002, offload: str = "auto") -> dict:
+def run_ustack(args: argparse.Namespace, port: int = 6002, offload: str = "auto") -> dict:
     import ustack
     from ustack.tcp import State
     from ustack.wire.ipv4 import ip_int
@@ -306,7 +307,7 @@ def run_ustack(args, port: int = 6002, offload: str = "auto") -> dict:
     return _result("ustack", recv, sent, counters=counters, offload=offload)
 
 
-def _result(name: str, recv: KernelReceiver, offered: int, **extra) -> dict:
+def _result(name: str, recv: KernelReceiver, offered: int, **extra: Any) -> dict:
     secs = (recv.eof_at - recv.first_at) if recv.first_at and recv.eof_at else None
     res = {"sender": name, "bytes": recv.bytes, "offered": offered, "seconds": secs,
            "mb_per_s": recv.bytes / MB / secs if secs else None,

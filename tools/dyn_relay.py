@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 
 CLONE_NEWNET = 0x40000000
 TUN_A, TUN_B = "dyna0", "dynb0"
@@ -100,7 +101,7 @@ class Lane:
         self.delay, self.loss = delay, loss
         self.rng = random.Random(f"dyn_relay:{seed}:{self.name}")
 
-    def pull(self, now: float, capture) -> None:
+    def pull(self, now: float, capture: Callable[[float, bytes], None] | None) -> None:
         for _ in range(MAX_BATCH):
             try:
                 pkt = os.read(self.src, 65536)
@@ -115,7 +116,7 @@ class Lane:
                 capture(now, pkt)
             self.queue.append((now + self.delay, pkt))
 
-    def push(self, now: float, capture) -> None:
+    def push(self, now: float, capture: Callable[[float, bytes], None] | None) -> None:
         q = self.queue
         while q and q[0][0] <= now:
             _, pkt = q.popleft()
